@@ -1,0 +1,1 @@
+//! The IMAP client: transport, framing with streamed literals, authentication, commands.

@@ -1,0 +1,11 @@
+//! mailstage: the library shared by `mailstage-extract` and `mailstage-upload`.
+//!
+//! - [`stage`]: the content-addressed blob store, the SQLite index, verify, gc and the
+//!   maildir audit view — everything both binaries read or write on disk.
+//! - [`imap`]: the project's own IMAP client (framing with streamed literals on top of
+//!   imap-proto, transports, authentication, commands).
+//! - [`folders`]: folder names (modified UTF-7) and their mapping.
+
+pub mod folders;
+pub mod imap;
+pub mod stage;

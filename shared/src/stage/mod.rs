@@ -1,0 +1,1 @@
+//! The stage: blob store, index, verify, gc and maildir view.
