@@ -1,1 +1,118 @@
-//! The stage: blob store, index, verify, gc and maildir view.
+//! The stage: everything the two binaries share on disk.
+//!
+//! ```text
+//! STAGE/lock            advisory lock: one writing process, or any number of readers
+//! STAGE/index.sqlite    the index (WAL)
+//! STAGE/blobs/ab/cd/<sha256>   raw messages, read-only, stored once
+//! STAGE/tmp/            blobs being written; leftovers are garbage
+//! ```
+//! Invariants (DESIGN.md §3): no index row names a blob that is not durable; a crash at any
+//! instant leaves a stage that a re-run completes with nothing lost and nothing duplicated;
+//! nothing from a server chooses a path.
+
+mod blobs;
+mod error;
+mod gc;
+mod hash;
+pub mod index;
+mod lock;
+pub mod maildir;
+mod safe_name;
+mod schema;
+pub mod verify;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use blobs::{BlobStore, BlobWriter, PendingBlob, StoredBlob};
+pub use error::{Result, StageError};
+pub use gc::GcReport;
+pub use hash::BlobHash;
+pub use index::Index;
+pub use lock::Access;
+pub use safe_name::{safe_component, safe_file_name};
+pub use schema::SCHEMA_VERSION;
+
+use error::IoContext;
+use lock::StageLock;
+
+/// An open stage: its lock, blob store and index.
+#[derive(Debug)]
+pub struct Stage {
+    root: PathBuf,
+    access: Access,
+    blobs: BlobStore,
+    index: Index,
+    _lock: StageLock,
+}
+
+impl Stage {
+    /// Opens the stage at `root`.
+    ///
+    /// For [`Access::Write`] the directory is created when missing, the lock is exclusive, and
+    /// leftovers of an interrupted run in `tmp/` are removed. For [`Access::Read`] the stage
+    /// must exist and other readers may share it.
+    pub fn open(root: &Path, access: Access) -> Result<Self> {
+        match access {
+            Access::Write => fs::create_dir_all(root).at("create stage directory", root)?,
+            Access::Read if !root.join("index.sqlite").is_file() => {
+                return Err(StageError::Refused(format!(
+                    "no stage at {} (no index.sqlite there); give --stage or set MAILSTAGE_DIR",
+                    root.display()
+                )));
+            }
+            Access::Read => {}
+        }
+        let lock = StageLock::acquire(root, access)?;
+        let blobs = BlobStore::open(root)?;
+        let index = Index::open(&root.join("index.sqlite"))?;
+        let stage = Self {
+            root: root.to_path_buf(),
+            access,
+            blobs,
+            index,
+            _lock: lock,
+        };
+        if access == Access::Write {
+            let removed = gc::clear_tmp(&stage.blobs)?;
+            if removed.files > 0 {
+                tracing::info!(
+                    files = removed.files,
+                    bytes = removed.bytes,
+                    "removed leftovers of an interrupted run from tmp/"
+                );
+            }
+        }
+        Ok(stage)
+    }
+
+    /// The stage directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// The index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The index, for writing.
+    pub fn index_mut(&mut self) -> &mut Index {
+        &mut self.index
+    }
+
+    /// Removes `tmp/` leftovers and blobs no row names. Needs [`Access::Write`].
+    pub fn gc(&self) -> Result<GcReport> {
+        if self.access != Access::Write {
+            return Err(StageError::Refused(
+                "gc needs the stage opened for writing".into(),
+            ));
+        }
+        gc::collect(&self.blobs, &self.index)
+    }
+}

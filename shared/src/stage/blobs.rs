@@ -1,0 +1,282 @@
+//! The content-addressed blob store: `blobs/ab/cd/<sha256>` holds a message's raw bytes.
+//!
+//! Writing is two-step so that many blobs share one durability point (group commit):
+//! [`BlobStore::writer`] streams chunks into `tmp/` while hashing them, [`BlobWriter::finish`]
+//! closes the file, and [`BlobStore::persist`] fsyncs a group of finished files, renames each
+//! into place (or drops it when identical bytes are already stored) and fsyncs the directories.
+//! Only after `persist` returns may an index row name the blob (invariant 1).
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use super::error::{IoContext, Result};
+use super::hash::BlobHash;
+
+/// Buffer between the socket-sized chunks a caller hands in and the write(2) calls.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// The blob directory and the temporary directory of one stage.
+#[derive(Debug)]
+pub struct BlobStore {
+    blobs: PathBuf,
+    tmp: PathBuf,
+    next_tmp: AtomicU64,
+}
+
+impl BlobStore {
+    /// Opens (creating when missing) `root/blobs` and `root/tmp`.
+    pub fn open(root: &Path) -> Result<Self> {
+        let blobs = root.join("blobs");
+        let tmp = root.join("tmp");
+        for dir in [&blobs, &tmp] {
+            fs::create_dir_all(dir).at("create directory", dir)?;
+        }
+        Ok(Self {
+            blobs,
+            tmp,
+            next_tmp: AtomicU64::new(0),
+        })
+    }
+
+    /// The `blobs/` directory.
+    pub fn blobs_dir(&self) -> &Path {
+        &self.blobs
+    }
+
+    /// The `tmp/` directory, where blobs are written before they are persisted.
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Where a blob lives (whether or not it exists).
+    pub fn path_of(&self, hash: &BlobHash) -> PathBuf {
+        self.blobs.join(hash.relative_path())
+    }
+
+    /// Whether a blob with this hash is stored.
+    pub fn contains(&self, hash: &BlobHash) -> bool {
+        self.path_of(hash).is_file()
+    }
+
+    /// Opens a stored blob for reading.
+    pub fn open_blob(&self, hash: &BlobHash) -> Result<File> {
+        let path = self.path_of(hash);
+        File::open(&path).at("open blob", path)
+    }
+
+    /// Starts a new blob: a fresh file in `tmp/` that chunks are streamed into.
+    pub fn writer(&self) -> Result<BlobWriter> {
+        let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
+        let path = self.tmp.join(format!("{}-{n}.part", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .at("create", &path)?;
+        Ok(BlobWriter {
+            out: BufWriter::with_capacity(WRITE_BUFFER, file),
+            path,
+            hasher: Sha256::new(),
+            len: 0,
+            done: false,
+        })
+    }
+
+    /// Stores one whole byte slice durably (a convenience over writer + persist).
+    pub fn put(&self, bytes: &[u8]) -> Result<StoredBlob> {
+        let mut writer = self.writer()?;
+        writer.write_chunk(bytes)?;
+        let stored = self.persist(vec![writer.finish()?])?;
+        Ok(stored
+            .into_iter()
+            .next()
+            .expect("persist returns one entry per input"))
+    }
+
+    /// Makes a group of finished blobs durable and visible under their hash.
+    ///
+    /// Each file's data is fsynced, then renamed into place unless identical bytes are already
+    /// stored (then the temporary copy is dropped), and every directory touched is fsynced once.
+    /// When this returns `Ok`, every returned blob survives a crash.
+    pub fn persist(&self, group: Vec<PendingBlob>) -> Result<Vec<StoredBlob>> {
+        for blob in &group {
+            blob.file.sync_data().at("fsync", &blob.path)?;
+        }
+        let mut dirs = BTreeSet::new();
+        let mut stored = Vec::with_capacity(group.len());
+        for mut blob in group {
+            let target = self.path_of(&blob.hash);
+            let parent = target
+                .parent()
+                .expect("blob paths have a parent")
+                .to_path_buf();
+            self.create_fan_out_dirs(&parent, &mut dirs)?;
+            let deduplicated = target.exists();
+            if deduplicated {
+                fs::remove_file(&blob.path).at("remove duplicate", &blob.path)?;
+            } else {
+                fs::rename(&blob.path, &target).at("rename into place", &target)?;
+            }
+            blob.persisted = true;
+            dirs.insert(parent);
+            stored.push(StoredBlob {
+                hash: blob.hash,
+                len: blob.len,
+                deduplicated,
+            });
+        }
+        for dir in &dirs {
+            fsync_dir(dir)?;
+        }
+        Ok(stored)
+    }
+
+    /// Creates `blobs/ab/cd` when missing; new directories' parents go into `dirs` for fsync.
+    fn create_fan_out_dirs(&self, leaf: &Path, dirs: &mut BTreeSet<PathBuf>) -> Result<()> {
+        if leaf.is_dir() {
+            return Ok(());
+        }
+        let mid = leaf.parent().expect("fan-out dirs have parents");
+        if !mid.is_dir() {
+            fs::create_dir_all(mid).at("create directory", mid)?;
+            dirs.insert(self.blobs.clone());
+        }
+        match fs::create_dir(leaf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).at("create directory", leaf),
+        }
+        dirs.insert(mid.to_path_buf());
+        Ok(())
+    }
+}
+
+/// Fsyncs a directory so that the names created in it are durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .at("fsync directory", dir)
+}
+
+/// A blob being written: chunks in, SHA-256 computed in the same pass.
+///
+/// Dropping it before [`BlobWriter::finish`] removes the temporary file.
+#[derive(Debug)]
+pub struct BlobWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+    hasher: Sha256,
+    len: u64,
+    done: bool,
+}
+
+impl BlobWriter {
+    /// Appends one chunk (any size; the writer never needs the whole message at once).
+    pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
+        self.out.write_all(chunk).at("write", &self.path)?;
+        self.hasher.update(chunk);
+        self.len += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Closes the temporary file (flushed, read-only) and names it by its hash.
+    /// The blob is not durable until it goes through [`BlobStore::persist`].
+    pub fn finish(mut self) -> Result<PendingBlob> {
+        self.out.flush().at("write", &self.path)?;
+        let file = self.out.get_ref().try_clone().at("reopen", &self.path)?;
+        file.set_permissions(fs::Permissions::from_mode(0o444))
+            .at("make read-only", &self.path)?;
+        let hash = BlobHash::from_digest(std::mem::take(&mut self.hasher).finalize().into());
+        self.done = true;
+        Ok(PendingBlob {
+            file,
+            path: std::mem::take(&mut self.path),
+            hash,
+            len: self.len,
+            persisted: false,
+        })
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_chunk(buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A finished blob in `tmp/`, waiting for [`BlobStore::persist`].
+///
+/// Dropping it without persisting removes the temporary file.
+#[derive(Debug)]
+pub struct PendingBlob {
+    file: File,
+    path: PathBuf,
+    hash: BlobHash,
+    len: u64,
+    persisted: bool,
+}
+
+impl PendingBlob {
+    /// The SHA-256 of the bytes written.
+    pub fn hash(&self) -> BlobHash {
+        self.hash
+    }
+
+    /// The number of bytes written.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the blob is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for PendingBlob {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A blob that is durable under its hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// Its name.
+    pub hash: BlobHash,
+    /// Its length in bytes.
+    pub len: u64,
+    /// True when identical bytes were stored already and this copy was dropped.
+    pub deduplicated: bool,
+}

@@ -1,0 +1,115 @@
+//! Garbage collection: `tmp/` leftovers and blobs that no index row names.
+//!
+//! Only safe while no other process writes, which the stage's exclusive lock guarantees.
+
+use std::fs;
+use std::path::PathBuf;
+
+use super::blobs::{BlobStore, fsync_dir};
+use super::error::{IoContext, Result};
+use super::hash::BlobHash;
+use super::index::Index;
+
+/// What a gc run removed, and what it found but left alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GcReport {
+    /// Files removed from `tmp/`.
+    pub tmp_files: u64,
+    /// Bytes those held.
+    pub tmp_bytes: u64,
+    /// Unreferenced blobs removed.
+    pub orphan_blobs: u64,
+    /// Bytes those held.
+    pub orphan_bytes: u64,
+    /// Files under `blobs/` whose names are not blob names: reported, never touched.
+    pub foreign_files: Vec<PathBuf>,
+}
+
+/// Files and bytes removed from `tmp/`.
+pub(crate) struct Cleared {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Empties `tmp/`.
+pub(crate) fn clear_tmp(store: &BlobStore) -> Result<Cleared> {
+    let dir = store.tmp_dir();
+    let mut cleared = Cleared { files: 0, bytes: 0 };
+    for entry in fs::read_dir(dir).at("read directory", dir)? {
+        let entry = entry.at("read directory", dir)?;
+        let path = entry.path();
+        let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        fs::remove_file(&path).at("remove", &path)?;
+        cleared.files += 1;
+        cleared.bytes += len;
+    }
+    Ok(cleared)
+}
+
+/// One file found under `blobs/ab/cd/`.
+pub(crate) struct BlobFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its name parsed as a hash, or `None` for a file that is not a blob.
+    pub hash: Option<BlobHash>,
+    /// Its length.
+    pub len: u64,
+}
+
+/// Lists every file in the two-level fan-out under `blobs/`.
+pub(crate) fn list_blob_files(store: &BlobStore) -> Result<Vec<BlobFile>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(store.blobs_dir().to_path_buf(), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        for entry in fs::read_dir(&dir).at("read directory", &dir)? {
+            let entry = entry.at("read directory", &dir)?;
+            let path = entry.path();
+            let meta = entry.metadata().at("stat", &path)?;
+            if meta.is_dir() && depth < 2 {
+                stack.push((path, depth + 1));
+                continue;
+            }
+            let hash = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| BlobHash::parse(n).ok())
+                .filter(|h| depth == 2 && store.path_of(h) == path);
+            out.push(BlobFile {
+                path,
+                hash,
+                len: meta.len(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Removes `tmp/` leftovers and unreferenced blobs.
+pub(crate) fn collect(store: &BlobStore, index: &Index) -> Result<GcReport> {
+    let cleared = clear_tmp(store)?;
+    let mut report = GcReport {
+        tmp_files: cleared.files,
+        tmp_bytes: cleared.bytes,
+        ..GcReport::default()
+    };
+    let live = index.referenced_blobs()?;
+    let mut touched = std::collections::BTreeSet::new();
+    for file in list_blob_files(store)? {
+        match file.hash {
+            Some(hash) if live.contains(&hash) => {}
+            Some(_) => {
+                fs::remove_file(&file.path).at("remove orphan blob", &file.path)?;
+                report.orphan_blobs += 1;
+                report.orphan_bytes += file.len;
+                if let Some(parent) = file.path.parent() {
+                    touched.insert(parent.to_path_buf());
+                }
+            }
+            None => report.foreign_files.push(file.path),
+        }
+    }
+    for dir in &touched {
+        fsync_dir(dir)?;
+    }
+    Ok(report)
+}

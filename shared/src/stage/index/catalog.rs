@@ -1,0 +1,144 @@
+//! Endpoints, batches, mailboxes and folders: the rows every message hangs from.
+
+use rusqlite::OptionalExtension;
+
+use super::{Index, to_sql_int};
+use crate::batch::EndpointSettings;
+use crate::stage::error::{Result, StageError};
+
+/// A batch to create.
+#[derive(Clone, Debug)]
+pub struct NewBatch {
+    /// The batch's name, unique in the stage.
+    pub name: String,
+    /// The name of the endpoint it reads from.
+    pub endpoint: String,
+    /// Messages larger than this many bytes are recorded and left behind.
+    pub max_message_size: u64,
+    /// At most this many items per mailbox (the newest are kept).
+    pub max_items: u64,
+}
+
+/// A mailbox (one CSV row, without its password) to add to a batch.
+#[derive(Clone, Debug)]
+pub struct NewMailbox {
+    /// The Microsoft 365 address (`EmailAddress`).
+    pub email: String,
+    /// The login on the IMAP server (`UserName`).
+    pub login_name: String,
+    /// Where the user's tree starts for Courier-style admin logins (`UserRoot`).
+    pub user_root: Option<String>,
+}
+
+/// A folder as the server lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderInfo {
+    /// The name exactly as sent on the wire (modified UTF-7), used to select it again.
+    pub wire_name: Vec<u8>,
+    /// The decoded name, with the server's hierarchy delimiter.
+    pub name: String,
+    /// The hierarchy delimiter, if the server has one.
+    pub delimiter: Option<char>,
+    /// The SPECIAL-USE attribute (`\Sent`, `\Trash`, …), if any.
+    pub special_use: Option<String>,
+}
+
+impl Index {
+    /// Stores a new endpoint; refuses a name already in use.
+    pub fn add_endpoint(&self, e: &EndpointSettings) -> Result<i64> {
+        let exists = self.sql(
+            self.conn
+                .query_row("SELECT 1 FROM endpoints WHERE name = ?1", [&e.name], |_| {
+                    Ok(())
+                })
+                .optional(),
+        )?;
+        if exists.is_some() {
+            return Err(StageError::Refused(format!(
+                "an endpoint named {:?} already exists",
+                e.name
+            )));
+        }
+        self.sql(self.conn.execute(
+            "INSERT INTO endpoints (name, server, port, security, max_concurrent_migrations,
+                 max_concurrent_incremental_syncs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            (
+                &e.name,
+                &e.server,
+                e.port,
+                e.security.as_str(),
+                e.max_concurrent_migrations,
+                e.max_concurrent_incremental_syncs,
+            ),
+        ))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Stores a new batch on an existing endpoint.
+    pub fn add_batch(&self, b: &NewBatch) -> Result<i64> {
+        let endpoint = self.id_of(
+            "endpoint",
+            "SELECT id FROM endpoints WHERE name = ?1",
+            &b.endpoint,
+        )?;
+        self.sql(self.conn.execute(
+            "INSERT INTO batches (name, endpoint_id, max_message_size, max_items)
+             VALUES (?1, ?2, ?3, ?4)",
+            (
+                &b.name,
+                endpoint,
+                to_sql_int(b.max_message_size),
+                to_sql_int(b.max_items),
+            ),
+        ))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The id of a batch by name.
+    pub fn batch_id(&self, name: &str) -> Result<i64> {
+        self.id_of("batch", "SELECT id FROM batches WHERE name = ?1", name)
+    }
+
+    /// Adds a mailbox to a batch, or returns the existing one with the same address.
+    pub fn add_mailbox(&self, batch_id: i64, m: &NewMailbox) -> Result<i64> {
+        self.sql(self.conn.query_row(
+            "INSERT INTO mailboxes (batch_id, email, login_name, user_root) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (batch_id, email) DO UPDATE
+                 SET login_name = excluded.login_name, user_root = excluded.user_root
+             RETURNING id",
+            (batch_id, &m.email, &m.login_name, &m.user_root),
+            |r| r.get(0),
+        ))
+    }
+
+    /// Records a folder (new or seen again) with its UIDVALIDITY and returns its id.
+    pub fn upsert_folder(&self, mailbox_id: i64, f: &FolderInfo, uidvalidity: u32) -> Result<i64> {
+        self.sql(self.conn.query_row(
+            "INSERT INTO folders (mailbox_id, wire_name, name, delimiter, special_use, uidvalidity)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (mailbox_id, wire_name) DO UPDATE
+                 SET name = excluded.name, delimiter = excluded.delimiter,
+                     special_use = excluded.special_use, uidvalidity = excluded.uidvalidity,
+                     state = 'active'
+             RETURNING id",
+            (
+                mailbox_id,
+                &f.wire_name,
+                &f.name,
+                f.delimiter.map(String::from),
+                &f.special_use,
+                uidvalidity,
+            ),
+            |r| r.get(0),
+        ))
+    }
+
+    /// The highest UID recorded for a folder (0 when none).
+    pub fn highest_uid(&self, folder_id: i64) -> Result<u32> {
+        self.sql(self.conn.query_row(
+            "SELECT highest_uid FROM folders WHERE id = ?1",
+            [folder_id],
+            |r| r.get(0),
+        ))
+    }
+}

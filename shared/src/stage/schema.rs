@@ -1,0 +1,122 @@
+//! The index's schema, as an ordered list of forward migrations.
+//!
+//! `PRAGMA user_version` holds how many migrations a file has had; opening an index applies the
+//! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
+
+/// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Version 1: the whole model. Passwords are never a column: CSVs are read at run time.
+const V1: &str = r#"
+CREATE TABLE endpoints (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    server TEXT NOT NULL,
+    port INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    security TEXT NOT NULL CHECK (security IN ('none', 'ssl', 'tls')),
+    max_concurrent_migrations INTEGER NOT NULL DEFAULT 20 CHECK (max_concurrent_migrations > 0),
+    max_concurrent_incremental_syncs INTEGER NOT NULL DEFAULT 10
+        CHECK (max_concurrent_incremental_syncs > 0),
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    endpoint_id INTEGER NOT NULL REFERENCES endpoints(id),
+    state TEXT NOT NULL DEFAULT 'Created',
+    max_message_size INTEGER NOT NULL DEFAULT 36700160,
+    max_items INTEGER NOT NULL DEFAULT 500000,
+    include_folders TEXT NOT NULL DEFAULT '[]',
+    exclude_folders TEXT NOT NULL DEFAULT '[]',
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    last_sync_at TEXT
+);
+
+CREATE TABLE mailboxes (
+    id INTEGER PRIMARY KEY,
+    batch_id INTEGER NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+    email TEXT NOT NULL,
+    login_name TEXT NOT NULL,
+    user_root TEXT,
+    state TEXT NOT NULL DEFAULT 'Queued',
+    last_error TEXT,
+    last_sync_at TEXT,
+    UNIQUE (batch_id, email)
+);
+
+CREATE TABLE folders (
+    id INTEGER PRIMARY KEY,
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    wire_name BLOB NOT NULL,
+    name TEXT NOT NULL,
+    delimiter TEXT,
+    special_use TEXT,
+    uidvalidity INTEGER,
+    highest_uid INTEGER NOT NULL DEFAULT 0,
+    highest_modseq INTEGER,
+    state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'gone', 'excluded')),
+    UNIQUE (mailbox_id, wire_name)
+);
+
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    uidvalidity INTEGER NOT NULL,
+    uid INTEGER NOT NULL CHECK (uid > 0),
+    state TEXT NOT NULL CHECK (state IN
+        ('staged', 'skipped_size', 'skipped_item_cap', 'failed', 'retired')),
+    reason TEXT,
+    blob TEXT CHECK (blob IS NULL OR length(blob) = 64),
+    size INTEGER NOT NULL CHECK (size >= 0),
+    internaldate TEXT,
+    internaldate_unix INTEGER,
+    flags TEXT NOT NULL DEFAULT '',
+    message_id TEXT,
+    staged_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    CHECK (state <> 'staged' OR blob IS NOT NULL),
+    UNIQUE (folder_id, uidvalidity, uid)
+);
+CREATE INDEX messages_blob ON messages(blob);
+CREATE INDEX messages_date ON messages(internaldate_unix);
+
+CREATE TABLE uploads (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'in_flight', 'done', 'failed')),
+    target_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    UNIQUE (message_id, target)
+);
+
+-- pending -> in_flight -> done | failed; in_flight -> pending (found absent after a crash);
+-- failed -> pending (retry). Anything else is a bug and is refused by the database itself.
+CREATE TRIGGER uploads_state_machine BEFORE UPDATE OF state ON uploads
+WHEN NEW.state <> OLD.state AND NOT (
+       (OLD.state = 'pending'   AND NEW.state = 'in_flight')
+    OR (OLD.state = 'in_flight' AND NEW.state IN ('done', 'failed', 'pending'))
+    OR (OLD.state = 'failed'    AND NEW.state = 'pending'))
+BEGIN
+    SELECT RAISE(ABORT, 'invalid upload state transition');
+END;
+
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    batch TEXT,
+    mailbox TEXT,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+"#;
