@@ -1,1 +1,124 @@
-fn main() {}
+//! `mailstage-extract`: pulls mailboxes from an IMAP server into the stage.
+//!
+//! Today it offers the stage's maintenance commands (verify, gc, maildir); extraction
+//! (test-server, endpoint, batch) arrives with the IMAP layer.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mailstage::stage::{Access, Stage, maildir};
+
+/// Extract mailboxes from an IMAP server into a local, verifiable stage.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// The stage directory.
+    #[arg(long, global = true, env = "MAILSTAGE_DIR", default_value = "stage")]
+    stage: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Re-hash every blob and check every message row against its blob.
+    ///
+    /// Exit status: 0 clean, 1 messages damaged or missing, 2 only garbage found (run gc).
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove leftovers of interrupted runs and blobs no message row names.
+    Gc {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a maildir view of the stage (hard links) that mutt or notmuch can open.
+    Maildir {
+        /// Where to build it (a new or empty directory, or a view built before).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only this batch.
+        #[arg(long)]
+        batch: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("mailstage-extract: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::Verify { json } => {
+            let code = mailstage::commands::verify_command(&cli.stage, json, &mut stdout)?;
+            Ok(code as u8)
+        }
+        Command::Gc { json } => {
+            let stage = Stage::open(&cli.stage, Access::Write)?;
+            let report = stage.gc()?;
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                writeln!(
+                    stdout,
+                    "removed {} leftover file(s) from tmp/ ({} bytes) and {} unreferenced blob(s) ({} bytes)",
+                    report.tmp_files, report.tmp_bytes, report.orphan_blobs, report.orphan_bytes
+                )?;
+                for f in &report.foreign_files {
+                    writeln!(stdout, "left alone: {} is not a blob name", f.display())?;
+                }
+            }
+            Ok(0)
+        }
+        Command::Maildir { out, batch, json } => {
+            let stage = Stage::open(&cli.stage, Access::Read)?;
+            let report = maildir::build_maildir(&stage, &out, batch.as_deref())
+                .with_context(|| format!("building the maildir view at {}", out.display()))?;
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                writeln!(
+                    stdout,
+                    "{} messages in {} folders of {} mailboxes at {} ({} hard links, {} copies)\n\
+                     open one read-only, e.g.: mutt -R -f {}/<EmailAddress>/INBOX",
+                    report.messages,
+                    report.folders,
+                    report.mailboxes,
+                    out.display(),
+                    report.linked,
+                    report.copied,
+                    out.display()
+                )?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Log lines to standard error; `MAILSTAGE_LOG` (e.g. `debug`) sets the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILSTAGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -4,10 +4,12 @@
 //!   maildir audit view — everything both binaries read or write on disk.
 //! - [`imap`]: the project's own IMAP client (framing with streamed literals on top of
 //!   imap-proto, transports, authentication, commands).
+//! - [`commands`]: command bodies both binaries share (`verify`).
 //! - [`batch`]: endpoints and batches of mailboxes.
 //! - [`folders`]: folder names (modified UTF-7) and their mapping.
 
 pub mod batch;
+pub mod commands;
 pub mod folders;
 pub mod imap;
 pub mod stage;
