@@ -9,8 +9,13 @@ pub const UIDVALIDITY: u32 = 1;
 /// The bytes of the message with this UID: 1–40 KB, every fifth a duplicate of the one before
 /// it (so the dedup path runs under the crash test too).
 pub fn message_bytes(uid: u32) -> Vec<u8> {
+    message_bytes_sized(uid, None)
+}
+
+/// Like [`message_bytes`], with every message about `size` bytes when given (benchmarks).
+pub fn message_bytes_sized(uid: u32, size: Option<usize>) -> Vec<u8> {
     let source = if uid.is_multiple_of(5) { uid - 1 } else { uid };
-    let size = 1_000 + (source as usize * 7_919) % 40_000;
+    let size = size.unwrap_or(1_000 + (source as usize * 7_919) % 40_000);
     let mut out = format!(
         "From: workload@example.com\r\nMessage-ID: <{source}@workload>\r\nSubject: {source}\r\n\r\n"
     )

@@ -1,5 +1,5 @@
 //! A small, deterministic, restartable write workload on a stage, for the crash test:
-//! `stage-workload STAGE_DIR MESSAGES` stages UIDs 1..=MESSAGES of one folder in groups,
+//! `stage-workload STAGE_DIR MESSAGES [SIZE]` stages UIDs 1..=MESSAGES of one folder in groups,
 //! exactly as the extractor does (stream blobs, persist the group, commit its rows), skipping
 //! UIDs already recorded. Killed at any instant and run again, it must end with every UID
 //! staged once with the right bytes.
@@ -10,15 +10,16 @@ use std::process::ExitCode;
 use mailstage::batch::{EndpointSettings, Security};
 use mailstage::stage::index::{FolderInfo, MessageState, NewBatch, NewMailbox, NewMessage};
 use mailstage::stage::{Access, Stage, StageError};
-use mailstage_tests::workload::{GROUP, UIDVALIDITY, message_bytes};
+use mailstage_tests::workload::{GROUP, UIDVALIDITY, message_bytes_sized};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(dir), Some(Ok(count))) = (args.get(1), args.get(2).map(|n| n.parse::<u32>())) else {
-        eprintln!("usage: stage-workload STAGE_DIR MESSAGES");
+        eprintln!("usage: stage-workload STAGE_DIR MESSAGES [SIZE]");
         return ExitCode::from(2);
     };
-    match run(&PathBuf::from(dir), count) {
+    let size = args.get(3).and_then(|s| s.parse::<usize>().ok());
+    match run(&PathBuf::from(dir), count, size) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("stage-workload: {e}");
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(dir: &std::path::Path, count: u32) -> Result<(), StageError> {
+fn run(dir: &std::path::Path, count: u32, size: Option<usize>) -> Result<(), StageError> {
     let mut stage = Stage::open(dir, Access::Write)?;
     let folder = ensure_folder(&stage)?;
     let known = stage.index().known_uids(folder, UIDVALIDITY)?;
@@ -37,7 +38,7 @@ fn run(dir: &std::path::Path, count: u32) -> Result<(), StageError> {
     for group in todo.chunks(GROUP) {
         let mut pending = Vec::with_capacity(group.len());
         for &uid in group {
-            let bytes = message_bytes(uid);
+            let bytes = message_bytes_sized(uid, size);
             let mut writer = stage.blobs().writer()?;
             for chunk in bytes.chunks(4096) {
                 writer.write_chunk(chunk)?;
