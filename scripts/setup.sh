@@ -1,17 +1,61 @@
 #!/usr/bin/env bash
-# Installs what the tests and benchmarks need on a Debian machine, only when it is missing:
-# Dovecot (the tests' real IMAP server), isync (mbsync, the benchmark's yardstick), openssl.
+# Installs what the test suite needs on a fresh Debian machine, only when missing:
+#   dovecot-imapd (/usr/sbin/dovecot, started privately per test), isync (mbsync, benchmarks),
+#   openssl (test certificates).
+# The tests run their own Dovecot instances on free loopback ports, so the system Dovecot service
+# that the package would start on ports 143/993 is kept from starting and stopped if it runs.
+# Idempotent and silent when there is nothing to do. Needs root (or sudo) only to install.
 set -euo pipefail
 
+export DEBIAN_FRONTEND=noninteractive
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+    SUDO=(sudo)
+fi
+
+# package:file-it-provides
+wanted=(dovecot-imapd:/usr/sbin/dovecot isync:/usr/bin/mbsync openssl:/usr/bin/openssl)
 missing=()
-[ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
-command -v mbsync >/dev/null 2>&1 || missing+=(isync)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-if [ ${#missing[@]} -gt 0 ]; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+for entry in "${wanted[@]}"; do
+    pkg=${entry%%:*}
+    file=${entry#*:}
+    if [[ ! -x $file ]] && ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
+        missing+=("$pkg")
+    fi
+done
+
+if ((${#missing[@]} > 0)); then
     echo "setup: installing ${missing[*]}"
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    # policy-rc.d keeps the package from starting a system Dovecot on ports 143/993.
-    $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Keep maintainer scripts from starting services during the install (Debian policy-rc.d).
+    policy=/usr/sbin/policy-rc.d
+    made_policy=no
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+        "${SUDO[@]}" chmod 755 "$policy"
+        made_policy=yes
+    fi
+    cleanup() { if [[ $made_policy == yes ]]; then "${SUDO[@]}" rm -f "$policy"; fi; }
+    trap cleanup EXIT
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    cleanup
+    trap - EXIT
+fi
+
+# The system service must not hold 143/993; the tests start private instances.
+if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    if systemctl is-active --quiet dovecot 2>/dev/null; then
+        echo "setup: stopping the system dovecot service"
+        "${SUDO[@]}" systemctl stop dovecot
+    fi
+    if systemctl is-enabled --quiet dovecot 2>/dev/null; then
+        "${SUDO[@]}" systemctl disable --quiet dovecot
+    fi
+fi
+# Without systemd (containers): the default instance keeps its pid in /run/dovecot/master.pid.
+pidfile=/run/dovecot/master.pid
+if [[ -r $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "setup: stopping the system dovecot (pid $(cat "$pidfile"))"
+    "${SUDO[@]}" doveadm stop 2>/dev/null || "${SUDO[@]}" kill "$(cat "$pidfile")"
 fi

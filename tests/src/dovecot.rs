@@ -1,0 +1,541 @@
+//! A private Dovecot 2.3 instance per test.
+//!
+//! Everything lives in one [`tempfile::TempDir`]:
+//!
+//! ```text
+//! DIR/dovecot.conf      the whole config (no /etc/dovecot include)
+//! DIR/users             passwd-file: user:{PLAIN}pass:uid:gid::DIR/mail/user
+//! DIR/masters           passwd-file of master users (only with a master user)
+//! DIR/run, DIR/state    base_dir and state_dir
+//! DIR/dovecot.log       log_path; DIR/stderr.log is the master's stderr
+//! DIR/tls/cert.pem      self-signed certificate (CN=localhost, SAN IP:127.0.0.1, DNS:localhost)
+//! DIR/mail/USER/Maildir the user's maildir, `LAYOUT=fs` with UTF-8 directory names
+//! ```
+//!
+//! Storage is `maildir:DIR/mail/%u/Maildir:LAYOUT=fs:UTF-8` with the hierarchy separator `/`.
+//! `LAYOUT=fs` was chosen over the default Maildir++ because Maildir++ uses `.` both as the
+//! on-disk separator and as the hierarchy separator, so a folder called `a.b` cannot exist
+//! there, while with `LAYOUT=fs` folder `A/B` is simply the directory `Maildir/A/B` and `a.b`
+//! is an ordinary name. A directory that has children but no `cur/new/tmp` of its own is listed
+//! by Dovecot 2.3.19 as `(\Noselect \HasChildren)`: a genuine \Noselect parent (IMAP `CREATE
+//! a/b/c` produces exactly that for `a` and `a/b`). INBOX is the Maildir root itself, so
+//! top-level folders named `cur`, `new` or `tmp` are not possible. `UTF-8` makes the directory
+//! names plain UTF-8 (Dovecot still speaks modified UTF-7 on the wire).
+//!
+//! When running as root (as CI does) the login processes run as `dovenull`, the internal ones
+//! as `dovecot`, and every mailbox belongs to the uid/gid of `dovecot`; otherwise everything
+//! runs as the current user and group (`default_internal_group` too, or the master cannot chown
+//! its sockets). Login chroots are switched off in both cases.
+//!
+//! Failed logins: `auth_failure_delay = 0` and the anvil auth-penalty socket is disabled, so
+//! failures do not slow later tests down; Dovecot 2.3.19 still answers each failed
+//! authentication on a fixed 500 ms tick. A right master password for a user that does not
+//! exist answers `NO [AUTHORIZATIONFAILED]` (immediately), a wrong password
+//! `NO [AUTHENTICATIONFAILED]`.
+//!
+//! Messages are saved with `mail_save_crlf = yes`, so an APPENDed message's file holds exactly
+//! the bytes that were appended (see [`crate::maildir`] for what Dovecot serves).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::probe::Probe;
+
+/// The Dovecot master binary.
+pub const DOVECOT_BIN: &str = "/usr/sbin/dovecot";
+/// How long [`DovecotBuilder::start`] waits for the greeting.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts at starting when the picked port turns out to be taken.
+const START_ATTEMPTS: usize = 5;
+/// Special-use folders declared in `namespace inbox`, as (name, attribute).
+pub const SPECIAL_USE: &[(&str, &str)] = &[
+    ("Drafts", "\\Drafts"),
+    ("Sent", "\\Sent"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+];
+
+/// Who owns the mail and which accounts the Dovecot services run as.
+#[derive(Clone, Debug)]
+pub struct Owner {
+    /// uid written into the userdb and owning the maildirs.
+    pub uid: u32,
+    /// gid written into the userdb and owning the maildirs.
+    pub gid: u32,
+    /// `default_login_user`.
+    pub login_user: String,
+    /// `default_internal_user`.
+    pub internal_user: String,
+    /// `default_internal_group` (group of the service sockets).
+    pub internal_group: String,
+}
+
+impl Owner {
+    /// `dovecot`/`dovenull` when root, the current user and group otherwise.
+    pub fn detect() -> Result<Self> {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        if uid == 0 {
+            let dovecot = getent("passwd", "dovecot")?;
+            getent("passwd", "dovenull")?;
+            return Ok(Self {
+                uid: dovecot[2].parse()?,
+                gid: dovecot[3].parse()?,
+                login_user: "dovenull".into(),
+                internal_user: "dovecot".into(),
+                internal_group: getent("group", &dovecot[3])?[0].clone(),
+            });
+        }
+        let user = getent("passwd", &uid.to_string())?[0].clone();
+        Ok(Self {
+            uid,
+            gid,
+            login_user: user.clone(),
+            internal_user: user,
+            internal_group: getent("group", &gid.to_string())?[0].clone(),
+        })
+    }
+
+    /// Gives `path` to this owner (a no-op unless we are root).
+    pub fn chown(&self, path: &Path) -> Result<()> {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
+                .with_context(|| format!("chown {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The fields of `getent DB KEY` (at least 3 of them).
+fn getent(db: &str, key: &str) -> Result<Vec<String>> {
+    let out = Command::new("getent")
+        .args([db, key])
+        .output()
+        .context("run getent")?;
+    ensure!(
+        out.status.success(),
+        "no {db} entry {key} (is dovecot-imapd installed?)"
+    );
+    let line = String::from_utf8(out.stdout)?;
+    let fields: Vec<String> = line.trim().split(':').map(String::from).collect();
+    ensure!(fields.len() >= 3, "odd getent line {line:?}");
+    Ok(fields)
+}
+
+/// Options of a [`Dovecot`] before it starts. Get one from [`Dovecot::builder`].
+#[derive(Clone, Debug, Default)]
+pub struct DovecotBuilder {
+    users: Vec<(String, String)>,
+    master: Option<(String, String)>,
+    tls: bool,
+    mechanisms: Vec<String>,
+    passdbs_first: Vec<String>,
+    extra: Vec<String>,
+}
+
+impl DovecotBuilder {
+    /// Adds a mail user with a plaintext password.
+    pub fn user(mut self, name: &str, password: &str) -> Self {
+        self.users.push((name.into(), password.into()));
+        self
+    }
+
+    /// Adds the master user: `user*NAME` LOGIN and SASL PLAIN authzid=user, authcid=NAME work.
+    pub fn master_user(mut self, name: &str, password: &str) -> Self {
+        self.master = Some((name.into(), password.into()));
+        self
+    }
+
+    /// Adds an implicit-TLS listener and STARTTLS on the plain one, with a self-signed cert.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
+    /// Adds a SASL mechanism to `auth_mechanisms` (besides `plain login`), e.g. `xoauth2`.
+    pub fn auth_mechanism(mut self, mechanism: &str) -> Self {
+        self.mechanisms.push(mechanism.into());
+        self
+    }
+
+    /// Adds a raw `passdb { ... }` block placed before the password passdbs.
+    pub fn passdb_first(mut self, block: &str) -> Self {
+        self.passdbs_first.push(block.into());
+        self
+    }
+
+    /// Appends raw configuration text at the end of `dovecot.conf`.
+    pub fn extra_config(mut self, text: &str) -> Self {
+        self.extra.push(text.into());
+        self
+    }
+
+    /// Writes the config, starts Dovecot on free loopback ports and waits for its greeting.
+    pub fn start(self) -> Result<Dovecot> {
+        for (name, pass) in self.users.iter().chain(&self.master) {
+            ensure!(
+                !name.is_empty() && !(name.clone() + pass).contains([':', '\n', '*', '/']),
+                "user {name:?} or its password has a character a passwd-file cannot hold"
+            );
+        }
+        let owner = Owner::detect()?;
+        let dir = tempfile::Builder::new()
+            .prefix("mailstage-dovecot-")
+            .tempdir()?;
+        let root = dir.path().to_path_buf();
+        // The dovecot and dovenull users must traverse the directory and read the passwd-files.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755))?;
+        let mail = root.join("mail");
+        fs::create_dir(&mail)?;
+        owner.chown(&mail)?;
+        self.write_passwd_files(&root, &owner)?;
+        let ca_pem = if self.tls {
+            Some(make_certificate(&root)?)
+        } else {
+            None
+        };
+
+        let mut last_err = None;
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port()?;
+            let tls_port = if self.tls { Some(free_port()?) } else { None };
+            fs::write(
+                root.join("dovecot.conf"),
+                self.render(&root, &owner, port, tls_port),
+            )?;
+            match launch(&root, port) {
+                Ok(child) => {
+                    return Ok(Dovecot {
+                        child: Some(child),
+                        port,
+                        tls_port,
+                        ca_pem,
+                        owner,
+                        users: self.users,
+                        dir,
+                    });
+                }
+                Err(e) if e.to_string().contains("Address already in use") => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.expect("at least one attempt")).context("no free port after retries")
+    }
+
+    fn write_passwd_files(&self, root: &Path, owner: &Owner) -> Result<()> {
+        let mut users = String::new();
+        for (name, pass) in &self.users {
+            let home = root.join("mail").join(name);
+            let (uid, gid) = (owner.uid, owner.gid);
+            writeln!(
+                users,
+                "{name}:{{PLAIN}}{pass}:{uid}:{gid}::{}::",
+                home.display()
+            )?;
+        }
+        write_public(&root.join("users"), users.as_bytes())?;
+        if let Some((name, pass)) = &self.master {
+            write_public(
+                &root.join("masters"),
+                format!("{name}:{{PLAIN}}{pass}\n").as_bytes(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The text of `dovecot.conf`.
+    fn render(&self, root: &Path, owner: &Owner, port: u16, tls_port: Option<u16>) -> String {
+        let d = root.display();
+        let mut mechs = vec!["plain", "login"];
+        mechs.extend(self.mechanisms.iter().map(String::as_str));
+        let mut c = format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
+             auth_verbose = yes\nauth_failure_delay = 0\nprotocols = imap\nlisten = 127.0.0.1\n\
+             disable_plaintext_auth = no\nauth_mechanisms = {}\n\
+             default_login_user = {}\ndefault_internal_user = {}\n\
+             default_internal_group = {}\n\
+             first_valid_uid = {uid}\nlast_valid_uid = {uid}\n\
+             first_valid_gid = {gid}\nlast_valid_gid = {gid}\n\
+             mail_location = maildir:{d}/mail/%u/Maildir:LAYOUT=fs:UTF-8\n\
+             mail_save_crlf = yes\nmail_max_userip_connections = 1000\n",
+            mechs.join(" "),
+            owner.login_user,
+            owner.internal_user,
+            owner.internal_group,
+            uid = owner.uid,
+            gid = owner.gid,
+        );
+        match tls_port {
+            Some(_) => writeln!(
+                c,
+                "ssl = yes\nssl_cert = <{d}/tls/cert.pem\nssl_key = <{d}/tls/key.pem\n\
+                 ssl_min_protocol = TLSv1.2"
+            ),
+            None => writeln!(c, "ssl = no"),
+        }
+        .expect("write to String");
+        let imaps = match tls_port {
+            Some(p) => format!("address = 127.0.0.1\n    port = {p}\n    ssl = yes"),
+            None => "port = 0".into(),
+        };
+        write!(
+            c,
+            "service imap-login {{\n  chroot =\n  process_limit = 500\n  \
+             inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
+             inet_listener imaps {{\n    {imaps}\n  }}\n}}\n\
+             service anvil {{\n  chroot =\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\nservice imap {{\n  process_limit = 500\n}}\n"
+        )
+        .expect("write to String");
+        for block in &self.passdbs_first {
+            writeln!(c, "{block}").expect("write to String");
+        }
+        if self.master.is_some() {
+            write!(
+                c,
+                "auth_master_user_separator = *\npassdb {{\n  driver = passwd-file\n  \
+                 args = scheme=PLAIN {d}/masters\n  master = yes\n  \
+                 result_success = continue\n}}\n"
+            )
+            .expect("write to String");
+        }
+        write!(
+            c,
+            "passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {d}/users\n}}\n\
+             userdb {{\n  driver = passwd-file\n  args = {d}/users\n}}\n\
+             namespace inbox {{\n  inbox = yes\n  separator = /\n"
+        )
+        .expect("write to String");
+        for (name, attr) in SPECIAL_USE {
+            write!(
+                c,
+                "  mailbox {name} {{\n    special_use = {attr}\n    auto = subscribe\n  }}\n"
+            )
+            .expect("write to String");
+        }
+        c.push_str("}\n");
+        for text in &self.extra {
+            writeln!(c, "{text}").expect("write to String");
+        }
+        c
+    }
+}
+
+/// Writes a file readable by the Dovecot service users.
+fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
+    fs::write(path, bytes)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))?;
+    Ok(())
+}
+
+/// Makes `DIR/tls/{cert,key}.pem` with openssl and returns the certificate path.
+fn make_certificate(root: &Path) -> Result<PathBuf> {
+    let tls = root.join("tls");
+    fs::create_dir(&tls)?;
+    fs::set_permissions(&tls, fs::Permissions::from_mode(0o755))?;
+    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "7", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("run openssl")?;
+    ensure!(
+        out.status.success(),
+        "openssl req failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::set_permissions(&cert, fs::Permissions::from_mode(0o644))?;
+    Ok(cert)
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `dovecot -F -c DIR/dovecot.conf` in its own process group and waits for `* OK`.
+fn launch(root: &Path, port: u16) -> Result<Child> {
+    let stderr = fs::File::create(root.join("stderr.log"))?;
+    let mut child = Command::new(DOVECOT_BIN)
+        .arg("-F")
+        .arg("-c")
+        .arg(root.join("dovecot.conf"))
+        .stdin(Stdio::null())
+        .stdout(stderr.try_clone()?)
+        .stderr(stderr)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("spawn {DOVECOT_BIN}"))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "dovecot exited with {status} at start:\n{}",
+                read_logs(root)
+            );
+        }
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port))
+            && let Ok(greeting) = Probe::from_stream(stream).map(|p| p.greeting().to_string())
+        {
+            if greeting.starts_with("* OK") {
+                return Ok(child);
+            }
+            stop_group(&mut child);
+            bail!("unexpected greeting {greeting:?}:\n{}", read_logs(root));
+        }
+        if Instant::now() > deadline {
+            stop_group(&mut child);
+            bail!(
+                "dovecot did not greet on port {port} within {START_TIMEOUT:?}:\n{}",
+                read_logs(root)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The master's stderr followed by the Dovecot log.
+fn read_logs(root: &Path) -> String {
+    let read = |name: &str| fs::read_to_string(root.join(name)).unwrap_or_default();
+    format!("{}{}", read("stderr.log"), read("dovecot.log"))
+}
+
+/// Terminates the whole process group of `child` (SIGTERM, then SIGKILL) and reaps the master.
+fn stop_group(child: &mut Child) {
+    let pgid = child.id() as libc::pid_t;
+    // SAFETY: plain kill(2) on the group we created with process_group(0).
+    unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        // SAFETY: signal 0 only probes whether any member of the group is alive.
+        let alive = unsafe { libc::kill(-pgid, 0) } == 0;
+        let _ = child.try_wait();
+        if !alive {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: as above; kills stragglers, harmless when the group is gone.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// A running private Dovecot; stopped (whole process group) and deleted on drop.
+#[derive(Debug)]
+pub struct Dovecot {
+    child: Option<Child>,
+    port: u16,
+    tls_port: Option<u16>,
+    ca_pem: Option<PathBuf>,
+    owner: Owner,
+    users: Vec<(String, String)>,
+    // Last field: dropped after the process group is gone.
+    dir: tempfile::TempDir,
+}
+
+impl Dovecot {
+    /// A builder with no users, no master user and no TLS.
+    pub fn builder() -> DovecotBuilder {
+        DovecotBuilder::default()
+    }
+
+    /// The plain IMAP port (offers STARTTLS when TLS is on).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The implicit-TLS (imaps) port, when TLS is on.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// The PEM of the self-signed certificate, to trust as a CA, when TLS is on.
+    pub fn ca_pem_path(&self) -> Option<&Path> {
+        self.ca_pem.as_deref()
+    }
+
+    /// The temp dir holding config, logs and mail.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `DIR/dovecot.conf`, unique to this instance (handy for `pgrep -f`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("dovecot.conf")
+    }
+
+    /// The user's maildir root, `DIR/mail/USER/Maildir` (INBOX itself; folders below it).
+    pub fn maildir_of(&self, user: &str) -> PathBuf {
+        self.dir().join("mail").join(user).join("Maildir")
+    }
+
+    /// The owner of the mail files and the service users.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// The master process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The master's stderr and the Dovecot log so far.
+    pub fn log(&self) -> String {
+        read_logs(self.dir())
+    }
+
+    /// The configured password of `user`.
+    pub fn password_of(&self, user: &str) -> Result<&str> {
+        self.users
+            .iter()
+            .find(|(n, _)| n == user)
+            .map(|(_, p)| p.as_str())
+            .with_context(|| format!("no user {user}"))
+    }
+
+    /// A probe connected to the plain port (greeting read, not logged in).
+    pub fn connect(&self) -> Result<Probe> {
+        Probe::connect(self.port)
+    }
+
+    /// A probe logged in as `user` with its configured password.
+    pub fn login(&self, user: &str) -> Result<Probe> {
+        let mut probe = self.connect()?;
+        probe.login(user, self.password_of(user)?)?.ok()?;
+        Ok(probe)
+    }
+
+    /// Stops Dovecot now (drop does the same).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_group(&mut child);
+        }
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
