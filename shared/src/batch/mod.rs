@@ -1,7 +1,9 @@
-//! Batches of mailboxes: endpoint settings and CSV batch files.
+//! Batches of mailboxes: endpoint settings, CSV batch files and admin-credential logins.
 
 mod csv_file;
 mod endpoint;
+mod login;
 
 pub use csv_file::{BatchFileError, BatchRow, RowProblem, parse_batch_csv, read_batch_file};
 pub use endpoint::{EndpointSettings, Security};
+pub use login::{AuthChoice, LoginFormat, LoginMethod, ServerAuth, login_method};
