@@ -1,1 +1,5 @@
-//! The IMAP client: transport, framing with streamed literals, authentication, commands.
+//! The project's IMAP client: command encoding, response framing with streamed literals on
+//! top of imap-proto, response routing and the session state machine.
+
+pub mod encode;
+pub mod seqset;
