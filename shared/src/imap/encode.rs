@@ -94,14 +94,13 @@ pub struct CommandBuilder {
 
 /// True for ASTRING-CHAR: ATOM-CHAR or `]`.
 pub fn is_astring_char(b: u8) -> bool {
-    b > 0x20
-        && b < 0x7f
-        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\')
+    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\')
 }
 
 /// True when `data` can go in a quoted string: 7-bit, no NUL, CR or LF.
 pub fn is_quotable(data: &[u8]) -> bool {
-    data.iter().all(|&b| b != 0 && b < 0x80 && b != b'\r' && b != b'\n')
+    data.iter()
+        .all(|&b| b != 0 && b < 0x80 && b != b'\r' && b != b'\n')
 }
 
 impl CommandBuilder {
@@ -271,7 +270,9 @@ mod tests {
     #[test]
     fn control_and_nul_go_to_literals_and_wildcards_are_quoted() {
         for bad in [&b"a\rb"[..], b"a\0b", b"\xff"] {
-            let cmd = CommandBuilder::new("X", LiteralMode::Plus).astring(bad).build();
+            let cmd = CommandBuilder::new("X", LiteralMode::Plus)
+                .astring(bad)
+                .build();
             assert!(matches!(cmd.parts[1], Part::Literal { .. }));
         }
         let cmd = CommandBuilder::new("LIST", LiteralMode::Plus)

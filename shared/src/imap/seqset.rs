@@ -58,11 +58,7 @@ impl SequenceSet {
 
     /// How many numbers the closed part of the set holds (an open `n:*` counts as one).
     pub fn count(&self) -> u64 {
-        let closed: u64 = self
-            .ranges
-            .iter()
-            .map(|&(s, e)| u64::from(e - s) + 1)
-            .sum();
+        let closed: u64 = self.ranges.iter().map(|&(s, e)| u64::from(e - s) + 1).sum();
         closed + u64::from(self.open_from.is_some())
     }
 
@@ -80,7 +76,7 @@ impl SequenceSet {
         let mut room = max;
         for &(mut s, e) in &self.ranges {
             loop {
-                let take_end = if u64::from(e - s) + 1 <= u64::from(room) {
+                let take_end = if u64::from(e - s) < u64::from(room) {
                     e
                 } else {
                     s + (room - 1)
@@ -148,6 +144,7 @@ mod tests {
         let set = SequenceSet::from_uids([12, 1, 2, 3, 4, 5, 7, 9, 10, 11, 3, 0]);
         assert_eq!(set.to_string(), "1:5,7,9:12");
         assert_eq!(set.count(), 10);
+        #[allow(clippy::reversed_empty_ranges)]
         let set = SequenceSet::from_ranges([5..=9, 1..=3, 4..=4, 20..=19]);
         assert_eq!(set.to_string(), "1:9");
         assert_eq!(SequenceSet::from_start(7).to_string(), "7:*");
