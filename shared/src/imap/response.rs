@@ -45,7 +45,7 @@ pub fn parse(frame: &[u8]) -> Option<Response> {
 /// imap-proto's verdict, with its panics caught.
 fn parse_with_imap_proto(frame: &[u8]) -> Option<Response> {
     let parsed = std::panic::catch_unwind(|| match ProtoResponse::parse(frame) {
-        Ok((rest, resp)) if rest.is_empty() => convert(frame, resp),
+        Ok(([], resp)) => convert(frame, resp),
         _ => None,
     });
     parsed.ok().flatten()
