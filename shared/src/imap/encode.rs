@@ -65,6 +65,20 @@ pub struct Command {
     pub redacted: bool,
 }
 
+impl Drop for Command {
+    /// Wipes the bytes of commands that carry secrets (LOGIN, AUTHENTICATE).
+    fn drop(&mut self) {
+        if self.redacted {
+            for part in &mut self.parts {
+                match part {
+                    Part::Text(t) => zeroize::Zeroize::zeroize(t),
+                    Part::Literal { data, .. } => zeroize::Zeroize::zeroize(data),
+                }
+            }
+        }
+    }
+}
+
 impl Command {
     /// The command as it would be logged: secret arguments masked, literals summarised.
     pub fn log_line(&self) -> String {
