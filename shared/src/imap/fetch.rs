@@ -68,18 +68,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                     let mut fetch = fetch;
                     let inline = fetch.body.take();
-                    if body.is_none() {
-                        if let Some(data) = inline {
-                            match feed_inline(sink, &fetch, &data) {
-                                Ok(b) => body = Some(b),
-                                Err(e) => first_error = Some(ImapError::Sink(e)),
-                            }
+                    if body.is_none()
+                        && let Some(data) = inline
+                    {
+                        match feed_inline(sink, &fetch, &data) {
+                            Ok(b) => body = Some(b),
+                            Err(e) => first_error = Some(ImapError::Sink(e)),
                         }
                     }
-                    if first_error.is_none() {
-                        if let Err(e) = on_message(FetchedMessage { fetch, body }) {
-                            first_error = Some(e);
-                        }
+                    if first_error.is_none()
+                        && let Err(e) = on_message(FetchedMessage { fetch, body })
+                    {
+                        first_error = Some(e);
                     }
                 }
                 Response::Tagged { tag, status } => {
@@ -91,10 +91,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     if let Err(e) = self.complete("UID FETCH", status, Vec::new()) {
                         first_error.get_or_insert(e);
                     }
-                    if first_error.is_none() {
-                        if let Some(set) = next.next() {
-                            pending.push_back(self.send_fetch(set, items).await?);
-                        }
+                    if first_error.is_none()
+                        && let Some(set) = next.next()
+                    {
+                        pending.push_back(self.send_fetch(set, items).await?);
                     }
                 }
                 other => self.route_other(other, &mut Vec::new())?,
