@@ -53,12 +53,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .min(usize::try_from(remaining).unwrap_or(usize::MAX));
             let n = match data.read(&mut buf[..want]).await {
                 Ok(0) => {
-                    return Err(self.fail(ImapError::Protocol(format!(
+                    return Err(self.poison(ImapError::Protocol(format!(
                         "APPEND source ended {remaining} bytes early"
                     ))));
                 }
                 Ok(n) => n,
-                Err(e) => return Err(self.fail(ImapError::Io(e))),
+                Err(e) => return Err(self.poison(ImapError::Io(e))),
             };
             self.write(&buf[..n]).await?;
             remaining -= n as u64;

@@ -111,7 +111,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 ContinueOutcome::Done(status) => {
                     return Err(ImapError::AuthFailed {
                         mechanism: mechanism.to_string(),
-                        status,
+                        status: Box::new(status),
                         detail,
                     });
                 }

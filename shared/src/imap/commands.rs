@@ -226,7 +226,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         Status::Ok => Ok(()),
                         _ => Err(ImapError::Rejected {
                             command: "LOGOUT".into(),
-                            status,
+                            status: Box::new(status),
                         }),
                     };
                 }

@@ -26,7 +26,7 @@ pub enum ImapError {
         /// The command name, e.g. `LOGIN`, `UID FETCH`.
         command: String,
         /// The tagged NO/BAD with its code and text.
-        status: StatusText,
+        status: Box<StatusText>,
     },
     /// Authentication failed; `detail` holds a decoded server challenge, e.g. XOAUTH2's
     /// JSON error (`{"status":"401","schemes":"bearer","scope":"…"}`).
@@ -35,7 +35,7 @@ pub enum ImapError {
         /// The SASL mechanism.
         mechanism: String,
         /// The tagged NO/BAD.
-        status: StatusText,
+        status: Box<StatusText>,
         /// The server's last challenge, base64-decoded, when it sent one.
         detail: Option<String>,
     },
@@ -112,11 +112,11 @@ mod tests {
     fn rejected(status: Status, code: Option<Code>, text: &str) -> ImapError {
         ImapError::Rejected {
             command: "LOGIN".into(),
-            status: StatusText {
+            status: Box::new(StatusText {
                 status,
                 code,
                 text: text.into(),
-            },
+            }),
         }
     }
 

@@ -183,7 +183,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Status::Ok => Ok(Completed { status, untagged }),
             _ => Err(ImapError::Rejected {
                 command: command.to_string(),
-                status,
+                status: Box::new(status),
             }),
         }
     }
@@ -251,11 +251,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Marks the session unusable and passes the error on.
-    pub(crate) fn fail(&mut self, e: ImapError) -> ImapError {
-        self.poison(e)
-    }
-
-    fn poison(&mut self, e: ImapError) -> ImapError {
+    pub(crate) fn poison(&mut self, e: ImapError) -> ImapError {
         self.poisoned = true;
         e
     }
