@@ -45,6 +45,9 @@ pub enum ImapError {
     /// The server does not offer what the operation needs (e.g. LOGINDISABLED).
     #[error("server does not support {0}")]
     Unsupported(String),
+    /// TLS could not be set up (bad CA file, invalid server name, empty trust store).
+    #[error("TLS setup: {0}")]
+    Tls(String),
     /// The server broke the protocol (unexpected continuation, short greeting, …).
     #[error("protocol error: {0}")]
     Protocol(String),

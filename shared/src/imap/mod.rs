@@ -24,6 +24,7 @@ pub mod session;
 pub mod sink;
 #[cfg(test)]
 mod testio;
+pub mod transport;
 pub mod types;
 
 pub use append::AppendOutcome;

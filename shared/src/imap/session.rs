@@ -86,9 +86,9 @@ pub struct Session<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    /// Reads the greeting. `* OK` and `* PREAUTH` start a session; `* BYE` is an error.
-    pub async fn connect(stream: S, config: SessionConfig) -> Result<Self, ImapError> {
-        let mut session = Self {
+    /// Wraps a stream whose greeting was already handled (e.g. after STARTTLS).
+    pub fn established(stream: S, config: SessionConfig) -> Self {
+        Self {
             conn: FrameReader::new(stream, config.limits),
             config,
             next_tag: 1,
@@ -101,7 +101,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             events: MailboxEvents::default(),
             poisoned: false,
             sink_error: None,
-        };
+        }
+    }
+
+    /// Reads the greeting. `* OK` and `* PREAUTH` start a session; `* BYE` is an error.
+    pub async fn connect(stream: S, config: SessionConfig) -> Result<Self, ImapError> {
+        let mut session = Self::established(stream, config);
         loop {
             let incoming = session.read(&mut DiscardSink).await?;
             match incoming.response {
@@ -153,6 +158,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Takes the recorded mailbox events, leaving them empty.
     pub fn take_events(&mut self) -> MailboxEvents {
         std::mem::take(&mut self.events)
+    }
+
+    /// The underlying stream.
+    pub fn stream(&mut self) -> &mut S {
+        self.conn.get_mut()
     }
 
     /// Gives back the stream and any bytes read but not yet framed.
