@@ -41,9 +41,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let sync = builder.announce_literal(len, "");
         let cmd = builder.build();
-        let tag = self.start_command(&cmd).await?;
+        let mut untagged = Vec::new();
+        let tag = self.start_command(&cmd, &mut untagged).await?;
         if sync {
-            self.await_literal_go_ahead(&tag, &cmd.name).await?;
+            self.await_literal_go_ahead(&tag, &cmd.name, &mut untagged)
+                .await?;
         }
         let mut buf = vec![0u8; APPEND_CHUNK];
         let mut remaining = len;
@@ -65,7 +67,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         self.write(b"\r\n").await?;
         self.flush().await?;
-        let mut untagged = Vec::new();
         let status = self.wait_tagged(&tag, &mut untagged).await?;
         let done = self.complete(&cmd.name, status, untagged)?;
         let mut outcome = AppendOutcome::default();

@@ -85,10 +85,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if ir {
             builder = builder.raw(response_b64.expose_secret());
         }
-        let tag = self.send(&builder.redact().build()).await?;
+        let mut untagged = Vec::new();
+        let tag = self.send(&builder.redact().build(), &mut untagged).await?;
         let mut sent = ir;
         let mut detail = None;
-        let mut untagged = Vec::new();
         for _ in 0..=MAX_SASL_ROUNDS {
             match self.wait_continuation(&tag, &mut untagged).await? {
                 ContinueOutcome::Continue(challenge) => {

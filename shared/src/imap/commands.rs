@@ -213,7 +213,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// LOGOUT: expects BYE and the tagged OK; a connection closed right after BYE is fine.
     pub async fn logout(&mut self) -> Result<(), ImapError> {
-        let tag = self.send(&self.command("LOGOUT").build()).await?;
+        let tag = self
+            .send(&self.command("LOGOUT").build(), &mut Vec::new())
+            .await?;
         loop {
             let resp = match self.read(&mut super::sink::DiscardSink).await {
                 Ok(incoming) => incoming.response,

@@ -112,7 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .raw(&set.to_string())
             .raw(items)
             .build();
-        self.send(&cmd).await
+        self.send(&cmd, &mut Vec::new()).await
     }
 
     /// UID FETCH of metadata only (no bodies): returns every FETCH response.

@@ -173,8 +173,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Runs a command to completion, collecting untagged responses. NO/BAD become
     /// [`ImapError::Rejected`]; a BYE is [`ImapError::Bye`].
     pub async fn execute(&mut self, cmd: Command) -> Result<Completed, ImapError> {
-        let tag = self.send(&cmd).await?;
         let mut untagged = Vec::new();
+        let tag = self.send(&cmd, &mut untagged).await?;
         let status = self.wait_tagged(&tag, &mut untagged).await?;
         self.complete(&cmd.name, status, untagged)
     }
@@ -200,8 +200,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Sends a command with a fresh tag, honouring synchronising literals; returns the tag.
     /// A command rejected before one of its literals is reported as `Rejected`.
-    pub(crate) async fn send(&mut self, cmd: &Command) -> Result<String, ImapError> {
-        let tag = self.start_command(cmd).await?;
+    /// Untagged responses that arrive while waiting for `+` go to `untagged`.
+    pub(crate) async fn send(
+        &mut self,
+        cmd: &Command,
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<String, ImapError> {
+        let tag = self.start_command(cmd, untagged).await?;
         self.write(b"\r\n").await?;
         self.flush().await?;
         Ok(tag)
@@ -209,7 +214,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Writes a fresh tag and the command's parts, waiting for `+` before synchronising
     /// literals, but not the final CRLF; returns the tag.
-    pub(crate) async fn start_command(&mut self, cmd: &Command) -> Result<String, ImapError> {
+    pub(crate) async fn start_command(
+        &mut self,
+        cmd: &Command,
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<String, ImapError> {
         if self.poisoned {
             return Err(ImapError::Unusable);
         }
@@ -222,7 +231,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Part::Text(t) => self.write(t).await?,
                 Part::Literal { data, sync } => {
                     if *sync {
-                        self.await_literal_go_ahead(&tag, &cmd.name).await?;
+                        self.await_literal_go_ahead(&tag, &cmd.name, untagged)
+                            .await?;
                     }
                     self.write(data).await?;
                 }
@@ -237,12 +247,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         &mut self,
         tag: &str,
         command: &str,
+        untagged: &mut Vec<Untagged>,
     ) -> Result<(), ImapError> {
-        let mut untagged = Vec::new();
-        match self.wait_continuation(tag, &mut untagged).await? {
+        match self.wait_continuation(tag, untagged).await? {
             ContinueOutcome::Continue(_) => Ok(()),
             ContinueOutcome::Done(st) => {
-                self.complete(command, st, untagged)?;
+                self.complete(command, st, std::mem::take(untagged))?;
                 Err(ImapError::Protocol(format!(
                     "{command} completed before its literal was sent"
                 )))

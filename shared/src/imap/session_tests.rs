@@ -116,6 +116,23 @@ async fn synchronising_literal_waits_for_continuation() {
     server.await.unwrap();
 }
 
+#[tokio::test]
+async fn untagged_data_before_a_continuation_is_kept() {
+    let (mut s, mut peer) = connect("IMAP4rev1").await;
+    let server = tokio::spawn(async move {
+        peer.expect("A0001 LIST \"\" {3}").await;
+        peer.send("* 4 EXISTS\r\n+\r\n").await;
+        peer.expect_bytes(b"a\rb\r\n").await;
+        peer.send("* LIST () \"/\" x\r\nA0001 OK\r\n").await;
+    });
+    let cmd = s.command("LIST").string(b"").string(b"a\rb").build();
+    let done = s.execute(cmd).await.unwrap();
+    assert_eq!(done.untagged.len(), 2);
+    assert_eq!(done.untagged[0], Untagged::Exists(4));
+    assert!(matches!(&done.untagged[1], Untagged::List(l) if l.name == b"x"));
+    server.await.unwrap();
+}
+
 fn b64(s: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
