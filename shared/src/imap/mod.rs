@@ -1,1 +1,38 @@
-//! The IMAP client: transport, framing with streamed literals, authentication, commands.
+//! The project's IMAP client: command encoding, response framing with streamed literals on
+//! top of imap-proto, response routing and the session state machine.
+//!
+//! - [`framing`]: bounded response framing; whole-message literals go to a [`LiteralSink`].
+//! - [`response`] and [`types`]: parsing into owned types (imap-proto, then a tolerant path).
+//! - [`session`]: tags, literals, routing; commands in [`auth`], [`commands`], [`fetch`],
+//!   [`append`]; errors in [`error`].
+//! - [`encode`], [`seqset`], [`datetime`]: command arguments, UID sets, INTERNALDATE.
+
+pub mod append;
+pub mod auth;
+pub mod commands;
+pub mod datetime;
+pub mod encode;
+pub mod error;
+mod fallback;
+pub mod fetch;
+pub mod framing;
+mod lexer;
+pub mod response;
+mod scan;
+pub mod seqset;
+pub mod session;
+pub mod sink;
+#[cfg(test)]
+mod testio;
+pub mod transport;
+pub mod types;
+
+pub use append::AppendOutcome;
+pub use commands::MailboxInfo;
+pub use error::ImapError;
+pub use fetch::FetchedMessage;
+pub use framing::{FrameReader, FramingError, FramingLimits, StreamedBody};
+pub use seqset::SequenceSet;
+pub use session::{Completed, MailboxEvents, Session, SessionConfig};
+pub use sink::{DiscardSink, LiteralSink, LiteralStart, MemorySink, WriterSink};
+pub use types::{Code, FetchData, ListEntry, Response, Status, StatusText, Untagged};

@@ -1,0 +1,156 @@
+//! INTERNALDATE (`17-Jul-1996 02:44:25 -0700`): parsing to a UTC timestamp and formatting.
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// An INTERNALDATE as the server sent it, and parsed when it is well-formed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalDate {
+    /// The text between the quotes, exactly as sent.
+    pub raw: String,
+    /// Seconds since the Unix epoch (UTC), when `raw` parses.
+    pub unix: Option<i64>,
+    /// The zone offset in minutes east of UTC, when `raw` parses.
+    pub offset_minutes: Option<i16>,
+}
+
+impl InternalDate {
+    /// Keeps `raw` and parses it when possible.
+    pub fn new(raw: &str) -> Self {
+        let parsed = parse(raw);
+        Self {
+            raw: raw.to_string(),
+            unix: parsed.map(|p| p.0),
+            offset_minutes: parsed.map(|p| p.1),
+        }
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn num(s: &str, min: i64, max: i64) -> Option<i64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 4 {
+        return None;
+    }
+    let v: i64 = s.parse().ok()?;
+    (min..=max).contains(&v).then_some(v)
+}
+
+/// Parses `dd-Mon-yyyy hh:mm:ss +zzzz` (day may be space-padded or one digit) into
+/// (Unix seconds UTC, offset minutes).
+pub fn parse(raw: &str) -> Option<(i64, i16)> {
+    let mut parts = raw.trim_start().split(' ').filter(|p| !p.is_empty());
+    let (date, time, zone) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let mut d = date.split('-');
+    let (day, mon, year) = (d.next()?, d.next()?, d.next()?);
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(mon))? as i64 + 1;
+    let (day, year) = (num(day, 1, 31)?, num(year, 1, 9999)?);
+    let mut t = time.split(':');
+    let (h, mi, s) = (
+        num(t.next()?, 0, 23)?,
+        num(t.next()?, 0, 59)?,
+        num(t.next()?, 0, 60)?,
+    );
+    let (sign, hhmm) = match zone.as_bytes().first()? {
+        b'+' => (1, &zone[1..]),
+        b'-' => (-1, &zone[1..]),
+        _ => return None,
+    };
+    if hhmm.len() != 4 {
+        return None;
+    }
+    let offset = sign * (num(&hhmm[..2], 0, 23)? * 60 + num(&hhmm[2..], 0, 59)?);
+    let local = days_from_civil(year, month, day) * 86_400 + h * 3600 + mi * 60 + s;
+    Some((local - offset * 60, offset as i16))
+}
+
+/// Formats a timestamp in a zone as an INTERNALDATE for APPEND (without quotes).
+pub fn format(unix: i64, offset_minutes: i16) -> String {
+    let local = unix + i64::from(offset_minutes) * 60;
+    let (y, m, d) = civil_from_days(local.div_euclid(86_400));
+    let secs = local.rem_euclid(86_400);
+    let sign = if offset_minutes < 0 { '-' } else { '+' };
+    let off = i64::from(offset_minutes).abs();
+    format!(
+        "{d:02}-{}-{y:04} {:02}:{:02}:{:02} {sign}{:02}{:02}",
+        MONTHS[(m - 1) as usize],
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        off / 60,
+        off % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_rfc_example() {
+        // 1996-07-17 09:44:25 UTC
+        assert_eq!(
+            parse("17-Jul-1996 02:44:25 -0700"),
+            Some((837_596_665, -420))
+        );
+        assert_eq!(
+            parse(" 7-Jul-1996 02:44:25 +0000"),
+            parse("07-Jul-1996 02:44:25 +0000")
+        );
+        assert_eq!(parse("01-Jan-1970 00:00:00 +0000"), Some((0, 0)));
+        let d = InternalDate::new("17-Jul-1996 02:44:25 -0700");
+        assert_eq!(d.offset_minutes, Some(-420));
+        assert_eq!(d.raw, "17-Jul-1996 02:44:25 -0700");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in [
+            "",
+            "17-Jux-1996 02:44:25 -0700",
+            "32-Jul-1996 02:44:25 -0700",
+            "17-Jul-1996 24:44:25 -0700",
+            "17-Jul-1996 02:44:25 0700",
+            "17-Jul-1996 02:44:25 -07000",
+            "17-Jul-1996 02:44:25",
+            "17-Jul-1996 02:44:25 -0700 x",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+            assert_eq!(InternalDate::new(bad).unix, None);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn format_parse_roundtrip(unix in -2_000_000_000i64..8_000_000_000, off in -720i16..840) {
+            let text = format(unix, off);
+            prop_assert_eq!(parse(&text), Some((unix, off)));
+        }
+    }
+}

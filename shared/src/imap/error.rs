@@ -1,0 +1,157 @@
+//! [`ImapError`]: everything a session can fail with, and how to judge it.
+
+use std::io;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::framing::FramingError;
+use super::types::{Code, Status, StatusText};
+
+/// A failed IMAP operation.
+#[derive(Debug, Error)]
+pub enum ImapError {
+    /// Reading or framing the server's responses failed.
+    #[error("reading from the server: {0}")]
+    Framing(#[from] FramingError),
+    /// Writing to the server failed.
+    #[error("writing to the server: {0}")]
+    Io(#[from] io::Error),
+    /// The server ended the session with an untagged BYE.
+    #[error("server closed the session: BYE {0}")]
+    Bye(String),
+    /// The server answered a command with NO or BAD.
+    #[error("{command}: server said {status}")]
+    Rejected {
+        /// The command name, e.g. `LOGIN`, `UID FETCH`.
+        command: String,
+        /// The tagged NO/BAD with its code and text.
+        status: Box<StatusText>,
+    },
+    /// Authentication failed; `detail` holds a decoded server challenge, e.g. XOAUTH2's
+    /// JSON error (`{"status":"401","schemes":"bearer","scope":"…"}`).
+    #[error("AUTHENTICATE {mechanism}: server said {status}{}", detail.as_deref().map(|d| format!(" (detail: {d})")).unwrap_or_default())]
+    AuthFailed {
+        /// The SASL mechanism.
+        mechanism: String,
+        /// The tagged NO/BAD.
+        status: Box<StatusText>,
+        /// The server's last challenge, base64-decoded, when it sent one.
+        detail: Option<String>,
+    },
+    /// No response within the read timeout; the connection must be dropped.
+    #[error("no response from the server within {0:?}")]
+    Timeout(Duration),
+    /// The server does not offer what the operation needs (e.g. LOGINDISABLED).
+    #[error("server does not support {0}")]
+    Unsupported(String),
+    /// TLS could not be set up (bad CA file, invalid server name, empty trust store).
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The server broke the protocol (unexpected continuation, short greeting, …).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A message body could not be written by the sink; the session is still usable.
+    #[error("writing a message body failed: {0}")]
+    Sink(io::Error),
+    /// An earlier error left the connection in an unknown state.
+    #[error("session unusable after an earlier connection error")]
+    Unusable,
+}
+
+impl ImapError {
+    /// True for failures a reconnect may cure: connection loss, timeouts, BYE, throttling.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Framing(e) => matches!(
+                e,
+                FramingError::Io(_) | FramingError::Closed | FramingError::Truncated
+            ),
+            Self::Io(_) | Self::Bye(_) | Self::Timeout(_) | Self::Unusable => true,
+            Self::Rejected { .. } => self.throttle_backoff().is_some(),
+            _ => false,
+        }
+    }
+
+    /// The tagged status of a rejected command or failed authentication.
+    pub fn status(&self) -> Option<&StatusText> {
+        match self {
+            Self::Rejected { status, .. } | Self::AuthFailed { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    /// The response code's name (`AUTHENTICATIONFAILED`, `ALREADYEXISTS`, `TRYCREATE`, …).
+    pub fn code_name(&self) -> Option<String> {
+        let code = self.status()?.code.as_ref()?;
+        Some(match code {
+            Code::Other { name, .. } => name.to_ascii_uppercase(),
+            other => other
+                .to_string()
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+
+    /// Exchange's throttling answer: `BAD Request is throttled. Suggested Backoff Time: N
+    /// milliseconds`.
+    pub fn throttle_backoff(&self) -> Option<Duration> {
+        let status = self.status()?;
+        if status.status != Status::Bad && status.status != Status::No {
+            return None;
+        }
+        let (_, after) = status.text.split_once("Suggested Backoff Time:")?;
+        let ms: u64 = after.trim_start().split(' ').next()?.parse().ok()?;
+        Some(Duration::from_millis(ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(status: Status, code: Option<Code>, text: &str) -> ImapError {
+        ImapError::Rejected {
+            command: "LOGIN".into(),
+            status: Box::new(StatusText {
+                status,
+                code,
+                text: text.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn messages_and_classification() {
+        let e = rejected(
+            Status::No,
+            Some(Code::Other {
+                name: "AUTHENTICATIONFAILED".into(),
+                args: None,
+            }),
+            "Authentication failed.",
+        );
+        assert_eq!(
+            e.to_string(),
+            "LOGIN: server said NO [AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(e.code_name().as_deref(), Some("AUTHENTICATIONFAILED"));
+        assert!(!e.is_transient());
+        let e = rejected(
+            Status::Bad,
+            None,
+            "Request is throttled. Suggested Backoff Time: 2500 milliseconds",
+        );
+        assert_eq!(e.throttle_backoff(), Some(Duration::from_millis(2500)));
+        assert!(e.is_transient());
+        assert!(ImapError::Bye("shutting down".into()).is_transient());
+        assert_eq!(
+            rejected(Status::No, Some(Code::TryCreate), "no such mailbox")
+                .code_name()
+                .as_deref(),
+            Some("TRYCREATE")
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! Pipelined UID FETCH: several commands in flight, message bodies streamed to a sink and
+//! handed to the caller together with the parsed FETCH items.
+
+use std::collections::VecDeque;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::error::ImapError;
+use super::framing::StreamedBody;
+use super::seqset::SequenceSet;
+use super::session::Session;
+use super::sink::{LiteralSink, LiteralStart};
+use super::types::{FetchData, Response, Untagged};
+
+/// One FETCH response: its items and, when a whole message was fetched, the sink's output.
+///
+/// The body is delivered with the parsed response, so `fetch.uid` is known even when the
+/// server sent `UID` after the literal.
+#[derive(Debug)]
+pub struct FetchedMessage<O> {
+    /// UID, FLAGS, INTERNALDATE, RFC822.SIZE, MODSEQ, …
+    pub fetch: FetchData,
+    /// The streamed (or inline) whole-message body: item name, exact length, sink output.
+    pub body: Option<StreamedBody<O>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// Sends `UID FETCH <set> <items>` for each set, keeping at most `max_in_flight`
+    /// commands outstanding, and calls `on_message` for every FETCH response in arrival
+    /// order. `items` is raw, e.g. `(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])`.
+    ///
+    /// A NO/BAD for one chunk, a sink failure or an error from `on_message` stops sending
+    /// further chunks; the commands already in flight are drained so the session stays
+    /// usable, then the first error is returned.
+    pub async fn uid_fetch<K, F>(
+        &mut self,
+        sets: &[SequenceSet],
+        items: &str,
+        max_in_flight: usize,
+        sink: &mut K,
+        mut on_message: F,
+    ) -> Result<(), ImapError>
+    where
+        K: LiteralSink,
+        F: FnMut(FetchedMessage<K::Output>) -> Result<(), ImapError>,
+    {
+        let max_in_flight = max_in_flight.max(1);
+        let mut next = sets.iter().filter(|s| !s.is_empty());
+        let mut pending: VecDeque<String> = VecDeque::new();
+        let mut first_error: Option<ImapError> = None;
+        for set in next.by_ref().take(max_in_flight) {
+            pending.push_back(self.send_fetch(set, items).await?);
+        }
+        while !pending.is_empty() {
+            let incoming = self.read(sink).await?;
+            match incoming.response {
+                Response::Untagged(Untagged::Fetch(fetch)) => {
+                    let mut bodies = incoming.frame.bodies.into_iter();
+                    let mut body = bodies.next();
+                    if bodies.next().is_some() {
+                        tracing::warn!(
+                            seq = fetch.seq,
+                            "several message bodies in one FETCH; keeping the first"
+                        );
+                    }
+                    if first_error.is_some() {
+                        continue;
+                    }
+                    let mut fetch = fetch;
+                    let inline = fetch.body.take();
+                    if body.is_none()
+                        && let Some(data) = inline
+                    {
+                        match feed_inline(sink, &fetch, &data) {
+                            Ok(b) => body = Some(b),
+                            Err(e) => first_error = Some(ImapError::Sink(e)),
+                        }
+                    }
+                    if first_error.is_none()
+                        && let Err(e) = on_message(FetchedMessage { fetch, body })
+                    {
+                        first_error = Some(e);
+                    }
+                }
+                Response::Tagged { tag, status } => {
+                    let Some(pos) = pending.iter().position(|t| *t == tag) else {
+                        tracing::warn!(%tag, %status, "completion for an unknown tag");
+                        continue;
+                    };
+                    pending.remove(pos);
+                    if let Err(e) = self.complete("UID FETCH", status, Vec::new()) {
+                        first_error.get_or_insert(e);
+                    }
+                    if first_error.is_none()
+                        && let Some(set) = next.next()
+                    {
+                        pending.push_back(self.send_fetch(set, items).await?);
+                    }
+                }
+                other => self.route_other(other, &mut Vec::new())?,
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn send_fetch(&mut self, set: &SequenceSet, items: &str) -> Result<String, ImapError> {
+        let cmd = self
+            .command("UID FETCH")
+            .raw(&set.to_string())
+            .raw(items)
+            .build();
+        self.send(&cmd, &mut Vec::new()).await
+    }
+
+    /// UID FETCH of metadata only (no bodies): returns every FETCH response.
+    pub async fn uid_fetch_meta(
+        &mut self,
+        set: &SequenceSet,
+        items: &str,
+    ) -> Result<Vec<FetchData>, ImapError> {
+        let mut out = Vec::new();
+        let mut sink = super::sink::DiscardSink;
+        self.uid_fetch(std::slice::from_ref(set), items, 1, &mut sink, |m| {
+            out.push(m.fetch);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+}
+
+/// Passes a body the server sent inline (quoted) through the sink, like a streamed one.
+fn feed_inline<K: LiteralSink>(
+    sink: &mut K,
+    fetch: &FetchData,
+    data: &[u8],
+) -> std::io::Result<StreamedBody<K::Output>> {
+    let start = LiteralStart {
+        seq: fetch.seq,
+        uid_hint: fetch.uid,
+        item: "BODY[]".into(),
+        len: data.len() as u64,
+    };
+    sink.begin(&start)?;
+    if let Err(e) = sink.chunk(data) {
+        sink.abort();
+        return Err(e);
+    }
+    Ok(StreamedBody {
+        item: start.item,
+        len: start.len,
+        output: sink.finish(start.len)?,
+    })
+}

@@ -1,0 +1,401 @@
+//! The session core: tags, sending commands (with synchronising literals), reading
+//! responses until the tagged completion, and routing untagged data.
+//!
+//! Commands live in sibling modules: [`super::auth`], [`super::commands`],
+//! [`super::fetch`], [`super::append`].
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::encode::{Command, CommandBuilder, LiteralMode, Part};
+use super::error::ImapError;
+use super::framing::{Frame, FrameReader, FramingError, FramingLimits};
+use super::response;
+use super::seqset::SequenceSet;
+use super::sink::{DiscardSink, LiteralSink};
+use super::types::{Code, Response, Status, StatusText, Untagged};
+
+/// Settings of a session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Bounds of the framing layer.
+    pub limits: FramingLimits,
+    /// How long to wait for each response; `None` waits forever.
+    pub read_timeout: Option<Duration>,
+    /// Prefix of command tags (`A` gives `A0001`, `A0002`, …).
+    pub tag_prefix: String,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            limits: FramingLimits::default(),
+            read_timeout: Some(Duration::from_secs(120)),
+            tag_prefix: "A".into(),
+        }
+    }
+}
+
+/// Unsolicited mailbox changes seen since the last SELECT/EXAMINE.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxEvents {
+    /// The last EXISTS count.
+    pub exists: Option<u32>,
+    /// The last RECENT count.
+    pub recent: Option<u32>,
+    /// Sequence numbers from EXPUNGE, in arrival order.
+    pub expunged: Vec<u32>,
+    /// UIDs from VANISHED.
+    pub vanished: Vec<SequenceSet>,
+}
+
+/// A command's successful completion and the untagged data that came with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// The tagged OK.
+    pub status: StatusText,
+    /// Untagged responses received while the command ran, in order.
+    pub untagged: Vec<Untagged>,
+}
+
+/// One response read from the server with the bodies streamed while framing it.
+pub(crate) struct Incoming<O> {
+    pub(crate) response: Response,
+    pub(crate) frame: Frame<O>,
+}
+
+/// What happened while waiting for a continuation request.
+pub(crate) enum ContinueOutcome {
+    /// The server sent `+ text`.
+    Continue(String),
+    /// The server completed the command instead.
+    Done(StatusText),
+}
+
+/// An IMAP session over any byte stream (TCP, TLS, a test pipe).
+pub struct Session<S> {
+    pub(crate) conn: FrameReader<S>,
+    config: SessionConfig,
+    next_tag: u32,
+    capabilities: Vec<String>,
+    greeting: StatusText,
+    pub(crate) events: MailboxEvents,
+    poisoned: bool,
+    sink_error: Option<std::io::Error>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// Wraps a stream whose greeting was already handled (e.g. after STARTTLS).
+    pub fn established(stream: S, config: SessionConfig) -> Self {
+        Self {
+            conn: FrameReader::new(stream, config.limits),
+            config,
+            next_tag: 1,
+            capabilities: Vec::new(),
+            greeting: StatusText {
+                status: Status::Ok,
+                code: None,
+                text: String::new(),
+            },
+            events: MailboxEvents::default(),
+            poisoned: false,
+            sink_error: None,
+        }
+    }
+
+    /// Reads the greeting. `* OK` and `* PREAUTH` start a session; `* BYE` is an error.
+    pub async fn connect(stream: S, config: SessionConfig) -> Result<Self, ImapError> {
+        let mut session = Self::established(stream, config);
+        loop {
+            let incoming = session.read(&mut DiscardSink).await?;
+            match incoming.response {
+                Response::Untagged(Untagged::Status(st)) => match st.status {
+                    Status::Bye => return Err(ImapError::Bye(st.text)),
+                    Status::Ok | Status::PreAuth => {
+                        session.greeting = st;
+                        return Ok(session);
+                    }
+                    _ => return Err(ImapError::Protocol(format!("greeting {st}"))),
+                },
+                other => tracing::warn!(?other, "ignoring response before the greeting"),
+            }
+        }
+    }
+
+    /// The greeting's status (OK or PREAUTH), code and text.
+    pub fn greeting(&self) -> &StatusText {
+        &self.greeting
+    }
+
+    /// Capabilities as last announced (from a CAPABILITY response or code).
+    pub fn capabilities(&self) -> &[String] {
+        &self.capabilities
+    }
+
+    /// True when the server announced the capability (case-insensitive).
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.capabilities
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(name))
+    }
+
+    /// The literal form commands may use, from LITERAL+ / LITERAL-.
+    pub fn literal_mode(&self) -> LiteralMode {
+        LiteralMode::from_capabilities(self.capabilities.iter().map(String::as_str))
+    }
+
+    /// Starts building a command that uses the server's literal mode.
+    pub fn command(&self, name: &str) -> CommandBuilder {
+        CommandBuilder::new(name, self.literal_mode())
+    }
+
+    /// Unsolicited EXISTS/RECENT/EXPUNGE/VANISHED seen since the last SELECT/EXAMINE.
+    pub fn events(&self) -> &MailboxEvents {
+        &self.events
+    }
+
+    /// Takes the recorded mailbox events, leaving them empty.
+    pub fn take_events(&mut self) -> MailboxEvents {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The underlying stream.
+    pub fn stream(&mut self) -> &mut S {
+        self.conn.get_mut()
+    }
+
+    /// Gives back the stream and any bytes read but not yet framed.
+    pub fn into_parts(self) -> (S, Vec<u8>) {
+        self.conn.into_parts()
+    }
+
+    /// Runs a command to completion, collecting untagged responses. NO/BAD become
+    /// [`ImapError::Rejected`]; a BYE is [`ImapError::Bye`].
+    pub async fn execute(&mut self, cmd: Command) -> Result<Completed, ImapError> {
+        let mut untagged = Vec::new();
+        let tag = self.send(&cmd, &mut untagged).await?;
+        let status = self.wait_tagged(&tag, &mut untagged).await?;
+        self.complete(&cmd.name, status, untagged)
+    }
+
+    /// Turns a tagged status into the command's result.
+    pub(crate) fn complete(
+        &mut self,
+        command: &str,
+        status: StatusText,
+        untagged: Vec<Untagged>,
+    ) -> Result<Completed, ImapError> {
+        if let Some(e) = self.sink_error.take() {
+            return Err(ImapError::Sink(e));
+        }
+        match status.status {
+            Status::Ok => Ok(Completed { status, untagged }),
+            _ => Err(ImapError::Rejected {
+                command: command.to_string(),
+                status: Box::new(status),
+            }),
+        }
+    }
+
+    /// Sends a command with a fresh tag, honouring synchronising literals; returns the tag.
+    /// A command rejected before one of its literals is reported as `Rejected`.
+    /// Untagged responses that arrive while waiting for `+` go to `untagged`.
+    pub(crate) async fn send(
+        &mut self,
+        cmd: &Command,
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<String, ImapError> {
+        let tag = self.start_command(cmd, untagged).await?;
+        self.write(b"\r\n").await?;
+        self.flush().await?;
+        Ok(tag)
+    }
+
+    /// Writes a fresh tag and the command's parts, waiting for `+` before synchronising
+    /// literals, but not the final CRLF; returns the tag.
+    pub(crate) async fn start_command(
+        &mut self,
+        cmd: &Command,
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<String, ImapError> {
+        if self.poisoned {
+            return Err(ImapError::Unusable);
+        }
+        let tag = format!("{}{:04}", self.config.tag_prefix, self.next_tag);
+        self.next_tag = self.next_tag.wrapping_add(1);
+        tracing::trace!(target: "mailstage::imap::wire", "C: {tag} {}", cmd.log_line());
+        self.write(format!("{tag} ").as_bytes()).await?;
+        for part in &cmd.parts {
+            match part {
+                Part::Text(t) => self.write(t).await?,
+                Part::Literal { data, sync } => {
+                    if *sync {
+                        self.await_literal_go_ahead(&tag, &cmd.name, untagged)
+                            .await?;
+                    }
+                    self.write(data).await?;
+                }
+            }
+        }
+        Ok(tag)
+    }
+
+    /// Waits for the `+` that allows a synchronising literal; a completion instead means
+    /// the server refused the command.
+    pub(crate) async fn await_literal_go_ahead(
+        &mut self,
+        tag: &str,
+        command: &str,
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<(), ImapError> {
+        match self.wait_continuation(tag, untagged).await? {
+            ContinueOutcome::Continue(_) => Ok(()),
+            ContinueOutcome::Done(st) => {
+                self.complete(command, st, std::mem::take(untagged))?;
+                Err(ImapError::Protocol(format!(
+                    "{command} completed before its literal was sent"
+                )))
+            }
+        }
+    }
+
+    pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), ImapError> {
+        let res = self.conn.get_mut().write_all(data).await;
+        res.map_err(|e| self.poison(ImapError::Io(e)))
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), ImapError> {
+        let res = self.conn.get_mut().flush().await;
+        res.map_err(|e| self.poison(ImapError::Io(e)))
+    }
+
+    /// Marks the session unusable and passes the error on.
+    pub(crate) fn poison(&mut self, e: ImapError) -> ImapError {
+        self.poisoned = true;
+        e
+    }
+
+    /// Flushes, then reads until `+` (returns its text) or the tagged completion of `tag`.
+    pub(crate) async fn wait_continuation(
+        &mut self,
+        tag: &str,
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<ContinueOutcome, ImapError> {
+        self.flush().await?;
+        loop {
+            match self.read(&mut DiscardSink).await?.response {
+                Response::Continuation { text } => return Ok(ContinueOutcome::Continue(text)),
+                Response::Tagged { tag: t, status } if t == tag => {
+                    return Ok(ContinueOutcome::Done(status));
+                }
+                other => self.route_other(other, untagged)?,
+            }
+        }
+    }
+
+    /// Reads until the tagged completion of `tag`.
+    pub(crate) async fn wait_tagged(
+        &mut self,
+        tag: &str,
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<StatusText, ImapError> {
+        loop {
+            match self.read(&mut DiscardSink).await?.response {
+                Response::Tagged { tag: t, status } if t == tag => return Ok(status),
+                other => self.route_other(other, untagged)?,
+            }
+        }
+    }
+
+    /// Handles a response that is not what the caller waits for.
+    pub(crate) fn route_other(
+        &mut self,
+        resp: Response,
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<(), ImapError> {
+        match resp {
+            Response::Untagged(Untagged::Status(st)) if st.status == Status::Bye => {
+                Err(self.poison(ImapError::Bye(st.text)))
+            }
+            Response::Untagged(u) => {
+                untagged.push(u);
+                Ok(())
+            }
+            Response::Tagged { tag, status } => {
+                tracing::warn!(%tag, %status, "completion for an unknown tag");
+                Ok(())
+            }
+            Response::Continuation { text } => {
+                tracing::warn!(%text, "unexpected continuation request");
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads and parses the next understood response, streaming bodies into `sink` and
+    /// recording capabilities and mailbox events. Unparseable responses are skipped.
+    pub(crate) async fn read<K: LiteralSink>(
+        &mut self,
+        sink: &mut K,
+    ) -> Result<Incoming<K::Output>, ImapError> {
+        if self.poisoned {
+            return Err(ImapError::Unusable);
+        }
+        loop {
+            let frame = match self.read_frame(sink).await {
+                Ok(frame) => frame,
+                Err(ImapError::Framing(FramingError::Sink(e))) => {
+                    self.sink_error.get_or_insert(e);
+                    continue;
+                }
+                Err(e) => return Err(self.poison(e)),
+            };
+            let Some(response) = response::parse(&frame.bytes) else {
+                continue;
+            };
+            tracing::trace!(target: "mailstage::imap::wire", "S: {}", String::from_utf8_lossy(&frame.bytes).trim_end());
+            self.observe(&response);
+            return Ok(Incoming { response, frame });
+        }
+    }
+
+    async fn read_frame<K: LiteralSink>(
+        &mut self,
+        sink: &mut K,
+    ) -> Result<Frame<K::Output>, ImapError> {
+        let fut = self.conn.next_frame(sink);
+        let res = match self.config.read_timeout {
+            Some(t) => tokio::time::timeout(t, fut)
+                .await
+                .map_err(|_| ImapError::Timeout(t))?,
+            None => fut.await,
+        };
+        res.map_err(ImapError::from)
+    }
+
+    fn observe(&mut self, resp: &Response) {
+        let status = match resp {
+            Response::Untagged(Untagged::Status(st)) | Response::Tagged { status: st, .. } => st,
+            Response::Untagged(u) => {
+                match u {
+                    Untagged::Capability(caps) => self.capabilities = caps.clone(),
+                    Untagged::Exists(n) => self.events.exists = Some(*n),
+                    Untagged::Recent(n) => self.events.recent = Some(*n),
+                    Untagged::Expunge(n) => self.events.expunged.push(*n),
+                    Untagged::Vanished { uids, .. } => self.events.vanished.push(uids.clone()),
+                    _ => {}
+                }
+                return;
+            }
+            Response::Continuation { .. } => return,
+        };
+        if let Some(Code::Capability(caps)) = &status.code {
+            self.capabilities = caps.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,294 @@
+//! Connections: plain TCP (`none`), implicit TLS (`ssl`) and STARTTLS (`tls`), with a
+//! connect timeout and TCP keepalive. TLS is rustls with the ring provider, trusting the
+//! system's certificates plus an optional extra CA file; certificate checks are off only
+//! when explicitly asked (`insecure`), and that is logged loudly.
+
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::error::ImapError;
+use super::session::{Session, SessionConfig};
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Plain TCP (`none`).
+    None,
+    /// TLS from the first byte, usually port 993 (`ssl`).
+    Ssl,
+    /// Plain TCP upgraded with STARTTLS, usually port 143 (`tls`).
+    StartTls,
+}
+
+impl FromStr for Security {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(Self::None),
+            "ssl" => Ok(Self::Ssl),
+            "tls" | "starttls" => Ok(Self::StartTls),
+            other => Err(format!(
+                "unknown security {other:?} (expected none, ssl or tls)"
+            )),
+        }
+    }
+}
+
+/// Where to connect and how.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Host name (also the TLS server name) or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// none, ssl or STARTTLS.
+    pub security: Security,
+    /// PEM file with extra trusted CA certificates (internal CAs).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate. Dangerous; for lab servers only.
+    pub insecure: bool,
+    /// Limit for TCP connect plus TLS handshake.
+    pub connect_timeout: Duration,
+    /// TCP keepalive idle time; `None` leaves the system default.
+    pub keepalive: Option<Duration>,
+}
+
+impl ConnectOptions {
+    /// Options with a 30 s connect timeout and 60 s keepalive, verifying certificates.
+    pub fn new(host: &str, port: u16, security: Security) -> Self {
+        Self {
+            host: host.to_string(),
+            port,
+            security,
+            ca_file: None,
+            insecure: false,
+            connect_timeout: Duration::from_secs(30),
+            keepalive: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// A plain or TLS connection; what a production [`Session`] runs on.
+pub enum Transport {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Connects, secures the connection as asked and reads the greeting. After STARTTLS the
+/// capabilities are asked for again, as RFC 3501 requires.
+pub async fn connect(
+    opts: &ConnectOptions,
+    config: SessionConfig,
+) -> Result<Session<Transport>, ImapError> {
+    let tcp = within(opts.connect_timeout, tcp_connect(opts)).await?;
+    match opts.security {
+        Security::None => Session::connect(Transport::Plain(tcp), config).await,
+        Security::Ssl => {
+            let tls = within(opts.connect_timeout, handshake(opts, tcp)).await?;
+            Session::connect(Transport::Tls(Box::new(tls)), config).await
+        }
+        Security::StartTls => {
+            let mut session = Session::connect(Transport::Plain(tcp), config.clone()).await?;
+            if !session.has_capability("STARTTLS") {
+                session.capability().await?;
+            }
+            if !session.has_capability("STARTTLS") {
+                return Err(ImapError::Unsupported("STARTTLS".into()));
+            }
+            session.execute(session.command("STARTTLS").build()).await?;
+            let (stream, leftover) = session.into_parts();
+            if !leftover.is_empty() {
+                return Err(ImapError::Protocol(
+                    "server sent data right after STARTTLS".into(),
+                ));
+            }
+            let Transport::Plain(tcp) = stream else {
+                return Err(ImapError::Protocol("STARTTLS on a TLS connection".into()));
+            };
+            let tls = within(opts.connect_timeout, handshake(opts, tcp)).await?;
+            let mut session = Session::established(Transport::Tls(Box::new(tls)), config);
+            session.capability().await?;
+            Ok(session)
+        }
+    }
+}
+
+async fn within<T, F>(limit: Duration, fut: F) -> Result<T, ImapError>
+where
+    F: Future<Output = Result<T, ImapError>>,
+{
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| ImapError::Timeout(limit))?
+}
+
+async fn tcp_connect(opts: &ConnectOptions) -> Result<TcpStream, ImapError> {
+    let tcp = TcpStream::connect((opts.host.as_str(), opts.port)).await?;
+    tcp.set_nodelay(true)?;
+    if let Some(idle) = opts.keepalive {
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(idle);
+        socket2::SockRef::from(&tcp).set_tcp_keepalive(&ka)?;
+    }
+    Ok(tcp)
+}
+
+async fn handshake(
+    opts: &ConnectOptions,
+    tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, ImapError> {
+    let config = tls_config(opts)?;
+    let name = ServerName::try_from(opts.host.clone())
+        .map_err(|e| ImapError::Tls(format!("invalid server name {:?}: {e}", opts.host)))?;
+    Ok(TlsConnector::from(config).connect(name, tcp).await?)
+}
+
+/// Builds the rustls client configuration for the options.
+pub fn tls_config(opts: &ConnectOptions) -> Result<Arc<ClientConfig>, ImapError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ImapError::Tls(e.to_string()))?;
+    if opts.insecure {
+        tracing::warn!(host = %opts.host, "TLS certificate verification is DISABLED (--insecure)");
+        let verifier = Arc::new(AcceptAnyCertificate(provider));
+        return Ok(Arc::new(
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth(),
+        ));
+    }
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::warn!(error = %e, "loading system CA certificates");
+    }
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = &opts.ca_file {
+        let tls_err =
+            |e: &dyn std::fmt::Display| ImapError::Tls(format!("CA file {}: {e}", path.display()));
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| tls_err(&e))? {
+            roots
+                .add(cert.map_err(|e| tls_err(&e))?)
+                .map_err(|e| tls_err(&e))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(ImapError::Tls(
+            "no trusted CA certificates (system store empty, no CA file)".into(),
+        ));
+    }
+    Ok(Arc::new(
+        builder.with_root_certificates(roots).with_no_client_auth(),
+    ))
+}
+
+/// Accepts every certificate but still checks handshake signatures (`--insecure`).
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+#[path = "transport_tests.rs"]
+mod tests;
