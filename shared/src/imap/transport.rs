@@ -6,7 +6,6 @@
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,33 +20,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+pub use crate::batch::Security;
+
 use super::error::ImapError;
 use super::session::{Session, SessionConfig};
-
-/// How the connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    /// Plain TCP (`none`).
-    None,
-    /// TLS from the first byte, usually port 993 (`ssl`).
-    Ssl,
-    /// Plain TCP upgraded with STARTTLS, usually port 143 (`tls`).
-    StartTls,
-}
-
-impl FromStr for Security {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "none" => Ok(Self::None),
-            "ssl" => Ok(Self::Ssl),
-            "tls" | "starttls" => Ok(Self::StartTls),
-            other => Err(format!(
-                "unknown security {other:?} (expected none, ssl or tls)"
-            )),
-        }
-    }
-}
 
 /// Where to connect and how.
 #[derive(Debug, Clone)]
@@ -142,7 +118,7 @@ pub async fn connect(
             let tls = within(opts.connect_timeout, handshake(opts, tcp)).await?;
             Session::connect(Transport::Tls(Box::new(tls)), config).await
         }
-        Security::StartTls => {
+        Security::Tls => {
             let mut session = Session::connect(Transport::Plain(tcp), config.clone()).await?;
             if !session.has_capability("STARTTLS") {
                 session.capability().await?;

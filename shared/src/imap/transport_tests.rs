@@ -77,7 +77,7 @@ async fn starttls_upgrades_and_asks_for_capabilities_again() {
         expect_line(&mut tls, "A0002 NOOP").await;
         tls.get_mut().write_all(b"A0002 OK\r\n").await.unwrap();
     });
-    let mut opts = options(port, Security::StartTls);
+    let mut opts = options(port, Security::Tls);
     opts.ca_file = Some(ca_file.path().to_path_buf());
     let mut session = connect(&opts, SessionConfig::default()).await.unwrap();
     assert!(matches!(session.stream(), Transport::Tls(_)));
@@ -151,7 +151,7 @@ async fn starttls_refuses_injected_plaintext_and_missing_support() {
             .await
             .unwrap();
     });
-    let err = connect(&options(port, Security::StartTls), SessionConfig::default())
+    let err = connect(&options(port, Security::Tls), SessionConfig::default())
         .await
         .err()
         .unwrap();
@@ -164,7 +164,7 @@ async fn starttls_refuses_injected_plaintext_and_missing_support() {
         ),
         "{err}"
     );
-    let err = connect(&options(port, Security::StartTls), SessionConfig::default())
+    let err = connect(&options(port, Security::Tls), SessionConfig::default())
         .await
         .err()
         .unwrap();
@@ -179,7 +179,7 @@ async fn starttls_refuses_injected_plaintext_and_missing_support() {
 fn security_names_and_bad_ca_files() {
     assert_eq!("none".parse(), Ok(Security::None));
     assert_eq!("SSL".parse(), Ok(Security::Ssl));
-    assert_eq!("tls".parse(), Ok(Security::StartTls));
+    assert_eq!("tls".parse(), Ok(Security::Tls));
     assert!("tls1.3".parse::<Security>().is_err());
     let mut opts = ConnectOptions::new("localhost", 993, Security::Ssl);
     opts.ca_file = Some("/nonexistent/ca.pem".into());
