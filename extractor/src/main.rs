@@ -1,7 +1,9 @@
 //! `mailstage-extract`: pulls mailboxes from an IMAP server into the stage.
 //!
-//! Today it offers the stage's maintenance commands (verify, gc, maildir); extraction
-//! (test-server, endpoint, batch) arrives with the IMAP layer.
+//! Today it offers `test-server` and the stage's maintenance commands (verify, gc, maildir);
+//! extraction (endpoint, batch) comes next.
+
+mod test_server;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,6 +26,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check that the IMAP server is reachable, its TLS and, with --csv, every row's login
+    /// (like Test-MigrationServerAvailability). Exit status 0 only if everything passed.
+    TestServer(test_server::TestServerArgs),
     /// Re-hash every blob and check every message row against its blob.
     ///
     /// Exit status: 0 clean, 1 messages damaged or missing, 2 only garbage found (run gc).
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
+        Command::TestServer(args) => test_server::run(args, &mut stdout),
         Command::Verify { json } => {
             let code = mailstage::commands::verify_command(&cli.stage, json, &mut stdout)?;
             Ok(code as u8)

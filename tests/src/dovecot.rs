@@ -8,7 +8,8 @@
 //! DIR/masters           passwd-file of master users (only with a master user)
 //! DIR/run, DIR/state    base_dir and state_dir
 //! DIR/dovecot.log       log_path; DIR/stderr.log is the master's stderr
-//! DIR/tls/cert.pem      self-signed certificate (CN=localhost, SAN IP:127.0.0.1, DNS:localhost)
+//! DIR/tls/ca.pem        a private CA; DIR/tls/cert.pem: the server's certificate it signs
+//!                       (CN=localhost, SAN IP:127.0.0.1, DNS:localhost)
 //! DIR/mail/USER/Maildir the user's maildir, `LAYOUT=fs` with UTF-8 directory names
 //! ```
 //!
@@ -337,36 +338,96 @@ fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Makes `DIR/tls/{cert,key}.pem` with openssl and returns the certificate path.
-fn make_certificate(root: &Path) -> Result<PathBuf> {
-    let tls = root.join("tls");
-    fs::create_dir(&tls)?;
-    fs::set_permissions(&tls, fs::Permissions::from_mode(0o755))?;
-    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
+/// Runs one openssl command in `dir`, failing with its stderr.
+fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
     let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "7", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
+        .args(args)
+        .current_dir(dir)
         .output()
         .context("run openssl")?;
     ensure!(
         out.status.success(),
-        "openssl req failed: {}",
+        "openssl {} failed: {}",
+        args.first().copied().unwrap_or_default(),
         String::from_utf8_lossy(&out.stderr)
     );
-    fs::set_permissions(&cert, fs::Permissions::from_mode(0o644))?;
-    Ok(cert)
+    Ok(())
+}
+
+/// Makes a private CA (`DIR/tls/ca.pem`) and a server certificate it signs
+/// (`DIR/tls/{cert,key}.pem`: CN=localhost, SAN IP:127.0.0.1 and DNS:localhost, not a CA —
+/// TLS clients such as rustls refuse a CA certificate as the server's own). Returns the CA.
+fn make_certificate(root: &Path) -> Result<PathBuf> {
+    let tls = root.join("tls");
+    fs::create_dir(&tls)?;
+    fs::set_permissions(&tls, fs::Permissions::from_mode(0o755))?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "7",
+        "-subj",
+        "/CN=mailstage test CA",
+    ];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca-key.pem", "-out", "ca.pem"]);
+    ca.extend([
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    openssl(&tls, &ca)?;
+    let mut csr = vec![
+        "req",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+    ];
+    csr.extend(ec);
+    openssl(&tls, &csr)?;
+    fs::write(
+        tls.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost
+basicConstraints=critical,CA:FALSE
+         keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+",
+    )?;
+    openssl(
+        &tls,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "7",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "cert.pem",
+        ],
+    )?;
+    for public in ["ca.pem", "cert.pem"] {
+        fs::set_permissions(tls.join(public), fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(tls.join("ca.pem"))
 }
 
 /// A loopback port that was free a moment ago.

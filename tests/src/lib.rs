@@ -1,8 +1,9 @@
 //! Test support for mailstage: a private Dovecot per test ([`Dovecot`]), ways to fill its
 //! mailboxes (maildir fast path and APPEND), odd-message [`fixtures`], a small blocking
 //! IMAP client ([`Probe`]) used as an independent oracle, and the deterministic [`workload`]
-//! the crash test kills.
+//! the crash test kills, and the workspace's binaries ([`bins`]) for end-to-end runs.
 
+pub mod bins;
 pub mod dovecot;
 pub mod fixtures;
 pub mod maildir;

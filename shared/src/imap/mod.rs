@@ -5,18 +5,22 @@
 //! - [`response`] and [`types`]: parsing into owned types (imap-proto, then a tolerant path).
 //! - [`session`]: tags, literals, routing; commands in [`auth`], [`commands`], [`fetch`],
 //!   [`append`]; errors in [`error`].
+//! - [`transport`]: TCP, TLS, STARTTLS; `Session::log_in` turns a CSV `UserName` into a login;
+//!   [`diagnose`]: the timed checks behind `test-server`.
 //! - [`encode`], [`seqset`], [`datetime`]: command arguments, UID sets, INTERNALDATE.
 
 pub mod append;
 pub mod auth;
 pub mod commands;
 pub mod datetime;
+pub mod diagnose;
 pub mod encode;
 pub mod error;
 mod fallback;
 pub mod fetch;
 pub mod framing;
 mod lexer;
+mod login;
 pub mod response;
 mod scan;
 pub mod seqset;

@@ -111,7 +111,23 @@ pub async fn connect(
     opts: &ConnectOptions,
     config: SessionConfig,
 ) -> Result<Session<Transport>, ImapError> {
-    let tcp = within(opts.connect_timeout, tcp_connect(opts)).await?;
+    let tcp = open_tcp(opts).await?;
+    secure(opts, tcp, config).await
+}
+
+/// The TCP step alone: resolves the host, connects (within the connect timeout), sets
+/// TCP_NODELAY and keepalive.
+pub async fn open_tcp(opts: &ConnectOptions) -> Result<TcpStream, ImapError> {
+    within(opts.connect_timeout, tcp_connect(opts)).await
+}
+
+/// The steps after TCP: TLS as the options ask (implicit, or STARTTLS after the greeting),
+/// then the greeting of the session that runs on top.
+pub async fn secure(
+    opts: &ConnectOptions,
+    tcp: TcpStream,
+    config: SessionConfig,
+) -> Result<Session<Transport>, ImapError> {
     match opts.security {
         Security::None => Session::connect(Transport::Plain(tcp), config).await,
         Security::Ssl => {
@@ -141,6 +157,41 @@ pub async fn connect(
             session.capability().await?;
             Ok(session)
         }
+    }
+}
+
+/// What was negotiated on a TLS connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The protocol version, e.g. `TLSv1_3`.
+    pub version: String,
+    /// The cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    /// The server's certificate chain, leaf first, DER-encoded.
+    pub chain: Vec<Vec<u8>>,
+}
+
+impl Transport {
+    /// The negotiated TLS parameters, or `None` on a plain connection.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        let Self::Tls(stream) = self else {
+            return None;
+        };
+        let conn = stream.get_ref().1;
+        Some(TlsInfo {
+            version: conn
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default(),
+            cipher: conn
+                .negotiated_cipher_suite()
+                .map(|c| format!("{:?}", c.suite()))
+                .unwrap_or_default(),
+            chain: conn
+                .peer_certificates()
+                .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
+                .unwrap_or_default(),
+        })
     }
 }
 

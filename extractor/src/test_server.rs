@@ -1,0 +1,190 @@
+//! `test-server`: the counterpart of Test-MigrationServerAvailability — can this machine
+//! reach the IMAP server, is TLS right, and (given the batch CSV) does every row log in?
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use mailstage::batch::{AuthChoice, Security, read_batch_file};
+use mailstage::imap::diagnose::{Failure, LoginCheck, ServerReport, check_logins, check_server};
+use mailstage::imap::transport::ConnectOptions;
+use serde::Serialize;
+
+/// Arguments of `test-server`.
+#[derive(Args)]
+pub struct TestServerArgs {
+    /// The IMAP server's name (FQDN) or address.
+    #[arg(long)]
+    server: String,
+    /// The port [default: 993 for ssl, 143 otherwise].
+    #[arg(long)]
+    port: Option<u16>,
+    /// none (plain), ssl (implicit TLS) or tls (STARTTLS).
+    #[arg(long, default_value = "ssl")]
+    security: Security,
+    /// A PEM file of CA certificates to trust besides the system's (a private CA).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Accept any certificate. Only for a lab server: the connection can be intercepted.
+    #[arg(long)]
+    insecure: bool,
+    /// A batch CSV (EmailAddress,UserName,Password[,UserRoot]): try every row's login.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// How to log in: auto, login, plain or xoauth2.
+    #[arg(long, default_value = "auto")]
+    auth: AuthChoice,
+    /// How many logins to try at once.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// Seconds to wait for the connection (and TLS) before giving up.
+    #[arg(long, default_value_t = 15)]
+    timeout: u64,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Results {
+    server: ServerReport,
+    logins: Vec<LoginCheck>,
+    passed: bool,
+}
+
+/// Runs the checks and prints them; returns the exit status (0 only if every check passed).
+pub fn run(args: TestServerArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let rows = match &args.csv {
+        Some(path) => Some(read_batch_file(path)?),
+        None => None,
+    };
+    let port = args.port.unwrap_or(match args.security {
+        Security::Ssl => 993,
+        Security::None | Security::Tls => 143,
+    });
+    let mut opts = ConnectOptions::new(&args.server, port, args.security);
+    opts.ca_file = args.ca_file.clone();
+    opts.insecure = args.insecure;
+    opts.connect_timeout = Duration::from_secs(args.timeout.max(1));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (server, logins) = runtime.block_on(async {
+        let server = check_server(&opts).await;
+        let logins = match rows {
+            Some(rows) if server.failure.is_none() => {
+                check_logins(&opts, rows, args.auth, args.parallel).await
+            }
+            _ => Vec::new(),
+        };
+        (server, logins)
+    });
+    let passed = server.failure.is_none() && logins.iter().all(|l| l.ok);
+    let results = Results {
+        server,
+        logins,
+        passed,
+    };
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&results)?)?;
+    } else {
+        render(&results, args.csv.as_ref(), out)?;
+    }
+    Ok(if passed { 0 } else { 1 })
+}
+
+fn render(r: &Results, csv: Option<&PathBuf>, out: &mut dyn Write) -> std::io::Result<()> {
+    let s = &r.server;
+    let how = match s.security.as_str() {
+        "ssl" => "implicit TLS",
+        "tls" => "STARTTLS",
+        _ => "plain, unencrypted",
+    };
+    writeln!(
+        out,
+        "IMAP server {} port {} (security {}: {how})",
+        s.server, s.port, s.security
+    )?;
+    if let Some(ms) = s.dns_ms {
+        writeln!(
+            out,
+            "  DNS           {} ({ms:.1} ms)",
+            s.addresses.join(", ")
+        )?;
+    }
+    if let (Some(to), Some(ms)) = (&s.connected_to, s.connect_ms) {
+        writeln!(out, "  TCP           connected to {to} in {ms:.1} ms")?;
+    }
+    if let Some(t) = &s.tls {
+        writeln!(out, "  TLS           {} {}", t.version, t.cipher)?;
+        writeln!(out, "  certificate   {}, issued by {}", t.subject, t.issuer)?;
+        writeln!(
+            out,
+            "                valid until {} ({} days left)",
+            t.not_after, t.days_left
+        )?;
+    }
+    if let Some(g) = &s.greeting {
+        writeln!(
+            out,
+            "  greeting      {g} ({:.1} ms)",
+            s.session_ms.unwrap_or_default()
+        )?;
+    }
+    if !s.capabilities.is_empty() {
+        writeln!(out, "  capabilities  {}", s.capabilities.join(" "))?;
+    }
+    if let Some(rtt) = s.round_trip_ms {
+        writeln!(out, "  round trip    {rtt:.2} ms (NOOP, median of 3)")?;
+    }
+    if let Some(f) = &s.failure {
+        write_failure(out, "  FAILED", f)?;
+    }
+    if let Some(path) = csv {
+        writeln!(out, "logins from {}:", path.display())?;
+        for l in &r.logins {
+            let method = l.method.as_deref().unwrap_or("-");
+            if l.ok {
+                writeln!(
+                    out,
+                    "  row {:<4} {:<32} ok ({method}, {:.0} ms)",
+                    l.row, l.email, l.ms
+                )?;
+            } else if let Some(f) = &l.failure {
+                write_failure(
+                    out,
+                    &format!("  row {:<4} {:<32} FAILED", l.row, l.email),
+                    f,
+                )?;
+            }
+        }
+        if let Some(first) = r.logins.iter().find(|l| l.ok) {
+            writeln!(
+                out,
+                "  after login   {} (row {})",
+                first.capabilities.join(" "),
+                first.row
+            )?;
+        }
+    }
+    let failed = r.logins.iter().filter(|l| !l.ok).count();
+    let verdict = match (&s.failure, failed) {
+        (Some(_), _) => "FAILED: the server cannot be used as it is".to_owned(),
+        (None, 0) => "passed".to_owned(),
+        (None, n) => format!("FAILED: {n} of {} logins failed", r.logins.len()),
+    };
+    writeln!(out, "result: {verdict}")
+}
+
+fn write_failure(out: &mut dyn Write, lead: &str, f: &Failure) -> std::io::Result<()> {
+    let kind = serde_json::to_value(f.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    writeln!(out, "{lead} [{kind}] {}", f.message)?;
+    writeln!(out, "{:width$}   hint: {}", "", f.hint, width = 2)
+}

@@ -1,0 +1,47 @@
+//! The workspace's binaries for end-to-end tests, which run them as an admin would.
+//!
+//! Cargo only hands a package the paths of its own binaries, so the first call builds the
+//! asked binary with the same cargo and profile, once per test process.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The `target/<profile>` directory this test binary was built into.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps")
+        .to_path_buf()
+}
+
+fn build(package: &str, bin: &str) -> PathBuf {
+    let dir = profile_dir();
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building {bin} failed");
+    let path = dir.join(bin);
+    assert!(path.is_file(), "{} missing after the build", path.display());
+    path
+}
+
+/// `mailstage-extract`, built on first use.
+pub fn mailstage_extract() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| build("mailstage-extract", "mailstage-extract"))
+        .clone()
+}
+
+/// `mailstage-upload`, built on first use.
+pub fn mailstage_upload() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| build("mailstage-upload", "mailstage-upload"))
+        .clone()
+}
