@@ -138,6 +138,14 @@ fn render(r: &Results, csv: Option<&PathBuf>, out: &mut dyn Write) -> std::io::R
     if !s.capabilities.is_empty() {
         writeln!(out, "  capabilities  {}", s.capabilities.join(" "))?;
     }
+    if !s.server_id.is_empty() {
+        let id: Vec<String> = s
+            .server_id
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        writeln!(out, "  server ID     {}", id.join(" "))?;
+    }
     if let Some(rtt) = s.round_trip_ms {
         writeln!(out, "  round trip    {rtt:.2} ms (NOOP, median of 3)")?;
     }

@@ -74,6 +74,7 @@ fn every_login_format_and_the_right_diagnosis_for_each_failure() -> Result<()> {
         "IMAP server 127.0.0.1 port",
         "security none: plain, unencrypted",
         "capabilities  IMAP4rev1",
+        "server ID     name=Dovecot",
         "round trip",
         "ok (LOGIN as alice,",
         "ok (SASL PLAIN as mailadmin for bob,",

@@ -1,4 +1,4 @@
-//! Mailbox commands: ENABLE, NAMESPACE, LIST, STATUS, SELECT/EXAMINE, UID SEARCH, CREATE,
+//! Mailbox commands: ID, ENABLE, NAMESPACE, LIST, STATUS, SELECT/EXAMINE, UID SEARCH, CREATE,
 //! UID STORE, LOGOUT.
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -42,6 +42,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             })
             .flatten()
             .collect())
+    }
+
+    /// ID (RFC 2971): tells the server who we are (field/value pairs) and returns the
+    /// server's own identification (empty when it sends `NIL`).
+    pub async fn id(&mut self, ours: &[(&str, &str)]) -> Result<Vec<(String, String)>, ImapError> {
+        let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        let list = if ours.is_empty() {
+            "NIL".to_owned()
+        } else {
+            let pairs: Vec<String> = ours
+                .iter()
+                .map(|(k, v)| format!("{} {}", quote(k), quote(v)))
+                .collect();
+            format!("({})", pairs.join(" "))
+        };
+        let done = self.execute(self.command("ID").raw(&list).build()).await?;
+        Ok(done
+            .untagged
+            .into_iter()
+            .find_map(|u| match u {
+                Untagged::Id(fields) => Some(fields),
+                _ => None,
+            })
+            .unwrap_or_default())
     }
 
     /// NAMESPACE (RFC 2342).

@@ -94,6 +94,8 @@ pub struct ServerReport {
     pub greeting: Option<String>,
     /// Capabilities before login.
     pub capabilities: Vec<String>,
+    /// The server's identification (RFC 2971 ID), when it offers it.
+    pub server_id: Vec<(String, String)>,
     /// Median NOOP round trip.
     pub round_trip_ms: Option<f64>,
     /// The step that failed, if one did.
@@ -179,6 +181,16 @@ async fn run_server_checks(opts: &ConnectOptions, r: &mut ServerReport) -> Resul
             .map_err(|e| connect_failure(&e, opts))?;
     }
     r.capabilities = session.capabilities().to_vec();
+    if session.has_capability("ID") {
+        let ours = [
+            ("name", "mailstage"),
+            ("version", env!("CARGO_PKG_VERSION")),
+        ];
+        r.server_id = session
+            .id(&ours)
+            .await
+            .map_err(|e| connect_failure(&e, opts))?;
+    }
 
     let mut samples = Vec::new();
     for _ in 0..3 {

@@ -90,6 +90,15 @@ fn convert(frame: &[u8], resp: ProtoResponse<'_>) -> Option<Response> {
         }),
         ProtoResponse::Fetch(seq, attrs) => Response::Untagged(Untagged::Fetch(fetch(seq, attrs))),
         ProtoResponse::MailboxData(datum) => Response::Untagged(mailbox_datum(datum)?),
+        ProtoResponse::Id(fields) => {
+            let mut fields: Vec<(String, String)> = fields
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            fields.sort();
+            Response::Untagged(Untagged::Id(fields))
+        }
         _ => Response::Untagged(Untagged::Other),
     })
 }

@@ -465,3 +465,31 @@ async fn unparseable_responses_are_skipped_and_timeouts_poison() {
     ));
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn id_sends_ours_and_returns_the_servers() {
+    let (mut session, mut peer) = connect("IMAP4rev1 ID").await;
+    let server = tokio::spawn(async move {
+        peer.expect(r#"A0001 ID ("name" "mailstage" "note" "say \"hi\"")"#)
+            .await;
+        peer.send(
+            "* ID (\"vendor\" \"Dovecot\" \"name\" \"Dovecot\")\r\nA0001 OK ID completed\r\n",
+        )
+        .await;
+        peer.expect("A0002 ID NIL").await;
+        peer.send("* ID NIL\r\nA0002 OK done\r\n").await;
+    });
+    let theirs = session
+        .id(&[("name", "mailstage"), ("note", "say \"hi\"")])
+        .await
+        .unwrap();
+    assert_eq!(
+        theirs,
+        vec![
+            ("name".to_string(), "Dovecot".to_string()),
+            ("vendor".to_string(), "Dovecot".to_string())
+        ]
+    );
+    assert!(session.id(&[]).await.unwrap().is_empty());
+    server.await.unwrap();
+}

@@ -195,7 +195,9 @@ pub enum Untagged {
     Namespace(Namespaces),
     /// `* n FETCH (…)`
     Fetch(FetchData),
-    /// Understood by the parser but not used by this client (QUOTA, ID, ACL, …).
+    /// `* ID (…)` (RFC 2971): the server's identification, field and value.
+    Id(Vec<(String, String)>),
+    /// Understood by the parser but not used by this client (QUOTA, ACL, …).
     Other,
 }
 
