@@ -5,11 +5,13 @@
 //! - [`imap`]: the project's own IMAP client (framing with streamed literals on top of
 //!   imap-proto, transports, authentication, commands).
 //! - [`commands`]: command bodies both binaries share (`verify`).
+//! - [`extract`]: a pass over a batch's mailboxes from IMAP into the stage.
 //! - [`batch`]: endpoints and batches of mailboxes.
 //! - [`folders`]: folder names (modified UTF-7) and their mapping.
 
 pub mod batch;
 pub mod commands;
+pub mod extract;
 pub mod folders;
 pub mod imap;
 pub mod stage;

@@ -23,6 +23,7 @@ pub mod verify;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub use blobs::{BlobStore, BlobWriter, PendingBlob, StoredBlob};
 pub use error::{Result, StageError};
@@ -41,8 +42,21 @@ use lock::StageLock;
 pub struct Stage {
     root: PathBuf,
     access: Access,
-    blobs: BlobStore,
+    blobs: Arc<BlobStore>,
     index: Index,
+    _lock: StageLock,
+}
+
+/// A stage opened for writing, in the form a concurrent pipeline shares across tasks:
+/// blobs are written from any task, the index is used under a mutex (one writer).
+#[derive(Debug)]
+pub struct SharedStage {
+    /// The stage directory.
+    pub root: PathBuf,
+    /// The blob store.
+    pub blobs: Arc<BlobStore>,
+    /// The index.
+    pub index: Arc<Mutex<Index>>,
     _lock: StageLock,
 }
 
@@ -64,7 +78,7 @@ impl Stage {
             Access::Read => {}
         }
         let lock = StageLock::acquire(root, access)?;
-        let blobs = BlobStore::open(root)?;
+        let blobs = Arc::new(BlobStore::open(root)?);
         let index = Index::open(&root.join("index.sqlite"))?;
         let stage = Self {
             root: root.to_path_buf(),
@@ -104,6 +118,21 @@ impl Stage {
     /// The index, for writing.
     pub fn index_mut(&mut self) -> &mut Index {
         &mut self.index
+    }
+
+    /// Hands the stage to a concurrent pipeline; the lock goes with it. Needs [`Access::Write`].
+    pub fn into_shared(self) -> Result<SharedStage> {
+        if self.access != Access::Write {
+            return Err(StageError::Refused(
+                "sharing the stage with writers needs it opened for writing".into(),
+            ));
+        }
+        Ok(SharedStage {
+            root: self.root,
+            blobs: self.blobs,
+            index: Arc::new(Mutex::new(self.index)),
+            _lock: self._lock,
+        })
     }
 
     /// Removes `tmp/` leftovers and blobs no row names. Needs [`Access::Write`].

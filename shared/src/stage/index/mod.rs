@@ -5,6 +5,7 @@
 
 mod catalog;
 mod messages;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 pub use catalog::{FolderInfo, NewBatch, NewMailbox};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
+pub use sync::FolderSync;
 
 use super::error::{Result, StageError};
 use super::schema::{MIGRATIONS, SCHEMA_VERSION};

@@ -1,0 +1,300 @@
+//! Phase 3 of a folder: bodies streamed into blobs, rows committed in UID order.
+//!
+//! The folder's decided messages are walked in ascending UID order in groups. A group's
+//! bodies come through pipelined `UID FETCH … BODY.PEEK[]` straight into blob writers; then
+//! its blobs are persisted and all its rows (staged, skipped, failed) committed in one
+//! transaction on a blocking thread while the next group downloads. Groups commit strictly in
+//! order, so every UID up to the folder's `highest_uid` always has a row, and a pass that
+//! stops anywhere resumes after the last committed group.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinHandle;
+
+use super::mailbox::Ctx;
+use super::{ExtractError, ImapContext, MailboxCounts};
+use crate::imap::{LiteralStart, SequenceSet, Session, WriterSink};
+use crate::stage::index::{MessageState, NewMessage};
+use crate::stage::{BlobWriter, PendingBlob, StageError};
+
+/// UIDs per group commit, and bytes: whichever fills first.
+const GROUP_UIDS: usize = 200;
+const GROUP_BYTES: u64 = 64 << 20;
+/// UIDs per `UID FETCH` command, and commands in flight.
+const FETCH_UIDS: u32 = 25;
+const FETCH_IN_FLIGHT: usize = 4;
+/// Bytes of a message's start kept to read its Message-ID.
+const HEAD_MAX: usize = 64 * 1024;
+
+/// What phase 1 learned of one message.
+#[derive(Clone, Debug)]
+pub(crate) struct Meta {
+    pub uid: u32,
+    pub size: u64,
+    pub internaldate: Option<String>,
+    pub unix: Option<i64>,
+    pub flags: String,
+}
+
+/// One decided message of a folder.
+#[derive(Clone, Debug)]
+pub(crate) struct Decided {
+    pub meta: Meta,
+    /// `None` to fetch, or the skip state and its reason.
+    pub skip: Option<(MessageState, String)>,
+}
+
+/// The folder being fetched.
+pub(crate) struct FolderTarget<'a> {
+    pub folder_id: i64,
+    pub uidvalidity: u32,
+    pub name: &'a str,
+}
+
+/// A blob writer that also keeps the message's first bytes (for its Message-ID).
+struct TappedBlob {
+    blob: BlobWriter,
+    head: Vec<u8>,
+    head_done: bool,
+}
+
+impl Write for TappedBlob {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.blob.write_chunk(buf).map_err(io::Error::other)?;
+        if !self.head_done {
+            let take = buf.len().min(HEAD_MAX - self.head.len());
+            self.head.extend_from_slice(&buf[..take]);
+            let ends = |sep: &[u8]| self.head.windows(sep.len()).any(|w| w == sep);
+            self.head_done = self.head.len() >= HEAD_MAX || ends(b"\r\n\r\n") || ends(b"\n\n");
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The Message-ID of a message from its first bytes (mail-parser reads the header).
+pub(crate) fn message_id(head: &[u8]) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse_headers(head)?
+        .message_id()
+        .map(str::to_owned)
+}
+
+/// Fetches and commits a folder's decided messages; the folder must be selected.
+pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    session: &mut Session<S>,
+    target: &FolderTarget<'_>,
+    email: &str,
+    mut decided: Vec<Decided>,
+    counts: &mut MailboxCounts,
+) -> Result<(), ExtractError> {
+    decided.sort_by_key(|d| d.meta.uid);
+    let mut inflight: Option<JoinHandle<Result<GroupDone, StageError>>> = None;
+    let mut rest = &decided[..];
+    while !rest.is_empty() {
+        let take = group_len(rest);
+        let (group, tail) = rest.split_at(take);
+        rest = tail;
+        let fetched = fetch_group(ctx, session, group, target).await;
+        // Whatever happened to this group, the one before it is committed first.
+        if let Some(handle) = inflight.take() {
+            add(counts, await_group(handle).await?, ctx, email);
+        }
+        let fetched = fetched?;
+        let (pending, rows) = rows_for(group, fetched, target);
+        let (blobs, index) = (ctx.blobs.clone(), ctx.index.clone());
+        inflight = Some(tokio::task::spawn_blocking(move || {
+            let stored = blobs.persist(pending)?;
+            index
+                .lock()
+                .map_err(|_| StageError::Refused("the index lock was poisoned by a panic".into()))?
+                .commit_messages(&rows)?;
+            Ok(GroupDone::tally(
+                &rows,
+                stored.iter().filter(|s| s.deduplicated).count() as u64,
+            ))
+        }));
+    }
+    if let Some(handle) = inflight {
+        add(counts, await_group(handle).await?, ctx, email);
+    }
+    Ok(())
+}
+
+/// How many of the next messages make one group.
+fn group_len(rest: &[Decided]) -> usize {
+    let mut bytes = 0;
+    let mut n = 0;
+    for d in rest.iter().take(GROUP_UIDS) {
+        if d.skip.is_none() {
+            bytes += d.meta.size;
+        }
+        n += 1;
+        if bytes >= GROUP_BYTES {
+            break;
+        }
+    }
+    n
+}
+
+/// A fetched body: its blob, or why there is none.
+type Fetched = HashMap<u32, Result<(PendingBlob, Option<String>), String>>;
+
+async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    session: &mut Session<S>,
+    group: &[Decided],
+    target: &FolderTarget<'_>,
+) -> Result<Fetched, ExtractError> {
+    let uids: Vec<u32> = group
+        .iter()
+        .filter(|d| d.skip.is_none())
+        .map(|d| d.meta.uid)
+        .collect();
+    let mut fetched = Fetched::new();
+    if uids.is_empty() {
+        return Ok(fetched);
+    }
+    let sets = SequenceSet::from_uids(uids.iter().copied()).chunks(FETCH_UIDS);
+    let store = ctx.blobs.clone();
+    let mut sink = WriterSink::new(|_: &LiteralStart| {
+        Ok(TappedBlob {
+            blob: store.writer().map_err(io::Error::other)?,
+            head: Vec::new(),
+            head_done: false,
+        })
+    });
+    session
+        .uid_fetch(
+            &sets,
+            "(UID BODY.PEEK[])",
+            FETCH_IN_FLIGHT,
+            &mut sink,
+            |m| {
+                let Some(uid) = m.fetch.uid else {
+                    return Ok(()); // an unsolicited FETCH (a flag change): nothing to store
+                };
+                let outcome = match m.body {
+                    None => Err("the server sent no body for it".to_owned()),
+                    Some(body) => body
+                        .output
+                        .blob
+                        .finish()
+                        .map(|pending| (pending, message_id(&body.output.head)))
+                        .map_err(|e| format!("writing its blob failed: {e}")),
+                };
+                fetched.insert(uid, outcome);
+                Ok(())
+            },
+        )
+        .await
+        .during(|| format!("fetching messages of folder {:?}", target.name))?;
+    Ok(fetched)
+}
+
+/// Builds the group's rows in UID order; staged rows' blobs go to persist.
+fn rows_for(
+    group: &[Decided],
+    mut fetched: Fetched,
+    target: &FolderTarget<'_>,
+) -> (Vec<PendingBlob>, Vec<NewMessage>) {
+    let mut pending = Vec::new();
+    let mut rows = Vec::with_capacity(group.len());
+    for d in group {
+        let m = &d.meta;
+        let mut row = NewMessage {
+            folder_id: target.folder_id,
+            uidvalidity: target.uidvalidity,
+            uid: m.uid,
+            state: MessageState::Staged,
+            reason: None,
+            blob: None,
+            size: m.size,
+            internaldate: m.internaldate.clone(),
+            internaldate_unix: m.unix,
+            flags: m.flags.clone(),
+            message_id: None,
+        };
+        let failure = match (&d.skip, fetched.remove(&m.uid)) {
+            (Some((state, reason)), _) => Some((*state, reason.clone())),
+            (None, None) => Some((
+                MessageState::Failed,
+                "the server returned nothing for this UID (deleted meanwhile?)".into(),
+            )),
+            (None, Some(Err(why))) => Some((MessageState::Failed, why)),
+            (None, Some(Ok((blob, _)))) if blob.len() != m.size => Some((
+                MessageState::Failed,
+                format!(
+                    "the server announced {} bytes (RFC822.SIZE) but sent {}",
+                    m.size,
+                    blob.len()
+                ),
+            )),
+            (None, Some(Ok((blob, id)))) => {
+                row.blob = Some(blob.hash());
+                row.message_id = id;
+                pending.push(blob);
+                None
+            }
+        };
+        if let Some((state, reason)) = failure {
+            row.state = state;
+            row.reason = Some(reason);
+        }
+        rows.push(row);
+    }
+    (pending, rows)
+}
+
+/// What one committed group added.
+struct GroupDone {
+    staged: u64,
+    bytes: u64,
+    deduplicated: u64,
+    skipped_size: u64,
+    skipped_item_cap: u64,
+    failed: u64,
+}
+
+impl GroupDone {
+    fn tally(rows: &[NewMessage], deduplicated: u64) -> Self {
+        let count = |s: MessageState| rows.iter().filter(|r| r.state == s).count() as u64;
+        GroupDone {
+            staged: count(MessageState::Staged),
+            bytes: rows
+                .iter()
+                .filter(|r| r.state == MessageState::Staged)
+                .map(|r| r.size)
+                .sum(),
+            deduplicated,
+            skipped_size: count(MessageState::SkippedSize),
+            skipped_item_cap: count(MessageState::SkippedItemCap),
+            failed: count(MessageState::Failed),
+        }
+    }
+}
+
+async fn await_group(
+    handle: JoinHandle<Result<GroupDone, StageError>>,
+) -> Result<GroupDone, ExtractError> {
+    handle
+        .await
+        .map_err(|e| StageError::Refused(format!("the stage writer stopped: {e}")))?
+        .map_err(ExtractError::from)
+}
+
+fn add(counts: &mut MailboxCounts, g: GroupDone, ctx: &Ctx, email: &str) {
+    counts.staged += g.staged;
+    counts.staged_bytes += g.bytes;
+    counts.deduplicated += g.deduplicated;
+    counts.skipped_size += g.skipped_size;
+    counts.skipped_item_cap += g.skipped_item_cap;
+    counts.failed += g.failed;
+    ctx.progress.staged(email, g.staged, g.bytes);
+}

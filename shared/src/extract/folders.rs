@@ -1,0 +1,214 @@
+//! Which folders a pass reads: every selectable mail folder the server lists, within the
+//! user's `UserRoot` when there is one (with that prefix removed), minus Exchange's non-mail
+//! folders and what the batch's include/exclude patterns leave out.
+
+use super::Limits;
+use crate::imap::ListEntry;
+
+/// A folder to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderPlan {
+    /// The name as the server sent it (modified UTF-7), used to select it.
+    pub wire: Vec<u8>,
+    /// The decoded name, `UserRoot` removed: what the mailbox's owner calls it.
+    pub name: String,
+    /// The hierarchy delimiter.
+    pub delimiter: Option<char>,
+    /// Its SPECIAL-USE attribute.
+    pub special_use: Option<String>,
+}
+
+/// A listed folder the pass leaves out, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeftOut {
+    /// Its decoded (or raw) name.
+    pub name: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Top-level folders Exchange exposes over IMAP that hold no mail.
+const EXCHANGE_NON_MAIL: &[&str] = &[
+    "Calendar",
+    "Contacts",
+    "Journal",
+    "Notes",
+    "Tasks",
+    "Sync Issues",
+];
+
+/// Chooses the folders to read from a LIST reply.
+///
+/// `exchange` says the server is Microsoft Exchange (its greeting or ID say so): only then are
+/// its non-mail folders left out by default, since a folder called `Notes` on another
+/// server is ordinary mail.
+pub fn select_folders(
+    listed: &[ListEntry],
+    user_root: Option<&str>,
+    limits: &Limits,
+    exchange: bool,
+) -> (Vec<FolderPlan>, Vec<LeftOut>) {
+    let mut chosen = Vec::new();
+    let mut left_out = Vec::new();
+    for entry in listed {
+        let delimiter = entry.delimiter.as_deref().and_then(|d| d.chars().next());
+        let decoded = match entry.decoded_name() {
+            Ok(name) => name,
+            Err(e) => {
+                left_out.push(LeftOut {
+                    name: String::from_utf8_lossy(&entry.name).into_owned(),
+                    reason: format!("name is not valid modified UTF-7 ({e})"),
+                });
+                continue;
+            }
+        };
+        let Some(name) = within_root(&decoded, user_root, delimiter) else {
+            continue; // another user's folder in the admin's tree: not this mailbox's
+        };
+        let skip = |reason: String| LeftOut {
+            name: name.clone(),
+            reason,
+        };
+        if !entry.is_selectable() {
+            left_out.push(skip(
+                "a container (\\Noselect): its subfolders are read".into(),
+            ));
+        } else if exchange && is_exchange_non_mail(&name, delimiter) {
+            left_out.push(skip(
+                "Exchange folder without mail (calendar, contacts, tasks, notes, journal)".into(),
+            ));
+        } else if let Some(p) = limits.exclude.iter().find(|p| glob_match(p, &name)) {
+            left_out.push(skip(format!("excluded by --exclude-folder {p:?}")));
+        } else if !limits.include.is_empty() && !limits.include.iter().any(|p| glob_match(p, &name))
+        {
+            left_out.push(skip("not matched by any --include-folder".into()));
+        } else {
+            chosen.push(FolderPlan {
+                wire: entry.name.clone(),
+                name,
+                delimiter,
+                special_use: entry.special_use().map(str::to_owned),
+            });
+        }
+    }
+    (chosen, left_out)
+}
+
+/// The folder's name relative to `root`, or `None` when it lies outside it. The root itself
+/// is the user's INBOX. `root` may use `/` whatever the server's delimiter is.
+fn within_root(name: &str, root: Option<&str>, delimiter: Option<char>) -> Option<String> {
+    let Some(root) = root.map(|r| r.trim_matches('/')).filter(|r| !r.is_empty()) else {
+        return Some(name.to_owned());
+    };
+    let d = delimiter.unwrap_or('/');
+    let root: String = root.chars().map(|c| if c == '/' { d } else { c }).collect();
+    if name == root {
+        return Some("INBOX".into());
+    }
+    name.strip_prefix(&root)
+        .and_then(|rest| rest.strip_prefix(d))
+        .filter(|rest| !rest.is_empty())
+        .map(str::to_owned)
+}
+
+fn is_exchange_non_mail(name: &str, delimiter: Option<char>) -> bool {
+    let top = delimiter.map_or(name, |d| name.split(d).next().unwrap_or(name));
+    EXCHANGE_NON_MAIL
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(top))
+}
+
+/// Shell-style matching: `*` any run of characters (delimiters included), `?` one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            backtrack = Some((pi, ti));
+            pi += 1;
+        } else if let Some((bp, bt)) = backtrack {
+            pi = bp + 1;
+            ti = bt + 1;
+            backtrack = Some((bp, bt + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, attrs: &[&str]) -> ListEntry {
+        ListEntry {
+            attributes: attrs.iter().map(|a| a.to_string()).collect(),
+            delimiter: Some("/".into()),
+            name: crate::folders::mutf7::encode(name).into_bytes(),
+        }
+    }
+
+    fn limits(include: &[&str], exclude: &[&str]) -> Limits {
+        Limits {
+            max_message_size: 1,
+            max_items: 1,
+            include: include.iter().map(|s| s.to_string()).collect(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("Archive/*", "Archive/2024/Q1"));
+        assert!(glob_match("*Spam*", "Junk/Spam"));
+        assert!(glob_match("Q?", "Q1") && !glob_match("Q?", "Q10"));
+        assert!(!glob_match("Archive/*", "Archive"));
+        assert!(
+            glob_match("*", "") && glob_match("a*b*c", "aXbYc") && !glob_match("a*b*c", "aXbY")
+        );
+    }
+
+    #[test]
+    fn containers_non_mail_and_patterns() {
+        let listed = [
+            entry("INBOX", &[]),
+            entry("Entwürfe", &["\\Drafts"]),
+            entry("Projects", &["\\Noselect", "\\HasChildren"]),
+            entry("Projects/2024", &[]),
+            entry("Calendar", &[]),
+            entry("Calendar/Birthdays", &[]),
+            entry("Trash", &["\\Trash"]),
+        ];
+        let (chosen, out) = select_folders(&listed, None, &limits(&[], &["Trash"]), true);
+        let names: Vec<&str> = chosen.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["INBOX", "Entwürfe", "Projects/2024"]);
+        assert_eq!(chosen[1].wire, b"Entw&APw-rfe");
+        assert_eq!(chosen[1].special_use.as_deref(), Some("\\Drafts"));
+        assert_eq!(out.len(), 4);
+        let (chosen, _) = select_folders(&listed, None, &limits(&[], &[]), false);
+        assert_eq!(chosen.len(), 6, "Calendar is mail on a non-Exchange server");
+        let (chosen, _) =
+            select_folders(&listed, None, &limits(&["Projects/*", "INBOX"], &[]), false);
+        assert_eq!(chosen.len(), 2);
+    }
+
+    #[test]
+    fn user_root_subtree_with_prefix_removed() {
+        let listed = [
+            entry("INBOX", &[]),
+            entry("users", &["\\Noselect"]),
+            entry("users/carol", &[]),
+            entry("users/carol/Sent", &["\\Sent"]),
+            entry("users/caroline/Sent", &[]),
+        ];
+        let (chosen, _) = select_folders(&listed, Some("/users/carol"), &limits(&[], &[]), false);
+        let names: Vec<&str> = chosen.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["INBOX", "Sent"]);
+        assert_eq!(chosen[0].wire, b"users/carol");
+    }
+}

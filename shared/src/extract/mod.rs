@@ -1,0 +1,175 @@
+//! Extraction: whole mailboxes from an IMAP server into the stage, as Microsoft's IMAP
+//! migration defines a pass (SEED-WORKFLOW.md).
+//!
+//! Per mailbox: log in, list its mail folders ([`folders`]), then three phases:
+//! 1. per folder, EXAMINE and fetch the metadata (`UID RFC822.SIZE INTERNALDATE FLAGS`) of
+//!    UIDs not yet recorded, plus flag changes since the last HIGHESTMODSEQ with CONDSTORE;
+//! 2. apply the caps across the mailbox ([`plan`]): over the size cap → `skipped_size`,
+//!    beyond the newest N → `skipped_item_cap`;
+//! 3. per folder, fetch the bodies with pipelined `UID FETCH … BODY.PEEK[]`, streamed into
+//!    blobs, and commit rows in UID order in groups after their blobs are durable
+//!    ([`bodies`]), so "every UID up to `highest_uid` has a row" holds at every instant and
+//!    an interrupted pass resumes where it stopped.
+//!
+//! Mailboxes run in parallel up to the endpoint's limit; transient failures reconnect with
+//! backoff and resume.
+
+mod bodies;
+pub mod folders;
+mod mailbox;
+pub mod plan;
+mod run;
+
+use secrecy::SecretString;
+
+pub use run::run_pass;
+
+use crate::batch::AuthChoice;
+use crate::imap::transport::ConnectOptions;
+
+/// First pass or incremental pass (they differ only in the concurrency limit that applies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// `batch start`: MaxConcurrentMigrations.
+    Full,
+    /// `batch sync`: MaxConcurrentIncrementalSyncs.
+    Incremental,
+}
+
+/// What a pass may take from each mailbox.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Larger messages are recorded `skipped_size` and never downloaded.
+    pub max_message_size: u64,
+    /// At most this many messages staged per mailbox, the newest by INTERNALDATE.
+    pub max_items: u64,
+    /// Only folders matching one of these (decoded path, `*` and `?` wildcards), if any.
+    pub include: Vec<String>,
+    /// Folders matching any of these are left out.
+    pub exclude: Vec<String>,
+}
+
+/// One mailbox to extract (a CSV row joined with its index row).
+#[derive(Debug)]
+pub struct MailboxJob {
+    /// The mailbox's row in the index.
+    pub mailbox_id: i64,
+    /// Its EmailAddress (for messages and progress).
+    pub email: String,
+    /// The login (`UserName`, possibly an admin format).
+    pub user_name: String,
+    /// Its password, read from the CSV for this run only.
+    pub password: SecretString,
+    /// The Courier-style subtree this user's folders start at.
+    pub user_root: Option<String>,
+}
+
+/// Everything a pass needs.
+#[derive(Debug)]
+pub struct PassJob {
+    /// The batch's name (for events).
+    pub batch: String,
+    /// How to reach the server.
+    pub connect: ConnectOptions,
+    /// How to log in.
+    pub auth: AuthChoice,
+    /// The batch's caps and folder filters.
+    pub limits: Limits,
+    /// Mailboxes at once.
+    pub concurrency: usize,
+    /// The mailboxes.
+    pub mailboxes: Vec<MailboxJob>,
+}
+
+/// What one mailbox's pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MailboxCounts {
+    /// Folders read.
+    pub folders: u64,
+    /// Messages newly staged.
+    pub staged: u64,
+    /// Their bytes.
+    pub staged_bytes: u64,
+    /// Of those, identical to a blob already stored.
+    pub deduplicated: u64,
+    /// Newly recorded as over the size cap.
+    pub skipped_size: u64,
+    /// Newly recorded as beyond the item cap.
+    pub skipped_item_cap: u64,
+    /// Messages that failed this time (retried next pass).
+    pub failed: u64,
+    /// Messages whose flags changed on the server.
+    pub flags_updated: u64,
+    /// Folders whose UIDVALIDITY changed (re-read).
+    pub folders_restarted: u64,
+    /// Folders the server no longer lists.
+    pub folders_gone: u64,
+    /// Reconnections after transient failures.
+    pub reconnects: u64,
+}
+
+/// The result of one mailbox's pass.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MailboxOutcome {
+    /// The mailbox's address.
+    pub email: String,
+    /// What was done (also when it failed part-way).
+    pub counts: MailboxCounts,
+    /// Why it failed, naming the folder when there is one.
+    pub error: Option<String>,
+}
+
+/// Receives progress as a pass runs (the library has no UI; the binaries draw it).
+pub trait Progress: Send + Sync {
+    /// A mailbox's pass begins.
+    fn mailbox_started(&self, _email: &str) {}
+    /// Bodies to fetch, once the caps are applied.
+    fn mailbox_planned(&self, _email: &str, _messages: u64, _bytes: u64) {}
+    /// Messages and bytes durably staged.
+    fn staged(&self, _email: &str, _messages: u64, _bytes: u64) {}
+    /// A mailbox's pass ended.
+    fn mailbox_finished(&self, _outcome: &MailboxOutcome) {}
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// Why a mailbox's pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The IMAP conversation failed; `context` names the step and folder.
+    #[error("{context}: {source}")]
+    Imap {
+        /// What was being done ("login as x", "EXAMINE \"INBOX\"", …).
+        context: String,
+        /// The error.
+        source: crate::imap::ImapError,
+    },
+    /// The stage refused a write.
+    #[error(transparent)]
+    Stage(#[from] crate::stage::StageError),
+}
+
+impl ExtractError {
+    /// True when reconnecting may help (connection lost, timeout, BYE, throttling).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ExtractError::Imap { source, .. } if source.is_transient())
+    }
+}
+
+/// Adds context to IMAP results.
+pub(crate) trait ImapContext<T> {
+    /// Names the step that failed.
+    fn during(self, context: impl FnOnce() -> String) -> Result<T, ExtractError>;
+}
+
+impl<T> ImapContext<T> for Result<T, crate::imap::ImapError> {
+    fn during(self, context: impl FnOnce() -> String) -> Result<T, ExtractError> {
+        self.map_err(|source| ExtractError::Imap {
+            context: context(),
+            source,
+        })
+    }
+}

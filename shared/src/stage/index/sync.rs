@@ -1,0 +1,178 @@
+//! What an extraction pass reads and records besides message rows: a folder's sync state,
+//! UIDVALIDITY changes, folders that disappeared, flag changes, mailbox progress.
+
+use rusqlite::OptionalExtension;
+
+use super::Index;
+use crate::stage::error::Result;
+
+/// A folder's state as the last pass left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderSync {
+    /// Its row id.
+    pub id: i64,
+    /// UIDVALIDITY at the last pass.
+    pub uidvalidity: Option<u32>,
+    /// Every UID up to this one has a row (in some state).
+    pub highest_uid: u32,
+    /// HIGHESTMODSEQ after the last complete pass, with CONDSTORE.
+    pub highest_modseq: Option<u64>,
+}
+
+impl Index {
+    /// The recorded state of a mailbox's folder, by its wire name.
+    pub fn folder_sync(&self, mailbox_id: i64, wire_name: &[u8]) -> Result<Option<FolderSync>> {
+        self.sql(
+            self.conn
+                .query_row(
+                    "SELECT id, uidvalidity, highest_uid, highest_modseq FROM folders
+                     WHERE mailbox_id = ?1 AND wire_name = ?2",
+                    (mailbox_id, wire_name),
+                    |r| {
+                        Ok(FolderSync {
+                            id: r.get(0)?,
+                            uidvalidity: r.get(1)?,
+                            highest_uid: r.get(2)?,
+                            highest_modseq: r.get::<_, Option<i64>>(3)?.map(|m| m as u64),
+                        })
+                    },
+                )
+                .optional(),
+        )
+    }
+
+    /// The folder's UIDVALIDITY changed: its rows are retired (kept for the record, their
+    /// blobs stay), and it is read again from UID 1.
+    pub fn restart_folder(&mut self, folder_id: i64, uidvalidity: u32) -> Result<u64> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| super::sqlite(path, e))?;
+        let retired = tx
+            .execute(
+                "UPDATE messages SET state = 'retired', reason = 'UIDVALIDITY changed'
+                 WHERE folder_id = ?1 AND uidvalidity <> ?2 AND state <> 'retired'",
+                (folder_id, uidvalidity),
+            )
+            .and_then(|n| {
+                tx.execute(
+                    "UPDATE folders SET uidvalidity = ?2, highest_uid = 0, highest_modseq = NULL
+                     WHERE id = ?1",
+                    (folder_id, uidvalidity),
+                )?;
+                Ok(n)
+            })
+            .map_err(|e| super::sqlite(path, e))?;
+        tx.commit().map_err(|e| super::sqlite(path, e))?;
+        Ok(retired as u64)
+    }
+
+    /// Records HIGHESTMODSEQ once a folder's pass completed.
+    pub fn set_folder_modseq(&self, folder_id: i64, modseq: Option<u64>) -> Result<()> {
+        self.sql(self.conn.execute(
+            "UPDATE folders SET highest_modseq = ?2 WHERE id = ?1",
+            (folder_id, modseq.map(|m| m as i64)),
+        ))?;
+        Ok(())
+    }
+
+    /// Marks a folder with a state (`active`, `gone`, `excluded`).
+    pub fn set_folder_state(&self, folder_id: i64, state: &str) -> Result<()> {
+        self.sql(self.conn.execute(
+            "UPDATE folders SET state = ?2 WHERE id = ?1",
+            (folder_id, state),
+        ))?;
+        Ok(())
+    }
+
+    /// Marks the mailbox's folders that the server no longer lists as `gone`; returns their
+    /// names.
+    pub fn mark_gone_folders(&self, mailbox_id: i64, listed: &[Vec<u8>]) -> Result<Vec<String>> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT id, wire_name, name FROM folders WHERE mailbox_id = ?1 AND state = 'active'",
+        ))?;
+        let rows: Vec<(i64, Vec<u8>, String)> = self.sql(
+            stmt.query_map([mailbox_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(Iterator::collect),
+        )?;
+        let mut gone = Vec::new();
+        for (id, wire, name) in rows {
+            if !listed.contains(&wire) {
+                self.set_folder_state(id, "gone")?;
+                gone.push(name);
+            }
+        }
+        Ok(gone)
+    }
+
+    /// UIDs of a folder whose last attempt failed (retried on the next pass).
+    pub fn failed_uids(&self, folder_id: i64, uidvalidity: u32) -> Result<Vec<u32>> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT uid FROM messages WHERE folder_id = ?1 AND uidvalidity = ?2
+             AND state = 'failed' ORDER BY uid",
+        ))?;
+        let rows = stmt.query_map((folder_id, uidvalidity), |r| r.get(0));
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// Messages of a mailbox staged so far (for the item cap).
+    pub fn staged_count(&self, mailbox_id: i64) -> Result<u64> {
+        self.sql(self.conn.query_row(
+            "SELECT count(*) FROM messages m JOIN folders f ON f.id = m.folder_id
+             WHERE f.mailbox_id = ?1 AND m.state = 'staged'",
+            [mailbox_id],
+            |r| r.get::<_, i64>(0),
+        ))
+        .map(|n| n as u64)
+    }
+
+    /// New flags for messages already recorded (CONDSTORE changes); returns rows changed.
+    pub fn update_flags(
+        &mut self,
+        folder_id: i64,
+        uidvalidity: u32,
+        changes: &[(u32, String)],
+    ) -> Result<u64> {
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| super::sqlite(path, e))?;
+        let mut changed = 0;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE messages SET flags = ?4 WHERE folder_id = ?1 AND uidvalidity = ?2
+                     AND uid = ?3 AND flags <> ?4",
+                )
+                .map_err(|e| super::sqlite(path, e))?;
+            for (uid, flags) in changes {
+                changed += stmt
+                    .execute((folder_id, uidvalidity, uid, flags))
+                    .map_err(|e| super::sqlite(path, e))? as u64;
+            }
+        }
+        tx.commit().map_err(|e| super::sqlite(path, e))?;
+        Ok(changed)
+    }
+
+    /// Records a mailbox's state; `error` replaces the last error (None clears it), and
+    /// `finished` stamps the last sync time.
+    pub fn set_mailbox_sync(
+        &self,
+        mailbox_id: i64,
+        state: &str,
+        error: Option<&str>,
+        finished: bool,
+    ) -> Result<()> {
+        self.sql(self.conn.execute(
+            "UPDATE mailboxes SET state = ?2, last_error = ?3,
+                 last_sync_at = CASE WHEN ?4 THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+                                     ELSE last_sync_at END
+             WHERE id = ?1",
+            (mailbox_id, state, error, finished),
+        ))?;
+        Ok(())
+    }
+}

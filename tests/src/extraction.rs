@@ -1,0 +1,107 @@
+//! Running extraction passes against a harness Dovecot from tests: a stage with one
+//! endpoint and batch, mailboxes from (email, login, password, user_root), and the pass.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use mailstage::batch::{AuthChoice, EndpointSettings, Security};
+use mailstage::extract::{Limits, MailboxJob, MailboxOutcome, NoProgress, Pass, PassJob, run_pass};
+use mailstage::imap::transport::ConnectOptions;
+use mailstage::stage::index::{NewBatch, NewMailbox};
+use mailstage::stage::{Access, Stage};
+use secrecy::SecretString;
+
+use crate::Dovecot;
+
+/// One mailbox of a test batch.
+pub struct TestMailbox<'a> {
+    /// EmailAddress.
+    pub email: &'a str,
+    /// UserName (any admin format).
+    pub login: &'a str,
+    /// Password.
+    pub password: &'a str,
+    /// UserRoot.
+    pub user_root: Option<&'a str>,
+}
+
+/// Microsoft's defaults: 35 MiB per message, 500,000 items.
+pub fn default_limits() -> Limits {
+    Limits {
+        max_message_size: 35 << 20,
+        max_items: 500_000,
+        include: Vec::new(),
+        exclude: Vec::new(),
+    }
+}
+
+/// Creates endpoint `src` and batch `b1` with the mailboxes, if the stage has no batch yet.
+fn ensure_batch(stage: &Stage, d: &Dovecot, mailboxes: &[TestMailbox<'_>]) -> Result<Vec<i64>> {
+    let index = stage.index();
+    let batch = match index.batch_id("b1") {
+        Ok(id) => id,
+        Err(_) => {
+            index.add_endpoint(&EndpointSettings::new(
+                "src",
+                "127.0.0.1",
+                d.port(),
+                Security::None,
+            ))?;
+            index.add_batch(&NewBatch {
+                name: "b1".into(),
+                endpoint: "src".into(),
+                max_message_size: 35 << 20,
+                max_items: 500_000,
+            })?
+        }
+    };
+    let mut ids = Vec::new();
+    for m in mailboxes {
+        ids.push(index.add_mailbox(
+            batch,
+            &NewMailbox {
+                email: m.email.into(),
+                login_name: m.login.into(),
+                user_root: m.user_root.map(str::to_owned),
+            },
+        )?);
+    }
+    Ok(ids)
+}
+
+/// Runs one pass over the mailboxes into the stage at `dir` and returns the outcomes.
+pub fn run(
+    dir: &Path,
+    d: &Dovecot,
+    mailboxes: &[TestMailbox<'_>],
+    limits: Limits,
+    pass: Pass,
+) -> Result<Vec<MailboxOutcome>> {
+    let stage = Stage::open(dir, Access::Write)?;
+    let ids = ensure_batch(&stage, d, mailboxes)?;
+    let shared = stage.into_shared()?;
+    let job = PassJob {
+        batch: "b1".into(),
+        connect: ConnectOptions::new("127.0.0.1", d.port(), Security::None),
+        auth: AuthChoice::Auto,
+        limits,
+        concurrency: if pass == Pass::Full { 4 } else { 2 },
+        mailboxes: mailboxes
+            .iter()
+            .zip(ids)
+            .map(|(m, mailbox_id)| MailboxJob {
+                mailbox_id,
+                email: m.email.into(),
+                user_name: m.login.into(),
+                password: SecretString::from(m.password.to_owned()),
+                user_root: m.user_root.map(str::to_owned),
+            })
+            .collect(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(run_pass(job, &shared, Arc::new(NoProgress))))
+}
