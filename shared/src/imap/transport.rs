@@ -172,7 +172,35 @@ async fn handshake(
     let config = tls_config(opts)?;
     let name = ServerName::try_from(opts.host.clone())
         .map_err(|e| ImapError::Tls(format!("invalid server name {:?}: {e}", opts.host)))?;
-    Ok(TlsConnector::from(config).connect(name, tcp).await?)
+    TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| certificate_error(opts, e))
+}
+
+/// A refused server certificate is a TLS setup error (retrying will not help), not an I/O
+/// error; other handshake failures stay I/O errors.
+fn certificate_error(opts: &ConnectOptions, e: io::Error) -> ImapError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(why)) => {
+            let why = format!("{why:?}");
+            let hint = if why.contains("CaUsedAsEndEntity") {
+                "the server presents a CA certificate (self-signed with CA:TRUE?) as its own, \
+                 which is refused even when listed in the CA file; give it a leaf certificate \
+                 or use insecure mode for a lab server"
+            } else {
+                "pass its CA with a CA file, or use insecure mode for a lab server"
+            };
+            ImapError::Tls(format!(
+                "the certificate of {} is not trusted ({why}): {hint}",
+                opts.host
+            ))
+        }
+        _ => ImapError::Io(e),
+    }
 }
 
 /// Builds the rustls client configuration for the options.
