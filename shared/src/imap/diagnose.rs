@@ -275,50 +275,26 @@ fn classified(e: &ImapError, subject: &str) -> Failure {
         ImapError::Io(io) | ImapError::Framing(FramingError::Io(io)) => Some(io),
         _ => None,
     };
-    let tls_error = io
-        .and_then(|io| io.get_ref())
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     let check_security =
         "check --security (ssl for implicit TLS, usually port 993; tls for STARTTLS, usually 143)";
-    let (kind, hint) = if let Some(tls) = tls_error {
-        use rustls::CertificateError as C;
-        let hint = match tls {
-            rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
-                "the certificate is signed by a CA this machine does not trust: give its CA with --ca-file (or, for a lab server only, --insecure)"
-            }
-            rustls::Error::InvalidCertificate(C::NotValidForName) => {
-                "the certificate does not name this server: connect with the name it was issued for"
-            }
-            rustls::Error::InvalidCertificate(C::Expired) => {
-                "the server's certificate has expired: renew it"
-            }
-            _ => check_security,
-        };
-        (FailureKind::Tls, hint)
-    } else {
-        match (e, io.map(std::io::Error::kind)) {
-            (_, Some(std::io::ErrorKind::ConnectionRefused)) => (
-                FailureKind::Refused,
-                "nothing accepts connections on that port: check the port and that IMAP is enabled on the server",
-            ),
-            (ImapError::Timeout(_), _) => (
-                FailureKind::Timeout,
-                "no answer: check firewalls between this machine and the server, and the port",
-            ),
-            (ImapError::Tls(_) | ImapError::Unsupported(_), _) => {
-                (FailureKind::Tls, check_security)
-            }
-            (_, Some(_)) => (FailureKind::Network, "check the network path to the server"),
-            _ => (
-                FailureKind::Protocol,
-                "the server did not answer as an IMAP server does: check the port and --security",
-            ),
-        }
+    let (kind, hint) = match (e, io.map(std::io::Error::kind)) {
+        (ImapError::Certificate { reason, .. }, _) => (FailureKind::Tls, certificate_hint(reason)),
+        (_, Some(std::io::ErrorKind::ConnectionRefused)) => (
+            FailureKind::Refused,
+            "nothing accepts connections on that port: check the port and that IMAP is enabled on the server",
+        ),
+        (ImapError::Timeout(_), _) => (
+            FailureKind::Timeout,
+            "no answer: check firewalls between this machine and the server, and the port",
+        ),
+        (ImapError::Tls(_) | ImapError::Unsupported(_), _) => (FailureKind::Tls, check_security),
+        (_, Some(_)) => (FailureKind::Network, "check the network path to the server"),
+        _ => (
+            FailureKind::Protocol,
+            "the server did not answer as an IMAP server does: check the port and --security",
+        ),
     };
-    let message = match tls_error {
-        Some(tls) => format!("{subject}: TLS handshake failed: {tls}"),
-        None => format!("{subject}: {e}"),
-    };
+    let message = format!("{subject}: {e}");
     Failure {
         kind,
         message,
@@ -362,6 +338,26 @@ pub fn login_failure(e: &ImapError, user_name: &str) -> Failure {
         kind,
         message: format!("{user_name}: {e}"),
         hint,
+    }
+}
+
+/// What to do about a refused certificate.
+fn certificate_hint(reason: &rustls::CertificateError) -> &'static str {
+    use rustls::CertificateError as C;
+    match reason {
+        C::UnknownIssuer => {
+            "the certificate is signed by a CA this machine does not trust: give its CA with --ca-file (or, for a lab server only, --insecure)"
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the certificate does not name this server: connect with the name it was issued for"
+        }
+        C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired: renew it",
+        C::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            "the server presents a CA certificate (self-signed with CA:TRUE?) as its own, which is refused even with --ca-file: give the server a certificate signed by that CA (or, for a lab server only, --insecure)"
+        }
+        _ => {
+            "the certificate was refused: check it with openssl s_client, or give its CA with --ca-file"
+        }
     }
 }
 

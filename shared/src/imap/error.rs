@@ -48,6 +48,14 @@ pub enum ImapError {
     /// TLS could not be set up (bad CA file, invalid server name, empty trust store).
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// The server's certificate was refused (unknown issuer, expired, wrong name, …).
+    #[error("TLS: the certificate of {host} is not trusted ({reason:?})")]
+    Certificate {
+        /// The host name it was checked against.
+        host: String,
+        /// Why rustls refused it.
+        reason: rustls::CertificateError,
+    },
     /// The server broke the protocol (unexpected continuation, short greeting, …).
     #[error("protocol error: {0}")]
     Protocol(String),

@@ -223,7 +223,25 @@ async fn handshake(
     let config = tls_config(opts)?;
     let name = ServerName::try_from(opts.host.clone())
         .map_err(|e| ImapError::Tls(format!("invalid server name {:?}: {e}", opts.host)))?;
-    Ok(TlsConnector::from(config).connect(name, tcp).await?)
+    TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| certificate_error(opts, e))
+}
+
+/// A refused server certificate is [`ImapError::Certificate`] (retrying will not help), not
+/// an I/O error; other handshake failures stay I/O errors.
+fn certificate_error(opts: &ConnectOptions, e: io::Error) -> ImapError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(reason)) => ImapError::Certificate {
+            host: opts.host.clone(),
+            reason: reason.clone(),
+        },
+        _ => ImapError::Io(e),
+    }
 }
 
 /// Builds the rustls client configuration for the options.

@@ -116,9 +116,10 @@ async fn implicit_tls_verifies_unless_insecure() {
         .err()
         .unwrap();
     assert!(
-        err.to_string().to_lowercase().contains("certificate"),
+        matches!(&err, ImapError::Certificate { .. }) && err.to_string().contains("not trusted"),
         "{err}"
     );
+    assert!(!err.is_transient(), "{err}");
     let mut opts = options(port, Security::Ssl);
     opts.insecure = true;
     let session = connect(&opts, SessionConfig::default()).await.unwrap();
