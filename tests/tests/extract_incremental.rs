@@ -1,0 +1,203 @@
+//! Incremental passes against a real Dovecot: exactly the delta, flag changes through
+//! CONDSTORE, deleted folders, a recreated folder with a new UIDVALIDITY; and a mailbox that
+//! fails without stopping the others.
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+use mailstage::extract::Pass;
+use mailstage::stage::verify::verify;
+use mailstage::stage::{Access, BlobHash, Stage};
+use mailstage_tests::extraction::{TestMailbox, default_limits, run};
+use mailstage_tests::fixtures::simple;
+use mailstage_tests::{Dovecot, served_form};
+
+const T0: u64 = 1_690_000_000;
+
+fn frank() -> [TestMailbox<'static>; 1] {
+    [TestMailbox {
+        email: "frank@contoso.edu",
+        login: "frank",
+        password: "frank-pw",
+        user_root: None,
+    }]
+}
+
+/// Staged blobs (and their flags) of one folder, from the index.
+fn folder_rows(dir: &std::path::Path, folder: &str) -> Result<Vec<(u32, BlobHash, String)>> {
+    let stage = Stage::open(dir, Access::Read)?;
+    Ok(stage
+        .index()
+        .staged_messages(None)?
+        .into_iter()
+        .filter(|m| m.origin.folder == folder)
+        .map(|m| (m.origin.uid, m.origin.blob, m.flags))
+        .collect())
+}
+
+fn server_set(d: &Dovecot, folder: &str) -> Result<BTreeSet<BlobHash>> {
+    Ok(d.server_messages("frank", folder)?
+        .iter()
+        .map(|(_, b)| BlobHash::of(&served_form(b)))
+        .collect())
+}
+
+#[test]
+fn the_next_pass_fetches_exactly_the_delta() -> Result<()> {
+    let d = Dovecot::builder().user("frank", "frank-pw").start()?;
+    for i in 0..5 {
+        d.write_message_at("frank", "INBOX", &[], T0 + i, &simple(i))?;
+    }
+    for (folder, n) in [("Old", 10), ("Old", 11), ("Keep", 50)] {
+        if d.server_messages("frank", folder).is_err() {
+            d.create_folder("frank", folder)?;
+        }
+        d.write_message_at("frank", folder, &["\\Seen"], T0 + n, &simple(n))?;
+    }
+    let dir = tempfile::tempdir()?;
+    let first = run(dir.path(), &d, &frank(), default_limits(), Pass::Full)?;
+    assert_eq!(
+        (first[0].error.as_deref(), first[0].counts.staged),
+        (None, 8)
+    );
+
+    let mut new_bytes = 0;
+    for i in 5..8 {
+        let m = simple(i);
+        new_bytes += m.len() as u64;
+        d.write_message_at("frank", "INBOX", &[], T0 + i, &m)?;
+    }
+    let mut p = d.login("frank")?;
+    p.select("INBOX")?;
+    p.command("UID STORE 1 +FLAGS (\\Flagged)")?.ok()?;
+    p.command("DELETE Old")?.ok()?;
+    p.command("DELETE Keep")?.ok()?;
+    p.command("CREATE Keep")?.ok()?;
+    p.logout()?;
+    d.append("frank", "Keep", &[], Some((T0 + 50) as i64), &simple(50))?;
+    d.append("frank", "Keep", &[], Some((T0 + 51) as i64), &simple(51))?;
+
+    let second = run(
+        dir.path(),
+        &d,
+        &frank(),
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    let c = &second[0].counts;
+    assert_eq!(second[0].error, None);
+    assert_eq!(
+        c.staged, 5,
+        "3 new in INBOX, 2 in the recreated Keep: {c:?}"
+    );
+    assert_eq!(
+        c.staged_bytes,
+        new_bytes + simple(50).len() as u64 + simple(51).len() as u64
+    );
+    assert_eq!(
+        c.deduplicated, 1,
+        "Keep's old message is the same bytes: stored once"
+    );
+    assert_eq!(
+        (c.flags_updated, c.folders_gone, c.folders_restarted),
+        (1, 1, 1),
+        "{c:?}"
+    );
+
+    let inbox = folder_rows(dir.path(), "INBOX")?;
+    assert_eq!(
+        inbox.iter().map(|r| r.1).collect::<BTreeSet<_>>(),
+        server_set(&d, "INBOX")?
+    );
+    assert!(
+        inbox
+            .iter()
+            .find(|r| r.0 == 1)
+            .is_some_and(|r| r.2.contains("\\Flagged")),
+        "{inbox:?}"
+    );
+    let keep = folder_rows(dir.path(), "Keep")?;
+    assert_eq!(
+        keep.iter().map(|r| r.1).collect::<BTreeSet<_>>(),
+        server_set(&d, "Keep")?
+    );
+    assert_eq!(keep.len(), 2, "the retired row is not staged any more");
+
+    let third = run(
+        dir.path(),
+        &d,
+        &frank(),
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    let c = &third[0].counts;
+    assert_eq!(
+        (
+            c.staged,
+            c.flags_updated,
+            c.folders_gone,
+            c.folders_restarted
+        ),
+        (0, 0, 0, 0),
+        "{c:?}"
+    );
+    assert!(
+        verify(&Stage::open(dir.path(), Access::Read)?)?
+            .damaged
+            .is_empty()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_wrong_password_fails_that_mailbox_only() -> Result<()> {
+    let d = Dovecot::builder()
+        .user("frank", "frank-pw")
+        .user("gina", "gina-pw")
+        .start()?;
+    d.write_message_at("frank", "INBOX", &[], T0, &simple(1))?;
+    let dir = tempfile::tempdir()?;
+    let mailboxes = [
+        TestMailbox {
+            email: "gina@contoso.edu",
+            login: "gina",
+            password: "not-ginas",
+            user_root: None,
+        },
+        TestMailbox {
+            email: "frank@contoso.edu",
+            login: "frank",
+            password: "frank-pw",
+            user_root: None,
+        },
+    ];
+    let outcomes = run(dir.path(), &d, &mailboxes, default_limits(), Pass::Full)?;
+    let error = outcomes[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with("logging in as gina:") && error.contains("AUTHENTICATIONFAILED"),
+        "{error}"
+    );
+    assert!(!error.contains("not-ginas"));
+    assert_eq!(
+        (outcomes[1].error.as_deref(), outcomes[1].counts.staged),
+        (None, 1)
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite"))?;
+    let states: Vec<(String, String, Option<String>)> = conn
+        .prepare("SELECT email, state, last_error FROM mailboxes ORDER BY email")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    assert_eq!(states[0].0, "frank@contoso.edu");
+    assert_eq!(
+        (states[0].1.as_str(), states[0].2.as_deref()),
+        ("Synced", None)
+    );
+    assert_eq!(states[1].1, "Failed");
+    assert!(
+        states[1]
+            .2
+            .as_deref()
+            .is_some_and(|e| e.contains("AUTHENTICATIONFAILED"))
+    );
+    Ok(())
+}
