@@ -1,8 +1,11 @@
 //! `mailstage-extract`: pulls mailboxes from an IMAP server into the stage.
 //!
-//! Today it offers `test-server` and the stage's maintenance commands (verify, gc, maildir);
-//! extraction (endpoint, batch) comes next.
+//! It offers `test-server`, the migration catalog (`endpoint new/show/list/remove`,
+//! `batch new/status/remove`) and the stage's maintenance commands (verify, gc, maildir).
 
+mod cmd_batch;
+mod cmd_endpoint;
+mod table;
 mod test_server;
 
 use std::io::Write;
@@ -29,6 +32,14 @@ enum Command {
     /// Check that the IMAP server is reachable, its TLS and, with --csv, every row's login
     /// (like Test-MigrationServerAvailability). Exit status 0 only if everything passed.
     TestServer(test_server::TestServerArgs),
+    /// Migration endpoints: the source IMAP server and its concurrency limits
+    /// (New-MigrationEndpoint, Get-MigrationEndpoint).
+    #[command(subcommand)]
+    Endpoint(cmd_endpoint::EndpointCommand),
+    /// Migration batches: mailboxes from a CSV on an endpoint (New-MigrationBatch,
+    /// Get-MigrationBatch, Remove-MigrationBatch).
+    #[command(subcommand)]
+    Batch(cmd_batch::BatchCommand),
     /// Re-hash every blob and check every message row against its blob.
     ///
     /// Exit status: 0 clean, 1 messages damaged or missing, 2 only garbage found (run gc).
@@ -73,6 +84,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::TestServer(args) => test_server::run(args, &mut stdout),
+        Command::Endpoint(cmd) => cmd_endpoint::run(&cli.stage, cmd, &mut stdout),
+        Command::Batch(cmd) => cmd_batch::run(&cli.stage, cmd, &mut stdout),
         Command::Verify { json } => {
             let code = mailstage::commands::verify_command(&cli.stage, json, &mut stdout)?;
             Ok(code as u8)

@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -119,4 +119,34 @@ CREATE TRIGGER events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+"#;
+
+/// Version 2: what `batch new` records beyond V1, and the allowed lifecycle states.
+///
+/// - `batches.csv_path`: the absolute path of the batch's CSV. Passwords are re-read from it at
+///   each run and never stored.
+/// - `batches.auth`: the `--auth` choice (`auto`, `login`, `plain`, `xoauth2`).
+/// - Batch states: `Created`, `Syncing`, `Synced`, `SyncedWithErrors`, `Failed`, `Removing`.
+///   Mailbox states: `Queued`, `Syncing`, `Synced`, `Failed`. SQLite cannot add a CHECK to an
+///   existing column without rebuilding the table, so triggers refuse any other value (the
+///   Rust side has enums, [`crate::stage::index::BatchState`] and
+///   [`crate::stage::index::MailboxState`], and never writes another).
+const V2: &str = r#"
+ALTER TABLE batches ADD COLUMN csv_path TEXT;
+ALTER TABLE batches ADD COLUMN auth TEXT NOT NULL DEFAULT 'auto'
+    CHECK (auth IN ('auto', 'login', 'plain', 'xoauth2'));
+
+CREATE TRIGGER batches_state_insert BEFORE INSERT ON batches
+WHEN NEW.state NOT IN ('Created', 'Syncing', 'Synced', 'SyncedWithErrors', 'Failed', 'Removing')
+BEGIN SELECT RAISE(ABORT, 'invalid batch state'); END;
+CREATE TRIGGER batches_state_update BEFORE UPDATE OF state ON batches
+WHEN NEW.state NOT IN ('Created', 'Syncing', 'Synced', 'SyncedWithErrors', 'Failed', 'Removing')
+BEGIN SELECT RAISE(ABORT, 'invalid batch state'); END;
+
+CREATE TRIGGER mailboxes_state_insert BEFORE INSERT ON mailboxes
+WHEN NEW.state NOT IN ('Queued', 'Syncing', 'Synced', 'Failed')
+BEGIN SELECT RAISE(ABORT, 'invalid mailbox state'); END;
+CREATE TRIGGER mailboxes_state_update BEFORE UPDATE OF state ON mailboxes
+WHEN NEW.state NOT IN ('Queued', 'Syncing', 'Synced', 'Failed')
+BEGIN SELECT RAISE(ABORT, 'invalid mailbox state'); END;
 "#;

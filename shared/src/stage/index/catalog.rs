@@ -1,12 +1,31 @@
 //! Endpoints, batches, mailboxes and folders: the rows every message hangs from.
 
-use rusqlite::OptionalExtension;
+use rusqlite::{OptionalExtension, Row};
 
 use super::{Index, to_sql_int};
-use crate::batch::EndpointSettings;
+use crate::batch::{EndpointSettings, Security};
 use crate::stage::error::{Result, StageError};
 
-/// A batch to create.
+const ENDPOINT_SELECT: &str = "SELECT name, server, port, security, max_concurrent_migrations,
+    max_concurrent_incremental_syncs FROM endpoints";
+
+fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<EndpointSettings> {
+    let security: String = r.get(3)?;
+    let security = security.parse::<Security>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
+    })?;
+    Ok(EndpointSettings {
+        name: r.get(0)?,
+        server: r.get(1)?,
+        port: r.get(2)?,
+        security,
+        max_concurrent_migrations: r.get(4)?,
+        max_concurrent_incremental_syncs: r.get(5)?,
+    })
+}
+
+/// A batch to create with [`Index::add_batch`] (V1 settings only; `batch new` uses
+/// [`Index::create_batch_with_mailboxes`]).
 #[derive(Clone, Debug)]
 pub struct NewBatch {
     /// The batch's name, unique in the stage.
@@ -72,6 +91,64 @@ impl Index {
             ),
         ))?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The endpoint named `name`; [`StageError::NotFound`] when there is none.
+    pub fn endpoint(&self, name: &str) -> Result<EndpointSettings> {
+        let sql = format!("{ENDPOINT_SELECT} WHERE name = ?1");
+        self.sql(
+            self.conn
+                .query_row(&sql, [name], endpoint_from_row)
+                .optional(),
+        )?
+        .ok_or_else(|| StageError::NotFound {
+            kind: "endpoint",
+            name: name.to_owned(),
+        })
+    }
+
+    /// Every endpoint, by name.
+    pub fn endpoints(&self) -> Result<Vec<EndpointSettings>> {
+        let mut stmt = self.sql(
+            self.conn
+                .prepare(&format!("{ENDPOINT_SELECT} ORDER BY name")),
+        )?;
+        let rows = stmt.query_map([], endpoint_from_row);
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// The names of the batches that read from the endpoint `name`, sorted.
+    pub fn batches_using_endpoint(&self, name: &str) -> Result<Vec<String>> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT b.name FROM batches b JOIN endpoints e ON e.id = b.endpoint_id
+             WHERE e.name = ?1 ORDER BY b.name",
+        ))?;
+        let rows = stmt.query_map([name], |r| r.get(0));
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// Removes the endpoint `name` and records `endpoint.removed`.
+    ///
+    /// Refused ([`StageError::Refused`]) while a batch uses it, naming those batches: remove
+    /// them first.
+    pub fn remove_endpoint(&mut self, name: &str) -> Result<()> {
+        self.endpoint(name)?;
+        let users = self.batches_using_endpoint(name)?;
+        if !users.is_empty() {
+            return Err(StageError::Refused(format!(
+                "endpoint {name:?} is used by batch(es) {}; remove them first",
+                users.join(", ")
+            )));
+        }
+        let path = &self.path;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| super::sqlite(path, e))?;
+        tx.execute("DELETE FROM endpoints WHERE name = ?1", [name])
+            .and_then(|_| super::batches::insert_event(&tx, None, "endpoint.removed", name))
+            .and_then(|()| tx.commit())
+            .map_err(|e| super::sqlite(path, e))
     }
 
     /// Stores a new batch on an existing endpoint.

@@ -3,8 +3,13 @@
 //! One connection per process writes (the stage lock guarantees one writing process); rows
 //! that name blobs are committed in groups, after those blobs are durable (invariant 1).
 
+mod batches;
 mod catalog;
+#[cfg(test)]
+mod catalog_tests;
 mod messages;
+mod states;
+mod status;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -12,8 +17,14 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
+pub use batches::{
+    BatchInfo, BatchSettings, DEFAULT_MAX_ITEMS, DEFAULT_MAX_MESSAGE_SIZE, MailboxInfo,
+    RemovedBatch,
+};
 pub use catalog::{FolderInfo, NewBatch, NewMailbox};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
+pub use states::{BatchState, MailboxState, auth_name};
+pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 pub use sync::FolderSync;
 
 use super::error::{Result, StageError};

@@ -1,0 +1,419 @@
+//! `batch new | status | remove`: the counterparts of New-MigrationBatch, Get-MigrationBatch
+//! and Remove-MigrationBatch. (`batch start` and `batch sync` run the extraction.)
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use mailstage::batch::{AuthChoice, read_batch_file};
+use mailstage::stage::index::{
+    BatchInfo, BatchSettings, BatchStatus, DEFAULT_MAX_ITEMS, MailboxState, NewMailbox, auth_name,
+};
+use mailstage::stage::{Access, Stage};
+use serde::Serialize;
+
+use crate::table::{Align, Table, grouped, human_bytes, or_dash, write_list};
+
+/// The `batch` subcommands.
+#[derive(Subcommand)]
+pub enum BatchCommand {
+    /// Create a batch from a CSV file of mailboxes (New-MigrationBatch). The CSV is checked
+    /// whole first; its passwords are never stored, they are read from it at each run.
+    New(NewBatchArgs),
+    /// Show batches (Get-MigrationBatch): all of them, or one with its totals; --users adds a
+    /// line per mailbox. --json always includes the mailboxes.
+    Status(StatusArgs),
+    /// Remove a batch's rows and free the blobs no other batch uses (Remove-MigrationBatch).
+    /// Refused while staged messages are not uploaded, unless --force.
+    Remove(RemoveArgs),
+}
+
+/// Arguments of `batch new`.
+#[derive(Args)]
+pub struct NewBatchArgs {
+    /// The batch's name, unique in the stage.
+    #[arg(long)]
+    name: String,
+    /// The endpoint (source IMAP server) to read from.
+    #[arg(long)]
+    endpoint: String,
+    /// The batch file: EmailAddress,UserName,Password[,UserRoot], one row per mailbox.
+    #[arg(long)]
+    csv: PathBuf,
+    /// Copy only folders matching this pattern (repeatable; default: every mail folder).
+    #[arg(long = "include-folder", value_name = "PATTERN")]
+    include_folders: Vec<String>,
+    /// Leave folders matching this pattern behind (repeatable).
+    #[arg(long = "exclude-folder", value_name = "PATTERN")]
+    exclude_folders: Vec<String>,
+    /// Leave messages larger than this behind, recorded as skipped (bytes, or with a unit:
+    /// 500KB, 35MB, 35MiB; KB/MB/GB are binary, as in Exchange).
+    #[arg(long, default_value = "35MB", value_parser = parse_size)]
+    max_message_size: u64,
+    /// Copy at most this many items per mailbox, the newest first.
+    #[arg(long, default_value_t = DEFAULT_MAX_ITEMS, value_parser = clap::value_parser!(u64).range(1..))]
+    max_items: u64,
+    /// How to log in: auto, login, plain or xoauth2.
+    #[arg(long, default_value = "auto")]
+    auth: AuthChoice,
+    /// Print the new batch as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `batch status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The batch (default: every batch).
+    name: Option<String>,
+    /// Add a line per mailbox.
+    #[arg(long)]
+    users: bool,
+    /// Print the status as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `batch remove`.
+#[derive(Args)]
+pub struct RemoveArgs {
+    /// The batch.
+    name: String,
+    /// Remove it even though staged messages were never uploaded.
+    #[arg(long)]
+    force: bool,
+    /// Print what was removed as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `batch` subcommand on the stage at `stage_dir`; returns the exit status.
+pub fn run(stage_dir: &Path, cmd: BatchCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
+    match cmd {
+        BatchCommand::New(args) => new_batch(stage_dir, args, out),
+        BatchCommand::Status(args) => status(stage_dir, args, out),
+        BatchCommand::Remove(args) => remove(stage_dir, args, out),
+    }?;
+    Ok(0)
+}
+
+fn new_batch(stage_dir: &Path, a: NewBatchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    // The whole file is checked before the stage is touched; its errors are shown as they are
+    // (every problem with its row and column).
+    let rows = read_batch_file(&a.csv).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let csv_path = a
+        .csv
+        .canonicalize()
+        .with_context(|| format!("resolving {}", a.csv.display()))?;
+    let mailboxes: Vec<NewMailbox> = rows
+        .into_iter()
+        .map(|r| NewMailbox {
+            email: r.email,
+            login_name: r.user_name,
+            user_root: r.user_root,
+        })
+        .collect();
+    let settings = BatchSettings {
+        csv_path: Some(csv_path),
+        auth: a.auth,
+        include_folders: a.include_folders,
+        exclude_folders: a.exclude_folders,
+        max_message_size: a.max_message_size,
+        max_items: a.max_items,
+        ..BatchSettings::new(&a.name, &a.endpoint)
+    };
+    let mut stage = Stage::open(stage_dir, Access::Write)?;
+    stage
+        .index_mut()
+        .create_batch_with_mailboxes(&settings, &mailboxes)?;
+    let info = stage.index().batch(&a.name)?;
+    if a.json {
+        return print_json(out, &info);
+    }
+    writeln!(
+        out,
+        "batch {:?} created with {} mailbox(es); start it with: mailstage-extract batch start {}\n",
+        a.name, info.mailboxes, a.name
+    )?;
+    write_list(out, &settings_list(&info))?;
+    writeln!(
+        out,
+        "\nPasswords are not stored: each run reads them from the CSV, so keep it at that path."
+    )?;
+    Ok(())
+}
+
+/// A batch's settings and state as `Key : value` lines.
+fn settings_list(b: &BatchInfo) -> Vec<(&'static str, String)> {
+    let s = &b.settings;
+    let patterns = |p: &[String], none: &str| {
+        if p.is_empty() {
+            none.to_owned()
+        } else {
+            p.join(", ")
+        }
+    };
+    vec![
+        ("Identity", s.name.clone()),
+        ("Status", b.state.to_string()),
+        ("SourceEndpoint", s.endpoint.clone()),
+        (
+            "CsvFile",
+            s.csv_path
+                .as_ref()
+                .map_or("-".into(), |p| p.display().to_string()),
+        ),
+        ("Auth", auth_name(s.auth).into()),
+        (
+            "MaxMessageSize",
+            format!(
+                "{} bytes ({})",
+                grouped(s.max_message_size),
+                human_bytes(s.max_message_size)
+            ),
+        ),
+        ("MaxItems", grouped(s.max_items)),
+        ("IncludeFolders", patterns(&s.include_folders, "(all)")),
+        ("ExcludeFolders", patterns(&s.exclude_folders, "(none)")),
+        ("Created", b.created_at.clone()),
+        ("LastSync", b.last_sync_at.clone().unwrap_or("never".into())),
+        ("Mailboxes", grouped(b.mailboxes)),
+    ]
+}
+
+fn status(stage_dir: &Path, a: StatusArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let stage = Stage::open(stage_dir, Access::Read)?;
+    let index = stage.index();
+    let Some(name) = a.name else {
+        let all = index.batch_statuses()?;
+        if a.json {
+            return print_json(out, &all);
+        }
+        if all.is_empty() {
+            writeln!(
+                out,
+                "no batches in this stage (create one with: mailstage-extract batch new)"
+            )?;
+            return Ok(());
+        }
+        batches_table(&all).write(out)?;
+        if a.users {
+            for s in &all {
+                writeln!(out, "\nbatch {}:", s.batch.settings.name)?;
+                users_table(s).write(out)?;
+            }
+        }
+        return Ok(());
+    };
+    let s = index.batch_status(&name)?;
+    if a.json {
+        return print_json(out, &s);
+    }
+    let t = &s.totals;
+    let c = &t.counts;
+    let states: Vec<String> = t
+        .mailbox_states
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(state, n)| format!("{state} {n}"))
+        .collect();
+    let mut items = settings_list(&s.batch);
+    items.pop(); // "Mailboxes" again, with the states this time
+    items.extend([
+        (
+            "Mailboxes",
+            format!("{} ({})", grouped(t.mailboxes), states.join(", ")),
+        ),
+        ("Folders", grouped(c.folders)),
+        (
+            "ItemsStaged",
+            format!("{} ({})", grouped(c.staged), human_bytes(c.staged_bytes)),
+        ),
+        (
+            "ItemsSkipped",
+            format!(
+                "{} ({} over the size cap, {} over the item cap)",
+                grouped(c.skipped()),
+                grouped(c.skipped_size),
+                grouped(c.skipped_item_cap)
+            ),
+        ),
+        ("ItemsFailed", grouped(c.failed)),
+    ]);
+    write_list(out, &items)?;
+    if a.users {
+        writeln!(out)?;
+        users_table(&s).write(out)?;
+    }
+    Ok(())
+}
+
+fn batches_table(all: &[BatchStatus]) -> Table {
+    let mut t = Table::new(&[
+        ("BATCH", Align::Left),
+        ("STATE", Align::Left),
+        ("ENDPOINT", Align::Left),
+        ("MAILBOXES", Align::Right),
+        ("SYNCED", Align::Right),
+        ("FAILED", Align::Right),
+        ("ITEMS STAGED", Align::Right),
+        ("BYTES", Align::Right),
+        ("SKIPPED", Align::Right),
+        ("ITEM ERRORS", Align::Right),
+        ("LAST SYNC", Align::Left),
+    ]);
+    for s in all {
+        let (b, t_, c) = (&s.batch, &s.totals, &s.totals.counts);
+        let in_state = |state| grouped(t_.mailbox_states.get(&state).copied().unwrap_or(0));
+        t.row(vec![
+            b.settings.name.clone(),
+            b.state.to_string(),
+            b.settings.endpoint.clone(),
+            grouped(t_.mailboxes),
+            in_state(MailboxState::Synced),
+            in_state(MailboxState::Failed),
+            grouped(c.staged),
+            human_bytes(c.staged_bytes),
+            grouped(c.skipped()),
+            grouped(c.failed),
+            or_dash(b.last_sync_at.as_deref()),
+        ]);
+    }
+    t
+}
+
+fn users_table(s: &BatchStatus) -> Table {
+    let mut t = Table::new(&[
+        ("EMAIL", Align::Left),
+        ("STATE", Align::Left),
+        ("FOLDERS", Align::Right),
+        ("STAGED", Align::Right),
+        ("BYTES", Align::Right),
+        ("SKIP SIZE", Align::Right),
+        ("SKIP CAP", Align::Right),
+        ("FAILED", Align::Right),
+        ("LAST SYNC", Align::Left),
+        ("LAST ERROR", Align::Left),
+    ]);
+    for m in &s.mailboxes {
+        let c = &m.counts;
+        t.row(vec![
+            m.email.clone(),
+            m.state.to_string(),
+            grouped(c.folders),
+            grouped(c.staged),
+            human_bytes(c.staged_bytes),
+            grouped(c.skipped_size),
+            grouped(c.skipped_item_cap),
+            grouped(c.failed),
+            or_dash(m.last_sync_at.as_deref()),
+            or_dash(m.last_error.as_deref()),
+        ]);
+    }
+    t
+}
+
+fn remove(stage_dir: &Path, a: RemoveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut stage = Stage::open(stage_dir, Access::Write)?;
+    let removed = stage.index_mut().remove_batch(&a.name, a.force)?;
+    let gc = stage
+        .gc()
+        .context("the batch is removed, but freeing its blobs failed (run gc again)")?;
+    if a.json {
+        #[derive(Serialize)]
+        struct Removal<'a> {
+            removed: &'a mailstage::stage::index::RemovedBatch,
+            gc: &'a mailstage::stage::GcReport,
+        }
+        return print_json(
+            out,
+            &Removal {
+                removed: &removed,
+                gc: &gc,
+            },
+        );
+    }
+    writeln!(
+        out,
+        "batch {:?} removed: {} mailbox(es), {} folder(s), {} message row(s){}",
+        removed.name,
+        grouped(removed.mailboxes),
+        grouped(removed.folders),
+        grouped(removed.messages),
+        match removed.not_uploaded {
+            0 => String::new(),
+            n => format!(" ({} staged but never uploaded, forced)", grouped(n)),
+        }
+    )?;
+    writeln!(
+        out,
+        "freed {} blob(s), {}; blobs other batches still use were kept",
+        grouped(gc.orphan_blobs),
+        human_bytes(gc.orphan_bytes)
+    )?;
+    Ok(())
+}
+
+fn print_json(out: &mut dyn Write, value: &impl Serialize) -> anyhow::Result<()> {
+    writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
+    Ok(())
+}
+
+/// Parses a size: a number of bytes (`36700160`), or a whole number with a unit `K`, `KB`,
+/// `KiB`, `M`, `MB`, `MiB`, `G`, `GB`, `GiB` (any case, a space allowed: `500KB`, `35 MB`).
+///
+/// `KB`, `MB` and `GB` are binary multiples, the same as `KiB`, `MiB` and `GiB`: Microsoft's
+/// "35 MB" per-message limit is taken as 35 MiB = 36,700,160 bytes. That is how Exchange itself
+/// writes its size limits ("35 MB (36,700,160 bytes)"), and it is the conservative reading for
+/// the acceptance rule "a 36 MB message is skipped, a 34 MB one is staged": a 34 MB message
+/// is under the cap whichever way "MB" is read (34,000,000 or 35,651,584 bytes), while a
+/// decimal 35,000,000-byte cap would wrongly skip a 34 MiB one; a 36 MiB message
+/// (37,748,736 bytes) is over it.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{s:?}: unknown unit (use bytes, KB, MB or GB)")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 35MB, 500KB or 36700160)"))?;
+    match n.checked_mul(1 << shift) {
+        Some(0) => Err("the size must be above 0".into()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{s:?} is too large")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_mb_as_mib() {
+        assert_eq!(parse_size("35MB"), Ok(36_700_160));
+        assert_eq!(parse_size("35MiB"), Ok(36_700_160));
+        assert_eq!(parse_size("35 mb"), Ok(36_700_160));
+        assert_eq!(parse_size("36700160"), Ok(36_700_160));
+        assert_eq!(parse_size("500KB"), Ok(512_000));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        for bad in [
+            "",
+            "MB",
+            "35TB",
+            "3.5MB",
+            "-1",
+            "0",
+            "0MB",
+            "99999999999999GB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

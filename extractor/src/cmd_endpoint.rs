@@ -1,0 +1,231 @@
+//! `endpoint new | show | list | remove`: the counterparts of New-MigrationEndpoint -IMAP,
+//! Get-MigrationEndpoint and Remove-MigrationEndpoint, stored in the stage's index.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+use mailstage::batch::{EndpointSettings, Security};
+use mailstage::stage::{Access, Index, Stage};
+use serde::Serialize;
+
+use crate::table::{Align, Table, write_list};
+
+/// The `endpoint` subcommands.
+#[derive(Subcommand)]
+pub enum EndpointCommand {
+    /// Create an endpoint: the source IMAP server and how many mailboxes copy at once
+    /// (New-MigrationEndpoint -IMAP).
+    New(NewEndpointArgs),
+    /// Show one endpoint (Get-MigrationEndpoint E | Format-List).
+    Show {
+        /// The endpoint's name.
+        name: String,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every endpoint and the batches that use it.
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an endpoint no batch uses.
+    Remove {
+        /// The endpoint's name.
+        name: String,
+    },
+}
+
+/// Arguments of `endpoint new`.
+#[derive(Args)]
+pub struct NewEndpointArgs {
+    /// The endpoint's name, unique in the stage.
+    #[arg(long)]
+    name: String,
+    /// The IMAP server's name (FQDN) or address.
+    #[arg(long)]
+    server: String,
+    /// The port [default: 993 for ssl, 143 otherwise].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    port: Option<u16>,
+    /// none (plain), ssl (implicit TLS) or tls (STARTTLS).
+    #[arg(long)]
+    security: Security,
+    /// Mailboxes copied at once in a first pass.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_migrations: u32,
+    /// Mailboxes copied at once in incremental passes.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_incremental_syncs: u32,
+    /// Print the new endpoint as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// An endpoint as `show`, `list` and `--json` present it.
+#[derive(Serialize)]
+struct EndpointView {
+    name: String,
+    endpoint_type: &'static str,
+    server: String,
+    port: u16,
+    security: &'static str,
+    max_concurrent_migrations: u32,
+    max_concurrent_incremental_syncs: u32,
+    batches: Vec<String>,
+}
+
+impl EndpointView {
+    fn load(index: &Index, e: EndpointSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            batches: index.batches_using_endpoint(&e.name)?,
+            endpoint_type: "IMAP",
+            security: e.security.as_str(),
+            name: e.name,
+            server: e.server,
+            port: e.port,
+            max_concurrent_migrations: e.max_concurrent_migrations,
+            max_concurrent_incremental_syncs: e.max_concurrent_incremental_syncs,
+        })
+    }
+
+    /// `Format-List` of the fields Microsoft's procedure checks, plus the batches using it.
+    fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        write_list(
+            out,
+            &[
+                ("Identity", self.name.clone()),
+                ("EndpointType", self.endpoint_type.into()),
+                ("RemoteServer", self.server.clone()),
+                ("Port", self.port.to_string()),
+                ("Security", self.security.into()),
+                (
+                    "MaxConcurrentMigrations",
+                    self.max_concurrent_migrations.to_string(),
+                ),
+                (
+                    "MaxConcurrentIncrementalSyncs",
+                    self.max_concurrent_incremental_syncs.to_string(),
+                ),
+                ("UsedByBatches", batch_list(&self.batches)),
+            ],
+        )
+    }
+}
+
+fn batch_list(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The usual port for a security mode: 993 for implicit TLS, 143 for plain and STARTTLS.
+fn default_port(security: Security) -> u16 {
+    match security {
+        Security::Ssl => 993,
+        Security::None | Security::Tls => 143,
+    }
+}
+
+fn print_json(out: &mut dyn Write, value: &impl Serialize) -> anyhow::Result<()> {
+    writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
+    Ok(())
+}
+
+/// Runs an `endpoint` subcommand on the stage at `stage_dir`; returns the exit status.
+pub fn run(stage_dir: &Path, cmd: EndpointCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
+    match cmd {
+        EndpointCommand::New(a) => {
+            if a.name.trim().is_empty() || a.server.trim().is_empty() {
+                anyhow::bail!("--name and --server must not be empty");
+            }
+            let mut settings = EndpointSettings::new(
+                &a.name,
+                &a.server,
+                a.port.unwrap_or(default_port(a.security)),
+                a.security,
+            );
+            settings.max_concurrent_migrations = a.max_concurrent_migrations;
+            settings.max_concurrent_incremental_syncs = a.max_concurrent_incremental_syncs;
+            let stage = Stage::open(stage_dir, Access::Write)?;
+            let index = stage.index();
+            index.add_endpoint(&settings)?;
+            let detail = format!(
+                "{}:{} ({})",
+                settings.server, settings.port, settings.security
+            );
+            index.record_event(None, None, "endpoint.created", &detail)?;
+            let view = EndpointView::load(index, settings)?;
+            if a.json {
+                print_json(out, &view)?;
+            } else {
+                writeln!(out, "endpoint {:?} created\n", view.name)?;
+                view.write(out)?;
+            }
+        }
+        EndpointCommand::Show { name, json } => {
+            let stage = Stage::open(stage_dir, Access::Read)?;
+            let view = EndpointView::load(stage.index(), stage.index().endpoint(&name)?)?;
+            if json {
+                print_json(out, &view)?;
+            } else {
+                view.write(out)?;
+            }
+        }
+        EndpointCommand::List { json } => {
+            let stage = Stage::open(stage_dir, Access::Read)?;
+            let index = stage.index();
+            let views = index
+                .endpoints()?
+                .into_iter()
+                .map(|e| EndpointView::load(index, e))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if json {
+                print_json(out, &views)?;
+            } else if views.is_empty() {
+                writeln!(
+                    out,
+                    "no endpoints in this stage (create one with: mailstage-extract endpoint new)"
+                )?;
+            } else {
+                list_table(&views).write(out)?;
+            }
+        }
+        EndpointCommand::Remove { name } => {
+            let mut stage = Stage::open(stage_dir, Access::Write)?;
+            stage.index_mut().remove_endpoint(&name)?;
+            writeln!(out, "endpoint {name:?} removed")?;
+        }
+    }
+    Ok(0)
+}
+
+fn list_table(views: &[EndpointView]) -> Table {
+    let mut t = Table::new(&[
+        ("NAME", Align::Left),
+        ("TYPE", Align::Left),
+        ("SERVER", Align::Left),
+        ("PORT", Align::Right),
+        ("SECURITY", Align::Left),
+        ("MIGRATIONS", Align::Right),
+        ("INCREMENTAL", Align::Right),
+        ("BATCHES", Align::Left),
+    ]);
+    for v in views {
+        t.row(vec![
+            v.name.clone(),
+            v.endpoint_type.into(),
+            v.server.clone(),
+            v.port.to_string(),
+            v.security.into(),
+            v.max_concurrent_migrations.to_string(),
+            v.max_concurrent_incremental_syncs.to_string(),
+            batch_list(&v.batches),
+        ]);
+    }
+    t
+}

@@ -1,0 +1,435 @@
+//! Batches as `batch new`, `batch status` and `batch remove` see them: created with their
+//! mailboxes in one transaction, read back with every setting, removed with their rows.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use super::catalog::NewMailbox;
+use super::states::{BatchState, MailboxState, auth_name, serialize_auth};
+use super::{Index, sqlite, to_sql_int};
+use crate::batch::AuthChoice;
+use crate::stage::error::{Result, StageError};
+
+/// Microsoft's per-message limit, "35 MB", read as 35 MiB (36,700,160 bytes) as Exchange's
+/// own size values are.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 35 * 1024 * 1024;
+
+/// Microsoft's per-mailbox item limit: the newest 500,000 items move.
+pub const DEFAULT_MAX_ITEMS: u64 = 500_000;
+
+/// Everything `batch new` records about a batch (never a password).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BatchSettings {
+    /// The batch's name, unique in the stage.
+    pub name: String,
+    /// The name of the endpoint it reads from.
+    pub endpoint: String,
+    /// The absolute path of its CSV; passwords are read from it at each run. `None` only for
+    /// batches made with [`Index::add_batch`].
+    pub csv_path: Option<PathBuf>,
+    /// How to log in to the IMAP server.
+    #[serde(serialize_with = "serialize_auth")]
+    pub auth: AuthChoice,
+    /// Folder patterns to copy (empty: every mail folder).
+    pub include_folders: Vec<String>,
+    /// Folder patterns to leave behind.
+    pub exclude_folders: Vec<String>,
+    /// Messages larger than this many bytes are recorded and left behind.
+    pub max_message_size: u64,
+    /// At most this many items per mailbox (the newest are kept).
+    pub max_items: u64,
+}
+
+impl BatchSettings {
+    /// A batch with Microsoft's limits, `auto` login, every folder and no CSV path yet.
+    pub fn new(name: &str, endpoint: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            endpoint: endpoint.to_owned(),
+            csv_path: None,
+            auth: AuthChoice::Auto,
+            include_folders: Vec::new(),
+            exclude_folders: Vec::new(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_items: DEFAULT_MAX_ITEMS,
+        }
+    }
+}
+
+/// A stored batch: its settings and where it is in its life.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BatchInfo {
+    /// What `batch new` recorded.
+    #[serde(flatten)]
+    pub settings: BatchSettings,
+    /// Its state.
+    pub state: BatchState,
+    /// When it was created (UTC, RFC 3339).
+    pub created_at: String,
+    /// When its last pass finished, if one has.
+    pub last_sync_at: Option<String>,
+    /// How many mailboxes it has.
+    pub mailboxes: u64,
+}
+
+/// A stored mailbox of a batch (never its password).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MailboxInfo {
+    /// The row's id (what folders hang from).
+    #[serde(skip)]
+    pub id: i64,
+    /// The Microsoft 365 address (`EmailAddress`).
+    pub email: String,
+    /// The login on the IMAP server (`UserName`).
+    pub login_name: String,
+    /// Where the user's tree starts for Courier-style admin logins (`UserRoot`).
+    pub user_root: Option<String>,
+    /// Its state.
+    pub state: MailboxState,
+    /// Why its last pass failed, if it did.
+    pub last_error: Option<String>,
+    /// When its last pass finished, if one has.
+    pub last_sync_at: Option<String>,
+}
+
+/// What [`Index::remove_batch`] deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RemovedBatch {
+    /// The batch's name.
+    pub name: String,
+    /// Mailbox rows deleted.
+    pub mailboxes: u64,
+    /// Folder rows deleted.
+    pub folders: u64,
+    /// Message rows deleted (in every state).
+    pub messages: u64,
+    /// Of those, staged messages without a `done` upload (non-zero only when forced).
+    pub not_uploaded: u64,
+}
+
+const BATCH_SELECT: &str = "
+    SELECT b.name, e.name, b.csv_path, b.auth, b.include_folders, b.exclude_folders,
+           b.max_message_size, b.max_items, b.state, b.created_at, b.last_sync_at,
+           (SELECT count(*) FROM mailboxes mb WHERE mb.batch_id = b.id)
+    FROM batches b JOIN endpoints e ON e.id = b.endpoint_id";
+
+fn conversion(
+    column: usize,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
+}
+
+fn patterns(r: &Row<'_>, column: usize) -> rusqlite::Result<Vec<String>> {
+    let text: String = r.get(column)?;
+    serde_json::from_str(&text).map_err(|e| conversion(column, e))
+}
+
+fn batch_from_row(r: &Row<'_>) -> rusqlite::Result<BatchInfo> {
+    let csv_path: Option<String> = r.get(2)?;
+    let auth: String = r.get(3)?;
+    Ok(BatchInfo {
+        settings: BatchSettings {
+            name: r.get(0)?,
+            endpoint: r.get(1)?,
+            csv_path: csv_path.map(PathBuf::from),
+            auth: auth.parse().map_err(|e: String| conversion(3, e))?,
+            include_folders: patterns(r, 4)?,
+            exclude_folders: patterns(r, 5)?,
+            max_message_size: r.get::<_, i64>(6)?.max(0) as u64,
+            max_items: r.get::<_, i64>(7)?.max(0) as u64,
+        },
+        state: r.get(8)?,
+        created_at: r.get(9)?,
+        last_sync_at: r.get(10)?,
+        mailboxes: r.get::<_, i64>(11)?.max(0) as u64,
+    })
+}
+
+/// Appends to the audit log inside an open transaction (so the event commits with the change).
+pub(super) fn insert_event(
+    conn: &Connection,
+    batch: Option<&str>,
+    kind: &str,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO events (batch, kind, detail) VALUES (?1, ?2, ?3)",
+        (batch, kind, detail),
+    )
+    .map(drop)
+}
+
+/// Refuses settings no pass could run with, before anything is written.
+fn check_new_batch(b: &BatchSettings, mailboxes: &[NewMailbox]) -> Result<()> {
+    let refuse = |why: String| Err(StageError::Refused(why));
+    if b.name.trim().is_empty() || b.name.chars().any(char::is_control) {
+        return refuse(format!("{:?} is not a usable batch name", b.name));
+    }
+    if b.max_message_size == 0 || b.max_items == 0 {
+        return refuse("the maximum message size and item count must be above 0".into());
+    }
+    if let Some(p) = b
+        .include_folders
+        .iter()
+        .chain(&b.exclude_folders)
+        .find(|p| p.is_empty())
+    {
+        return refuse(format!("empty folder pattern {p:?}"));
+    }
+    if mailboxes.is_empty() {
+        return refuse(format!("batch {:?} would have no mailboxes", b.name));
+    }
+    let mut seen = HashSet::new();
+    match mailboxes
+        .iter()
+        .find(|m| !seen.insert(m.email.to_lowercase()))
+    {
+        Some(m) => refuse(format!("mailbox {} is listed twice", m.email)),
+        None => Ok(()),
+    }
+}
+
+impl Index {
+    /// Creates a batch (state `Created`) and its mailboxes (state `Queued`) in one transaction,
+    /// and records `batch.created`; on any error nothing is written.
+    ///
+    /// Refused when the name is taken, the settings are unusable or an address is listed twice;
+    /// [`StageError::NotFound`] when the endpoint does not exist. Returns the batch's id.
+    pub fn create_batch_with_mailboxes(
+        &mut self,
+        b: &BatchSettings,
+        mailboxes: &[NewMailbox],
+    ) -> Result<i64> {
+        check_new_batch(b, mailboxes)?;
+        let endpoint = self.id_of(
+            "endpoint",
+            "SELECT id FROM endpoints WHERE name = ?1",
+            &b.endpoint,
+        )?;
+        let csv_path = match &b.csv_path {
+            Some(p) => Some(p.to_str().ok_or_else(|| {
+                StageError::Refused(format!("the CSV path {} is not UTF-8", p.display()))
+            })?),
+            None => None,
+        };
+        let path = &self.path;
+        let sql = |e| sqlite(path, e);
+        let tx = self.conn.transaction().map_err(sql)?;
+        let taken = tx
+            .query_row("SELECT 1 FROM batches WHERE name = ?1", [&b.name], |_| {
+                Ok(())
+            })
+            .optional()
+            .map_err(sql)?;
+        if taken.is_some() {
+            return Err(StageError::Refused(format!(
+                "a batch named {:?} already exists",
+                b.name
+            )));
+        }
+        let to_json = |v: &Vec<String>| serde_json::Value::from(v.clone()).to_string();
+        tx.execute(
+            "INSERT INTO batches (name, endpoint_id, state, max_message_size, max_items,
+                 include_folders, exclude_folders, csv_path, auth)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            (
+                &b.name,
+                endpoint,
+                BatchState::Created,
+                to_sql_int(b.max_message_size),
+                to_sql_int(b.max_items),
+                to_json(&b.include_folders),
+                to_json(&b.exclude_folders),
+                csv_path,
+                auth_name(b.auth),
+            ),
+        )
+        .map_err(sql)?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO mailboxes (batch_id, email, login_name, user_root, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sql)?;
+            for m in mailboxes {
+                insert
+                    .execute((
+                        id,
+                        &m.email,
+                        &m.login_name,
+                        &m.user_root,
+                        MailboxState::Queued,
+                    ))
+                    .map_err(sql)?;
+            }
+        }
+        let detail = format!(
+            "endpoint {}, {} mailbox(es), csv {}",
+            b.endpoint,
+            mailboxes.len(),
+            csv_path.unwrap_or("-")
+        );
+        insert_event(&tx, Some(&b.name), "batch.created", &detail).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(id)
+    }
+
+    /// The batch named `name` with all its settings; [`StageError::NotFound`] when there is
+    /// none.
+    pub fn batch(&self, name: &str) -> Result<BatchInfo> {
+        let sql = format!("{BATCH_SELECT} WHERE b.name = ?1");
+        self.sql(self.conn.query_row(&sql, [name], batch_from_row).optional())?
+            .ok_or_else(|| not_found_batch(name))
+    }
+
+    /// Every batch, by name.
+    pub fn batches(&self) -> Result<Vec<BatchInfo>> {
+        let mut stmt = self.sql(
+            self.conn
+                .prepare(&format!("{BATCH_SELECT} ORDER BY b.name")),
+        )?;
+        let rows = stmt.query_map([], batch_from_row);
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// Sets a batch's state and records `batch.state`. `Synced` and `SyncedWithErrors` also
+    /// set the batch's last sync time to now.
+    pub fn set_batch_state(&self, name: &str, state: BatchState) -> Result<()> {
+        let changed = self.sql(self.conn.execute(
+            "UPDATE batches SET state = ?2,
+                 last_sync_at = CASE WHEN ?2 IN ('Synced', 'SyncedWithErrors')
+                     THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') ELSE last_sync_at END
+             WHERE name = ?1",
+            (name, state),
+        ))?;
+        if changed == 0 {
+            return Err(not_found_batch(name));
+        }
+        self.record_event(Some(name), None, "batch.state", state.as_str())
+    }
+
+    /// Sets a mailbox's state and last error (`None` clears it) and records `mailbox.state`.
+    /// `Synced` also sets the mailbox's last sync time to now.
+    pub fn set_mailbox_state(
+        &self,
+        batch: &str,
+        email: &str,
+        state: MailboxState,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let batch_id = self.batch_id(batch)?;
+        let changed = self.sql(self.conn.execute(
+            "UPDATE mailboxes SET state = ?3, last_error = ?4,
+                 last_sync_at = CASE WHEN ?3 = 'Synced'
+                     THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') ELSE last_sync_at END
+             WHERE batch_id = ?1 AND email = ?2",
+            (batch_id, email, state, error),
+        ))?;
+        if changed == 0 {
+            return Err(StageError::NotFound {
+                kind: "mailbox",
+                name: format!("{email} (batch {batch})"),
+            });
+        }
+        let detail = match error {
+            Some(e) => format!("{state}: {e}"),
+            None => state.to_string(),
+        };
+        self.record_event(Some(batch), Some(email), "mailbox.state", &detail)
+    }
+
+    /// The mailboxes of a batch, by address; [`StageError::NotFound`] for an unknown batch.
+    pub fn mailboxes(&self, batch: &str) -> Result<Vec<MailboxInfo>> {
+        let batch_id = self.batch_id(batch)?;
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT id, email, login_name, user_root, state, last_error, last_sync_at
+             FROM mailboxes WHERE batch_id = ?1 ORDER BY email",
+        ))?;
+        let rows = stmt.query_map([batch_id], |r| {
+            Ok(MailboxInfo {
+                id: r.get(0)?,
+                email: r.get(1)?,
+                login_name: r.get(2)?,
+                user_root: r.get(3)?,
+                state: r.get(4)?,
+                last_error: r.get(5)?,
+                last_sync_at: r.get(6)?,
+            })
+        });
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// Removes a batch's rows (mailboxes, folders, messages and uploads go with it; events
+    /// stay) and records `batch.removed`. The caller then runs [`crate::stage::Stage::gc`] to
+    /// free the blobs no other batch references.
+    ///
+    /// Refused while the batch has staged messages without a `done` upload, unless `force`.
+    /// The state becomes `Removing` in its own commit first, so a removal interrupted by a
+    /// crash shows as such and a second `remove_batch` finishes it without `force`.
+    pub fn remove_batch(&mut self, name: &str, force: bool) -> Result<RemovedBatch> {
+        let info = self.batch(name)?;
+        let removed = self.removal_counts(name)?;
+        if removed.not_uploaded > 0 && !force && info.state != BatchState::Removing {
+            return Err(StageError::Refused(format!(
+                "batch {name:?} has {} staged message(s) not uploaded yet (no upload marked \
+                 done); upload them first, or remove the batch anyway with --force",
+                removed.not_uploaded
+            )));
+        }
+        self.set_batch_state(name, BatchState::Removing)?;
+        let detail = format!(
+            "{} mailbox(es), {} folder(s), {} message row(s), {} not uploaded{}",
+            removed.mailboxes,
+            removed.folders,
+            removed.messages,
+            removed.not_uploaded,
+            if force { " (forced)" } else { "" }
+        );
+        let path = &self.path;
+        let sql = |e| sqlite(path, e);
+        let tx = self.conn.transaction().map_err(sql)?;
+        tx.execute("DELETE FROM batches WHERE name = ?1", [name])
+            .and_then(|_| insert_event(&tx, Some(name), "batch.removed", &detail))
+            .and_then(|()| tx.commit())
+            .map_err(sql)?;
+        Ok(removed)
+    }
+
+    /// The rows a removal of `name` would delete.
+    fn removal_counts(&self, name: &str) -> Result<RemovedBatch> {
+        let counts = self.sql(self.conn.query_row(
+            "SELECT count(DISTINCT mb.id), count(DISTINCT f.id), count(m.id),
+                    count(m.id) FILTER (WHERE m.state = 'staged' AND NOT EXISTS
+                        (SELECT 1 FROM uploads u WHERE u.message_id = m.id AND u.state = 'done'))
+             FROM batches b
+             LEFT JOIN mailboxes mb ON mb.batch_id = b.id
+             LEFT JOIN folders f ON f.mailbox_id = mb.id
+             LEFT JOIN messages m ON m.folder_id = f.id
+             WHERE b.name = ?1",
+            [name],
+            |r| {
+                let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                Ok((n(0)?, n(1)?, n(2)?, n(3)?))
+            },
+        ))?;
+        Ok(RemovedBatch {
+            name: name.to_owned(),
+            mailboxes: counts.0,
+            folders: counts.1,
+            messages: counts.2,
+            not_uploaded: counts.3,
+        })
+    }
+}
+
+fn not_found_batch(name: &str) -> StageError {
+    StageError::NotFound {
+        kind: "batch",
+        name: name.to_owned(),
+    }
+}

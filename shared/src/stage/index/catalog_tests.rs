@@ -1,0 +1,245 @@
+//! Endpoints, batches, status and removal against a real index file.
+
+use super::*;
+use crate::batch::{AuthChoice, EndpointSettings, Security};
+
+fn index(dir: &Path) -> Index {
+    let idx = Index::open(&dir.join("index.sqlite")).unwrap();
+    idx.add_endpoint(&EndpointSettings::new(
+        "src",
+        "imap.example.com",
+        993,
+        Security::Ssl,
+    ))
+    .unwrap();
+    idx
+}
+
+fn mailbox(email: &str) -> NewMailbox {
+    NewMailbox {
+        email: email.into(),
+        login_name: email.split('@').next().unwrap().into(),
+        user_root: None,
+    }
+}
+
+fn count(idx: &Index, table: &str) -> i64 {
+    idx.conn
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+fn batch(idx: &mut Index, name: &str, emails: &[&str]) -> i64 {
+    let mut b = BatchSettings::new(name, "src");
+    b.auth = AuthChoice::Plain;
+    b.exclude_folders = vec!["Calendar*".into()];
+    let boxes: Vec<_> = emails.iter().map(|e| mailbox(e)).collect();
+    idx.create_batch_with_mailboxes(&b, &boxes).unwrap()
+}
+
+/// Adds folder INBOX to the mailbox and one message row per (state, size, blob byte).
+fn messages(idx: &mut Index, mailbox_id: i64, rows: &[(MessageState, u64, Option<u8>)]) {
+    let folder = FolderInfo {
+        wire_name: b"INBOX".to_vec(),
+        name: "INBOX".into(),
+        delimiter: Some('/'),
+        special_use: None,
+    };
+    let folder_id = idx.upsert_folder(mailbox_id, &folder, 1).unwrap();
+    let rows: Vec<NewMessage> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (state, size, blob))| NewMessage {
+            folder_id,
+            uidvalidity: 1,
+            uid: i as u32 + 1,
+            state: *state,
+            reason: None,
+            blob: blob
+                .map(|b| crate::stage::BlobHash::parse(&format!("{b:02x}").repeat(32)).unwrap()),
+            size: *size,
+            internaldate: None,
+            internaldate_unix: None,
+            flags: String::new(),
+            message_id: None,
+        })
+        .collect();
+    idx.commit_messages(&rows).unwrap();
+}
+
+#[test]
+fn endpoints_read_back_and_removal_names_the_batches_using_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    let mut other = EndpointSettings::new("lab", "10.0.0.1", 143, Security::Tls);
+    other.max_concurrent_migrations = 3;
+    idx.add_endpoint(&other).unwrap();
+    assert_eq!(idx.endpoint("lab").unwrap(), other);
+    let names: Vec<_> = idx
+        .endpoints()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["lab", "src"]);
+    batch(&mut idx, "b2", &["a@example.com"]);
+    batch(&mut idx, "b1", &["a@example.com"]);
+    let err = idx.remove_endpoint("src").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "endpoint \"src\" is used by batch(es) b1, b2; remove them first"
+    );
+    idx.remove_endpoint("lab").unwrap();
+    let err = idx.endpoint("lab").unwrap_err().to_string();
+    assert!(err.starts_with("no endpoint named \"lab\""), "{err}");
+    assert!(
+        idx.events()
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "endpoint.removed" && e.detail == "lab")
+    );
+}
+
+#[test]
+fn a_batch_and_its_mailboxes_are_created_together_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    batch(&mut idx, "b1", &["a@example.com", "b@example.com"]);
+    let info = idx.batch("b1").unwrap();
+    assert_eq!(info.state, BatchState::Created);
+    assert_eq!(info.mailboxes, 2);
+    assert_eq!(info.settings.auth, AuthChoice::Plain);
+    assert_eq!(info.settings.exclude_folders, ["Calendar*"]);
+    assert_eq!(info.settings.max_message_size, 36_700_160);
+    let boxes = idx.mailboxes("b1").unwrap();
+    assert!(boxes.iter().all(|m| m.state == MailboxState::Queued));
+
+    // Taken name, unknown endpoint, an address twice: refused, nothing written.
+    let mut dup = BatchSettings::new("b1", "src");
+    let err = idx.create_batch_with_mailboxes(&dup, &[mailbox("c@example.com")]);
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "a batch named \"b1\" already exists"
+    );
+    dup.name = "b2".into();
+    dup.endpoint = "nowhere".into();
+    assert!(matches!(
+        idx.create_batch_with_mailboxes(&dup, &[mailbox("c@example.com")]),
+        Err(StageError::NotFound {
+            kind: "endpoint",
+            ..
+        })
+    ));
+    dup.endpoint = "src".into();
+    let twice = [mailbox("c@example.com"), mailbox("C@example.com")];
+    let err = idx.create_batch_with_mailboxes(&dup, &twice).unwrap_err();
+    assert!(err.to_string().contains("listed twice"), "{err}");
+    assert_eq!((count(&idx, "batches"), count(&idx, "mailboxes")), (1, 2));
+}
+
+#[test]
+fn the_schema_refuses_unknown_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    batch(&mut idx, "b1", &["a@example.com"]);
+    for sql in [
+        "UPDATE batches SET state = 'Done'",
+        "UPDATE mailboxes SET state = 'synced'",
+        "UPDATE batches SET auth = 'kerberos'",
+    ] {
+        assert!(idx.conn.execute(sql, []).is_err(), "{sql}");
+    }
+    idx.set_batch_state("b1", BatchState::SyncedWithErrors)
+        .unwrap();
+    let info = idx.batch("b1").unwrap();
+    assert_eq!(info.state, BatchState::SyncedWithErrors);
+    assert!(info.last_sync_at.is_some());
+}
+
+#[test]
+fn status_counts_come_from_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    batch(&mut idx, "b1", &["a@example.com", "b@example.com"]);
+    let a = idx.mailboxes("b1").unwrap()[0].id;
+    use MessageState::*;
+    let rows = [
+        (Staged, 100, Some(1)),
+        (Staged, 50, Some(2)),
+        (SkippedSize, 40_000_000, None),
+        (SkippedItemCap, 7, None),
+        (Failed, 9, None),
+        (Retired, 11, Some(3)),
+    ];
+    messages(&mut idx, a, &rows);
+    idx.set_mailbox_state(
+        "b1",
+        "b@example.com",
+        MailboxState::Failed,
+        Some("LOGIN refused"),
+    )
+    .unwrap();
+    let s = idx.batch_status("b1").unwrap();
+    let want = ItemCounts {
+        folders: 1,
+        staged: 2,
+        staged_bytes: 150,
+        skipped_size: 1,
+        skipped_item_cap: 1,
+        failed: 1,
+    };
+    assert_eq!(s.mailboxes[0].counts, want);
+    assert_eq!(s.mailboxes[1].counts, ItemCounts::default());
+    assert_eq!(s.mailboxes[1].last_error.as_deref(), Some("LOGIN refused"));
+    assert_eq!(s.totals.counts, want);
+    assert_eq!(s.totals.mailbox_states[&MailboxState::Queued], 1);
+    assert_eq!(s.totals.mailbox_states[&MailboxState::Failed], 1);
+    assert_eq!(s.totals.mailbox_states[&MailboxState::Synced], 0);
+}
+
+#[test]
+fn removal_waits_for_uploads_unless_forced_and_keeps_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    batch(&mut idx, "b1", &["a@example.com"]);
+    let a = idx.mailboxes("b1").unwrap()[0].id;
+    messages(
+        &mut idx,
+        a,
+        &[
+            (MessageState::Staged, 10, Some(1)),
+            (MessageState::Staged, 10, Some(2)),
+        ],
+    );
+    idx.conn
+        .execute_batch(
+            "INSERT INTO uploads (message_id, target) SELECT id, 'imap' FROM messages;
+             UPDATE uploads SET state = 'in_flight';
+             UPDATE uploads SET state = 'done' WHERE message_id = (SELECT min(id) FROM messages);",
+        )
+        .unwrap();
+    let err = idx.remove_batch("b1", false).unwrap_err().to_string();
+    assert!(
+        err.contains("batch \"b1\" has 1 staged message(s) not uploaded yet"),
+        "{err}"
+    );
+    assert_eq!(idx.batch("b1").unwrap().state, BatchState::Created);
+
+    idx.conn
+        .execute("UPDATE uploads SET state = 'done'", [])
+        .unwrap();
+    let removed = idx.remove_batch("b1", false).unwrap();
+    assert_eq!(
+        (removed.mailboxes, removed.folders, removed.messages),
+        (1, 1, 2)
+    );
+    for table in ["batches", "mailboxes", "folders", "messages", "uploads"] {
+        assert_eq!(count(&idx, table), 0, "{table}");
+    }
+    let kinds: Vec<_> = idx.events().unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["batch.created", "batch.state", "batch.removed"]);
+    assert!(matches!(
+        idx.remove_batch("b1", true),
+        Err(StageError::NotFound { kind: "batch", .. })
+    ));
+}

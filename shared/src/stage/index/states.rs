@@ -1,0 +1,157 @@
+//! The lifecycle states of batches and mailboxes, as stored in the index.
+//!
+//! The names are Microsoft's (`Get-MigrationBatch` shows `Created`, `Syncing`, `Synced`,
+//! `SyncedWithErrors`, `Failed`, `Removing`). Schema V2 has triggers that refuse any other value;
+//! these enums are the only way Rust writes one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
+use crate::batch::AuthChoice;
+
+/// Declares a state enum with its stored names and the conversions every state needs.
+macro_rules! state_enum {
+    ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident,)+ }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            /// Every state, in lifecycle order.
+            pub const ALL: &[$name] = &[$($name::$variant),+];
+
+            /// The name stored in the index and shown to the admin.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => stringify!($variant),)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| {
+                        let names: Vec<_> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                        format!(concat!("unknown ", $what, " state {:?}: one of {}"), s, names.join(", "))
+                    })
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e: String| FromSqlError::Other(e.into()))
+            }
+        }
+    };
+}
+
+state_enum!(
+    /// Where a batch is in its life.
+    BatchState, "batch" {
+        /// Created by `batch new`; nothing copied yet.
+        Created,
+        /// A pass is running.
+        Syncing,
+        /// The last pass copied every mailbox.
+        Synced,
+        /// The last pass finished, but some items or mailboxes failed.
+        SyncedWithErrors,
+        /// The last pass could not run (e.g. the server was unreachable).
+        Failed,
+        /// `batch remove` has started; the rows are being deleted.
+        Removing,
+    }
+);
+
+state_enum!(
+    /// Where one mailbox of a batch is.
+    MailboxState, "mailbox" {
+        /// Waiting for its first pass.
+        Queued,
+        /// Being copied.
+        Syncing,
+        /// Its last pass finished.
+        Synced,
+        /// Its last pass failed; `last_error` says why.
+        Failed,
+    }
+);
+
+/// The name of an `--auth` choice as stored in `batches.auth`.
+pub fn auth_name(choice: AuthChoice) -> &'static str {
+    match choice {
+        AuthChoice::Auto => "auto",
+        AuthChoice::Login => "login",
+        AuthChoice::Plain => "plain",
+        AuthChoice::Xoauth2 => "xoauth2",
+    }
+}
+
+/// Serializes an [`AuthChoice`] as its stored name.
+pub(crate) fn serialize_auth<S: serde::Serializer>(
+    choice: &AuthChoice,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(auth_name(*choice))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_roundtrip_and_unknown_ones_are_named() {
+        for s in BatchState::ALL {
+            assert_eq!(s.as_str().parse::<BatchState>(), Ok(*s));
+        }
+        for s in MailboxState::ALL {
+            assert_eq!(s.as_str().to_lowercase().parse::<MailboxState>(), Ok(*s));
+        }
+        let err = "Done".parse::<BatchState>().unwrap_err();
+        assert!(err.contains("unknown batch state \"Done\""), "{err}");
+        assert!(err.contains("SyncedWithErrors"), "{err}");
+    }
+
+    #[test]
+    fn auth_names_parse_back() {
+        for c in [
+            AuthChoice::Auto,
+            AuthChoice::Login,
+            AuthChoice::Plain,
+            AuthChoice::Xoauth2,
+        ] {
+            assert_eq!(auth_name(c).parse::<AuthChoice>(), Ok(c));
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! `batch status`: what each mailbox of a batch holds, computed with SQL aggregates over the
+//! folder and message rows at the moment of asking (no stored counters that could drift).
+
+use std::collections::BTreeMap;
+use std::ops::AddAssign;
+
+use super::Index;
+use super::batches::BatchInfo;
+use super::states::MailboxState;
+use crate::stage::error::Result;
+
+/// Counts of folders and items, for one mailbox or a whole batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ItemCounts {
+    /// Folders being copied (listed by the server and not excluded).
+    pub folders: u64,
+    /// Messages whose bytes are in the stage.
+    pub staged: u64,
+    /// The bytes of those messages.
+    pub staged_bytes: u64,
+    /// Messages left behind because they exceed the batch's size cap.
+    pub skipped_size: u64,
+    /// Messages left behind because they are older than the newest `max_items`.
+    pub skipped_item_cap: u64,
+    /// Messages that failed (retried on the next pass).
+    pub failed: u64,
+}
+
+impl ItemCounts {
+    /// Items left behind, whatever the reason.
+    pub fn skipped(&self) -> u64 {
+        self.skipped_size + self.skipped_item_cap
+    }
+}
+
+impl AddAssign for ItemCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.folders += o.folders;
+        self.staged += o.staged;
+        self.staged_bytes += o.staged_bytes;
+        self.skipped_size += o.skipped_size;
+        self.skipped_item_cap += o.skipped_item_cap;
+        self.failed += o.failed;
+    }
+}
+
+/// One mailbox's line in `batch status --users`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MailboxStatus {
+    /// The Microsoft 365 address.
+    pub email: String,
+    /// Its state.
+    pub state: MailboxState,
+    /// Its folders and items.
+    #[serde(flatten)]
+    pub counts: ItemCounts,
+    /// Why its last pass failed, if it did.
+    pub last_error: Option<String>,
+    /// When its last pass finished, if one has.
+    pub last_sync_at: Option<String>,
+}
+
+/// A batch's totals over its mailboxes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StatusTotals {
+    /// How many mailboxes.
+    pub mailboxes: u64,
+    /// How many mailboxes are in each state (every state is listed, zeros included).
+    pub mailbox_states: BTreeMap<MailboxState, u64>,
+    /// Folders and items over all mailboxes.
+    #[serde(flatten)]
+    pub counts: ItemCounts,
+}
+
+/// Everything `batch status B` shows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BatchStatus {
+    /// The batch's settings and state.
+    pub batch: BatchInfo,
+    /// Its totals.
+    pub totals: StatusTotals,
+    /// One entry per mailbox, by address.
+    pub mailboxes: Vec<MailboxStatus>,
+}
+
+const MAILBOX_STATUS: &str = "
+    SELECT mb.email, mb.state, mb.last_error, mb.last_sync_at,
+           (SELECT count(*) FROM folders af WHERE af.mailbox_id = mb.id AND af.state = 'active'),
+           count(m.id) FILTER (WHERE m.state = 'staged'),
+           coalesce(sum(m.size) FILTER (WHERE m.state = 'staged'), 0),
+           count(m.id) FILTER (WHERE m.state = 'skipped_size'),
+           count(m.id) FILTER (WHERE m.state = 'skipped_item_cap'),
+           count(m.id) FILTER (WHERE m.state = 'failed')
+    FROM mailboxes mb
+    LEFT JOIN folders f ON f.mailbox_id = mb.id
+    LEFT JOIN messages m ON m.folder_id = f.id
+    WHERE mb.batch_id = ?1
+    GROUP BY mb.id
+    ORDER BY mb.email";
+
+impl Index {
+    /// The status of the batch `name`: its settings and state, a line per mailbox and the
+    /// totals. [`crate::stage::StageError::NotFound`] when there is no such batch.
+    pub fn batch_status(&self, name: &str) -> Result<BatchStatus> {
+        let batch = self.batch(name)?;
+        let id = self.batch_id(name)?;
+        let mut stmt = self.sql(self.conn.prepare_cached(MAILBOX_STATUS))?;
+        let rows = stmt.query_map([id], |r| {
+            let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+            Ok(MailboxStatus {
+                email: r.get(0)?,
+                state: r.get(1)?,
+                last_error: r.get(2)?,
+                last_sync_at: r.get(3)?,
+                counts: ItemCounts {
+                    folders: n(4)?,
+                    staged: n(5)?,
+                    staged_bytes: n(6)?,
+                    skipped_size: n(7)?,
+                    skipped_item_cap: n(8)?,
+                    failed: n(9)?,
+                },
+            })
+        });
+        let mailboxes: Vec<MailboxStatus> = self.sql(rows.and_then(Iterator::collect))?;
+        let mut totals = StatusTotals {
+            mailbox_states: MailboxState::ALL.iter().map(|s| (*s, 0)).collect(),
+            ..StatusTotals::default()
+        };
+        for m in &mailboxes {
+            totals.mailboxes += 1;
+            *totals.mailbox_states.entry(m.state).or_default() += 1;
+            totals.counts += m.counts;
+        }
+        Ok(BatchStatus {
+            batch,
+            totals,
+            mailboxes,
+        })
+    }
+
+    /// The status of every batch, by name.
+    pub fn batch_statuses(&self) -> Result<Vec<BatchStatus>> {
+        self.batches()?
+            .iter()
+            .map(|b| self.batch_status(&b.settings.name))
+            .collect()
+    }
+}

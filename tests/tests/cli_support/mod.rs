@@ -1,0 +1,123 @@
+//! Runs `mailstage-extract` as an admin would, on a private stage in a temporary directory.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mailstage_tests::bins;
+
+/// A temporary directory holding a stage (`DIR/stage`) and the files the commands read.
+pub struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    /// A fresh directory; the stage is created by the first command that writes.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    /// The stage directory.
+    pub fn stage(&self) -> PathBuf {
+        self.dir.path().join("stage")
+    }
+
+    /// Writes `content` to `DIR/name` and returns its path.
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).expect("write a test file");
+        path
+    }
+
+    /// Runs `mailstage-extract --stage DIR/stage ARGS…`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(bins::mailstage_extract())
+            .env_remove("MAILSTAGE_DIR")
+            .arg("--stage")
+            .arg(self.stage())
+            .args(args)
+            .output()
+            .expect("mailstage-extract runs")
+    }
+
+    /// Runs a command that must succeed; returns its standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}\n{}", text(&out));
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+
+    /// Runs a command that must fail with exit status 1; returns its standard error.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}\n{}", text(&out));
+        String::from_utf8(out.stderr).expect("UTF-8 errors")
+    }
+
+    /// Runs a command with `--json` appended and parses its output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&self.ok(&args)).expect("valid JSON")
+    }
+
+    /// Creates the endpoint `name` (plain IMAP on localhost).
+    pub fn endpoint(&self, name: &str) {
+        let args = ["endpoint", "new", "--name", name, "--server", "127.0.0.1"];
+        self.ok(&[&args[..], &["--security", "none"]].concat());
+    }
+
+    /// Creates batch `name` on `endpoint` from a CSV with these rows (after the header).
+    pub fn batch(&self, name: &str, endpoint: &str, rows: &[&str]) -> PathBuf {
+        let csv = self.write(
+            &format!("{name}.csv"),
+            &format!("EmailAddress,UserName,Password\n{}\n", rows.join("\n")),
+        );
+        let path = csv.to_str().expect("UTF-8 temp path");
+        self.ok(&[
+            "batch",
+            "new",
+            "--name",
+            name,
+            "--endpoint",
+            endpoint,
+            "--csv",
+            path,
+        ]);
+        csv
+    }
+}
+
+/// Standard output and error together, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Every file in the stage's top directory whose name starts with `index.sqlite` (the
+/// database, and its WAL and shared-memory files if they remain), concatenated.
+pub fn index_bytes(stage: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(stage).expect("the stage exists") {
+        let path = entry.expect("a directory entry").path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("index.sqlite"))
+        {
+            bytes.extend(std::fs::read(&path).expect("read the index"));
+        }
+    }
+    bytes
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
