@@ -27,6 +27,12 @@ pub enum BatchCommand {
     /// Remove a batch's rows and free the blobs no other batch uses (Remove-MigrationBatch).
     /// Refused while staged messages are not uploaded, unless --force.
     Remove(RemoveArgs),
+    /// Run the first pass of a batch (Start-MigrationBatch): every mail folder of every
+    /// mailbox into the stage. Exit status 0 all done, 1 failed, 2 done with skips or errors.
+    Start(crate::cmd_pass::RunArgs),
+    /// Run an incremental pass: only what is new or changed since the last one; --every 24h
+    /// keeps doing it. Exit status as for start.
+    Sync(crate::cmd_pass::SyncArgs),
 }
 
 /// Arguments of `batch new`.
@@ -57,6 +63,9 @@ pub struct NewBatchArgs {
     /// How to log in: auto, login, plain or xoauth2.
     #[arg(long, default_value = "auto")]
     auth: AuthChoice,
+    /// Start the first pass right away (New-MigrationBatch -AutoStart).
+    #[arg(long)]
+    autostart: bool,
     /// Print the new batch as JSON.
     #[arg(long)]
     json: bool,
@@ -91,11 +100,21 @@ pub struct RemoveArgs {
 /// Runs a `batch` subcommand on the stage at `stage_dir`; returns the exit status.
 pub fn run(stage_dir: &Path, cmd: BatchCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
     match cmd {
-        BatchCommand::New(args) => new_batch(stage_dir, args, out),
-        BatchCommand::Status(args) => status(stage_dir, args, out),
-        BatchCommand::Remove(args) => remove(stage_dir, args, out),
-    }?;
-    Ok(0)
+        BatchCommand::New(args) => {
+            let autostart = args.autostart.then(|| args.name.clone());
+            new_batch(stage_dir, args, out)?;
+            match autostart {
+                Some(name) => {
+                    crate::cmd_pass::start(stage_dir, &crate::cmd_pass::RunArgs::named(name), out)
+                }
+                None => Ok(0),
+            }
+        }
+        BatchCommand::Status(args) => status(stage_dir, args, out).map(|()| 0),
+        BatchCommand::Remove(args) => remove(stage_dir, args, out).map(|()| 0),
+        BatchCommand::Start(args) => crate::cmd_pass::start(stage_dir, &args, out),
+        BatchCommand::Sync(args) => crate::cmd_pass::sync(stage_dir, &args, out),
+    }
 }
 
 fn new_batch(stage_dir: &Path, a: NewBatchArgs, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -5,6 +5,8 @@
 
 mod cmd_batch;
 mod cmd_endpoint;
+mod cmd_pass;
+mod progress;
 mod table;
 mod test_server;
 

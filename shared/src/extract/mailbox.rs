@@ -15,7 +15,7 @@ use super::{
 use crate::batch::AuthChoice;
 use crate::imap::transport::{ConnectOptions, connect};
 use crate::imap::{FetchData, SequenceSet, Session, SessionConfig};
-use crate::stage::index::{FolderInfo, MessageState};
+use crate::stage::index::{FolderInfo, MailboxState, MessageState};
 use crate::stage::{BlobStore, Index, StageError};
 
 /// Attempts per mailbox before a transient failure counts as a failure.
@@ -50,7 +50,7 @@ impl Ctx {
 /// Runs one mailbox's pass to the end (retrying transient failures) and records its state.
 pub(crate) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
     ctx.progress.mailbox_started(&mb.email);
-    let _ = ctx.index(|i| i.set_mailbox_sync(mb.mailbox_id, "Syncing", None, false));
+    let _ = ctx.index(|i| i.set_mailbox_state(&ctx.batch, &mb.email, MailboxState::Syncing, None));
     let mut counts = MailboxCounts::default();
     let mut attempt = 1;
     let result = loop {
@@ -67,17 +67,18 @@ pub(crate) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
         }
     };
     let error = result.err().map(|e| e.to_string());
-    let (state, kind) = match (&error, counts.failed) {
-        (Some(_), _) => ("Failed", "mailbox.failed"),
-        (None, 0) => ("Synced", "mailbox.synced"),
-        (None, _) => ("SyncedWithErrors", "mailbox.synced"),
+    // A mailbox whose pass ended is Synced even when single messages failed: those are
+    // counted in its status and retried by the next pass.
+    let (state, kind) = match &error {
+        Some(_) => (MailboxState::Failed, "mailbox.failed"),
+        None => (MailboxState::Synced, "mailbox.synced"),
     };
     let detail = match &error {
         Some(e) => e.clone(),
         None => serde_json::to_string(&counts).unwrap_or_default(),
     };
     let _ = ctx.index(|i| {
-        i.set_mailbox_sync(mb.mailbox_id, state, error.as_deref(), error.is_none())?;
+        i.set_mailbox_state(&ctx.batch, &mb.email, state, error.as_deref())?;
         i.record_event(Some(&ctx.batch), Some(&mb.email), kind, &detail)
     });
     let outcome = MailboxOutcome {

@@ -1,5 +1,5 @@
 //! What an extraction pass reads and records besides message rows: a folder's sync state,
-//! UIDVALIDITY changes, folders that disappeared, flag changes, mailbox progress.
+//! UIDVALIDITY changes, folders that disappeared, flag changes.
 
 use rusqlite::OptionalExtension;
 
@@ -155,24 +155,5 @@ impl Index {
         }
         tx.commit().map_err(|e| super::sqlite(path, e))?;
         Ok(changed)
-    }
-
-    /// Records a mailbox's state; `error` replaces the last error (None clears it), and
-    /// `finished` stamps the last sync time.
-    pub fn set_mailbox_sync(
-        &self,
-        mailbox_id: i64,
-        state: &str,
-        error: Option<&str>,
-        finished: bool,
-    ) -> Result<()> {
-        self.sql(self.conn.execute(
-            "UPDATE mailboxes SET state = ?2, last_error = ?3,
-                 last_sync_at = CASE WHEN ?4 THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
-                                     ELSE last_sync_at END
-             WHERE id = ?1",
-            (mailbox_id, state, error, finished),
-        ))?;
-        Ok(())
     }
 }

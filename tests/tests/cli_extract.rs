@@ -1,0 +1,161 @@
+//! `batch start` / `batch sync` as an admin runs them, against a real Dovecot.
+
+mod cli_support;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use cli_support::{Cli, text};
+use mailstage_tests::Dovecot;
+use mailstage_tests::fixtures::simple;
+
+const T0: u64 = 1_695_000_000;
+
+fn endpoint(cli: &Cli, port: u16) {
+    let port = port.to_string();
+    cli.ok(&[
+        "endpoint",
+        "new",
+        "--name",
+        "src",
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--security",
+        "none",
+    ]);
+}
+
+#[test]
+fn autostart_then_sync_then_a_mailbox_that_cannot_log_in() -> Result<()> {
+    let d = Dovecot::builder()
+        .user("alice", "alice-pw")
+        .user("bob", "bob-pw")
+        .master_user("mailadmin", "master-pw")
+        .start()?;
+    d.write_message_at("alice", "INBOX", &[], T0, &simple(1))?;
+    d.write_message_at("alice", "INBOX", &[], T0 + 1, &simple(2))?;
+    d.write_message_at("bob", "INBOX", &[], T0 + 2, &simple(3))?;
+    let cli = Cli::new();
+    endpoint(&cli, d.port());
+    let csv = cli.write(
+        "users.csv",
+        "EmailAddress,UserName,Password\nalice@contoso.edu,alice,alice-pw\nbob@contoso.edu,bob*mailadmin,master-pw\n",
+    );
+    let csv = csv.to_str().expect("UTF-8 path");
+    let out = cli.run(&[
+        "batch",
+        "new",
+        "--name",
+        "b1",
+        "--endpoint",
+        "src",
+        "--csv",
+        csv,
+        "--autostart",
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("alice@contoso.edu: 2 staged")
+            && shown.contains("bob@contoso.edu: 1 staged"),
+        "{shown}"
+    );
+    assert!(shown.contains("batch \"b1\": Synced"), "{shown}");
+
+    d.write_message_at("alice", "INBOX", &[], T0 + 3, &simple(4))?;
+    let out = cli.run(&["batch", "sync", "b1", "--quiet"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("alice@contoso.edu: 1 staged")
+            && shown.contains("bob@contoso.edu: 0 staged"),
+        "{shown}"
+    );
+    let verified = cli.ok(&["verify"]);
+    assert!(verified.contains("result: clean"), "{verified}");
+
+    let wrong = cli.write(
+        "wrong.csv",
+        "EmailAddress,UserName,Password\nalice@contoso.edu,alice,alice-pw\nbob@contoso.edu,bob*mailadmin,not-the-master-pw\n",
+    );
+    let out = cli.run(&[
+        "batch",
+        "sync",
+        "b1",
+        "--csv",
+        wrong.to_str().expect("UTF-8 path"),
+        "--quiet",
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "done with errors: {shown}");
+    assert!(
+        shown.contains("bob@contoso.edu: 0 staged")
+            && shown.contains("FAILED: logging in as bob*mailadmin"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("AUTHENTICATIONFAILED") && !shown.contains("not-the-master-pw"),
+        "{shown}"
+    );
+    assert!(shown.contains("batch \"b1\": SyncedWithErrors"), "{shown}");
+    let status = cli.ok(&["batch", "status", "b1", "--users"]);
+    assert!(
+        status.contains("SyncedWithErrors") && status.contains("Failed"),
+        "{status}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_unreachable_server_fails_fast_and_a_csv_must_match_its_batch() -> Result<()> {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let cli = Cli::new();
+    endpoint(&cli, closed);
+    cli.batch("b1", "src", &["alice@contoso.edu,alice,alice-pw"]);
+    let started = Instant::now();
+    let err = cli.fails(&["batch", "start", "b1", "--quiet"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("cannot reach the source server") && err.contains("check the port"),
+        "{err}"
+    );
+    let status = cli.ok(&["batch", "status", "b1"]);
+    assert!(status.contains("Failed"), "{status}");
+
+    let more = cli.write(
+        "more.csv",
+        "EmailAddress,UserName,Password\nalice@contoso.edu,alice,a\ncarol@contoso.edu,carol,c\n",
+    );
+    let err = cli.fails(&[
+        "batch",
+        "start",
+        "b1",
+        "--csv",
+        more.to_str().expect("UTF-8 path"),
+    ]);
+    assert!(
+        err.contains("not in batch \"b1\": carol@contoso.edu"),
+        "{err}"
+    );
+    let other = cli.write(
+        "other.csv",
+        "EmailAddress,UserName,Password\ndave@contoso.edu,dave,d\n",
+    );
+    let err = cli.fails(&[
+        "batch",
+        "start",
+        "b1",
+        "--csv",
+        other.to_str().expect("UTF-8 path"),
+    ]);
+    assert!(err.contains("not in batch"), "{err}");
+    Ok(())
+}
