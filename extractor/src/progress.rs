@@ -119,7 +119,11 @@ impl Progress for PassProgress {
             }
             let _ = b.multi.println(line);
         } else if self.lines {
-            eprintln!("{line}");
+            // The counts come in the summary at the end; a log only needs the moment.
+            match &outcome.error {
+                Some(e) => eprintln!("{}: finished, FAILED: {e}", outcome.email),
+                None => eprintln!("{}: finished", outcome.email),
+            }
         }
     }
 }

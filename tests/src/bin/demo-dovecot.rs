@@ -28,6 +28,15 @@ fn main() -> Result<()> {
         let when = 1_700_000_000 + i as u64 * 86_400;
         d.write_message_at("alice", folder, &["\\Seen"], when, &simple(i as u64))?;
     }
+    for i in 0..3u64 {
+        d.write_message_at(
+            "bob",
+            "INBOX",
+            &[],
+            1_700_500_000 + i * 3600,
+            &simple(100 + i),
+        )?;
+    }
     let csv = std::path::Path::new(&dir).join("users.csv");
     std::fs::write(
         &csv,
