@@ -389,6 +389,15 @@ pub fn imap_date(unix_secs: i64) -> String {
     )
 }
 
+/// Flags as a set, without `\Recent` (which depends on who opened the folder first).
+pub fn flag_set<S: AsRef<str>>(flags: &[S]) -> std::collections::BTreeSet<String> {
+    flags
+        .iter()
+        .map(|f| f.as_ref().to_string())
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use mailstage::imap::{
     WriterSink,
 };
 use mailstage::stage::{BlobHash, BlobStore};
+use mailstage_tests::probe::flag_set;
 use mailstage_tests::{Dovecot, fixtures, served_form};
 use secrecy::SecretString;
 
@@ -36,15 +37,6 @@ fn entries(dir: &Path) -> Result<Vec<String>> {
         names.push(entry?.file_name().to_string_lossy().into_owned());
     }
     Ok(names)
-}
-
-/// Flags as a set, without `\Recent` (which depends on who opened the folder first).
-fn flag_set<S: AsRef<str>>(flags: &[S]) -> BTreeSet<String> {
-    flags
-        .iter()
-        .map(|f| f.as_ref().to_string())
-        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-        .collect()
 }
 
 fn sink_error(e: impl std::fmt::Display) -> ImapError {

@@ -15,6 +15,7 @@ use mailstage::imap::transport::{self, ConnectOptions, Transport};
 use mailstage::imap::{ImapError, MemorySink, SequenceSet, Session, SessionConfig};
 use mailstage_tests::dovecot::SPECIAL_USE;
 use mailstage_tests::fixtures::{self, NOSELECT_PARENTS, ODD_FOLDERS};
+use mailstage_tests::probe::flag_set;
 use mailstage_tests::{Dovecot, served_form};
 use secrecy::SecretString;
 
@@ -41,15 +42,6 @@ async fn connect(opts: &ConnectOptions) -> Result<Session<Transport>> {
     transport::connect(opts, SessionConfig::default())
         .await
         .with_context(|| format!("connect to port {} ({:?})", opts.port, opts.security))
-}
-
-/// Flags as a set, without `\Recent` (which depends on who opened the folder first).
-fn flag_set<S: AsRef<str>>(flags: &[S]) -> BTreeSet<String> {
-    flags
-        .iter()
-        .map(|f| f.as_ref().to_string())
-        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-        .collect()
 }
 
 /// EXAMINEs INBOX and returns every message body (by UID) through a `MemorySink`.

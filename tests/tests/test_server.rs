@@ -1,10 +1,13 @@
 //! `mailstage-extract test-server` against a real Dovecot, run as an admin runs it.
 
+mod cli_support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use cli_support::text;
 use mailstage_tests::{Dovecot, bins};
 
 const ALICE_PW: &str = "alice-secret-1";
@@ -27,14 +30,6 @@ fn test_server(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("mailstage-extract runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn write_csv(dir: &Path) -> Result<std::path::PathBuf> {
