@@ -22,6 +22,29 @@ fn build(package: &str, bin: &str) -> PathBuf {
     let release = dir.file_name().is_some_and(|n| n == "release");
     let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
     cmd.args(["build", "--quiet", "-p", package, "--bin", bin]);
+    // Cargo sets these for the running test; left in place they make build scripts that watch
+    // them (ring's does) rerun, and the outer and inner builds then rebuild each other.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let per_crate = [
+            "CARGO_PKG_",
+            "CARGO_BIN_EXE_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p));
+        let per_run = [
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+            "OUT_DIR",
+        ]
+        .contains(&key.as_ref());
+        if per_crate || per_run {
+            cmd.env_remove(key.as_ref());
+        }
+    }
     if release {
         cmd.arg("--release");
     }
