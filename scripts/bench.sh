@@ -3,6 +3,14 @@
 #   scripts/bench.sh verify [BLOBS] [SIZE]   verify of a stage of BLOBS blobs of SIZE bytes
 #                                            (default 20000 x 100 KiB ~ 2 GB) against reading
 #                                            the same bytes with cat, cold and warm cache.
+#   scripts/bench.sh extract [MAILBOXES] [MESSAGES]
+#                                            extraction against mbsync (isync) on the same
+#                                            harness Dovecot: MAILBOXES x MESSAGES (default
+#                                            4 x 5000) of the skewed 1 KiB-3 MiB corpus in 9
+#                                            folders each; a full pass and a no-change pass of
+#                                            each tool, wall time and peak RSS, and the ratios.
+#                                            BENCH_PIPELINE_DEPTH sets mbsync's PipelineDepth
+#                                            (default 50); BENCH_KEEP=1 keeps the work dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-verify}
@@ -38,7 +46,167 @@ bench_verify() {
     tail -2 "$work/verify.txt"
 }
 
+# Runs "$@" under /usr/bin/time; appends "wall_s peak_rss_kb" to the file $TIMING.
+timed() { /usr/bin/time -f '%e %M' -a -o "$TIMING" "$@"; }
+
+# Messages and bytes in the mbsync maildirs (files in cur/ and new/).
+maildir_counts() {
+    find "$1" -type f \( -path '*/cur/*' -o -path '*/new/*' \) -printf '%s\n' |
+        awk '{n++; b+=$1} END {printf "%d %d\n", n, b}'
+}
+
+bench_extract() {
+    local mailboxes=${1:-4} messages=${2:-5000} depth=${BENCH_PIPELINE_DEPTH:-50}
+    command -v mbsync > /dev/null || { echo "mbsync not found: apt-get install isync" >&2; return 1; }
+    [ -x /usr/bin/time ] || { echo "/usr/bin/time not found: apt-get install time" >&2; return 1; }
+    cargo build --release -q -p mailstage-extract -p mailstage-tests --bin mailstage-extract --bin bench-corpus
+    local work; work=$(mktemp -d "${TMPDIR:-/tmp}/mailstage-bench.XXXXXX")
+    local ms; ms="$PWD/target/release/mailstage-extract"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+
+    # The harness Dovecot, filled and warmed; it runs until fd 3 closes.
+    local t0 t1
+    t0=$(secs)
+    exec 3> >(target/release/bench-corpus "$work" "$mailboxes" "$messages" > "$work/corpus.env")
+    # (An EXIT trap: a RETURN trap would also fire when `.` and the inner functions return.)
+    # shellcheck disable=SC2064
+    trap "exec 3>&-; sleep 1; [ -n \"\${BENCH_KEEP:-}\" ] || rm -rf '$work'" EXIT
+    while ! grep -q '^WARM_S=' "$work/corpus.env" 2>/dev/null; do sleep 0.5; done
+    t1=$(secs)
+    local PORT CSV USERS MESSAGES BYTES FOLDERS MAIL_DIR FILL_S WARM_S
+    # shellcheck disable=SC1091
+    . "$work/corpus.env"
+    echo "corpus: $mailboxes mailboxes x $messages messages = $MESSAGES messages," \
+        "$((BYTES / 1048576)) MiB ($((BYTES / MESSAGES / 1024)) KiB average), $FOLDERS folders with mail each;" \
+        "written in ${FILL_S} s, server index warmed in ${WARM_S} s (setup $(python3 -c "print(f'{$t1-$t0:.0f}')") s)"
+
+    # mbsync: one process per mailbox, all at once, pull only into maildirs.
+    local u rcs=()
+    mkdir -p "$work/mbsync"
+    for u in $USERS; do
+        mkdir -p "$work/mbsync/$u"
+        cat > "$work/mbsync/$u.rc" <<RC
+IMAPAccount $u
+Host 127.0.0.1
+Port $PORT
+User $u
+Pass pw-$u
+SSLType None
+AuthMechs LOGIN
+PipelineDepth $depth
+
+IMAPStore $u-far
+Account $u
+
+MaildirStore $u-near
+Path $work/mbsync/$u/
+Inbox $work/mbsync/$u/INBOX
+SubFolders Verbatim
+
+Channel $u
+Far :$u-far:
+Near :$u-near:
+Patterns *
+Sync Pull
+Create Near
+SyncState *
+RC
+        rcs+=("$work/mbsync/$u.rc")
+    done
+    run_mbsync() {
+        local rc pids=() failed=0
+        : > "$TIMING"
+        for rc in "${rcs[@]}"; do
+            timed mbsync -q -c "$rc" -a > "$rc.log" 2>&1 &
+            pids+=($!)
+        done
+        for p in "${pids[@]}"; do wait "$p" || failed=1; done
+        if [ $failed = 1 ]; then
+            echo "mbsync failed:" >&2; cat "$work"/mbsync/*.rc.log >&2; return 1
+        fi
+    }
+    declare -A wall rss msgs mib
+    local TIMING="$work/timing"
+    sync
+    for pass in full nochange; do
+        t0=$(secs); run_mbsync; t1=$(secs)
+        wall[mbsync_$pass]=$(python3 -c "print(f'{$t1-$t0:.2f}')")
+        # Peak RSS: the sum over the parallel processes (all alive at once), in MiB.
+        rss[mbsync_$pass]=$(awk '{s+=$2} END {printf "%.1f", s/1024}' "$TIMING")
+        rss[mbsync_max_$pass]=$(awk '$2>m {m=$2} END {printf "%.1f", m/1024}' "$TIMING")
+        read -r n b < <(maildir_counts "$work/mbsync")
+        if [ $pass = full ]; then
+            msgs[mbsync_$pass]=$n; mib[mbsync_$pass]=$((b / 1048576))
+            [ "$n" = "$MESSAGES" ] || { echo "mbsync copied $n of $MESSAGES messages" >&2; return 1; }
+        else
+            msgs[mbsync_$pass]=$((n - msgs[mbsync_full])); mib[mbsync_$pass]=0
+        fi
+        echo "mbsync $pass pass: ${wall[mbsync_$pass]} s, peak RSS ${rss[mbsync_$pass]} MiB summed over $mailboxes processes (largest ${rss[mbsync_max_$pass]} MiB)"
+    done
+    # Free the disk and the page cache mbsync's copy holds before mailstage runs.
+    rm -rf "$work/mbsync"; sync
+
+    # mailstage: one process for the whole batch.
+    export MAILSTAGE_DIR="$work/stage"
+    "$ms" endpoint new --name bench --server 127.0.0.1 --port "$PORT" --security none \
+        --max-concurrent-migrations "$mailboxes" --max-concurrent-incremental-syncs "$mailboxes" > /dev/null
+    "$ms" batch new --name bench --endpoint bench --csv "$CSV" > /dev/null
+    local status
+    for pass in full nochange; do
+        local cmd=start; [ $pass = nochange ] && cmd=sync
+        : > "$TIMING"
+        t0=$(secs)
+        status=0; timed "$ms" batch $cmd bench --quiet > "$work/ms-$pass.txt" 2>&1 || status=$?
+        t1=$(secs)
+        [ $status = 0 ] || { echo "mailstage-extract batch $cmd exited $status:" >&2; cat "$work/ms-$pass.txt" >&2; return 1; }
+        wall[ms_$pass]=$(python3 -c "print(f'{$t1-$t0:.2f}')")
+        rss[ms_$pass]=$(awk '{printf "%.1f", $2/1024}' "$TIMING")
+        # What this pass staged, from the JSON status (messages and bytes over all mailboxes).
+        read -r n b < <("$ms" batch status bench --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+def walk(o):
+    if isinstance(o, dict):
+        if "staged" in o and "staged_bytes" in o and "email" in o:
+            yield o["staged"], o["staged_bytes"]
+        for v in o.values(): yield from walk(v)
+    elif isinstance(o, list):
+        for v in o: yield from walk(v)
+rows = list(walk(d))
+print(sum(r[0] for r in rows), sum(r[1] for r in rows))')
+        if [ $pass = full ]; then
+            msgs[ms_$pass]=$n; mib[ms_$pass]=$((b / 1048576))
+            [ "$n" = "$MESSAGES" ] || { echo "mailstage staged $n of $MESSAGES messages" >&2; cat "$work/ms-$pass.txt" >&2; return 1; }
+        else
+            msgs[ms_$pass]=$((n - msgs[ms_full])); mib[ms_$pass]=$(( (b / 1048576) - mib[ms_full] ))
+        fi
+        echo "mailstage $pass pass: ${wall[ms_$pass]} s, peak RSS ${rss[ms_$pass]} MiB (one process)"
+    done
+    local blobs; blobs=$(find "$work/stage/blobs" -type f | wc -l)
+    [ "$blobs" = "$MESSAGES" ] || { echo "the stage holds $blobs blobs for $MESSAGES messages" >&2; return 1; }
+    "$ms" verify > "$work/verify.txt" || { echo "verify failed:" >&2; cat "$work/verify.txt" >&2; return 1; }
+    echo "verify: $(tail -1 "$work/verify.txt")"
+
+    echo
+    echo "corpus: $MESSAGES messages, $((BYTES / 1048576)) MiB, $mailboxes mailboxes x $FOLDERS folders; mbsync PipelineDepth $depth"
+    printf '%-10s %-9s %9s %14s %10s %9s\n' tool pass "wall s" "peak RSS MiB" messages "MiB"
+    for pass in full nochange; do
+        printf '%-10s %-9s %9s %14s %10s %9s\n' mbsync $pass "${wall[mbsync_$pass]}" "${rss[mbsync_$pass]} (sum)" "${msgs[mbsync_$pass]}" "${mib[mbsync_$pass]}"
+        printf '%-10s %-9s %9s %14s %10s %9s\n' mailstage $pass "${wall[ms_$pass]}" "${rss[ms_$pass]}" "${msgs[ms_$pass]}" "${mib[ms_$pass]}"
+    done
+    python3 - "${wall[ms_full]}" "${wall[mbsync_full]}" "${wall[ms_nochange]}" "${wall[mbsync_nochange]}" "${rss[ms_full]}" "${rss[ms_nochange]}" <<'PY'
+import sys
+msf, mbf, msn, mbn, rf, rn = map(float, sys.argv[1:])
+ok = lambda c: "meets" if c else "MISSES"
+print(f"ratio mailstage/mbsync, full pass:      {msf/mbf:.2f} (goal <= 0.85: {ok(msf/mbf <= 0.85)})")
+print(f"ratio mailstage/mbsync, no-change pass: {msn/mbn:.2f} (goal <= 0.20: {ok(msn/mbn <= 0.2)})")
+print(f"mailstage peak RSS: {max(rf, rn):.1f} MiB (goal <= 64: {ok(max(rf, rn) <= 64)})")
+PY
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 case "$what" in
     verify) shift || true; bench_verify "$@" ;;
-    *) echo "usage: scripts/bench.sh verify [BLOBS] [SIZE]" >&2; exit 2 ;;
+    extract) shift || true; bench_extract "$@" ;;
+    *) echo "usage: scripts/bench.sh verify [BLOBS] [SIZE] | extract [MAILBOXES] [MESSAGES]" >&2; exit 2 ;;
 esac
