@@ -23,7 +23,11 @@ use mailstage_tests::{Dovecot, Probe};
 /// The folders that get mail, and each one's share of a mailbox's messages (in 1/100).
 fn folders() -> Vec<(&'static str, u32)> {
     let mut f = vec![("INBOX", 30), ("Sent", 20)];
-    f.extend(ODD_FOLDERS.iter().map(|o| (o.name, 50 / ODD_FOLDERS.len() as u32)));
+    f.extend(
+        ODD_FOLDERS
+            .iter()
+            .map(|o| (o.name, 50 / ODD_FOLDERS.len() as u32)),
+    );
     f
 }
 
@@ -114,7 +118,11 @@ fn main() -> Result<()> {
                     let mut p = Probe::connect(d.port())?;
                     p.login(&name, &pass)?.ok()?;
                     for entry in p.list()? {
-                        if entry.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Noselect")) {
+                        if entry
+                            .flags
+                            .iter()
+                            .any(|f| f.eq_ignore_ascii_case("\\Noselect"))
+                        {
                             continue;
                         }
                         p.examine(&entry.name)?;
