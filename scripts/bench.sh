@@ -52,7 +52,7 @@ timed() { /usr/bin/time -f '%e %M' -a -o "$TIMING" "$@"; }
 # Messages and bytes in the mbsync maildirs (files in cur/ and new/).
 maildir_counts() {
     find "$1" -type f \( -path '*/cur/*' -o -path '*/new/*' \) -printf '%s\n' |
-        awk '{n++; b+=$1} END {printf "%d %d\n", n, b}'
+        awk '{n++; b+=$1} END {printf "%d %.0f\n", n, b}'
 }
 
 bench_extract() {
