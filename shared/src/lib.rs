@@ -7,11 +7,15 @@
 //! - [`commands`]: command bodies both binaries share (`verify`).
 //! - [`extract`]: a pass over a batch's mailboxes from IMAP into the stage.
 //! - [`batch`]: endpoints and batches of mailboxes.
-//! - [`folders`]: folder names (modified UTF-7) and their mapping.
+//! - [`folders`]: folder names (modified UTF-7).
+//! - [`upload`]: staged mail into Microsoft 365 or another IMAP server, exactly once.
+//! - [`parallel`]: one task per mailbox, a bounded number at once.
 
 pub mod batch;
 pub mod commands;
 pub mod extract;
 pub mod folders;
 pub mod imap;
+pub mod parallel;
 pub mod stage;
+pub mod upload;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::mailbox::{Ctx, sync_mailbox};
 use super::{MailboxOutcome, PassJob, Progress};
+use crate::parallel::run_bounded;
 use crate::stage::SharedStage;
 
 /// Runs one pass (first or incremental) and returns each mailbox's outcome, in job order.
@@ -22,22 +23,9 @@ pub async fn run_pass(
         index: stage.index.clone(),
         progress,
     });
-    let limit = Arc::new(tokio::sync::Semaphore::new(job.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let total = job.mailboxes.len();
-    for (n, mailbox) in job.mailboxes.into_iter().enumerate() {
-        let (ctx, limit) = (ctx.clone(), limit.clone());
-        tasks.spawn(async move {
-            let _permit = limit.acquire().await;
-            (n, sync_mailbox(&ctx, &mailbox).await)
-        });
-    }
-    let mut outcomes: Vec<Option<MailboxOutcome>> = (0..total).map(|_| None).collect();
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok((n, outcome)) => outcomes[n] = Some(outcome),
-            Err(e) => tracing::error!("a mailbox task stopped unexpectedly: {e}"),
-        }
-    }
-    outcomes.into_iter().flatten().collect()
+    run_bounded(job.mailboxes, job.concurrency, move |mailbox| {
+        let ctx = ctx.clone();
+        async move { sync_mailbox(&ctx, &mailbox).await }
+    })
+    .await
 }

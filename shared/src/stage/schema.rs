@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -149,4 +149,35 @@ BEGIN SELECT RAISE(ABORT, 'invalid mailbox state'); END;
 CREATE TRIGGER mailboxes_state_update BEFORE UPDATE OF state ON mailboxes
 WHEN NEW.state NOT IN ('Queued', 'Syncing', 'Synced', 'Failed')
 BEGIN SELECT RAISE(ABORT, 'invalid mailbox state'); END;
+"#;
+
+/// Version 3: the upload half.
+///
+/// - `targets`: where `mailstage-upload` puts mail. `settings` is JSON (server, login URL,
+///   tenant, client id, and *where* a secret is read from at run time — never a secret).
+/// - `uploads.mailbox` / `uploads.folder`: the target mailbox and folder a message went to,
+///   so a resumed run looks for an `in_flight` message where it was sent (by the message
+///   row's Message-ID, or its INTERNALDATE and bytes when it has none).
+/// - `upload_runs`: per source mailbox and target, the state of the last run and its error.
+const V3: &str = r#"
+CREATE TABLE targets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('imap', 'm365-imap')),
+    settings TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+
+ALTER TABLE uploads ADD COLUMN mailbox TEXT;
+ALTER TABLE uploads ADD COLUMN folder TEXT;
+CREATE INDEX uploads_target_state ON uploads(target, state);
+
+CREATE TABLE upload_runs (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('Uploading', 'Uploaded', 'UploadedWithErrors', 'Failed')),
+    last_error TEXT,
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    PRIMARY KEY (mailbox_id, target)
+);
 "#;

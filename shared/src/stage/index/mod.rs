@@ -11,6 +11,8 @@ mod messages;
 mod states;
 mod status;
 mod sync;
+mod targets;
+mod uploads;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +28,7 @@ pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
 pub use states::{BatchState, MailboxState, auth_name};
 pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 pub use sync::FolderSync;
+pub use uploads::{MailboxUploadStatus, SourceFolder, UploadItem, UploadResult, UploadState};
 
 use super::error::{Result, StageError};
 use super::schema::{MIGRATIONS, SCHEMA_VERSION};

@@ -1,0 +1,96 @@
+//! Upload targets in the index (`targets`): stored as JSON settings, never with a secret.
+
+use rusqlite::OptionalExtension;
+
+use super::Index;
+use crate::stage::error::{Result, StageError};
+use crate::upload::TargetSettings;
+
+impl Index {
+    /// Stores a new target; refuses a name already in use.
+    pub fn add_target(&self, t: &TargetSettings) -> Result<()> {
+        if self.target_row(&t.name)?.is_some() {
+            return Err(StageError::Refused(format!(
+                "a target named {:?} already exists",
+                t.name
+            )));
+        }
+        let json = serde_json::to_string(t)
+            .map_err(|e| StageError::Refused(format!("target {:?}: {e}", t.name)))?;
+        self.sql(self.conn.execute(
+            "INSERT INTO targets (name, kind, settings) VALUES (?1, ?2, ?3)",
+            (&t.name, t.kind_name(), &json),
+        ))?;
+        self.record_event(None, None, "target.created", &t.name)
+    }
+
+    /// The target named `name`; [`StageError::NotFound`] when there is none.
+    pub fn target(&self, name: &str) -> Result<TargetSettings> {
+        let json = self.target_row(name)?.ok_or_else(|| StageError::NotFound {
+            kind: "target",
+            name: name.to_owned(),
+        })?;
+        parse_target(name, &json)
+    }
+
+    /// Every target, by name.
+    pub fn targets(&self) -> Result<Vec<TargetSettings>> {
+        let mut stmt = self.sql(
+            self.conn
+                .prepare("SELECT name, settings FROM targets ORDER BY name"),
+        )?;
+        let rows: Vec<(String, String)> = self.sql(
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(Iterator::collect),
+        )?;
+        rows.iter().map(|(n, j)| parse_target(n, j)).collect()
+    }
+
+    /// Removes the target `name`. Refused while the index records uploads to it (their
+    /// history is what makes a later run upload nothing twice), unless `force`.
+    pub fn remove_target(&mut self, name: &str, force: bool) -> Result<()> {
+        self.target(name)?;
+        let uploads: i64 = self.sql(self.conn.query_row(
+            "SELECT count(*) FROM uploads WHERE target = ?1",
+            [name],
+            |r| r.get(0),
+        ))?;
+        if uploads > 0 && !force {
+            return Err(StageError::Refused(format!(
+                "target {name:?} has {uploads} recorded uploads; removing it forgets which \
+                 messages it already holds (use --force to remove it anyway)"
+            )));
+        }
+        let path = &self.path;
+        let sql = |e| super::sqlite(path, e);
+        let tx = self.conn.transaction().map_err(sql)?;
+        for table in ["uploads", "upload_runs"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE target = ?1"), [name])
+                .map_err(sql)?;
+        }
+        tx.execute("DELETE FROM targets WHERE name = ?1", [name])
+            .map_err(sql)?;
+        super::batches::insert_event(&tx, None, "target.removed", name).map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    fn target_row(&self, name: &str) -> Result<Option<String>> {
+        self.sql(
+            self.conn
+                .query_row(
+                    "SELECT settings FROM targets WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional(),
+        )
+    }
+}
+
+fn parse_target(name: &str, json: &str) -> Result<TargetSettings> {
+    serde_json::from_str(json).map_err(|e| {
+        StageError::Refused(format!(
+            "target {name:?} in the index is unreadable ({e}); remove and recreate it"
+        ))
+    })
+}

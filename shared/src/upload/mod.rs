@@ -1,0 +1,176 @@
+//! Upload: staged mail into the target mailboxes (Microsoft 365 over IMAP with app-only
+//! OAuth2, or any IMAP server), exactly once.
+//!
+//! Per mailbox: log in to the target as that mailbox, list its folders, map the source
+//! folders ([`mapping`]), create what is missing, resolve messages a previous run left
+//! `in_flight` (looked for on the target, re-sent only if absent), then APPEND the queue in
+//! groups: a group is marked `in_flight` in one transaction before the first byte is sent
+//! and its results are recorded in one transaction after. The target sits behind the small
+//! [`Destination`] trait ([`imap_target`] implements it) so other transports slot in.
+
+mod destination;
+pub mod imap_target;
+mod mailbox;
+pub mod mapping;
+mod run;
+mod target;
+
+use std::sync::Arc;
+
+pub use destination::{Credentials, Destination, Outgoing, TokenProvider};
+pub use mapping::{MappedFolder, MappingRules};
+pub use run::run_upload;
+pub use target::{
+    M365_IMAP_HOST, M365_LOGIN_URL, SecretError, SecretSource, TargetKind, TargetSettings,
+};
+
+use crate::imap::transport::ConnectOptions;
+
+/// One source mailbox to upload (into the target mailbox of the same address).
+#[derive(Clone, Debug)]
+pub struct MailboxUpload {
+    /// The mailbox's row in the index.
+    pub mailbox_id: i64,
+    /// Its EmailAddress: the target mailbox.
+    pub email: String,
+}
+
+/// Everything an upload run needs.
+pub struct UploadJob {
+    /// The batch's name (for events).
+    pub batch: String,
+    /// The target's name (the key of its upload records).
+    pub target: String,
+    /// True for Microsoft 365 (its folder names and quirks).
+    pub m365: bool,
+    /// How to reach the target's IMAP server.
+    pub connect: ConnectOptions,
+    /// How to log in as each mailbox.
+    pub credentials: Credentials,
+    /// Folder renames and exclusions.
+    pub rules: MappingRules,
+    /// Mailboxes at once.
+    pub concurrency: usize,
+    /// Plan only: list the target's folders, map, count; create and send nothing.
+    pub dry_run: bool,
+    /// The first wait after a failure without progress (doubles up to 30 s).
+    pub first_backoff: std::time::Duration,
+    /// The mailboxes.
+    pub mailboxes: Vec<MailboxUpload>,
+}
+
+/// What one mailbox's run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UploadCounts {
+    /// Target folders created.
+    pub folders_created: u64,
+    /// Messages confirmed by the target in this run.
+    pub uploaded: u64,
+    /// Their bytes.
+    pub uploaded_bytes: u64,
+    /// Messages a crash left in flight that were found on the target (not re-sent).
+    pub found_present: u64,
+    /// Messages a crash left in flight that were absent and sent again.
+    pub resent: u64,
+    /// Messages the target refused (recorded with its words).
+    pub refused: u64,
+    /// Messages in folders left out by the mapping.
+    pub left_out: u64,
+    /// Reconnections after transient failures.
+    pub reconnects: u64,
+    /// Times the target asked to back off, and the milliseconds waited for it.
+    pub throttled: u64,
+    /// Milliseconds waited because the target throttled.
+    pub throttle_wait_ms: u64,
+    /// For a dry run: messages and bytes that would be sent.
+    pub planned: u64,
+    /// Bytes that would be sent.
+    pub planned_bytes: u64,
+}
+
+/// The result of one mailbox's run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UploadOutcome {
+    /// The mailbox's address.
+    pub email: String,
+    /// What was done.
+    pub counts: UploadCounts,
+    /// Where each source folder goes.
+    pub folders: Vec<MappedFolder>,
+    /// Why the run failed, naming the mailbox's step.
+    pub error: Option<String>,
+}
+
+/// Receives progress as a run goes (the binaries draw it).
+pub trait UploadProgress: Send + Sync {
+    /// A mailbox's run begins.
+    fn mailbox_started(&self, _email: &str) {}
+    /// Messages and bytes to send.
+    fn mailbox_planned(&self, _email: &str, _messages: u64, _bytes: u64) {}
+    /// Messages and bytes confirmed.
+    fn uploaded(&self, _email: &str, _messages: u64, _bytes: u64) {}
+    /// A mailbox's run ended.
+    fn mailbox_finished(&self, _outcome: &UploadOutcome) {}
+}
+
+/// An [`UploadProgress`] that ignores everything.
+pub struct NoUploadProgress;
+
+impl UploadProgress for NoUploadProgress {}
+
+/// Why a mailbox's run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The IMAP conversation failed; `context` names the step.
+    #[error("{context}: {source}")]
+    Imap {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: crate::imap::ImapError,
+    },
+    /// No token could be had for XOAUTH2.
+    #[error("getting an access token: {0}")]
+    Token(String),
+    /// The stage refused a read or write.
+    #[error(transparent)]
+    Stage(#[from] crate::stage::StageError),
+}
+
+impl UploadError {
+    /// True when reconnecting may help (connection lost, timeout, BYE, throttling).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, UploadError::Imap { source, .. } if source.is_transient())
+    }
+
+    /// The wait the target asked for, when it throttled.
+    pub fn throttle_backoff(&self) -> Option<std::time::Duration> {
+        match self {
+            UploadError::Imap { source, .. } => source.throttle_backoff(),
+            _ => None,
+        }
+    }
+}
+
+/// A shared handle to what a run reports to.
+pub type SharedProgress = Arc<dyn UploadProgress>;
+
+/// Names the step of an IMAP result that failed.
+pub(crate) trait Step<T> {
+    /// Wraps an error with `context`.
+    fn during(self, context: impl FnOnce() -> String) -> Result<T, UploadError>;
+}
+
+impl<T> Step<T> for Result<T, crate::imap::ImapError> {
+    fn during(self, context: impl FnOnce() -> String) -> Result<T, UploadError> {
+        self.map_err(|source| UploadError::Imap {
+            context: context(),
+            source,
+        })
+    }
+}
+
+/// True when the flags include `\Flagged`.
+pub(crate) fn is_flagged(flags: &[String]) -> bool {
+    flags.iter().any(|f| f.eq_ignore_ascii_case("\\Flagged"))
+}

@@ -1,0 +1,39 @@
+//! Runs an upload over a batch's mailboxes, up to the job's concurrency at once.
+
+use std::sync::Arc;
+
+use super::imap_target::ImapTarget;
+use super::mailbox::{Ctx, upload_mailbox};
+use super::{SharedProgress, UploadJob, UploadOutcome};
+use crate::parallel::run_bounded;
+use crate::stage::SharedStage;
+
+/// Uploads every mailbox of the job into the target over IMAP and returns each one's
+/// outcome, in job order. A mailbox that fails does not stop the others.
+pub async fn run_upload(
+    job: UploadJob,
+    stage: &SharedStage,
+    progress: SharedProgress,
+) -> Vec<UploadOutcome> {
+    let ctx = Arc::new(Ctx {
+        batch: job.batch,
+        target: job.target,
+        m365: job.m365,
+        rules: job.rules,
+        dry_run: job.dry_run,
+        first_backoff: job.first_backoff,
+        blobs: stage.blobs.clone(),
+        index: stage.index.clone(),
+        progress,
+    });
+    let (connect, credentials) = (Arc::new(job.connect), Arc::new(job.credentials));
+    run_bounded(job.mailboxes, job.concurrency, move |mailbox| {
+        let (ctx, connect, credentials) = (ctx.clone(), connect.clone(), credentials.clone());
+        async move {
+            let m365 = ctx.m365;
+            let open = || ImapTarget::open(&connect, &credentials, &mailbox.email, m365);
+            upload_mailbox(&ctx, &mailbox, open).await
+        }
+    })
+    .await
+}
