@@ -9,6 +9,7 @@ pub mod extraction;
 pub mod fixtures;
 pub mod maildir;
 pub mod probe;
+pub mod upload;
 pub mod workload;
 
 pub use dovecot::{Dovecot, DovecotBuilder, Owner};

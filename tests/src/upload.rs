@@ -1,0 +1,142 @@
+//! Uploading a test stage into a second harness Dovecot, and reading both sides back as
+//! comparable contents: per (mailbox, folder), the sorted (SHA-256, flags, INTERNALDATE) of
+//! every message.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use mailstage::batch::{AuthChoice, Security};
+use mailstage::folders::mutf7;
+use mailstage::imap::datetime;
+use mailstage::imap::transport::ConnectOptions;
+use mailstage::stage::{Access, BlobHash, Stage};
+use mailstage::upload::{
+    Credentials, MailboxUpload, MappingRules, NoUploadProgress, UploadJob, UploadOutcome,
+    run_upload,
+};
+use secrecy::SecretString;
+
+use crate::Dovecot;
+use crate::probe::flag_set;
+
+/// The master user every target Dovecot of the tests has.
+pub const ADMIN: (&str, &str) = ("admin", "admin-pw");
+
+/// One message as compared: its bytes' SHA-256, its flags (without `\Recent`), INTERNALDATE
+/// as seconds since the epoch.
+pub type Seen = (BlobHash, BTreeSet<String>, Option<i64>);
+
+/// (mailbox address, folder path with `/`) → its messages, sorted.
+pub type Contents = BTreeMap<(String, String), Vec<Seen>>;
+
+/// A target Dovecot with one user per address (random passwords) and the [`ADMIN`] master.
+pub fn target_dovecot(emails: &[&str]) -> Result<Dovecot> {
+    let mut b = Dovecot::builder().master_user(ADMIN.0, ADMIN.1);
+    for e in emails {
+        b = b.user(e, &format!("pw-{}", e.len()));
+    }
+    b.start()
+}
+
+/// The job uploading batch `b1`'s mailboxes (all, or those in `only`) into `target` as
+/// target `dst`, logging in as `mailbox*admin`.
+pub fn job(
+    dir: &Path,
+    target: &Dovecot,
+    only: Option<&[&str]>,
+    rules: MappingRules,
+) -> Result<UploadJob> {
+    let stage = Stage::open(dir, Access::Read)?;
+    let mailboxes = stage
+        .index()
+        .mailboxes("b1")?
+        .into_iter()
+        .filter(|m| only.is_none_or(|o| o.contains(&m.email.as_str())))
+        .map(|m| MailboxUpload {
+            mailbox_id: m.id,
+            email: m.email,
+        })
+        .collect();
+    Ok(UploadJob {
+        batch: "b1".into(),
+        target: "dst".into(),
+        m365: false,
+        connect: ConnectOptions::new("127.0.0.1", target.port(), Security::None),
+        credentials: Credentials::Password {
+            admin: Some(ADMIN.0.into()),
+            secret: SecretString::from(ADMIN.1.to_owned()),
+            auth: AuthChoice::Auto,
+        },
+        rules,
+        concurrency: 4,
+        dry_run: false,
+        first_backoff: Duration::from_millis(50),
+        mailboxes,
+    })
+}
+
+/// Runs an upload job against the stage at `dir`.
+pub fn run(dir: &Path, job: UploadJob) -> Result<Vec<UploadOutcome>> {
+    let stage = Stage::open(dir, Access::Write)?.into_shared()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(run_upload(job, &stage, Arc::new(NoUploadProgress))))
+}
+
+/// What the stage holds, as [`Contents`].
+pub fn staged_contents(dir: &Path) -> Result<Contents> {
+    let stage = Stage::open(dir, Access::Read)?;
+    let mut out = Contents::new();
+    for m in stage.index().staged_messages(None)? {
+        let flags = m.flags.split_whitespace().filter(|f| *f != "\\Recent");
+        out.entry((m.origin.email, m.origin.folder))
+            .or_default()
+            .push((
+                m.origin.blob,
+                flag_set(&flags.collect::<Vec<_>>()),
+                m.internaldate_unix,
+            ));
+    }
+    out.values_mut().for_each(|v| v.sort());
+    Ok(out)
+}
+
+/// What a target mailbox holds, read over IMAP as the master user, as [`Contents`]
+/// (folders without messages are left out).
+pub fn target_contents(d: &Dovecot, email: &str) -> Result<Contents> {
+    let mut p = d.connect()?;
+    p.login(&format!("{email}*{}", ADMIN.0), ADMIN.1)?.ok()?;
+    let mut out = Contents::new();
+    for entry in p.list()? {
+        if entry
+            .flags
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("\\Noselect"))
+        {
+            continue;
+        }
+        let name = mutf7::decode(&entry.name).with_context(|| entry.name.clone())?;
+        p.examine(&entry.name)?;
+        let mut seen = Vec::new();
+        for uid in p.uids()? {
+            let body = p.fetch_body(uid)?;
+            let (flags, date) = p.fetch_flags_date(uid)?;
+            let flags: Vec<&String> = flags.iter().filter(|f| *f != "\\Recent").collect();
+            seen.push((
+                BlobHash::of(&body),
+                flag_set(&flags),
+                datetime::parse(&date).map(|(unix, _)| unix),
+            ));
+        }
+        if !seen.is_empty() {
+            seen.sort();
+            out.insert((email.to_owned(), name), seen);
+        }
+    }
+    Ok(out)
+}

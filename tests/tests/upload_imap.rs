@@ -1,0 +1,254 @@
+//! Uploads from a stage into a second, real Dovecot: every message exactly once in its
+//! folder, byte-identical, with its flags and INTERNALDATE; a second run sends nothing;
+//! messages a crash left in flight are looked for and sent only when absent; a mailbox the
+//! target refuses fails alone, named.
+
+use std::path::Path;
+
+use anyhow::Result;
+use mailstage::extract::Pass;
+use mailstage::stage::{Access, Stage};
+use mailstage::upload::{MappingRules, UploadOutcome};
+use mailstage_tests::Dovecot;
+use mailstage_tests::extraction::{TestMailbox, default_limits};
+use mailstage_tests::fixtures::{self, ODD_FOLDERS, simple};
+use mailstage_tests::upload::{ADMIN, job, run, staged_contents, target_contents, target_dovecot};
+
+const ALICE: &str = "alice@contoso.edu";
+const BOB: &str = "bob@contoso.edu";
+
+/// A source Dovecot with odd messages and folders for alice and plain mail for bob, staged
+/// into `dir` as batch `b1`.
+fn staged_source(dir: &Path) -> Result<Dovecot> {
+    let d = Dovecot::builder()
+        .user("alice", "alice-pw")
+        .user("bob", "bob-pw")
+        .start()?;
+    let odd = [
+        simple(1),
+        fixtures::no_message_id(),
+        fixtures::eight_bit_headers(),
+        fixtures::bare_lf(),
+        fixtures::long_line(200_000),
+        fixtures::nested_multipart(),
+        simple(1), // the same message twice in one folder: two copies on the target
+    ];
+    let flag_sets: [&[&str]; 4] = [
+        &["\\Seen"],
+        &["\\Flagged", "\\Answered"],
+        &[],
+        &["\\Seen", "$Forwarded", "Work"],
+    ];
+    for (i, m) in odd.iter().enumerate() {
+        let flags = flag_sets[i % flag_sets.len()];
+        let date = 1_600_000_000 + i as i64 * 1000;
+        d.append("alice", "INBOX", flags, Some(date), m)?;
+    }
+    d.write_message_at("alice", "Sent", &["\\Seen"], 1_600_500_000, &simple(50))?;
+    for (i, f) in ODD_FOLDERS.iter().enumerate() {
+        d.create_folder("alice", f.name)?;
+        d.write_message_at(
+            "alice",
+            f.name,
+            &[],
+            1_650_000_000 + i as u64,
+            &simple(100 + i as u64),
+        )?;
+    }
+    for i in 0..5 {
+        d.write_message_at(
+            "bob",
+            "INBOX",
+            &["\\Seen"],
+            1_610_000_000 + i,
+            &simple(200 + i),
+        )?;
+    }
+    let mailboxes = [
+        TestMailbox {
+            email: ALICE,
+            login: "alice",
+            password: "alice-pw",
+            user_root: None,
+        },
+        TestMailbox {
+            email: BOB,
+            login: "bob",
+            password: "bob-pw",
+            user_root: None,
+        },
+    ];
+    let outcomes =
+        mailstage_tests::extraction::run(dir, &d, &mailboxes, default_limits(), Pass::Full)?;
+    assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
+    Ok(d)
+}
+
+fn all_ok(outcomes: &[UploadOutcome]) {
+    for o in outcomes {
+        assert!(o.error.is_none(), "{}: {:?}", o.email, o.error);
+        assert_eq!(o.counts.refused, 0, "{}: {:?}", o.email, o.counts);
+    }
+}
+
+fn assert_target_matches_stage(dir: &Path, target: &Dovecot) -> Result<()> {
+    let staged = staged_contents(dir)?;
+    let mut uploaded = target_contents(target, ALICE)?;
+    uploaded.extend(target_contents(target, BOB)?);
+    assert_eq!(
+        uploaded.keys().collect::<Vec<_>>(),
+        staged.keys().collect::<Vec<_>>(),
+        "folders on the target"
+    );
+    for (key, messages) in &staged {
+        assert_eq!(&uploaded[key], messages, "messages of {key:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_staged_batch_lands_exactly_once_byte_identical_and_a_second_run_sends_nothing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let _source = staged_source(dir.path())?;
+    let target = target_dovecot(&[ALICE, BOB])?;
+
+    let first = run(
+        dir.path(),
+        job(dir.path(), &target, None, MappingRules::default())?,
+    )?;
+    all_ok(&first);
+    let sent: u64 = first.iter().map(|o| o.counts.uploaded).sum();
+    let staged: usize = staged_contents(dir.path())?.values().map(Vec::len).sum();
+    assert_eq!(sent as usize, staged);
+    // Projects and Projects/2024 exist only as parents on the source; the target needs them.
+    let alice = &first[0];
+    assert!(
+        alice.counts.folders_created >= ODD_FOLDERS.len() as u64,
+        "{:?}",
+        alice.counts
+    );
+    assert_target_matches_stage(dir.path(), &target)?;
+
+    let second = run(
+        dir.path(),
+        job(dir.path(), &target, None, MappingRules::default())?,
+    )?;
+    all_ok(&second);
+    for o in &second {
+        assert_eq!(
+            o.counts.uploaded + o.counts.resent + o.counts.folders_created,
+            0,
+            "{o:?}"
+        );
+    }
+    assert_target_matches_stage(dir.path(), &target)
+}
+
+#[test]
+fn messages_left_in_flight_are_found_or_resent_never_duplicated() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let _source = staged_source(dir.path())?;
+    let target = target_dovecot(&[ALICE, BOB])?;
+    // A crash during alice's first INBOX group: all of it marked in flight, the first half
+    // (including the message without a Message-ID) already stored by the target.
+    let (rows, folder) = {
+        let mut stage = Stage::open(dir.path(), Access::Write)?;
+        let mailbox = stage
+            .index()
+            .mailboxes("b1")?
+            .into_iter()
+            .find(|m| m.email == ALICE)
+            .unwrap();
+        let queue = stage.index().upload_queue("dst", mailbox.id)?;
+        let inbox = stage
+            .index()
+            .upload_folders(mailbox.id)?
+            .into_iter()
+            .find(|f| f.name == "INBOX")
+            .unwrap();
+        let items: Vec<_> = queue
+            .into_iter()
+            .filter(|i| i.folder_id == inbox.id)
+            .collect();
+        let folder = serde_json::to_string(&["INBOX"])?;
+        let rows: Vec<i64> = items.iter().map(|i| i.message_row).collect();
+        stage
+            .index_mut()
+            .begin_uploads("dst", ALICE, &folder, &rows)?;
+        let mut p = target.connect()?;
+        p.login(&format!("{ALICE}*{}", ADMIN.0), ADMIN.1)?.ok()?;
+        for item in &items[..4] {
+            let bytes = std::fs::read(stage.blobs().path_of(&item.blob))?;
+            let flags: Vec<&str> = item
+                .flags
+                .split_whitespace()
+                .filter(|f| *f != "\\Recent")
+                .collect();
+            p.append("INBOX", &flags, item.internaldate.as_deref(), &bytes)?;
+        }
+        (rows, folder)
+    };
+    assert!(rows.len() >= 6, "{rows:?} {folder}");
+
+    let outcomes = run(
+        dir.path(),
+        job(dir.path(), &target, None, MappingRules::default())?,
+    )?;
+    all_ok(&outcomes);
+    assert_eq!(
+        outcomes[0].counts.found_present, 4,
+        "{:?}",
+        outcomes[0].counts
+    );
+    assert_eq!(
+        outcomes[0].counts.resent,
+        rows.len() as u64 - 4,
+        "{:?}",
+        outcomes[0].counts
+    );
+    assert_target_matches_stage(dir.path(), &target)?;
+
+    // Nothing is left in flight or pending, and the index agrees with the target.
+    let stage = Stage::open(dir.path(), Access::Read)?;
+    for status in stage.index().upload_status("b1", "dst")? {
+        assert_eq!(
+            (status.pending, status.in_flight, status.failed),
+            (0, 0, 0),
+            "{status:?}"
+        );
+        assert_eq!(status.done, status.staged, "{status:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_mailbox_the_target_refuses_fails_alone_and_is_named() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let _source = staged_source(dir.path())?;
+    // bob has no mailbox on the target.
+    let target = target_dovecot(&[ALICE])?;
+    let outcomes = run(
+        dir.path(),
+        job(dir.path(), &target, None, MappingRules::default())?,
+    )?;
+    assert!(outcomes[0].error.is_none(), "{:?}", outcomes[0].error);
+    let bob = outcomes[1].error.as_deref().expect("bob fails");
+    assert!(
+        bob.starts_with(BOB) && bob.contains("logging in to the target"),
+        "{bob}"
+    );
+    let stage = Stage::open(dir.path(), Access::Read)?;
+    let status = stage.index().upload_status("b1", "dst")?;
+    assert_eq!(status[0].done, status[0].staged);
+    assert_eq!(status[1].state.as_deref(), Some("Failed"));
+    assert!(
+        status[1]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("logging in"),
+        "{status:?}"
+    );
+    assert_eq!(status[1].done, 0);
+    Ok(())
+}
