@@ -13,7 +13,7 @@ use mailstage::stage::index::{
 use mailstage::stage::{Access, Stage};
 use serde::Serialize;
 
-use crate::table::{Align, Table, grouped, human_bytes, or_dash, write_list};
+use mailstage::report::table::{Align, Table, grouped, human_bytes, or_dash, write_list};
 
 /// The `batch` subcommands.
 #[derive(Subcommand)]

@@ -9,7 +9,7 @@ use mailstage::batch::{EndpointSettings, Security};
 use mailstage::stage::{Access, Index, Stage};
 use serde::Serialize;
 
-use crate::table::{Align, Table, write_list};
+use mailstage::report::table::{Align, Table, write_list};
 
 /// The `endpoint` subcommands.
 #[derive(Subcommand)]

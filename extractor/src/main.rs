@@ -7,7 +7,6 @@ mod cmd_batch;
 mod cmd_endpoint;
 mod cmd_pass;
 mod progress;
-mod table;
 mod test_server;
 
 use std::io::Write;

@@ -9,6 +9,7 @@
 //! - [`batch`]: endpoints and batches of mailboxes.
 //! - [`folders`]: folder names (modified UTF-7).
 //! - [`upload`]: staged mail into Microsoft 365 or another IMAP server, exactly once.
+//! - [`report`]: tables and live progress the binaries show.
 //! - [`parallel`]: one task per mailbox, a bounded number at once.
 
 pub mod batch;
@@ -17,5 +18,6 @@ pub mod extract;
 pub mod folders;
 pub mod imap;
 pub mod parallel;
+pub mod report;
 pub mod stage;
 pub mod upload;

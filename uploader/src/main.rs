@@ -1,7 +1,10 @@
-//! `mailstage-upload`: pushes staged messages into Microsoft 365 mailboxes.
-//!
-//! Today it offers `verify`, the check an admin runs before uploading; the upload itself
-//! (run, status, report) arrives with the IMAP APPEND transport.
+//! `mailstage-upload`: pushes staged messages into Microsoft 365 (or any IMAP server)
+//! mailboxes, exactly once, resuming where a previous run stopped.
+
+mod cmd_run;
+mod cmd_status;
+mod cmd_target;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +24,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Targets: where mail is uploaded (Microsoft 365 or an IMAP server).
+    #[command(subcommand)]
+    Target(cmd_target::TargetCommand),
+    /// Upload a batch's staged mail into a target; a later run resumes and sends nothing
+    /// twice.
+    ///
+    /// Exit status: 0 all done, 1 a mailbox failed, 2 done but messages were refused.
+    Run(cmd_run::RunArgs),
+    /// Where each mailbox's upload stands.
+    Status(cmd_status::StatusArgs),
     /// Re-hash every blob and check every message row against its blob before uploading.
     ///
     /// Exit status: 0 clean, 1 messages damaged or missing, 2 only garbage found.
@@ -33,16 +46,33 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
+    let mut stdout = std::io::stdout().lock();
     let result = match cli.command {
+        Command::Target(cmd) => cmd_target::run(&cli.stage, cmd, &mut stdout),
+        Command::Run(args) => cmd_run::run(&cli.stage, args, &mut stdout),
+        Command::Status(args) => cmd_status::run(&cli.stage, args, &mut stdout),
         Command::Verify { json } => {
-            mailstage::commands::verify_command(&cli.stage, json, &mut std::io::stdout().lock())
+            mailstage::commands::verify_command(&cli.stage, json, &mut stdout)
+                .map(|c| c as u8)
+                .map_err(anyhow::Error::from)
         }
     };
     match result {
-        Ok(code) => ExitCode::from(code as u8),
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("mailstage-upload: error: {e}");
+            eprintln!("mailstage-upload: error: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Log lines to standard error; `MAILSTAGE_LOG` (e.g. `debug`) sets the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILSTAGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

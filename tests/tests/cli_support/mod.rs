@@ -1,4 +1,4 @@
-//! Runs `mailstage-extract` as an admin would, on a private stage in a temporary directory.
+//! Runs `mailstage-extract` and `mailstage-upload` as an admin would, on a private stage in a temporary directory.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::path::{Path, PathBuf};
@@ -33,13 +33,23 @@ impl Cli {
 
     /// Runs `mailstage-extract --stage DIR/stage ARGS…`.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(bins::mailstage_extract())
+        self.exec(&bins::mailstage_extract(), args, &[])
+    }
+
+    /// Runs `mailstage-upload --stage DIR/stage ARGS…` with extra environment variables.
+    pub fn upload(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.exec(&bins::mailstage_upload(), args, env)
+    }
+
+    fn exec(&self, binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new(binary)
             .env_remove("MAILSTAGE_DIR")
+            .envs(env.iter().copied())
             .arg("--stage")
             .arg(self.stage())
             .args(args)
             .output()
-            .expect("mailstage-extract runs")
+            .unwrap_or_else(|e| panic!("{} runs: {e}", binary.display()))
     }
 
     /// Runs a command that must succeed; returns its standard output.

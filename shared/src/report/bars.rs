@@ -1,0 +1,136 @@
+//! Live progress of a run over mailboxes: indicatif bars on a terminal (the batch's bytes
+//! with rate and ETA, and a line per active mailbox: messages, rate), plain log lines when
+//! standard error is not a terminal, or nothing.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How much to show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Show {
+    /// Bars on a terminal, lines elsewhere.
+    Auto,
+    /// Nothing while running (the summary is still printed).
+    Quiet,
+}
+
+/// Progress of one run; the binaries call it from their progress traits.
+pub struct LiveProgress {
+    bars: Option<Bars>,
+    lines: bool,
+    /// The verb of a mailbox's planned work ("fetch", "upload").
+    verb: &'static str,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    total: ProgressBar,
+    mailboxes: Mutex<HashMap<String, ProgressBar>>,
+}
+
+const TOTAL: &str =
+    "{prefix:>32} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}";
+const MAILBOX: &str = "{prefix:>32} [{bar:30}] {pos}/{len} msgs {per_sec} {msg}";
+
+impl LiveProgress {
+    /// Chooses bars or lines from where standard error goes; `verb` names the work.
+    pub fn new(show: Show, mailboxes: usize, verb: &'static str) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let bars = (show == Show::Auto && terminal).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let total = multi.add(ProgressBar::new(0));
+            total.set_style(style(TOTAL));
+            total.set_prefix(format!("{mailboxes} mailbox(es)"));
+            Bars {
+                multi,
+                total,
+                mailboxes: Mutex::new(HashMap::new()),
+            }
+        });
+        Self {
+            lines: show == Show::Auto && !terminal,
+            bars,
+            verb,
+        }
+    }
+
+    /// Removes the bars before the summary is printed.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bars {
+            b.total.finish_and_clear();
+            let _ = b.multi.clear();
+        }
+    }
+
+    fn bar_of(&self, email: &str) -> Option<ProgressBar> {
+        let b = self.bars.as_ref()?;
+        b.mailboxes.lock().ok()?.get(email).cloned()
+    }
+
+    /// A mailbox's run begins.
+    pub fn started(&self, email: &str) {
+        if let Some(b) = &self.bars {
+            let bar = b.multi.add(ProgressBar::new(0));
+            bar.set_style(style(MAILBOX));
+            bar.set_prefix(email.to_owned());
+            bar.set_message("listing folders");
+            if let Ok(mut map) = b.mailboxes.lock() {
+                map.insert(email.to_owned(), bar);
+            }
+        } else if self.lines {
+            eprintln!("{email}: started");
+        }
+    }
+
+    /// A mailbox's work is known.
+    pub fn planned(&self, email: &str, messages: u64, bytes: u64) {
+        if let Some(b) = &self.bars {
+            b.total.inc_length(bytes);
+            if let Some(bar) = self.bar_of(email) {
+                bar.set_length(messages);
+                bar.set_message(String::new());
+            }
+        } else if self.lines {
+            eprintln!(
+                "{email}: {messages} message(s), {bytes} bytes to {}",
+                self.verb
+            );
+        }
+    }
+
+    /// Messages and bytes done.
+    pub fn advanced(&self, email: &str, messages: u64, bytes: u64) {
+        if let Some(b) = &self.bars {
+            b.total.inc(bytes);
+            if let Some(bar) = self.bar_of(email) {
+                bar.inc(messages);
+            }
+        }
+    }
+
+    /// A mailbox's run ended; `line` describes it (printed above the bars on a terminal).
+    pub fn finished(&self, email: &str, line: String, error: Option<&str>) {
+        if let Some(b) = &self.bars {
+            if let Some(bar) = b.mailboxes.lock().ok().and_then(|mut m| m.remove(email)) {
+                bar.finish_and_clear();
+                b.multi.remove(&bar);
+            }
+            let _ = b.multi.println(line);
+        } else if self.lines {
+            // The counts come in the summary at the end; a log only needs the moment.
+            match error {
+                Some(e) => eprintln!("{email}: finished, FAILED: {e}"),
+                None => eprintln!("{email}: finished"),
+            }
+        }
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}

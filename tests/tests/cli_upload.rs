@@ -1,0 +1,266 @@
+//! `mailstage-upload target | run | status` as an admin runs them: a batch extracted from
+//! one Dovecot and uploaded into another, a dry run first, a resumed run that sends
+//! nothing, and the errors an admin meets.
+
+mod cli_support;
+
+use anyhow::Result;
+use cli_support::{Cli, contains, index_bytes, text};
+use mailstage_tests::Dovecot;
+use mailstage_tests::fixtures::simple;
+use mailstage_tests::upload::{ADMIN, target_dovecot};
+use serde_json::Value;
+
+const T0: u64 = 1_695_000_000;
+const SECRET_VAR: &str = "MAILSTAGE_TEST_TARGET_PASSWORD";
+
+/// A source with alice's INBOX, Sent and a `Files` folder, extracted as batch `b1`.
+fn extracted(cli: &Cli) -> Result<Dovecot> {
+    let d = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..3 {
+        d.write_message_at("alice", "INBOX", &["\\Seen"], T0 + i, &simple(i))?;
+    }
+    d.write_message_at("alice", "Sent", &[], T0 + 10, &simple(10))?;
+    d.create_folder("alice", "Files")?;
+    d.write_message_at("alice", "Files", &[], T0 + 11, &simple(11))?;
+    let port = d.port().to_string();
+    cli.ok(&[
+        "endpoint",
+        "new",
+        "--name",
+        "src",
+        "--server",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--security",
+        "none",
+    ]);
+    let csv = cli.write(
+        "users.csv",
+        "EmailAddress,UserName,Password\nalice@contoso.edu,alice,alice-pw\n",
+    );
+    let csv = csv.to_str().expect("UTF-8 path");
+    cli.ok(&[
+        "batch",
+        "new",
+        "--name",
+        "b1",
+        "--endpoint",
+        "src",
+        "--csv",
+        csv,
+        "--autostart",
+    ]);
+    Ok(d)
+}
+
+fn status(cli: &Cli) -> Value {
+    let out = cli.upload(
+        &["status", "--batch", "b1", "--target", "dst", "--json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("JSON status")
+}
+
+#[test]
+fn dry_run_then_run_then_a_run_that_sends_nothing() -> Result<()> {
+    let cli = Cli::new();
+    let _source = extracted(&cli)?;
+    let target = target_dovecot(&["alice@contoso.edu"])?;
+    let port = target.port().to_string();
+    let created = cli.upload(
+        &[
+            "target",
+            "new",
+            "--name",
+            "dst",
+            "--kind",
+            "imap",
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+            "--admin-user",
+            ADMIN.0,
+            "--password-env",
+            SECRET_VAR,
+        ],
+        &[],
+    );
+    assert_eq!(created.status.code(), Some(0), "{}", text(&created));
+    let shown = text(&cli.upload(&["target", "show", "dst"], &[]));
+    assert!(
+        shown.contains(&format!("environment variable {SECRET_VAR}")),
+        "{shown}"
+    );
+    assert_eq!(status(&cli)[0]["pending"], 5);
+
+    let env = [(SECRET_VAR, ADMIN.1)];
+    let dry = cli.upload(
+        &[
+            "run",
+            "--batch",
+            "b1",
+            "--target",
+            "dst",
+            "--dry-run",
+            "--quiet",
+        ],
+        &env,
+    );
+    let shown = text(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("would upload 5 message(s)"), "{shown}");
+    assert!(
+        shown.contains("Files -> Files") && shown.contains("Sent -> Sent"),
+        "{shown}"
+    );
+    assert_eq!(status(&cli)[0]["pending"], 5, "a dry run sends nothing");
+
+    let run = cli.upload(
+        &[
+            "run",
+            "--batch",
+            "b1",
+            "--target",
+            "dst",
+            "--exclude",
+            "Files",
+        ],
+        &env,
+    );
+    let shown = text(&run);
+    assert_eq!(run.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("alice@contoso.edu: 4 uploaded"), "{shown}");
+    assert!(
+        shown.contains("Files -> (left out)  [excluded by --exclude \"Files\"]"),
+        "{shown}"
+    );
+    let s = &status(&cli)[0];
+    assert_eq!(
+        (
+            s["done"].as_u64(),
+            s["pending"].as_u64(),
+            s["state"].as_str()
+        ),
+        (Some(4), Some(1), Some("Uploaded")),
+        "{s}"
+    );
+
+    let run = cli.upload(
+        &["run", "--batch", "b1", "--target", "dst", "--quiet"],
+        &env,
+    );
+    let shown = text(&run);
+    assert_eq!(run.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("alice@contoso.edu: 1 uploaded"), "{shown}");
+    let run = cli.upload(
+        &["run", "--batch", "b1", "--target", "dst", "--quiet"],
+        &env,
+    );
+    assert!(
+        text(&run).contains("alice@contoso.edu: 0 uploaded"),
+        "{}",
+        text(&run)
+    );
+    let table = text(&cli.upload(&["status", "--batch", "b1", "--target", "dst"], &[]));
+    assert!(
+        table.contains("MAILBOX") && table.contains("Uploaded"),
+        "{table}"
+    );
+
+    let mut p = target.connect()?;
+    p.login(&format!("alice@contoso.edu*{}", ADMIN.0), ADMIN.1)?
+        .ok()?;
+    for (folder, n) in [("INBOX", 3), ("Sent", 1), ("Files", 1)] {
+        p.examine(folder)?;
+        assert_eq!(p.uids()?.len(), n, "{folder}");
+    }
+    assert!(
+        !contains(&index_bytes(&cli.stage()), ADMIN.1),
+        "the password reached the index"
+    );
+    Ok(())
+}
+
+#[test]
+fn errors_name_the_cause() -> Result<()> {
+    let cli = Cli::new();
+    let _source = extracted(&cli)?;
+    let args = [
+        "target",
+        "new",
+        "--name",
+        "dst",
+        "--kind",
+        "imap",
+        "--server",
+        "127.0.0.1",
+        "--port",
+        "9",
+        "--security",
+        "none",
+        "--password-env",
+        SECRET_VAR,
+    ];
+    assert_eq!(cli.upload(&args, &[]).status.code(), Some(0));
+    let again = text(&cli.upload(&args, &[]));
+    assert!(again.contains("already exists"), "{again}");
+    let no_secret = text(&cli.upload(
+        &[
+            "target", "new", "--name", "x", "--kind", "imap", "--server", "h",
+        ],
+        &[],
+    ));
+    assert!(
+        no_secret.contains("--password-env VAR or --password-file FILE"),
+        "{no_secret}"
+    );
+
+    let run = cli.upload(&["run", "--batch", "b1", "--target", "dst", "--quiet"], &[]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(text(&run).contains(SECRET_VAR), "{}", text(&run));
+
+    // Nothing listens on port 9: the run stops at once, naming the target and the address.
+    let started = std::time::Instant::now();
+    let run = cli.upload(
+        &["run", "--batch", "b1", "--target", "dst", "--quiet"],
+        &[(SECRET_VAR, "x")],
+    );
+    let shown = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("cannot reach the target \"dst\" at 127.0.0.1:9"),
+        "{shown}"
+    );
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+
+    let unknown = text(&cli.upload(&["run", "--batch", "b1", "--target", "nope"], &[]));
+    assert!(unknown.contains("no target named \"nope\""), "{unknown}");
+    let users = text(&cli.upload(
+        &[
+            "run",
+            "--batch",
+            "b1",
+            "--target",
+            "dst",
+            "--users",
+            "eve@x.test",
+        ],
+        &[(SECRET_VAR, "x")],
+    ));
+    assert!(
+        users.contains("eve@x.test is not a mailbox of batch"),
+        "{users}"
+    );
+    let refused = text(&cli.upload(&["target", "remove", "dst"], &[]));
+    assert!(
+        refused.contains("removed"),
+        "no uploads recorded yet: {refused}"
+    );
+    Ok(())
+}

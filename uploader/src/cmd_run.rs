@@ -1,0 +1,220 @@
+//! `run`: upload a batch's staged mail into a target, exactly once, resuming where a
+//! previous run stopped.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use mailstage::imap::diagnose::check_server;
+use mailstage::imap::transport::ConnectOptions;
+use mailstage::report::bars::Show;
+use mailstage::report::print_json;
+use mailstage::report::table::human_bytes;
+use mailstage::stage::{Access, Stage};
+use mailstage::upload::{
+    Credentials, MailboxUpload, MappingRules, TargetKind, TargetSettings, UploadJob, UploadOutcome,
+    run_upload,
+};
+
+use crate::progress::{UploadBars, describe};
+
+/// Arguments of `run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The batch whose staged mail is uploaded.
+    #[arg(long)]
+    batch: String,
+    /// The target (see `target new`).
+    #[arg(long)]
+    target: String,
+    /// Only these mailboxes (EmailAddress, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    users: Vec<String>,
+    /// Show what would go where (folder plan, messages and bytes) without sending anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Mailboxes uploaded at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=200))]
+    concurrency: u32,
+    /// Rename a source folder (and its subfolders): 'Old/Path=New/Path' (levels separated
+    /// by `/`). Repeatable.
+    #[arg(long = "map", value_name = "OLD=NEW")]
+    maps: Vec<String>,
+    /// Leave out source folders matching a pattern (`*`, `?`; levels separated by `/`).
+    /// Repeatable.
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    excludes: Vec<String>,
+    /// A PEM file of CA certificates to trust besides the system's.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Accept any server certificate. Only for a lab server.
+    #[arg(long)]
+    insecure: bool,
+    /// No progress while running; the summary is still printed.
+    #[arg(long)]
+    quiet: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn credentials(t: &TargetSettings) -> anyhow::Result<(ConnectOptions, Credentials)> {
+    match &t.kind {
+        TargetKind::Imap {
+            server,
+            port,
+            security,
+            auth,
+            admin_user,
+            secret,
+        } => {
+            let secret = secret
+                .read()
+                .with_context(|| format!("target {:?}", t.name))?;
+            Ok((
+                ConnectOptions::new(server, *port, *security),
+                Credentials::Password {
+                    admin: admin_user.clone(),
+                    secret,
+                    auth: *auth,
+                },
+            ))
+        }
+        TargetKind::M365Imap { .. } => bail!(
+            "target {:?} is Microsoft 365 (app-only OAuth2): this build does not fetch tokens yet; \
+             see the README's status table",
+            t.name
+        ),
+    }
+}
+
+/// Runs `run`; the exit status is 0 when every mailbox is done, 2 when messages were
+/// refused, 1 when a mailbox failed.
+pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let stage = Stage::open(stage_dir, Access::Write)?;
+    let target = stage.index().target(&args.target)?;
+    let mut mailboxes: Vec<MailboxUpload> = stage
+        .index()
+        .mailboxes(&args.batch)?
+        .into_iter()
+        .map(|m| MailboxUpload {
+            mailbox_id: m.id,
+            email: m.email,
+        })
+        .collect();
+    if !args.users.is_empty() {
+        for u in &args.users {
+            if !mailboxes.iter().any(|m| m.email.eq_ignore_ascii_case(u)) {
+                bail!("--users: {u} is not a mailbox of batch {:?}", args.batch);
+            }
+        }
+        mailboxes.retain(|m| args.users.iter().any(|u| u.eq_ignore_ascii_case(&m.email)));
+    }
+    let rules = MappingRules {
+        renames: args
+            .maps
+            .iter()
+            .map(|m| MappingRules::parse_rename(m))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?,
+        excludes: args.excludes.clone(),
+    };
+    let (mut connect, credentials) = credentials(&target)?;
+    connect.ca_file = args.ca_file.clone();
+    connect.insecure = args.insecure;
+    let total = mailboxes.len();
+    let job = UploadJob {
+        batch: args.batch.clone(),
+        target: target.name.clone(),
+        m365: target.is_m365(),
+        connect,
+        credentials,
+        rules,
+        concurrency: args.concurrency as usize,
+        dry_run: args.dry_run,
+        first_backoff: Duration::from_secs(1),
+        mailboxes,
+    };
+    let shared = stage.into_shared()?;
+    let bars = Arc::new(UploadBars::new(
+        if args.quiet { Show::Quiet } else { Show::Auto },
+        total,
+    ));
+    let started = Instant::now();
+    let runtime = tokio::runtime::Runtime::new()?;
+    // Fail fast, with test-server's diagnosis, when the target cannot be reached at all.
+    if let Some(f) = runtime.block_on(check_server(&job.connect)).failure {
+        bail!(
+            "cannot reach the target {:?} at {}: {}\n  hint: {}",
+            target.name,
+            target.address(),
+            f.message,
+            f.hint
+        );
+    }
+    let outcomes = runtime.block_on(run_upload(job, &shared, bars.clone()));
+    bars.finish();
+    let elapsed = started.elapsed();
+    if args.json {
+        print_json(out, &outcomes)?;
+    } else {
+        summary(out, &args, &outcomes, elapsed)?;
+    }
+    Ok(exit_code(&outcomes))
+}
+
+fn exit_code(outcomes: &[UploadOutcome]) -> u8 {
+    if outcomes.iter().any(|o| o.error.is_some()) {
+        1
+    } else if outcomes.iter().any(|o| o.counts.refused > 0) {
+        2
+    } else {
+        0
+    }
+}
+
+fn summary(
+    out: &mut dyn Write,
+    args: &RunArgs,
+    outcomes: &[UploadOutcome],
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    for o in outcomes {
+        writeln!(out, "{}", describe(o, args.dry_run))?;
+        for f in &o.folders {
+            let to = f
+                .target
+                .as_ref()
+                .map_or_else(|| "(left out)".to_owned(), |t| t.join("/"));
+            if args.dry_run || f.note.is_some() {
+                let note = f
+                    .note
+                    .as_deref()
+                    .map(|n| format!("  [{n}]"))
+                    .unwrap_or_default();
+                writeln!(out, "    {} -> {to}{note}", f.source)?;
+            }
+        }
+    }
+    let (messages, bytes) = outcomes.iter().fold((0, 0), |(m, b), o| {
+        (m + o.counts.uploaded, b + o.counts.uploaded_bytes)
+    });
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    if !args.dry_run {
+        writeln!(
+            out,
+            "batch {:?} -> target {:?}: {messages} message(s), {} in {secs:.1} s ({:.1} msg/s, {}/s); {} of {} mailbox(es) failed",
+            args.batch,
+            args.target,
+            human_bytes(bytes),
+            messages as f64 / secs,
+            human_bytes((bytes as f64 / secs) as u64),
+            outcomes.iter().filter(|o| o.error.is_some()).count(),
+            outcomes.len()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! `status`: where each mailbox's upload to a target stands.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::Args;
+use mailstage::report::print_json;
+use mailstage::report::table::{Align, Table, grouped, human_bytes, or_dash};
+use mailstage::stage::{Access, Stage};
+
+/// Arguments of `status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The batch.
+    #[arg(long)]
+    batch: String,
+    /// The target.
+    #[arg(long)]
+    target: String,
+    /// Print it as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `status`; exit status 0.
+pub fn run(stage_dir: &Path, args: StatusArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let stage = Stage::open(stage_dir, Access::Read)?;
+    stage.index().target(&args.target)?;
+    let rows = stage.index().upload_status(&args.batch, &args.target)?;
+    if args.json {
+        print_json(out, &rows)?;
+        return Ok(0);
+    }
+    let mut t = Table::new(&[
+        ("MAILBOX", Align::Left),
+        ("STATE", Align::Left),
+        ("STAGED", Align::Right),
+        ("DONE", Align::Right),
+        ("PENDING", Align::Right),
+        ("IN FLIGHT", Align::Right),
+        ("FAILED", Align::Right),
+        ("BYTES DONE", Align::Right),
+        ("LAST ERROR", Align::Left),
+    ]);
+    for r in &rows {
+        t.row(vec![
+            r.email.clone(),
+            r.state.clone().unwrap_or_else(|| "NotStarted".into()),
+            grouped(r.staged),
+            grouped(r.done),
+            grouped(r.pending),
+            grouped(r.in_flight),
+            grouped(r.failed),
+            format!(
+                "{} of {}",
+                human_bytes(r.done_bytes),
+                human_bytes(r.staged_bytes)
+            ),
+            or_dash(r.last_error.as_deref().or(r.last_refusal.as_deref())),
+        ]);
+    }
+    t.write(out)?;
+    Ok(0)
+}

@@ -1,0 +1,82 @@
+//! Showing an upload as it runs (the same bars and lines as the extractor's), and the
+//! one-line account of a mailbox.
+
+use mailstage::report::bars::{LiveProgress, Show};
+use mailstage::report::table::human_bytes;
+use mailstage::upload::{UploadOutcome, UploadProgress};
+
+/// Progress for `run`.
+pub struct UploadBars(LiveProgress);
+
+impl UploadBars {
+    /// Chooses bars or lines from where standard error goes.
+    pub fn new(show: Show, mailboxes: usize) -> Self {
+        Self(LiveProgress::new(show, mailboxes, "upload"))
+    }
+
+    /// Removes the bars before the summary is printed.
+    pub fn finish(&self) {
+        self.0.finish();
+    }
+}
+
+impl UploadProgress for UploadBars {
+    fn mailbox_started(&self, email: &str) {
+        self.0.started(email);
+    }
+
+    fn mailbox_planned(&self, email: &str, messages: u64, bytes: u64) {
+        self.0.planned(email, messages, bytes);
+    }
+
+    fn uploaded(&self, email: &str, messages: u64, bytes: u64) {
+        self.0.advanced(email, messages, bytes);
+    }
+
+    fn mailbox_finished(&self, outcome: &UploadOutcome) {
+        self.0.finished(
+            &outcome.email,
+            describe(outcome, false),
+            outcome.error.as_deref(),
+        );
+    }
+}
+
+/// One line about a mailbox's run (or its plan, for a dry run).
+pub fn describe(o: &UploadOutcome, dry_run: bool) -> String {
+    let c = &o.counts;
+    let mut line = if dry_run {
+        format!(
+            "{}: would upload {} message(s), {}; {} in folders left out",
+            o.email,
+            c.planned,
+            human_bytes(c.planned_bytes),
+            c.left_out
+        )
+    } else {
+        format!(
+            "{}: {} uploaded ({}), {} refused, {} folder(s) created",
+            o.email,
+            c.uploaded,
+            human_bytes(c.uploaded_bytes),
+            c.refused,
+            c.folders_created
+        )
+    };
+    if c.found_present + c.resent > 0 {
+        line.push_str(&format!(
+            "; after an interruption {} found already on the target, {} sent again",
+            c.found_present, c.resent
+        ));
+    }
+    if c.reconnects + c.throttled > 0 {
+        line.push_str(&format!(
+            "; {} reconnect(s), throttled {} time(s) ({} ms waited)",
+            c.reconnects, c.throttled, c.throttle_wait_ms
+        ));
+    }
+    if let Some(e) = &o.error {
+        line.push_str(&format!("; FAILED: {e}"));
+    }
+    line
+}
