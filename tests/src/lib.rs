@@ -5,6 +5,7 @@
 
 pub mod bins;
 pub mod dovecot;
+pub mod exchange_proxy;
 pub mod extraction;
 pub mod fixtures;
 pub mod maildir;

@@ -14,8 +14,8 @@ use mailstage::imap::datetime;
 use mailstage::imap::transport::ConnectOptions;
 use mailstage::stage::{Access, BlobHash, Stage};
 use mailstage::upload::{
-    Credentials, MailboxUpload, MappingRules, NoUploadProgress, UploadJob, UploadOutcome,
-    run_upload,
+    Credentials, MailboxUpload, MappingRules, NoUploadProgress, RateLimits, UploadJob,
+    UploadOutcome, run_upload,
 };
 use secrecy::SecretString;
 
@@ -72,6 +72,7 @@ pub fn job(
         },
         rules,
         concurrency: 4,
+        rates: RateLimits::default(),
         dry_run: false,
         first_backoff: Duration::from_millis(50),
         mailboxes,

@@ -15,8 +15,8 @@ use mailstage::report::print_json;
 use mailstage::report::table::human_bytes;
 use mailstage::stage::{Access, Stage};
 use mailstage::upload::{
-    Credentials, MailboxUpload, MappingRules, TargetKind, TargetSettings, UploadJob, UploadOutcome,
-    run_upload,
+    Credentials, MailboxUpload, MappingRules, RateLimits, TargetKind, TargetSettings, UploadJob,
+    UploadOutcome, run_upload,
 };
 
 use crate::progress::{UploadBars, describe};
@@ -47,6 +47,12 @@ pub struct RunArgs {
     /// Repeatable.
     #[arg(long = "exclude", value_name = "PATTERN")]
     excludes: Vec<String>,
+    /// At most this many messages per second over all mailboxes.
+    #[arg(long)]
+    max_messages_per_second: Option<f64>,
+    /// At most this many bytes per second over all mailboxes (e.g. 5000000 for ~40 Mbit/s).
+    #[arg(long)]
+    max_bytes_per_second: Option<f64>,
     /// A PEM file of CA certificates to trust besides the system's.
     #[arg(long)]
     ca_file: Option<PathBuf>,
@@ -134,6 +140,13 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
         credentials,
         rules,
         concurrency: args.concurrency as usize,
+        rates: RateLimits {
+            messages_per_second: positive(
+                args.max_messages_per_second,
+                "--max-messages-per-second",
+            )?,
+            bytes_per_second: positive(args.max_bytes_per_second, "--max-bytes-per-second")?,
+        },
         dry_run: args.dry_run,
         first_backoff: Duration::from_secs(1),
         mailboxes,
@@ -217,4 +230,11 @@ fn summary(
         )?;
     }
     Ok(())
+}
+
+fn positive(value: Option<f64>, name: &str) -> anyhow::Result<Option<f64>> {
+    match value {
+        Some(v) if !(v.is_finite() && v > 0.0) => bail!("{name} must be a positive number"),
+        other => Ok(other),
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::destination::{Delivery, Destination, Outgoing};
 use super::mapping::{MappedFolder, MappingRules, folders_to_create, map_folders};
-use super::{MailboxUpload, SharedProgress, UploadCounts, UploadError, UploadOutcome};
+use super::{MailboxUpload, Pace, SharedProgress, UploadCounts, UploadError, UploadOutcome};
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
 use crate::stage::{BlobStore, Index, StageError};
 
@@ -27,6 +27,7 @@ pub(crate) struct Ctx {
     pub rules: MappingRules,
     pub dry_run: bool,
     pub first_backoff: Duration,
+    pub pace: Pace,
     pub blobs: Arc<BlobStore>,
     pub index: Arc<Mutex<Index>>,
     pub progress: SharedProgress,
@@ -94,6 +95,7 @@ where
                 }
                 let wait = match e.throttle_backoff() {
                     Some(wait) => {
+                        ctx.pace.throttled();
                         counts.throttled += 1;
                         counts.throttle_wait_ms += wait.as_millis() as u64;
                         wait
@@ -281,7 +283,13 @@ async fn send_group<D: Destination>(
                 .collect(),
             internaldate: item.internaldate.clone(),
         };
-        match dest.append(path, &message).await {
+        let permit = ctx.pace.admit(item.size).await;
+        let delivered = dest.append(path, &message).await;
+        if let Some(p) = permit {
+            ctx.pace
+                .release(p, matches!(delivered, Ok(Delivery::Stored(_))));
+        }
+        match delivered {
             Ok(Delivery::Stored(id)) => {
                 results.push((item.message_row, UploadResult::Done(id)));
                 sent += 1;

@@ -12,6 +12,7 @@ mod destination;
 pub mod imap_target;
 mod mailbox;
 pub mod mapping;
+mod pace;
 mod run;
 mod target;
 
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 pub use destination::{Credentials, Destination, Outgoing, TokenProvider};
 pub use mapping::{MappedFolder, MappingRules};
+pub use pace::{Pace, RateLimits};
 pub use run::run_upload;
 pub use target::{
     M365_IMAP_HOST, M365_LOGIN_URL, SecretError, SecretSource, TargetKind, TargetSettings,
@@ -49,8 +51,10 @@ pub struct UploadJob {
     pub credentials: Credentials,
     /// Folder renames and exclusions.
     pub rules: MappingRules,
-    /// Mailboxes at once.
+    /// Mailboxes at once (also the most APPENDs at once, lowered while the target throttles).
     pub concurrency: usize,
+    /// The admin's ceilings on messages and bytes per second.
+    pub rates: RateLimits,
     /// Plan only: list the target's folders, map, count; create and send nothing.
     pub dry_run: bool,
     /// The first wait after a failure without progress (doubles up to 30 s).

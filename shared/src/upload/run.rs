@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::imap_target::ImapTarget;
 use super::mailbox::{Ctx, upload_mailbox};
-use super::{SharedProgress, UploadJob, UploadOutcome};
+use super::{Pace, SharedProgress, UploadJob, UploadOutcome};
 use crate::parallel::run_bounded;
 use crate::stage::SharedStage;
 
@@ -22,6 +22,7 @@ pub async fn run_upload(
         rules: job.rules,
         dry_run: job.dry_run,
         first_backoff: job.first_backoff,
+        pace: Pace::new(job.concurrency, job.rates),
         blobs: stage.blobs.clone(),
         index: stage.index.clone(),
         progress,

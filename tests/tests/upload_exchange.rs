@@ -1,0 +1,142 @@
+//! Uploading through a proxy that behaves as Exchange Online does (throttling with a
+//! suggested backoff and a dropped link, oversize refusals, `\Flagged` ignored by APPEND,
+//! the reserved `Files` name): the run completes, honours every backoff, and reports what
+//! was refused.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use mailstage::extract::Pass;
+use mailstage::stage::{Access, Stage};
+use mailstage::upload::MappingRules;
+use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules};
+use mailstage_tests::extraction::{TestMailbox, default_limits};
+use mailstage_tests::fixtures::{message_of_size, simple};
+use mailstage_tests::upload::{ADMIN, job, run, target_dovecot};
+use mailstage_tests::{Dovecot, Probe};
+
+const ALICE: &str = "alice@contoso.edu";
+const T0: u64 = 1_700_000_000;
+const BACKOFF: Duration = Duration::from_millis(300);
+
+fn flagged_uids(p: &mut Probe) -> Result<Vec<u32>> {
+    let mut flagged = Vec::new();
+    for uid in p.uids()? {
+        if p.fetch_flags_date(uid)?.0.iter().any(|f| f == "\\Flagged") {
+            flagged.push(uid);
+        }
+    }
+    Ok(flagged)
+}
+
+#[test]
+fn throttling_oversize_flagged_and_reserved_names_as_exchange_does_them() -> Result<()> {
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..40 {
+        let flags: &[&str] = if i == 7 {
+            &["\\Flagged", "\\Seen"]
+        } else {
+            &["\\Seen"]
+        };
+        source.write_message_at("alice", "INBOX", flags, T0 + i, &simple(i))?;
+    }
+    source.write_message_at(
+        "alice",
+        "INBOX",
+        &[],
+        T0 + 100,
+        &message_of_size(300_000, 1),
+    )?;
+    source.create_folder("alice", "Files")?;
+    source.write_message_at("alice", "Files", &[], T0 + 101, &simple(101))?;
+    let dir = tempfile::tempdir()?;
+    let mailbox = TestMailbox {
+        email: ALICE,
+        login: "alice",
+        password: "alice-pw",
+        user_root: None,
+    };
+    let staged = mailstage_tests::extraction::run(
+        dir.path(),
+        &source,
+        &[mailbox],
+        default_limits(),
+        Pass::Full,
+    )?;
+    assert!(staged[0].error.is_none(), "{staged:?}");
+
+    let target = target_dovecot(&[ALICE])?;
+    let proxy = ExchangeProxy::start(
+        target.port(),
+        ExchangeRules {
+            throttle_every: Some(15),
+            backoff: BACKOFF,
+            max_append: Some(200_000),
+            drop_flagged: true,
+            reserved: vec!["Files".into()],
+        },
+    )?;
+    let mut job = job(dir.path(), &target, None, MappingRules::default())?;
+    job.m365 = true;
+    job.connect.port = proxy.port();
+    let outcomes = run(dir.path(), job)?;
+    let o = &outcomes[0];
+    assert!(o.error.is_none(), "{o:?}");
+    let stats = proxy.stats();
+    let throttled = stats.throttled.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(throttled >= 2, "throttled {throttled} times");
+    assert_eq!(o.counts.throttled, throttled, "{:?}", o.counts);
+    assert_eq!(
+        o.counts.throttle_wait_ms,
+        throttled * BACKOFF.as_millis() as u64
+    );
+    let pauses = stats.pauses.lock().unwrap().clone();
+    assert_eq!(pauses.len() as u64, throttled);
+    assert!(
+        pauses.iter().all(|p| *p >= BACKOFF),
+        "reconnected before the backoff: {pauses:?}"
+    );
+    assert_eq!(o.counts.uploaded, 41, "{:?}", o.counts);
+    assert_eq!(o.counts.refused, 1, "{:?}", o.counts);
+    assert_eq!(
+        stats
+            .reserved_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "Files was never asked for"
+    );
+    assert!(
+        stats
+            .flagged_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+
+    // On the target: Files under its predictable new name, the flag set by STORE, the
+    // oversize message absent and reported.
+    let mut p = target.connect()?;
+    p.login(&format!("{ALICE}*{}", ADMIN.0), ADMIN.1)?.ok()?;
+    let names: Vec<String> = p.list()?.into_iter().map(|l| l.name).collect();
+    assert!(
+        names.contains(&"Files (migrated)".to_owned()) && !names.contains(&"Files".to_owned()),
+        "{names:?}"
+    );
+    p.examine("INBOX")?;
+    assert_eq!(p.uids()?.len(), 40);
+    assert_eq!(flagged_uids(&mut p)?.len(), 1);
+    p.examine("Files (migrated)")?;
+    assert_eq!(p.uids()?.len(), 1);
+    let stage = Stage::open(dir.path(), Access::Read)?;
+    let status = &stage.index().upload_status("b1", "dst")?[0];
+    assert_eq!(
+        (status.failed, status.state.as_deref()),
+        (1, Some("UploadedWithErrors")),
+        "{status:?}"
+    );
+    let refusal = status.last_refusal.as_deref().unwrap_or_default();
+    assert!(
+        refusal.contains("Maximum size of appendable message"),
+        "{refusal}"
+    );
+    Ok(())
+}
