@@ -177,7 +177,9 @@ async fn relay(
             && let Some((len, plus)) = literal
         {
             let n = stats.appends.fetch_add(1, Ordering::Relaxed) + 1;
-            let throttle = rules.throttle_every.is_some_and(|every| n.is_multiple_of(every));
+            let throttle = rules
+                .throttle_every
+                .is_some_and(|every| n.is_multiple_of(every));
             let too_big = rules.max_append.is_some_and(|max| len > max);
             if throttle || too_big {
                 if !plus {

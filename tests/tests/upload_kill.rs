@@ -1,0 +1,198 @@
+//! Kill -9 `mailstage-upload run` at random moments and run it again: every staged message
+//! ends on the target exactly once — none missing, none duplicated, including messages
+//! without a Message-ID — and the index agrees.
+//!
+//! `MAILSTAGE_UPLOAD_KILL_TRIALS` sets the number of trials (default 20; `scripts/kill-trials.sh`
+//! runs more), `MAILSTAGE_KILL_SEED` replays a run's random instants.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, ensure};
+use mailstage::batch::{AuthChoice, Security};
+use mailstage::extract::Pass;
+use mailstage::stage::{Access, Stage};
+use mailstage::upload::{SecretSource, TargetKind, TargetSettings};
+use mailstage_tests::extraction::{TestMailbox, default_limits};
+use mailstage_tests::fixtures::{Rng, message_of_size, simple};
+use mailstage_tests::upload::{ADMIN, staged_contents, target_contents, target_dovecot};
+use mailstage_tests::{Dovecot, bins};
+
+const EMAILS: [&str; 2] = ["alice@contoso.edu", "bob@contoso.edu"];
+const SECRET_VAR: &str = "MAILSTAGE_TEST_TARGET_PASSWORD";
+const T0: u64 = 1_690_000_000;
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
+/// A message without a Message-ID, distinct by its body and date.
+fn without_message_id(n: u64) -> Vec<u8> {
+    format!("From: a@example.test\r\nSubject: no id {n}\r\n\r\nbody {n}\r\n").into_bytes()
+}
+
+/// Stages the source's mail into `dir` (batch `b1`).
+fn stage_template(dir: &Path) -> Result<Dovecot> {
+    let d = Dovecot::builder()
+        .user("alice", "a-pw")
+        .user("bob", "b-pw")
+        .start()?;
+    for i in 0..60u64 {
+        let bytes = match i % 6 {
+            0 => without_message_id(i),
+            1 => message_of_size(60_000, i),
+            _ => simple(i),
+        };
+        d.write_message_at("alice", "INBOX", &["\\Seen"], T0 + i, &bytes)?;
+        d.write_message_at(
+            "bob",
+            if i % 2 == 0 { "INBOX" } else { "Sent" },
+            &[],
+            T0 + i,
+            &bytes,
+        )?;
+    }
+    let mailboxes = [
+        TestMailbox {
+            email: EMAILS[0],
+            login: "alice",
+            password: "a-pw",
+            user_root: None,
+        },
+        TestMailbox {
+            email: EMAILS[1],
+            login: "bob",
+            password: "b-pw",
+            user_root: None,
+        },
+    ];
+    let outcomes =
+        mailstage_tests::extraction::run(dir, &d, &mailboxes, default_limits(), Pass::Full)?;
+    ensure!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
+    Ok(d)
+}
+
+/// A copy of the template stage with target `dst` pointing at `port`.
+fn trial_stage(template: &Path, dir: &Path, port: u16) -> Result<()> {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(template)
+        .arg(dir)
+        .status()?;
+    ensure!(status.success(), "cp -a failed");
+    let stage = Stage::open(dir, Access::Write)?;
+    stage.index().add_target(&TargetSettings {
+        name: "dst".into(),
+        kind: TargetKind::Imap {
+            server: "127.0.0.1".into(),
+            port,
+            security: Security::None,
+            auth: AuthChoice::Auto,
+            admin_user: Some(ADMIN.0.into()),
+            secret: SecretSource::Env(SECRET_VAR.into()),
+        },
+    })?;
+    Ok(())
+}
+
+fn upload(dir: &Path) -> Command {
+    let mut cmd = Command::new(bins::mailstage_upload());
+    cmd.env_remove("MAILSTAGE_DIR")
+        .env(SECRET_VAR, ADMIN.1)
+        .arg("--stage")
+        .arg(dir)
+        .args([
+            "run",
+            "--batch",
+            "b1",
+            "--target",
+            "dst",
+            "--quiet",
+            "--concurrency",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs the upload to completion and checks the target against the stage.
+fn finish_and_check(dir: &Path, target: &Dovecot, context: &str) -> Result<()> {
+    let out = upload(dir).output()?;
+    ensure!(
+        out.status.success(),
+        "{context}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let staged = staged_contents(dir)?;
+    let mut uploaded = mailstage_tests::upload::Contents::new();
+    for e in EMAILS {
+        uploaded.extend(target_contents(target, e)?);
+    }
+    ensure!(
+        uploaded == staged,
+        "{context}: the target differs from the stage"
+    );
+    let stage = Stage::open(dir, Access::Read)?;
+    for s in stage.index().upload_status("b1", "dst")? {
+        ensure!(
+            s.done == s.staged && s.in_flight + s.pending + s.failed == 0,
+            "{context}: {s:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn kill_9_at_random_moments_then_resume_uploads_every_message_exactly_once() -> Result<()> {
+    bins::mailstage_upload();
+    let trials = env_number("MAILSTAGE_UPLOAD_KILL_TRIALS").unwrap_or(20);
+    let seed = env_number("MAILSTAGE_KILL_SEED").unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    println!("seed {seed} (MAILSTAGE_KILL_SEED={seed} replays it), {trials} trials");
+    let mut rng = Rng::new(seed);
+    let work = tempfile::tempdir()?;
+    let template = work.path().join("template");
+    let _source = stage_template(&template)?;
+
+    // An uninterrupted run sets the window the kills are drawn from.
+    let target = target_dovecot(&EMAILS)?;
+    let dir = work.path().join("reference");
+    trial_stage(&template, &dir, target.port())?;
+    let started = Instant::now();
+    finish_and_check(&dir, &target, "uninterrupted run")?;
+    let window = started.elapsed();
+    println!("an uninterrupted run takes {window:?}");
+
+    let mut killed_in_flight = 0;
+    for trial in 1..=trials {
+        let target = target_dovecot(&EMAILS)?;
+        let dir = work.path().join(format!("trial-{trial}"));
+        trial_stage(&template, &dir, target.port())?;
+        let kills = 1 + rng.next_u64() % 2;
+        for _ in 0..kills {
+            let mut child = upload(&dir).spawn()?;
+            std::thread::sleep(window.mul_f64(rng.unit()));
+            let _ = child.kill(); // SIGKILL
+            child.wait()?;
+        }
+        let stage = Stage::open(&dir, Access::Read)?;
+        killed_in_flight += stage
+            .index()
+            .upload_status("b1", "dst")?
+            .iter()
+            .map(|s| s.in_flight)
+            .sum::<u64>();
+        drop(stage);
+        finish_and_check(&dir, &target, &format!("trial {trial} (seed {seed})"))?;
+        std::fs::remove_dir_all(&dir)?;
+    }
+    println!(
+        "{trials} trials; {killed_in_flight} message(s) were in flight at a kill and resolved"
+    );
+    Ok(())
+}
