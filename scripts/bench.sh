@@ -11,6 +11,10 @@
 #                                            each tool, wall time and peak RSS, and the ratios.
 #                                            BENCH_PIPELINE_DEPTH sets mbsync's PipelineDepth
 #                                            (default 50); BENCH_KEEP=1 keeps the work dir.
+#   scripts/bench.sh upload [MAILBOXES] [MESSAGES]
+#                                            the same corpus extracted by mailstage, then
+#                                            uploaded into a second harness Dovecot: upload
+#                                            messages/s and MB/s, and the end-to-end time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-verify}
@@ -55,6 +59,74 @@ maildir_counts() {
         awk '{n++; b+=$1} END {printf "%d %.0f\n", n, b}'
 }
 
+# Starts bench-corpus (a harness Dovecot filled and warmed) in the background; it runs until
+# fd 3 closes, which the EXIT trap does (and it removes $1 unless BENCH_KEEP is set).
+# Leaves the KEY=value lines in $1/corpus.env.
+start_corpus() {
+    local work=$1 mailboxes=$2 messages=$3 t0 t1
+    t0=$(secs)
+    exec 3> >(target/release/bench-corpus "$work" "$mailboxes" "$messages" > "$work/corpus.env")
+    # (An EXIT trap: a RETURN trap would also fire when `.` and the inner functions return.)
+    # shellcheck disable=SC2064
+    trap "exec 3>&-; exec 4>&- 2>/dev/null; sleep 1; [ -n \"\${BENCH_KEEP:-}\" ] || rm -rf '$work'" EXIT
+    while ! grep -q '^WARM_S=' "$work/corpus.env" 2>/dev/null; do sleep 0.5; done
+    t1=$(secs)
+    local PORT CSV USERS MESSAGES BYTES FOLDERS MAIL_DIR FILL_S WARM_S
+    # shellcheck disable=SC1091
+    . "$work/corpus.env"
+    echo "corpus: $mailboxes mailboxes x $messages messages = $MESSAGES messages," \
+        "$((BYTES / 1048576)) MiB ($((BYTES / MESSAGES / 1024)) KiB average), $FOLDERS folders with mail each;" \
+        "written in ${FILL_S} s, server index warmed in ${WARM_S} s (setup $(python3 -c "print(f'{$t1-$t0:.0f}')") s)"
+}
+
+# "wall_s" of the last line of $TIMING (as written by `timed`).
+last_wall() { tail -1 "$TIMING" | cut -d' ' -f1; }
+
+bench_upload() {
+    local mailboxes=${1:-4} messages=${2:-5000}
+    cargo build --release -q -p mailstage-extract -p mailstage-upload -p mailstage-tests \
+        --bin mailstage-extract --bin mailstage-upload --bin bench-corpus --bin target-dovecot
+    local work; work=$(mktemp -d "${TMPDIR:-/tmp}/mailstage-bench.XXXXXX")
+    local ms="$PWD/target/release/mailstage-extract" mu="$PWD/target/release/mailstage-upload"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+    start_corpus "$work" "$mailboxes" "$messages"
+    # shellcheck disable=SC1091
+    . "$work/corpus.env"
+    local emails=() u
+    for u in $USERS; do emails+=("$u@bench.test"); done
+    exec 4> >(target/release/target-dovecot "${emails[@]}" > "$work/target.env")
+    while ! grep -q '^MAIL_DIR=' "$work/target.env" 2>/dev/null; do sleep 0.2; done
+    local tport; tport=$(sed -n 's/^PORT=//p' "$work/target.env")
+    local TIMING="$work/timing"; : > "$TIMING"
+    export MAILSTAGE_DIR="$work/stage" BENCH_TARGET_PASSWORD=admin-pw
+    "$ms" endpoint new --name bench --server 127.0.0.1 --port "$PORT" --security none \
+        --max-concurrent-migrations "$mailboxes" > /dev/null
+    "$ms" batch new --name bench --endpoint bench --csv "$CSV" > /dev/null
+    timed "$ms" batch start bench --quiet > "$work/extract.txt"
+    local extract_s; extract_s=$(last_wall)
+    "$mu" target new --name dst --kind imap --server 127.0.0.1 --port "$tport" --security none \
+        --admin-user admin --password-env BENCH_TARGET_PASSWORD > /dev/null
+    local status=0
+    timed "$mu" run --batch bench --target dst --quiet --concurrency "$mailboxes" > "$work/upload.txt" 2>&1 || status=$?
+    [ $status = 0 ] || { echo "mailstage-upload run exited $status:" >&2; cat "$work/upload.txt" >&2; return 1; }
+    local upload_s rss_kb; read -r upload_s rss_kb < <(tail -1 "$TIMING")
+    local done; done=$("$mu" status --batch bench --target dst --json | python3 -c '
+import json, sys
+print(sum(r["done"] for r in json.load(sys.stdin)))')
+    [ "$done" = "$MESSAGES" ] || { echo "uploaded $done of $MESSAGES" >&2; cat "$work/upload.txt" >&2; return 1; }
+    local on_target; on_target=$(find "$(sed -n 's/^MAIL_DIR=//p' "$work/target.env")" -type f \( -path '*/cur/*' -o -path '*/new/*' \) | wc -l)
+    echo "target maildirs hold $on_target message files"
+    tail -1 "$work/upload.txt"
+    python3 - "$MESSAGES" "$BYTES" "$extract_s" "$upload_s" "$rss_kb" <<'PY'
+import sys
+n, b, ex, up, rss = int(sys.argv[1]), int(sys.argv[2]), *map(float, sys.argv[3:])
+print(f"extract (Dovecot -> stage): {ex:.2f} s")
+print(f"upload  (stage -> Dovecot): {up:.2f} s = {n/up:.0f} messages/s, {b/up/1e6:.1f} MB/s, peak RSS {rss/1024:.1f} MiB")
+print(f"end to end: {ex+up:.2f} s for {n} messages, {b/1e6:.0f} MB")
+PY
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 bench_extract() {
     local mailboxes=${1:-4} messages=${2:-5000} depth=${BENCH_PIPELINE_DEPTH:-50}
     command -v mbsync > /dev/null || { echo "mbsync not found: apt-get install isync" >&2; return 1; }
@@ -64,21 +136,9 @@ bench_extract() {
     local ms; ms="$PWD/target/release/mailstage-extract"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 
-    # The harness Dovecot, filled and warmed; it runs until fd 3 closes.
-    local t0 t1
-    t0=$(secs)
-    exec 3> >(target/release/bench-corpus "$work" "$mailboxes" "$messages" > "$work/corpus.env")
-    # (An EXIT trap: a RETURN trap would also fire when `.` and the inner functions return.)
-    # shellcheck disable=SC2064
-    trap "exec 3>&-; sleep 1; [ -n \"\${BENCH_KEEP:-}\" ] || rm -rf '$work'" EXIT
-    while ! grep -q '^WARM_S=' "$work/corpus.env" 2>/dev/null; do sleep 0.5; done
-    t1=$(secs)
-    local PORT CSV USERS MESSAGES BYTES FOLDERS MAIL_DIR FILL_S WARM_S
+    start_corpus "$work" "$mailboxes" "$messages"
     # shellcheck disable=SC1091
     . "$work/corpus.env"
-    echo "corpus: $mailboxes mailboxes x $messages messages = $MESSAGES messages," \
-        "$((BYTES / 1048576)) MiB ($((BYTES / MESSAGES / 1024)) KiB average), $FOLDERS folders with mail each;" \
-        "written in ${FILL_S} s, server index warmed in ${WARM_S} s (setup $(python3 -c "print(f'{$t1-$t0:.0f}')") s)"
 
     # mbsync: one process per mailbox, all at once, pull only into maildirs.
     local u rcs=()
@@ -208,5 +268,6 @@ PY
 case "$what" in
     verify) shift || true; bench_verify "$@" ;;
     extract) shift || true; bench_extract "$@" ;;
-    *) echo "usage: scripts/bench.sh verify [BLOBS] [SIZE] | extract [MAILBOXES] [MESSAGES]" >&2; exit 2 ;;
+    upload) shift || true; bench_upload "$@" ;;
+    *) echo "usage: scripts/bench.sh verify [BLOBS] [SIZE] | extract|upload [MAILBOXES] [MESSAGES]" >&2; exit 2 ;;
 esac

@@ -1,0 +1,26 @@
+//! A private Dovecot to upload into (`scripts/bench.sh upload`, demos): one mailbox per
+//! address given, and the master user `admin` (password `admin-pw`) that logs in for each as
+//! `address*admin`. Prints `PORT=…`, `ADMIN=…`, `ADMIN_PASSWORD=…`, `MAIL_DIR=…`, then runs
+//! until its standard input closes.
+
+use std::io::{Read, Write};
+
+use anyhow::{Result, ensure};
+use mailstage_tests::upload::{ADMIN, target_dovecot};
+
+fn main() -> Result<()> {
+    let emails: Vec<String> = std::env::args().skip(1).collect();
+    ensure!(!emails.is_empty(), "usage: target-dovecot ADDRESS…");
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let d = target_dovecot(&refs)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "PORT={}", d.port())?;
+    writeln!(out, "ADMIN={}", ADMIN.0)?;
+    writeln!(out, "ADMIN_PASSWORD={}", ADMIN.1)?;
+    writeln!(out, "MAIL_DIR={}", d.dir().join("mail").display())?;
+    out.flush()?;
+    drop(out);
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    drop(d);
+    Ok(())
+}
