@@ -8,10 +8,12 @@
 //! - [`extract`]: a pass over a batch's mailboxes from IMAP into the stage.
 //! - [`batch`]: endpoints and batches of mailboxes.
 //! - [`folders`]: folder names (modified UTF-7) and their mapping.
+//! - [`oauth2`]: app-only OAuth2 tokens (client credentials) for Microsoft 365's XOAUTH2.
 
 pub mod batch;
 pub mod commands;
 pub mod extract;
 pub mod folders;
 pub mod imap;
+pub mod oauth2;
 pub mod stage;
