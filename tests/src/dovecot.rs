@@ -11,6 +11,7 @@
 //! DIR/tls/ca.pem        a private CA; DIR/tls/cert.pem: the server's certificate it signs
 //!                       (CN=localhost, SAN IP:127.0.0.1, DNS:localhost)
 //! DIR/mail/USER/Maildir the user's maildir, `LAYOUT=fs` with UTF-8 directory names
+//! DIR/check-token.sh    XOAUTH2 check (only with `xoauth2_introspection`)
 //! ```
 //!
 //! Storage is `maildir:DIR/mail/%u/Maildir:LAYOUT=fs:UTF-8` with the hierarchy separator `/`.
@@ -142,6 +143,7 @@ pub struct DovecotBuilder {
     mechanisms: Vec<String>,
     passdbs_first: Vec<String>,
     extra: Vec<String>,
+    xoauth2_introspection: Option<String>,
 }
 
 impl DovecotBuilder {
@@ -175,6 +177,15 @@ impl DovecotBuilder {
         self
     }
 
+    /// App-only XOAUTH2 and OAUTHBEARER as DESIGN §6 describes: both mechanisms offered, a
+    /// checkpassword passdb for them before the other passdbs running `DIR/check-token.sh`,
+    /// which asks `url` (a [`crate::TokenEndpoint`]'s `/introspect`) whether the token is
+    /// live. Any live token logs in as any mailbox; password logins keep working.
+    pub fn xoauth2_introspection(mut self, url: &str) -> Self {
+        self.xoauth2_introspection = Some(url.into());
+        self
+    }
+
     /// Appends raw configuration text at the end of `dovecot.conf`.
     pub fn extra_config(mut self, text: &str) -> Self {
         self.extra.push(text.into());
@@ -200,6 +211,9 @@ impl DovecotBuilder {
         fs::create_dir(&mail)?;
         owner.chown(&mail)?;
         self.write_passwd_files(&root, &owner)?;
+        if let Some(url) = &self.xoauth2_introspection {
+            write_check_token_script(&root, url)?;
+        }
         let ca_pem = if self.tls {
             Some(make_certificate(&root)?)
         } else {
@@ -259,6 +273,13 @@ impl DovecotBuilder {
         let d = root.display();
         let mut mechs = vec!["plain", "login"];
         mechs.extend(self.mechanisms.iter().map(String::as_str));
+        if self.xoauth2_introspection.is_some() {
+            for m in ["xoauth2", "oauthbearer"] {
+                if !mechs.contains(&m) {
+                    mechs.push(m);
+                }
+            }
+        }
         let mut c = format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
              auth_verbose = yes\nauth_failure_delay = 0\nprotocols = imap\nlisten = 127.0.0.1\n\
@@ -297,6 +318,14 @@ impl DovecotBuilder {
              service anvil {{\n  chroot =\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\nservice imap {{\n  process_limit = 500\n}}\n"
         )
         .expect("write to String");
+        if self.xoauth2_introspection.is_some() {
+            write!(
+                c,
+                "passdb {{\n  driver = checkpassword\n  mechanisms = xoauth2 oauthbearer\n  \
+                 args = {d}/{CHECK_TOKEN_SCRIPT}\n}}\n"
+            )
+            .expect("write to String");
+        }
         for block in &self.passdbs_first {
             writeln!(c, "{block}").expect("write to String");
         }
@@ -329,6 +358,42 @@ impl DovecotBuilder {
         }
         c
     }
+}
+
+/// The checkpassword script of [`DovecotBuilder::xoauth2_introspection`], in DIR.
+pub const CHECK_TOKEN_SCRIPT: &str = "check-token.sh";
+
+/// The script's text; `@URL@` is the introspection URL.
+const CHECK_TOKEN_TEMPLATE: &str = r#"#!/bin/sh
+# XOAUTH2/OAUTHBEARER check for a mailstage test Dovecot: asks the token emulator whether the
+# token is live. Dovecot's checkpassword protocol: fd 3 holds "user NUL token NUL".
+PATH=/usr/bin:/bin
+input=$(tr '\0' '\n' <&3)
+user=$(printf '%s\n' "$input" | sed -n 1p)
+token=$(printf '%s\n' "$input" | sed -n 2p)
+[ -n "$user" ] && [ -n "$token" ] || exit 1
+if printf '%s' "$token" | /usr/bin/curl -fsS -o /dev/null --noproxy '*' --max-time 5 \
+    --data-urlencode 'token@-' --data-urlencode "user=$user" '@URL@'; then
+    export USER="$user"
+    exec "$@"
+fi
+exit 1
+"#;
+
+/// Writes `DIR/check-token.sh` (mode 755, like the passwd-files owned by whoever runs the
+/// tests: the auth process only reads and runs it). Dovecot's checkpassword protocol: fd 3
+/// holds `user NUL token NUL`; on success the script runs its arguments with `USER` set, on
+/// failure it exits 1 (AUTHENTICATIONFAILED).
+fn write_check_token_script(root: &Path, url: &str) -> Result<()> {
+    ensure!(
+        !url.contains(['\'', '\n']),
+        "introspection URL {url:?} cannot be quoted for sh"
+    );
+    let script = CHECK_TOKEN_TEMPLATE.replace("@URL@", url);
+    let path = root.join(CHECK_TOKEN_SCRIPT);
+    fs::write(&path, script)?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+    Ok(())
 }
 
 /// Writes a file readable by the Dovecot service users.
