@@ -272,3 +272,55 @@ async fn a_hanging_endpoint_times_out() -> Result<()> {
     TokenClient::new(&c)?.fetch().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn https_uses_rustls_and_an_untrusted_certificate_is_a_permanent_tls_error() -> Result<()> {
+    // Dovecot's implicit-TLS port stands in for a TLS login host: the handshake is real, the
+    // HTTP after it is not.
+    let dovecot = Dovecot::builder().tls(true).start()?;
+    let base = format!(
+        "https://127.0.0.1:{}",
+        dovecot.tls_port().context("no TLS port")?
+    );
+    let mut c = config_at(&base);
+    c.retry.max_attempts = 1;
+    let err = TokenClient::new(&c)?
+        .fetch()
+        .await
+        .err()
+        .context("HTTP from IMAP")?;
+    let shown = err.to_string();
+    assert!(
+        matches!(
+            err,
+            TokenError::Transport {
+                kind: TransportKind::Tls,
+                ..
+            }
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.starts_with(&format!("{base}/{TENANT}/oauth2/v2.0/token: TLS failed")),
+        "{shown}"
+    );
+    assert!(!err.is_transient());
+    // Trusting the CA, the handshake succeeds and the IMAP greeting is no HTTP answer.
+    c.ca_file = dovecot.ca_pem_path().map(Into::into);
+    let err = TokenClient::new(&c)?
+        .fetch()
+        .await
+        .err()
+        .context("HTTP from IMAP")?;
+    assert!(
+        matches!(
+            err,
+            TokenError::Transport {
+                kind: TransportKind::Other,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    Ok(())
+}

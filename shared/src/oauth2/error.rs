@@ -137,18 +137,9 @@ pub enum TransportKind {
 
 impl TransportKind {
     fn of(e: &reqwest::Error) -> Self {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-        while let Some(c) = cause {
-            let inner = c
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .map(|i| i as &(dyn std::error::Error + 'static));
-            if c.is::<rustls::Error>() || inner.is_some_and(|i| i.is::<rustls::Error>()) {
-                return Self::Tls;
-            }
-            cause = c.source();
-        }
-        if e.is_timeout() {
+        if mentions_rustls(e) {
+            Self::Tls
+        } else if e.is_timeout() {
             Self::Timeout
         } else if e.is_connect() {
             Self::Connect
@@ -156,6 +147,20 @@ impl TransportKind {
             Self::Other
         }
     }
+}
+
+/// Whether a rustls error is among the causes. `io::Error::source()` skips the error it
+/// wraps (it returns *that* error's source), and tokio-rustls's errors come as an io::Error
+/// inside an io::Error, so those are opened by downcasting.
+fn mentions_rustls(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    let inner: Option<&(dyn std::error::Error + 'static)> = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .map(|i| i as _);
+    inner.is_some_and(mentions_rustls) || e.source().is_some_and(mentions_rustls)
 }
 
 impl fmt::Display for TransportKind {
