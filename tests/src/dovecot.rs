@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::probe::Probe;
+use crate::token_endpoint::{CHECK_TOKEN_SCRIPT, write_check_token_script};
 
 /// The Dovecot master binary.
 pub const DOVECOT_BIN: &str = "/usr/sbin/dovecot";
@@ -358,42 +359,6 @@ impl DovecotBuilder {
         }
         c
     }
-}
-
-/// The checkpassword script of [`DovecotBuilder::xoauth2_introspection`], in DIR.
-pub const CHECK_TOKEN_SCRIPT: &str = "check-token.sh";
-
-/// The script's text; `@URL@` is the introspection URL.
-const CHECK_TOKEN_TEMPLATE: &str = r#"#!/bin/sh
-# XOAUTH2/OAUTHBEARER check for a mailstage test Dovecot: asks the token emulator whether the
-# token is live. Dovecot's checkpassword protocol: fd 3 holds "user NUL token NUL".
-PATH=/usr/bin:/bin
-input=$(tr '\0' '\n' <&3)
-user=$(printf '%s\n' "$input" | sed -n 1p)
-token=$(printf '%s\n' "$input" | sed -n 2p)
-[ -n "$user" ] && [ -n "$token" ] || exit 1
-if printf '%s' "$token" | /usr/bin/curl -fsS -o /dev/null --noproxy '*' --max-time 5 \
-    --data-urlencode 'token@-' --data-urlencode "user=$user" '@URL@'; then
-    export USER="$user"
-    exec "$@"
-fi
-exit 1
-"#;
-
-/// Writes `DIR/check-token.sh` (mode 755, like the passwd-files owned by whoever runs the
-/// tests: the auth process only reads and runs it). Dovecot's checkpassword protocol: fd 3
-/// holds `user NUL token NUL`; on success the script runs its arguments with `USER` set, on
-/// failure it exits 1 (AUTHENTICATIONFAILED).
-fn write_check_token_script(root: &Path, url: &str) -> Result<()> {
-    ensure!(
-        !url.contains(['\'', '\n']),
-        "introspection URL {url:?} cannot be quoted for sh"
-    );
-    let script = CHECK_TOKEN_TEMPLATE.replace("@URL@", url);
-    let path = root.join(CHECK_TOKEN_SCRIPT);
-    fs::write(&path, script)?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
-    Ok(())
 }
 
 /// Writes a file readable by the Dovecot service users.

@@ -10,12 +10,16 @@
 //!   401 otherwise.
 //! - Faults for the next token requests: 500, 429 with `Retry-After`, or no answer at all.
 //! - [`Counters`] for assertions.
+//! - [`write_check_token_script`]: the Dovecot checkpassword script that asks `/introspect`.
 
 use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use serde_json::json;
 
 use crate::http1::{Action, Reply, Request, Server};
@@ -365,6 +369,42 @@ fn issue(state: &mut State, tenant: &str, request: &Request) -> Reply {
             "access_token": token,
         }),
     )
+}
+
+/// The checkpassword script of [`crate::DovecotBuilder::xoauth2_introspection`], in its DIR.
+pub const CHECK_TOKEN_SCRIPT: &str = "check-token.sh";
+
+/// The script's text; `@URL@` is the introspection URL.
+const CHECK_TOKEN_TEMPLATE: &str = r#"#!/bin/sh
+# XOAUTH2/OAUTHBEARER check for a mailstage test Dovecot: asks the token emulator whether the
+# token is live. Dovecot's checkpassword protocol: fd 3 holds "user NUL token NUL".
+PATH=/usr/bin:/bin
+input=$(tr '\0' '\n' <&3)
+user=$(printf '%s\n' "$input" | sed -n 1p)
+token=$(printf '%s\n' "$input" | sed -n 2p)
+[ -n "$user" ] && [ -n "$token" ] || exit 1
+if printf '%s' "$token" | /usr/bin/curl -fsS -o /dev/null --noproxy '*' --max-time 5 \
+    --data-urlencode 'token@-' --data-urlencode "user=$user" '@URL@'; then
+    export USER="$user"
+    exec "$@"
+fi
+exit 1
+"#;
+
+/// Writes `DIR/check-token.sh` (mode 755, like the passwd-files owned by whoever runs the
+/// tests: the auth process only reads and runs it). Dovecot's checkpassword protocol: fd 3
+/// holds `user NUL token NUL`; on success the script runs its arguments with `USER` set, on
+/// failure it exits 1 (AUTHENTICATIONFAILED).
+pub fn write_check_token_script(root: &Path, url: &str) -> Result<()> {
+    ensure!(
+        !url.contains(['\'', '\n']),
+        "introspection URL {url:?} cannot be quoted for sh"
+    );
+    let script = CHECK_TOKEN_TEMPLATE.replace("@URL@", url);
+    let path = root.join(CHECK_TOKEN_SCRIPT);
+    fs::write(&path, script)?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+    Ok(())
 }
 
 /// Entra ID's error answer.
