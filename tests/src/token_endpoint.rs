@@ -474,3 +474,84 @@ fn timestamp() -> String {
         rest % 60
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use super::*;
+
+    /// Sends raw request bytes; returns the status and the body.
+    fn raw(endpoint: &TokenEndpoint, request: &str) -> (u16, String) {
+        let port = endpoint.server.port();
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer[9..12].parse().unwrap();
+        let body = answer.split_once("\r\n\r\n").unwrap().1.to_string();
+        (status, body)
+    }
+
+    fn post(endpoint: &TokenEndpoint, path: &str, form: &str) -> (u16, String) {
+        raw(
+            endpoint,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: \
+                 application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+                form.len()
+            ),
+        )
+    }
+
+    #[test]
+    fn form_fields_are_percent_and_plus_decoded() {
+        let endpoint = TokenEndpoint::builder()
+            .client("app", "a b+c/é")
+            .start()
+            .unwrap();
+        let path = format!("/{TENANT}/oauth2/v2.0/token");
+        let form = "grant_type=client_credentials&client_id=app&client_secret=a+b%2Bc%2F%C3%A9\
+                    &scope=https%3A%2F%2Foutlook.office365.com%2F.default";
+        let (status, body) = post(&endpoint, &path, form);
+        assert_eq!(status, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let token = json["access_token"].as_str().unwrap();
+        assert_eq!(json["expires_in"], 3599);
+        assert!(endpoint.is_live(token));
+        let (status, _) = post(&endpoint, "/introspect", &format!("token={token}&user=u"));
+        assert_eq!(status, 200);
+        let (status, _) = post(&endpoint, "/introspect", "user=u");
+        assert_eq!(status, 401);
+        assert_eq!(endpoint.introspected_users(), ["u", "u"]);
+    }
+
+    #[test]
+    fn refusals_look_like_entra_ids() {
+        let endpoint = TokenEndpoint::builder().start().unwrap();
+        let path = format!("/{TENANT}/oauth2/v2.0/token");
+        let (status, body) = post(&endpoint, &path, "client_id=x");
+        assert_eq!(status, 400);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["error"], "invalid_request");
+        assert_eq!(json["error_codes"], serde_json::json!([900144]));
+        let description = json["error_description"].as_str().unwrap();
+        assert!(description.starts_with("AADSTS900144: "), "{description}");
+        assert!(description.contains("'grant_type'"), "{description}");
+        for key in ["timestamp", "trace_id", "correlation_id"] {
+            assert!(json[key].is_string(), "{key}");
+        }
+        let (status, _) = raw(&endpoint, &format!("GET {path} HTTP/1.1\r\n\r\n"));
+        assert_eq!(status, 405);
+        let (status, _) = raw(
+            &endpoint,
+            "POST /other HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(status, 404);
+        let (status, _) = raw(&endpoint, "garbage\r\n\r\n");
+        assert_eq!(status, 400);
+        let counters = endpoint.counters();
+        assert_eq!((counters.token_requests, counters.refused), (1, 1));
+    }
+}
