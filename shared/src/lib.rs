@@ -11,12 +11,14 @@
 //! - [`upload`]: staged mail into Microsoft 365 or another IMAP server, exactly once.
 //! - [`report`]: tables and live progress the binaries show.
 //! - [`parallel`]: one task per mailbox, a bounded number at once.
+//! - [`oauth2`]: app-only OAuth2 tokens (client credentials) for Microsoft 365's XOAUTH2.
 
 pub mod batch;
 pub mod commands;
 pub mod extract;
 pub mod folders;
 pub mod imap;
+pub mod oauth2;
 pub mod parallel;
 pub mod report;
 pub mod stage;

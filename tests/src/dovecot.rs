@@ -11,6 +11,7 @@
 //! DIR/tls/ca.pem        a private CA; DIR/tls/cert.pem: the server's certificate it signs
 //!                       (CN=localhost, SAN IP:127.0.0.1, DNS:localhost)
 //! DIR/mail/USER/Maildir the user's maildir, `LAYOUT=fs` with UTF-8 directory names
+//! DIR/check-token.sh    XOAUTH2 check (only with `xoauth2_introspection`)
 //! ```
 //!
 //! Storage is `maildir:DIR/mail/%u/Maildir:LAYOUT=fs:UTF-8` with the hierarchy separator `/`.
@@ -49,6 +50,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::probe::Probe;
+use crate::token_endpoint::{CHECK_TOKEN_SCRIPT, write_check_token_script};
 
 /// The Dovecot master binary.
 pub const DOVECOT_BIN: &str = "/usr/sbin/dovecot";
@@ -142,6 +144,7 @@ pub struct DovecotBuilder {
     mechanisms: Vec<String>,
     passdbs_first: Vec<String>,
     extra: Vec<String>,
+    xoauth2_introspection: Option<String>,
 }
 
 impl DovecotBuilder {
@@ -175,6 +178,15 @@ impl DovecotBuilder {
         self
     }
 
+    /// App-only XOAUTH2 and OAUTHBEARER as DESIGN §6 describes: both mechanisms offered, a
+    /// checkpassword passdb for them before the other passdbs running `DIR/check-token.sh`,
+    /// which asks `url` (a [`crate::TokenEndpoint`]'s `/introspect`) whether the token is
+    /// live. Any live token logs in as any mailbox; password logins keep working.
+    pub fn xoauth2_introspection(mut self, url: &str) -> Self {
+        self.xoauth2_introspection = Some(url.into());
+        self
+    }
+
     /// Appends raw configuration text at the end of `dovecot.conf`.
     pub fn extra_config(mut self, text: &str) -> Self {
         self.extra.push(text.into());
@@ -200,6 +212,9 @@ impl DovecotBuilder {
         fs::create_dir(&mail)?;
         owner.chown(&mail)?;
         self.write_passwd_files(&root, &owner)?;
+        if let Some(url) = &self.xoauth2_introspection {
+            write_check_token_script(&root, url)?;
+        }
         let ca_pem = if self.tls {
             Some(make_certificate(&root)?)
         } else {
@@ -259,6 +274,13 @@ impl DovecotBuilder {
         let d = root.display();
         let mut mechs = vec!["plain", "login"];
         mechs.extend(self.mechanisms.iter().map(String::as_str));
+        if self.xoauth2_introspection.is_some() {
+            for m in ["xoauth2", "oauthbearer"] {
+                if !mechs.contains(&m) {
+                    mechs.push(m);
+                }
+            }
+        }
         let mut c = format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
              auth_verbose = yes\nauth_failure_delay = 0\nprotocols = imap\nlisten = 127.0.0.1\n\
@@ -297,6 +319,14 @@ impl DovecotBuilder {
              service anvil {{\n  chroot =\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\nservice imap {{\n  process_limit = 500\n}}\n"
         )
         .expect("write to String");
+        if self.xoauth2_introspection.is_some() {
+            write!(
+                c,
+                "passdb {{\n  driver = checkpassword\n  mechanisms = xoauth2 oauthbearer\n  \
+                 args = {d}/{CHECK_TOKEN_SCRIPT}\n}}\n"
+            )
+            .expect("write to String");
+        }
         for block in &self.passdbs_first {
             writeln!(c, "{block}").expect("write to String");
         }

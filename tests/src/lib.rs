@@ -1,18 +1,23 @@
 //! Test support for mailstage: a private Dovecot per test ([`Dovecot`]), ways to fill its
 //! mailboxes (maildir fast path and APPEND), odd-message [`fixtures`], a small blocking
 //! IMAP client ([`Probe`]) used as an independent oracle, and the deterministic [`workload`]
-//! the crash test kills, and the workspace's binaries ([`bins`]) for end-to-end runs.
+//! the crash test kills, the workspace's binaries ([`bins`]) for end-to-end runs, and an
+//! emulator of Entra ID's token endpoint ([`token_endpoint`]) on a tiny HTTP server
+//! ([`http1`]).
 
 pub mod bins;
 pub mod dovecot;
 pub mod exchange_proxy;
 pub mod extraction;
 pub mod fixtures;
+pub mod http1;
 pub mod maildir;
 pub mod probe;
+pub mod token_endpoint;
 pub mod upload;
 pub mod workload;
 
 pub use dovecot::{Dovecot, DovecotBuilder, Owner};
 pub use maildir::{maildir_info, served_form};
 pub use probe::{ListEntry, Probe, Response, Untagged, imap_date};
+pub use token_endpoint::{Fault, TokenEndpoint};
