@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use mailstage::imap::diagnose::check_server;
 use mailstage::imap::transport::ConnectOptions;
+use mailstage::oauth2::{OAuthConfig, TokenSource};
 use mailstage::report::bars::Show;
 use mailstage::report::print_json;
 use mailstage::report::table::human_bytes;
@@ -67,7 +68,10 @@ pub struct RunArgs {
     json: bool,
 }
 
-fn credentials(t: &TargetSettings) -> anyhow::Result<(ConnectOptions, Credentials)> {
+fn credentials(
+    t: &TargetSettings,
+    ca_file: Option<&Path>,
+) -> anyhow::Result<(ConnectOptions, Credentials)> {
     match &t.kind {
         TargetKind::Imap {
             server,
@@ -89,11 +93,28 @@ fn credentials(t: &TargetSettings) -> anyhow::Result<(ConnectOptions, Credential
                 },
             ))
         }
-        TargetKind::M365Imap { .. } => bail!(
-            "target {:?} is Microsoft 365 (app-only OAuth2): this build does not fetch tokens yet; \
-             see the README's status table",
-            t.name
-        ),
+        TargetKind::M365Imap {
+            tenant,
+            client_id,
+            client_secret,
+            imap_host,
+            imap_port,
+            security,
+            login_url,
+        } => {
+            let secret = client_secret
+                .read()
+                .with_context(|| format!("target {:?}", t.name))?;
+            let mut config =
+                OAuthConfig::new(tenant, client_id, secret, imap_host).with_login_base(login_url);
+            config.ca_file = ca_file.map(Path::to_path_buf);
+            let tokens =
+                TokenSource::new(&config).with_context(|| format!("target {:?}", t.name))?;
+            Ok((
+                ConnectOptions::new(imap_host, *imap_port, *security),
+                Credentials::Bearer(tokens),
+            ))
+        }
     }
 }
 
@@ -128,7 +149,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
             .map_err(anyhow::Error::msg)?,
         excludes: args.excludes.clone(),
     };
-    let (mut connect, credentials) = credentials(&target)?;
+    let (mut connect, credentials) = credentials(&target, args.ca_file.as_deref())?;
     connect.ca_file = args.ca_file.clone();
     connect.insecure = args.insecure;
     let total = mailboxes.len();
@@ -167,6 +188,13 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
             f.message,
             f.hint
         );
+    }
+    // Fail fast when no token can be had (wrong secret, unknown tenant …): every mailbox
+    // would fail the same way.
+    if let Credentials::Bearer(tokens) = &job.credentials {
+        runtime
+            .block_on(tokens.token())
+            .with_context(|| format!("target {:?}: getting an access token", target.name))?;
     }
     let outcomes = runtime.block_on(run_upload(job, &shared, bars.clone()));
     bars.finish();

@@ -2,14 +2,13 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::Arc;
 
 use secrecy::SecretString;
 
 use super::UploadError;
 use super::mapping::TargetFolders;
 use crate::batch::AuthChoice;
+use crate::oauth2::TokenSource;
 use crate::stage::index::UploadItem;
 
 /// A message as the target receives it.
@@ -63,14 +62,6 @@ pub trait Destination: Send {
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 
-/// Hands out bearer tokens for XOAUTH2, shared by all connections.
-pub trait TokenProvider: Send + Sync {
-    /// A token valid for a while yet.
-    fn token(&self) -> Pin<Box<dyn Future<Output = Result<SecretString, String>> + Send + '_>>;
-    /// Called after the server refused `token`: the next call must fetch a fresh one.
-    fn invalidate(&self, token: &SecretString);
-}
-
 /// How to log in to each target mailbox.
 #[derive(Clone)]
 pub enum Credentials {
@@ -84,8 +75,8 @@ pub enum Credentials {
         /// LOGIN, PLAIN or auto.
         auth: AuthChoice,
     },
-    /// XOAUTH2 as the mailbox with an app-only token.
-    Bearer(Arc<dyn TokenProvider>),
+    /// XOAUTH2 as the mailbox with the app-only token all connections share.
+    Bearer(TokenSource),
 }
 
 impl std::fmt::Debug for Credentials {

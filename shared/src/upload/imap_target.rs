@@ -85,12 +85,14 @@ async fn log_in(
                 .during(|| format!("logging in to the target as {user}"))?;
         }
         Credentials::Bearer(tokens) => {
-            let token = tokens.token().await.map_err(UploadError::Token)?;
-            match xoauth2(s, mailbox, &token).await {
+            let token_error = |e: crate::oauth2::TokenError| UploadError::Token(e.to_string());
+            let token = tokens.token().await.map_err(token_error)?;
+            match xoauth2(s, mailbox, token.secret()).await {
                 Err(ImapError::AuthFailed { .. }) => {
-                    tokens.invalidate(&token);
-                    let fresh = tokens.token().await.map_err(UploadError::Token)?;
-                    xoauth2(s, mailbox, &fresh).await
+                    // Revoked or expired early: one fresh token, then the refusal stands.
+                    tokens.invalidate(&token).await;
+                    let fresh = tokens.token().await.map_err(token_error)?;
+                    xoauth2(s, mailbox, fresh.secret()).await
                 }
                 other => other,
             }

@@ -18,7 +18,7 @@ mod target;
 
 use std::sync::Arc;
 
-pub use destination::{Credentials, Destination, Outgoing, TokenProvider};
+pub use destination::{Credentials, Destination, Outgoing};
 pub use mapping::{MappedFolder, MappingRules};
 pub use pace::{Pace, RateLimits};
 pub use run::run_upload;

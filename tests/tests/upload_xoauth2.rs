@@ -1,0 +1,194 @@
+//! Uploading into a target that accepts only app-only OAuth2 (XOAUTH2), as Microsoft 365
+//! does: tokens from the emulated Entra ID endpoint, checked by the target Dovecot. A run
+//! that outlives several token lifetimes completes; a wrong secret or tenant stops the run
+//! at once with Entra ID's words and a hint.
+
+mod cli_support;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use cli_support::{Cli, contains, index_bytes, text};
+use mailstage::extract::Pass;
+use mailstage_tests::extraction::{TestMailbox, default_limits};
+use mailstage_tests::fixtures::simple;
+use mailstage_tests::token_endpoint::{CLIENT_ID, CLIENT_SECRET, TENANT};
+use mailstage_tests::upload::{Contents, staged_contents, target_contents};
+use mailstage_tests::{Dovecot, TokenEndpoint};
+
+const EMAILS: [&str; 3] = ["a@contoso.edu", "b@contoso.edu", "c@contoso.edu"];
+const SECRET_VAR: &str = "MAILSTAGE_TEST_CLIENT_SECRET";
+
+/// Three mailboxes of 12 messages each, staged into the CLI's stage as batch `b1`.
+fn staged(cli: &Cli) -> Result<Dovecot> {
+    let mut b = Dovecot::builder();
+    for (k, _) in EMAILS.iter().enumerate() {
+        b = b.user(&format!("u{k}"), "pw");
+    }
+    let d = b.start()?;
+    let logins: Vec<String> = (0..EMAILS.len()).map(|k| format!("u{k}")).collect();
+    for (k, login) in logins.iter().enumerate() {
+        for i in 0..12u64 {
+            d.write_message_at(
+                login,
+                "INBOX",
+                &["\\Seen"],
+                1_700_000_000 + i,
+                &simple(k as u64 * 100 + i),
+            )?;
+        }
+    }
+    let mailboxes: Vec<TestMailbox> = EMAILS
+        .iter()
+        .zip(&logins)
+        .map(|(email, login)| TestMailbox {
+            email,
+            login,
+            password: "pw",
+            user_root: None,
+        })
+        .collect();
+    let outcomes = mailstage_tests::extraction::run(
+        &cli.stage(),
+        &d,
+        &mailboxes,
+        default_limits(),
+        Pass::Full,
+    )?;
+    assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
+    Ok(d)
+}
+
+fn new_target(cli: &Cli, name: &str, tenant: &str, imap_port: u16, endpoint: &TokenEndpoint) {
+    let port = imap_port.to_string();
+    let login = endpoint.login_base();
+    let out = cli.upload(
+        &[
+            "target",
+            "new",
+            "--name",
+            name,
+            "--kind",
+            "m365-imap",
+            "--tenant",
+            tenant,
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret-env",
+            SECRET_VAR,
+            "--imap-host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+            "--login-url",
+            &login,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn a_run_outliving_several_token_lifetimes_completes() -> Result<()> {
+    let cli = Cli::new();
+    let _source = staged(&cli)?;
+    let endpoint = TokenEndpoint::builder()
+        .scope("https://127.0.0.1/.default")
+        .lifetime(Duration::from_secs(2))
+        .start()?;
+    let mut b = Dovecot::builder().xoauth2_introspection(&endpoint.introspection_url());
+    for e in EMAILS {
+        b = b.user(e, "unused-password");
+    }
+    let target = b.master_user("admin", "admin-pw").start()?;
+    new_target(&cli, "m365", TENANT, target.port(), &endpoint);
+
+    // One mailbox at a time, 8 messages a second: about 4.5 s, so later mailboxes log in
+    // with tokens issued after the first expired.
+    let out = cli.upload(
+        &[
+            "run",
+            "--batch",
+            "b1",
+            "--target",
+            "m365",
+            "--quiet",
+            "--concurrency",
+            "1",
+            "--max-messages-per-second",
+            "8",
+        ],
+        &[(SECRET_VAR, CLIENT_SECRET)],
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}\n{}", target.log());
+    for e in EMAILS {
+        assert!(shown.contains(&format!("{e}: 12 uploaded")), "{shown}");
+    }
+    let issued = endpoint.counters().tokens_issued;
+    assert!(
+        issued >= 2,
+        "{issued} token(s) issued over a run longer than two lifetimes"
+    );
+    let mut uploaded = Contents::new();
+    for e in EMAILS {
+        uploaded.extend(target_contents(&target, e)?);
+    }
+    assert_eq!(uploaded, staged_contents(&cli.stage())?);
+    assert!(
+        !contains(&index_bytes(&cli.stage()), CLIENT_SECRET),
+        "the secret reached the index"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_wrong_secret_or_tenant_stops_the_run_with_entra_ids_words() -> Result<()> {
+    let cli = Cli::new();
+    let _source = staged(&cli)?;
+    let endpoint = TokenEndpoint::builder()
+        .scope("https://127.0.0.1/.default")
+        .start()?;
+    let target = Dovecot::builder()
+        .xoauth2_introspection(&endpoint.introspection_url())
+        .user(EMAILS[0], "x")
+        .start()?;
+    new_target(&cli, "m365", TENANT, target.port(), &endpoint);
+    new_target(
+        &cli,
+        "elsewhere",
+        "fabrikam.onmicrosoft.com",
+        target.port(),
+        &endpoint,
+    );
+
+    let out = cli.upload(
+        &["run", "--batch", "b1", "--target", "m365", "--quiet"],
+        &[(SECRET_VAR, "wrong")],
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("target \"m365\": getting an access token")
+            && shown.contains("AADSTS7000215"),
+        "{shown}"
+    );
+    assert!(!shown.contains("wrong\""), "the secret was echoed: {shown}");
+
+    let out = cli.upload(
+        &["run", "--batch", "b1", "--target", "elsewhere", "--quiet"],
+        &[(SECRET_VAR, CLIENT_SECRET)],
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("AADSTS90002"), "{shown}");
+
+    let out = cli.upload(
+        &["run", "--batch", "b1", "--target", "m365", "--quiet"],
+        &[],
+    );
+    assert!(text(&out).contains(SECRET_VAR), "{}", text(&out));
+    Ok(())
+}
