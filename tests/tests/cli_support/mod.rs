@@ -31,15 +31,19 @@ impl Cli {
         path
     }
 
-    /// Runs `mailstage-extract --stage DIR/stage ARGS…`.
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(bins::mailstage_extract())
-            .env_remove("MAILSTAGE_DIR")
+    /// `mailstage-extract --stage DIR/stage ARGS…`, to run or spawn.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bins::mailstage_extract());
+        cmd.env_remove("MAILSTAGE_DIR")
             .arg("--stage")
             .arg(self.stage())
-            .args(args)
-            .output()
-            .expect("mailstage-extract runs")
+            .args(args);
+        cmd
+    }
+
+    /// Runs `mailstage-extract --stage DIR/stage ARGS…`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("mailstage-extract runs")
     }
 
     /// Runs a command that must succeed; returns its standard output.
@@ -67,6 +71,13 @@ impl Cli {
     pub fn endpoint(&self, name: &str) {
         let args = ["endpoint", "new", "--name", name, "--server", "127.0.0.1"];
         self.ok(&[&args[..], &["--security", "none"]].concat());
+    }
+
+    /// Creates the endpoint `name`: plain IMAP on localhost's `port`.
+    pub fn endpoint_on(&self, name: &str, port: u16) {
+        let args = ["endpoint", "new", "--name", name, "--server", "127.0.0.1"];
+        let port = port.to_string();
+        self.ok(&[&args[..], &["--port", &port, "--security", "none"]].concat());
     }
 
     /// Creates batch `name` on `endpoint` from a CSV with these rows (after the header).
