@@ -348,3 +348,23 @@ fn meta_of(f: &FetchData) -> Option<Meta> {
         flags: f.flags.as_ref().map(|fl| fl.join(" ")).unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_without_progress_up_to_the_maximum() {
+        let policy = RetryPolicy::default();
+        let e = ExtractError::Stage(StageError::Refused("link lost".into()));
+        let waits: Vec<u64> = (0..8).map(|n| backoff(&policy, &e, n).as_secs()).collect();
+        assert_eq!(waits, [1, 1, 2, 4, 8, 16, 30, 30]);
+        let quick = RetryPolicy {
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(backoff(&quick, &e, 3), Duration::from_millis(40));
+        assert_eq!(backoff(&quick, &e, 99), Duration::from_millis(50));
+    }
+}
