@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use mailstage::batch::read_batch_file;
-use mailstage::extract::{Limits, MailboxJob, MailboxOutcome, Pass, PassJob, run_pass};
+use mailstage::extract::{
+    Limits, MailboxJob, MailboxOutcome, Pass, PassJob, RetryPolicy, run_pass,
+};
 use mailstage::imap::diagnose::check_server;
 use mailstage::imap::transport::ConnectOptions;
 use mailstage::stage::index::{BatchState, NewMailbox};
@@ -162,6 +164,7 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
             include: batch.settings.include_folders.clone(),
             exclude: batch.settings.exclude_folders.clone(),
         },
+        retry: RetryPolicy::default(),
         concurrency,
         mailboxes: jobs,
     };

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use mailstage::batch::{AuthChoice, EndpointSettings, Security};
-use mailstage::extract::{Limits, MailboxJob, MailboxOutcome, NoProgress, Pass, PassJob, run_pass};
+use mailstage::extract::{
+    Limits, MailboxJob, MailboxOutcome, NoProgress, Pass, PassJob, RetryPolicy, run_pass,
+};
 use mailstage::imap::transport::ConnectOptions;
 use mailstage::stage::index::{NewBatch, NewMailbox};
 use mailstage::stage::{Access, Stage};
@@ -78,14 +80,40 @@ pub fn run(
     limits: Limits,
     pass: Pass,
 ) -> Result<Vec<MailboxOutcome>> {
+    let via = Via {
+        port: d.port(),
+        retry: RetryPolicy::default(),
+    };
+    run_via(dir, d, mailboxes, limits, pass, via)
+}
+
+/// Where a test pass connects (e.g. a fault proxy in front of the Dovecot) and how it
+/// retries.
+pub struct Via {
+    /// The loopback port to connect to.
+    pub port: u16,
+    /// Reconnections, backoff and read timeout.
+    pub retry: RetryPolicy,
+}
+
+/// [`run`] through another port and with another retry policy.
+pub fn run_via(
+    dir: &Path,
+    d: &Dovecot,
+    mailboxes: &[TestMailbox<'_>],
+    limits: Limits,
+    pass: Pass,
+    via: Via,
+) -> Result<Vec<MailboxOutcome>> {
     let stage = Stage::open(dir, Access::Write)?;
     let ids = ensure_batch(&stage, d, mailboxes)?;
     let shared = stage.into_shared()?;
     let job = PassJob {
         batch: "b1".into(),
-        connect: ConnectOptions::new("127.0.0.1", d.port(), Security::None),
+        connect: ConnectOptions::new("127.0.0.1", via.port, Security::None),
         auth: AuthChoice::Auto,
         limits,
+        retry: via.retry,
         concurrency: if pass == Pass::Full { 4 } else { 2 },
         mailboxes: mailboxes
             .iter()

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::dovecot::Dovecot;
+use crate::fixtures::message_of_size;
 use crate::probe::imap_date;
 
 /// Maildir info letters of the IMAP system flags (keywords are not supported by the fast path).
@@ -193,6 +194,33 @@ impl Dovecot {
         let uid = probe.append(folder, flags, date.as_deref(), bytes)?;
         probe.logout()?;
         uid.context("APPEND answered without APPENDUID")
+    }
+
+    /// Writes one [`message_of_size`] per entry of `sizes` into `user`'s `folders` in turn
+    /// (created if needed), with varied flags and INTERNALDATEs an hour apart; the content
+    /// depends on `seed`. Returns the bytes written.
+    pub fn write_sized(
+        &self,
+        user: &str,
+        folders: &[&str],
+        sizes: &[usize],
+        seed: u64,
+    ) -> Result<u64> {
+        ensure!(!folders.is_empty(), "write_sized needs a folder");
+        let mut bytes = 0;
+        for (i, &size) in sizes.iter().enumerate() {
+            let flags: &[&str] = match i % 4 {
+                0 => &[],
+                1 => &["\\Seen"],
+                2 => &["\\Seen", "\\Answered"],
+                _ => &["\\Flagged"],
+            };
+            let body = message_of_size(size, seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
+            let folder = folders[i % folders.len()];
+            self.write_message_at(user, folder, flags, 1_600_000_000 + i as u64 * 3600, &body)?;
+            bytes += size as u64;
+        }
+        Ok(bytes)
     }
 
     /// The server's copy of every message in `user`'s `folder`: (path, file bytes) of each file

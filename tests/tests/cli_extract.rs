@@ -11,22 +11,6 @@ use mailstage_tests::fixtures::simple;
 
 const T0: u64 = 1_695_000_000;
 
-fn endpoint(cli: &Cli, port: u16) {
-    let port = port.to_string();
-    cli.ok(&[
-        "endpoint",
-        "new",
-        "--name",
-        "src",
-        "--server",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--security",
-        "none",
-    ]);
-}
-
 #[test]
 fn autostart_then_sync_then_a_mailbox_that_cannot_log_in() -> Result<()> {
     let d = Dovecot::builder()
@@ -38,7 +22,7 @@ fn autostart_then_sync_then_a_mailbox_that_cannot_log_in() -> Result<()> {
     d.write_message_at("alice", "INBOX", &[], T0 + 1, &simple(2))?;
     d.write_message_at("bob", "INBOX", &[], T0 + 2, &simple(3))?;
     let cli = Cli::new();
-    endpoint(&cli, d.port());
+    cli.endpoint_on("src", d.port());
     let csv = cli.write(
         "users.csv",
         "EmailAddress,UserName,Password\nalice@contoso.edu,alice,alice-pw\nbob@contoso.edu,bob*mailadmin,master-pw\n",
@@ -114,7 +98,7 @@ fn an_unreachable_server_fails_fast_and_a_csv_must_match_its_batch() -> Result<(
         .local_addr()?
         .port();
     let cli = Cli::new();
-    endpoint(&cli, closed);
+    cli.endpoint_on("src", closed);
     cli.batch("b1", "src", &["alice@contoso.edu,alice,alice-pw"]);
     let started = Instant::now();
     let err = cli.fails(&["batch", "start", "b1", "--quiet"]);

@@ -8,9 +8,10 @@ use anyhow::Result;
 use mailstage::extract::{MailboxOutcome, Pass};
 use mailstage::stage::verify::verify;
 use mailstage::stage::{Access, BlobHash, Stage};
+use mailstage_tests::Dovecot;
 use mailstage_tests::extraction::{TestMailbox, default_limits, run};
 use mailstage_tests::fixtures::{self, NOSELECT_PARENTS, ODD_FOLDERS, message_of_size, simple};
-use mailstage_tests::{Dovecot, served_form};
+use mailstage_tests::stage_check::served;
 
 /// (email, folder) → the SHA-256 of every staged message there.
 fn staged(dir: &Path) -> Result<BTreeMap<(String, String), BTreeSet<BlobHash>>> {
@@ -22,14 +23,6 @@ fn staged(dir: &Path) -> Result<BTreeMap<(String, String), BTreeSet<BlobHash>>> 
             .insert(m.origin.blob);
     }
     Ok(out)
-}
-
-/// The SHA-256 of what Dovecot serves for every message of a user's folder.
-fn served(d: &Dovecot, user: &str, folder: &str) -> Result<BTreeSet<BlobHash>> {
-    Ok(d.server_messages(user, folder)?
-        .iter()
-        .map(|(_, bytes)| BlobHash::of(&served_form(bytes)))
-        .collect())
 }
 
 fn all_ok(outcomes: &[MailboxOutcome]) {

@@ -5,7 +5,10 @@
 //! its blobs are persisted and all its rows (staged, skipped, failed) committed in one
 //! transaction on a blocking thread while the next group downloads. Groups commit strictly in
 //! order, so every UID up to the folder's `highest_uid` always has a row, and a pass that
-//! stops anywhere resumes after the last committed group.
+//! stops anywhere resumes after the last committed group. When the link drops part-way
+//! through a group, the messages that arrived whole before the first missing one are
+//! committed before the error is returned: a link that drops every few megabytes then still
+//! makes progress with each connection, even when a group is larger than that.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -101,30 +104,58 @@ pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
         let take = group_len(rest);
         let (group, tail) = rest.split_at(take);
         rest = tail;
-        let fetched = fetch_group(ctx, session, group, target).await;
+        let (fetched, result) = fetch_group(ctx, session, group, target).await;
         // Whatever happened to this group, the one before it is committed first.
         if let Some(handle) = inflight.take() {
             add(counts, await_group(handle).await?, ctx, email);
         }
-        let fetched = fetched?;
+        if let Err(e) = result {
+            // Keep what arrived whole: the group's messages before the first one missing.
+            let whole = group
+                .iter()
+                .take_while(|d| d.skip.is_some() || fetched.contains_key(&d.meta.uid))
+                .count();
+            if whole > 0 {
+                let (pending, rows) = rows_for(&group[..whole], fetched, target);
+                add(
+                    counts,
+                    await_group(commit(ctx, pending, rows)).await?,
+                    ctx,
+                    email,
+                );
+            }
+            return Err(match group.get(whole) {
+                Some(d) => e.stopped_at(d.meta.uid, d.meta.size),
+                None => e,
+            });
+        }
         let (pending, rows) = rows_for(group, fetched, target);
-        let (blobs, index) = (ctx.blobs.clone(), ctx.index.clone());
-        inflight = Some(tokio::task::spawn_blocking(move || {
-            let stored = blobs.persist(pending)?;
-            index
-                .lock()
-                .map_err(|_| StageError::Refused("the index lock was poisoned by a panic".into()))?
-                .commit_messages(&rows)?;
-            Ok(GroupDone::tally(
-                &rows,
-                stored.iter().filter(|s| s.deduplicated).count() as u64,
-            ))
-        }));
+        inflight = Some(commit(ctx, pending, rows));
     }
     if let Some(handle) = inflight {
         add(counts, await_group(handle).await?, ctx, email);
     }
     Ok(())
+}
+
+/// Persists a group's blobs, then commits its rows, on a blocking thread.
+fn commit(
+    ctx: &Ctx,
+    pending: Vec<PendingBlob>,
+    rows: Vec<NewMessage>,
+) -> JoinHandle<Result<GroupDone, StageError>> {
+    let (blobs, index) = (ctx.blobs.clone(), ctx.index.clone());
+    tokio::task::spawn_blocking(move || {
+        let stored = blobs.persist(pending)?;
+        index
+            .lock()
+            .map_err(|_| StageError::Refused("the index lock was poisoned by a panic".into()))?
+            .commit_messages(&rows)?;
+        Ok(GroupDone::tally(
+            &rows,
+            stored.iter().filter(|s| s.deduplicated).count() as u64,
+        ))
+    })
 }
 
 /// How many of the next messages make one group.
@@ -146,12 +177,13 @@ fn group_len(rest: &[Decided]) -> usize {
 /// A fetched body: its blob, or why there is none.
 type Fetched = HashMap<u32, Result<(PendingBlob, Option<String>), String>>;
 
+/// Fetches a group's bodies; what arrived whole is returned also when the fetch failed.
 async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     session: &mut Session<S>,
     group: &[Decided],
     target: &FolderTarget<'_>,
-) -> Result<Fetched, ExtractError> {
+) -> (Fetched, Result<(), ExtractError>) {
     let uids: Vec<u32> = group
         .iter()
         .filter(|d| d.skip.is_none())
@@ -159,7 +191,7 @@ async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
         .collect();
     let mut fetched = Fetched::new();
     if uids.is_empty() {
-        return Ok(fetched);
+        return (fetched, Ok(()));
     }
     let sets = SequenceSet::from_uids(uids.iter().copied()).chunks(FETCH_UIDS);
     let store = ctx.blobs.clone();
@@ -170,7 +202,7 @@ async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
             head_done: false,
         })
     });
-    session
+    let result = session
         .uid_fetch(
             &sets,
             "(UID BODY.PEEK[])",
@@ -194,8 +226,8 @@ async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
             },
         )
         .await
-        .during(|| format!("fetching messages of folder {:?}", target.name))?;
-    Ok(fetched)
+        .during(|| format!("fetching messages of folder {:?}", target.name));
+    (fetched, result)
 }
 
 /// Builds the group's rows in UID order; staged rows' blobs go to persist.

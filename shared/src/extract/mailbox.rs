@@ -1,6 +1,7 @@
 //! One mailbox's pass: log in, list, phase 1 (metadata), phase 2 (caps), phase 3 (bodies);
 //! transient failures reconnect with backoff and resume from what is committed.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use super::folders::{FolderPlan, select_folders};
 use super::plan::{Candidate, Verdict, apply_caps};
 use super::{
     ExtractError, ImapContext, Limits, MailboxCounts, MailboxJob, MailboxOutcome, Progress,
+    RetryPolicy,
 };
 use crate::batch::AuthChoice;
 use crate::imap::transport::{ConnectOptions, connect};
@@ -18,8 +20,6 @@ use crate::imap::{FetchData, SequenceSet, Session, SessionConfig};
 use crate::stage::index::{FolderInfo, MailboxState, MessageState};
 use crate::stage::{BlobStore, Index, StageError};
 
-/// Attempts per mailbox before a transient failure counts as a failure.
-const MAX_ATTEMPTS: u32 = 6;
 const META_ITEMS: &str = "(UID RFC822.SIZE INTERNALDATE FLAGS)";
 
 /// What every mailbox task shares.
@@ -28,6 +28,7 @@ pub(crate) struct Ctx {
     pub connect: ConnectOptions,
     pub auth: AuthChoice,
     pub limits: Limits,
+    pub retry: RetryPolicy,
     pub blobs: Arc<BlobStore>,
     pub index: Arc<Mutex<Index>>,
     pub progress: Arc<dyn Progress>,
@@ -52,15 +53,29 @@ pub(crate) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
     ctx.progress.mailbox_started(&mb.email);
     let _ = ctx.index(|i| i.set_mailbox_state(&ctx.batch, &mb.email, MailboxState::Syncing, None));
     let mut counts = MailboxCounts::default();
-    let mut attempt = 1;
+    // Folders finished during this pass, and failed attempts in a row without progress.
+    let mut finished = HashSet::new();
+    let mut fruitless = 0;
     let result = loop {
-        match sync_once(ctx, mb, &mut counts).await {
+        let before = progress_mark(&counts, &finished);
+        match sync_once(ctx, mb, &mut counts, &mut finished).await {
             Ok(()) => break Ok(()),
-            Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
-                let wait = backoff(&e, attempt);
-                tracing::warn!(mailbox = %mb.email, attempt, ?wait, "{e}; reconnecting");
+            Err(e) if e.is_transient() => {
+                if progress_mark(&counts, &finished) == before {
+                    fruitless += 1;
+                } else {
+                    fruitless = 0;
+                }
+                if fruitless >= ctx.retry.attempts_without_progress {
+                    break Err(ExtractError::GaveUp {
+                        mailbox: mb.email.clone(),
+                        attempts: fruitless,
+                        last: Box::new(e),
+                    });
+                }
+                let wait = backoff(&ctx.retry, &e, fruitless);
+                tracing::warn!(mailbox = %mb.email, fruitless, ?wait, "{e}; reconnecting");
                 counts.reconnects += 1;
-                attempt += 1;
                 tokio::time::sleep(wait).await;
             }
             Err(e) => break Err(e),
@@ -90,14 +105,26 @@ pub(crate) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
     outcome
 }
 
-/// Exchange's suggested backoff when it throttles; else 1, 2, 4 … 30 s.
-fn backoff(e: &ExtractError, attempt: u32) -> Duration {
+/// What counts as progress: message rows committed, folders finished.
+fn progress_mark(c: &MailboxCounts, finished: &HashSet<i64>) -> (u64, usize) {
+    let rows = c.staged + c.skipped_size + c.skipped_item_cap + c.failed;
+    (rows, finished.len())
+}
+
+/// Exchange's suggested backoff when it throttles; else the policy's first wait, doubled for
+/// each attempt in a row without progress (`fruitless`, 0 after one that made progress), up
+/// to its maximum: 1, 1, 2, 4 … 30 s by default.
+fn backoff(policy: &RetryPolicy, e: &ExtractError, fruitless: u32) -> Duration {
     if let ExtractError::Imap { source, .. } = e
         && let Some(wait) = source.throttle_backoff()
     {
         return wait;
     }
-    Duration::from_secs((1u64 << (attempt - 1).min(5)).min(30))
+    let doublings = fruitless.saturating_sub(1).min(16);
+    policy
+        .first_backoff
+        .saturating_mul(1 << doublings)
+        .min(policy.max_backoff)
 }
 
 /// A folder after phase 1.
@@ -113,8 +140,12 @@ async fn sync_once(
     ctx: &Ctx,
     mb: &MailboxJob,
     counts: &mut MailboxCounts,
+    finished: &mut HashSet<i64>,
 ) -> Result<(), ExtractError> {
-    let mut config = SessionConfig::default();
+    let mut config = SessionConfig {
+        read_timeout: Some(ctx.retry.read_timeout),
+        ..SessionConfig::default()
+    };
     config.limits.max_streamed_literal = config
         .limits
         .max_streamed_literal
@@ -211,6 +242,7 @@ async fn sync_once(
         };
         fetch_folder(ctx, &mut s, &target, &mb.email, decided, counts).await?;
         ctx.index(|i| i.set_folder_modseq(e.folder_id, e.modseq))?;
+        finished.insert(e.folder_id);
     }
     let _ = s.logout().await;
     Ok(())
@@ -315,4 +347,24 @@ fn meta_of(f: &FetchData) -> Option<Meta> {
         unix: f.internal_date.as_ref().and_then(|d| d.unix),
         flags: f.flags.as_ref().map(|fl| fl.join(" ")).unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_without_progress_up_to_the_maximum() {
+        let policy = RetryPolicy::default();
+        let e = ExtractError::Stage(StageError::Refused("link lost".into()));
+        let waits: Vec<u64> = (0..8).map(|n| backoff(&policy, &e, n).as_secs()).collect();
+        assert_eq!(waits, [1, 1, 2, 4, 8, 16, 30, 30]);
+        let quick = RetryPolicy {
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(backoff(&quick, &e, 3), Duration::from_millis(40));
+        assert_eq!(backoff(&quick, &e, 99), Duration::from_millis(50));
+    }
 }

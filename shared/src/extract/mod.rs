@@ -20,6 +20,8 @@ mod mailbox;
 pub mod plan;
 mod run;
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 
 pub use run::run_pass;
@@ -49,6 +51,38 @@ pub struct Limits {
     pub exclude: Vec<String>,
 }
 
+/// How a mailbox's pass rides out transient failures (a dropped link, a timeout, BYE,
+/// throttling): it reconnects with exponential backoff and resumes from what is committed.
+///
+/// Only attempts that made no progress count: an attempt that committed a message row or
+/// finished a folder it had not finished before resets the count and the backoff, so a link
+/// that drops every few megabytes still gets a large mailbox through, while one that never
+/// lets a message (or a login) through fails the mailbox after `attempts_without_progress`.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in a row without progress before the mailbox fails (default 6).
+    pub attempts_without_progress: u32,
+    /// The wait before reconnecting (default 1 s), doubled after each attempt in a row
+    /// without progress. Exchange's suggested backoff wins when it throttles.
+    pub first_backoff: Duration,
+    /// The longest wait between attempts (default 30 s).
+    pub max_backoff: Duration,
+    /// How long to wait for each server response before the link counts as lost
+    /// (default 120 s).
+    pub read_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts_without_progress: 6,
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
 /// One mailbox to extract (a CSV row joined with its index row).
 #[derive(Debug)]
 pub struct MailboxJob {
@@ -75,6 +109,8 @@ pub struct PassJob {
     pub auth: AuthChoice,
     /// The batch's caps and folder filters.
     pub limits: Limits,
+    /// Reconnections after transient failures.
+    pub retry: RetryPolicy,
     /// Mailboxes at once.
     pub concurrency: usize,
     /// The mailboxes.
@@ -150,12 +186,35 @@ pub enum ExtractError {
     /// The stage refused a write.
     #[error(transparent)]
     Stage(#[from] crate::stage::StageError),
+    /// Transient failures went on without any progress until the retries ran out.
+    #[error(
+        "{mailbox}: gave up after {attempts} attempts in a row without progress; the last one failed at {last}"
+    )]
+    GaveUp {
+        /// The mailbox's address.
+        mailbox: String,
+        /// Attempts in a row that made no progress.
+        attempts: u32,
+        /// The last attempt's failure.
+        last: Box<ExtractError>,
+    },
 }
 
 impl ExtractError {
     /// True when reconnecting may help (connection lost, timeout, BYE, throttling).
     pub fn is_transient(&self) -> bool {
         matches!(self, ExtractError::Imap { source, .. } if source.is_transient())
+    }
+
+    /// Names the message a fetch stopped at in the context of an IMAP error.
+    pub(crate) fn stopped_at(self, uid: u32, size: u64) -> Self {
+        match self {
+            ExtractError::Imap { context, source } => ExtractError::Imap {
+                context: format!("{context} (stopped at UID {uid}, {size} bytes)"),
+                source,
+            },
+            other => other,
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub async fn run_pass(
         connect: job.connect,
         auth: job.auth,
         limits: job.limits,
+        retry: job.retry,
         blobs: stage.blobs.clone(),
         index: stage.index.clone(),
         progress,

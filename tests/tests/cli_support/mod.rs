@@ -31,25 +31,31 @@ impl Cli {
         path
     }
 
+    /// `mailstage-extract --stage DIR/stage ARGS…`, to run or spawn.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.command_of(&bins::mailstage_extract(), args, &[])
+    }
+
     /// Runs `mailstage-extract --stage DIR/stage ARGS…`.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.exec(&bins::mailstage_extract(), args, &[])
+        self.command(args).output().expect("mailstage-extract runs")
     }
 
     /// Runs `mailstage-upload --stage DIR/stage ARGS…` with extra environment variables.
     pub fn upload(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        self.exec(&bins::mailstage_upload(), args, env)
+        self.command_of(&bins::mailstage_upload(), args, env)
+            .output()
+            .expect("mailstage-upload runs")
     }
 
-    fn exec(&self, binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        Command::new(binary)
-            .env_remove("MAILSTAGE_DIR")
+    fn command_of(&self, binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(binary);
+        cmd.env_remove("MAILSTAGE_DIR")
             .envs(env.iter().copied())
             .arg("--stage")
             .arg(self.stage())
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("{} runs: {e}", binary.display()))
+            .args(args);
+        cmd
     }
 
     /// Runs a command that must succeed; returns its standard output.
@@ -77,6 +83,13 @@ impl Cli {
     pub fn endpoint(&self, name: &str) {
         let args = ["endpoint", "new", "--name", name, "--server", "127.0.0.1"];
         self.ok(&[&args[..], &["--security", "none"]].concat());
+    }
+
+    /// Creates the endpoint `name`: plain IMAP on localhost's `port`.
+    pub fn endpoint_on(&self, name: &str, port: u16) {
+        let args = ["endpoint", "new", "--name", name, "--server", "127.0.0.1"];
+        let port = port.to_string();
+        self.ok(&[&args[..], &["--port", &port, "--security", "none"]].concat());
     }
 
     /// Creates batch `name` on `endpoint` from a CSV with these rows (after the header).

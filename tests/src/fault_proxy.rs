@@ -1,0 +1,218 @@
+//! A loopback TCP proxy that breaks links on purpose: put it in front of a harness Dovecot
+//! and point the extractor at [`FaultProxy::port`].
+//!
+//! Each connection is forwarded byte for byte until its budget in one direction is spent
+//! (`down_limit` server→client bytes, `up_limit` client→server bytes); then the proxy
+//! forwards exactly the budget, optionally stalls (forwards nothing, closes nothing) for a
+//! while, and cuts the link: both sockets are shut down, so the client sees the connection
+//! end, mid-literal if that is where the budget ran out. Plain threads, no runtime: the
+//! proxy outlives any number of passes, each with its own tokio runtime.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the proxy does to each connection.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Cut after this many server→client bytes.
+    pub down_limit: Option<u64>,
+    /// Cut after this many client→server bytes.
+    pub up_limit: Option<u64>,
+    /// Before cutting, forward nothing for this long (the client's read timeout should fire).
+    pub stall: Option<Duration>,
+}
+
+impl Faults {
+    /// Cut every connection after `bytes` from the server.
+    pub fn cut_down_after(bytes: u64) -> Self {
+        Self {
+            down_limit: Some(bytes),
+            ..Self::default()
+        }
+    }
+}
+
+/// What the proxy has seen so far.
+#[derive(Debug, Default)]
+struct Counters {
+    connections: AtomicU64,
+    cuts: AtomicU64,
+    stalls: AtomicU64,
+    bytes_down: AtomicU64,
+    bytes_up: AtomicU64,
+}
+
+/// A running proxy; dropping it stops accepting (open links end with their peers).
+pub struct FaultProxy {
+    port: u16,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Listens on a free loopback port and forwards to `127.0.0.1:target` with `faults`.
+    pub fn start(target: u16, faults: Faults) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept = {
+            let (counters, stop) = (counters.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(client) = client else { continue };
+                    counters.connections.fetch_add(1, Ordering::SeqCst);
+                    let (counters, faults) = (counters.clone(), faults.clone());
+                    std::thread::spawn(move || {
+                        if let Err(e) = serve(client, target, &faults, &counters) {
+                            eprintln!("fault proxy: {e}");
+                        }
+                    });
+                }
+            })
+        };
+        Ok(Self {
+            port,
+            counters,
+            stop,
+            accept: Some(accept),
+        })
+    }
+
+    /// The port to connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Connections accepted.
+    pub fn connections(&self) -> u64 {
+        self.counters.connections.load(Ordering::SeqCst)
+    }
+
+    /// Links cut on purpose.
+    pub fn cuts(&self) -> u64 {
+        self.counters.cuts.load(Ordering::SeqCst)
+    }
+
+    /// Links stalled before their cut.
+    pub fn stalls(&self) -> u64 {
+        self.counters.stalls.load(Ordering::SeqCst)
+    }
+
+    /// Bytes forwarded from the server, over all connections.
+    pub fn bytes_down(&self) -> u64 {
+        self.counters.bytes_down.load(Ordering::SeqCst)
+    }
+
+    /// Bytes forwarded from the client, over all connections.
+    pub fn bytes_up(&self) -> u64 {
+        self.counters.bytes_up.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+/// One link: two pumps, each cutting the whole link when its budget is spent.
+fn serve(
+    client: TcpStream,
+    target: u16,
+    faults: &Faults,
+    counters: &Arc<Counters>,
+) -> io::Result<()> {
+    let server = TcpStream::connect(("127.0.0.1", target))?;
+    for s in [&client, &server] {
+        s.set_nodelay(true)?;
+    }
+    let cut = Arc::new(AtomicBool::new(false));
+    let link = Link {
+        client: client.try_clone()?,
+        server: server.try_clone()?,
+        cut: cut.clone(),
+        counters: counters.clone(),
+        stall: faults.stall,
+    };
+    let up = {
+        let link = link.clone_handles()?;
+        let (from, to, limit) = (client.try_clone()?, server.try_clone()?, faults.up_limit);
+        std::thread::spawn(move || link.pump(from, to, limit, &link.counters.bytes_up))
+    };
+    link.pump(server, client, faults.down_limit, &link.counters.bytes_down);
+    let _ = up.join();
+    Ok(())
+}
+
+/// Both sockets of a link, to shut them down from either pump.
+struct Link {
+    client: TcpStream,
+    server: TcpStream,
+    cut: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    stall: Option<Duration>,
+}
+
+impl Link {
+    fn clone_handles(&self) -> io::Result<Self> {
+        Ok(Self {
+            client: self.client.try_clone()?,
+            server: self.server.try_clone()?,
+            cut: self.cut.clone(),
+            counters: self.counters.clone(),
+            stall: self.stall,
+        })
+    }
+
+    /// Copies `from` to `to` until either ends or `limit` bytes went through (then cuts).
+    fn pump(&self, mut from: TcpStream, mut to: TcpStream, limit: Option<u64>, count: &AtomicU64) {
+        let mut left = limit.unwrap_or(u64::MAX);
+        let mut buf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let take = n.min(usize::try_from(left).unwrap_or(usize::MAX));
+            if to.write_all(&buf[..take]).is_err() {
+                break;
+            }
+            count.fetch_add(take as u64, Ordering::SeqCst);
+            left -= take as u64;
+        }
+        if left == 0 {
+            self.cut_on_purpose();
+        } else {
+            // A peer closed: pass that on.
+            let _ = to.shutdown(Shutdown::Write);
+            let _ = from.shutdown(Shutdown::Read);
+        }
+    }
+
+    fn cut_on_purpose(&self) {
+        if self.cut.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(stall) = self.stall {
+            self.counters.stalls.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(stall);
+        }
+        self.counters.cuts.fetch_add(1, Ordering::SeqCst);
+        let _ = self.client.shutdown(Shutdown::Both);
+        let _ = self.server.shutdown(Shutdown::Both);
+    }
+}
