@@ -368,25 +368,7 @@ fn read_string(s: &str) -> Result<(String, &str)> {
 
 /// Formats seconds since the epoch as an IMAP date-time in UTC: `"05-Mar-2021 09:11:12 +0000"`.
 pub fn imap_date(unix_secs: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (days, secs) = (unix_secs.div_euclid(86_400), unix_secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    format!(
-        "{day:02}-{}-{year} {h:02}:{m:02}:{s:02} +0000",
-        MONTHS[(month - 1) as usize]
-    )
+    mailstage::imap::datetime::format(unix_secs, 0)
 }
 
 /// Flags as a set, without `\Recent` (which depends on who opened the folder first).

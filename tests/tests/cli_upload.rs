@@ -23,19 +23,7 @@ fn extracted(cli: &Cli) -> Result<Dovecot> {
     d.write_message_at("alice", "Sent", &[], T0 + 10, &simple(10))?;
     d.create_folder("alice", "Files")?;
     d.write_message_at("alice", "Files", &[], T0 + 11, &simple(11))?;
-    let port = d.port().to_string();
-    cli.ok(&[
-        "endpoint",
-        "new",
-        "--name",
-        "src",
-        "--server",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--security",
-        "none",
-    ]);
+    cli.endpoint_on("src", d.port());
     let csv = cli.write(
         "users.csv",
         "EmailAddress,UserName,Password\nalice@contoso.edu,alice,alice-pw\n",

@@ -40,11 +40,7 @@ impl Ctx {
         &self,
         f: impl FnOnce(&mut Index) -> Result<T, StageError>,
     ) -> Result<T, StageError> {
-        let mut index = self
-            .index
-            .lock()
-            .map_err(|_| StageError::Refused("the index lock was poisoned by a panic".into()))?;
-        f(&mut index)
+        crate::stage::with_index(&self.index, f)
     }
 }
 

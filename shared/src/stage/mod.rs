@@ -145,3 +145,15 @@ impl Stage {
         gc::collect(&self.blobs, &self.index)
     }
 }
+
+/// Runs `f` on an index shared between tasks (one writer at a time); a lock poisoned by a
+/// panic is refused rather than trusted.
+pub fn with_index<T>(
+    index: &std::sync::Mutex<Index>,
+    f: impl FnOnce(&mut Index) -> Result<T>,
+) -> Result<T> {
+    let mut guard = index
+        .lock()
+        .map_err(|_| StageError::Refused("the index lock was poisoned by a panic".into()))?;
+    f(&mut guard)
+}
