@@ -10,6 +10,7 @@
 //! - [`folders`]: folder names (modified UTF-7).
 //! - [`upload`]: staged mail into Microsoft 365 or another IMAP server, exactly once.
 //! - [`report`]: tables and live progress the binaries show.
+//! - [`retry`]: reconnecting with backoff, counting only attempts without progress.
 //! - [`parallel`]: one task per mailbox, a bounded number at once.
 //! - [`oauth2`]: app-only OAuth2 tokens (client credentials) for Microsoft 365's XOAUTH2.
 
@@ -21,5 +22,6 @@ pub mod imap;
 pub mod oauth2;
 pub mod parallel;
 pub mod report;
+pub mod retry;
 pub mod stage;
 pub mod upload;

@@ -12,6 +12,7 @@ use mailstage::batch::{AuthChoice, Security};
 use mailstage::folders::mutf7;
 use mailstage::imap::datetime;
 use mailstage::imap::transport::ConnectOptions;
+use mailstage::retry::RetryPolicy;
 use mailstage::stage::{Access, BlobHash, Stage};
 use mailstage::upload::{
     Credentials, MailboxUpload, MappingRules, NoUploadProgress, RateLimits, UploadJob,
@@ -74,7 +75,10 @@ pub fn job(
         concurrency: 4,
         rates: RateLimits::default(),
         dry_run: false,
-        first_backoff: Duration::from_millis(50),
+        retry: RetryPolicy {
+            first_backoff: Duration::from_millis(50),
+            ..RetryPolicy::default()
+        },
         mailboxes,
     })
 }

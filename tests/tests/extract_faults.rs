@@ -41,6 +41,7 @@ fn quick(attempts: u32, read_timeout: Duration) -> RetryPolicy {
         first_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(100),
         read_timeout,
+        ..RetryPolicy::default()
     }
 }
 

@@ -14,6 +14,7 @@ use mailstage::oauth2::{OAuthConfig, TokenSource};
 use mailstage::report::bars::Show;
 use mailstage::report::print_json;
 use mailstage::report::table::human_bytes;
+use mailstage::retry::RetryPolicy;
 use mailstage::stage::{Access, Stage};
 use mailstage::upload::{
     Credentials, MailboxUpload, MappingRules, RateLimits, TargetKind, TargetSettings, UploadJob,
@@ -169,7 +170,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
             bytes_per_second: positive(args.max_bytes_per_second, "--max-bytes-per-second")?,
         },
         dry_run: args.dry_run,
-        first_backoff: Duration::from_secs(1),
+        retry: RetryPolicy::default(),
         mailboxes,
     };
     let shared = stage.into_shared()?;

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -69,7 +68,7 @@ pub(crate) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
                         last: Box::new(e),
                     });
                 }
-                let wait = backoff(&ctx.retry, &e, fruitless);
+                let wait = ctx.retry.wait(e.throttle_backoff(), fruitless);
                 tracing::warn!(mailbox = %mb.email, fruitless, ?wait, "{e}; reconnecting");
                 counts.reconnects += 1;
                 tokio::time::sleep(wait).await;
@@ -105,22 +104,6 @@ pub(crate) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
 fn progress_mark(c: &MailboxCounts, finished: &HashSet<i64>) -> (u64, usize) {
     let rows = c.staged + c.skipped_size + c.skipped_item_cap + c.failed;
     (rows, finished.len())
-}
-
-/// Exchange's suggested backoff when it throttles; else the policy's first wait, doubled for
-/// each attempt in a row without progress (`fruitless`, 0 after one that made progress), up
-/// to its maximum: 1, 1, 2, 4 … 30 s by default.
-fn backoff(policy: &RetryPolicy, e: &ExtractError, fruitless: u32) -> Duration {
-    if let ExtractError::Imap { source, .. } = e
-        && let Some(wait) = source.throttle_backoff()
-    {
-        return wait;
-    }
-    let doublings = fruitless.saturating_sub(1).min(16);
-    policy
-        .first_backoff
-        .saturating_mul(1 << doublings)
-        .min(policy.max_backoff)
 }
 
 /// A folder after phase 1.
@@ -343,24 +326,4 @@ fn meta_of(f: &FetchData) -> Option<Meta> {
         unix: f.internal_date.as_ref().and_then(|d| d.unix),
         flags: f.flags.as_ref().map(|fl| fl.join(" ")).unwrap_or_default(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_per_attempt_without_progress_up_to_the_maximum() {
-        let policy = RetryPolicy::default();
-        let e = ExtractError::Stage(StageError::Refused("link lost".into()));
-        let waits: Vec<u64> = (0..8).map(|n| backoff(&policy, &e, n).as_secs()).collect();
-        assert_eq!(waits, [1, 1, 2, 4, 8, 16, 30, 30]);
-        let quick = RetryPolicy {
-            first_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(50),
-            ..RetryPolicy::default()
-        };
-        assert_eq!(backoff(&quick, &e, 3), Duration::from_millis(40));
-        assert_eq!(backoff(&quick, &e, 99), Duration::from_millis(50));
-    }
 }

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use crate::retry::RetryPolicy;
 pub use run::run_pass;
 
 use crate::batch::AuthChoice;
@@ -49,38 +50,6 @@ pub struct Limits {
     pub include: Vec<String>,
     /// Folders matching any of these are left out.
     pub exclude: Vec<String>,
-}
-
-/// How a mailbox's pass rides out transient failures (a dropped link, a timeout, BYE,
-/// throttling): it reconnects with exponential backoff and resumes from what is committed.
-///
-/// Only attempts that made no progress count: an attempt that committed a message row or
-/// finished a folder it had not finished before resets the count and the backoff, so a link
-/// that drops every few megabytes still gets a large mailbox through, while one that never
-/// lets a message (or a login) through fails the mailbox after `attempts_without_progress`.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    /// Attempts in a row without progress before the mailbox fails (default 6).
-    pub attempts_without_progress: u32,
-    /// The wait before reconnecting (default 1 s), doubled after each attempt in a row
-    /// without progress. Exchange's suggested backoff wins when it throttles.
-    pub first_backoff: Duration,
-    /// The longest wait between attempts (default 30 s).
-    pub max_backoff: Duration,
-    /// How long to wait for each server response before the link counts as lost
-    /// (default 120 s).
-    pub read_timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts_without_progress: 6,
-            first_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(120),
-        }
-    }
 }
 
 /// One mailbox to extract (a CSV row joined with its index row).
@@ -204,6 +173,14 @@ impl ExtractError {
     /// True when reconnecting may help (connection lost, timeout, BYE, throttling).
     pub fn is_transient(&self) -> bool {
         matches!(self, ExtractError::Imap { source, .. } if source.is_transient())
+    }
+
+    /// The wait the server asked for, when it throttled.
+    pub fn throttle_backoff(&self) -> Option<Duration> {
+        match self {
+            ExtractError::Imap { source, .. } => source.throttle_backoff(),
+            _ => None,
+        }
     }
 
     /// Names the message a fetch stopped at in the context of an IMAP error.

@@ -29,9 +29,14 @@ impl ImapTarget {
         credentials: &Credentials,
         mailbox: &str,
         m365: bool,
+        read_timeout: std::time::Duration,
     ) -> Result<Self, UploadError> {
         let at = format!("{}:{}", connect_to.host, connect_to.port);
-        let mut session = connect(connect_to, SessionConfig::default())
+        let config = SessionConfig {
+            read_timeout: Some(read_timeout),
+            ..SessionConfig::default()
+        };
+        let mut session = connect(connect_to, config)
             .await
             .during(|| format!("connecting to the target {at}"))?;
         log_in(&mut session, credentials, mailbox).await?;

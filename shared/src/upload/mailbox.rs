@@ -4,16 +4,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use super::destination::{Delivery, Destination, Outgoing};
 use super::mapping::{MappedFolder, MappingRules, folders_to_create, map_folders};
 use super::{MailboxUpload, Pace, SharedProgress, UploadCounts, UploadError, UploadOutcome};
+use crate::retry::RetryPolicy;
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
 use crate::stage::{BlobStore, Index, StageError};
 
-/// Failed attempts in a row, without a message confirmed in between, before a mailbox fails.
-const MAX_ATTEMPTS_WITHOUT_PROGRESS: u32 = 6;
 /// Messages per group (one transaction before, one after).
 const GROUP_MESSAGES: usize = 32;
 /// Bytes per group.
@@ -26,7 +24,7 @@ pub(crate) struct Ctx {
     pub m365: bool,
     pub rules: MappingRules,
     pub dry_run: bool,
-    pub first_backoff: Duration,
+    pub retry: RetryPolicy,
     pub pace: Pace,
     pub blobs: Arc<BlobStore>,
     pub index: Arc<Mutex<Index>>,
@@ -85,20 +83,17 @@ where
                 } else {
                     failures + 1
                 };
-                if failures >= MAX_ATTEMPTS_WITHOUT_PROGRESS {
+                if failures >= ctx.retry.attempts_without_progress {
                     result = Err(e);
                     break;
                 }
-                let wait = match e.throttle_backoff() {
-                    Some(wait) => {
-                        ctx.pace.throttled();
-                        counts.throttled += 1;
-                        counts.throttle_wait_ms += wait.as_millis() as u64;
-                        wait
-                    }
-                    None => ctx.first_backoff * (1 << (failures - 1).min(5)),
-                };
-                let wait = wait.min(Duration::from_secs(300));
+                let suggested = e.throttle_backoff();
+                let wait = ctx.retry.wait(suggested, failures);
+                if suggested.is_some() {
+                    ctx.pace.throttled();
+                    counts.throttled += 1;
+                    counts.throttle_wait_ms += wait.as_millis() as u64;
+                }
                 tracing::warn!(mailbox = %mb.email, failures, ?wait, "{e}; reconnecting");
                 counts.reconnects += 1;
                 tokio::time::sleep(wait).await;

@@ -57,8 +57,9 @@ pub struct UploadJob {
     pub rates: RateLimits,
     /// Plan only: list the target's folders, map, count; create and send nothing.
     pub dry_run: bool,
-    /// The first wait after a failure without progress (doubles up to 30 s).
-    pub first_backoff: std::time::Duration,
+    /// Reconnecting after transient failures (backoff, attempts without progress, read
+    /// timeout).
+    pub retry: crate::retry::RetryPolicy,
     /// The mailboxes.
     pub mailboxes: Vec<MailboxUpload>,
 }

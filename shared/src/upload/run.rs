@@ -21,7 +21,7 @@ pub async fn run_upload(
         m365: job.m365,
         rules: job.rules,
         dry_run: job.dry_run,
-        first_backoff: job.first_backoff,
+        retry: job.retry,
         pace: Pace::new(job.concurrency, job.rates),
         blobs: stage.blobs.clone(),
         index: stage.index.clone(),
@@ -31,8 +31,8 @@ pub async fn run_upload(
     run_bounded(job.mailboxes, job.concurrency, move |mailbox| {
         let (ctx, connect, credentials) = (ctx.clone(), connect.clone(), credentials.clone());
         async move {
-            let m365 = ctx.m365;
-            let open = || ImapTarget::open(&connect, &credentials, &mailbox.email, m365);
+            let (m365, timeout) = (ctx.m365, ctx.retry.read_timeout);
+            let open = || ImapTarget::open(&connect, &credentials, &mailbox.email, m365, timeout);
             upload_mailbox(&ctx, &mailbox, open).await
         }
     })

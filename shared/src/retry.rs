@@ -1,0 +1,82 @@
+//! Riding out transient failures: the policy both pipelines share, and its backoff schedule.
+
+use std::time::Duration;
+
+/// How a mailbox's pass (extraction or upload) rides out transient failures (a dropped link, a timeout, BYE,
+/// throttling): it reconnects with exponential backoff and resumes from what is committed.
+///
+/// Only attempts that made no progress count: an attempt that made progress (extraction: a
+/// message row committed or a folder finished for the first time; upload: a message settled
+/// or a folder created) resets the count and the backoff, so a link
+/// that drops every few megabytes still gets a large mailbox through, while one that never
+/// lets a message (or a login) through fails the mailbox after `attempts_without_progress`.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in a row without progress before the mailbox fails (default 6).
+    pub attempts_without_progress: u32,
+    /// The wait before reconnecting (default 1 s), doubled after each attempt in a row
+    /// without progress. Exchange's suggested backoff wins when it throttles.
+    pub first_backoff: Duration,
+    /// The longest wait between attempts (default 30 s).
+    pub max_backoff: Duration,
+    /// The longest wait a server's suggested backoff can impose (default 5 min).
+    pub max_suggested_backoff: Duration,
+    /// How long to wait for each server response before the link counts as lost
+    /// (default 120 s).
+    pub read_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts_without_progress: 6,
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            max_suggested_backoff: Duration::from_secs(300),
+            read_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before the next attempt after `fruitless` failed attempts in a row (1 s, 1 s,
+    /// 2 s, 4 s … up to `max_backoff` by default); a server's suggested backoff wins (up
+    /// to `max_suggested_backoff`).
+    pub fn wait(&self, suggested: Option<Duration>, fruitless: u32) -> Duration {
+        if let Some(wait) = suggested {
+            return wait.min(self.max_suggested_backoff);
+        }
+        let doublings = fruitless.saturating_sub(1).min(16);
+        self.first_backoff
+            .saturating_mul(1 << doublings)
+            .min(self.max_backoff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_without_progress_up_to_the_maximum() {
+        let policy = RetryPolicy::default();
+        let waits: Vec<u64> = (0..8).map(|n| policy.wait(None, n).as_secs()).collect();
+        assert_eq!(waits, [1, 1, 2, 4, 8, 16, 30, 30]);
+        let quick = RetryPolicy {
+            first_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+            ..RetryPolicy::default()
+        };
+        let waits: Vec<u64> = (1..6)
+            .map(|n| quick.wait(None, n).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [10, 20, 40, 50, 50]);
+        assert_eq!(quick.wait(None, 99), Duration::from_millis(50));
+        assert_eq!(
+            policy.wait(Some(Duration::from_millis(700)), 3),
+            Duration::from_millis(700)
+        );
+        let hour = Some(Duration::from_secs(3600));
+        assert_eq!(policy.wait(hour, 1), Duration::from_secs(300));
+    }
+}
