@@ -28,7 +28,15 @@ pub struct LiveProgress {
 struct Bars {
     multi: MultiProgress,
     total: ProgressBar,
-    mailboxes: Mutex<HashMap<String, ProgressBar>>,
+    mailboxes: Mutex<HashMap<String, MailboxBar>>,
+}
+
+/// A mailbox's line, and the bytes it added to the total (a reconnect plans again, for
+/// what is left, so the total is corrected rather than added to).
+struct MailboxBar {
+    bar: ProgressBar,
+    planned_bytes: u64,
+    done_bytes: u64,
 }
 
 const TOTAL: &str =
@@ -65,11 +73,6 @@ impl LiveProgress {
         }
     }
 
-    fn bar_of(&self, email: &str) -> Option<ProgressBar> {
-        let b = self.bars.as_ref()?;
-        b.mailboxes.lock().ok()?.get(email).cloned()
-    }
-
     /// A mailbox's run begins.
     pub fn started(&self, email: &str) {
         if let Some(b) = &self.bars {
@@ -78,20 +81,36 @@ impl LiveProgress {
             bar.set_prefix(email.to_owned());
             bar.set_message("listing folders");
             if let Ok(mut map) = b.mailboxes.lock() {
-                map.insert(email.to_owned(), bar);
+                let line = MailboxBar {
+                    bar,
+                    planned_bytes: 0,
+                    done_bytes: 0,
+                };
+                map.insert(email.to_owned(), line);
             }
         } else if self.lines {
             eprintln!("{email}: started");
         }
     }
 
-    /// A mailbox's work is known.
+    /// A mailbox's work is known: `messages` and `bytes` still to do (after a reconnect,
+    /// what is left).
     pub fn planned(&self, email: &str, messages: u64, bytes: u64) {
         if let Some(b) = &self.bars {
-            b.total.inc_length(bytes);
-            if let Some(bar) = self.bar_of(email) {
-                bar.set_length(messages);
-                bar.set_message(String::new());
+            if let Some(line) = b
+                .mailboxes
+                .lock()
+                .ok()
+                .as_mut()
+                .and_then(|m| m.get_mut(email))
+            {
+                let planned = line.done_bytes + bytes;
+                let total = b.total.length().unwrap_or(0);
+                b.total
+                    .set_length((total + planned).saturating_sub(line.planned_bytes));
+                line.planned_bytes = planned;
+                line.bar.set_length(line.bar.position() + messages);
+                line.bar.set_message(String::new());
             }
         } else if self.lines {
             eprintln!(
@@ -105,8 +124,15 @@ impl LiveProgress {
     pub fn advanced(&self, email: &str, messages: u64, bytes: u64) {
         if let Some(b) = &self.bars {
             b.total.inc(bytes);
-            if let Some(bar) = self.bar_of(email) {
-                bar.inc(messages);
+            if let Some(line) = b
+                .mailboxes
+                .lock()
+                .ok()
+                .as_mut()
+                .and_then(|m| m.get_mut(email))
+            {
+                line.done_bytes += bytes;
+                line.bar.inc(messages);
             }
         }
     }
@@ -114,9 +140,9 @@ impl LiveProgress {
     /// A mailbox's run ended; `line` describes it (printed above the bars on a terminal).
     pub fn finished(&self, email: &str, line: String, error: Option<&str>) {
         if let Some(b) = &self.bars {
-            if let Some(bar) = b.mailboxes.lock().ok().and_then(|mut m| m.remove(email)) {
-                bar.finish_and_clear();
-                b.multi.remove(&bar);
+            if let Some(line) = b.mailboxes.lock().ok().and_then(|mut m| m.remove(email)) {
+                line.bar.finish_and_clear();
+                b.multi.remove(&line.bar);
             }
             let _ = b.multi.println(line);
         } else if self.lines {
@@ -133,4 +159,42 @@ fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bars drawn nowhere, as on a terminal.
+    fn hidden() -> LiveProgress {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
+        let total = multi.add(ProgressBar::new(0));
+        LiveProgress {
+            bars: Some(Bars {
+                multi,
+                total,
+                mailboxes: Mutex::new(HashMap::new()),
+            }),
+            lines: false,
+            verb: "fetch",
+        }
+    }
+
+    #[test]
+    fn a_plan_made_again_after_a_reconnect_replaces_the_first() {
+        let p = hidden();
+        p.started("a@x");
+        p.started("b@x");
+        p.planned("a@x", 10, 1000);
+        p.planned("b@x", 5, 500);
+        p.advanced("a@x", 4, 400);
+        // a@x reconnects and plans what is left: 6 messages, 600 bytes.
+        p.planned("a@x", 6, 600);
+        let b = p.bars.as_ref().unwrap();
+        assert_eq!(b.total.length(), Some(1500));
+        assert_eq!(b.total.position(), 400);
+        let map = b.mailboxes.lock().unwrap();
+        assert_eq!(map["a@x"].bar.length(), Some(10));
+        assert_eq!(map["a@x"].bar.position(), 4);
+    }
 }
