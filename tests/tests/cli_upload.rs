@@ -10,6 +10,7 @@ use mailstage_tests::Dovecot;
 use mailstage_tests::fixtures::simple;
 use mailstage_tests::upload::{ADMIN, target_dovecot};
 use serde_json::Value;
+use std::process::Output;
 
 const T0: u64 = 1_695_000_000;
 const SECRET_VAR: &str = "MAILSTAGE_TEST_TARGET_PASSWORD";
@@ -24,23 +25,16 @@ fn extracted(cli: &Cli) -> Result<Dovecot> {
     d.create_folder("alice", "Files")?;
     d.write_message_at("alice", "Files", &[], T0 + 11, &simple(11))?;
     cli.endpoint_on("src", d.port());
-    let csv = cli.write(
-        "users.csv",
-        "EmailAddress,UserName,Password\nalice@contoso.edu,alice,alice-pw\n",
-    );
-    let csv = csv.to_str().expect("UTF-8 path");
-    cli.ok(&[
-        "batch",
-        "new",
-        "--name",
-        "b1",
-        "--endpoint",
-        "src",
-        "--csv",
-        csv,
-        "--autostart",
-    ]);
+    cli.batch("b1", "src", &["alice@contoso.edu,alice,alice-pw"]);
+    cli.ok(&["batch", "start", "b1", "--quiet"]);
     Ok(d)
+}
+
+/// `mailstage-upload run --batch b1 --target TARGET ARGS…`.
+fn upload_run(cli: &Cli, target: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut all = vec!["run", "--batch", "b1", "--target", target];
+    all.extend_from_slice(args);
+    cli.upload(&all, env)
 }
 
 fn status(cli: &Cli) -> Value {
@@ -88,18 +82,7 @@ fn dry_run_then_run_then_a_run_that_sends_nothing() -> Result<()> {
     assert_eq!(status(&cli)[0]["pending"], 5);
 
     let env = [(SECRET_VAR, ADMIN.1)];
-    let dry = cli.upload(
-        &[
-            "run",
-            "--batch",
-            "b1",
-            "--target",
-            "dst",
-            "--dry-run",
-            "--quiet",
-        ],
-        &env,
-    );
+    let dry = upload_run(&cli, "dst", &["--dry-run", "--quiet"], &env);
     let shown = text(&dry);
     assert_eq!(dry.status.code(), Some(0), "{shown}");
     assert!(shown.contains("would upload 5 message(s)"), "{shown}");
@@ -109,18 +92,7 @@ fn dry_run_then_run_then_a_run_that_sends_nothing() -> Result<()> {
     );
     assert_eq!(status(&cli)[0]["pending"], 5, "a dry run sends nothing");
 
-    let run = cli.upload(
-        &[
-            "run",
-            "--batch",
-            "b1",
-            "--target",
-            "dst",
-            "--exclude",
-            "Files",
-        ],
-        &env,
-    );
+    let run = upload_run(&cli, "dst", &["--exclude", "Files"], &env);
     let shown = text(&run);
     assert_eq!(run.status.code(), Some(0), "{shown}");
     assert!(shown.contains("alice@contoso.edu: 4 uploaded"), "{shown}");
@@ -139,17 +111,11 @@ fn dry_run_then_run_then_a_run_that_sends_nothing() -> Result<()> {
         "{s}"
     );
 
-    let run = cli.upload(
-        &["run", "--batch", "b1", "--target", "dst", "--quiet"],
-        &env,
-    );
+    let run = upload_run(&cli, "dst", &["--quiet"], &env);
     let shown = text(&run);
     assert_eq!(run.status.code(), Some(0), "{shown}");
     assert!(shown.contains("alice@contoso.edu: 1 uploaded"), "{shown}");
-    let run = cli.upload(
-        &["run", "--batch", "b1", "--target", "dst", "--quiet"],
-        &env,
-    );
+    let run = upload_run(&cli, "dst", &["--quiet"], &env);
     assert!(
         text(&run).contains("alice@contoso.edu: 0 uploaded"),
         "{}",
@@ -209,16 +175,13 @@ fn errors_name_the_cause() -> Result<()> {
         "{no_secret}"
     );
 
-    let run = cli.upload(&["run", "--batch", "b1", "--target", "dst", "--quiet"], &[]);
+    let run = upload_run(&cli, "dst", &["--quiet"], &[]);
     assert_eq!(run.status.code(), Some(1));
     assert!(text(&run).contains(SECRET_VAR), "{}", text(&run));
 
     // Nothing listens on port 9: the run stops at once, naming the target and the address.
     let started = std::time::Instant::now();
-    let run = cli.upload(
-        &["run", "--batch", "b1", "--target", "dst", "--quiet"],
-        &[(SECRET_VAR, "x")],
-    );
+    let run = upload_run(&cli, "dst", &["--quiet"], &[(SECRET_VAR, "x")]);
     let shown = text(&run);
     assert_eq!(run.status.code(), Some(1), "{shown}");
     assert!(
@@ -227,18 +190,12 @@ fn errors_name_the_cause() -> Result<()> {
     );
     assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
 
-    let unknown = text(&cli.upload(&["run", "--batch", "b1", "--target", "nope"], &[]));
+    let unknown = text(&upload_run(&cli, "nope", &[], &[]));
     assert!(unknown.contains("no target named \"nope\""), "{unknown}");
-    let users = text(&cli.upload(
-        &[
-            "run",
-            "--batch",
-            "b1",
-            "--target",
-            "dst",
-            "--users",
-            "eve@x.test",
-        ],
+    let users = text(&upload_run(
+        &cli,
+        "dst",
+        &["--users", "eve@x.test"],
         &[(SECRET_VAR, "x")],
     ));
     assert!(
