@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use mailstage::batch::{AuthChoice, read_batch_file};
+use mailstage::report::print_json;
 use mailstage::stage::index::{
     BatchInfo, BatchSettings, BatchStatus, DEFAULT_MAX_ITEMS, MailboxState, NewMailbox, auth_name,
 };
@@ -148,7 +149,7 @@ fn new_batch(stage_dir: &Path, a: NewBatchArgs, out: &mut dyn Write) -> anyhow::
         .create_batch_with_mailboxes(&settings, &mailboxes)?;
     let info = stage.index().batch(&a.name)?;
     if a.json {
-        return print_json(out, &info);
+        return Ok(print_json(out, &info)?);
     }
     writeln!(
         out,
@@ -207,7 +208,7 @@ fn status(stage_dir: &Path, a: StatusArgs, out: &mut dyn Write) -> anyhow::Resul
     let Some(name) = a.name else {
         let all = index.batch_statuses()?;
         if a.json {
-            return print_json(out, &all);
+            return Ok(print_json(out, &all)?);
         }
         if all.is_empty() {
             writeln!(
@@ -227,7 +228,7 @@ fn status(stage_dir: &Path, a: StatusArgs, out: &mut dyn Write) -> anyhow::Resul
     };
     let s = index.batch_status(&name)?;
     if a.json {
-        return print_json(out, &s);
+        return Ok(print_json(out, &s)?);
     }
     let t = &s.totals;
     let c = &t.counts;
@@ -345,13 +346,13 @@ fn remove(stage_dir: &Path, a: RemoveArgs, out: &mut dyn Write) -> anyhow::Resul
             removed: &'a mailstage::stage::index::RemovedBatch,
             gc: &'a mailstage::stage::GcReport,
         }
-        return print_json(
+        return Ok(print_json(
             out,
             &Removal {
                 removed: &removed,
                 gc: &gc,
             },
-        );
+        )?);
     }
     writeln!(
         out,
@@ -371,11 +372,6 @@ fn remove(stage_dir: &Path, a: RemoveArgs, out: &mut dyn Write) -> anyhow::Resul
         grouped(gc.orphan_blobs),
         human_bytes(gc.orphan_bytes)
     )?;
-    Ok(())
-}
-
-fn print_json(out: &mut dyn Write, value: &impl Serialize) -> anyhow::Result<()> {
-    writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 

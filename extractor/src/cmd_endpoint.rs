@@ -6,6 +6,7 @@ use std::path::Path;
 
 use clap::{Args, Subcommand};
 use mailstage::batch::{EndpointSettings, Security};
+use mailstage::report::print_json;
 use mailstage::stage::{Access, Index, Stage};
 use serde::Serialize;
 
@@ -123,19 +124,6 @@ fn batch_list(names: &[String]) -> String {
     }
 }
 
-/// The usual port for a security mode: 993 for implicit TLS, 143 for plain and STARTTLS.
-fn default_port(security: Security) -> u16 {
-    match security {
-        Security::Ssl => 993,
-        Security::None | Security::Tls => 143,
-    }
-}
-
-fn print_json(out: &mut dyn Write, value: &impl Serialize) -> anyhow::Result<()> {
-    writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
-    Ok(())
-}
-
 /// Runs an `endpoint` subcommand on the stage at `stage_dir`; returns the exit status.
 pub fn run(stage_dir: &Path, cmd: EndpointCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
     match cmd {
@@ -146,7 +134,7 @@ pub fn run(stage_dir: &Path, cmd: EndpointCommand, out: &mut dyn Write) -> anyho
             let mut settings = EndpointSettings::new(
                 &a.name,
                 &a.server,
-                a.port.unwrap_or(default_port(a.security)),
+                a.port.unwrap_or(a.security.default_port()),
                 a.security,
             );
             settings.max_concurrent_migrations = a.max_concurrent_migrations;

@@ -14,8 +14,9 @@ use mailstage::extract::{
 };
 use mailstage::imap::diagnose::check_server;
 use mailstage::imap::transport::ConnectOptions;
+use mailstage::report::print_json;
 use mailstage::stage::index::{BatchState, NewMailbox};
-use mailstage::stage::{Access, Stage, StageError};
+use mailstage::stage::{Access, Stage, with_index};
 
 use crate::progress::{PassProgress, Show, describe};
 
@@ -192,14 +193,10 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
     let outcomes = runtime.block_on(run_pass(job, &shared, progress.clone()));
     progress.finish();
     let (state, code) = verdict(&outcomes);
-    shared
-        .index
-        .lock()
-        .map_err(|_| StageError::Refused("the index lock was poisoned".into()))?
-        .set_batch_state(&a.name, state)?;
+    with_index(&shared.index, |i| i.set_batch_state(&a.name, state))?;
     if a.json {
         let summary = serde_json::json!({ "batch": a.name, "state": state, "mailboxes": outcomes });
-        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+        print_json(out, &summary)?;
     } else {
         for o in &outcomes {
             writeln!(out, "{}", describe(o))?;

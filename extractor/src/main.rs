@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mailstage::report::print_json;
 use mailstage::stage::{Access, Stage, maildir};
 
 /// Extract mailboxes from an IMAP server into a local, verifiable stage.
@@ -95,7 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let stage = Stage::open(&cli.stage, Access::Write)?;
             let report = stage.gc()?;
             if json {
-                writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
+                print_json(&mut stdout, &report)?;
             } else {
                 writeln!(
                     stdout,
@@ -113,7 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let report = maildir::build_maildir(&stage, &out, batch.as_deref())
                 .with_context(|| format!("building the maildir view at {}", out.display()))?;
             if json {
-                writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
+                print_json(&mut stdout, &report)?;
             } else {
                 writeln!(
                     stdout,

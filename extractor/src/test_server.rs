@@ -10,6 +10,7 @@ use clap::Args;
 use mailstage::batch::{AuthChoice, Security, read_batch_file};
 use mailstage::imap::diagnose::{Failure, LoginCheck, ServerReport, check_logins, check_server};
 use mailstage::imap::transport::ConnectOptions;
+use mailstage::report::print_json;
 use serde::Serialize;
 
 /// Arguments of `test-server`.
@@ -60,10 +61,7 @@ pub fn run(args: TestServerArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         Some(path) => Some(read_batch_file(path)?),
         None => None,
     };
-    let port = args.port.unwrap_or(match args.security {
-        Security::Ssl => 993,
-        Security::None | Security::Tls => 143,
-    });
+    let port = args.port.unwrap_or(args.security.default_port());
     let mut opts = ConnectOptions::new(&args.server, port, args.security);
     opts.ca_file = args.ca_file.clone();
     opts.insecure = args.insecure;
@@ -90,7 +88,7 @@ pub fn run(args: TestServerArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         passed,
     };
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&results)?)?;
+        print_json(out, &results)?;
     } else {
         render(&results, args.csv.as_ref(), out)?;
     }

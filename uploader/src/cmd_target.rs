@@ -124,9 +124,7 @@ fn settings(a: NewTargetArgs) -> anyhow::Result<TargetSettings> {
         bail!("--name must not be empty");
     }
     let security = a.security.unwrap_or(Security::Ssl);
-    let port = a
-        .port
-        .unwrap_or(if security == Security::Ssl { 993 } else { 143 });
+    let port = a.port.unwrap_or(security.default_port());
     let kind = match a.kind {
         Kind::M365Imap => TargetKind::M365Imap {
             tenant: a

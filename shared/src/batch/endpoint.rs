@@ -16,6 +16,14 @@ pub enum Security {
 }
 
 impl Security {
+    /// The usual port: 993 for implicit TLS, 143 for plain and STARTTLS.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Security::Ssl => 993,
+            Security::None | Security::Tls => 143,
+        }
+    }
+
     /// The lowercase name used on the command line and in the index.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -147,10 +147,7 @@ fn commit(
     let (blobs, index) = (ctx.blobs.clone(), ctx.index.clone());
     tokio::task::spawn_blocking(move || {
         let stored = blobs.persist(pending)?;
-        index
-            .lock()
-            .map_err(|_| StageError::Refused("the index lock was poisoned by a panic".into()))?
-            .commit_messages(&rows)?;
+        crate::stage::with_index(&index, |i| i.commit_messages(&rows))?;
         Ok(GroupDone::tally(
             &rows,
             stored.iter().filter(|s| s.deduplicated).count() as u64,

@@ -115,7 +115,8 @@ impl Pace {
     }
 
     /// APPENDs allowed at once now.
-    pub fn current(&self) -> usize {
+    #[cfg(test)]
+    fn current(&self) -> usize {
         self.state.lock().map_or(1, |s| s.current)
     }
 }

@@ -12,10 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::{AuthChoice, Security};
 
-/// Microsoft 365's IMAP host.
-pub const M365_IMAP_HOST: &str = "outlook.office365.com";
-/// Microsoft Entra ID's login base URL (global cloud).
-pub const M365_LOGIN_URL: &str = "https://login.microsoftonline.com";
+pub use crate::oauth2::{
+    DEFAULT_IMAP_HOST as M365_IMAP_HOST, DEFAULT_LOGIN_BASE as M365_LOGIN_URL,
+};
 
 /// Where a secret is read from when a run starts (the secret itself is never stored).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
