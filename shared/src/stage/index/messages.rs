@@ -1,6 +1,6 @@
 //! Message rows: group commits from the extractor, and the reads verify, gc and maildir need.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use rusqlite::Row;
@@ -191,7 +191,15 @@ impl Index {
                         &m.message_id,
                     ))
                     .map_err(sql)?;
-                bump.execute((m.folder_id, m.uid)).map_err(sql)?;
+            }
+            // One bump per folder (a group usually holds one folder's UIDs).
+            let mut highest: HashMap<i64, u32> = HashMap::new();
+            for m in rows {
+                let h = highest.entry(m.folder_id).or_default();
+                *h = (*h).max(m.uid);
+            }
+            for (folder, uid) in highest {
+                bump.execute((folder, uid)).map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)
