@@ -1,7 +1,6 @@
 //! The small interface every upload transport implements, and how it logs in.
 
 use std::future::Future;
-use std::path::PathBuf;
 
 use secrecy::SecretString;
 
@@ -12,10 +11,10 @@ use crate::oauth2::TokenSource;
 use crate::stage::index::UploadItem;
 
 /// A message as the target receives it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Outgoing {
-    /// The blob file holding its bytes.
-    pub path: PathBuf,
+    /// The blob holding its bytes, open for reading.
+    pub blob: std::fs::File,
     /// Its size in bytes.
     pub size: u64,
     /// Flags to set (system flags and keywords; `\Recent` is never sent).
@@ -49,7 +48,7 @@ pub trait Destination: Send {
     fn append(
         &mut self,
         folder: &[String],
-        message: &Outgoing,
+        message: Outgoing,
     ) -> impl Future<Output = Result<Delivery, UploadError>> + Send;
     /// How many messages in a folder carry the item's key: its Message-ID, or with none
     /// its exact INTERNALDATE and size.

@@ -157,19 +157,11 @@ impl Destination for ImapTarget {
     async fn append(
         &mut self,
         folder: &[String],
-        message: &Outgoing,
+        message: Outgoing,
     ) -> Result<Delivery, UploadError> {
         let wire = self.wire(folder);
         let name = || folder.join("/");
-        let file = tokio::fs::File::open(&message.path)
-            .await
-            .map_err(|source| {
-                UploadError::Stage(crate::stage::StageError::Io {
-                    action: "open",
-                    path: message.path.clone(),
-                    source,
-                })
-            })?;
+        let file = tokio::fs::File::from_std(message.blob);
         let flags: Vec<&str> = message.flags.iter().map(String::as_str).collect();
         let appended = self
             .session

@@ -263,8 +263,20 @@ async fn send_group<D: Destination>(
     let (mut sent, mut sent_bytes) = (0, 0);
     let mut failure = None;
     for (n, item) in group.iter().enumerate() {
+        let blob = match ctx.blobs.open_blob(&item.blob) {
+            Ok(file) => file,
+            Err(e) => {
+                results.extend(
+                    group[n..]
+                        .iter()
+                        .map(|i| (i.message_row, UploadResult::Pending)),
+                );
+                failure = Some(e.into());
+                break;
+            }
+        };
         let message = Outgoing {
-            path: ctx.blobs.path_of(&item.blob),
+            blob,
             size: item.size,
             flags: item
                 .flags
@@ -275,7 +287,7 @@ async fn send_group<D: Destination>(
             internaldate: item.internaldate.clone(),
         };
         let permit = ctx.pace.admit(item.size).await;
-        let delivered = dest.append(path, &message).await;
+        let delivered = dest.append(path, message).await;
         if let Some(p) = permit {
             ctx.pace
                 .release(p, matches!(delivered, Ok(Delivery::Stored(_))));
