@@ -154,11 +154,6 @@ impl<R> FrameReader<R> {
         (self.inner, rest)
     }
 
-    /// The limits in force.
-    pub fn limits(&self) -> &FramingLimits {
-        &self.limits
-    }
-
     /// Bytes of memory held by the reader itself (its read buffer).
     pub fn buffer_capacity(&self) -> usize {
         self.buf.len()

@@ -155,11 +155,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         &self.events
     }
 
-    /// Takes the recorded mailbox events, leaving them empty.
-    pub fn take_events(&mut self) -> MailboxEvents {
-        std::mem::take(&mut self.events)
-    }
-
     /// The underlying stream.
     pub fn stream(&mut self) -> &mut S {
         self.conn.get_mut()
