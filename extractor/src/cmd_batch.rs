@@ -45,7 +45,7 @@ pub struct NewBatchArgs {
     /// The endpoint (source IMAP server) to read from.
     #[arg(long)]
     endpoint: String,
-    /// The batch file: EmailAddress,UserName,Password[,UserRoot], one row per mailbox.
+    /// The batch file: EmailAddress,UserName,Password[,UserRoot][,TargetUserName], one row per mailbox.
     #[arg(long)]
     csv: PathBuf,
     /// Copy only folders matching this pattern (repeatable; default: every mail folder).
@@ -132,6 +132,7 @@ fn new_batch(stage_dir: &Path, a: NewBatchArgs, out: &mut dyn Write) -> anyhow::
             email: r.email,
             login_name: r.user_name,
             user_root: r.user_root,
+            target_user: r.target_user,
         })
         .collect();
     let settings = BatchSettings {

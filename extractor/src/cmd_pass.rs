@@ -131,6 +131,7 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
                 email: m.email.clone(),
                 login_name: row.user_name.clone(),
                 user_root: row.user_root.clone(),
+                target_user: row.target_user.clone(),
             },
         )?;
         jobs.push(MailboxJob {

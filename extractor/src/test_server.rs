@@ -31,7 +31,7 @@ pub struct TestServerArgs {
     /// Accept any certificate. Only for a lab server: the connection can be intercepted.
     #[arg(long)]
     insecure: bool,
-    /// A batch CSV (EmailAddress,UserName,Password[,UserRoot]): try every row's login.
+    /// A batch CSV (EmailAddress,UserName,Password[,UserRoot][,TargetUserName]): try every row's login.
     #[arg(long)]
     csv: Option<PathBuf>,
     /// How to log in: auto, login, plain or xoauth2.

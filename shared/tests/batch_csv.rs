@@ -76,7 +76,7 @@ fn missing_columns_empty_files_and_bad_encoding() {
     assert_eq!(
         problems("Email,UserName,Password\nx@y.z,u,p\n"),
         vec![
-            "row 1, column EmailAddress: missing column (the header must name EmailAddress, UserName and Password; UserRoot is optional)"
+            "row 1, column EmailAddress: missing column (the header must name EmailAddress, UserName and Password; UserRoot and TargetUserName are optional)"
         ]
     );
     assert_eq!(
@@ -101,4 +101,32 @@ fn quoted_fields_may_span_lines_and_rows_still_number_right() {
         problems(text),
         vec!["row 4, column EmailAddress: \"bad\" is not an e-mail address: no @"]
     );
+}
+
+#[test]
+fn target_user_name_is_optional_and_checked() {
+    let text = "EmailAddress,UserName,Password,TargetUserName\n\
+                ann@old.example,ann,pw1,ann.smith@new.example\n\
+                bob@old.example,bob,pw2,\n\
+                cat@old.example,cat,pw3,cat jones@new.example\n";
+    let found = problems(text);
+    assert_eq!(
+        found,
+        vec![
+            "row 4, column TargetUserName: \"cat jones@new.example\" holds spaces or control \
+             characters (it names the target mailbox)"
+        ]
+    );
+    let rows = parse(&text.replace("cat jones", "cat.jones")).unwrap();
+    assert_eq!(
+        rows[0].target_user.as_deref(),
+        Some("ann.smith@new.example")
+    );
+    assert_eq!(rows[1].target_user, None, "empty means the EmailAddress");
+    assert_eq!(
+        rows[2].target_user.as_deref(),
+        Some("cat.jones@new.example")
+    );
+    let without = parse("EmailAddress,UserName,Password\nann@x.example,ann,pw\n").unwrap();
+    assert_eq!(without[0].target_user, None);
 }

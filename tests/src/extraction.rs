@@ -66,6 +66,7 @@ fn ensure_batch(stage: &Stage, d: &Dovecot, mailboxes: &[TestMailbox<'_>]) -> Re
                 email: m.email.into(),
                 login_name: m.login.into(),
                 user_root: m.user_root.map(str::to_owned),
+                target_user: None,
             },
         )?);
     }

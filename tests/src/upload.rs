@@ -56,10 +56,7 @@ pub fn job(
         .mailboxes("b1")?
         .into_iter()
         .filter(|m| only.is_none_or(|o| o.contains(&m.email.as_str())))
-        .map(|m| MailboxUpload {
-            mailbox_id: m.id,
-            email: m.email,
-        })
+        .map(MailboxUpload::of)
         .collect();
     Ok(UploadJob {
         batch: "b1".into(),

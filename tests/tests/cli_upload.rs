@@ -30,27 +30,9 @@ fn extracted(cli: &Cli) -> Result<Dovecot> {
     Ok(d)
 }
 
-/// `mailstage-upload run --batch b1 --target TARGET ARGS…`.
-fn upload_run(cli: &Cli, target: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut all = vec!["run", "--batch", "b1", "--target", target];
-    all.extend_from_slice(args);
-    cli.upload(&all, env)
-}
-
-fn status(cli: &Cli) -> Value {
-    let out = cli.upload(
-        &["status", "--batch", "b1", "--target", "dst", "--json"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    serde_json::from_slice(&out.stdout).expect("JSON status")
-}
-
-#[test]
-fn dry_run_then_run_then_a_run_that_sends_nothing() -> Result<()> {
-    let cli = Cli::new();
-    let _source = extracted(&cli)?;
-    let target = target_dovecot(&["alice@contoso.edu"])?;
+/// Creates target `dst`: `target`, logging in as `mailbox*admin` with the password in
+/// [`SECRET_VAR`].
+fn new_target(cli: &Cli, target: &Dovecot) {
     let port = target.port().to_string();
     let created = cli.upload(
         &[
@@ -74,6 +56,30 @@ fn dry_run_then_run_then_a_run_that_sends_nothing() -> Result<()> {
         &[],
     );
     assert_eq!(created.status.code(), Some(0), "{}", text(&created));
+}
+
+/// `mailstage-upload run --batch b1 --target TARGET ARGS…`.
+fn upload_run(cli: &Cli, target: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut all = vec!["run", "--batch", "b1", "--target", target];
+    all.extend_from_slice(args);
+    cli.upload(&all, env)
+}
+
+fn status(cli: &Cli) -> Value {
+    let out = cli.upload(
+        &["status", "--batch", "b1", "--target", "dst", "--json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("JSON status")
+}
+
+#[test]
+fn dry_run_then_run_then_a_run_that_sends_nothing() -> Result<()> {
+    let cli = Cli::new();
+    let _source = extracted(&cli)?;
+    let target = target_dovecot(&["alice@contoso.edu"])?;
+    new_target(&cli, &target);
     let shown = text(&cli.upload(&["target", "show", "dst"], &[]));
     assert!(
         shown.contains(&format!("environment variable {SECRET_VAR}")),
@@ -207,5 +213,67 @@ fn errors_name_the_cause() -> Result<()> {
         refused.contains("removed"),
         "no uploads recorded yet: {refused}"
     );
+    Ok(())
+}
+
+#[test]
+fn target_user_name_picks_the_target_mailbox_and_status_shows_the_rate() -> Result<()> {
+    let cli = Cli::new();
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..4 {
+        source.write_message_at("alice", "INBOX", &[], T0 + i, &simple(i))?;
+    }
+    cli.endpoint_on("src", source.port());
+    cli.batch_with_header(
+        "b1",
+        "src",
+        "EmailAddress,UserName,Password,TargetUserName",
+        &["alice@contoso.edu,alice,alice-pw,alice.smith@fabrikam.example"],
+    );
+    cli.ok(&["batch", "start", "b1", "--quiet"]);
+    // Only the renamed mailbox exists on the target: a login as the EmailAddress would fail.
+    let target = target_dovecot(&["alice.smith@fabrikam.example"])?;
+    new_target(&cli, &target);
+    let env = [(SECRET_VAR, ADMIN.1)];
+
+    let run = upload_run(&cli, "dst", &["--quiet"], &env);
+    let shown = text(&run);
+    assert_eq!(run.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("alice@contoso.edu -> alice.smith@fabrikam.example: 4 uploaded"),
+        "{shown}"
+    );
+    let mut p = target.connect()?;
+    p.login(
+        &format!("alice.smith@fabrikam.example*{}", ADMIN.0),
+        ADMIN.1,
+    )?
+    .ok()?;
+    p.examine("INBOX")?;
+    assert_eq!(p.uids()?.len(), 4);
+
+    // No --target: the batch went to one target only.
+    let out = cli.upload(&["status", "--batch", "b1", "--json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s: Value = serde_json::from_slice(&out.stdout)?;
+    let s = &s[0];
+    assert_eq!(s["target_mailbox"], "alice.smith@fabrikam.example", "{s}");
+    assert_eq!(
+        (s["run_messages"].as_u64(), s["done"].as_u64()),
+        (Some(4), Some(4)),
+        "{s}"
+    );
+    assert!(s["run_bytes"].as_u64() > Some(0), "{s}");
+    assert!(s["run_started_at"].is_string(), "{s}");
+    let table = text(&cli.upload(&["status", "--batch", "b1"], &[]));
+    assert!(table.contains("LAST RUN"), "{table}");
+    assert!(
+        table.contains("alice@contoso.edu -> alice.smith@fabrikam.example"),
+        "{table}"
+    );
+    // A second run confirms nothing new, and its own counts start from zero.
+    let again = upload_run(&cli, "dst", &["--quiet"], &env);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(status(&cli)[0]["run_messages"], 0);
     Ok(())
 }

@@ -128,10 +128,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
         .index()
         .mailboxes(&args.batch)?
         .into_iter()
-        .map(|m| MailboxUpload {
-            mailbox_id: m.id,
-            email: m.email,
-        })
+        .map(MailboxUpload::of)
         .collect();
     if !args.users.is_empty() {
         for u in &args.users {

@@ -3,10 +3,12 @@
 use std::io::Write;
 use std::path::Path;
 
+use anyhow::bail;
 use clap::Args;
 use mailstage::report::print_json;
 use mailstage::report::table::{Align, Table, grouped, human_bytes, or_dash};
-use mailstage::stage::{Access, Stage};
+use mailstage::stage::{Access, Index, Stage};
+use mailstage::upload::mailbox_label;
 
 /// Arguments of `status`.
 #[derive(Args)]
@@ -14,9 +16,10 @@ pub struct StatusArgs {
     /// The batch.
     #[arg(long)]
     batch: String,
-    /// The target.
+    /// The target (may be left out when the batch went to one target only, or only one
+    /// exists).
     #[arg(long)]
-    target: String,
+    target: Option<String>,
     /// Print it as JSON.
     #[arg(long)]
     json: bool,
@@ -25,8 +28,8 @@ pub struct StatusArgs {
 /// Runs `status`; exit status 0.
 pub fn run(stage_dir: &Path, args: StatusArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     let stage = Stage::open(stage_dir, Access::Read)?;
-    stage.index().target(&args.target)?;
-    let rows = stage.index().upload_status(&args.batch, &args.target)?;
+    let target = which_target(stage.index(), &args)?;
+    let rows = stage.index().upload_status(&args.batch, &target)?;
     if args.json {
         print_json(out, &rows)?;
         return Ok(0);
@@ -40,11 +43,12 @@ pub fn run(stage_dir: &Path, args: StatusArgs, out: &mut dyn Write) -> anyhow::R
         ("IN FLIGHT", Align::Right),
         ("FAILED", Align::Right),
         ("BYTES DONE", Align::Right),
+        ("LAST RUN", Align::Right),
         ("LAST ERROR", Align::Left),
     ]);
     for r in &rows {
         t.row(vec![
-            r.email.clone(),
+            mailbox_label(&r.email, &r.target_mailbox),
             r.state.clone().unwrap_or_else(|| "NotStarted".into()),
             grouped(r.staged),
             grouped(r.done),
@@ -56,9 +60,43 @@ pub fn run(stage_dir: &Path, args: StatusArgs, out: &mut dyn Write) -> anyhow::R
                 human_bytes(r.done_bytes),
                 human_bytes(r.staged_bytes)
             ),
+            r.rate().map_or_else(
+                || "-".into(),
+                |(m, b)| format!("{m:.1} msg/s, {}/s", human_bytes(b as u64)),
+            ),
             or_dash(r.last_error.as_deref().or(r.last_refusal.as_deref())),
         ]);
     }
     t.write(out)?;
     Ok(0)
+}
+
+/// The target asked for, or the only one the batch went to (or the only one there is).
+fn which_target(index: &Index, args: &StatusArgs) -> anyhow::Result<String> {
+    if let Some(t) = &args.target {
+        index.target(t)?;
+        return Ok(t.clone());
+    }
+    let used = index.targets_of_batch(&args.batch)?;
+    let names = |v: &[String]| v.join(", ");
+    match used.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => {
+            let all: Vec<String> = index.targets()?.into_iter().map(|t| t.name).collect();
+            match all.as_slice() {
+                [one] => Ok(one.clone()),
+                [] => bail!("no target exists yet: create one with `mailstage-upload target new`"),
+                _ => bail!(
+                    "batch {:?} has not been uploaded yet; name a target with --target ({})",
+                    args.batch,
+                    names(&all)
+                ),
+            }
+        }
+        _ => bail!(
+            "batch {:?} went to several targets ({}); name one with --target",
+            args.batch,
+            names(&used)
+        ),
+    }
 }

@@ -3,7 +3,7 @@
 
 use mailstage::report::bars::{LiveProgress, Show};
 use mailstage::report::table::human_bytes;
-use mailstage::upload::{UploadOutcome, UploadProgress};
+use mailstage::upload::{UploadOutcome, UploadProgress, mailbox_label};
 
 /// Progress for `run`.
 pub struct UploadBars(LiveProgress);
@@ -45,10 +45,11 @@ impl UploadProgress for UploadBars {
 /// One line about a mailbox's run (or its plan, for a dry run).
 pub fn describe(o: &UploadOutcome, dry_run: bool) -> String {
     let c = &o.counts;
+    let label = mailbox_label(&o.email, &o.target_mailbox);
     let mut line = if dry_run {
         format!(
             "{}: would upload {} message(s), {}; {} in folders left out",
-            o.email,
+            label,
             c.planned,
             human_bytes(c.planned_bytes),
             c.left_out
@@ -56,7 +57,7 @@ pub fn describe(o: &UploadOutcome, dry_run: bool) -> String {
     } else {
         format!(
             "{}: {} uploaded ({}), {} refused, {} folder(s) created",
-            o.email,
+            label,
             c.uploaded,
             human_bytes(c.uploaded_bytes),
             c.refused,

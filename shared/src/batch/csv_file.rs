@@ -1,5 +1,6 @@
-//! CSV batch files: `EmailAddress,UserName,Password[,UserRoot]`, one row per mailbox, as
-//! `New-MigrationBatch -CSVData` takes them.
+//! CSV batch files: `EmailAddress,UserName,Password[,UserRoot][,TargetUserName]`, one row
+//! per mailbox, as `New-MigrationBatch -CSVData` takes them. `TargetUserName` (ours, not
+//! Microsoft's) names the target mailbox when it is not the `EmailAddress`.
 //!
 //! Header names are matched case-insensitively; a UTF-8 byte-order mark is accepted; fields
 //! may be quoted (passwords with commas and quotes work). The whole file is checked before
@@ -26,6 +27,8 @@ pub struct BatchRow {
     pub password: SecretString,
     /// Where this user's folders start, for Courier-style admin logins (`UserRoot`).
     pub user_root: Option<String>,
+    /// The mailbox to upload into when it is not `email` (`TargetUserName`).
+    pub target_user: Option<String>,
 }
 
 /// One problem in a batch file.
@@ -81,6 +84,7 @@ const EMAIL: &str = "EmailAddress";
 const USER: &str = "UserName";
 const PASSWORD: &str = "Password";
 const ROOT: &str = "UserRoot";
+const TARGET: &str = "TargetUserName";
 
 /// Reads and checks a batch file.
 pub fn read_batch_file(path: &Path) -> Result<Vec<BatchRow>, BatchFileError> {
@@ -165,6 +169,7 @@ struct Columns {
     user: usize,
     password: usize,
     root: Option<usize>,
+    target: Option<usize>,
 }
 
 fn header_columns(header: &csv::ByteRecord) -> Result<Columns, Vec<RowProblem>> {
@@ -176,7 +181,7 @@ fn header_columns(header: &csv::ByteRecord) -> Result<Columns, Vec<RowProblem>> 
     let mut problems = Vec::new();
     let mut need = |name: &'static str| {
         find(name).or_else(|| {
-            problems.push(problem(1, Some(name), "missing column (the header must name EmailAddress, UserName and Password; UserRoot is optional)".into()));
+            problems.push(problem(1, Some(name), "missing column (the header must name EmailAddress, UserName and Password; UserRoot and TargetUserName are optional)".into()));
             None
         })
     };
@@ -187,6 +192,7 @@ fn header_columns(header: &csv::ByteRecord) -> Result<Columns, Vec<RowProblem>> 
             user,
             password,
             root: find(ROOT),
+            target: find(TARGET),
         }),
         _ => Err(problems),
     }
@@ -216,7 +222,7 @@ fn parse_row(
             return None;
         };
         let s = if trim { s.trim() } else { s };
-        if s.is_empty() && column != ROOT {
+        if s.is_empty() && column != ROOT && column != TARGET {
             problems.push(problem(row, Some(column), "empty".into()));
             return None;
         }
@@ -229,6 +235,19 @@ fn parse_row(
         .root
         .and_then(|i| text(i, ROOT, true))
         .filter(|r| !r.is_empty());
+    let target = c
+        .target
+        .and_then(|i| text(i, TARGET, true))
+        .filter(|t| !t.is_empty());
+    if let Some(t) = &target
+        && t.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        problems.push(problem(
+            row,
+            Some(TARGET),
+            format!("{t:?} holds spaces or control characters (it names the target mailbox)"),
+        ));
+    }
     if let Some(e) = &email
         && let Err(why) = check_address(e)
     {
@@ -245,6 +264,7 @@ fn parse_row(
             user_name,
             password: SecretString::from(password),
             user_root: root,
+            target_user: target,
         }),
         _ => Err(problems),
     }

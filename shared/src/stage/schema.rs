@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -180,4 +180,18 @@ CREATE TABLE upload_runs (
     updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
     PRIMARY KEY (mailbox_id, target)
 );
+"#;
+
+/// Version 4: target mailboxes that differ from the source address, and run rates.
+///
+/// - `mailboxes.target_user`: the CSV's optional `TargetUserName`, the mailbox to upload
+///   into when it is not the `EmailAddress` (a renamed user, another domain). NULL means the
+///   `EmailAddress`.
+/// - `upload_runs.started_at`, `run_messages`, `run_bytes`: when the last run of a mailbox
+///   began and what it has confirmed since, so `status` shows its rate.
+const V4: &str = r#"
+ALTER TABLE mailboxes ADD COLUMN target_user TEXT;
+ALTER TABLE upload_runs ADD COLUMN started_at TEXT;
+ALTER TABLE upload_runs ADD COLUMN run_messages INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE upload_runs ADD COLUMN run_bytes INTEGER NOT NULL DEFAULT 0;
 "#;

@@ -101,7 +101,7 @@ where
             Err(e) => result = Err(e),
         }
     }
-    let error = result.err().map(|e| format!("{}: {e}", mb.email));
+    let error = result.err().map(|e| format!("{}: {e}", mb.label()));
     if !ctx.dry_run {
         let state = match (&error, counts.refused) {
             (Some(_), _) => "Failed",
@@ -123,6 +123,7 @@ where
     }
     let outcome = UploadOutcome {
         email: mb.email.clone(),
+        target_mailbox: mb.target_mailbox.clone(),
         counts,
         folders,
         error,
@@ -210,7 +211,8 @@ async fn resolve_in_flight<D: Destination>(
             Err(e) => return Err(e),
         }
     };
-    let confirmed = ctx.index(|i| i.done_with_key(&ctx.target, &mb.email, sent_to, item))?;
+    let confirmed =
+        ctx.index(|i| i.done_with_key(&ctx.target, &mb.target_mailbox, sent_to, item))?;
     let found = present > confirmed;
     let result = if found {
         counts.found_present += 1;
@@ -258,7 +260,7 @@ async fn send_group<D: Destination>(
 ) -> Result<(), UploadError> {
     let key = serde_json::to_string(path).unwrap_or_default();
     let rows: Vec<i64> = group.iter().map(|i| i.message_row).collect();
-    ctx.index(|i| i.begin_uploads(&ctx.target, &mb.email, &key, &rows))?;
+    ctx.index(|i| i.begin_uploads(&ctx.target, &mb.target_mailbox, &key, &rows))?;
     let mut results = Vec::with_capacity(group.len());
     let (mut sent, mut sent_bytes) = (0, 0);
     let mut failure = None;
@@ -315,7 +317,8 @@ async fn send_group<D: Destination>(
             }
         }
     }
-    ctx.index(|i| i.finish_uploads(&ctx.target, &results))?;
+    let confirmed = Some((mb.mailbox_id, sent, sent_bytes));
+    ctx.index(|i| i.finish_group(&ctx.target, &results, confirmed))?;
     counts.uploaded += sent;
     counts.uploaded_bytes += sent_bytes;
     ctx.progress.uploaded(&mb.email, sent, sent_bytes);

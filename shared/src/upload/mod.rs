@@ -28,13 +28,40 @@ pub use target::{
 
 use crate::imap::transport::ConnectOptions;
 
-/// One source mailbox to upload (into the target mailbox of the same address).
+/// One source mailbox to upload, and the target mailbox it goes into.
 #[derive(Clone, Debug)]
 pub struct MailboxUpload {
     /// The mailbox's row in the index.
     pub mailbox_id: i64,
-    /// Its EmailAddress: the target mailbox.
+    /// Its EmailAddress (how it is named in reports).
     pub email: String,
+    /// The target mailbox: the CSV's `TargetUserName` when given, else the EmailAddress.
+    pub target_mailbox: String,
+}
+
+impl MailboxUpload {
+    /// The upload of a batch's mailbox as the index records it.
+    pub fn of(m: crate::stage::index::MailboxInfo) -> Self {
+        Self {
+            mailbox_id: m.id,
+            target_mailbox: m.target_user.unwrap_or_else(|| m.email.clone()),
+            email: m.email,
+        }
+    }
+
+    /// How messages name it: see [`mailbox_label`].
+    pub fn label(&self) -> String {
+        mailbox_label(&self.email, &self.target_mailbox)
+    }
+}
+
+/// `email`, or `email -> target` when the target mailbox differs.
+pub fn mailbox_label(email: &str, target_mailbox: &str) -> String {
+    if target_mailbox.eq_ignore_ascii_case(email) {
+        email.to_owned()
+    } else {
+        format!("{email} -> {target_mailbox}")
+    }
 }
 
 /// Everything an upload run needs.
@@ -98,6 +125,8 @@ pub struct UploadCounts {
 pub struct UploadOutcome {
     /// The mailbox's address.
     pub email: String,
+    /// The target mailbox it went into.
+    pub target_mailbox: String,
     /// What was done.
     pub counts: UploadCounts,
     /// Where each source folder goes.

@@ -32,7 +32,15 @@ pub async fn run_upload(
         let (ctx, connect, credentials) = (ctx.clone(), connect.clone(), credentials.clone());
         async move {
             let (m365, timeout) = (ctx.m365, ctx.retry.read_timeout);
-            let open = || ImapTarget::open(&connect, &credentials, &mailbox.email, m365, timeout);
+            let open = || {
+                ImapTarget::open(
+                    &connect,
+                    &credentials,
+                    &mailbox.target_mailbox,
+                    m365,
+                    timeout,
+                )
+            };
             upload_mailbox(&ctx, &mailbox, open).await
         }
     })

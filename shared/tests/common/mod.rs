@@ -33,6 +33,7 @@ pub fn stage_with_mailbox(root: &Path) -> (Stage, i64) {
                 email: "alice@example.com".into(),
                 login_name: "alice".into(),
                 user_root: None,
+                target_user: None,
             },
         )
         .unwrap();

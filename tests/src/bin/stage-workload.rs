@@ -98,6 +98,7 @@ fn ensure_folder(stage: &Stage) -> Result<i64, StageError> {
             email: "crash@example.com".into(),
             login_name: "crash".into(),
             user_root: None,
+            target_user: None,
         },
     )?;
     let inbox = FolderInfo {

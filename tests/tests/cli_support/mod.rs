@@ -94,9 +94,20 @@ impl Cli {
 
     /// Creates batch `name` on `endpoint` from a CSV with these rows (after the header).
     pub fn batch(&self, name: &str, endpoint: &str, rows: &[&str]) -> PathBuf {
+        self.batch_with_header(name, endpoint, "EmailAddress,UserName,Password", rows)
+    }
+
+    /// Creates batch `name` on `endpoint` from a CSV with this header and these rows.
+    pub fn batch_with_header(
+        &self,
+        name: &str,
+        endpoint: &str,
+        header: &str,
+        rows: &[&str],
+    ) -> PathBuf {
         let csv = self.write(
             &format!("{name}.csv"),
-            &format!("EmailAddress,UserName,Password\n{}\n", rows.join("\n")),
+            &format!("{header}\n{}\n", rows.join("\n")),
         );
         let path = csv.to_str().expect("UTF-8 temp path");
         self.ok(&[

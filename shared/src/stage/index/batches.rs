@@ -86,6 +86,8 @@ pub struct MailboxInfo {
     pub login_name: String,
     /// Where the user's tree starts for Courier-style admin logins (`UserRoot`).
     pub user_root: Option<String>,
+    /// The mailbox to upload into when it is not `email` (`TargetUserName`).
+    pub target_user: Option<String>,
     /// Its state.
     pub state: MailboxState,
     /// Why its last pass failed, if it did.
@@ -252,8 +254,9 @@ impl Index {
         {
             let mut insert = tx
                 .prepare(
-                    "INSERT INTO mailboxes (batch_id, email, login_name, user_root, state)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO mailboxes (batch_id, email, login_name, user_root, state,
+                         target_user)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(sql)?;
             for m in mailboxes {
@@ -264,6 +267,7 @@ impl Index {
                         &m.login_name,
                         &m.user_root,
                         MailboxState::Queued,
+                        &m.target_user,
                     ))
                     .map_err(sql)?;
             }
@@ -347,7 +351,8 @@ impl Index {
     pub fn mailboxes(&self, batch: &str) -> Result<Vec<MailboxInfo>> {
         let batch_id = self.batch_id(batch)?;
         let mut stmt = self.sql(self.conn.prepare(
-            "SELECT id, email, login_name, user_root, state, last_error, last_sync_at
+            "SELECT id, email, login_name, user_root, state, last_error, last_sync_at,
+                 target_user
              FROM mailboxes WHERE batch_id = ?1 ORDER BY email",
         ))?;
         let rows = stmt.query_map([batch_id], |r| {
@@ -359,6 +364,7 @@ impl Index {
                 state: r.get(4)?,
                 last_error: r.get(5)?,
                 last_sync_at: r.get(6)?,
+                target_user: r.get(7)?,
             })
         });
         self.sql(rows.and_then(Iterator::collect))

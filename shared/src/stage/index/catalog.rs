@@ -47,6 +47,8 @@ pub struct NewMailbox {
     pub login_name: String,
     /// Where the user's tree starts for Courier-style admin logins (`UserRoot`).
     pub user_root: Option<String>,
+    /// The mailbox to upload into when it is not `email` (`TargetUserName`).
+    pub target_user: Option<String>,
 }
 
 /// A folder as the server lists it.
@@ -179,11 +181,19 @@ impl Index {
     /// Adds a mailbox to a batch, or returns the existing one with the same address.
     pub fn add_mailbox(&self, batch_id: i64, m: &NewMailbox) -> Result<i64> {
         self.sql(self.conn.query_row(
-            "INSERT INTO mailboxes (batch_id, email, login_name, user_root) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO mailboxes (batch_id, email, login_name, user_root, target_user)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (batch_id, email) DO UPDATE
-                 SET login_name = excluded.login_name, user_root = excluded.user_root
+                 SET login_name = excluded.login_name, user_root = excluded.user_root,
+                     target_user = excluded.target_user
              RETURNING id",
-            (batch_id, &m.email, &m.login_name, &m.user_root),
+            (
+                batch_id,
+                &m.email,
+                &m.login_name,
+                &m.user_root,
+                &m.target_user,
+            ),
             |r| r.get(0),
         ))
     }

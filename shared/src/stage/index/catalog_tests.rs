@@ -20,6 +20,7 @@ fn mailbox(email: &str) -> NewMailbox {
         email: email.into(),
         login_name: email.split('@').next().unwrap().into(),
         user_root: None,
+        target_user: None,
     }
 }
 

@@ -46,6 +46,20 @@ impl Index {
         rows.iter().map(|(n, j)| parse_target(n, j)).collect()
     }
 
+    /// The targets a batch's mailboxes have upload runs to, by name.
+    pub fn targets_of_batch(&self, batch: &str) -> Result<Vec<String>> {
+        let batch_id = self.batch_id(batch)?;
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT DISTINCT r.target FROM upload_runs r
+             JOIN mailboxes mb ON mb.id = r.mailbox_id
+             WHERE mb.batch_id = ?1 ORDER BY r.target",
+        ))?;
+        self.sql(
+            stmt.query_map([batch_id], |r| r.get(0))
+                .and_then(Iterator::collect),
+        )
+    }
+
     /// Removes the target `name`. Refused while the index records uploads to it (their
     /// history is what makes a later run upload nothing twice), unless `force`.
     pub fn remove_target(&mut self, name: &str, force: bool) -> Result<()> {

@@ -90,8 +90,10 @@ pub enum UploadResult {
 /// A mailbox's upload state for one target.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MailboxUploadStatus {
-    /// The source mailbox (and target mailbox) address.
+    /// The source mailbox's address.
     pub email: String,
+    /// The target mailbox (the CSV's `TargetUserName`, else the same address).
+    pub target_mailbox: String,
     /// The state of the last run (`Uploading`, `Uploaded`, `UploadedWithErrors`, `Failed`),
     /// or none before the first.
     pub state: Option<String>,
@@ -113,8 +115,27 @@ pub struct MailboxUploadStatus {
     pub last_error: Option<String>,
     /// The most recent refusal of a single message.
     pub last_refusal: Option<String>,
-    /// When the last run changed state.
+    /// When the last run changed state or confirmed a group.
     pub updated_at: Option<String>,
+    /// When the last run began.
+    pub run_started_at: Option<String>,
+    /// Messages and bytes the last run confirmed, and over how many seconds (to its end, or
+    /// to now while it runs).
+    pub run_messages: u64,
+    /// Bytes the last run confirmed.
+    pub run_bytes: u64,
+    /// Seconds the last run took, or has taken so far.
+    pub run_seconds: u64,
+}
+
+impl MailboxUploadStatus {
+    /// The last run's rate in messages and bytes per second, once it has lasted a second.
+    pub fn rate(&self) -> Option<(f64, f64)> {
+        (self.run_seconds > 0).then(|| {
+            let s = self.run_seconds as f64;
+            (self.run_messages as f64 / s, self.run_bytes as f64 / s)
+        })
+    }
 }
 
 const QUEUE_SELECT: &str = "
@@ -220,9 +241,30 @@ impl Index {
 
     /// Records what became of sent messages, in one transaction.
     pub fn finish_uploads(&mut self, target: &str, results: &[(i64, UploadResult)]) -> Result<()> {
+        self.finish_group(target, results, None)
+    }
+
+    /// Records what became of a group of sent messages and adds what the target confirmed
+    /// (`(mailbox_id, messages, bytes)`) to the mailbox's run, in one transaction.
+    pub fn finish_group(
+        &mut self,
+        target: &str,
+        results: &[(i64, UploadResult)],
+        confirmed: Option<(i64, u64, u64)>,
+    ) -> Result<()> {
         let path = &self.path;
         let sql = |e| sqlite(path, e);
         let tx = self.conn.transaction().map_err(sql)?;
+        if let Some((mailbox_id, messages, bytes)) = confirmed {
+            tx.execute(
+                "UPDATE upload_runs SET run_messages = run_messages + ?3,
+                     run_bytes = run_bytes + ?4,
+                     updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+                 WHERE mailbox_id = ?1 AND target = ?2",
+                (mailbox_id, target, to_sql_int(messages), to_sql_int(bytes)),
+            )
+            .map_err(sql)?;
+        }
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -271,7 +313,8 @@ impl Index {
         Ok(n.max(0) as u64)
     }
 
-    /// Records the state of a mailbox's upload run (and its error, if it failed).
+    /// Records the state of a mailbox's upload run (and its error, if it failed);
+    /// `Uploading` starts a new run (its clock and counts start from zero).
     pub fn set_upload_run(
         &self,
         mailbox_id: i64,
@@ -280,10 +323,15 @@ impl Index {
         error: Option<&str>,
     ) -> Result<()> {
         self.sql(self.conn.execute(
-            "INSERT INTO upload_runs (mailbox_id, target, state, last_error) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO upload_runs (mailbox_id, target, state, last_error, started_at)
+             VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
              ON CONFLICT (mailbox_id, target) DO UPDATE SET state = excluded.state,
                  last_error = excluded.last_error,
-                 updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),
+                 started_at = CASE WHEN excluded.state = 'Uploading'
+                     THEN excluded.started_at ELSE started_at END,
+                 run_messages = CASE WHEN excluded.state = 'Uploading' THEN 0 ELSE run_messages END,
+                 run_bytes = CASE WHEN excluded.state = 'Uploading' THEN 0 ELSE run_bytes END",
             (mailbox_id, target, state, error),
         ))?;
         Ok(())
@@ -303,7 +351,11 @@ impl Index {
                  (SELECT u2.last_error FROM uploads u2 JOIN messages m2 ON m2.id = u2.message_id
                   JOIN folders f2 ON f2.id = m2.folder_id
                   WHERE f2.mailbox_id = mb.id AND u2.target = ?2 AND u2.state = 'failed'
-                  ORDER BY u2.updated_at DESC, u2.id DESC LIMIT 1)
+                  ORDER BY u2.updated_at DESC, u2.id DESC LIMIT 1),
+                 coalesce(mb.target_user, mb.email), r.started_at,
+                 coalesce(r.run_messages, 0), coalesce(r.run_bytes, 0),
+                 coalesce(CAST(round((julianday(CASE WHEN r.state = 'Uploading' THEN 'now'
+                     ELSE r.updated_at END) - julianday(r.started_at)) * 86400) AS INTEGER), 0)
              FROM mailboxes mb
              JOIN batches b ON b.id = mb.batch_id
              LEFT JOIN upload_runs r ON r.mailbox_id = mb.id AND r.target = ?2
@@ -330,6 +382,11 @@ impl Index {
                 failed,
                 done_bytes: n(9)?,
                 last_refusal: r.get(10)?,
+                target_mailbox: r.get(11)?,
+                run_started_at: r.get(12)?,
+                run_messages: n(13)?,
+                run_bytes: n(14)?,
+                run_seconds: n(15)?,
             })
         });
         self.sql(rows.and_then(Iterator::collect))
