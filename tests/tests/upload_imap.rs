@@ -252,3 +252,70 @@ fn a_mailbox_the_target_refuses_fails_alone_and_is_named() -> Result<()> {
     assert_eq!(status[1].done, 0);
     Ok(())
 }
+
+#[test]
+fn a_folder_read_again_after_a_uidvalidity_change_is_not_uploaded_twice() -> Result<()> {
+    const T0: u64 = 1_650_000_000;
+    let dir = tempfile::tempdir()?;
+    let source = Dovecot::builder().user("carol", "carol-pw").start()?;
+    let carol = "carol@contoso.edu";
+    let mailboxes = [TestMailbox {
+        email: carol,
+        login: "carol",
+        password: "carol-pw",
+        user_root: None,
+    }];
+    source.create_folder("carol", "Keep")?;
+    // Two copies of the same bytes: duplicates stay duplicates.
+    for n in [1, 2, 2] {
+        source.write_message_at("carol", "Keep", &[], T0 + n, &simple(300 + n))?;
+    }
+    let extract = |pass| -> Result<()> {
+        let out = mailstage_tests::extraction::run(
+            dir.path(),
+            &source,
+            &mailboxes,
+            default_limits(),
+            pass,
+        )?;
+        assert!(out[0].error.is_none(), "{out:?}");
+        Ok(())
+    };
+    extract(Pass::Full)?;
+    let target = target_dovecot(&[carol])?;
+    let upload = || {
+        run(
+            dir.path(),
+            job(dir.path(), &target, None, MappingRules::default())?,
+        )
+    };
+    let first = upload()?;
+    all_ok(&first);
+    assert_eq!(first[0].counts.uploaded, 3);
+
+    // The folder is recreated on the source (a new UIDVALIDITY) with the same three
+    // messages and one more; the next pass reads it again from UID 1.
+    let mut p = source.login("carol")?;
+    p.command("DELETE Keep")?.ok()?;
+    p.command("CREATE Keep")?.ok()?;
+    p.logout()?;
+    for n in [1, 2, 2, 3] {
+        source.append(
+            "carol",
+            "Keep",
+            &[],
+            Some((T0 + n) as i64),
+            &simple(300 + n),
+        )?;
+    }
+    extract(Pass::Incremental)?;
+
+    let second = upload()?;
+    all_ok(&second);
+    let c = &second[0].counts;
+    assert_eq!((c.adopted, c.uploaded), (3, 1), "{c:?}");
+    let staged = staged_contents(dir.path())?;
+    assert_eq!(staged.values().map(Vec::len).sum::<usize>(), 4);
+    assert_eq!(target_contents(&target, carol)?, staged);
+    Ok(())
+}

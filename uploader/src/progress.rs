@@ -70,6 +70,12 @@ pub fn describe(o: &UploadOutcome, dry_run: bool) -> String {
             c.found_present, c.resent
         ));
     }
+    if c.adopted > 0 {
+        line.push_str(&format!(
+            "; {} re-read after a UIDVALIDITY change and already on the target",
+            c.adopted
+        ));
+    }
     if c.reconnects + c.throttled > 0 {
         line.push_str(&format!(
             "; {} reconnect(s), throttled {} time(s) ({} ms waited)",

@@ -61,9 +61,10 @@ where
         result = ctx
             .index(|i| {
                 i.set_upload_run(mb.mailbox_id, &ctx.target, "Uploading", None)?;
-                i.retry_failed_uploads(&ctx.target, mb.mailbox_id)
+                i.retry_failed_uploads(&ctx.target, mb.mailbox_id)?;
+                i.adopt_retired_uploads(&ctx.target, mb.mailbox_id)
             })
-            .map(drop)
+            .map(|adopted| counts.adopted = adopted)
             .map_err(UploadError::from);
     }
     let mut failures = 0;

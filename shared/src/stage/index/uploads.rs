@@ -5,7 +5,7 @@
 //! server confirmed it, each group of state changes in one transaction. A message left
 //! `in_flight` by a crash is looked for on the target before it is sent again.
 
-use rusqlite::Row;
+use rusqlite::{OptionalExtension, Row};
 
 use super::{Index, sqlite, to_sql_int};
 use crate::stage::error::Result;
@@ -207,6 +207,62 @@ impl Index {
             (target, mailbox_id),
         ))?;
         Ok(n as u64)
+    }
+
+    /// Carries the upload records of a mailbox's retired messages (their folder was read
+    /// again after a UIDVALIDITY change) over to the re-read copies with the same bytes in
+    /// the same folder, one copy per record, so what the target already holds is not sent
+    /// twice. Only `done` and `in_flight` records move (an in-flight one is then looked for
+    /// on the target as before). Returns how many moved.
+    pub fn adopt_retired_uploads(&mut self, target: &str, mailbox_id: i64) -> Result<u64> {
+        let path = &self.path;
+        let sql = |e| sqlite(path, e);
+        let tx = self.conn.transaction().map_err(sql)?;
+        let mut moved = 0;
+        {
+            let mut records = tx
+                .prepare(
+                    // From the mailbox's folders down (CROSS JOIN fixes the order), so
+                    // the cost is the mailbox's size, not the target's upload count.
+                    "SELECT u.id, m.folder_id, m.blob FROM folders f
+                     CROSS JOIN messages m ON m.folder_id = f.id
+                     CROSS JOIN uploads u ON u.message_id = m.id AND u.target = ?2
+                     WHERE f.mailbox_id = ?1 AND m.state = 'retired'
+                       AND u.state IN ('done', 'in_flight')
+                     ORDER BY m.folder_id, m.uidvalidity, m.uid",
+                )
+                .map_err(sql)?;
+            let rows: Vec<(i64, i64, String)> = records
+                .query_map((mailbox_id, target), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .and_then(Iterator::collect)
+                .map_err(sql)?;
+            let mut copy = tx
+                .prepare(
+                    "SELECT s.id FROM messages s
+                     WHERE s.folder_id = ?1 AND s.blob = ?2 AND s.state = 'staged'
+                       AND NOT EXISTS (SELECT 1 FROM uploads x
+                                       WHERE x.message_id = s.id AND x.target = ?3)
+                     ORDER BY s.uidvalidity, s.uid LIMIT 1",
+                )
+                .map_err(sql)?;
+            let mut adopt = tx
+                .prepare("UPDATE uploads SET message_id = ?2 WHERE id = ?1")
+                .map_err(sql)?;
+            for (record, folder_id, blob) in rows {
+                let found: Option<i64> = copy
+                    .query_row((folder_id, &blob, target), |r| r.get(0))
+                    .optional()
+                    .map_err(sql)?;
+                if let Some(message) = found {
+                    adopt.execute((record, message)).map_err(sql)?;
+                    moved += 1;
+                }
+            }
+        }
+        tx.commit().map_err(sql)?;
+        Ok(moved)
     }
 
     /// Marks messages `in_flight` to a target mailbox and folder, in one transaction,
