@@ -40,6 +40,8 @@ impl Faults {
 #[derive(Debug, Default)]
 struct Counters {
     connections: AtomicU64,
+    open: AtomicU64,
+    most_open: AtomicU64,
     cuts: AtomicU64,
     stalls: AtomicU64,
     bytes_down: AtomicU64,
@@ -70,11 +72,14 @@ impl FaultProxy {
                     }
                     let Ok(client) = client else { continue };
                     counters.connections.fetch_add(1, Ordering::SeqCst);
+                    let open = counters.open.fetch_add(1, Ordering::SeqCst) + 1;
+                    counters.most_open.fetch_max(open, Ordering::SeqCst);
                     let (counters, faults) = (counters.clone(), faults.clone());
                     std::thread::spawn(move || {
                         if let Err(e) = serve(client, target, &faults, &counters) {
                             eprintln!("fault proxy: {e}");
                         }
+                        counters.open.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
             })
@@ -95,6 +100,11 @@ impl FaultProxy {
     /// Connections accepted.
     pub fn connections(&self) -> u64 {
         self.counters.connections.load(Ordering::SeqCst)
+    }
+
+    /// The most connections that were open at once.
+    pub fn most_open(&self) -> u64 {
+        self.counters.most_open.load(Ordering::SeqCst)
     }
 
     /// Links cut on purpose.

@@ -70,6 +70,7 @@ pub fn job(
         },
         rules,
         concurrency: 4,
+        connections: 2,
         rates: RateLimits::default(),
         dry_run: false,
         retry: RetryPolicy {

@@ -11,6 +11,7 @@ use mailstage::stage::{Access, Stage};
 use mailstage::upload::{MappingRules, UploadOutcome};
 use mailstage_tests::Dovecot;
 use mailstage_tests::extraction::{TestMailbox, default_limits};
+use mailstage_tests::fault_proxy::{FaultProxy, Faults};
 use mailstage_tests::fixtures::{self, ODD_FOLDERS, simple};
 use mailstage_tests::upload::{ADMIN, job, run, staged_contents, target_contents, target_dovecot};
 
@@ -317,5 +318,42 @@ fn a_folder_read_again_after_a_uidvalidity_change_is_not_uploaded_twice() -> Res
     let staged = staged_contents(dir.path())?;
     assert_eq!(staged.values().map(Vec::len).sum::<usize>(), 4);
     assert_eq!(target_contents(&target, carol)?, staged);
+    Ok(())
+}
+
+#[test]
+fn one_mailbox_goes_over_several_connections_exactly_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let source = Dovecot::builder().user("dave", "dave-pw").start()?;
+    let dave = "dave@contoso.edu";
+    for i in 0..200 {
+        source.write_message_at("dave", "INBOX", &[], 1_660_000_000 + i, &simple(400 + i))?;
+    }
+    let mailboxes = [TestMailbox {
+        email: dave,
+        login: "dave",
+        password: "dave-pw",
+        user_root: None,
+    }];
+    let out = mailstage_tests::extraction::run(
+        dir.path(),
+        &source,
+        &mailboxes,
+        default_limits(),
+        Pass::Full,
+    )?;
+    assert!(out[0].error.is_none(), "{out:?}");
+    let target = target_dovecot(&[dave])?;
+    // Counts the connections open at once on their way to the target.
+    let proxy = FaultProxy::start(target.port(), Faults::default())?;
+    let mut job = job(dir.path(), &target, None, MappingRules::default())?;
+    job.connect.port = proxy.port();
+    job.connections = 3;
+    let outcomes = run(dir.path(), job)?;
+    all_ok(&outcomes);
+    assert_eq!(outcomes[0].counts.uploaded, 200);
+    assert_eq!(proxy.most_open(), 3, "three connections sent at once");
+    let staged = staged_contents(dir.path())?;
+    assert_eq!(target_contents(&target, dave)?, staged);
     Ok(())
 }

@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// Mailboxes uploaded at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=200))]
     concurrency: u32,
+    /// Connections per mailbox, each sending from the mailbox's queue (hides the round trip
+    /// of each APPEND; the most APPENDs in flight is concurrency × this).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    connections_per_mailbox: u32,
     /// Rename a source folder (and its subfolders): 'Old/Path=New/Path' (levels separated
     /// by `/`). Repeatable.
     #[arg(long = "map", value_name = "OLD=NEW")]
@@ -159,6 +163,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
         credentials,
         rules,
         concurrency: args.concurrency as usize,
+        connections: args.connections_per_mailbox as usize,
         rates: RateLimits {
             messages_per_second: positive(
                 args.max_messages_per_second,

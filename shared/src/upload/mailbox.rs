@@ -5,17 +5,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use super::destination::{Delivery, Destination, Outgoing};
+use super::destination::Destination;
 use super::mapping::{MappedFolder, MappingRules, folders_to_create, map_folders};
+use super::send::{Group, groups, send_all};
 use super::{MailboxUpload, Pace, SharedProgress, UploadCounts, UploadError, UploadOutcome};
 use crate::retry::RetryPolicy;
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
 use crate::stage::{BlobStore, Index, StageError};
-
-/// Messages per group (one transaction before, one after).
-const GROUP_MESSAGES: usize = 32;
-/// Bytes per group.
-const GROUP_BYTES: u64 = 32 << 20;
 
 /// What every mailbox task of a run shares.
 pub(crate) struct Ctx {
@@ -25,6 +21,7 @@ pub(crate) struct Ctx {
     pub rules: MappingRules,
     pub dry_run: bool,
     pub retry: RetryPolicy,
+    pub connections: usize,
     pub pace: Pace,
     pub blobs: Arc<BlobStore>,
     pub index: Arc<Mutex<Index>>,
@@ -33,7 +30,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// Runs `f` on the index (one writer at a time).
-    fn index<T>(
+    pub(crate) fn index<T>(
         &self,
         f: impl FnOnce(&mut Index) -> Result<T, StageError>,
     ) -> Result<T, StageError> {
@@ -72,9 +69,13 @@ where
         let before = progress_mark(&counts);
         let attempt = async {
             let mut dest = open().await?;
-            let done = upload_once(ctx, mb, &mut dest, &mut counts, &mut folders).await;
-            dest.close().await;
-            done
+            match upload_once(ctx, mb, &mut dest, &mut counts, &mut folders).await {
+                Ok(work) => send_all(ctx, mb, dest, &open, work, &mut counts).await,
+                Err(e) => {
+                    dest.close().await;
+                    Err(e)
+                }
+            }
         };
         match attempt.await {
             Ok(()) => break,
@@ -138,14 +139,15 @@ fn progress_mark(c: &UploadCounts) -> u64 {
     c.uploaded + c.found_present + c.refused + c.folders_created
 }
 
-/// One connection's worth of work: plan, create folders, resolve, send.
+/// Plans on one connection: maps the folders, creates what is missing, resolves what a
+/// crash left in flight, and returns the groups to send (none for a dry run).
 async fn upload_once<D: Destination>(
     ctx: &Ctx,
     mb: &MailboxUpload,
     dest: &mut D,
     counts: &mut UploadCounts,
     folders_out: &mut Vec<MappedFolder>,
-) -> Result<(), UploadError> {
+) -> Result<Vec<Group>, UploadError> {
     let target = dest.folders().await?;
     let sources = ctx.index(|i| i.upload_folders(mb.mailbox_id))?;
     let mapped = map_folders(&sources, &target, ctx.m365, &ctx.rules);
@@ -162,7 +164,7 @@ async fn upload_once<D: Destination>(
     if ctx.dry_run {
         counts.planned = sendable.len() as u64;
         counts.planned_bytes = sendable.iter().map(|i| i.size).sum();
-        return Ok(());
+        return Ok(Vec::new());
     }
     for path in folders_to_create(&mapped, &target) {
         dest.create_folder(&path).await?;
@@ -180,13 +182,10 @@ async fn upload_once<D: Destination>(
     }
     let (messages, bytes) = (to_send.len() as u64, to_send.iter().map(|i| i.size).sum());
     ctx.progress.mailbox_planned(&mb.email, messages, bytes);
-    for folder_items in to_send.chunk_by(|a, b| a.folder_id == b.folder_id) {
-        let path = dest_of[&folder_items[0].folder_id];
-        for group in groups(folder_items) {
-            send_group(ctx, mb, dest, path, group, counts).await?;
-        }
-    }
-    Ok(())
+    Ok(to_send
+        .chunk_by(|a, b| a.folder_id == b.folder_id)
+        .flat_map(|items| groups(dest_of[&items[0].folder_id], items))
+        .collect())
 }
 
 /// Looks for a message a previous run left in flight where it was sent: present (more
@@ -223,105 +222,4 @@ async fn resolve_in_flight<D: Destination>(
     };
     ctx.index(|i| i.finish_uploads(&ctx.target, &[(item.message_row, result)]))?;
     Ok(found)
-}
-
-/// Splits a folder's queue into groups of at most [`GROUP_MESSAGES`] and about
-/// [`GROUP_BYTES`].
-fn groups<'a>(items: &'a [&'a UploadItem]) -> impl Iterator<Item = &'a [&'a UploadItem]> {
-    let mut rest = items;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut bytes = 0;
-        let mut n = 0;
-        while n < rest.len()
-            && n < GROUP_MESSAGES
-            && (n == 0 || bytes + rest[n].size <= GROUP_BYTES)
-        {
-            bytes += rest[n].size;
-            n += 1;
-        }
-        let (group, tail) = rest.split_at(n);
-        rest = tail;
-        Some(group)
-    })
-}
-
-/// Sends one group: `in_flight` first (one transaction), then APPENDs, then the results
-/// (one transaction). On a connection failure the message being sent stays `in_flight`
-/// (the next attempt looks for it) and the ones after it go back to pending.
-async fn send_group<D: Destination>(
-    ctx: &Ctx,
-    mb: &MailboxUpload,
-    dest: &mut D,
-    path: &[String],
-    group: &[&UploadItem],
-    counts: &mut UploadCounts,
-) -> Result<(), UploadError> {
-    let key = serde_json::to_string(path).unwrap_or_default();
-    let rows: Vec<i64> = group.iter().map(|i| i.message_row).collect();
-    ctx.index(|i| i.begin_uploads(&ctx.target, &mb.target_mailbox, &key, &rows))?;
-    let mut results = Vec::with_capacity(group.len());
-    let (mut sent, mut sent_bytes) = (0, 0);
-    let mut failure = None;
-    for (n, item) in group.iter().enumerate() {
-        let blob = match ctx.blobs.open_blob(&item.blob) {
-            Ok(file) => file,
-            Err(e) => {
-                results.extend(
-                    group[n..]
-                        .iter()
-                        .map(|i| (i.message_row, UploadResult::Pending)),
-                );
-                failure = Some(e.into());
-                break;
-            }
-        };
-        let message = Outgoing {
-            blob,
-            size: item.size,
-            flags: item
-                .flags
-                .split_whitespace()
-                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-                .map(str::to_owned)
-                .collect(),
-            internaldate: item.internaldate.clone(),
-        };
-        let permit = ctx.pace.admit(item.size).await;
-        let delivered = dest.append(path, message).await;
-        if let Some(p) = permit {
-            ctx.pace
-                .release(p, matches!(delivered, Ok(Delivery::Stored(_))));
-        }
-        match delivered {
-            Ok(Delivery::Stored(id)) => {
-                results.push((item.message_row, UploadResult::Done(id)));
-                sent += 1;
-                sent_bytes += item.size;
-            }
-            Ok(Delivery::Refused(words)) => {
-                tracing::warn!(mailbox = %mb.email, folder = %path.join("/"), uid = item.uid,
-                    "the target refused a message: {words}");
-                results.push((item.message_row, UploadResult::Failed(words)));
-                counts.refused += 1;
-            }
-            Err(e) => {
-                results.extend(
-                    group[n + 1..]
-                        .iter()
-                        .map(|i| (i.message_row, UploadResult::Pending)),
-                );
-                failure = Some(e);
-                break;
-            }
-        }
-    }
-    let confirmed = Some((mb.mailbox_id, sent, sent_bytes));
-    ctx.index(|i| i.finish_group(&ctx.target, &results, confirmed))?;
-    counts.uploaded += sent;
-    counts.uploaded_bytes += sent_bytes;
-    ctx.progress.uploaded(&mb.email, sent, sent_bytes);
-    failure.map_or(Ok(()), Err)
 }

@@ -14,6 +14,7 @@ mod mailbox;
 pub mod mapping;
 mod pace;
 mod run;
+mod send;
 mod target;
 
 use std::sync::Arc;
@@ -78,8 +79,12 @@ pub struct UploadJob {
     pub credentials: Credentials,
     /// Folder renames and exclusions.
     pub rules: MappingRules,
-    /// Mailboxes at once (also the most APPENDs at once, lowered while the target throttles).
+    /// Mailboxes at once.
     pub concurrency: usize,
+    /// Connections per mailbox, each sending groups from the mailbox's queue. The most
+    /// APPENDs in flight across the run is `concurrency × connections`, lowered while the
+    /// target throttles.
+    pub connections: usize,
     /// The admin's ceilings on messages and bytes per second.
     pub rates: RateLimits,
     /// Plan only: list the target's folders, map, count; create and send nothing.

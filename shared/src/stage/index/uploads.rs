@@ -145,7 +145,7 @@ const QUEUE_SELECT: &str = "
     JOIN folders f ON f.id = m.folder_id
     LEFT JOIN uploads u ON u.message_id = m.id AND u.target = ?1
     WHERE f.mailbox_id = ?2 AND f.state <> 'excluded' AND m.state = 'staged'
-      AND (u.state IS NULL OR u.state <> 'done')
+      AND (u.state IS NULL OR u.state NOT IN ('done', 'failed'))
     ORDER BY m.folder_id, m.uidvalidity, m.uid";
 
 fn item_from_row(r: &Row<'_>) -> rusqlite::Result<UploadItem> {
@@ -190,7 +190,10 @@ impl Index {
         self.sql(rows.and_then(Iterator::collect))
     }
 
-    /// Every staged message of a mailbox the target has not confirmed, by folder and UID.
+    /// Every staged message of a mailbox the target has neither confirmed nor refused, by
+    /// folder and UID. (A run first puts the refused ones back with
+    /// [`Index::retry_failed_uploads`]; one refused later in the same run is not sent again
+    /// after a reconnect.)
     pub fn upload_queue(&self, target: &str, mailbox_id: i64) -> Result<Vec<UploadItem>> {
         let mut stmt = self.sql(self.conn.prepare(QUEUE_SELECT))?;
         let rows = stmt.query_map((target, mailbox_id), item_from_row);

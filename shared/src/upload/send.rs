@@ -1,0 +1,204 @@
+//! Sending a mailbox's queue: groups of messages, each recorded `in_flight` before its
+//! APPENDs and settled after, sent over one or several connections to the target mailbox.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::destination::{Delivery, Destination, Outgoing};
+use super::mailbox::Ctx;
+use super::{MailboxUpload, UploadCounts, UploadError};
+use crate::stage::index::{UploadItem, UploadResult};
+
+/// Messages per group (one transaction before, one after).
+const GROUP_MESSAGES: usize = 32;
+/// Bytes per group.
+const GROUP_BYTES: u64 = 32 << 20;
+
+/// Messages of one source folder sent together into one target folder.
+pub(crate) struct Group {
+    /// The target folder.
+    pub path: Vec<String>,
+    /// The messages, in source UID order.
+    pub items: Vec<UploadItem>,
+}
+
+/// Splits a folder's queue into groups of at most [`GROUP_MESSAGES`] and about
+/// [`GROUP_BYTES`], all going to `path`.
+pub(crate) fn groups(path: &[String], items: &[&UploadItem]) -> Vec<Group> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let mut bytes = 0;
+        let mut n = 0;
+        while n < rest.len()
+            && n < GROUP_MESSAGES
+            && (n == 0 || bytes + rest[n].size <= GROUP_BYTES)
+        {
+            bytes += rest[n].size;
+            n += 1;
+        }
+        let (group, tail) = rest.split_at(n);
+        out.push(Group {
+            path: path.to_vec(),
+            items: group.iter().map(|&i| i.clone()).collect(),
+        });
+        rest = tail;
+    }
+    out
+}
+
+/// Sends every group over `first` and up to `ctx.connections - 1` more connections to the
+/// same mailbox, each taking the next group from a shared queue. When one connection
+/// fails, the others finish the group they are sending and stop; the first error is
+/// returned (the caller reconnects and plans again). A further connection that cannot be
+/// opened is not an error: the others do its share.
+pub(crate) async fn send_all<D, F, Fut>(
+    ctx: &Ctx,
+    mb: &MailboxUpload,
+    first: D,
+    open: &F,
+    work: Vec<Group>,
+    counts: &mut UploadCounts,
+) -> Result<(), UploadError>
+where
+    D: Destination,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<D, UploadError>>,
+{
+    let extra = ctx.connections.max(1).min(work.len().max(1)) - 1;
+    let queue = Mutex::new(VecDeque::from(work));
+    let stop = AtomicBool::new(false);
+    let shared = Shared {
+        ctx,
+        mb,
+        queue: &queue,
+        stop: &stop,
+    };
+    let first = worker(&shared, async { Ok(first) });
+    let others = futures_util::future::join_all((0..extra).map(|_| worker(&shared, open())));
+    let (first, others) = futures_util::future::join(first, others).await;
+    let mut result = Ok(());
+    for (sent, outcome) in std::iter::once(first).chain(others) {
+        counts.uploaded += sent.uploaded;
+        counts.uploaded_bytes += sent.uploaded_bytes;
+        counts.refused += sent.refused;
+        if result.is_ok() {
+            result = outcome;
+        }
+    }
+    result
+}
+
+/// What the connections of one mailbox share.
+struct Shared<'a> {
+    ctx: &'a Ctx,
+    mb: &'a MailboxUpload,
+    queue: &'a Mutex<VecDeque<Group>>,
+    stop: &'a AtomicBool,
+}
+
+/// One connection: takes groups until the queue is empty or another connection failed.
+async fn worker<D: Destination>(
+    s: &Shared<'_>,
+    connection: impl Future<Output = Result<D, UploadError>>,
+) -> (UploadCounts, Result<(), UploadError>) {
+    let mut counts = UploadCounts::default();
+    let mut dest = match connection.await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(mailbox = %s.mb.email, "one more connection to the target: {e}");
+            return (counts, Ok(()));
+        }
+    };
+    let mut result = Ok(());
+    while !s.stop.load(Ordering::Relaxed) {
+        let next = s.queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+        let Some(group) = next else { break };
+        if let Err(e) = send_group(s.ctx, s.mb, &mut dest, &group, &mut counts).await {
+            s.stop.store(true, Ordering::Relaxed);
+            result = Err(e);
+            break;
+        }
+    }
+    dest.close().await;
+    (counts, result)
+}
+
+/// Sends one group: `in_flight` first (one transaction), then APPENDs, then the results
+/// (one transaction). On a connection failure the message being sent stays `in_flight`
+/// (the next attempt looks for it) and the ones after it go back to pending.
+async fn send_group<D: Destination>(
+    ctx: &Ctx,
+    mb: &MailboxUpload,
+    dest: &mut D,
+    Group { path, items: group }: &Group,
+    counts: &mut UploadCounts,
+) -> Result<(), UploadError> {
+    let key = serde_json::to_string(path).unwrap_or_default();
+    let rows: Vec<i64> = group.iter().map(|i| i.message_row).collect();
+    ctx.index(|i| i.begin_uploads(&ctx.target, &mb.target_mailbox, &key, &rows))?;
+    let mut results = Vec::with_capacity(group.len());
+    let (mut sent, mut sent_bytes) = (0, 0);
+    let mut failure = None;
+    for (n, item) in group.iter().enumerate() {
+        let blob = match ctx.blobs.open_blob(&item.blob) {
+            Ok(file) => file,
+            Err(e) => {
+                results.extend(
+                    group[n..]
+                        .iter()
+                        .map(|i| (i.message_row, UploadResult::Pending)),
+                );
+                failure = Some(e.into());
+                break;
+            }
+        };
+        let message = Outgoing {
+            blob,
+            size: item.size,
+            flags: item
+                .flags
+                .split_whitespace()
+                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                .map(str::to_owned)
+                .collect(),
+            internaldate: item.internaldate.clone(),
+        };
+        let permit = ctx.pace.admit(item.size).await;
+        let delivered = dest.append(path, message).await;
+        if let Some(p) = permit {
+            ctx.pace
+                .release(p, matches!(delivered, Ok(Delivery::Stored(_))));
+        }
+        match delivered {
+            Ok(Delivery::Stored(id)) => {
+                results.push((item.message_row, UploadResult::Done(id)));
+                sent += 1;
+                sent_bytes += item.size;
+            }
+            Ok(Delivery::Refused(words)) => {
+                tracing::warn!(mailbox = %mb.email, folder = %path.join("/"), uid = item.uid,
+                    "the target refused a message: {words}");
+                results.push((item.message_row, UploadResult::Failed(words)));
+                counts.refused += 1;
+            }
+            Err(e) => {
+                results.extend(
+                    group[n + 1..]
+                        .iter()
+                        .map(|i| (i.message_row, UploadResult::Pending)),
+                );
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let confirmed = Some((mb.mailbox_id, sent, sent_bytes));
+    ctx.index(|i| i.finish_group(&ctx.target, &results, confirmed))?;
+    counts.uploaded += sent;
+    counts.uploaded_bytes += sent_bytes;
+    ctx.progress.uploaded(&mb.email, sent, sent_bytes);
+    failure.map_or(Ok(()), Err)
+}
