@@ -265,6 +265,7 @@ fn target_user_name_picks_the_target_mailbox_and_status_shows_the_rate() -> Resu
     );
     assert!(s["run_bytes"].as_u64() > Some(0), "{s}");
     assert!(s["run_started_at"].is_string(), "{s}");
+    assert!(s["run_ms"].as_u64() > Some(0), "{s}");
     let table = text(&cli.upload(&["status", "--batch", "b1"], &[]));
     assert!(table.contains("LAST RUN"), "{table}");
     assert!(

@@ -41,7 +41,9 @@ struct MailboxBar {
 
 const TOTAL: &str =
     "{prefix:>32} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}";
-const MAILBOX: &str = "{prefix:>32} [{bar:30}] {pos}/{len} msgs {per_sec} {msg}";
+const MAILBOX: &str = "{prefix:>32} [{bar:30}] {pos}/{len} msgs {rate} {msg}";
+/// Before anything is planned, a bar of length 0 would be drawn full: words instead.
+const WAITING: &str = "{prefix:>32} {msg}";
 
 impl LiveProgress {
     /// Chooses bars or lines from where standard error goes; `verb` names the work.
@@ -50,8 +52,9 @@ impl LiveProgress {
         let bars = (show == Show::Auto && terminal).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let total = multi.add(ProgressBar::new(0));
-            total.set_style(style(TOTAL));
+            total.set_style(style(WAITING));
             total.set_prefix(format!("{mailboxes} mailbox(es)"));
+            total.set_message("starting");
             Bars {
                 multi,
                 total,
@@ -77,7 +80,7 @@ impl LiveProgress {
     pub fn started(&self, email: &str) {
         if let Some(b) = &self.bars {
             let bar = b.multi.add(ProgressBar::new(0));
-            bar.set_style(style(MAILBOX));
+            bar.set_style(style(WAITING));
             bar.set_prefix(email.to_owned());
             bar.set_message("listing folders");
             if let Ok(mut map) = b.mailboxes.lock() {
@@ -104,6 +107,8 @@ impl LiveProgress {
                 .as_mut()
                 .and_then(|m| m.get_mut(email))
             {
+                b.total.set_style(style(TOTAL));
+                line.bar.set_style(style(MAILBOX));
                 let planned = line.done_bytes + bytes;
                 let total = b.total.length().unwrap_or(0);
                 b.total
@@ -158,6 +163,12 @@ impl LiveProgress {
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1}/s", s.per_sec());
+            },
+        )
         .progress_chars("=> ")
 }
 

@@ -187,8 +187,9 @@ CREATE TABLE upload_runs (
 /// - `mailboxes.target_user`: the CSV's optional `TargetUserName`, the mailbox to upload
 ///   into when it is not the `EmailAddress` (a renamed user, another domain). NULL means the
 ///   `EmailAddress`.
-/// - `upload_runs.started_at`, `run_messages`, `run_bytes`: when the last run of a mailbox
-///   began and what it has confirmed since, so `status` shows its rate.
+/// - `upload_runs.started_at` (to the millisecond), `run_messages`, `run_bytes`: when the
+///   last run of a mailbox began and what it has confirmed since, so `status` shows its
+///   rate.
 const V4: &str = r#"
 ALTER TABLE mailboxes ADD COLUMN target_user TEXT;
 ALTER TABLE upload_runs ADD COLUMN started_at TEXT;

@@ -115,7 +115,7 @@ pub struct MailboxUploadStatus {
     pub last_error: Option<String>,
     /// The most recent refusal of a single message.
     pub last_refusal: Option<String>,
-    /// When the last run changed state or confirmed a group.
+    /// When the last run changed state or confirmed a group (to the millisecond).
     pub updated_at: Option<String>,
     /// When the last run began.
     pub run_started_at: Option<String>,
@@ -124,15 +124,16 @@ pub struct MailboxUploadStatus {
     pub run_messages: u64,
     /// Bytes the last run confirmed.
     pub run_bytes: u64,
-    /// Seconds the last run took, or has taken so far.
-    pub run_seconds: u64,
+    /// Milliseconds the last run took, or has taken so far.
+    pub run_ms: u64,
 }
 
 impl MailboxUploadStatus {
-    /// The last run's rate in messages and bytes per second, once it has lasted a second.
+    /// The last run's rate in messages and bytes per second (once it has lasted a second,
+    /// so a short run shows no rate rather than a wild one).
     pub fn rate(&self) -> Option<(f64, f64)> {
-        (self.run_seconds > 0).then(|| {
-            let s = self.run_seconds as f64;
+        (self.run_ms >= 1000).then(|| {
+            let s = self.run_ms as f64 / 1000.0;
             (self.run_messages as f64 / s, self.run_bytes as f64 / s)
         })
     }
@@ -318,7 +319,7 @@ impl Index {
             tx.execute(
                 "UPDATE upload_runs SET run_messages = run_messages + ?3,
                      run_bytes = run_bytes + ?4,
-                     updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+                     updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                  WHERE mailbox_id = ?1 AND target = ?2",
                 (mailbox_id, target, to_sql_int(messages), to_sql_int(bytes)),
             )
@@ -382,11 +383,12 @@ impl Index {
         error: Option<&str>,
     ) -> Result<()> {
         self.sql(self.conn.execute(
-            "INSERT INTO upload_runs (mailbox_id, target, state, last_error, started_at)
-             VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            "INSERT INTO upload_runs (mailbox_id, target, state, last_error, started_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                     strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
              ON CONFLICT (mailbox_id, target) DO UPDATE SET state = excluded.state,
                  last_error = excluded.last_error,
-                 updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now'),
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                  started_at = CASE WHEN excluded.state = 'Uploading'
                      THEN excluded.started_at ELSE started_at END,
                  run_messages = CASE WHEN excluded.state = 'Uploading' THEN 0 ELSE run_messages END,
@@ -414,7 +416,7 @@ impl Index {
                  coalesce(mb.target_user, mb.email), r.started_at,
                  coalesce(r.run_messages, 0), coalesce(r.run_bytes, 0),
                  coalesce(CAST(round((julianday(CASE WHEN r.state = 'Uploading' THEN 'now'
-                     ELSE r.updated_at END) - julianday(r.started_at)) * 86400) AS INTEGER), 0)
+                     ELSE r.updated_at END) - julianday(r.started_at)) * 86400000) AS INTEGER), 0)
              FROM mailboxes mb
              JOIN batches b ON b.id = mb.batch_id
              LEFT JOIN upload_runs r ON r.mailbox_id = mb.id AND r.target = ?2
@@ -445,7 +447,7 @@ impl Index {
                 run_started_at: r.get(12)?,
                 run_messages: n(13)?,
                 run_bytes: n(14)?,
-                run_seconds: n(15)?,
+                run_ms: n(15)?,
             })
         });
         self.sql(rows.and_then(Iterator::collect))
