@@ -9,6 +9,7 @@
 //! [`Destination`] trait ([`imap_target`] implements it) so other transports slot in.
 
 mod destination;
+mod fingerprint;
 pub mod imap_target;
 mod mailbox;
 pub mod mapping;
@@ -19,6 +20,7 @@ mod target;
 use std::sync::Arc;
 
 pub use destination::{Credentials, Destination, Outgoing};
+pub use fingerprint::HeaderFingerprint;
 pub use mapping::{MappedFolder, MappingRules};
 pub use pace::{Pace, RateLimits};
 pub use run::run_upload;
