@@ -13,6 +13,7 @@ use mailstage::folders::mutf7;
 use mailstage::imap::datetime;
 use mailstage::imap::transport::ConnectOptions;
 use mailstage::retry::RetryPolicy;
+use mailstage::stage::index::UploadItem;
 use mailstage::stage::{Access, BlobHash, Stage};
 use mailstage::upload::{
     Credentials, MailboxUpload, MappingRules, NoUploadProgress, RateLimits, UploadJob,
@@ -79,6 +80,37 @@ pub fn job(
         },
         mailboxes,
     })
+}
+
+/// Simulates a crash in the middle of a group: every staged message of `email`'s source
+/// folder `folder` (batch `b1`) marked in flight to target `dst`'s folder of the same name,
+/// as the upload does before sending. Returns them, by UID.
+pub fn mark_in_flight(dir: &Path, email: &str, folder: &str) -> Result<Vec<UploadItem>> {
+    let mut stage = Stage::open(dir, Access::Write)?;
+    let mailbox = stage
+        .index()
+        .mailboxes("b1")?
+        .into_iter()
+        .find(|m| m.email == email)
+        .with_context(|| format!("no mailbox {email}"))?;
+    let source = stage
+        .index()
+        .upload_folders(mailbox.id)?
+        .into_iter()
+        .find(|f| f.name == folder)
+        .with_context(|| format!("no staged folder {folder}"))?;
+    let items: Vec<UploadItem> = stage
+        .index()
+        .upload_queue("dst", mailbox.id)?
+        .into_iter()
+        .filter(|i| i.folder_id == source.id)
+        .collect();
+    let sent_to = serde_json::to_string(&[folder])?;
+    let rows: Vec<i64> = items.iter().map(|i| i.message_row).collect();
+    stage
+        .index_mut()
+        .begin_uploads("dst", email, &sent_to, &rows)?;
+    Ok(items)
 }
 
 /// Runs an upload job against the stage at `dir`.

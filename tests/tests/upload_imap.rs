@@ -13,7 +13,9 @@ use mailstage_tests::Dovecot;
 use mailstage_tests::extraction::{TestMailbox, default_limits};
 use mailstage_tests::fault_proxy::{FaultProxy, Faults};
 use mailstage_tests::fixtures::{self, ODD_FOLDERS, simple};
-use mailstage_tests::upload::{ADMIN, job, run, staged_contents, target_contents, target_dovecot};
+use mailstage_tests::upload::{
+    ADMIN, job, mark_in_flight, run, staged_contents, target_contents, target_dovecot,
+};
 
 const ALICE: &str = "alice@contoso.edu";
 const BOB: &str = "bob@contoso.edu";
@@ -152,30 +154,9 @@ fn messages_left_in_flight_are_found_or_resent_never_duplicated() -> Result<()> 
     let target = target_dovecot(&[ALICE, BOB])?;
     // A crash during alice's first INBOX group: all of it marked in flight, the first half
     // (including the message without a Message-ID) already stored by the target.
-    let (rows, folder) = {
-        let mut stage = Stage::open(dir.path(), Access::Write)?;
-        let mailbox = stage
-            .index()
-            .mailboxes("b1")?
-            .into_iter()
-            .find(|m| m.email == ALICE)
-            .unwrap();
-        let queue = stage.index().upload_queue("dst", mailbox.id)?;
-        let inbox = stage
-            .index()
-            .upload_folders(mailbox.id)?
-            .into_iter()
-            .find(|f| f.name == "INBOX")
-            .unwrap();
-        let items: Vec<_> = queue
-            .into_iter()
-            .filter(|i| i.folder_id == inbox.id)
-            .collect();
-        let folder = serde_json::to_string(&["INBOX"])?;
-        let rows: Vec<i64> = items.iter().map(|i| i.message_row).collect();
-        stage
-            .index_mut()
-            .begin_uploads("dst", ALICE, &folder, &rows)?;
+    let in_flight = {
+        let items = mark_in_flight(dir.path(), ALICE, "INBOX")?;
+        let stage = Stage::open(dir.path(), Access::Read)?;
         let mut p = target.connect()?;
         p.login(&format!("{ALICE}*{}", ADMIN.0), ADMIN.1)?.ok()?;
         for item in &items[..4] {
@@ -187,9 +168,9 @@ fn messages_left_in_flight_are_found_or_resent_never_duplicated() -> Result<()> 
                 .collect();
             p.append("INBOX", &flags, item.internaldate.as_deref(), &bytes)?;
         }
-        (rows, folder)
+        items
     };
-    assert!(rows.len() >= 6, "{rows:?} {folder}");
+    assert!(in_flight.len() >= 6, "{in_flight:?}");
 
     let outcomes = run(
         dir.path(),
@@ -203,7 +184,7 @@ fn messages_left_in_flight_are_found_or_resent_never_duplicated() -> Result<()> 
     );
     assert_eq!(
         outcomes[0].counts.resent,
-        rows.len() as u64 - 4,
+        in_flight.len() as u64 - 4,
         "{:?}",
         outcomes[0].counts
     );

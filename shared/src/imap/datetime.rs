@@ -1,4 +1,5 @@
-//! INTERNALDATE (`17-Jul-1996 02:44:25 -0700`): parsing to a UTC timestamp and formatting.
+//! INTERNALDATE (`17-Jul-1996 02:44:25 -0700`): parsing to a UTC timestamp and formatting;
+//! SEARCH dates (`1-Feb-2024`).
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -108,6 +109,13 @@ pub fn format(unix: i64, offset_minutes: i16) -> String {
     )
 }
 
+/// Formats a day (days since 1970-01-01) as an RFC 3501 `date` for `SEARCH SINCE`/`BEFORE`:
+/// `d-Mon-yyyy`, e.g. `1-Feb-2024`.
+pub fn search_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{d}-{}-{y:04}", MONTHS[(m - 1) as usize])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +153,16 @@ mod tests {
             assert_eq!(parse(bad), None, "{bad}");
             assert_eq!(InternalDate::new(bad).unix, None);
         }
+    }
+
+    #[test]
+    fn search_dates() {
+        assert_eq!(search_date(0), "1-Jan-1970");
+        assert_eq!(search_date(-1), "31-Dec-1969");
+        // 2024-02-29 (a leap day) and the day after.
+        let leap = 1_709_164_800 / 86_400;
+        assert_eq!(search_date(leap), "29-Feb-2024");
+        assert_eq!(search_date(leap + 1), "1-Mar-2024");
     }
 
     proptest! {

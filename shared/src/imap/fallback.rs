@@ -274,6 +274,16 @@ fn namespaces(args: &[Value]) -> Option<Namespaces> {
     })
 }
 
+/// `BODY[HEADER.FIELDS (…)]` or `BODY[HEADER.FIELDS.NOT (…)]` (imap-proto files both as the
+/// header too).
+fn is_header_fields(key: &[u8]) -> bool {
+    let key = String::from_utf8_lossy(key).to_ascii_uppercase();
+    ["BODY[", "BODY.PEEK["]
+        .iter()
+        .filter_map(|p| key.strip_prefix(p))
+        .any(|rest| rest.starts_with("HEADER.FIELDS"))
+}
+
 fn section_is(key: &[u8], names: &[&str]) -> bool {
     let key = String::from_utf8_lossy(key).to_ascii_uppercase();
     let base = key.split('<').next().unwrap_or_default();
@@ -317,7 +327,9 @@ fn fetch(seq: u32, items: &[Value]) -> Option<FetchData> {
             ],
         ) {
             f.body = nstring();
-        } else if section_is(k, &["BODY[HEADER]", "BODY.PEEK[HEADER]", "RFC822.HEADER"]) {
+        } else if section_is(k, &["BODY[HEADER]", "BODY.PEEK[HEADER]", "RFC822.HEADER"])
+            || is_header_fields(k)
+        {
             f.header = nstring();
         }
     }

@@ -130,6 +130,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         .await?;
         Ok(out)
     }
+
+    /// `UID FETCH <set> (UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (<fields>)])`: every FETCH
+    /// response, with the fields' lines (and the empty line after them) in
+    /// [`FetchData::header`]. `PEEK` leaves `\Seen` alone; `fields` are atoms (`SUBJECT`).
+    pub async fn uid_fetch_header_fields(
+        &mut self,
+        set: &SequenceSet,
+        fields: &[&str],
+    ) -> Result<Vec<FetchData>, ImapError> {
+        let items = format!(
+            "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS ({})])",
+            fields.join(" ")
+        );
+        self.uid_fetch_meta(set, &items).await
+    }
 }
 
 /// Passes a body the server sent inline (quoted) through the sink, like a streamed one.

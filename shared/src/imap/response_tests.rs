@@ -48,6 +48,7 @@ fn imap_proto_and_tolerant_path_agree() {
         b"* 12 FETCH (UID 5 FLAGS (\\Seen) INTERNALDATE \"17-Jul-1996 02:44:25 -0700\" RFC822.SIZE 4286 MODSEQ (12121231000))\r\n",
         b"* 1 FETCH (BODY[] {0}\r\n UID 5 FLAGS (\\Seen) RFC822.SIZE 12)\r\n",
         b"* 3 FETCH (UID 9 BODY[HEADER] {7}\r\nFrom: a)\r\n",
+        b"* 4 FETCH (UID 10 BODY[HEADER.FIELDS (DATE SUBJECT)] {14}\r\nSubject: a\r\n\r\n)\r\n",
     ];
     for frame in corpus {
         let proto = parse_with_imap_proto(frame);
@@ -81,6 +82,18 @@ fn fetch_items_before_and_after_a_streamed_literal() {
     let date = f.internal_date.unwrap();
     assert_eq!(date.raw, "17-Jul-1996 02:44:25 -0700");
     assert_eq!(date.unix, Some(837_596_665));
+}
+
+#[test]
+fn header_fields_land_in_header_on_both_paths() {
+    let frame: &[u8] = b"* 4 FETCH (UID 10 INTERNALDATE \"17-Jul-1996 02:44:25 -0700\" BODY[HEADER.FIELDS (DATE SUBJECT FROM)] {15}\r\nSubject: ab\r\n\r\n)\r\n";
+    for parsed in [parse_with_imap_proto(frame), parse_tolerant(frame)] {
+        let Some(Response::Untagged(Untagged::Fetch(f))) = parsed else {
+            panic!("not a fetch: {parsed:?}")
+        };
+        assert_eq!(f.uid, Some(10));
+        assert_eq!(f.header.as_deref(), Some(&b"Subject: ab\r\n\r\n"[..]));
+    }
 }
 
 #[test]

@@ -310,6 +310,44 @@ async fn pipelined_fetch_streams_bodies_with_uid_after_literal() {
     server.await.unwrap();
 }
 
+#[tokio::test]
+async fn header_fields_fetch_peeks_and_returns_the_lines() {
+    let (mut s, mut peer) = connect("IMAP4rev1").await;
+    let server = tokio::spawn(async move {
+        peer.expect(
+            "A0001 UID FETCH 3,7 (UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (DATE SUBJECT)])",
+        )
+        .await;
+        peer.send("* 1 FETCH (UID 3 INTERNALDATE \"02-Jan-2024 10:00:00 +0000\" BODY[HEADER.FIELDS (DATE SUBJECT)] {14}\r\nSubject: x\r\n\r\n)\r\n* 2 FETCH (UID 7 INTERNALDATE \"02-Jan-2024 10:00:01 +0000\" BODY[HEADER.FIELDS (DATE SUBJECT)] {2}\r\n\r\n)\r\nA0001 OK done\r\n").await;
+    });
+    let got = s
+        .uid_fetch_header_fields(&SequenceSet::from_uids([3, 7]), &["DATE", "SUBJECT"])
+        .await
+        .unwrap();
+    let seen: Vec<_> = got
+        .iter()
+        .map(|f| {
+            (
+                f.uid,
+                f.internal_date.as_ref().and_then(|d| d.unix),
+                f.header.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                Some(3),
+                Some(1_704_189_600),
+                Some(b"Subject: x\r\n\r\n".to_vec())
+            ),
+            (Some(7), Some(1_704_189_601), Some(b"\r\n".to_vec())),
+        ]
+    );
+    server.await.unwrap();
+}
+
 /// Fails every body whose first chunk starts with `bad`.
 struct PickySink;
 

@@ -321,6 +321,6 @@ pub struct FetchData {
     pub modseq: Option<u64>,
     /// A whole-message body that came inline (quoted) rather than streamed.
     pub body: Option<Vec<u8>>,
-    /// `BODY[HEADER]` / `RFC822.HEADER` bytes, when fetched.
+    /// `BODY[HEADER]`, `BODY[HEADER.FIELDS (…)]` or `RFC822.HEADER` bytes, when fetched.
     pub header: Option<Vec<u8>>,
 }

@@ -190,9 +190,12 @@ CREATE TABLE upload_runs (
 /// - `upload_runs.started_at` (to the millisecond), `run_messages`, `run_bytes`: when the
 ///   last run of a mailbox began and what it has confirmed since, so `status` shows its
 ///   rate.
+/// - `uploads_destination`: resuming after a crash counts what a target folder already holds
+///   per in-flight message; without it each count scanned every upload to the target.
 const V4: &str = r#"
 ALTER TABLE mailboxes ADD COLUMN target_user TEXT;
 ALTER TABLE upload_runs ADD COLUMN started_at TEXT;
 ALTER TABLE upload_runs ADD COLUMN run_messages INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE upload_runs ADD COLUMN run_bytes INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX uploads_destination ON uploads(target, mailbox, folder, state);
 "#;

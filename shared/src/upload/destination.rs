@@ -5,10 +5,10 @@ use std::future::Future;
 use secrecy::SecretString;
 
 use super::UploadError;
+use super::key::ResumeKey;
 use super::mapping::TargetFolders;
 use crate::batch::AuthChoice;
 use crate::oauth2::TokenSource;
-use crate::stage::index::UploadItem;
 
 /// A message as the target receives it.
 #[derive(Debug)]
@@ -50,12 +50,13 @@ pub trait Destination: Send {
         folder: &[String],
         message: Outgoing,
     ) -> impl Future<Output = Result<Delivery, UploadError>> + Send;
-    /// How many messages in a folder carry the item's key: its Message-ID, or with none
-    /// its exact INTERNALDATE and size.
+    /// How many messages in a folder carry a resume key: the Message-ID, or the
+    /// INTERNALDATE to the second with a Subject, Date and From that match decoded (see
+    /// [`HeaderFingerprint::matches`](super::HeaderFingerprint::matches)).
     fn count_matching(
         &mut self,
         folder: &[String],
-        item: &UploadItem,
+        key: &ResumeKey,
     ) -> impl Future<Output = Result<u64, UploadError>> + Send;
     /// Ends the session politely.
     fn close(self) -> impl Future<Output = ()> + Send;

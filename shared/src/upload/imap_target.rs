@@ -1,16 +1,20 @@
 //! The IMAP transport: APPEND into a target mailbox (Microsoft 365 with XOAUTH2, or any
-//! IMAP server with a password), with the look-ups exactly-once needs.
+//! IMAP server with a password), with the look-ups exactly-once needs (by resume key:
+//! `HEADER Message-ID`, or a date window, INTERNALDATE and the decoded header fields).
+
+use std::collections::BTreeSet;
 
 use secrecy::SecretString;
 
 use super::destination::{Credentials, Delivery, Destination, Outgoing};
+use super::fingerprint::{FIELDS, HeaderFingerprint};
+use super::key::ResumeKey;
 use super::mapping::{Role, TargetFolders};
 use super::{Step as _, UploadError, is_flagged};
 use crate::batch::AuthChoice;
 use crate::folders::mutf7;
 use crate::imap::transport::{ConnectOptions, Transport, connect};
-use crate::imap::{ImapError, SequenceSet, Session, SessionConfig, Status};
-use crate::stage::index::UploadItem;
+use crate::imap::{ImapError, SequenceSet, Session, SessionConfig, Status, datetime};
 
 /// A logged-in session with one target mailbox.
 pub struct ImapTarget {
@@ -65,6 +69,55 @@ impl ImapTarget {
             self.selected = Some(wire.to_vec());
         }
         Ok(())
+    }
+
+    /// The UIDs in the selected folder whose INTERNALDATE is `unix` to the second: a SEARCH
+    /// by a three-day window, then the candidates' INTERNALDATE.
+    async fn uids_at(&mut self, unix: i64, name: &str) -> Result<Vec<u32>, UploadError> {
+        let candidates = self
+            .session
+            .uid_search(&date_window_criteria(unix))
+            .await
+            .during(|| format!("searching {name:?} by date"))?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let metas = self
+            .session
+            .uid_fetch_meta(&SequenceSet::from_uids(candidates), "(UID INTERNALDATE)")
+            .await
+            .during(|| format!("reading dates in {name:?}"))?;
+        Ok(metas
+            .iter()
+            .filter(|m| m.internal_date.as_ref().and_then(|d| d.unix) == Some(unix))
+            .filter_map(|m| m.uid)
+            .collect())
+    }
+
+    /// How many of these UIDs (in the selected folder) have a Subject, Date and From that
+    /// `fingerprint` matches.
+    async fn count_same_headers(
+        &mut self,
+        uids: Vec<u32>,
+        fingerprint: &HeaderFingerprint,
+        name: &str,
+    ) -> Result<u64, UploadError> {
+        if uids.is_empty() {
+            return Ok(0);
+        }
+        let fetched = self
+            .session
+            .uid_fetch_header_fields(&SequenceSet::from_uids(uids), &FIELDS)
+            .await
+            .during(|| format!("reading headers in {name:?}"))?;
+        // Unsolicited FETCH responses (flag changes) carry no header; a UID counts once.
+        let matching: BTreeSet<u32> = fetched
+            .iter()
+            .filter_map(|m| Some((m.uid?, m.header.as_deref()?)))
+            .filter(|(_, header)| fingerprint.matches(&HeaderFingerprint::of_header(header)))
+            .map(|(uid, _)| uid)
+            .collect();
+        Ok(matching.len() as u64)
     }
 }
 
@@ -205,42 +258,29 @@ impl Destination for ImapTarget {
     async fn count_matching(
         &mut self,
         folder: &[String],
-        item: &UploadItem,
+        key: &ResumeKey,
     ) -> Result<u64, UploadError> {
         let wire = self.wire(folder);
         self.select(&wire, folder).await?;
-        let name = || folder.join("/");
-        if let Some(criteria) = item.message_id.as_deref().and_then(message_id_criteria) {
-            let found = self
-                .session
-                .uid_search(&criteria)
-                .await
-                .during(|| format!("searching {:?} for a Message-ID", name()))?;
-            return Ok(found.len() as u64);
+        let name = folder.join("/");
+        match key {
+            ResumeKey::MessageId(id) => {
+                let found = self
+                    .session
+                    .uid_search(&message_id_criteria(id))
+                    .await
+                    .during(|| format!("searching {name:?} for a Message-ID"))?;
+                Ok(found.len() as u64)
+            }
+            ResumeKey::Headers {
+                internaldate,
+                fingerprint,
+            } => {
+                let same_second = self.uids_at(*internaldate, &name).await?;
+                self.count_same_headers(same_second, fingerprint, &name)
+                    .await
+            }
         }
-        // No usable Message-ID: the same size and the same INTERNALDATE to the second.
-        let criteria = format!(
-            "LARGER {} SMALLER {}",
-            item.size.saturating_sub(1),
-            item.size + 1
-        );
-        let candidates = self
-            .session
-            .uid_search(&criteria)
-            .await
-            .during(|| format!("searching {:?} by size", name()))?;
-        if candidates.is_empty() {
-            return Ok(0);
-        }
-        let metas = self
-            .session
-            .uid_fetch_meta(&SequenceSet::from_uids(candidates), "(UID INTERNALDATE)")
-            .await
-            .during(|| format!("reading dates in {:?}", name()))?;
-        Ok(metas
-            .iter()
-            .filter(|m| m.internal_date.as_ref().and_then(|d| d.unix) == item.internaldate_unix)
-            .count() as u64)
     }
 
     async fn close(mut self) {
@@ -256,15 +296,22 @@ fn refuses_message(e: &ImapError) -> bool {
         && e.throttle_backoff().is_none()
 }
 
-/// `HEADER Message-ID "<id>"`, when the id is printable ASCII (else the size and date key
-/// is used).
-fn message_id_criteria(id: &str) -> Option<String> {
-    if id.is_empty() || !id.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return None;
-    }
+/// `HEADER Message-ID "<id>"` for a usable (printable ASCII) id.
+fn message_id_criteria(id: &str) -> String {
     let inner = id.trim_start_matches('<').trim_end_matches('>');
     let escaped = inner.replace('\\', "\\\\").replace('"', "\\\"");
-    Some(format!("HEADER Message-ID \"<{escaped}>\""))
+    format!("HEADER Message-ID \"<{escaped}>\"")
+}
+
+/// `SINCE <day before> BEFORE <day after next>` around a moment: SEARCH compares dates in
+/// the server's zone, so three days catch the moment's day wherever the server is.
+fn date_window_criteria(unix: i64) -> String {
+    let day = unix.div_euclid(86_400);
+    format!(
+        "SINCE {} BEFORE {}",
+        datetime::search_date(day - 1),
+        datetime::search_date(day + 2)
+    )
 }
 
 #[cfg(test)]
@@ -272,17 +319,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn message_id_criteria_quotes_and_refuses_non_ascii() {
+    fn message_id_criteria_quote() {
         assert_eq!(
-            message_id_criteria("abc@x.test").unwrap(),
+            message_id_criteria("abc@x.test"),
             r#"HEADER Message-ID "<abc@x.test>""#
         );
         assert_eq!(
-            message_id_criteria("<a\"b\\c@x>").unwrap(),
+            message_id_criteria("<a\"b\\c@x>"),
             r#"HEADER Message-ID "<a\"b\\c@x>""#
         );
-        assert!(message_id_criteria("é@x").is_none());
-        assert!(message_id_criteria("a\r\nb").is_none());
-        assert!(message_id_criteria("").is_none());
+    }
+
+    #[test]
+    fn the_date_window_spans_the_day_before_to_the_day_after() {
+        // 2024-01-02 10:00:00 UTC
+        assert_eq!(
+            date_window_criteria(1_704_189_600),
+            "SINCE 1-Jan-2024 BEFORE 4-Jan-2024"
+        );
+        assert_eq!(
+            date_window_criteria(-1),
+            "SINCE 30-Dec-1969 BEFORE 2-Jan-1970"
+        );
     }
 }

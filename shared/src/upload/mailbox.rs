@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use super::destination::Destination;
+use super::key::{self, ResumeKey};
 use super::mapping::{MappedFolder, MappingRules, folders_to_create, map_folders};
 use super::send::{Group, groups, send_all};
 use super::{MailboxUpload, Pace, SharedProgress, UploadCounts, UploadError, UploadOutcome};
@@ -189,7 +190,10 @@ async fn upload_once<D: Destination>(
 }
 
 /// Looks for a message a previous run left in flight where it was sent: present (more
-/// copies with its key than confirmed uploads) → done; absent → back to pending.
+/// copies with its [`ResumeKey`] than uploads the index has confirmed there with the same
+/// key, so real duplicates stay duplicates) → done; absent → back to pending. A message
+/// without a key (no usable Message-ID and no INTERNALDATE, or a header over 1 MiB) cannot
+/// be looked for: it counts as absent and is sent again.
 async fn resolve_in_flight<D: Destination>(
     ctx: &Ctx,
     mb: &MailboxUpload,
@@ -201,19 +205,18 @@ async fn resolve_in_flight<D: Destination>(
         return Ok(false);
     };
     let path: Vec<String> = serde_json::from_str(sent_to).unwrap_or_default();
-    let present = if path.is_empty() {
-        0
-    } else {
-        match dest.count_matching(&path, item).await {
-            Ok(n) => n,
-            // The folder it was sent to is gone or unreadable: the message is not there.
-            Err(UploadError::Imap { source, .. }) if !source.is_transient() => 0,
-            Err(e) => return Err(e),
+    let found = match ResumeKey::of(item, &ctx.blobs)? {
+        Some(key) if !path.is_empty() => {
+            let present = match dest.count_matching(&path, &key).await {
+                Ok(n) => n,
+                // The folder it was sent to is gone or unreadable: the message is not there.
+                Err(UploadError::Imap { source, .. }) if !source.is_transient() => 0,
+                Err(e) => return Err(e),
+            };
+            present > confirmed_with_key(ctx, mb, sent_to, &key)?
         }
+        _ => false,
     };
-    let confirmed =
-        ctx.index(|i| i.done_with_key(&ctx.target, &mb.target_mailbox, sent_to, item))?;
-    let found = present > confirmed;
     let result = if found {
         counts.found_present += 1;
         UploadResult::Done(None)
@@ -222,4 +225,29 @@ async fn resolve_in_flight<D: Destination>(
     };
     ctx.index(|i| i.finish_uploads(&ctx.target, &[(item.message_row, result)]))?;
     Ok(found)
+}
+
+/// How many of the mailbox's uploads the index has confirmed in the target folder `sent_to`
+/// with this key: by Message-ID, or those with the same INTERNALDATE whose staged header
+/// matches.
+fn confirmed_with_key(
+    ctx: &Ctx,
+    mb: &MailboxUpload,
+    sent_to: &str,
+    key: &ResumeKey,
+) -> Result<u64, StageError> {
+    match key {
+        ResumeKey::MessageId(id) => {
+            ctx.index(|i| i.done_with_message_id(&ctx.target, &mb.target_mailbox, sent_to, id))
+        }
+        ResumeKey::Headers {
+            internaldate,
+            fingerprint,
+        } => {
+            let candidates = ctx.index(|i| {
+                i.done_blobs_at(&ctx.target, &mb.target_mailbox, sent_to, *internaldate)
+            })?;
+            key::count_same_headers(&ctx.blobs, &candidates, fingerprint)
+        }
+    }
 }

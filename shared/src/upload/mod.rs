@@ -3,13 +3,17 @@
 //!
 //! Per mailbox: log in to the target as that mailbox, list its folders, map the source
 //! folders ([`mapping`]), create what is missing, resolve messages a previous run left
-//! `in_flight` (looked for on the target, re-sent only if absent), then APPEND the queue in
-//! groups: a group is marked `in_flight` in one transaction before the first byte is sent
-//! and its results are recorded in one transaction after. The target sits behind the small
+//! `in_flight` (looked for on the target by their [`ResumeKey`] — the Message-ID, or without
+//! a usable one the INTERNALDATE to the second and the decoded Subject, Date and From — and
+//! re-sent only if absent), then APPEND the queue in groups: a group is marked `in_flight`
+//! in one transaction before the first byte is sent and its results are recorded in one
+//! transaction after. The target sits behind the small
 //! [`Destination`] trait ([`imap_target`] implements it) so other transports slot in.
 
 mod destination;
+mod fingerprint;
 pub mod imap_target;
+mod key;
 mod mailbox;
 pub mod mapping;
 mod pace;
@@ -20,6 +24,8 @@ mod target;
 use std::sync::Arc;
 
 pub use destination::{Credentials, Destination, Outgoing};
+pub use fingerprint::HeaderFingerprint;
+pub use key::ResumeKey;
 pub use mapping::{MappedFolder, MappingRules};
 pub use pace::{Pace, RateLimits};
 pub use run::run_upload;

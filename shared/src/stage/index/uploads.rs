@@ -3,7 +3,10 @@
 //!
 //! A message is `in_flight` in the index *before* its APPEND is sent and `done` after the
 //! server confirmed it, each group of state changes in one transaction. A message left
-//! `in_flight` by a crash is looked for on the target before it is sent again.
+//! `in_flight` by a crash is looked for on the target before it is sent again, by its resume
+//! key (its Message-ID, or INTERNALDATE and decoded Subject/Date/From; see
+//! `upload::ResumeKey`); the copies on the target are compared with the uploads confirmed
+//! with the same key ([`Index::done_with_message_id`], [`Index::done_blobs_at`]).
 
 use rusqlite::{OptionalExtension, Row};
 
@@ -149,11 +152,16 @@ const QUEUE_SELECT: &str = "
       AND (u.state IS NULL OR u.state NOT IN ('done', 'failed'))
     ORDER BY m.folder_id, m.uidvalidity, m.uid";
 
+/// The blob named in column `i`.
+fn blob_at(r: &Row<'_>, i: usize) -> rusqlite::Result<BlobHash> {
+    let blob: String = r.get(i)?;
+    BlobHash::parse(&blob).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 fn item_from_row(r: &Row<'_>) -> rusqlite::Result<UploadItem> {
-    let blob: String = r.get(3)?;
-    let blob = BlobHash::parse(&blob).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let blob = blob_at(r, 3)?;
     let state: Option<String> = r.get(8)?;
     Ok(UploadItem {
         message_row: r.get(0)?,
@@ -345,32 +353,45 @@ impl Index {
         tx.commit().map_err(sql)
     }
 
-    /// How many messages of a mailbox are confirmed in a target folder with this
-    /// Message-ID (or, for `None`, with no Message-ID and this INTERNALDATE and size).
-    pub fn done_with_key(
+    /// How many messages of a mailbox are confirmed in a target folder with this Message-ID
+    /// (the resume key of a message that has a usable one).
+    pub fn done_with_message_id(
         &self,
         target: &str,
         mailbox: &str,
         folder: &str,
-        item: &UploadItem,
+        message_id: &str,
     ) -> Result<u64> {
         let n: i64 = self.sql(self.conn.query_row(
             "SELECT count(*) FROM uploads u JOIN messages m ON m.id = u.message_id
              WHERE u.target = ?1 AND u.mailbox = ?2 AND u.folder = ?3 AND u.state = 'done'
-               AND ((?4 IS NOT NULL AND m.message_id = ?4)
-                 OR (?4 IS NULL AND m.message_id IS NULL AND m.internaldate IS ?5
-                     AND m.size = ?6))",
-            (
-                target,
-                mailbox,
-                folder,
-                item.message_id.as_deref(),
-                item.internaldate.as_deref(),
-                to_sql_int(item.size),
-            ),
+               AND m.message_id = ?4",
+            (target, mailbox, folder, message_id),
             |r| r.get(0),
         ))?;
         Ok(n.max(0) as u64)
+    }
+
+    /// The blobs of a mailbox's messages confirmed in a target folder with this INTERNALDATE
+    /// (seconds since the epoch), whatever their Message-ID: the candidates a header resume
+    /// key is compared with (the target side counts every copy with that date and header).
+    pub fn done_blobs_at(
+        &self,
+        target: &str,
+        mailbox: &str,
+        folder: &str,
+        internaldate_unix: i64,
+    ) -> Result<Vec<BlobHash>> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT m.blob FROM uploads u JOIN messages m ON m.id = u.message_id
+             WHERE u.target = ?1 AND u.mailbox = ?2 AND u.folder = ?3 AND u.state = 'done'
+               AND m.internaldate_unix = ?4
+             ORDER BY m.id",
+        ))?;
+        let rows = stmt.query_map((target, mailbox, folder, internaldate_unix), |r| {
+            blob_at(r, 0)
+        });
+        self.sql(rows.and_then(Iterator::collect))
     }
 
     /// Records the state of a mailbox's upload run (and its error, if it failed);
