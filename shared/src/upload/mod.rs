@@ -10,6 +10,7 @@
 
 mod destination;
 pub mod imap_target;
+pub mod long_lines;
 mod mailbox;
 pub mod mapping;
 mod pace;
