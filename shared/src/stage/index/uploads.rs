@@ -87,6 +87,17 @@ pub enum UploadResult {
     Pending,
 }
 
+/// A message the target refused in an earlier run (state `failed`), with its words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRefusal {
+    /// The message's row.
+    pub message_row: i64,
+    /// What the server said.
+    pub words: String,
+    /// When the refusal was recorded (UTC, `YYYY-MM-DDTHH:MM:SSZ`).
+    pub at: String,
+}
+
 /// A mailbox's upload state for one target.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MailboxUploadStatus {
@@ -173,6 +184,25 @@ impl Index {
     pub fn upload_queue(&self, target: &str, mailbox_id: i64) -> Result<Vec<UploadItem>> {
         let mut stmt = self.sql(self.conn.prepare(QUEUE_SELECT))?;
         let rows = stmt.query_map((target, mailbox_id), item_from_row);
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// A mailbox's messages the target refused (state `failed`), oldest refusal first.
+    pub fn refused_uploads(&self, target: &str, mailbox_id: i64) -> Result<Vec<RecordedRefusal>> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT u.message_id, coalesce(u.last_error, ''), u.updated_at
+             FROM uploads u JOIN messages m ON m.id = u.message_id
+             JOIN folders f ON f.id = m.folder_id
+             WHERE u.target = ?1 AND u.state = 'failed' AND f.mailbox_id = ?2
+             ORDER BY u.updated_at, u.id",
+        ))?;
+        let rows = stmt.query_map((target, mailbox_id), |r| {
+            Ok(RecordedRefusal {
+                message_row: r.get(0)?,
+                words: r.get(1)?,
+                at: r.get(2)?,
+            })
+        });
         self.sql(rows.and_then(Iterator::collect))
     }
 
