@@ -9,7 +9,7 @@ use super::{Step as _, UploadError, is_flagged};
 use crate::batch::AuthChoice;
 use crate::folders::mutf7;
 use crate::imap::transport::{ConnectOptions, Transport, connect};
-use crate::imap::{ImapError, SequenceSet, Session, SessionConfig, Status};
+use crate::imap::{AppendLimit, ImapError, SequenceSet, Session, SessionConfig, Status};
 use crate::stage::index::UploadItem;
 
 /// A logged-in session with one target mailbox.
@@ -241,6 +241,10 @@ impl Destination for ImapTarget {
             .iter()
             .filter(|m| m.internal_date.as_ref().and_then(|d| d.unix) == item.internaldate_unix)
             .count() as u64)
+    }
+
+    fn append_limit(&self) -> Option<u64> {
+        self.session.append_limit().and_then(AppendLimit::global)
     }
 
     async fn close(mut self) {

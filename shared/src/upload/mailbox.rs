@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::destination::{Delivery, Destination, Outgoing};
 use super::mapping::{MappedFolder, MappingRules, folders_to_create, map_folders};
+use super::predict::{Prediction, SizeLimit, predict};
 use super::{MailboxUpload, Pace, SharedProgress, UploadCounts, UploadError, UploadOutcome};
 use crate::retry::RetryPolicy;
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
@@ -33,7 +34,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// Runs `f` on the index (one writer at a time).
-    fn index<T>(
+    pub(super) fn index<T>(
         &self,
         f: impl FnOnce(&mut Index) -> Result<T, StageError>,
     ) -> Result<T, StageError> {
@@ -55,7 +56,7 @@ where
 {
     ctx.progress.mailbox_started(&mb.email);
     let mut counts = UploadCounts::default();
-    let mut folders = Vec::new();
+    let mut found = Findings::default();
     let mut result = Ok(());
     if !ctx.dry_run {
         result = ctx
@@ -71,7 +72,7 @@ where
         let before = progress_mark(&counts);
         let attempt = async {
             let mut dest = open().await?;
-            let done = upload_once(ctx, mb, &mut dest, &mut counts, &mut folders).await;
+            let done = upload_once(ctx, mb, &mut dest, &mut counts, &mut found).await;
             dest.close().await;
             done
         };
@@ -124,8 +125,10 @@ where
     let outcome = UploadOutcome {
         email: mb.email.clone(),
         counts,
-        folders,
+        folders: found.folders,
         error,
+        size_limit: found.prediction.size_limit,
+        predicted_skips: found.prediction.skips,
     };
     ctx.progress.mailbox_finished(&outcome);
     outcome
@@ -136,18 +139,28 @@ fn progress_mark(c: &UploadCounts) -> u64 {
     c.uploaded + c.found_present + c.refused + c.folders_created
 }
 
-/// One connection's worth of work: plan, create folders, resolve, send.
+/// What a mailbox's run learns besides its counts.
+#[derive(Default)]
+struct Findings {
+    /// Where each source folder goes.
+    folders: Vec<MappedFolder>,
+    /// For a dry run: the predicted skips.
+    prediction: Prediction,
+}
+
+/// One connection's worth of work: plan, create folders, resolve, send. A dry run stops
+/// after the plan and its prediction.
 async fn upload_once<D: Destination>(
     ctx: &Ctx,
     mb: &MailboxUpload,
     dest: &mut D,
     counts: &mut UploadCounts,
-    folders_out: &mut Vec<MappedFolder>,
+    found: &mut Findings,
 ) -> Result<(), UploadError> {
     let target = dest.folders().await?;
     let sources = ctx.index(|i| i.upload_folders(mb.mailbox_id))?;
     let mapped = map_folders(&sources, &target, ctx.m365, &ctx.rules);
-    folders_out.clone_from(&mapped);
+    found.folders.clone_from(&mapped);
     let queue = ctx.index(|i| i.upload_queue(&ctx.target, mb.mailbox_id))?;
     let dest_of: HashMap<i64, &Vec<String>> = mapped
         .iter()
@@ -160,6 +173,9 @@ async fn upload_once<D: Destination>(
     if ctx.dry_run {
         counts.planned = sendable.len() as u64;
         counts.planned_bytes = sendable.iter().map(|i| i.size).sum();
+        let limit = SizeLimit::of_target(dest.append_limit(), ctx.m365);
+        found.prediction = predict(ctx, mb, limit, &mapped, &sendable).await?;
+        found.prediction.count(counts);
         return Ok(());
     }
     for path in folders_to_create(&mapped, &target) {
