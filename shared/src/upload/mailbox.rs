@@ -129,6 +129,7 @@ where
         error,
         size_limit: found.prediction.size_limit,
         predicted_skips: found.prediction.skips,
+        last_refusal: found.prediction.last_refusal,
     };
     ctx.progress.mailbox_finished(&outcome);
     outcome

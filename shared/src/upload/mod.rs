@@ -120,9 +120,13 @@ pub struct UploadOutcome {
     /// For a dry run: the target's size limit, when one is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_limit: Option<SizeLimit>,
-    /// For a dry run: messages expected not to arrive (or refused last time), in folder and
-    /// UID order.
+    /// For a dry run: messages expected not to arrive (or refused last time), by source
+    /// folder name, then UID.
     pub predicted_skips: Vec<PredictedSkip>,
+    /// For a dry run: the server's words at the most recent refusal of a message a real run
+    /// sends again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_refusal: Option<String>,
 }
 
 /// Receives progress as a run goes (the binaries draw it).

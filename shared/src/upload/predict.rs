@@ -3,7 +3,7 @@
 //! real run retries). Nothing here talks to the target beyond what the session already
 //! announced.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::long_lines::{EXCHANGE_MAX_LINE, longest_lines};
@@ -105,8 +105,10 @@ pub struct PredictedSkip {
 pub(crate) struct Prediction {
     /// The target's size limit, when one is known.
     pub size_limit: Option<SizeLimit>,
-    /// Predicted skips, in queue order (folder, then UID).
+    /// Predicted skips, by source folder name, then UID.
     pub skips: Vec<PredictedSkip>,
+    /// The server's words at the most recent refusal of a message it will be sent again.
+    pub last_refusal: Option<String>,
 }
 
 impl Prediction {
@@ -131,8 +133,13 @@ pub(crate) async fn predict(
     mapped: &[MappedFolder],
     sendable: &[&UploadItem],
 ) -> Result<Prediction, UploadError> {
-    let refused: HashMap<i64, String> = ctx
-        .index(|i| i.refused_uploads(&ctx.target, mb.mailbox_id))?
+    let rows: HashSet<i64> = sendable.iter().map(|i| i.message_row).collect();
+    let refusals = ctx.index(|i| i.refused_uploads(&ctx.target, mb.mailbox_id))?;
+    let last_refusal = refusals
+        .iter()
+        .rfind(|r| rows.contains(&r.message_row))
+        .map(|r| r.words.clone());
+    let refused: HashMap<i64, String> = refusals
         .into_iter()
         .map(|r| (r.message_row, r.words))
         .collect();
@@ -149,7 +156,7 @@ pub(crate) async fn predict(
         .zip(scan(paths).await?)
         .collect();
     let folders: HashMap<i64, &MappedFolder> = mapped.iter().map(|m| (m.source_id, m)).collect();
-    let skips = sendable
+    let mut skips: Vec<PredictedSkip> = sendable
         .iter()
         .filter_map(|item| {
             let words = refused.get(&item.message_row).map(String::as_str);
@@ -167,7 +174,12 @@ pub(crate) async fn predict(
             })
         })
         .collect();
-    Ok(Prediction { size_limit, skips })
+    skips.sort_by(|a, b| (&a.folder, a.uid).cmp(&(&b.folder, b.uid)));
+    Ok(Prediction {
+        size_limit,
+        skips,
+        last_refusal,
+    })
 }
 
 /// The longest line of each blob, scanned off the async runtime; an unreadable blob is a
@@ -213,8 +225,7 @@ fn judge(
         .unwrap_or_default();
     if let Some(l) = limit.filter(|l| size > l.bytes) {
         let text = format!(
-            "{size} bytes ({}) is over the size limit of {} bytes ({}, {}){again}",
-            human_bytes(size),
+            "over the size limit of {} bytes ({}, {}){again}",
             l.bytes,
             human_bytes(l.bytes),
             l.describe_source()
@@ -260,7 +271,7 @@ mod tests {
         let (reason, text) = judge(1001, Some(LIMIT), None, None).unwrap();
         assert_eq!(reason, SkipReason::OverSizeLimit);
         assert!(
-            text.contains("1001 bytes") && text.contains("APPENDLIMIT"),
+            text.contains("limit of 1000 bytes") && text.contains("APPENDLIMIT"),
             "{text}"
         );
         assert_eq!(judge(5, None, Some(EXCHANGE_MAX_LINE), None), None);
