@@ -180,6 +180,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
     let bars = Arc::new(UploadBars::new(
         if args.quiet { Show::Quiet } else { Show::Auto },
         total,
+        args.dry_run,
     ));
     let started = Instant::now();
     let runtime = tokio::runtime::Runtime::new()?;
