@@ -11,8 +11,8 @@ use super::mailbox::Ctx;
 use super::mapping::MappedFolder;
 use super::{MailboxUpload, UploadCounts, UploadError};
 use crate::report::table::human_bytes;
-use crate::stage::StageError;
 use crate::stage::index::UploadItem;
+use crate::stage::{BlobHash, StageError};
 
 /// Exchange Online's default maximum message size, used for a Microsoft 365 target that
 /// announces no APPENDLIMIT: 35 MiB, the default MaxReceiveSize of a mailbox (Microsoft
@@ -133,34 +133,19 @@ pub(crate) async fn predict(
     mapped: &[MappedFolder],
     sendable: &[&UploadItem],
 ) -> Result<Prediction, UploadError> {
-    let rows: HashSet<i64> = sendable.iter().map(|i| i.message_row).collect();
-    let refusals = ctx.index(|i| i.refused_uploads(&ctx.target, mb.mailbox_id))?;
-    let last_refusal = refusals
-        .iter()
-        .rfind(|r| rows.contains(&r.message_row))
-        .map(|r| r.words.clone());
-    let refused: HashMap<i64, String> = refusals
-        .into_iter()
-        .map(|r| (r.message_row, r.words))
-        .collect();
-    let over = |i: &UploadItem| size_limit.is_some_and(|l| i.size > l.bytes);
-    let scanned: Vec<&UploadItem> = if ctx.m365 {
-        sendable.iter().copied().filter(|i| !over(i)).collect()
+    let (refused, last_refusal) = refusals(ctx, mb, sendable)?;
+    let longest = if ctx.m365 {
+        let within = |i: &&&UploadItem| size_limit.is_none_or(|l| i.size <= l.bytes);
+        longest_line_of(ctx, sendable.iter().filter(within).copied()).await?
     } else {
-        Vec::new()
+        HashMap::new()
     };
-    let paths = scanned.iter().map(|i| ctx.blobs.path_of(&i.blob)).collect();
-    let longest: HashMap<i64, usize> = scanned
-        .iter()
-        .map(|i| i.message_row)
-        .zip(scan(paths).await?)
-        .collect();
     let folders: HashMap<i64, &MappedFolder> = mapped.iter().map(|m| (m.source_id, m)).collect();
     let mut skips: Vec<PredictedSkip> = sendable
         .iter()
         .filter_map(|item| {
             let words = refused.get(&item.message_row).map(String::as_str);
-            let line = longest.get(&item.message_row).copied();
+            let line = longest.get(&item.blob).copied();
             let (reason, text) = judge(item.size, size_limit, line, words)?;
             let folder = folders.get(&item.folder_id)?;
             Some(PredictedSkip {
@@ -180,6 +165,39 @@ pub(crate) async fn predict(
         skips,
         last_refusal,
     })
+}
+
+/// The server's words for each message of `sendable` it refused last time, and its words at
+/// the most recent of those refusals.
+fn refusals(
+    ctx: &Ctx,
+    mb: &MailboxUpload,
+    sendable: &[&UploadItem],
+) -> Result<(HashMap<i64, String>, Option<String>), UploadError> {
+    let rows: HashSet<i64> = sendable.iter().map(|i| i.message_row).collect();
+    let recorded = ctx.index(|i| i.refused_uploads(&ctx.target, mb.mailbox_id))?;
+    let (refused, last) = recorded
+        .into_iter()
+        .filter(|r| rows.contains(&r.message_row))
+        .fold((HashMap::new(), None), |(mut all, _), r| {
+            all.insert(r.message_row, r.words.clone());
+            (all, Some(r.words))
+        });
+    Ok((refused, last))
+}
+
+/// The longest line of each distinct blob of `items`.
+async fn longest_line_of<'a>(
+    ctx: &Ctx,
+    items: impl Iterator<Item = &'a UploadItem>,
+) -> Result<HashMap<BlobHash, usize>, UploadError> {
+    let blobs: Vec<BlobHash> = items
+        .map(|i| i.blob)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let paths = blobs.iter().map(|b| ctx.blobs.path_of(b)).collect();
+    Ok(blobs.into_iter().zip(scan(paths).await?).collect())
 }
 
 /// The longest line of each blob, scanned off the async runtime; an unreadable blob is a
