@@ -36,9 +36,18 @@ pub type Contents = BTreeMap<(String, String), Vec<Seen>>;
 
 /// A target Dovecot with one user per address (random passwords) and the [`ADMIN`] master.
 pub fn target_dovecot(emails: &[&str]) -> Result<Dovecot> {
+    target_dovecot_with(emails, &[])
+}
+
+/// A target Dovecot as [`target_dovecot`] makes it, with `extra` lines at the end of its
+/// configuration (e.g. `imap_capability = +APPENDLIMIT=200000`).
+pub fn target_dovecot_with(emails: &[&str], extra: &[&str]) -> Result<Dovecot> {
     let mut b = Dovecot::builder().master_user(ADMIN.0, ADMIN.1);
     for e in emails {
         b = b.user(e, &format!("pw-{}", e.len()));
+    }
+    for line in extra {
+        b = b.extra_config(line);
     }
     b.start()
 }
@@ -101,7 +110,7 @@ pub fn mark_in_flight(dir: &Path, email: &str, folder: &str) -> Result<Vec<Uploa
         .with_context(|| format!("no staged folder {folder}"))?;
     let items: Vec<UploadItem> = stage
         .index()
-        .upload_queue("dst", mailbox.id)?
+        .upload_queue("dst", mailbox.id, false)?
         .into_iter()
         .filter(|i| i.folder_id == source.id)
         .collect();

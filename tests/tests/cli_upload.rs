@@ -7,8 +7,8 @@ mod cli_support;
 use anyhow::Result;
 use cli_support::{Cli, contains, index_bytes, text};
 use mailstage_tests::Dovecot;
-use mailstage_tests::fixtures::simple;
-use mailstage_tests::upload::{ADMIN, target_dovecot};
+use mailstage_tests::fixtures::{long_line, message_of_size, simple};
+use mailstage_tests::upload::{ADMIN, target_dovecot, target_dovecot_with};
 use serde_json::Value;
 use std::process::Output;
 
@@ -30,10 +30,10 @@ fn extracted(cli: &Cli) -> Result<Dovecot> {
     Ok(d)
 }
 
-/// Creates target `dst`: `target`, logging in as `mailbox*admin` with the password in
-/// [`SECRET_VAR`].
-fn new_target(cli: &Cli, target: &Dovecot) {
-    let port = target.port().to_string();
+/// `target new --name dst --kind imap` for the Dovecot listening on `port`, logging in as
+/// `mailbox*admin` with the password from [`SECRET_VAR`].
+fn new_imap_target(cli: &Cli, port: u16) {
+    let port = port.to_string();
     let created = cli.upload(
         &[
             "target",
@@ -79,7 +79,7 @@ fn dry_run_then_run_then_a_run_that_sends_nothing() -> Result<()> {
     let cli = Cli::new();
     let _source = extracted(&cli)?;
     let target = target_dovecot(&["alice@contoso.edu"])?;
-    new_target(&cli, &target);
+    new_imap_target(&cli, target.port());
     let shown = text(&cli.upload(&["target", "show", "dst"], &[]));
     assert!(
         shown.contains(&format!("environment variable {SECRET_VAR}")),
@@ -233,7 +233,7 @@ fn target_user_name_picks_the_target_mailbox_and_status_shows_the_rate() -> Resu
     cli.ok(&["batch", "start", "b1", "--quiet"]);
     // Only the renamed mailbox exists on the target: a login as the EmailAddress would fail.
     let target = target_dovecot(&["alice.smith@fabrikam.example"])?;
-    new_target(&cli, &target);
+    new_imap_target(&cli, target.port());
     let env = [(SECRET_VAR, ADMIN.1)];
 
     let run = upload_run(&cli, "dst", &["--quiet"], &env);
@@ -276,5 +276,104 @@ fn target_user_name_picks_the_target_mailbox_and_status_shows_the_rate() -> Resu
     let again = upload_run(&cli, "dst", &["--quiet"], &env);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert_eq!(status(&cli)[0]["run_messages"], 0);
+    Ok(())
+}
+
+/// The limit the target of [`dry_run_predicts_what_is_over_the_targets_appendlimit`]
+/// announces.
+const APPENDLIMIT: usize = 200_000;
+
+#[test]
+fn dry_run_predicts_what_is_over_the_targets_appendlimit() -> Result<()> {
+    let cli = Cli::new();
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    let inbox: [&[u8]; 4] = [
+        &simple(0),
+        &message_of_size(APPENDLIMIT - 1, 1),
+        &message_of_size(APPENDLIMIT, 2),
+        &message_of_size(APPENDLIMIT + 1, 3),
+    ];
+    for (i, m) in (0..).zip(inbox) {
+        source.write_message_at("alice", "INBOX", &[], T0 + i, m)?;
+    }
+    source.create_folder("alice", "Projects")?;
+    source.write_message_at("alice", "Projects", &[], T0 + 10, &long_line(20_000))?;
+    source.write_message_at(
+        "alice",
+        "Projects",
+        &[],
+        T0 + 11,
+        &message_of_size(300_000, 4),
+    )?;
+    cli.endpoint_on("src", source.port());
+    cli.batch("b1", "src", &["alice@contoso.edu,alice,alice-pw"]);
+    cli.ok(&["batch", "start", "b1", "--quiet"]);
+    let limit = format!("imap_capability = +APPENDLIMIT={APPENDLIMIT}");
+    let target = target_dovecot_with(&["alice@contoso.edu"], &[&limit])?;
+    new_imap_target(&cli, target.port());
+    let env = [(SECRET_VAR, ADMIN.1)];
+
+    let dry = upload_run(&cli, "dst", &["--dry-run", "--quiet"], &env);
+    let shown = text(&dry);
+    assert_eq!(dry.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("would upload 6 message(s)"), "{shown}");
+    assert!(
+        shown.contains("size limit: 200000 bytes (195.3 KiB, the target's APPENDLIMIT)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("predicted skips: 2 over the size limit\n"),
+        "not an Exchange target: long lines are not looked for\n{shown}"
+    );
+    assert!(
+        shown.contains(
+            "skip INBOX UID 4 -> INBOX (200001 bytes, 195.3 KiB): over the size limit of 200000 bytes"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("skip Projects UID 2 -> Projects (300000 bytes, 293.0 KiB)"),
+        "{shown}"
+    );
+    assert_eq!(shown.matches("    skip ").count(), 2, "{shown}");
+
+    let dry = upload_run(&cli, "dst", &["--dry-run", "--quiet", "--json"], &env);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    let json: Value = serde_json::from_slice(&dry.stdout)?;
+    let o = &json[0];
+    assert_eq!(o["counts"]["predicted_refusals"], 2, "{o}");
+    assert_eq!(o["counts"]["refused_before"], 0, "{o}");
+    assert_eq!(o["size_limit"]["bytes"], APPENDLIMIT, "{o}");
+    assert_eq!(o["size_limit"]["source"], "appendlimit", "{o}");
+    let skips: Vec<(&str, u64, u64, &str)> = o["predicted_skips"]
+        .as_array()
+        .expect("predicted_skips is a list")
+        .iter()
+        .map(|s| {
+            (
+                s["folder"].as_str().unwrap_or_default(),
+                s["uid"].as_u64().unwrap_or_default(),
+                s["size"].as_u64().unwrap_or_default(),
+                s["reason"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        skips,
+        [
+            ("INBOX", 4, APPENDLIMIT as u64 + 1, "over_size_limit"),
+            ("Projects", 2, 300_000, "over_size_limit")
+        ]
+    );
+
+    // Nothing was created or sent, and the index still has everything pending.
+    assert_eq!(status(&cli)[0]["pending"], 6, "a dry run sends nothing");
+    let mut p = target.connect()?;
+    p.login(&format!("alice@contoso.edu*{}", ADMIN.0), ADMIN.1)?
+        .ok()?;
+    let names: Vec<String> = p.list()?.into_iter().map(|l| l.name).collect();
+    assert!(!names.iter().any(|n| n == "Projects"), "{names:?}");
+    p.examine("INBOX")?;
+    assert!(p.uids()?.is_empty(), "a dry run appended to INBOX");
     Ok(())
 }

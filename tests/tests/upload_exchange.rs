@@ -8,10 +8,13 @@ use std::time::Duration;
 use anyhow::Result;
 use mailstage::extract::Pass;
 use mailstage::stage::{Access, Stage};
-use mailstage::upload::MappingRules;
+use mailstage::upload::long_lines::EXCHANGE_MAX_LINE;
+use mailstage::upload::{
+    EXCHANGE_DEFAULT_MAX_SIZE, LimitSource, MappingRules, SizeLimit, SkipReason, UploadOutcome,
+};
 use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules};
 use mailstage_tests::extraction::{TestMailbox, default_limits};
-use mailstage_tests::fixtures::{message_of_size, simple};
+use mailstage_tests::fixtures::{long_line, message_of_size, simple};
 use mailstage_tests::upload::{ADMIN, job, run, target_dovecot};
 use mailstage_tests::{Dovecot, Probe};
 
@@ -138,5 +141,105 @@ fn throttling_oversize_flagged_and_reserved_names_as_exchange_does_them() -> Res
         refusal.contains("Maximum size of appendable message"),
         "{refusal}"
     );
+    Ok(())
+}
+
+/// (folder, UID, reason) of each predicted skip.
+fn skips(o: &UploadOutcome) -> Vec<(&str, u32, SkipReason)> {
+    o.predicted_skips
+        .iter()
+        .map(|s| (s.folder.as_str(), s.uid, s.reason))
+        .collect()
+}
+
+#[test]
+fn dry_run_on_microsoft_365_predicts_long_lines_and_retries_of_refusals() -> Result<()> {
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    let inbox = [
+        simple(1),
+        long_line(EXCHANGE_MAX_LINE),
+        long_line(EXCHANGE_MAX_LINE + 1),
+        message_of_size(300_000, 1),
+    ];
+    for (i, m) in (0..).zip(&inbox) {
+        source.write_message_at("alice", "INBOX", &[], T0 + i, m)?;
+    }
+    let dir = tempfile::tempdir()?;
+    let mailbox = TestMailbox {
+        email: ALICE,
+        login: "alice",
+        password: "alice-pw",
+        user_root: None,
+    };
+    let staged = mailstage_tests::extraction::run(
+        dir.path(),
+        &source,
+        &[mailbox],
+        default_limits(),
+        Pass::Full,
+    )?;
+    assert!(staged[0].error.is_none(), "{staged:?}");
+    let target = target_dovecot(&[ALICE])?;
+    let proxy = ExchangeProxy::start(
+        target.port(),
+        ExchangeRules {
+            max_append: Some(200_000),
+            ..ExchangeRules::default()
+        },
+    )?;
+    let upload = |dry_run: bool| -> Result<UploadOutcome> {
+        let mut job = job(dir.path(), &target, None, MappingRules::default())?;
+        job.m365 = true;
+        job.dry_run = dry_run;
+        job.connect.port = proxy.port();
+        let o = run(dir.path(), job)?.remove(0);
+        assert!(o.error.is_none(), "{o:?}");
+        Ok(o)
+    };
+    let appends = || {
+        proxy
+            .stats()
+            .appends
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+
+    // No APPENDLIMIT: Exchange's default limit, which no message reaches; the line one
+    // character over Exchange's limit is predicted, the one at the limit is not.
+    let o = upload(true)?;
+    let default = SizeLimit {
+        bytes: EXCHANGE_DEFAULT_MAX_SIZE,
+        source: LimitSource::ExchangeDefault,
+    };
+    assert_eq!(o.size_limit, Some(default));
+    assert_eq!(skips(&o), [("INBOX", 3, SkipReason::LongLine)], "{o:?}");
+    assert_eq!(
+        (o.counts.predicted_refusals, o.counts.refused_before),
+        (1, 0)
+    );
+    assert_eq!(appends(), 0, "a dry run sends nothing");
+
+    // The proxy refuses the 300 KB message; the next dry run says it will be retried, with
+    // the server's words.
+    let o = upload(false)?;
+    assert_eq!((o.counts.uploaded, o.counts.refused), (3, 1), "{o:?}");
+    assert!(o.predicted_skips.is_empty() && o.size_limit.is_none());
+    let sent = appends();
+    let o = upload(true)?;
+    assert_eq!(
+        skips(&o),
+        [("INBOX", 4, SkipReason::RefusedBefore)],
+        "{o:?}"
+    );
+    assert_eq!(
+        (o.counts.predicted_refusals, o.counts.refused_before),
+        (0, 1)
+    );
+    let words = o.predicted_skips[0].refused_last_time.as_deref();
+    assert!(
+        words.is_some_and(|w| w.contains("Maximum size of appendable message")),
+        "{words:?}"
+    );
+    assert_eq!(o.last_refusal.as_deref(), words);
+    assert_eq!(appends(), sent, "a dry run sends nothing");
     Ok(())
 }

@@ -21,6 +21,7 @@ use mailstage::upload::{
     UploadOutcome, run_upload,
 };
 
+use crate::predicted;
 use crate::progress::{UploadBars, describe};
 
 /// Arguments of `run`.
@@ -35,7 +36,9 @@ pub struct RunArgs {
     /// Only these mailboxes (EmailAddress, comma-separated).
     #[arg(long, value_delimiter = ',')]
     users: Vec<String>,
-    /// Show what would go where (folder plan, messages and bytes) without sending anything.
+    /// Show what would go where (folder plan, messages and bytes) and the predicted skips
+    /// (over the target's size limit, lines Exchange refuses, refused last time) without
+    /// creating or sending anything.
     #[arg(long)]
     dry_run: bool,
     /// Mailboxes uploaded at once.
@@ -179,6 +182,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
     let bars = Arc::new(UploadBars::new(
         if args.quiet { Show::Quiet } else { Show::Auto },
         total,
+        args.dry_run,
     ));
     let started = Instant::now();
     let runtime = tokio::runtime::Runtime::new()?;
@@ -241,6 +245,9 @@ fn summary(
                     .unwrap_or_default();
                 writeln!(out, "    {} -> {to}{note}", f.source)?;
             }
+        }
+        if args.dry_run {
+            predicted::print(out, o)?;
         }
     }
     let (messages, bytes) = outcomes.iter().fold((0, 0), |(m, b), o| {

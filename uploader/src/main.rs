@@ -4,6 +4,7 @@
 mod cmd_run;
 mod cmd_status;
 mod cmd_target;
+mod predicted;
 mod progress;
 
 use std::path::PathBuf;

@@ -6,37 +6,44 @@ use mailstage::report::table::human_bytes;
 use mailstage::upload::{UploadOutcome, UploadProgress, mailbox_label};
 
 /// Progress for `run`.
-pub struct UploadBars(LiveProgress);
+pub struct UploadBars {
+    live: LiveProgress,
+    /// A dry run: each mailbox's line tells its plan, not what was sent.
+    dry_run: bool,
+}
 
 impl UploadBars {
     /// Chooses bars or lines from where standard error goes.
-    pub fn new(show: Show, mailboxes: usize) -> Self {
-        Self(LiveProgress::new(show, mailboxes, "upload"))
+    pub fn new(show: Show, mailboxes: usize, dry_run: bool) -> Self {
+        Self {
+            live: LiveProgress::new(show, mailboxes, "upload"),
+            dry_run,
+        }
     }
 
     /// Removes the bars before the summary is printed.
     pub fn finish(&self) {
-        self.0.finish();
+        self.live.finish();
     }
 }
 
 impl UploadProgress for UploadBars {
     fn mailbox_started(&self, email: &str) {
-        self.0.started(email);
+        self.live.started(email);
     }
 
     fn mailbox_planned(&self, email: &str, messages: u64, bytes: u64) {
-        self.0.planned(email, messages, bytes);
+        self.live.planned(email, messages, bytes);
     }
 
     fn uploaded(&self, email: &str, messages: u64, bytes: u64) {
-        self.0.advanced(email, messages, bytes);
+        self.live.advanced(email, messages, bytes);
     }
 
     fn mailbox_finished(&self, outcome: &UploadOutcome) {
-        self.0.finished(
+        self.live.finished(
             &outcome.email,
-            describe(outcome, false),
+            describe(outcome, self.dry_run),
             outcome.error.as_deref(),
         );
     }

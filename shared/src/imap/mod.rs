@@ -7,10 +7,12 @@
 //!   [`append`]; errors in [`error`].
 //! - [`transport`]: TCP, TLS, STARTTLS; `Session::log_in` turns a CSV `UserName` into a login;
 //!   [`diagnose`]: the timed checks behind `test-server`.
-//! - [`encode`], [`seqset`], [`datetime`]: command arguments, UID sets, INTERNALDATE.
+//! - [`encode`], [`seqset`], [`datetime`]: command arguments, UID sets, INTERNALDATE;
+//!   [`capability`]: capabilities with a value (APPENDLIMIT).
 
 pub mod append;
 pub mod auth;
+pub mod capability;
 pub mod commands;
 pub mod datetime;
 pub mod diagnose;
@@ -32,6 +34,7 @@ pub mod transport;
 pub mod types;
 
 pub use append::AppendOutcome;
+pub use capability::AppendLimit;
 pub use commands::MailboxInfo;
 pub use error::ImapError;
 pub use fetch::FetchedMessage;

@@ -58,6 +58,11 @@ pub trait Destination: Send {
         folder: &[String],
         key: &ResumeKey,
     ) -> impl Future<Output = Result<u64, UploadError>> + Send;
+    /// The largest message the target accepts in every folder, when it says so (IMAP:
+    /// `APPENDLIMIT=N`).
+    fn append_limit(&self) -> Option<u64> {
+        None
+    }
     /// Ends the session politely.
     fn close(self) -> impl Future<Output = ()> + Send;
 }

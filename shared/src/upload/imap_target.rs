@@ -14,7 +14,7 @@ use super::{Step as _, UploadError, is_flagged};
 use crate::batch::AuthChoice;
 use crate::folders::mutf7;
 use crate::imap::transport::{ConnectOptions, Transport, connect};
-use crate::imap::{ImapError, SequenceSet, Session, SessionConfig, Status, datetime};
+use crate::imap::{AppendLimit, ImapError, SequenceSet, Session, SessionConfig, Status, datetime};
 
 /// A logged-in session with one target mailbox.
 pub struct ImapTarget {
@@ -281,6 +281,10 @@ impl Destination for ImapTarget {
                     .await
             }
         }
+    }
+
+    fn append_limit(&self) -> Option<u64> {
+        self.session.append_limit().and_then(AppendLimit::global)
     }
 
     async fn close(mut self) {

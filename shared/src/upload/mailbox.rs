@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::destination::Destination;
 use super::key::{self, ResumeKey};
 use super::mapping::{MappedFolder, MappingRules, folders_to_create, map_folders};
+use super::predict::{Prediction, SizeLimit, predict};
 use super::send::{Group, groups, send_all};
 use super::{MailboxUpload, Pace, SharedProgress, UploadCounts, UploadError, UploadOutcome};
 use crate::retry::RetryPolicy;
@@ -53,7 +54,7 @@ where
 {
     ctx.progress.mailbox_started(&mb.email);
     let mut counts = UploadCounts::default();
-    let mut folders = Vec::new();
+    let mut found = Findings::default();
     let mut result = Ok(());
     if !ctx.dry_run {
         result = ctx
@@ -70,7 +71,7 @@ where
         let before = progress_mark(&counts);
         let attempt = async {
             let mut dest = open().await?;
-            match upload_once(ctx, mb, &mut dest, &mut counts, &mut folders).await {
+            match upload_once(ctx, mb, &mut dest, &mut counts, &mut found).await {
                 Ok(work) => send_all(ctx, mb, dest, &open, work, &mut counts).await,
                 Err(e) => {
                     dest.close().await;
@@ -128,8 +129,11 @@ where
         email: mb.email.clone(),
         target_mailbox: mb.target_mailbox.clone(),
         counts,
-        folders,
+        folders: found.folders,
         error,
+        size_limit: found.prediction.size_limit,
+        predicted_skips: found.prediction.skips,
+        last_refusal: found.prediction.last_refusal,
     };
     ctx.progress.mailbox_finished(&outcome);
     outcome
@@ -140,20 +144,30 @@ fn progress_mark(c: &UploadCounts) -> u64 {
     c.uploaded + c.found_present + c.refused + c.folders_created
 }
 
+/// What a mailbox's run learns besides its counts.
+#[derive(Default)]
+struct Findings {
+    /// Where each source folder goes.
+    folders: Vec<MappedFolder>,
+    /// For a dry run: the predicted skips.
+    prediction: Prediction,
+}
+
 /// Plans on one connection: maps the folders, creates what is missing, resolves what a
-/// crash left in flight, and returns the groups to send (none for a dry run).
+/// crash left in flight, and returns the groups to send. A dry run stops after the plan
+/// and its prediction (and returns no groups).
 async fn upload_once<D: Destination>(
     ctx: &Ctx,
     mb: &MailboxUpload,
     dest: &mut D,
     counts: &mut UploadCounts,
-    folders_out: &mut Vec<MappedFolder>,
+    found: &mut Findings,
 ) -> Result<Vec<Group>, UploadError> {
     let target = dest.folders().await?;
     let sources = ctx.index(|i| i.upload_folders(mb.mailbox_id))?;
     let mapped = map_folders(&sources, &target, ctx.m365, &ctx.rules);
-    folders_out.clone_from(&mapped);
-    let queue = ctx.index(|i| i.upload_queue(&ctx.target, mb.mailbox_id))?;
+    found.folders.clone_from(&mapped);
+    let queue = ctx.index(|i| i.upload_queue(&ctx.target, mb.mailbox_id, ctx.dry_run))?;
     let dest_of: HashMap<i64, &Vec<String>> = mapped
         .iter()
         .filter_map(|m| Some((m.source_id, m.target.as_ref()?)))
@@ -165,6 +179,9 @@ async fn upload_once<D: Destination>(
     if ctx.dry_run {
         counts.planned = sendable.len() as u64;
         counts.planned_bytes = sendable.iter().map(|i| i.size).sum();
+        let limit = SizeLimit::of_target(dest.append_limit(), ctx.m365);
+        found.prediction = predict(ctx, mb, limit, &mapped, &sendable).await?;
+        found.prediction.count(counts);
         return Ok(Vec::new());
     }
     for path in folders_to_create(&mapped, &target) {

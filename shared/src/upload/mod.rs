@@ -9,14 +9,20 @@
 //! in one transaction before the first byte is sent and its results are recorded in one
 //! transaction after. The target sits behind the small
 //! [`Destination`] trait ([`imap_target`] implements it) so other transports slot in.
+//!
+//! A dry run stops after the mapping and predicts what the target will not store: messages
+//! over its size limit (APPENDLIMIT, or Exchange Online's default), lines Exchange refuses
+//! ([`long_lines`]), and messages refused last time.
 
 mod destination;
 mod fingerprint;
 pub mod imap_target;
 mod key;
+pub mod long_lines;
 mod mailbox;
 pub mod mapping;
 mod pace;
+mod predict;
 mod run;
 mod send;
 mod target;
@@ -28,6 +34,7 @@ pub use fingerprint::HeaderFingerprint;
 pub use key::ResumeKey;
 pub use mapping::{MappedFolder, MappingRules};
 pub use pace::{Pace, RateLimits};
+pub use predict::{EXCHANGE_DEFAULT_MAX_SIZE, LimitSource, PredictedSkip, SizeLimit, SkipReason};
 pub use run::run_upload;
 pub use target::{
     M365_IMAP_HOST, M365_LOGIN_URL, SecretError, SecretSource, TargetKind, TargetSettings,
@@ -93,7 +100,8 @@ pub struct UploadJob {
     pub connections: usize,
     /// The admin's ceilings on messages and bytes per second.
     pub rates: RateLimits,
-    /// Plan only: list the target's folders, map, count; create and send nothing.
+    /// Plan only: list the target's folders, map, count and predict the skips; create and
+    /// send nothing.
     pub dry_run: bool,
     /// Reconnecting after transient failures (backoff, attempts without progress, read
     /// timeout).
@@ -132,6 +140,11 @@ pub struct UploadCounts {
     pub planned: u64,
     /// Bytes that would be sent.
     pub planned_bytes: u64,
+    /// For a dry run: messages the target is expected to refuse (over its size limit, or
+    /// lines Exchange refuses).
+    pub predicted_refusals: u64,
+    /// For a dry run: messages the target refused last time, which a real run retries.
+    pub refused_before: u64,
 }
 
 /// The result of one mailbox's run.
@@ -147,6 +160,16 @@ pub struct UploadOutcome {
     pub folders: Vec<MappedFolder>,
     /// Why the run failed, naming the mailbox's step.
     pub error: Option<String>,
+    /// For a dry run: the target's size limit, when one is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_limit: Option<SizeLimit>,
+    /// For a dry run: messages expected not to arrive (or refused last time), by source
+    /// folder name, then UID.
+    pub predicted_skips: Vec<PredictedSkip>,
+    /// For a dry run: the server's words at the most recent refusal of a message a real run
+    /// sends again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_refusal: Option<String>,
 }
 
 /// Receives progress as a run goes (the binaries draw it).

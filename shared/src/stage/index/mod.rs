@@ -28,7 +28,9 @@ pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
 pub use states::{BatchState, MailboxState, auth_name};
 pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 pub use sync::FolderSync;
-pub use uploads::{MailboxUploadStatus, SourceFolder, UploadItem, UploadResult, UploadState};
+pub use uploads::{
+    MailboxUploadStatus, RecordedRefusal, SourceFolder, UploadItem, UploadResult, UploadState,
+};
 
 use super::error::{Result, StageError};
 use super::schema::{MIGRATIONS, SCHEMA_VERSION};

@@ -90,6 +90,17 @@ pub enum UploadResult {
     Pending,
 }
 
+/// A message the target refused in an earlier run (state `failed`), with its words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRefusal {
+    /// The message's row.
+    pub message_row: i64,
+    /// What the server said.
+    pub words: String,
+    /// When the refusal was recorded (UTC, `YYYY-MM-DDTHH:MM:SSZ`).
+    pub at: String,
+}
+
 /// A mailbox's upload state for one target.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MailboxUploadStatus {
@@ -149,7 +160,7 @@ const QUEUE_SELECT: &str = "
     JOIN folders f ON f.id = m.folder_id
     LEFT JOIN uploads u ON u.message_id = m.id AND u.target = ?1
     WHERE f.mailbox_id = ?2 AND f.state <> 'excluded' AND m.state = 'staged'
-      AND (u.state IS NULL OR u.state NOT IN ('done', 'failed'))
+      AND (u.state IS NULL OR u.state <> 'done') AND (?3 OR u.state IS NOT 'failed')
     ORDER BY m.folder_id, m.uidvalidity, m.uid";
 
 /// The blob named in column `i`.
@@ -199,13 +210,38 @@ impl Index {
         self.sql(rows.and_then(Iterator::collect))
     }
 
-    /// Every staged message of a mailbox the target has neither confirmed nor refused, by
-    /// folder and UID. (A run first puts the refused ones back with
-    /// [`Index::retry_failed_uploads`]; one refused later in the same run is not sent again
-    /// after a reconnect.)
-    pub fn upload_queue(&self, target: &str, mailbox_id: i64) -> Result<Vec<UploadItem>> {
+    /// Every staged message of a mailbox the target has not confirmed, by folder and UID;
+    /// the ones it refused only `with_refused`. (A run first puts the refused ones back
+    /// with [`Index::retry_failed_uploads`] and then leaves out those refused again, so a
+    /// reconnect does not send them a second time; a dry run, which changes nothing, asks
+    /// for them.)
+    pub fn upload_queue(
+        &self,
+        target: &str,
+        mailbox_id: i64,
+        with_refused: bool,
+    ) -> Result<Vec<UploadItem>> {
         let mut stmt = self.sql(self.conn.prepare(QUEUE_SELECT))?;
-        let rows = stmt.query_map((target, mailbox_id), item_from_row);
+        let rows = stmt.query_map((target, mailbox_id, with_refused), item_from_row);
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// A mailbox's messages the target refused (state `failed`), oldest refusal first.
+    pub fn refused_uploads(&self, target: &str, mailbox_id: i64) -> Result<Vec<RecordedRefusal>> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT u.message_id, coalesce(u.last_error, ''), u.updated_at
+             FROM uploads u JOIN messages m ON m.id = u.message_id
+             JOIN folders f ON f.id = m.folder_id
+             WHERE u.target = ?1 AND u.state = 'failed' AND f.mailbox_id = ?2
+             ORDER BY u.updated_at, u.id",
+        ))?;
+        let rows = stmt.query_map((target, mailbox_id), |r| {
+            Ok(RecordedRefusal {
+                message_row: r.get(0)?,
+                words: r.get(1)?,
+                at: r.get(2)?,
+            })
+        });
         self.sql(rows.and_then(Iterator::collect))
     }
 
