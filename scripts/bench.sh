@@ -107,7 +107,9 @@ bench_upload() {
     "$mu" target new --name dst --kind imap --server 127.0.0.1 --port "$tport" --security none \
         --admin-user admin --password-env BENCH_TARGET_PASSWORD > /dev/null
     local status=0
-    timed "$mu" run --batch bench --target dst --quiet --concurrency "$mailboxes" > "$work/upload.txt" 2>&1 || status=$?
+    echo "upload: $mailboxes mailboxes at once, ${CONNECTIONS:-2} connection(s) per mailbox (CONNECTIONS=N to change)"
+    timed "$mu" run --batch bench --target dst --quiet --concurrency "$mailboxes" \
+        --connections-per-mailbox "${CONNECTIONS:-2}" > "$work/upload.txt" 2>&1 || status=$?
     [ $status = 0 ] || { echo "mailstage-upload run exited $status:" >&2; cat "$work/upload.txt" >&2; return 1; }
     local upload_s rss_kb; read -r upload_s rss_kb < <(tail -1 "$TIMING")
     local done; done=$("$mu" status --batch bench --target dst --json | python3 -c '

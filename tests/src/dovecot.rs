@@ -145,12 +145,20 @@ pub struct DovecotBuilder {
     passdbs_first: Vec<String>,
     extra: Vec<String>,
     xoauth2_introspection: Option<String>,
+    separator: Option<char>,
 }
 
 impl DovecotBuilder {
     /// Adds a mail user with a plaintext password.
     pub fn user(mut self, name: &str, password: &str) -> Self {
         self.users.push((name.into(), password.into()));
+        self
+    }
+
+    /// Uses `separator` as the hierarchy separator instead of `/` (a target whose
+    /// delimiter differs from the source's).
+    pub fn separator(mut self, separator: char) -> Self {
+        self.separator = Some(separator);
         self
     }
 
@@ -343,7 +351,8 @@ impl DovecotBuilder {
             c,
             "passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {d}/users\n}}\n\
              userdb {{\n  driver = passwd-file\n  args = {d}/users\n}}\n\
-             namespace inbox {{\n  inbox = yes\n  separator = /\n"
+             namespace inbox {{\n  inbox = yes\n  separator = {}\n",
+            self.separator.unwrap_or('/')
         )
         .expect("write to String");
         for (name, attr) in SPECIAL_USE {

@@ -310,6 +310,12 @@ fn one_mailbox_goes_over_several_connections_exactly_once() -> Result<()> {
     for i in 0..200 {
         source.write_message_at("dave", "INBOX", &[], 1_660_000_000 + i, &simple(400 + i))?;
     }
+    // A subfolder: every connection must name it with the target's delimiter (`.`).
+    source.create_folder("dave", "Projects/2024")?;
+    for i in 0..100 {
+        let m = simple(700 + i);
+        source.write_message_at("dave", "Projects/2024", &[], 1_660_001_000 + i, &m)?;
+    }
     let mailboxes = [TestMailbox {
         email: dave,
         login: "dave",
@@ -324,7 +330,11 @@ fn one_mailbox_goes_over_several_connections_exactly_once() -> Result<()> {
         Pass::Full,
     )?;
     assert!(out[0].error.is_none(), "{out:?}");
-    let target = target_dovecot(&[dave])?;
+    let target = Dovecot::builder()
+        .master_user(ADMIN.0, ADMIN.1)
+        .user(dave, "dave-target-pw")
+        .separator('.')
+        .start()?;
     // Counts the connections open at once on their way to the target.
     let proxy = FaultProxy::start(target.port(), Faults::default())?;
     let mut job = job(dir.path(), &target, None, MappingRules::default())?;
@@ -332,9 +342,13 @@ fn one_mailbox_goes_over_several_connections_exactly_once() -> Result<()> {
     job.connections = 3;
     let outcomes = run(dir.path(), job)?;
     all_ok(&outcomes);
-    assert_eq!(outcomes[0].counts.uploaded, 200);
+    assert_eq!(outcomes[0].counts.uploaded, 300);
     assert_eq!(proxy.most_open(), 3, "three connections sent at once");
     let staged = staged_contents(dir.path())?;
-    assert_eq!(target_contents(&target, dave)?, staged);
+    let on_target: mailstage_tests::upload::Contents = target_contents(&target, dave)?
+        .into_iter()
+        .map(|((mailbox, folder), seen)| ((mailbox, folder.replace('.', "/")), seen))
+        .collect();
+    assert_eq!(on_target, staged);
     Ok(())
 }

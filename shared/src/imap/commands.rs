@@ -102,6 +102,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .collect())
     }
 
+    /// The hierarchy delimiter, from `LIST "" ""` (RFC 3501 §6.3.8); `None` for a flat
+    /// server. Sent without `RETURN` options, which make some servers (Dovecot 2.3) answer
+    /// the empty pattern with nothing.
+    pub async fn hierarchy_delimiter(&mut self) -> Result<Option<char>, ImapError> {
+        let cmd = self.command("LIST").string(b"").string(b"").build();
+        let done = self.execute(cmd).await?;
+        Ok(done.untagged.into_iter().find_map(|u| match u {
+            Untagged::List(l) => l.delimiter.as_deref()?.chars().next(),
+            _ => None,
+        }))
+    }
+
     /// STATUS for a mailbox (wire name), e.g. items `["MESSAGES", "UIDNEXT", "UIDVALIDITY"]`.
     pub async fn status(
         &mut self,

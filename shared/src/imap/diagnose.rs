@@ -378,9 +378,7 @@ fn tls_report(info: &TlsInfo) -> TlsReport {
         report.subject = cert.subject().to_string();
         report.issuer = cert.issuer().to_string();
         let not_after = cert.validity().not_after;
-        report.not_after = not_after
-            .to_rfc2822()
-            .unwrap_or_else(|_| not_after.to_string());
+        report.not_after = super::datetime::rfc3339_utc(not_after.timestamp());
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);

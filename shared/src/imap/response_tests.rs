@@ -326,3 +326,11 @@ fn imap_proto_still_panics_on_these_inputs() {
         assert!(outcome.is_err(), "{}", String::from_utf8_lossy(frame));
     }
 }
+
+#[test]
+fn list_of_the_empty_name_gives_the_delimiter() {
+    let Untagged::List(l) = untagged(b"* LIST (\\Noselect) \".\" \"\"\r\n") else {
+        panic!("not a LIST");
+    };
+    assert_eq!(l.delimiter.as_deref(), Some("."));
+}

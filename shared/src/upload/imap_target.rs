@@ -44,9 +44,16 @@ impl ImapTarget {
             .await
             .during(|| format!("connecting to the target {at}"))?;
         log_in(&mut session, credentials, mailbox).await?;
+        // Every connection needs the hierarchy delimiter, not only the one that lists the
+        // folders: `LIST "" ""` names it without listing anything.
+        let delimiter = session
+            .hierarchy_delimiter()
+            .await
+            .during(|| "asking the target for its hierarchy delimiter".into())?
+            .unwrap_or('/');
         Ok(Self {
             session,
-            delimiter: '/',
+            delimiter,
             store_flagged: m365,
             selected: None,
         })

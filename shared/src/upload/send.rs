@@ -68,7 +68,10 @@ where
     Fut: Future<Output = Result<D, UploadError>>,
 {
     let extra = ctx.connections.max(1).min(work.len().max(1)) - 1;
-    let queue = Mutex::new(VecDeque::from(work));
+    let queue = Mutex::new(Queue {
+        groups: VecDeque::from(work),
+        busy: Vec::new(),
+    });
     let stop = AtomicBool::new(false);
     let shared = Shared {
         ctx,
@@ -95,8 +98,37 @@ where
 struct Shared<'a> {
     ctx: &'a Ctx,
     mb: &'a MailboxUpload,
-    queue: &'a Mutex<VecDeque<Group>>,
+    queue: &'a Mutex<Queue>,
     stop: &'a AtomicBool,
+}
+
+/// The groups left, and the target folders connections are sending to right now.
+struct Queue {
+    groups: VecDeque<Group>,
+    busy: Vec<Vec<String>>,
+}
+
+impl Queue {
+    /// The next group, preferring a folder no other connection is sending to (servers
+    /// lock a folder while they append to it, so two connections on one folder mostly
+    /// wait for each other); it is marked busy until [`Queue::done`].
+    fn take(&mut self) -> Option<Group> {
+        let free = self
+            .groups
+            .iter()
+            .position(|g| !self.busy.contains(&g.path))
+            .unwrap_or(0);
+        let group = self.groups.remove(free)?;
+        self.busy.push(group.path.clone());
+        Some(group)
+    }
+
+    /// A connection finished sending to `path`.
+    fn done(&mut self, path: &[String]) {
+        if let Some(n) = self.busy.iter().position(|p| p == path) {
+            self.busy.swap_remove(n);
+        }
+    }
 }
 
 /// One connection: takes groups until the queue is empty or another connection failed.
@@ -114,9 +146,13 @@ async fn worker<D: Destination>(
     };
     let mut result = Ok(());
     while !s.stop.load(Ordering::Relaxed) {
-        let next = s.queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+        let next = s.queue.lock().map(|mut q| q.take()).unwrap_or(None);
         let Some(group) = next else { break };
-        if let Err(e) = send_group(s.ctx, s.mb, &mut dest, &group, &mut counts).await {
+        let sent = send_group(s.ctx, s.mb, &mut dest, &group, &mut counts).await;
+        if let Ok(mut q) = s.queue.lock() {
+            q.done(&group.path);
+        }
+        if let Err(e) = sent {
             s.stop.store(true, Ordering::Relaxed);
             result = Err(e);
             break;
@@ -201,4 +237,38 @@ async fn send_group<D: Destination>(
     counts.uploaded_bytes += sent_bytes;
     ctx.progress.uploaded(&mb.email, sent, sent_bytes);
     failure.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(folder: &str) -> Group {
+        Group {
+            path: vec![folder.to_owned()],
+            items: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn connections_spread_over_folders_and_take_every_group_once() {
+        let mut q = Queue {
+            groups: ["A", "A", "A", "B", "C"].map(group).into(),
+            busy: Vec::new(),
+        };
+        let first = q.take().unwrap();
+        let second = q.take().unwrap();
+        let third = q.take().unwrap();
+        assert_eq!(
+            [&first.path[0], &second.path[0], &third.path[0]],
+            ["A", "B", "C"]
+        );
+        // Every folder busy: the next one in order, even if another connection has it.
+        let fourth = q.take().unwrap();
+        assert_eq!(fourth.path[0], "A");
+        q.done(&first.path);
+        q.done(&fourth.path);
+        assert_eq!(q.take().unwrap().path[0], "A");
+        assert!(q.take().is_none());
+    }
 }
