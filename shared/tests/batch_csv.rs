@@ -113,8 +113,9 @@ fn target_user_name_is_optional_and_checked() {
     assert_eq!(
         found,
         vec![
-            "row 4, column TargetUserName: \"cat jones@new.example\" holds spaces or control \
-             characters (it names the target mailbox)"
+            "row 4, column TargetUserName: \"cat jones@new.example\" holds spaces, control \
+             characters or `*` (it names the target mailbox; `*` separates a mailbox from an \
+             admin in master-user logins)"
         ]
     );
     let rows = parse(&text.replace("cat jones", "cat.jones")).unwrap();
@@ -129,4 +130,22 @@ fn target_user_name_is_optional_and_checked() {
     );
     let without = parse("EmailAddress,UserName,Password\nann@x.example,ann,pw\n").unwrap();
     assert_eq!(without[0].target_user, None);
+}
+
+#[test]
+fn two_mailboxes_cannot_share_a_target_mailbox() {
+    let text = "EmailAddress,UserName,Password,TargetUserName\n\
+                ann@old.example,ann,pw1,ann@new.example\n\
+                bob@old.example,bob,pw2,ANN@new.example\n\
+                ann@new.example,ann2,pw3,\n\
+                cat@old.example,cat,pw4,\n";
+    assert_eq!(
+        problems(text),
+        vec![
+            "row 3, column TargetUserName: ANN@new.example is already the target mailbox of \
+             row 2; two mailboxes of a batch cannot go into one",
+            "row 4, column EmailAddress: ann@new.example is already the target mailbox of row \
+             2; two mailboxes of a batch cannot go into one",
+        ]
+    );
 }

@@ -276,6 +276,33 @@ fn target_user_name_picks_the_target_mailbox_and_status_shows_the_rate() -> Resu
     let again = upload_run(&cli, "dst", &["--quiet"], &env);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert_eq!(status(&cli)[0]["run_messages"], 0);
+
+    // The CSV changes the target mailbox's case only: the same mailbox, nothing to send.
+    let retarget = |target: &str| {
+        let row = format!("alice@contoso.edu,alice,alice-pw,{target}");
+        // batch b1's CSV is the file b1.csv: rewrite it and sync, which re-reads it.
+        cli.write(
+            "b1.csv",
+            &format!("EmailAddress,UserName,Password,TargetUserName\n{row}\n"),
+        );
+        cli.ok(&["batch", "sync", "b1", "--quiet"]);
+    };
+    retarget("Alice.Smith@Fabrikam.example");
+    let same = upload_run(&cli, "dst", &["--quiet"], &env);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same));
+    assert!(text(&same).contains(": 0 uploaded"), "{}", text(&same));
+    // Another mailbox: refused, naming both, rather than split over two mailboxes.
+    retarget("alice.jones@fabrikam.example");
+    let moved = upload_run(&cli, "dst", &["--quiet"], &env);
+    let shown = text(&moved);
+    assert_eq!(moved.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(
+            "went to alice.smith@fabrikam.example on this target, but the batch now \
+             names alice.jones@fabrikam.example"
+        ),
+        "{shown}"
+    );
     Ok(())
 }
 

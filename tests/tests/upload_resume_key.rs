@@ -64,10 +64,18 @@ const TWIN_COPY: &str = "X-MS-Exchange-Organization-AuthAs: Internal\r\n\
     From: Alice <alice@example.test>\r\nSubject: =?utf-8?Q?Twice_the_same?=\r\n\
     Date: Tue, 14 Nov 2023 22:20:00 +0000\r\nMIME-Version: 1.0\r\n\r\nSent twice on purpose.\r\n";
 
-/// The group, in UID order: four with a rewritten copy on the target, three without (the
+/// Only a Subject, stored in the same second as [`HI`]: it must not take HI's copy.
+const VAGUE: &str = "Subject: Hi\r\n\r\nNo date and no sender.\r\n";
+const HI: &str = "From: bob@example.test\r\nSubject: Hi\r\n\
+    Date: Tue, 14 Nov 2023 22:21:40 +0000\r\n\r\nHello.\r\n";
+const HI_COPY: &str = "X-MS-Exchange-Organization-AuthAs: Internal\r\n\
+    From: <bob@example.test>\r\nSubject: Hi\r\nDate: Tue, 14 Nov 2023 22:21:40 +0000\r\n\
+    MIME-Version: 1.0\r\n\r\nHello.\r\n";
+
+/// The group, in UID order: five with a rewritten copy on the target, four without (the
 /// first sharing its INTERNALDATE with the copy of the second, one the identical twin of a
-/// found one).
-fn crashed_group() -> [InFlight; 7] {
+/// found one, one with fewer headers than the copy stored in its second, looked for first).
+fn crashed_group() -> [InFlight; 9] {
     let m = |staged, date, copy| InFlight { staged, date, copy };
     [
         m(DRAFT, T, None),
@@ -77,6 +85,8 @@ fn crashed_group() -> [InFlight; 7] {
         m(LOST, T + 300, None),
         m(TWIN, T + 400, Some((TWIN_COPY, 0))),
         m(TWIN, T + 400, None),
+        m(VAGUE, T + 500, None),
+        m(HI, T + 500, Some((HI_COPY, 0))),
     ]
 }
 
@@ -129,7 +139,7 @@ fn messages_without_message_id_are_found_though_the_target_rewrote_them() -> Res
     let counts = &outcomes[0].counts;
     assert_eq!(
         (counts.found_present, counts.resent, counts.uploaded),
-        (4, 3, 3),
+        (5, 4, 4),
         "{counts:?}"
     );
     // Each message exactly once: the copies that were there, the staged bytes of the rest

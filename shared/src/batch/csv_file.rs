@@ -120,6 +120,7 @@ pub fn parse_batch_csv(bytes: &[u8], origin: &Path) -> Result<Vec<BatchRow>, Bat
     let mut problems = Vec::new();
     let mut rows = Vec::new();
     let mut first_row_of: HashMap<String, usize> = HashMap::new();
+    let mut target_row_of: HashMap<String, usize> = HashMap::new();
     for record in reader.byte_records() {
         let record = match record {
             Ok(r) => r,
@@ -140,11 +141,30 @@ pub fn parse_batch_csv(bytes: &[u8], origin: &Path) -> Result<Vec<BatchRow>, Bat
         match parse_row(&record, &columns, row) {
             Ok(r) => {
                 let key = r.email.to_ascii_lowercase();
-                if let Some(first) = first_row_of.insert(key, row) {
+                let target = r.target_user.as_deref().unwrap_or(&r.email);
+                let column = if r.target_user.is_some() {
+                    TARGET
+                } else {
+                    EMAIL
+                };
+                if let Some(first) = seen_before(&mut first_row_of, key, row) {
                     problems.push(problem(
                         row,
                         Some(EMAIL),
                         format!("{} is already listed in row {first}", r.email),
+                    ));
+                } else if let Some(first) =
+                    seen_before(&mut target_row_of, target.to_ascii_lowercase(), row)
+                {
+                    // Two sources in one target mailbox would each take the other's copies
+                    // for their own when resuming after a crash.
+                    problems.push(problem(
+                        row,
+                        Some(column),
+                        format!(
+                            "{target} is already the target mailbox of row {first}; two \
+                             mailboxes of a batch cannot go into one"
+                        ),
                     ));
                 } else {
                     rows.push(r);
@@ -160,6 +180,17 @@ pub fn parse_batch_csv(bytes: &[u8], origin: &Path) -> Result<Vec<BatchRow>, Bat
         Ok(rows)
     } else {
         Err(invalid(problems))
+    }
+}
+
+/// The row that had `key` first, or `None` after recording `row` as that row.
+fn seen_before(rows: &mut HashMap<String, usize>, key: String, row: usize) -> Option<usize> {
+    match rows.entry(key) {
+        std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(row);
+            None
+        }
     }
 }
 
@@ -240,12 +271,16 @@ fn parse_row(
         .and_then(|i| text(i, TARGET, true))
         .filter(|t| !t.is_empty());
     if let Some(t) = &target
-        && t.chars().any(|c| c.is_whitespace() || c.is_control())
+        && t.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '*')
     {
         problems.push(problem(
             row,
             Some(TARGET),
-            format!("{t:?} holds spaces or control characters (it names the target mailbox)"),
+            format!(
+                "{t:?} holds spaces, control characters or `*` (it names the target mailbox; \
+                 `*` separates a mailbox from an admin in master-user logins)"
+            ),
         ));
     }
     if let Some(e) = &email

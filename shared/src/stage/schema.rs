@@ -156,8 +156,8 @@ BEGIN SELECT RAISE(ABORT, 'invalid mailbox state'); END;
 /// - `targets`: where `mailstage-upload` puts mail. `settings` is JSON (server, login URL,
 ///   tenant, client id, and *where* a secret is read from at run time — never a secret).
 /// - `uploads.mailbox` / `uploads.folder`: the target mailbox and folder a message went to,
-///   so a resumed run looks for an `in_flight` message where it was sent (by the message
-///   row's Message-ID, or its INTERNALDATE and bytes when it has none).
+///   so a resumed run looks for an `in_flight` message where it was sent (by its resume
+///   key, see `upload::key`).
 /// - `upload_runs`: per source mailbox and target, the state of the last run and its error.
 const V3: &str = r#"
 CREATE TABLE targets (
@@ -190,12 +190,17 @@ CREATE TABLE upload_runs (
 /// - `upload_runs.started_at` (to the millisecond), `run_messages`, `run_bytes`: when the
 ///   last run of a mailbox began and what it has confirmed since, so `status` shows its
 ///   rate.
-/// - `uploads_destination`: resuming after a crash counts what a target folder already holds
-///   per in-flight message; without it each count scanned every upload to the target.
+/// - `uploads_destination` and `messages_message_id`: resuming after a crash counts, per
+///   in-flight message, the confirmed uploads in its target folder with the same Message-ID
+///   (or INTERNALDATE); without them each count scanned every upload to the target.
+/// - `uploads.mailbox` is lower-cased (the target mailbox as records name it), so `Alice@x`
+///   and `alice@x` are one mailbox.
 const V4: &str = r#"
 ALTER TABLE mailboxes ADD COLUMN target_user TEXT;
 ALTER TABLE upload_runs ADD COLUMN started_at TEXT;
 ALTER TABLE upload_runs ADD COLUMN run_messages INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE upload_runs ADD COLUMN run_bytes INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX uploads_destination ON uploads(target, mailbox, folder, state);
+CREATE INDEX messages_message_id ON messages(message_id);
+UPDATE uploads SET mailbox = lower(mailbox);
 "#;

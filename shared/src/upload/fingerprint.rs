@@ -48,16 +48,18 @@ impl HeaderFingerprint {
         }
     }
 
-    /// True when `copy` (a message on the target) agrees with this one (a staged message):
-    /// the same subject; the same Date instant when this one has a Date; the same From
-    /// address when this one has a From.
-    pub fn matches(&self, copy: &Self) -> bool {
-        self.subject == copy.subject
-            && self.date.is_none_or(|d| copy.date == Some(d))
-            && self
-                .from
-                .as_ref()
-                .is_none_or(|f| copy.from.as_ref() == Some(f))
+    /// True when two messages with this `internaldate` agree: the same subject, the same
+    /// From address (or neither has one), and the same Date instant, a missing Date counting
+    /// as the INTERNALDATE (Exchange gives a message without a Date one from when it was
+    /// stored). It is an equivalence, used alike for copies on the target and for confirmed
+    /// staged messages, so the two counts it feeds agree: a staged message without a From
+    /// never takes another's copy that has one for its own (it would be marked done without
+    /// ever being stored); a server that adds other missing headers costs a duplicate,
+    /// never a loss.
+    pub fn matches(&self, other: &Self, internaldate: i64) -> bool {
+        self.subject == other.subject
+            && self.from == other.from
+            && self.date.unwrap_or(internaldate) == other.date.unwrap_or(internaldate)
     }
 }
 
@@ -92,6 +94,9 @@ mod tests {
         HeaderFingerprint::of_header(header.as_bytes())
     }
 
+    /// An INTERNALDATE far from every Date in these tests.
+    const NO_DATE: i64 = 0;
+
     const STAGED: &str = "From: Alice Example <Alice@Example.test>\r\n\
         Subject: Quarterly   report\r\n\
         Date: Tue, 02 Jan 2024 10:00:00 +0000\r\n\r\n";
@@ -114,8 +119,11 @@ mod tests {
         let q = fp("Subject: =?iso-8859-1?Q?Gr=FC=DFe_aus_K=F6ln?=\r\n\r\n");
         let b = fp("Subject: =?utf-8?B?R3LDvMOfZSBhdXMgS8O2bG4=?=\r\n\r\n");
         assert_eq!(staged.subject, "Grüße aus Köln");
-        assert!(staged.matches(&q) && staged.matches(&b), "{q:?} {b:?}");
-        assert!(!staged.matches(&fp("Subject: Grüße aus Bonn\r\n\r\n")));
+        assert!(
+            staged.matches(&q, NO_DATE) && staged.matches(&b, NO_DATE),
+            "{q:?} {b:?}"
+        );
+        assert!(!staged.matches(&fp("Subject: Grüße aus Bonn\r\n\r\n"), NO_DATE));
     }
 
     #[test]
@@ -124,8 +132,8 @@ mod tests {
         let folded = fp("Subject: a long subject\r\n\tthat goes on \r\n\r\n");
         let split_words =
             fp("Subject: =?utf-8?Q?a_long_subject?=\r\n =?utf-8?Q?_that_goes_on?=\r\n\r\n");
-        assert!(unfolded.matches(&folded), "{folded:?}");
-        assert!(unfolded.matches(&split_words), "{split_words:?}");
+        assert!(unfolded.matches(&folded, NO_DATE), "{folded:?}");
+        assert!(unfolded.matches(&split_words, NO_DATE), "{split_words:?}");
     }
 
     #[test]
@@ -133,9 +141,21 @@ mod tests {
         let utc = fp("Date: Tue, 02 Jan 2024 10:00:00 +0000\r\n\r\n");
         let paris = fp("Date: Tue, 2 Jan 2024 11:00:00 +0100\r\n\r\n");
         let later = fp("Date: Tue, 02 Jan 2024 10:00:01 +0000\r\n\r\n");
-        assert!(utc.matches(&paris), "{paris:?}");
-        assert!(!utc.matches(&later));
-        assert!(!utc.matches(&fp("\r\n")), "a Date the copy lacks");
+        assert!(utc.matches(&paris, NO_DATE), "{paris:?}");
+        assert!(!utc.matches(&later, NO_DATE));
+        assert!(!utc.matches(&fp("\r\n"), NO_DATE), "a Date the copy lacks");
+    }
+
+    #[test]
+    fn a_missing_date_is_the_internaldate_on_either_side() {
+        let stored_at = 1_704_189_600; // Tue, 02 Jan 2024 10:00:00 +0000
+        let undated = fp("Subject: Hi\r\n\r\n");
+        let dated = fp("Subject: Hi\r\nDate: Tue, 02 Jan 2024 11:00:00 +0100\r\n\r\n");
+        assert!(undated.matches(&dated, stored_at) && dated.matches(&undated, stored_at));
+        assert!(!undated.matches(&dated, stored_at + 1));
+        // A From on one side only never matches: that copy may be another message's.
+        let with_from = fp("Subject: Hi\r\nFrom: a@x.test\r\n\r\n");
+        assert!(!undated.matches(&with_from, stored_at) && !with_from.matches(&undated, stored_at));
     }
 
     #[test]
@@ -145,19 +165,29 @@ mod tests {
         let encoded = fp("From: =?utf-8?Q?Al=C3=AFce?= <alice@example.test>\r\n\r\n");
         let bare = fp("From: alice@example.test\r\n\r\n");
         for copy in [&renamed, &encoded, &bare] {
-            assert!(staged.matches(copy), "{copy:?}");
+            assert!(staged.matches(copy, NO_DATE), "{copy:?}");
         }
-        assert!(!staged.matches(&fp("From: Alice <bob@example.test>\r\n\r\n")));
+        assert!(!staged.matches(&fp("From: Alice <bob@example.test>\r\n\r\n"), NO_DATE));
     }
 
     #[test]
-    fn absent_fields_are_empty_or_not_compared() {
+    fn absent_fields_are_empty_and_must_be_absent_on_both_sides() {
         let none = fp("X-Other: 1\r\n\r\n");
         assert_eq!(none, HeaderFingerprint::default());
-        // Only the (empty) subject counts when the staged message has no Date and no From.
-        assert!(none.matches(&fp(STAGED.replace("Quarterly   report", "").as_str())));
+        assert!(none.matches(&fp("X-Added-By-Target: 1\r\nSubject:   \r\n\r\n"), NO_DATE));
+        // A staged message without Date and From never takes a copy that has them: that
+        // copy may be another message's.
+        let no_date_or_from = STAGED
+            .lines()
+            .filter(|l| l.starts_with("Subject"))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            + "\r\n\r\n";
+        let partial = fp(&no_date_or_from);
+        assert_eq!(partial.subject, fp(STAGED).subject);
+        assert!(!partial.matches(&fp(STAGED), NO_DATE) && !fp(STAGED).matches(&partial, NO_DATE));
         assert!(
-            !none.matches(&fp(STAGED)),
+            !none.matches(&fp(STAGED), NO_DATE),
             "a subject the staged message lacks"
         );
         assert!(fp("Date: garbage\r\n\r\n").date.is_none());
@@ -187,7 +217,7 @@ mod tests {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let f = HeaderFingerprint::of_header(&bytes);
-            prop_assert!(f.matches(&f));
+            prop_assert!(f.matches(&f, NO_DATE));
             let _ = read_header(bytes.as_slice(), 200).unwrap();
         }
     }

@@ -107,6 +107,7 @@ impl ImapTarget {
         &mut self,
         uids: Vec<u32>,
         fingerprint: &HeaderFingerprint,
+        internaldate: i64,
         name: &str,
     ) -> Result<u64, UploadError> {
         if uids.is_empty() {
@@ -121,7 +122,7 @@ impl ImapTarget {
         let matching: BTreeSet<u32> = fetched
             .iter()
             .filter_map(|m| Some((m.uid?, m.header.as_deref()?)))
-            .filter(|(_, header)| fingerprint.matches(&HeaderFingerprint::of_header(header)))
+            .filter(|(_, h)| fingerprint.matches(&HeaderFingerprint::of_header(h), internaldate))
             .map(|(uid, _)| uid)
             .collect();
         Ok(matching.len() as u64)
@@ -284,7 +285,7 @@ impl Destination for ImapTarget {
                 fingerprint,
             } => {
                 let same_second = self.uids_at(*internaldate, &name).await?;
-                self.count_same_headers(same_second, fingerprint, &name)
+                self.count_same_headers(same_second, fingerprint, *internaldate, &name)
                     .await
             }
         }

@@ -61,10 +61,11 @@ pub(crate) fn count_same_headers(
     blobs: &BlobStore,
     candidates: &[BlobHash],
     fingerprint: &HeaderFingerprint,
+    internaldate: i64,
 ) -> Result<u64, StageError> {
     let mut n = 0;
     for blob in candidates {
-        if staged_fingerprint(blobs, blob)?.is_none_or(|f| fingerprint.matches(&f)) {
+        if staged_fingerprint(blobs, blob)?.is_none_or(|f| fingerprint.matches(&f, internaldate)) {
             n += 1;
         }
     }
@@ -154,7 +155,8 @@ mod tests {
         .concat();
         let too_long = put(&long);
         let hi = HeaderFingerprint::of_header(b"Subject: Hi\r\n\r\n");
-        let count = |candidates: &[BlobHash]| count_same_headers(&blobs, candidates, &hi).unwrap();
+        let count =
+            |candidates: &[BlobHash]| count_same_headers(&blobs, candidates, &hi, 0).unwrap();
         assert_eq!(count(&[]), 0);
         assert_eq!(count(&[same, other, same]), 2);
         assert_eq!(

@@ -55,8 +55,8 @@ where
     ctx.progress.mailbox_started(&mb.email);
     let mut counts = UploadCounts::default();
     let mut found = Findings::default();
-    let mut result = Ok(());
-    if !ctx.dry_run {
+    let mut result = same_target_mailbox(ctx, mb);
+    if result.is_ok() && !ctx.dry_run {
         result = ctx
             .index(|i| {
                 i.set_upload_run(mb.mailbox_id, &ctx.target, "Uploading", None)?;
@@ -137,6 +137,20 @@ where
     };
     ctx.progress.mailbox_finished(&outcome);
     outcome
+}
+
+/// Refuses a mailbox whose upload records name another target mailbox than the batch does
+/// now: sending on would split it over two mailboxes and the records of the first would no
+/// longer say what it holds.
+fn same_target_mailbox(ctx: &Ctx, mb: &MailboxUpload) -> Result<(), UploadError> {
+    let recorded = ctx.index(|i| i.upload_mailboxes(&ctx.target, mb.mailbox_id))?;
+    match recorded.into_iter().find(|r| *r != mb.record_key()) {
+        Some(recorded) => Err(UploadError::TargetMoved {
+            recorded,
+            now: mb.target_mailbox.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// What counts as progress: messages settled one way or another.
@@ -255,16 +269,16 @@ fn confirmed_with_key(
 ) -> Result<u64, StageError> {
     match key {
         ResumeKey::MessageId(id) => {
-            ctx.index(|i| i.done_with_message_id(&ctx.target, &mb.target_mailbox, sent_to, id))
+            ctx.index(|i| i.done_with_message_id(&ctx.target, &mb.record_key(), sent_to, id))
         }
         ResumeKey::Headers {
             internaldate,
             fingerprint,
         } => {
             let candidates = ctx.index(|i| {
-                i.done_blobs_at(&ctx.target, &mb.target_mailbox, sent_to, *internaldate)
+                i.done_blobs_at(&ctx.target, &mb.record_key(), sent_to, *internaldate)
             })?;
-            key::count_same_headers(&ctx.blobs, &candidates, fingerprint)
+            key::count_same_headers(&ctx.blobs, &candidates, fingerprint, *internaldate)
         }
     }
 }

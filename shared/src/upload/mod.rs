@@ -63,6 +63,12 @@ impl MailboxUpload {
         }
     }
 
+    /// The target mailbox as upload records name it: lower-cased, so `Alice@X` and
+    /// `alice@x` are one mailbox (as they are on Microsoft 365).
+    pub fn record_key(&self) -> String {
+        self.target_mailbox.to_ascii_lowercase()
+    }
+
     /// How messages name it: see [`mailbox_label`].
     pub fn label(&self) -> String {
         mailbox_label(&self.email, &self.target_mailbox)
@@ -203,6 +209,19 @@ pub enum UploadError {
     /// No token could be had for XOAUTH2.
     #[error("getting an access token: {0}")]
     Token(String),
+    /// Upload records of this target say the mailbox's messages went to another target
+    /// mailbox than the batch names now (its `TargetUserName` changed).
+    #[error(
+        "its messages went to {recorded} on this target, but the batch now names {now} as its \
+         target mailbox; put the CSV's TargetUserName back, or create another target (mailstage-upload \
+         target new) to upload into {now} so the records of what {recorded} holds are kept"
+    )]
+    TargetMoved {
+        /// The target mailbox the records name.
+        recorded: String,
+        /// The one the batch names now.
+        now: String,
+    },
     /// The stage refused a read or write.
     #[error(transparent)]
     Stage(#[from] crate::stage::StageError),

@@ -174,7 +174,7 @@ async fn send_group<D: Destination>(
 ) -> Result<(), UploadError> {
     let key = serde_json::to_string(path).unwrap_or_default();
     let rows: Vec<i64> = group.iter().map(|i| i.message_row).collect();
-    ctx.index(|i| i.begin_uploads(&ctx.target, &mb.target_mailbox, &key, &rows))?;
+    ctx.index(|i| i.begin_uploads(&ctx.target, &mb.record_key(), &key, &rows))?;
     let mut results = Vec::with_capacity(group.len());
     let (mut sent, mut sent_bytes) = (0, 0);
     let mut failure = None;

@@ -313,6 +313,21 @@ impl Index {
         Ok(moved)
     }
 
+    /// The target mailboxes a mailbox's messages were sent to (or are in flight to) on
+    /// `target`.
+    pub fn upload_mailboxes(&self, target: &str, mailbox_id: i64) -> Result<Vec<String>> {
+        let mut stmt = self.sql(self.conn.prepare(
+            // From the mailbox's folders down, as in adopt_retired_uploads.
+            "SELECT DISTINCT u.mailbox FROM folders f
+             CROSS JOIN messages m ON m.folder_id = f.id
+             CROSS JOIN uploads u ON u.message_id = m.id AND u.target = ?2
+             WHERE f.mailbox_id = ?1 AND u.state IN ('done', 'in_flight')
+               AND u.mailbox IS NOT NULL",
+        ))?;
+        let rows = stmt.query_map((mailbox_id, target), |r| r.get(0));
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
     /// Marks messages `in_flight` to a target mailbox and folder, in one transaction,
     /// before they are sent.
     pub fn begin_uploads(
