@@ -79,7 +79,7 @@ pub fn describe(o: &UploadOutcome, dry_run: bool) -> String {
     }
     if c.adopted > 0 {
         line.push_str(&format!(
-            "; {} re-read after a UIDVALIDITY change and already on the target",
+            "; {} re-read after a UIDVALIDITY change kept their upload records (not sent again)",
             c.adopted
         ));
     }

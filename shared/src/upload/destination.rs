@@ -52,7 +52,9 @@ pub trait Destination: Send {
     ) -> impl Future<Output = Result<Delivery, UploadError>> + Send;
     /// How many messages in a folder carry a resume key: the Message-ID, or the
     /// INTERNALDATE to the second with a Subject, Date and From that match decoded (see
-    /// [`HeaderFingerprint::matches`](super::HeaderFingerprint::matches)).
+    /// [`HeaderFingerprint::matches`](super::HeaderFingerprint::matches)). A folder that no
+    /// longer exists holds none; any other failure is an error (a guess of "none" would
+    /// make the message be sent twice).
     fn count_matching(
         &mut self,
         folder: &[String],

@@ -269,7 +269,14 @@ impl Destination for ImapTarget {
         key: &ResumeKey,
     ) -> Result<u64, UploadError> {
         let wire = self.wire(folder);
-        self.select(&wire, folder).await?;
+        match self.select(&wire, folder).await {
+            // The folder it was sent to is gone (deleted on the target): nothing is there.
+            Err(UploadError::Imap {
+                source: ImapError::Rejected { status, .. },
+                ..
+            }) if status.status == Status::No => return Ok(0),
+            other => other?,
+        }
         let name = folder.join("/");
         match key {
             ResumeKey::MessageId(id) => {

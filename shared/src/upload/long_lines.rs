@@ -26,7 +26,7 @@ pub fn longest_line(bytes: &[u8]) -> usize {
 ///
 /// The file must not shrink while it is read: staged blobs are immutable, and the caller
 /// holds the stage's write lock, which keeps every other mailstage process (and `gc`) away.
-pub fn longest_line_in_file(path: &Path) -> std::io::Result<usize> {
+pub(crate) fn longest_line_in_file(path: &Path) -> std::io::Result<usize> {
     let file = File::open(path)?;
     if file.metadata()?.len() == 0 {
         return Ok(0);
@@ -40,7 +40,7 @@ pub fn longest_line_in_file(path: &Path) -> std::io::Result<usize> {
 }
 
 /// The longest line of each file, in the order given, scanned in parallel.
-pub fn longest_lines(paths: &[PathBuf]) -> Vec<std::io::Result<usize>> {
+pub(crate) fn longest_lines(paths: &[PathBuf]) -> Vec<std::io::Result<usize>> {
     paths.par_iter().map(|p| longest_line_in_file(p)).collect()
 }
 

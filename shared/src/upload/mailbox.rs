@@ -98,7 +98,7 @@ where
                     counts.throttled += 1;
                     counts.throttle_wait_ms += wait.as_millis() as u64;
                 }
-                tracing::warn!(mailbox = %mb.email, failures, ?wait, "{e}; reconnecting");
+                tracing::warn!(mailbox = %mb.label(), failures, ?wait, "{e}; reconnecting");
                 counts.reconnects += 1;
                 tokio::time::sleep(wait).await;
             }
@@ -238,12 +238,8 @@ async fn resolve_in_flight<D: Destination>(
     let path: Vec<String> = serde_json::from_str(sent_to).unwrap_or_default();
     let found = match ResumeKey::of(item, &ctx.blobs)? {
         Some(key) if !path.is_empty() => {
-            let present = match dest.count_matching(&path, &key).await {
-                Ok(n) => n,
-                // The folder it was sent to is gone or unreadable: the message is not there.
-                Err(UploadError::Imap { source, .. }) if !source.is_transient() => 0,
-                Err(e) => return Err(e),
-            };
+            // Any failure to look stops the mailbox: guessing "absent" would duplicate.
+            let present = dest.count_matching(&path, &key).await?;
             present > confirmed_with_key(ctx, mb, sent_to, &key)?
         }
         _ => false,

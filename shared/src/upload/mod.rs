@@ -129,8 +129,9 @@ pub struct UploadCounts {
     pub found_present: u64,
     /// Messages a crash left in flight that were absent and sent again.
     pub resent: u64,
-    /// Messages of folders re-read after a UIDVALIDITY change that the target already
-    /// held (their upload records carried over, not sent again).
+    /// Messages of folders re-read after a UIDVALIDITY change whose upload records carried
+    /// over from their retired copies: confirmed ones are not sent again, in-flight ones are
+    /// looked for on the target like any other.
     pub adopted: u64,
     /// Messages the target refused (recorded with its words).
     pub refused: u64,

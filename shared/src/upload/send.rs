@@ -51,9 +51,10 @@ pub(crate) fn groups(path: &[String], items: &[&UploadItem]) -> Vec<Group> {
 
 /// Sends every group over `first` and up to `ctx.connections - 1` more connections to the
 /// same mailbox, each taking the next group from a shared queue. When one connection
-/// fails, the others finish the group they are sending and stop; the first error is
-/// returned (the caller reconnects and plans again). A further connection that cannot be
-/// opened is not an error: the others do its share.
+/// fails, the others finish the group they are sending and stop; an error is returned, a
+/// lasting one before a transient one (the caller reconnects and plans again, or gives up).
+/// A further connection that cannot be opened is not an error: the others do its share
+/// (a throttled one lowers the pace).
 pub(crate) async fn send_all<D, F, Fut>(
     ctx: &Ctx,
     mb: &MailboxUpload,
@@ -82,16 +83,19 @@ where
     let first = worker(&shared, async { Ok(first) });
     let others = futures_util::future::join_all((0..extra).map(|_| worker(&shared, open())));
     let (first, others) = futures_util::future::join(first, others).await;
-    let mut result = Ok(());
+    let mut errors = Vec::new();
     for (sent, outcome) in std::iter::once(first).chain(others) {
         counts.uploaded += sent.uploaded;
         counts.uploaded_bytes += sent.uploaded_bytes;
         counts.refused += sent.refused;
-        if result.is_ok() {
-            result = outcome;
-        }
+        errors.extend(outcome.err());
     }
-    result
+    // A lasting failure (the stage, a refused login) must not hide behind a dropped link,
+    // or the mailbox would reconnect and retry what cannot work.
+    match errors.iter().position(|e| !e.is_transient()) {
+        Some(n) => Err(errors.swap_remove(n)),
+        None => errors.into_iter().next().map_or(Ok(()), Err),
+    }
 }
 
 /// What the connections of one mailbox share.
@@ -140,7 +144,10 @@ async fn worker<D: Destination>(
     let mut dest = match connection.await {
         Ok(d) => d,
         Err(e) => {
-            tracing::warn!(mailbox = %s.mb.email, "one more connection to the target: {e}");
+            if e.throttle_backoff().is_some() {
+                s.ctx.pace.throttled();
+            }
+            tracing::warn!(mailbox = %s.mb.label(), "one more connection to the target: {e}");
             return (counts, Ok(()));
         }
     };
@@ -215,7 +222,7 @@ async fn send_group<D: Destination>(
                 sent_bytes += item.size;
             }
             Ok(Delivery::Refused(words)) => {
-                tracing::warn!(mailbox = %mb.email, folder = %path.join("/"), uid = item.uid,
+                tracing::warn!(mailbox = %mb.label(), folder = %path.join("/"), uid = item.uid,
                     "the target refused a message: {words}");
                 results.push((item.message_row, UploadResult::Failed(words)));
                 counts.refused += 1;

@@ -133,8 +133,7 @@ pub struct MailboxUploadStatus {
     pub updated_at: Option<String>,
     /// When the last run began.
     pub run_started_at: Option<String>,
-    /// Messages and bytes the last run confirmed, and over how many seconds (to its end, or
-    /// to now while it runs).
+    /// Messages the last run confirmed.
     pub run_messages: u64,
     /// Bytes the last run confirmed.
     pub run_bytes: u64,
