@@ -352,3 +352,56 @@ fn one_mailbox_goes_over_several_connections_exactly_once() -> Result<()> {
     assert_eq!(on_target, staged);
     Ok(())
 }
+
+#[test]
+fn a_message_the_link_never_carries_is_set_aside_and_the_rest_goes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let source = Dovecot::builder().user("erin", "erin-pw").start()?;
+    let erin = "erin@contoso.edu";
+    for i in 0..40 {
+        source.write_message_at("erin", "INBOX", &[], 1_670_000_000 + i, &simple(800 + i))?;
+    }
+    let big = fixtures::message_of_size(200_000, 1);
+    source.write_message_at("erin", "INBOX", &[], 1_670_000_100, &big)?;
+    let mailboxes = [TestMailbox {
+        email: erin,
+        login: "erin",
+        password: "erin-pw",
+        user_root: None,
+    }];
+    let out = mailstage_tests::extraction::run(
+        dir.path(),
+        &source,
+        &mailboxes,
+        default_limits(),
+        Pass::Full,
+    )?;
+    assert!(out[0].error.is_none(), "{out:?}");
+    let target = target_dovecot(&[erin])?;
+    // Every connection is cut after 100 kB from the client: the 200 kB message never fits.
+    let faults = Faults {
+        up_limit: Some(100_000),
+        ..Faults::default()
+    };
+    let proxy = FaultProxy::start(target.port(), faults)?;
+    let mut job = job(dir.path(), &target, None, MappingRules::default())?;
+    job.connect.port = proxy.port();
+    let outcomes = run(dir.path(), job)?;
+    let c = &outcomes[0].counts;
+    assert_eq!(outcomes[0].error, None, "{c:?}");
+    assert_eq!((c.uploaded, c.refused), (40, 1), "{c:?}");
+    assert!(proxy.cuts() >= 3, "{} cuts", proxy.cuts());
+    let stage = Stage::open(dir.path(), Access::Read)?;
+    let status = &stage.index().upload_status("b1", "dst")?[0];
+    assert_eq!((status.done, status.failed), (40, 1), "{status:?}");
+    assert!(
+        status
+            .last_refusal
+            .as_deref()
+            .is_some_and(|r| r.contains("broke 3 times")),
+        "{status:?}"
+    );
+    let on_target: usize = target_contents(&target, erin)?.values().map(Vec::len).sum();
+    assert_eq!(on_target, 40, "nothing twice, the big one absent");
+    Ok(())
+}

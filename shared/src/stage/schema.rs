@@ -193,6 +193,9 @@ CREATE TABLE upload_runs (
 /// - `uploads_destination` and `messages_message_id`: resuming after a crash counts, per
 ///   in-flight message, the confirmed uploads in its target folder with the same Message-ID
 ///   (or INTERNALDATE); without them each count scanned every upload to the target.
+/// - `uploads.lost_sends`: how often the link broke while the message was being sent and it
+///   was then not found on the target; after a few it is set aside as failed, so one message
+///   the link never carries does not hold its mailbox up.
 /// - `uploads.mailbox` is lower-cased (the target mailbox as records name it), so `Alice@x`
 ///   and `alice@x` are one mailbox.
 const V4: &str = r#"
@@ -203,4 +206,5 @@ ALTER TABLE upload_runs ADD COLUMN run_bytes INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX uploads_destination ON uploads(target, mailbox, folder, state);
 CREATE INDEX messages_message_id ON messages(message_id);
 UPDATE uploads SET mailbox = lower(mailbox);
+ALTER TABLE uploads ADD COLUMN lost_sends INTEGER NOT NULL DEFAULT 0;
 "#;

@@ -105,6 +105,7 @@ mod tests {
             message_id: message_id.map(str::to_owned),
             state: UploadState::InFlight,
             sent_to: None,
+            lost_sends: 0,
         }
     }
 

@@ -205,10 +205,10 @@ async fn upload_once<D: Destination>(
     let mut to_send = Vec::with_capacity(sendable.len());
     for item in sendable {
         if item.state == UploadState::InFlight {
-            if resolve_in_flight(ctx, mb, dest, item, counts).await? {
-                continue;
+            match resolve_in_flight(ctx, mb, dest, item, counts).await? {
+                Resolved::Present | Resolved::SetAside => continue,
+                Resolved::Absent => counts.resent += 1,
             }
-            counts.resent += 1;
         }
         to_send.push(item);
     }
@@ -231,9 +231,9 @@ async fn resolve_in_flight<D: Destination>(
     dest: &mut D,
     item: &UploadItem,
     counts: &mut UploadCounts,
-) -> Result<bool, UploadError> {
+) -> Result<Resolved, UploadError> {
     let Some(sent_to) = item.sent_to.as_deref() else {
-        return Ok(false);
+        return Ok(Resolved::Absent);
     };
     let path: Vec<String> = serde_json::from_str(sent_to).unwrap_or_default();
     let found = match ResumeKey::of(item, &ctx.blobs)? {
@@ -244,14 +244,39 @@ async fn resolve_in_flight<D: Destination>(
         }
         _ => false,
     };
-    let result = if found {
+    let lost = item.lost_sends + 1;
+    let (result, resolved) = if found {
         counts.found_present += 1;
-        UploadResult::Done(None)
+        (UploadResult::Done(None), Resolved::Present)
+    } else if lost >= MAX_LOST_SENDS {
+        counts.refused += 1;
+        let words = format!(
+            "the link to the target broke {lost} times while this message was being sent; \
+             set aside until the next run (a message the link cannot carry, or one the server \
+             drops the connection over)"
+        );
+        tracing::warn!(mailbox = %mb.label(), uid = item.uid, "{words}");
+        (UploadResult::Failed(words), Resolved::SetAside)
     } else {
-        UploadResult::Pending
+        (UploadResult::Lost, Resolved::Absent)
     };
     ctx.index(|i| i.finish_uploads(&ctx.target, &[(item.message_row, result)]))?;
-    Ok(found)
+    Ok(resolved)
+}
+
+/// Lost sends (the link broke while the message was being sent, and it was not on the
+/// target after) before a message is set aside as failed for this run.
+const MAX_LOST_SENDS: u32 = 3;
+
+/// What became of a message a previous attempt left in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resolved {
+    /// On the target: done.
+    Present,
+    /// Not there: to be sent again.
+    Absent,
+    /// Lost too often: failed for this run.
+    SetAside,
 }
 
 /// How many of the mailbox's uploads the index has confirmed in the target folder `sent_to`

@@ -77,6 +77,8 @@ pub struct UploadItem {
     pub state: UploadState,
     /// For an `in_flight` message: the target folder it was sent to.
     pub sent_to: Option<String>,
+    /// Times the link broke while it was being sent and it was then not on the target.
+    pub lost_sends: u32,
 }
 
 /// What became of one message sent to the target.
@@ -86,8 +88,11 @@ pub enum UploadResult {
     Done(Option<String>),
     /// Refused, with the server's words.
     Failed(String),
-    /// Not sent after all, or found absent on the target: back in the queue.
+    /// Not sent after all: back in the queue.
     Pending,
+    /// Sent when the link broke, and not found on the target: back in the queue, one more
+    /// lost send counted.
+    Lost,
 }
 
 /// A message the target refused in an earlier run (state `failed`), with its words.
@@ -154,7 +159,7 @@ impl MailboxUploadStatus {
 
 const QUEUE_SELECT: &str = "
     SELECT m.id, m.folder_id, m.uid, m.blob, m.size, m.internaldate, m.flags, m.message_id,
-           u.state, u.folder, m.internaldate_unix
+           u.state, u.folder, m.internaldate_unix, coalesce(u.lost_sends, 0)
     FROM messages m
     JOIN folders f ON f.id = m.folder_id
     LEFT JOIN uploads u ON u.message_id = m.id AND u.target = ?1
@@ -185,6 +190,7 @@ fn item_from_row(r: &Row<'_>) -> rusqlite::Result<UploadItem> {
         message_id: r.get(7)?,
         state: UploadState::parse(state.as_deref()),
         sent_to: r.get(9)?,
+        lost_sends: r.get(11)?,
     })
 }
 
@@ -247,7 +253,8 @@ impl Index {
     /// Puts a mailbox's refused messages back in the queue (a new run retries them).
     pub fn retry_failed_uploads(&self, target: &str, mailbox_id: i64) -> Result<u64> {
         let n = self.sql(self.conn.execute(
-            "UPDATE uploads SET state = 'pending', updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+            "UPDATE uploads SET state = 'pending', lost_sends = 0,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
              WHERE target = ?1 AND state = 'failed' AND message_id IN
                  (SELECT m.id FROM messages m JOIN folders f ON f.id = m.folder_id
                   WHERE f.mailbox_id = ?2)",
@@ -387,17 +394,20 @@ impl Index {
             let mut stmt = tx
                 .prepare_cached(
                     "UPDATE uploads SET state = ?3, target_id = coalesce(?4, target_id),
-                         last_error = ?5, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+                         last_error = ?5, lost_sends = lost_sends + ?6,
+                         updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
                      WHERE message_id = ?1 AND target = ?2",
                 )
                 .map_err(sql)?;
             for (row, result) in results {
-                let (state, id, error) = match result {
-                    UploadResult::Done(id) => ("done", id.as_deref(), None),
-                    UploadResult::Failed(e) => ("failed", None, Some(e.as_str())),
-                    UploadResult::Pending => ("pending", None, None),
+                let (state, id, error, lost) = match result {
+                    UploadResult::Done(id) => ("done", id.as_deref(), None, 0),
+                    UploadResult::Failed(e) => ("failed", None, Some(e.as_str()), 0),
+                    UploadResult::Pending => ("pending", None, None, 0),
+                    UploadResult::Lost => ("pending", None, None, 1),
                 };
-                stmt.execute((row, target, state, id, error)).map_err(sql)?;
+                stmt.execute((row, target, state, id, error, lost))
+                    .map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)
