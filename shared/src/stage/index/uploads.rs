@@ -142,7 +142,8 @@ pub struct MailboxUploadStatus {
     pub run_messages: u64,
     /// Bytes the last run confirmed.
     pub run_bytes: u64,
-    /// Milliseconds the last run took, or has taken so far.
+    /// Milliseconds from the last run's start to its last confirmed group or state change
+    /// (a run that was killed keeps its real rate rather than one that decays forever).
     pub run_ms: u64,
 }
 
@@ -496,8 +497,8 @@ impl Index {
                   ORDER BY u2.updated_at DESC, u2.id DESC LIMIT 1),
                  coalesce(mb.target_user, mb.email), r.started_at,
                  coalesce(r.run_messages, 0), coalesce(r.run_bytes, 0),
-                 coalesce(CAST(round((julianday(CASE WHEN r.state = 'Uploading' THEN 'now'
-                     ELSE r.updated_at END) - julianday(r.started_at)) * 86400000) AS INTEGER), 0)
+                 coalesce(CAST(round((julianday(r.updated_at) - julianday(r.started_at))
+                     * 86400000) AS INTEGER), 0)
              FROM mailboxes mb
              JOIN batches b ON b.id = mb.batch_id
              LEFT JOIN upload_runs r ON r.mailbox_id = mb.id AND r.target = ?2
