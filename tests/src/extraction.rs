@@ -97,6 +97,21 @@ pub struct Via {
     pub retry: RetryPolicy,
 }
 
+/// Stages one user of `d` (login `login`, password `{login}-pw`) as `email` into batch `b1`
+/// at `dir` with Microsoft's default limits, and fails unless the pass succeeded.
+pub fn stage_user(dir: &Path, d: &Dovecot, email: &str, login: &str, pass: Pass) -> Result<()> {
+    let password = format!("{login}-pw");
+    let mailbox = TestMailbox {
+        email,
+        login,
+        password: &password,
+        user_root: None,
+    };
+    let out = run(dir, d, &[mailbox], default_limits(), pass)?;
+    anyhow::ensure!(out.iter().all(|o| o.error.is_none()), "{out:?}");
+    Ok(())
+}
+
 /// [`run`] through another port and with another retry policy.
 pub fn run_via(
     dir: &Path,

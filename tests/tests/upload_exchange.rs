@@ -13,7 +13,7 @@ use mailstage::upload::{
     EXCHANGE_DEFAULT_MAX_SIZE, LimitSource, MappingRules, SizeLimit, SkipReason, UploadOutcome,
 };
 use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules};
-use mailstage_tests::extraction::{TestMailbox, default_limits};
+use mailstage_tests::extraction::stage_user;
 use mailstage_tests::fixtures::{long_line, message_of_size, simple};
 use mailstage_tests::upload::{ADMIN, job, run, target_dovecot};
 use mailstage_tests::{Dovecot, Probe};
@@ -53,20 +53,7 @@ fn throttling_oversize_flagged_and_reserved_names_as_exchange_does_them() -> Res
     source.create_folder("alice", "Files")?;
     source.write_message_at("alice", "Files", &[], T0 + 101, &simple(101))?;
     let dir = tempfile::tempdir()?;
-    let mailbox = TestMailbox {
-        email: ALICE,
-        login: "alice",
-        password: "alice-pw",
-        user_root: None,
-    };
-    let staged = mailstage_tests::extraction::run(
-        dir.path(),
-        &source,
-        &[mailbox],
-        default_limits(),
-        Pass::Full,
-    )?;
-    assert!(staged[0].error.is_none(), "{staged:?}");
+    stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
 
     let target = target_dovecot(&[ALICE])?;
     let proxy = ExchangeProxy::start(
@@ -165,20 +152,7 @@ fn dry_run_on_microsoft_365_predicts_long_lines_and_retries_of_refusals() -> Res
         source.write_message_at("alice", "INBOX", &[], T0 + i, m)?;
     }
     let dir = tempfile::tempdir()?;
-    let mailbox = TestMailbox {
-        email: ALICE,
-        login: "alice",
-        password: "alice-pw",
-        user_root: None,
-    };
-    let staged = mailstage_tests::extraction::run(
-        dir.path(),
-        &source,
-        &[mailbox],
-        default_limits(),
-        Pass::Full,
-    )?;
-    assert!(staged[0].error.is_none(), "{staged:?}");
+    stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
     let target = target_dovecot(&[ALICE])?;
     let proxy = ExchangeProxy::start(
         target.port(),

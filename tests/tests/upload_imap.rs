@@ -10,7 +10,7 @@ use mailstage::extract::Pass;
 use mailstage::stage::{Access, Stage};
 use mailstage::upload::{MappingRules, UploadOutcome};
 use mailstage_tests::Dovecot;
-use mailstage_tests::extraction::{TestMailbox, default_limits};
+use mailstage_tests::extraction::{TestMailbox, default_limits, stage_user};
 use mailstage_tests::fault_proxy::{FaultProxy, Faults};
 use mailstage_tests::fixtures::{self, ODD_FOLDERS, simple};
 use mailstage_tests::upload::{
@@ -241,28 +241,12 @@ fn a_folder_read_again_after_a_uidvalidity_change_is_not_uploaded_twice() -> Res
     let dir = tempfile::tempdir()?;
     let source = Dovecot::builder().user("carol", "carol-pw").start()?;
     let carol = "carol@contoso.edu";
-    let mailboxes = [TestMailbox {
-        email: carol,
-        login: "carol",
-        password: "carol-pw",
-        user_root: None,
-    }];
     source.create_folder("carol", "Keep")?;
     // Two copies of the same bytes: duplicates stay duplicates.
     for n in [1, 2, 2] {
         source.write_message_at("carol", "Keep", &[], T0 + n, &simple(300 + n))?;
     }
-    let extract = |pass| -> Result<()> {
-        let out = mailstage_tests::extraction::run(
-            dir.path(),
-            &source,
-            &mailboxes,
-            default_limits(),
-            pass,
-        )?;
-        assert!(out[0].error.is_none(), "{out:?}");
-        Ok(())
-    };
+    let extract = |pass| stage_user(dir.path(), &source, carol, "carol", pass);
     extract(Pass::Full)?;
     let target = target_dovecot(&[carol])?;
     let upload = || {
@@ -316,20 +300,7 @@ fn one_mailbox_goes_over_several_connections_exactly_once() -> Result<()> {
         let m = simple(700 + i);
         source.write_message_at("dave", "Projects/2024", &[], 1_660_001_000 + i, &m)?;
     }
-    let mailboxes = [TestMailbox {
-        email: dave,
-        login: "dave",
-        password: "dave-pw",
-        user_root: None,
-    }];
-    let out = mailstage_tests::extraction::run(
-        dir.path(),
-        &source,
-        &mailboxes,
-        default_limits(),
-        Pass::Full,
-    )?;
-    assert!(out[0].error.is_none(), "{out:?}");
+    stage_user(dir.path(), &source, dave, "dave", Pass::Full)?;
     let target = Dovecot::builder()
         .master_user(ADMIN.0, ADMIN.1)
         .user(dave, "dave-target-pw")
@@ -363,20 +334,7 @@ fn a_message_the_link_never_carries_is_set_aside_and_the_rest_goes() -> Result<(
     }
     let big = fixtures::message_of_size(200_000, 1);
     source.write_message_at("erin", "INBOX", &[], 1_670_000_100, &big)?;
-    let mailboxes = [TestMailbox {
-        email: erin,
-        login: "erin",
-        password: "erin-pw",
-        user_root: None,
-    }];
-    let out = mailstage_tests::extraction::run(
-        dir.path(),
-        &source,
-        &mailboxes,
-        default_limits(),
-        Pass::Full,
-    )?;
-    assert!(out[0].error.is_none(), "{out:?}");
+    stage_user(dir.path(), &source, erin, "erin", Pass::Full)?;
     let target = target_dovecot(&[erin])?;
     // Every connection is cut after 100 kB from the client: the 200 kB message never fits.
     let faults = Faults {
