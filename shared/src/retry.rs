@@ -53,9 +53,89 @@ impl RetryPolicy {
     }
 }
 
+/// The count of failed attempts in a row without progress, for one mailbox's pass: both
+/// pipelines' reconnect loops ask it what to do after a transient failure.
+#[derive(Debug)]
+pub struct Attempts<'a> {
+    policy: &'a RetryPolicy,
+    fruitless: u32,
+}
+
+/// What to do after a transient failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Wait this long, then reconnect and resume.
+    Retry {
+        /// The wait.
+        wait: Duration,
+        /// Attempts in a row without progress so far (0 when this one made progress).
+        fruitless: u32,
+    },
+    /// Stop: this many attempts in a row made no progress.
+    GiveUp {
+        /// The attempts.
+        fruitless: u32,
+    },
+}
+
+impl<'a> Attempts<'a> {
+    /// No attempt has failed yet.
+    pub fn new(policy: &'a RetryPolicy) -> Self {
+        Self {
+            policy,
+            fruitless: 0,
+        }
+    }
+
+    /// After an attempt failed transiently: `progressed` tells whether it got anything done
+    /// first (then the count and the backoff start again), `suggested` is the server's
+    /// requested backoff, if it throttled.
+    pub fn failed(&mut self, progressed: bool, suggested: Option<Duration>) -> Next {
+        self.fruitless = if progressed { 0 } else { self.fruitless + 1 };
+        if self.fruitless >= self.policy.attempts_without_progress {
+            return Next::GiveUp {
+                fruitless: self.fruitless,
+            };
+        }
+        Next::Retry {
+            wait: self.policy.wait(suggested, self.fruitless),
+            fruitless: self.fruitless,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_attempts_without_progress_count_toward_giving_up() {
+        let policy = RetryPolicy {
+            attempts_without_progress: 3,
+            ..RetryPolicy::default()
+        };
+        let mut a = Attempts::new(&policy);
+        let retry = |wait, fruitless| Next::Retry {
+            wait: Duration::from_secs(wait),
+            fruitless,
+        };
+        assert_eq!(a.failed(false, None), retry(1, 1));
+        assert_eq!(a.failed(false, None), retry(2, 2));
+        assert_eq!(a.failed(true, None), retry(1, 0), "progress starts again");
+        assert_eq!(a.failed(false, None), retry(1, 1));
+        assert_eq!(a.failed(false, None), retry(2, 2));
+        let throttled = a.failed(true, Some(Duration::from_millis(300)));
+        assert_eq!(
+            throttled,
+            Next::Retry {
+                wait: Duration::from_millis(300),
+                fruitless: 0
+            }
+        );
+        a.failed(false, None);
+        a.failed(false, None);
+        assert_eq!(a.failed(false, None), Next::GiveUp { fruitless: 3 });
+    }
 
     #[test]
     fn backoff_doubles_per_attempt_without_progress_up_to_the_maximum() {

@@ -363,3 +363,29 @@ fn a_message_the_link_never_carries_is_set_aside_and_the_rest_goes() -> Result<(
     assert_eq!(on_target, 40, "nothing twice, the big one absent");
     Ok(())
 }
+
+#[test]
+fn a_link_that_never_lets_a_message_through_gives_up_naming_the_attempts() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let _source = staged_source(dir.path())?;
+    let target = target_dovecot(&[ALICE, BOB])?;
+    // Cut after 40 bytes from the client: not even a login gets through.
+    let faults = Faults {
+        up_limit: Some(40),
+        ..Faults::default()
+    };
+    let proxy = FaultProxy::start(target.port(), faults)?;
+    let mut job = job(dir.path(), &target, Some(&[ALICE]), MappingRules::default())?;
+    job.connect.port = proxy.port();
+    job.retry.attempts_without_progress = 3;
+    let outcomes = run(dir.path(), job)?;
+    let error = outcomes[0].error.as_deref().expect("alice fails");
+    assert!(
+        error.starts_with(&format!(
+            "{ALICE}: gave up after 3 attempts in a row without progress; the last one failed at"
+        )),
+        "{error}"
+    );
+    assert_eq!(outcomes[0].counts.reconnects, 2, "{:?}", outcomes[0].counts);
+    Ok(())
+}

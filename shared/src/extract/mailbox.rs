@@ -16,6 +16,7 @@ use super::{
 use crate::batch::AuthChoice;
 use crate::imap::transport::{ConnectOptions, connect};
 use crate::imap::{FetchData, SequenceSet, Session, SessionConfig};
+use crate::retry::{Attempts, Next};
 use crate::stage::index::{FolderInfo, MailboxState, MessageState};
 use crate::stage::{BlobStore, Index, StageError};
 
@@ -50,28 +51,27 @@ pub(crate) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
     let mut counts = MailboxCounts::default();
     // Folders finished during this pass, and failed attempts in a row without progress.
     let mut finished = HashSet::new();
-    let mut fruitless = 0;
+    let mut attempts = Attempts::new(&ctx.retry);
     let result = loop {
         let before = progress_mark(&counts, &finished);
         match sync_once(ctx, mb, &mut counts, &mut finished).await {
             Ok(()) => break Ok(()),
             Err(e) if e.is_transient() => {
-                if progress_mark(&counts, &finished) == before {
-                    fruitless += 1;
-                } else {
-                    fruitless = 0;
+                let progressed = progress_mark(&counts, &finished) != before;
+                match attempts.failed(progressed, e.throttle_backoff()) {
+                    Next::GiveUp { fruitless } => {
+                        break Err(ExtractError::GaveUp {
+                            mailbox: mb.email.clone(),
+                            attempts: fruitless,
+                            last: Box::new(e),
+                        });
+                    }
+                    Next::Retry { wait, fruitless } => {
+                        tracing::warn!(mailbox = %mb.email, fruitless, ?wait, "{e}; reconnecting");
+                        counts.reconnects += 1;
+                        tokio::time::sleep(wait).await;
+                    }
                 }
-                if fruitless >= ctx.retry.attempts_without_progress {
-                    break Err(ExtractError::GaveUp {
-                        mailbox: mb.email.clone(),
-                        attempts: fruitless,
-                        last: Box::new(e),
-                    });
-                }
-                let wait = ctx.retry.wait(e.throttle_backoff(), fruitless);
-                tracing::warn!(mailbox = %mb.email, fruitless, ?wait, "{e}; reconnecting");
-                counts.reconnects += 1;
-                tokio::time::sleep(wait).await;
             }
             Err(e) => break Err(e),
         }

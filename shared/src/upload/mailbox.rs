@@ -11,7 +11,7 @@ use super::mapping::{MappedFolder, MappingRules, folders_to_create, map_folders}
 use super::predict::{Prediction, SizeLimit, predict};
 use super::send::{Group, groups, send_all};
 use super::{MailboxUpload, Pace, SharedProgress, UploadCounts, UploadError, UploadOutcome};
-use crate::retry::RetryPolicy;
+use crate::retry::{Attempts, Next, RetryPolicy};
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
 use crate::stage::{BlobStore, Index, StageError};
 
@@ -66,7 +66,7 @@ where
             .map(|adopted| counts.adopted = adopted)
             .map_err(UploadError::from);
     }
-    let mut failures = 0;
+    let mut attempts = Attempts::new(&ctx.retry);
     while result.is_ok() {
         let before = progress_mark(&counts);
         let attempt = async {
@@ -82,25 +82,26 @@ where
         match attempt.await {
             Ok(()) => break,
             Err(e) if e.is_transient() => {
-                failures = if progress_mark(&counts) != before {
-                    1
-                } else {
-                    failures + 1
-                };
-                if failures >= ctx.retry.attempts_without_progress {
-                    result = Err(e);
-                    break;
-                }
                 let suggested = e.throttle_backoff();
-                let wait = ctx.retry.wait(suggested, failures);
-                if suggested.is_some() {
-                    ctx.pace.throttled();
-                    counts.throttled += 1;
-                    counts.throttle_wait_ms += wait.as_millis() as u64;
+                match attempts.failed(progress_mark(&counts) != before, suggested) {
+                    Next::GiveUp { fruitless } => {
+                        result = Err(UploadError::GaveUp {
+                            attempts: fruitless,
+                            last: Box::new(e),
+                        });
+                        break;
+                    }
+                    Next::Retry { wait, fruitless } => {
+                        if suggested.is_some() {
+                            ctx.pace.throttled();
+                            counts.throttled += 1;
+                            counts.throttle_wait_ms += wait.as_millis() as u64;
+                        }
+                        tracing::warn!(mailbox = %mb.label(), fruitless, ?wait, "{e}; reconnecting");
+                        counts.reconnects += 1;
+                        tokio::time::sleep(wait).await;
+                    }
                 }
-                tracing::warn!(mailbox = %mb.label(), failures, ?wait, "{e}; reconnecting");
-                counts.reconnects += 1;
-                tokio::time::sleep(wait).await;
             }
             Err(e) => result = Err(e),
         }

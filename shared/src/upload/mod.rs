@@ -223,6 +223,17 @@ pub enum UploadError {
         /// The one the batch names now.
         now: String,
     },
+    /// Attempts in a row failed without progress (transient failures that never let a
+    /// message through).
+    #[error(
+        "gave up after {attempts} attempts in a row without progress; the last one failed at {last}"
+    )]
+    GaveUp {
+        /// Attempts in a row that made no progress.
+        attempts: u32,
+        /// The last attempt's failure.
+        last: Box<UploadError>,
+    },
     /// The stage refused a read or write.
     #[error(transparent)]
     Stage(#[from] crate::stage::StageError),
