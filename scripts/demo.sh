@@ -33,13 +33,13 @@ extract test-server --server localhost --port "$TLS_PORT" --security ssl || echo
 
 step "an endpoint (New-MigrationEndpoint) and a batch of alice and bob (New-MigrationBatch -AutoStart)"
 grep -v '^carol' "$CSV" > "$demo/batch.csv"
-extract endpoint new --name lab --server localhost --port "$PORT" --security tls > /dev/null
+extract endpoint new --name lab --server localhost --port "$PORT" --security tls --ca-file "$CA_FILE" > /dev/null
 extract endpoint show lab
 extract batch new --name demo --endpoint lab --csv "$demo/batch.csv" > /dev/null
-extract batch start demo --ca-file "$CA_FILE"
+extract batch start demo
 
 step "an incremental sync: nothing new, one EXAMINE per folder"
-extract batch sync demo --ca-file "$CA_FILE" --quiet
+extract batch sync demo --quiet
 
 step "batch status (Get-MigrationBatch)"
 extract batch status demo --users

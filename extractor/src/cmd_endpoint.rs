@@ -2,7 +2,9 @@
 //! Get-MigrationEndpoint and Remove-MigrationEndpoint, stored in the stage's index.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
 
 use clap::{Args, Subcommand};
 use mailstage::batch::{EndpointSettings, Security};
@@ -60,6 +62,13 @@ pub struct NewEndpointArgs {
     /// Mailboxes copied at once in incremental passes.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     max_concurrent_incremental_syncs: u32,
+    /// A PEM file of CA certificates to trust besides the system's (a private CA); kept
+    /// with the endpoint (its absolute path) for every pass.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Accept any server certificate on every pass (a lab server only).
+    #[arg(long)]
+    insecure: bool,
     /// Print the new endpoint as JSON.
     #[arg(long)]
     json: bool,
@@ -75,6 +84,8 @@ struct EndpointView {
     security: &'static str,
     max_concurrent_migrations: u32,
     max_concurrent_incremental_syncs: u32,
+    ca_file: Option<String>,
+    insecure: bool,
     batches: Vec<String>,
 }
 
@@ -89,6 +100,8 @@ impl EndpointView {
             port: e.port,
             max_concurrent_migrations: e.max_concurrent_migrations,
             max_concurrent_incremental_syncs: e.max_concurrent_incremental_syncs,
+            ca_file: e.ca_file.map(|p| p.display().to_string()),
+            insecure: e.insecure,
         })
     }
 
@@ -109,6 +122,21 @@ impl EndpointView {
                 (
                     "MaxConcurrentIncrementalSyncs",
                     self.max_concurrent_incremental_syncs.to_string(),
+                ),
+                (
+                    "TrustedCaFile",
+                    self.ca_file
+                        .clone()
+                        .unwrap_or_else(|| "(system roots)".into()),
+                ),
+                (
+                    "CertificateCheck",
+                    if self.insecure {
+                        "off (lab server)"
+                    } else {
+                        "on"
+                    }
+                    .into(),
                 ),
                 ("UsedByBatches", batch_list(&self.batches)),
             ],
@@ -139,6 +167,14 @@ pub fn run(stage_dir: &Path, cmd: EndpointCommand, out: &mut dyn Write) -> anyho
             );
             settings.max_concurrent_migrations = a.max_concurrent_migrations;
             settings.max_concurrent_incremental_syncs = a.max_concurrent_incremental_syncs;
+            settings.insecure = a.insecure;
+            settings.ca_file = match &a.ca_file {
+                Some(f) => Some(
+                    f.canonicalize()
+                        .with_context(|| format!("--ca-file {}: cannot read it", f.display()))?,
+                ),
+                None => None,
+            };
             let stage = Stage::open(stage_dir, Access::Write)?;
             let index = stage.index();
             index.add_endpoint(&settings)?;

@@ -28,10 +28,12 @@ pub struct RunArgs {
     /// The batch file to read passwords from (default: the one given to `batch new`).
     #[arg(long)]
     csv: Option<PathBuf>,
-    /// A PEM file of CA certificates to trust besides the system's (a private CA).
+    /// A PEM file of CA certificates to trust besides the system's (a private CA), for this
+    /// run [default: the endpoint's].
     #[arg(long)]
     ca_file: Option<PathBuf>,
-    /// Accept any server certificate. Only for a lab server.
+    /// Accept any server certificate, for this run (a lab server only) [default: the
+    /// endpoint's].
     #[arg(long)]
     insecure: bool,
     /// No progress while running; the summary is still printed.
@@ -150,8 +152,9 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
         );
     }
     let mut connect = ConnectOptions::new(&endpoint.server, endpoint.port, endpoint.security);
-    connect.ca_file = a.ca_file.clone();
-    connect.insecure = a.insecure;
+    // This run's --ca-file / --insecure, else what the endpoint was created with.
+    connect.ca_file = a.ca_file.clone().or(endpoint.ca_file.clone());
+    connect.insecure = a.insecure || endpoint.insecure;
     let concurrency = match pass {
         Pass::Full => endpoint.max_concurrent_migrations,
         Pass::Incremental => endpoint.max_concurrent_incremental_syncs,

@@ -143,3 +143,61 @@ fn an_unreachable_server_fails_fast_and_a_csv_must_match_its_batch() -> Result<(
     assert!(err.contains("not in batch"), "{err}");
     Ok(())
 }
+
+#[test]
+fn an_endpoint_keeps_its_private_ca_for_every_pass() -> Result<()> {
+    let d = Dovecot::builder()
+        .tls(true)
+        .user("alice", "alice-pw")
+        .start()?;
+    d.write_message_at("alice", "INBOX", &[], 1_690_000_000, &simple(1))?;
+    let ca = d.ca_pem_path().expect("TLS is on").display().to_string();
+    let tls_port = d.tls_port().expect("TLS is on").to_string();
+    let cli = Cli::new();
+    let endpoint = |name: &str, extra: &[&str]| {
+        let args = [
+            &["endpoint", "new", "--name", name, "--server", "localhost"][..],
+            &["--port", &tls_port, "--security", "ssl"],
+            extra,
+        ];
+        cli.ok(&args.concat())
+    };
+    endpoint("trusted", &["--ca-file", &ca]);
+    endpoint("plain", &[]);
+    let shown = cli.ok(&["endpoint", "show", "trusted"]);
+    assert!(
+        shown.contains("TrustedCaFile") && shown.contains(&ca),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("CertificateCheck") && shown.contains("on"),
+        "{shown}"
+    );
+
+    // No --ca-file on the run: the endpoint's is used, for the first pass and the next.
+    cli.batch("b1", "trusted", &["alice@contoso.edu,alice,alice-pw"]);
+    let first = cli.ok(&["batch", "start", "b1", "--quiet"]);
+    assert!(first.contains("1 staged"), "{first}");
+    cli.ok(&["batch", "sync", "b1", "--quiet"]);
+    // An endpoint without it refuses the private CA's certificate and says what to do.
+    cli.batch("b2", "plain", &["alice@contoso.edu,alice,alice-pw"]);
+    let refused = cli.fails(&["batch", "start", "b2", "--quiet"]);
+    assert!(refused.contains("--ca-file"), "{refused}");
+    let missing = text(&cli.run(&[
+        "endpoint",
+        "new",
+        "--name",
+        "x",
+        "--server",
+        "localhost",
+        "--security",
+        "ssl",
+        "--ca-file",
+        "/nonexistent/ca.pem",
+    ]));
+    assert!(
+        missing.contains("--ca-file /nonexistent/ca.pem: cannot read it"),
+        "{missing}"
+    );
+    Ok(())
+}

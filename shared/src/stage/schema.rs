@@ -196,6 +196,9 @@ CREATE TABLE upload_runs (
 /// - `uploads.lost_sends`: how often the link broke while the message was being sent and it
 ///   was then not found on the target; after a few it is set aside as failed, so one message
 ///   the link never carries does not hold its mailbox up.
+/// - `endpoints.ca_file`, `endpoints.insecure`: the TLS trust an endpoint was created with
+///   (a private CA's PEM file, or no certificate check for a lab server), so `batch start`
+///   and every `batch sync` use it without being told again.
 /// - `uploads.mailbox` is lower-cased (the target mailbox as records name it), so `Alice@x`
 ///   and `alice@x` are one mailbox.
 const V4: &str = r#"
@@ -207,4 +210,6 @@ CREATE INDEX uploads_destination ON uploads(target, mailbox, folder, state);
 CREATE INDEX messages_message_id ON messages(message_id);
 UPDATE uploads SET mailbox = lower(mailbox);
 ALTER TABLE uploads ADD COLUMN lost_sends INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN ca_file TEXT;
+ALTER TABLE endpoints ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0 CHECK (insecure IN (0, 1));
 "#;

@@ -7,7 +7,7 @@ use crate::batch::{EndpointSettings, Security};
 use crate::stage::error::{Result, StageError};
 
 const ENDPOINT_SELECT: &str = "SELECT name, server, port, security, max_concurrent_migrations,
-    max_concurrent_incremental_syncs FROM endpoints";
+    max_concurrent_incremental_syncs, ca_file, insecure FROM endpoints";
 
 fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<EndpointSettings> {
     let security: String = r.get(3)?;
@@ -21,6 +21,8 @@ fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<EndpointSettings> {
         security,
         max_concurrent_migrations: r.get(4)?,
         max_concurrent_incremental_syncs: r.get(5)?,
+        ca_file: r.get::<_, Option<String>>(6)?.map(std::path::PathBuf::from),
+        insecure: r.get(7)?,
     })
 }
 
@@ -80,18 +82,25 @@ impl Index {
                 e.name
             )));
         }
-        self.sql(self.conn.execute(
-            "INSERT INTO endpoints (name, server, port, security, max_concurrent_migrations,
-                 max_concurrent_incremental_syncs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            (
-                &e.name,
-                &e.server,
-                e.port,
-                e.security.as_str(),
-                e.max_concurrent_migrations,
-                e.max_concurrent_incremental_syncs,
+        self.sql(
+            self.conn.execute(
+                "INSERT INTO endpoints (name, server, port, security, max_concurrent_migrations,
+                 max_concurrent_incremental_syncs, ca_file, insecure)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                (
+                    &e.name,
+                    &e.server,
+                    e.port,
+                    e.security.as_str(),
+                    e.max_concurrent_migrations,
+                    e.max_concurrent_incremental_syncs,
+                    e.ca_file
+                        .as_deref()
+                        .map(|p| p.to_string_lossy().into_owned()),
+                    e.insecure,
+                ),
             ),
-        ))?;
+        )?;
         Ok(self.conn.last_insert_rowid())
     }
 
