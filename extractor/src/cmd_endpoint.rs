@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use clap::{Args, Subcommand};
-use mailstage::batch::{EndpointSettings, Security};
+use mailstage::batch::{EndpointSettings, Security, TlsTrust};
 use mailstage::report::print_json;
 use mailstage::stage::{Access, Index, Stage};
 use serde::Serialize;
@@ -84,8 +84,8 @@ struct EndpointView {
     security: &'static str,
     max_concurrent_migrations: u32,
     max_concurrent_incremental_syncs: u32,
-    ca_file: Option<String>,
-    insecure: bool,
+    #[serde(flatten)]
+    tls: TlsTrust,
     batches: Vec<String>,
 }
 
@@ -100,8 +100,7 @@ impl EndpointView {
             port: e.port,
             max_concurrent_migrations: e.max_concurrent_migrations,
             max_concurrent_incremental_syncs: e.max_concurrent_incremental_syncs,
-            ca_file: e.ca_file.map(|p| p.display().to_string()),
-            insecure: e.insecure,
+            tls: e.tls,
         })
     }
 
@@ -123,25 +122,18 @@ impl EndpointView {
                     "MaxConcurrentIncrementalSyncs",
                     self.max_concurrent_incremental_syncs.to_string(),
                 ),
-                (
-                    "TrustedCaFile",
-                    self.ca_file
-                        .clone()
-                        .unwrap_or_else(|| "(system roots)".into()),
-                ),
-                (
-                    "CertificateCheck",
-                    if self.insecure {
-                        "off (lab server)"
-                    } else {
-                        "on"
-                    }
-                    .into(),
-                ),
+                ("TrustedCaFile", self.tls.ca_file_text()),
+                ("CertificateCheck", self.tls.check_text().into()),
                 ("UsedByBatches", batch_list(&self.batches)),
             ],
         )
     }
+}
+
+/// A path given on the command line, for a message.
+fn show(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map_or_else(String::new, |p| p.display().to_string())
 }
 
 fn batch_list(names: &[String]) -> String {
@@ -167,14 +159,8 @@ pub fn run(stage_dir: &Path, cmd: EndpointCommand, out: &mut dyn Write) -> anyho
             );
             settings.max_concurrent_migrations = a.max_concurrent_migrations;
             settings.max_concurrent_incremental_syncs = a.max_concurrent_incremental_syncs;
-            settings.insecure = a.insecure;
-            settings.ca_file = match &a.ca_file {
-                Some(f) => Some(
-                    f.canonicalize()
-                        .with_context(|| format!("--ca-file {}: cannot read it", f.display()))?,
-                ),
-                None => None,
-            };
+            settings.tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure)
+                .with_context(|| format!("--ca-file {}: cannot read it", show(&a.ca_file)))?;
             let stage = Stage::open(stage_dir, Access::Write)?;
             let index = stage.index();
             index.add_endpoint(&settings)?;

@@ -152,9 +152,9 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
         );
     }
     let mut connect = ConnectOptions::new(&endpoint.server, endpoint.port, endpoint.security);
-    // This run's --ca-file / --insecure, else what the endpoint was created with.
-    connect.ca_file = a.ca_file.clone().or(endpoint.ca_file.clone());
-    connect.insecure = a.insecure || endpoint.insecure;
+    endpoint
+        .tls
+        .apply(a.ca_file.as_deref(), a.insecure, &mut connect);
     let concurrency = match pass {
         Pass::Full => endpoint.max_concurrent_migrations,
         Pass::Incremental => endpoint.max_concurrent_incremental_syncs,

@@ -33,28 +33,19 @@ fn extracted(cli: &Cli) -> Result<Dovecot> {
 /// `target new --name dst --kind imap` for the Dovecot listening on `port`, logging in as
 /// `mailbox*admin` with the password from [`SECRET_VAR`].
 fn new_imap_target(cli: &Cli, port: u16) {
+    new_imap_target_with(cli, port, &["--security", "none"]);
+}
+
+/// [`new_imap_target`] with other `--security` and TLS arguments.
+fn new_imap_target_with(cli: &Cli, port: u16, tls: &[&str]) {
     let port = port.to_string();
-    let created = cli.upload(
-        &[
-            "target",
-            "new",
-            "--name",
-            "dst",
-            "--kind",
-            "imap",
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--security",
-            "none",
-            "--admin-user",
-            ADMIN.0,
-            "--password-env",
-            SECRET_VAR,
-        ],
-        &[],
-    );
+    let args = [
+        &["target", "new", "--name", "dst", "--kind", "imap"][..],
+        &["--server", "localhost", "--port", &port],
+        &["--admin-user", ADMIN.0, "--password-env", SECRET_VAR],
+        tls,
+    ];
+    let created = cli.upload(&args.concat(), &[]);
     assert_eq!(created.status.code(), Some(0), "{}", text(&created));
 }
 
@@ -402,5 +393,36 @@ fn dry_run_predicts_what_is_over_the_targets_appendlimit() -> Result<()> {
     assert!(!names.iter().any(|n| n == "Projects"), "{names:?}");
     p.examine("INBOX")?;
     assert!(p.uids()?.is_empty(), "a dry run appended to INBOX");
+    Ok(())
+}
+
+#[test]
+fn a_target_keeps_its_private_ca_for_every_run() -> Result<()> {
+    let cli = Cli::new();
+    let _source = extracted(&cli)?;
+    let target = Dovecot::builder()
+        .tls(true)
+        .master_user(ADMIN.0, ADMIN.1)
+        .user("alice@contoso.edu", "pw")
+        .start()?;
+    let ca = target
+        .ca_pem_path()
+        .expect("TLS is on")
+        .display()
+        .to_string();
+    let tls_port = target.tls_port().expect("TLS is on");
+    new_imap_target_with(&cli, tls_port, &["--security", "ssl", "--ca-file", &ca]);
+    let shown = text(&cli.upload(&["target", "show", "dst"], &[]));
+    assert!(
+        shown.contains("TrustedCaFile") && shown.contains(&ca),
+        "{shown}"
+    );
+    let run = upload_run(&cli, "dst", &["--quiet"], &[(SECRET_VAR, ADMIN.1)]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(
+        text(&run).contains("alice@contoso.edu: 5 uploaded"),
+        "{}",
+        text(&run)
+    );
     Ok(())
 }

@@ -92,6 +92,7 @@ fn trial_stage(template: &Path, dir: &Path, port: u16) -> Result<()> {
             admin_user: Some(ADMIN.0.into()),
             secret: SecretSource::Env(SECRET_VAR.into()),
         },
+        tls: Default::default(),
     })?;
     Ok(())
 }

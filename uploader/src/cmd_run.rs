@@ -62,10 +62,12 @@ pub struct RunArgs {
     /// At most this many bytes per second over all mailboxes (e.g. 5000000 for ~40 Mbit/s).
     #[arg(long)]
     max_bytes_per_second: Option<f64>,
-    /// A PEM file of CA certificates to trust besides the system's.
+    /// A PEM file of CA certificates to trust besides the system's, for this run
+    /// [default: the target's].
     #[arg(long)]
     ca_file: Option<PathBuf>,
-    /// Accept any server certificate. Only for a lab server.
+    /// Accept any server certificate, for this run (a lab server only) [default: the
+    /// target's].
     #[arg(long)]
     insecure: bool,
     /// No progress while running; the summary is still printed.
@@ -154,9 +156,11 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
             .map_err(anyhow::Error::msg)?,
         excludes: args.excludes.clone(),
     };
-    let (mut connect, credentials) = credentials(&target, args.ca_file.as_deref())?;
-    connect.ca_file = args.ca_file.clone();
-    connect.insecure = args.insecure;
+    let ca_file = args.ca_file.clone().or_else(|| target.tls.ca_file.clone());
+    let (mut connect, credentials) = credentials(&target, ca_file.as_deref())?;
+    target
+        .tls
+        .apply(args.ca_file.as_deref(), args.insecure, &mut connect);
     let total = mailboxes.len();
     let job = UploadJob {
         batch: args.batch.clone(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use mailstage::batch::{AuthChoice, Security};
+use mailstage::batch::{AuthChoice, Security, TlsTrust};
 use mailstage::report::print_json;
 use mailstage::report::table::{Align, Table, write_list};
 use mailstage::stage::{Access, Stage};
@@ -100,6 +100,13 @@ pub struct NewTargetArgs {
     /// imap: a file holding the password (read at run time).
     #[arg(long)]
     password_file: Option<PathBuf>,
+    /// A PEM file of CA certificates to trust besides the system's (a private CA), kept
+    /// with the target (its absolute path) for every run.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Accept any server certificate on every run (a lab server only).
+    #[arg(long)]
+    insecure: bool,
     /// Print the new target as JSON.
     #[arg(long)]
     json: bool,
@@ -157,7 +164,19 @@ fn settings(a: NewTargetArgs) -> anyhow::Result<TargetSettings> {
             secret: secret_source(a.password_env, a.password_file, "--password")?,
         },
     };
-    Ok(TargetSettings { name: a.name, kind })
+    let tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure).with_context(|| {
+        format!(
+            "--ca-file {}: cannot read it",
+            a.ca_file
+                .as_deref()
+                .map_or(String::new(), |p| p.display().to_string())
+        )
+    })?;
+    Ok(TargetSettings {
+        name: a.name,
+        kind,
+        tls,
+    })
 }
 
 /// `Key : value` lines of a target.
@@ -200,6 +219,8 @@ fn write_target(out: &mut dyn Write, t: &TargetSettings) -> std::io::Result<()> 
             items.push(("PasswordFrom", secret.to_string()));
         }
     }
+    items.push(("TrustedCaFile", t.tls.ca_file_text()));
+    items.push(("CertificateCheck", t.tls.check_text().into()));
     write_list(out, &items)
 }
 

@@ -2,8 +2,9 @@
 //! as `New-MigrationEndpoint -IMAP` describes it.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::str::FromStr;
+
+use super::TlsTrust;
 
 /// How the connection to the IMAP server is secured (Microsoft's `-Security None|Ssl|Tls`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,10 +72,8 @@ pub struct EndpointSettings {
     pub max_concurrent_migrations: u32,
     /// Mailboxes copied at once in incremental passes (`-MaxConcurrentIncrementalSyncs`).
     pub max_concurrent_incremental_syncs: u32,
-    /// A PEM file of CA certificates to trust besides the system's (a private CA).
-    pub ca_file: Option<PathBuf>,
-    /// Accept any server certificate (a lab server only).
-    pub insecure: bool,
+    /// Extra trust for the server's certificate (a private CA, or none for a lab server).
+    pub tls: TlsTrust,
 }
 
 impl EndpointSettings {
@@ -87,8 +86,7 @@ impl EndpointSettings {
             security,
             max_concurrent_migrations: 20,
             max_concurrent_incremental_syncs: 10,
-            ca_file: None,
-            insecure: false,
+            tls: TlsTrust::default(),
         }
     }
 }

@@ -140,6 +140,13 @@ pub struct TargetSettings {
     /// How it is reached.
     #[serde(flatten)]
     pub kind: TargetKind,
+    /// Extra trust for the server's certificate (and the login URL's, on Microsoft 365).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tls: crate::batch::TlsTrust,
+}
+
+fn is_default(t: &crate::batch::TlsTrust) -> bool {
+    *t == crate::batch::TlsTrust::default()
 }
 
 impl TargetSettings {
@@ -220,6 +227,7 @@ mod tests {
                 security: Security::Ssl,
                 login_url: M365_LOGIN_URL.into(),
             },
+            tls: Default::default(),
         };
         let json = serde_json::to_string(&t).unwrap();
         assert!(json.contains(r#""kind":"m365-imap""#), "{json}");

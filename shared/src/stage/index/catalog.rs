@@ -21,8 +21,10 @@ fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<EndpointSettings> {
         security,
         max_concurrent_migrations: r.get(4)?,
         max_concurrent_incremental_syncs: r.get(5)?,
-        ca_file: r.get::<_, Option<String>>(6)?.map(std::path::PathBuf::from),
-        insecure: r.get(7)?,
+        tls: crate::batch::TlsTrust {
+            ca_file: r.get::<_, Option<String>>(6)?.map(std::path::PathBuf::from),
+            insecure: r.get(7)?,
+        },
     })
 }
 
@@ -94,10 +96,11 @@ impl Index {
                     e.security.as_str(),
                     e.max_concurrent_migrations,
                     e.max_concurrent_incremental_syncs,
-                    e.ca_file
+                    e.tls
+                        .ca_file
                         .as_deref()
                         .map(|p| p.to_string_lossy().into_owned()),
-                    e.insecure,
+                    e.tls.insecure,
                 ),
             ),
         )?;

@@ -1,0 +1,83 @@
+//! Which server certificates a stored endpoint or upload target accepts beyond the system's
+//! roots: kept with it, so every run connects the same way without being told again.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::imap::transport::ConnectOptions;
+
+/// Extra trust for a server's certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TlsTrust {
+    /// A PEM file of CA certificates to trust besides the system's (a private CA), as an
+    /// absolute path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (a lab server only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+}
+
+impl TlsTrust {
+    /// The trust given on the command line to store: the CA file must exist and is kept by
+    /// its absolute path (runs may start from another directory).
+    pub fn to_store(ca_file: Option<&Path>, insecure: bool) -> io::Result<Self> {
+        Ok(Self {
+            ca_file: ca_file.map(Path::canonicalize).transpose()?,
+            insecure,
+        })
+    }
+
+    /// Sets `to`'s trust: a run's own `--ca-file` / `--insecure` win over what is stored.
+    pub fn apply(&self, run_ca_file: Option<&Path>, run_insecure: bool, to: &mut ConnectOptions) {
+        to.ca_file = run_ca_file
+            .map(Path::to_path_buf)
+            .or_else(|| self.ca_file.clone());
+        to.insecure = run_insecure || self.insecure;
+    }
+
+    /// The CA file for `show`, or `(system roots)`.
+    pub fn ca_file_text(&self) -> String {
+        self.ca_file
+            .as_ref()
+            .map_or_else(|| "(system roots)".into(), |p| p.display().to_string())
+    }
+
+    /// Whether certificates are checked, for `show`.
+    pub fn check_text(&self) -> &'static str {
+        if self.insecure {
+            "off (lab server)"
+        } else {
+            "on"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Security;
+
+    #[test]
+    fn a_runs_own_trust_wins_and_stored_paths_are_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "x").unwrap();
+        let stored = TlsTrust::to_store(Some(&ca), false).unwrap();
+        assert!(stored.ca_file.as_ref().unwrap().is_absolute());
+        assert!(TlsTrust::to_store(Some(Path::new("/nonexistent/ca.pem")), false).is_err());
+        let mut opts = ConnectOptions::new("h", 993, Security::Ssl);
+        stored.apply(None, false, &mut opts);
+        assert_eq!(
+            (opts.ca_file.as_ref(), opts.insecure),
+            (stored.ca_file.as_ref(), false)
+        );
+        stored.apply(Some(Path::new("/run/ca.pem")), true, &mut opts);
+        assert_eq!(opts.ca_file.as_deref(), Some(Path::new("/run/ca.pem")));
+        assert!(opts.insecure);
+        // Settings written before the field existed read as no extra trust.
+        let none: TlsTrust = serde_json::from_str("{}").unwrap();
+        assert_eq!(none, TlsTrust::default());
+        assert_eq!(serde_json::to_string(&none).unwrap(), "{}");
+    }
+}
