@@ -73,6 +73,53 @@ pub(crate) enum ContinueOutcome {
     Done(StatusText),
 }
 
+/// Bytes of a command gathered to go out in one write. A secret command's bytes (LOGIN,
+/// AUTHENTICATE) are wiped when written or dropped; the buffer is sized up front so they are
+/// never copied by a reallocation.
+pub(crate) struct Unsent {
+    pub(crate) bytes: Vec<u8>,
+    secret: bool,
+}
+
+impl Unsent {
+    /// `TAG ` with room for the whole command and its CRLF.
+    fn for_command(tag: &str, cmd: &Command) -> Self {
+        let parts: usize = cmd
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.len(),
+                Part::Literal { data, .. } => data.len(),
+            })
+            .sum();
+        let mut bytes = Vec::with_capacity(tag.len() + 1 + parts + 2);
+        bytes.extend_from_slice(tag.as_bytes());
+        bytes.push(b' ');
+        Self {
+            bytes,
+            secret: cmd.redacted,
+        }
+    }
+
+    fn extend(&mut self, data: &[u8]) {
+        self.bytes.extend_from_slice(data);
+    }
+
+    /// Empties the buffer, wiping it first when it held secrets.
+    fn clear(&mut self) {
+        if self.secret {
+            zeroize::Zeroize::zeroize(&mut self.bytes);
+        }
+        self.bytes.clear();
+    }
+}
+
+impl Drop for Unsent {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
 /// An IMAP session over any byte stream (TCP, TLS, a test pipe).
 pub struct Session<S> {
     pub(crate) conn: FrameReader<S>,
@@ -196,44 +243,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Sends a command with a fresh tag, honouring synchronising literals; returns the tag.
     /// A command rejected before one of its literals is reported as `Rejected`.
     /// Untagged responses that arrive while waiting for `+` go to `untagged`.
+    ///
+    /// The command goes out in one write (one per part when it has synchronising literals),
+    /// then the stream is flushed.
     pub(crate) async fn send(
         &mut self,
         cmd: &Command,
         untagged: &mut Vec<Untagged>,
     ) -> Result<String, ImapError> {
-        let tag = self.start_command(cmd, untagged).await?;
-        self.write(b"\r\n").await?;
+        let (tag, mut unsent) = self.start_command(cmd, untagged).await?;
+        unsent.extend(b"\r\n");
+        self.write_unsent(&mut unsent).await?;
         self.flush().await?;
         Ok(tag)
     }
 
-    /// Writes a fresh tag and the command's parts, waiting for `+` before synchronising
-    /// literals, but not the final CRLF; returns the tag.
+    /// Gathers a fresh tag and the command's parts, writing what is gathered and waiting for
+    /// `+` before each synchronising literal; returns the tag and the bytes gathered since
+    /// (the rest of the command, without the final CRLF), for the caller to write.
     pub(crate) async fn start_command(
         &mut self,
         cmd: &Command,
         untagged: &mut Vec<Untagged>,
-    ) -> Result<String, ImapError> {
+    ) -> Result<(String, Unsent), ImapError> {
         if self.poisoned {
             return Err(ImapError::Unusable);
         }
         let tag = format!("{}{:04}", self.config.tag_prefix, self.next_tag);
         self.next_tag = self.next_tag.wrapping_add(1);
         tracing::trace!(target: "mailstage::imap::wire", "C: {tag} {}", cmd.log_line());
-        self.write(format!("{tag} ").as_bytes()).await?;
+        let mut unsent = Unsent::for_command(&tag, cmd);
         for part in &cmd.parts {
             match part {
-                Part::Text(t) => self.write(t).await?,
+                Part::Text(t) => unsent.extend(t),
                 Part::Literal { data, sync } => {
                     if *sync {
+                        self.write_unsent(&mut unsent).await?;
                         self.await_literal_go_ahead(&tag, &cmd.name, untagged)
                             .await?;
                     }
-                    self.write(data).await?;
+                    unsent.extend(data);
                 }
             }
         }
-        Ok(tag)
+        Ok((tag, unsent))
     }
 
     /// Waits for the `+` that allows a synchronising literal; a completion instead means
@@ -255,11 +308,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
+    /// Writes the gathered bytes in one write and empties (wipes) the buffer.
+    pub(crate) async fn write_unsent(&mut self, unsent: &mut Unsent) -> Result<(), ImapError> {
+        let res = self.write(&unsent.bytes).await;
+        unsent.clear();
+        res
+    }
+
+    /// Writes all of `data`; a failure makes the session unusable.
     pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), ImapError> {
         let res = self.conn.get_mut().write_all(data).await;
         res.map_err(|e| self.poison(ImapError::Io(e)))
     }
 
+    /// Flushes the stream; a failure makes the session unusable.
     pub(crate) async fn flush(&mut self) -> Result<(), ImapError> {
         let res = self.conn.get_mut().flush().await;
         res.map_err(|e| self.poison(ImapError::Io(e)))

@@ -7,6 +7,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexS
 
 use super::*;
 use crate::imap::sink::MemorySink;
+use crate::imap::testio::{PiecewiseReader, WriteLog};
 
 /// The server side of a test connection: asserts on what the client sends.
 struct Peer {
@@ -455,6 +456,50 @@ async fn append_synchronising_plus_and_rejected() {
         .unwrap_err();
     assert!(err.to_string().contains("Maximum size"));
     server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_command_is_one_write_and_an_append_streams_in_chunks() {
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let (client, writes) = WriteLog::new(client);
+    let mut peer = Peer {
+        io: BufReader::new(server),
+    };
+    peer.send("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n")
+        .await;
+    let mut s = Session::connect(client, SessionConfig::default())
+        .await
+        .unwrap();
+    let (small, big) = (b"Subject: x\r\n\r\nhi\r\n", vec![b'x'; 150_000]);
+    let server = tokio::spawn(async move {
+        peer.expect("A0001 NOOP").await;
+        peer.send("A0001 OK\r\n").await;
+        peer.expect("A0002 APPEND INBOX {18+}").await;
+        peer.expect_bytes(b"Subject: x\r\n\r\nhi\r\n\r\n").await;
+        peer.send("A0002 OK\r\n").await;
+        peer.expect("A0003 APPEND INBOX {150000+}").await;
+        peer.expect_bytes(&[[b'x'; 150_000].as_slice(), b"\r\n"].concat())
+            .await;
+        peer.send("A0003 OK\r\n").await;
+    });
+    s.execute(s.command("NOOP").build()).await.unwrap();
+    s.append(b"INBOX", &[], None, 18, &small[..]).await.unwrap();
+    let source = PiecewiseReader::every(&big, 1000);
+    s.append(b"INBOX", &[], None, 150_000, source)
+        .await
+        .unwrap();
+    server.await.unwrap();
+    let chunk = crate::imap::append::APPEND_CHUNK;
+    assert_eq!(
+        *writes.lock().unwrap(),
+        [
+            "A0001 NOOP\r\n".len(),
+            "A0002 APPEND INBOX {18+}\r\n".len() + 18 + 2,
+            "A0003 APPEND INBOX {150000+}\r\n".len() + chunk,
+            chunk,
+            150_000 - 2 * chunk + 2,
+        ]
+    );
 }
 
 #[tokio::test]
