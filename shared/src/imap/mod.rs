@@ -40,6 +40,6 @@ pub use error::ImapError;
 pub use fetch::FetchedMessage;
 pub use framing::{FrameReader, FramingError, FramingLimits, StreamedBody};
 pub use seqset::SequenceSet;
-pub use session::{Completed, MailboxEvents, Session, SessionConfig};
+pub use session::{Completed, Session, SessionConfig};
 pub use sink::{DiscardSink, LiteralSink, LiteralStart, MemorySink, WriterSink};
 pub use types::{Code, FetchData, ListEntry, Response, Status, StatusText, Untagged};

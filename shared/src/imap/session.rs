@@ -12,7 +12,6 @@ use super::encode::{Command, CommandBuilder, LiteralMode, Part};
 use super::error::ImapError;
 use super::framing::{Frame, FrameReader, FramingError, FramingLimits};
 use super::response;
-use super::seqset::SequenceSet;
 use super::sink::{DiscardSink, LiteralSink};
 use super::types::{Code, Response, Status, StatusText, Untagged};
 
@@ -35,19 +34,6 @@ impl Default for SessionConfig {
             tag_prefix: "A".into(),
         }
     }
-}
-
-/// Unsolicited mailbox changes seen since the last SELECT/EXAMINE.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MailboxEvents {
-    /// The last EXISTS count.
-    pub exists: Option<u32>,
-    /// The last RECENT count.
-    pub recent: Option<u32>,
-    /// Sequence numbers from EXPUNGE, in arrival order.
-    pub expunged: Vec<u32>,
-    /// UIDs from VANISHED.
-    pub vanished: Vec<SequenceSet>,
 }
 
 /// A command's successful completion and the untagged data that came with it.
@@ -127,7 +113,6 @@ pub struct Session<S> {
     next_tag: u32,
     capabilities: Vec<String>,
     greeting: StatusText,
-    pub(crate) events: MailboxEvents,
     poisoned: bool,
     sink_error: Option<std::io::Error>,
 }
@@ -145,7 +130,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 code: None,
                 text: String::new(),
             },
-            events: MailboxEvents::default(),
             poisoned: false,
             sink_error: None,
         }
@@ -195,11 +179,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Starts building a command that uses the server's literal mode.
     pub fn command(&self, name: &str) -> CommandBuilder {
         CommandBuilder::new(name, self.literal_mode())
-    }
-
-    /// Unsolicited EXISTS/RECENT/EXPUNGE/VANISHED seen since the last SELECT/EXAMINE.
-    pub fn events(&self) -> &MailboxEvents {
-        &self.events
     }
 
     /// The underlying stream.
@@ -391,7 +370,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Reads and parses the next understood response, streaming bodies into `sink` and
-    /// recording capabilities and mailbox events. Unparseable responses are skipped.
+    /// recording capabilities. Unparseable responses are skipped.
     pub(crate) async fn read<K: LiteralSink>(
         &mut self,
         sink: &mut K,
@@ -431,25 +410,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         res.map_err(ImapError::from)
     }
 
+    /// Keeps the capabilities current from a CAPABILITY response or a `[CAPABILITY …]` code.
     fn observe(&mut self, resp: &Response) {
-        let status = match resp {
-            Response::Untagged(Untagged::Status(st)) | Response::Tagged { status: st, .. } => st,
-            Response::Untagged(u) => {
-                match u {
-                    Untagged::Capability(caps) => self.capabilities = caps.clone(),
-                    Untagged::Exists(n) => self.events.exists = Some(*n),
-                    Untagged::Recent(n) => self.events.recent = Some(*n),
-                    Untagged::Expunge(n) => self.events.expunged.push(*n),
-                    Untagged::Vanished { uids, .. } => self.events.vanished.push(uids.clone()),
-                    _ => {}
+        let caps = match resp {
+            Response::Untagged(Untagged::Capability(caps)) => caps,
+            Response::Untagged(Untagged::Status(st)) | Response::Tagged { status: st, .. } => {
+                match &st.code {
+                    Some(Code::Capability(caps)) => caps,
+                    _ => return,
                 }
-                return;
             }
-            Response::Continuation { .. } => return,
+            _ => return,
         };
-        if let Some(Code::Capability(caps)) = &status.code {
-            self.capabilities = caps.clone();
-        }
+        self.capabilities = caps.clone();
     }
 }
 
