@@ -17,8 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
 use super::mailbox::Ctx;
-use super::{ExtractError, ImapContext, MailboxCounts};
-use crate::imap::{LiteralStart, SequenceSet, Session, WriterSink};
+use super::{ExtractError, MailboxCounts};
+use crate::imap::{During as _, LiteralStart, SequenceSet, Session, WriterSink};
 use crate::stage::index::{MessageState, NewMessage};
 use crate::stage::{BlobWriter, PendingBlob, StageError};
 
@@ -223,7 +223,8 @@ async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
             },
         )
         .await
-        .during(|| format!("fetching messages of folder {:?}", target.name));
+        .during(|| format!("fetching messages of folder {:?}", target.name))
+        .map_err(ExtractError::from);
     (fetched, result)
 }
 

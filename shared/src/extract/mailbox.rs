@@ -10,12 +10,11 @@ use super::bodies::{Decided, FolderTarget, Meta, fetch_folder};
 use super::folders::{FolderPlan, select_folders};
 use super::plan::{Candidate, Verdict, apply_caps};
 use super::{
-    ExtractError, ImapContext, Limits, MailboxCounts, MailboxJob, MailboxOutcome, Progress,
-    RetryPolicy,
+    ExtractError, Limits, MailboxCounts, MailboxJob, MailboxOutcome, Progress, RetryPolicy,
 };
 use crate::batch::AuthChoice;
 use crate::imap::transport::{ConnectOptions, connect};
-use crate::imap::{FetchData, SequenceSet, Session, SessionConfig};
+use crate::imap::{During as _, FetchData, SequenceSet, Session, SessionConfig};
 use crate::retry::{Attempts, Next};
 use crate::stage::index::{FolderInfo, MailboxState, MessageState};
 use crate::stage::{BlobStore, Index, StageError};

@@ -28,6 +28,7 @@ pub use crate::retry::RetryPolicy;
 pub use run::run_pass;
 
 use crate::batch::AuthChoice;
+use crate::imap::ImapStepError;
 use crate::imap::transport::ConnectOptions;
 
 /// First pass or incremental pass (they differ only in the concurrency limit that applies).
@@ -144,14 +145,10 @@ impl Progress for NoProgress {}
 /// Why a mailbox's pass stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
-    /// The IMAP conversation failed; `context` names the step and folder.
-    #[error("{context}: {source}")]
-    Imap {
-        /// What was being done ("login as x", "EXAMINE \"INBOX\"", …).
-        context: String,
-        /// The error.
-        source: crate::imap::ImapError,
-    },
+    /// The IMAP conversation failed; the context names the step and folder ("login as x",
+    /// "EXAMINE \"INBOX\"", …).
+    #[error(transparent)]
+    Imap(#[from] ImapStepError),
     /// The stage refused a write.
     #[error(transparent)]
     Stage(#[from] crate::stage::StageError),
@@ -172,13 +169,13 @@ pub enum ExtractError {
 impl ExtractError {
     /// True when reconnecting may help (connection lost, timeout, BYE, throttling).
     pub fn is_transient(&self) -> bool {
-        matches!(self, ExtractError::Imap { source, .. } if source.is_transient())
+        matches!(self, ExtractError::Imap(e) if e.is_transient())
     }
 
     /// The wait the server asked for, when it throttled.
     pub fn throttle_backoff(&self) -> Option<Duration> {
         match self {
-            ExtractError::Imap { source, .. } => source.throttle_backoff(),
+            ExtractError::Imap(e) => e.throttle_backoff(),
             _ => None,
         }
     }
@@ -186,26 +183,11 @@ impl ExtractError {
     /// Names the message a fetch stopped at in the context of an IMAP error.
     pub(crate) fn stopped_at(self, uid: u32, size: u64) -> Self {
         match self {
-            ExtractError::Imap { context, source } => ExtractError::Imap {
-                context: format!("{context} (stopped at UID {uid}, {size} bytes)"),
-                source,
-            },
+            ExtractError::Imap(mut e) => {
+                e.context = format!("{} (stopped at UID {uid}, {size} bytes)", e.context);
+                ExtractError::Imap(e)
+            }
             other => other,
         }
-    }
-}
-
-/// Adds context to IMAP results.
-pub(crate) trait ImapContext<T> {
-    /// Names the step that failed.
-    fn during(self, context: impl FnOnce() -> String) -> Result<T, ExtractError>;
-}
-
-impl<T> ImapContext<T> for Result<T, crate::imap::ImapError> {
-    fn during(self, context: impl FnOnce() -> String) -> Result<T, ExtractError> {
-        self.map_err(|source| ExtractError::Imap {
-            context: context(),
-            source,
-        })
     }
 }

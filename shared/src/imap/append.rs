@@ -15,8 +15,8 @@ pub struct AppendOutcome {
     pub uid: Option<u32>,
 }
 
-/// Copy buffer for streaming a message to the server.
-const APPEND_CHUNK: usize = 64 << 10;
+/// How much of a message goes out per write (the first write also carries the command).
+pub(crate) const APPEND_CHUNK: usize = 64 << 10;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// APPEND `len` bytes read from `data` to a mailbox (wire name), with flags and an
@@ -42,18 +42,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let sync = builder.announce_literal(len, "");
         let cmd = builder.build();
         let mut untagged = Vec::new();
-        let tag = self.start_command(&cmd, &mut untagged).await?;
+        let (tag, mut unsent) = self.start_command(&cmd, &mut untagged).await?;
         if sync {
+            self.write_unsent(&mut unsent).await?;
             self.await_literal_go_ahead(&tag, &cmd.name, &mut untagged)
                 .await?;
         }
-        let mut buf = vec![0u8; APPEND_CHUNK];
+        // The message is streamed through one buffer: the first write carries the command
+        // line too (unless it already went out for a `+`), each write a full chunk, the last
+        // one the final CRLF as well.
+        let mut buf = std::mem::take(&mut unsent.bytes);
+        let mut filled = buf.len();
+        let mut end = filled + APPEND_CHUNK;
+        buf.resize(end + 2, 0);
         let mut remaining = len;
         while remaining > 0 {
-            let want = buf
-                .len()
-                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-            let n = match data.read(&mut buf[..want]).await {
+            let want = (end - filled).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            let n = match data.read(&mut buf[filled..filled + want]).await {
                 Ok(0) => {
                     return Err(self.poison(ImapError::Protocol(format!(
                         "APPEND source ended {remaining} bytes early"
@@ -62,10 +67,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Ok(n) => n,
                 Err(e) => return Err(self.poison(ImapError::Io(e))),
             };
-            self.write(&buf[..n]).await?;
+            filled += n;
             remaining -= n as u64;
+            if filled == end && remaining > 0 {
+                self.write(&buf[..filled]).await?;
+                (filled, end) = (0, APPEND_CHUNK);
+            }
         }
-        self.write(b"\r\n").await?;
+        buf[filled..filled + 2].copy_from_slice(b"\r\n");
+        self.write(&buf[..filled + 2]).await?;
         self.flush().await?;
         let status = self.wait_tagged(&tag, &mut untagged).await?;
         let done = self.complete(&cmd.name, status, untagged)?;

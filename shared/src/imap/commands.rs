@@ -6,7 +6,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::error::ImapError;
 use super::framing::FramingError;
 use super::seqset::SequenceSet;
-use super::session::{MailboxEvents, Session};
+use super::session::Session;
 use super::types::{Code, ListEntry, MailboxStatus, Namespaces, Response, Status, Untagged};
 
 /// What SELECT or EXAMINE reported about a mailbox.
@@ -189,10 +189,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 _ => {}
             }
         }
-        self.events = MailboxEvents {
-            exists: Some(info.exists),
-            ..MailboxEvents::default()
-        };
         Ok(info)
     }
 

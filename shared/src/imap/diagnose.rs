@@ -2,17 +2,15 @@
 //! of reaching an IMAP server and logging in, timed, and a diagnosis an admin can act on
 //! when a step fails.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use tokio::net::TcpStream;
 
 use super::error::ImapError;
 use super::framing::FramingError;
 use super::session::SessionConfig;
-use super::transport::{ConnectOptions, TlsInfo, connect, secure};
+use super::transport::{ConnectOptions, TlsInfo, connect, connect_addrs, resolve, secure};
 use crate::batch::{AuthChoice, BatchRow, LoginFormat};
 
 /// What kind of failure, for scripts.
@@ -143,27 +141,22 @@ pub async fn check_server(opts: &ConnectOptions) -> ServerReport {
 
 async fn run_server_checks(opts: &ConnectOptions, r: &mut ServerReport) -> Result<(), Failure> {
     let t = Instant::now();
-    let addrs: Vec<SocketAddr> = tokio::time::timeout(
-        opts.connect_timeout,
-        tokio::net::lookup_host((opts.host.as_str(), opts.port)),
-    )
-    .await
-    .map_err(|_| connect_failure(&ImapError::Timeout(opts.connect_timeout), opts))?
-    .map_err(|e| Failure {
+    let resolved = tokio::time::timeout(opts.connect_timeout, resolve(opts))
+        .await
+        .map_err(|_| connect_failure(&ImapError::Timeout(opts.connect_timeout), opts))?;
+    let addrs = resolved.map_err(|e| Failure {
         kind: FailureKind::Dns,
         message: format!("cannot resolve {}: {e}", opts.host),
         hint: "check the server's name (an FQDN such as imap.contoso.edu) and this machine's DNS"
             .into(),
-    })?
-    .collect();
+    })?;
     r.dns_ms = Some(ms_since(t));
     r.addresses = addrs.iter().map(|a| a.ip().to_string()).collect();
 
     let t = Instant::now();
-    let tcp = tokio::time::timeout(opts.connect_timeout, TcpStream::connect(&addrs[..]))
+    let tcp = connect_addrs(&addrs, opts)
         .await
-        .map_err(|_| connect_failure(&ImapError::Timeout(opts.connect_timeout), opts))?
-        .map_err(|e| connect_failure(&ImapError::Io(e), opts))?;
+        .map_err(|e| connect_failure(&e, opts))?;
     r.connect_ms = Some(ms_since(t));
     r.connected_to = tcp.peer_addr().ok().map(|a| a.to_string());
 

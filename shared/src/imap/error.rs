@@ -1,4 +1,6 @@
-//! [`ImapError`]: everything a session can fail with, and how to judge it.
+//! [`ImapError`]: everything a session can fail with, and how to judge it;
+//! [`ImapStepError`] and [`During`]: the error with the step it stopped, as the extractor
+//! and the uploader report it.
 
 use std::io;
 use std::time::Duration;
@@ -116,6 +118,44 @@ impl ImapError {
     }
 }
 
+/// An IMAP error and the step that was being done ("EXAMINE \"INBOX\"", "APPEND to
+/// \"Sent\""); shown as `step: error`.
+#[derive(Debug, Error)]
+#[error("{context}: {source}")]
+pub struct ImapStepError {
+    /// What was being done.
+    pub context: String,
+    /// The error.
+    pub source: ImapError,
+}
+
+impl ImapStepError {
+    /// True when reconnecting may help (see [`ImapError::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        self.source.is_transient()
+    }
+
+    /// The wait the server asked for, when it throttled.
+    pub fn throttle_backoff(&self) -> Option<Duration> {
+        self.source.throttle_backoff()
+    }
+}
+
+/// Names the step of an IMAP result that failed.
+pub trait During<T> {
+    /// Wraps an error with the step `context` names (built only when there is an error).
+    fn during(self, context: impl FnOnce() -> String) -> Result<T, ImapStepError>;
+}
+
+impl<T> During<T> for Result<T, ImapError> {
+    fn during(self, context: impl FnOnce() -> String) -> Result<T, ImapStepError> {
+        self.map_err(|source| ImapStepError {
+            context: context(),
+            source,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +200,42 @@ mod tests {
                 .code_name()
                 .as_deref(),
             Some("TRYCREATE")
+        );
+    }
+
+    #[test]
+    fn a_step_error_names_the_step_and_is_judged_by_its_cause() {
+        let throttled = || {
+            Err::<(), _>(rejected(
+                Status::Bad,
+                None,
+                "Request is throttled. Suggested Backoff Time: 10 milliseconds",
+            ))
+            .during(|| "EXAMINE \"INBOX\"".into())
+            .unwrap_err()
+        };
+        let shown = "EXAMINE \"INBOX\": LOGIN: server said BAD Request is throttled. \
+                     Suggested Backoff Time: 10 milliseconds";
+        let e = throttled();
+        assert_eq!(e.to_string(), shown);
+        assert!(e.is_transient());
+        assert_eq!(e.throttle_backoff(), Some(Duration::from_millis(10)));
+        let extract = crate::extract::ExtractError::from(throttled());
+        let upload = crate::upload::UploadError::from(throttled());
+        for e in [&extract as &dyn std::error::Error, &upload] {
+            assert_eq!(e.to_string(), shown);
+            let cause = e.source().map(ToString::to_string);
+            assert_eq!(
+                cause.as_deref(),
+                Some(&shown["EXAMINE \"INBOX\": ".len()..])
+            );
+        }
+        assert!(extract.is_transient() && upload.is_transient());
+        assert_eq!(upload.throttle_backoff(), Some(Duration::from_millis(10)));
+        assert_eq!(
+            Ok::<_, ImapError>(7).during(|| unreachable!()).unwrap(),
+            7,
+            "the context is built only for an error"
         );
     }
 }

@@ -4,24 +4,12 @@
 
 use super::datetime::InternalDate;
 use super::lexer::{Value, lex};
+use super::scan::{WHOLE_MESSAGE_ITEMS, status_word};
 use super::seqset::SequenceSet;
 use super::types::{
     Code, ESearch, FetchData, ListEntry, MailboxStatus, Namespace, Namespaces, Status, StatusText,
     Untagged,
 };
-
-fn status_word(word: &[u8]) -> Option<Status> {
-    [
-        (&b"OK"[..], Status::Ok),
-        (b"NO", Status::No),
-        (b"BAD", Status::Bad),
-        (b"PREAUTH", Status::PreAuth),
-        (b"BYE", Status::Bye),
-    ]
-    .into_iter()
-    .find(|(w, _)| w.eq_ignore_ascii_case(word))
-    .map(|(_, s)| s)
-}
 
 fn strip_crlf(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -316,16 +304,7 @@ fn fetch(seq: u32, items: &[Value]) -> Option<FetchData> {
             f.rfc822_size = value.number();
         } else if k.eq_ignore_ascii_case(b"MODSEQ") {
             f.modseq = value.list()?.first()?.number();
-        } else if section_is(
-            k,
-            &[
-                "BODY[]",
-                "BODY.PEEK[]",
-                "RFC822",
-                "BINARY[]",
-                "BINARY.PEEK[]",
-            ],
-        ) {
+        } else if section_is(k, &WHOLE_MESSAGE_ITEMS) {
             f.body = nstring();
         } else if section_is(k, &["BODY[HEADER]", "BODY.PEEK[HEADER]", "RFC822.HEADER"])
             || is_header_fields(k)

@@ -4,7 +4,7 @@
 //! - [`framing`]: bounded response framing; whole-message literals go to a [`LiteralSink`].
 //! - [`response`] and [`types`]: parsing into owned types (imap-proto, then a tolerant path).
 //! - [`session`]: tags, literals, routing; commands in [`auth`], [`commands`], [`fetch`],
-//!   [`append`]; errors in [`error`].
+//!   [`append`]; errors in [`error`] (with [`During`] naming the step that failed).
 //! - [`transport`]: TCP, TLS, STARTTLS; `Session::log_in` turns a CSV `UserName` into a login;
 //!   [`diagnose`]: the timed checks behind `test-server`.
 //! - [`encode`], [`seqset`], [`datetime`]: command arguments, UID sets, INTERNALDATE;
@@ -36,10 +36,10 @@ pub mod types;
 pub use append::AppendOutcome;
 pub use capability::AppendLimit;
 pub use commands::MailboxInfo;
-pub use error::ImapError;
+pub use error::{During, ImapError, ImapStepError};
 pub use fetch::FetchedMessage;
 pub use framing::{FrameReader, FramingError, FramingLimits, StreamedBody};
 pub use seqset::SequenceSet;
-pub use session::{Completed, MailboxEvents, Session, SessionConfig};
+pub use session::{Completed, Session, SessionConfig};
 pub use sink::{DiscardSink, LiteralSink, LiteralStart, MemorySink, WriterSink};
 pub use types::{Code, FetchData, ListEntry, Response, Status, StatusText, Untagged};

@@ -1,5 +1,8 @@
 //! Byte-level helpers for the framing layer: what kind of response a line starts, where a
-//! literal announcement is, and whether the literal is a whole-message FETCH item.
+//! literal announcement is, and whether the literal is a whole-message FETCH item. The
+//! status words and whole-message items are also what the tolerant parser goes by.
+
+use super::types::Status;
 
 /// What the first line of a response says about literals in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,10 +15,25 @@ pub(crate) enum LineKind {
     Other,
 }
 
-const STATUS_WORDS: [&[u8]; 5] = [b"OK", b"NO", b"BAD", b"BYE", b"PREAUTH"];
+/// The words that make a response a status response, with the status each one means.
+const STATUS_WORDS: [(&[u8], Status); 5] = [
+    (b"OK", Status::Ok),
+    (b"NO", Status::No),
+    (b"BAD", Status::Bad),
+    (b"PREAUTH", Status::PreAuth),
+    (b"BYE", Status::Bye),
+];
+
+/// The status a word names (`OK`, `NO`, `BAD`, `PREAUTH`, `BYE`; case-insensitive).
+pub(crate) fn status_word(word: &[u8]) -> Option<Status> {
+    STATUS_WORDS
+        .iter()
+        .find(|(w, _)| w.eq_ignore_ascii_case(word))
+        .map(|&(_, s)| s)
+}
 
 fn is_status_word(word: &[u8]) -> bool {
-    STATUS_WORDS.iter().any(|w| w.eq_ignore_ascii_case(word))
+    status_word(word).is_some()
 }
 
 /// Classifies a response by its first line (without CRLF).
@@ -82,7 +100,9 @@ pub(crate) fn literal_marker(line: &[u8]) -> Option<Marker> {
     Some(Marker { start, len })
 }
 
-const STREAMED_ITEMS: [&str; 5] = [
+/// The FETCH items that carry a whole message: streamed to the sink when sent as a literal,
+/// taken as the body when sent inline.
+pub(crate) const WHOLE_MESSAGE_ITEMS: [&str; 5] = [
     "BODY[]",
     "BODY.PEEK[]",
     "RFC822",
@@ -108,7 +128,7 @@ pub(crate) fn streamable_item(prefix: &[u8]) -> Option<(usize, String)> {
         Some(_) => return None,
         None => token,
     };
-    STREAMED_ITEMS
+    WHOLE_MESSAGE_ITEMS
         .iter()
         .any(|item| item.eq_ignore_ascii_case(base))
         .then(|| (pos, token.to_string()))

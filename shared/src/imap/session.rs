@@ -12,7 +12,6 @@ use super::encode::{Command, CommandBuilder, LiteralMode, Part};
 use super::error::ImapError;
 use super::framing::{Frame, FrameReader, FramingError, FramingLimits};
 use super::response;
-use super::seqset::SequenceSet;
 use super::sink::{DiscardSink, LiteralSink};
 use super::types::{Code, Response, Status, StatusText, Untagged};
 
@@ -35,19 +34,6 @@ impl Default for SessionConfig {
             tag_prefix: "A".into(),
         }
     }
-}
-
-/// Unsolicited mailbox changes seen since the last SELECT/EXAMINE.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MailboxEvents {
-    /// The last EXISTS count.
-    pub exists: Option<u32>,
-    /// The last RECENT count.
-    pub recent: Option<u32>,
-    /// Sequence numbers from EXPUNGE, in arrival order.
-    pub expunged: Vec<u32>,
-    /// UIDs from VANISHED.
-    pub vanished: Vec<SequenceSet>,
 }
 
 /// A command's successful completion and the untagged data that came with it.
@@ -73,6 +59,53 @@ pub(crate) enum ContinueOutcome {
     Done(StatusText),
 }
 
+/// Bytes of a command gathered to go out in one write. A secret command's bytes (LOGIN,
+/// AUTHENTICATE) are wiped when written or dropped; the buffer is sized up front so they are
+/// never copied by a reallocation.
+pub(crate) struct Unsent {
+    pub(crate) bytes: Vec<u8>,
+    secret: bool,
+}
+
+impl Unsent {
+    /// `TAG ` with room for the whole command and its CRLF.
+    fn for_command(tag: &str, cmd: &Command) -> Self {
+        let parts: usize = cmd
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.len(),
+                Part::Literal { data, .. } => data.len(),
+            })
+            .sum();
+        let mut bytes = Vec::with_capacity(tag.len() + 1 + parts + 2);
+        bytes.extend_from_slice(tag.as_bytes());
+        bytes.push(b' ');
+        Self {
+            bytes,
+            secret: cmd.redacted,
+        }
+    }
+
+    fn extend(&mut self, data: &[u8]) {
+        self.bytes.extend_from_slice(data);
+    }
+
+    /// Empties the buffer, wiping it first when it held secrets.
+    fn clear(&mut self) {
+        if self.secret {
+            zeroize::Zeroize::zeroize(&mut self.bytes);
+        }
+        self.bytes.clear();
+    }
+}
+
+impl Drop for Unsent {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
 /// An IMAP session over any byte stream (TCP, TLS, a test pipe).
 pub struct Session<S> {
     pub(crate) conn: FrameReader<S>,
@@ -80,7 +113,6 @@ pub struct Session<S> {
     next_tag: u32,
     capabilities: Vec<String>,
     greeting: StatusText,
-    pub(crate) events: MailboxEvents,
     poisoned: bool,
     sink_error: Option<std::io::Error>,
 }
@@ -98,7 +130,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 code: None,
                 text: String::new(),
             },
-            events: MailboxEvents::default(),
             poisoned: false,
             sink_error: None,
         }
@@ -150,11 +181,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         CommandBuilder::new(name, self.literal_mode())
     }
 
-    /// Unsolicited EXISTS/RECENT/EXPUNGE/VANISHED seen since the last SELECT/EXAMINE.
-    pub fn events(&self) -> &MailboxEvents {
-        &self.events
-    }
-
     /// The underlying stream.
     pub fn stream(&mut self) -> &mut S {
         self.conn.get_mut()
@@ -196,44 +222,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Sends a command with a fresh tag, honouring synchronising literals; returns the tag.
     /// A command rejected before one of its literals is reported as `Rejected`.
     /// Untagged responses that arrive while waiting for `+` go to `untagged`.
+    ///
+    /// The command goes out in one write (one per part when it has synchronising literals),
+    /// then the stream is flushed.
     pub(crate) async fn send(
         &mut self,
         cmd: &Command,
         untagged: &mut Vec<Untagged>,
     ) -> Result<String, ImapError> {
-        let tag = self.start_command(cmd, untagged).await?;
-        self.write(b"\r\n").await?;
+        let (tag, mut unsent) = self.start_command(cmd, untagged).await?;
+        unsent.extend(b"\r\n");
+        self.write_unsent(&mut unsent).await?;
         self.flush().await?;
         Ok(tag)
     }
 
-    /// Writes a fresh tag and the command's parts, waiting for `+` before synchronising
-    /// literals, but not the final CRLF; returns the tag.
+    /// Gathers a fresh tag and the command's parts, writing what is gathered and waiting for
+    /// `+` before each synchronising literal; returns the tag and the bytes gathered since
+    /// (the rest of the command, without the final CRLF), for the caller to write.
     pub(crate) async fn start_command(
         &mut self,
         cmd: &Command,
         untagged: &mut Vec<Untagged>,
-    ) -> Result<String, ImapError> {
+    ) -> Result<(String, Unsent), ImapError> {
         if self.poisoned {
             return Err(ImapError::Unusable);
         }
         let tag = format!("{}{:04}", self.config.tag_prefix, self.next_tag);
         self.next_tag = self.next_tag.wrapping_add(1);
         tracing::trace!(target: "mailstage::imap::wire", "C: {tag} {}", cmd.log_line());
-        self.write(format!("{tag} ").as_bytes()).await?;
+        let mut unsent = Unsent::for_command(&tag, cmd);
         for part in &cmd.parts {
             match part {
-                Part::Text(t) => self.write(t).await?,
+                Part::Text(t) => unsent.extend(t),
                 Part::Literal { data, sync } => {
                     if *sync {
+                        self.write_unsent(&mut unsent).await?;
                         self.await_literal_go_ahead(&tag, &cmd.name, untagged)
                             .await?;
                     }
-                    self.write(data).await?;
+                    unsent.extend(data);
                 }
             }
         }
-        Ok(tag)
+        Ok((tag, unsent))
     }
 
     /// Waits for the `+` that allows a synchronising literal; a completion instead means
@@ -255,11 +287,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
+    /// Writes the gathered bytes in one write and empties (wipes) the buffer.
+    pub(crate) async fn write_unsent(&mut self, unsent: &mut Unsent) -> Result<(), ImapError> {
+        let res = self.write(&unsent.bytes).await;
+        unsent.clear();
+        res
+    }
+
+    /// Writes all of `data`; a failure makes the session unusable.
     pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), ImapError> {
         let res = self.conn.get_mut().write_all(data).await;
         res.map_err(|e| self.poison(ImapError::Io(e)))
     }
 
+    /// Flushes the stream; a failure makes the session unusable.
     pub(crate) async fn flush(&mut self) -> Result<(), ImapError> {
         let res = self.conn.get_mut().flush().await;
         res.map_err(|e| self.poison(ImapError::Io(e)))
@@ -329,7 +370,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Reads and parses the next understood response, streaming bodies into `sink` and
-    /// recording capabilities and mailbox events. Unparseable responses are skipped.
+    /// recording capabilities. Unparseable responses are skipped.
     pub(crate) async fn read<K: LiteralSink>(
         &mut self,
         sink: &mut K,
@@ -369,25 +410,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         res.map_err(ImapError::from)
     }
 
+    /// Keeps the capabilities current from a CAPABILITY response or a `[CAPABILITY …]` code.
     fn observe(&mut self, resp: &Response) {
-        let status = match resp {
-            Response::Untagged(Untagged::Status(st)) | Response::Tagged { status: st, .. } => st,
-            Response::Untagged(u) => {
-                match u {
-                    Untagged::Capability(caps) => self.capabilities = caps.clone(),
-                    Untagged::Exists(n) => self.events.exists = Some(*n),
-                    Untagged::Recent(n) => self.events.recent = Some(*n),
-                    Untagged::Expunge(n) => self.events.expunged.push(*n),
-                    Untagged::Vanished { uids, .. } => self.events.vanished.push(uids.clone()),
-                    _ => {}
+        let caps = match resp {
+            Response::Untagged(Untagged::Capability(caps)) => caps,
+            Response::Untagged(Untagged::Status(st)) | Response::Tagged { status: st, .. } => {
+                match &st.code {
+                    Some(Code::Capability(caps)) => caps,
+                    _ => return,
                 }
-                return;
             }
-            Response::Continuation { .. } => return,
+            _ => return,
         };
-        if let Some(Code::Capability(caps)) = &status.code {
-            self.capabilities = caps.clone();
-        }
+        self.capabilities = caps.clone();
     }
 }
 

@@ -4,6 +4,7 @@
 //! when explicitly asked (`insecure`), and that is logged loudly.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -115,10 +116,31 @@ pub async fn connect(
     secure(opts, tcp, config).await
 }
 
-/// The TCP step alone: resolves the host, connects (within the connect timeout), sets
+/// The TCP step alone: resolves the host, connects (both within the connect timeout), sets
 /// TCP_NODELAY and keepalive.
 pub async fn open_tcp(opts: &ConnectOptions) -> Result<TcpStream, ImapError> {
-    within(opts.connect_timeout, tcp_connect(opts)).await
+    within(opts.connect_timeout, async {
+        let addrs = resolve(opts).await?;
+        tcp_to(&addrs, opts).await
+    })
+    .await
+}
+
+/// Resolves the host and port to the addresses a connection tries, in order (no time limit
+/// of its own).
+pub async fn resolve(opts: &ConnectOptions) -> io::Result<Vec<SocketAddr>> {
+    Ok(tokio::net::lookup_host((opts.host.as_str(), opts.port))
+        .await?
+        .collect())
+}
+
+/// Connects to the first of `addrs` that accepts, within the connect timeout, and sets
+/// TCP_NODELAY and keepalive as [`open_tcp`] does (for callers that time the steps apart).
+pub async fn connect_addrs(
+    addrs: &[SocketAddr],
+    opts: &ConnectOptions,
+) -> Result<TcpStream, ImapError> {
+    within(opts.connect_timeout, tcp_to(addrs, opts)).await
 }
 
 /// The steps after TCP: TLS as the options ask (implicit, or STARTTLS after the greeting),
@@ -204,8 +226,10 @@ where
         .map_err(|_| ImapError::Timeout(limit))?
 }
 
-async fn tcp_connect(opts: &ConnectOptions) -> Result<TcpStream, ImapError> {
-    let tcp = TcpStream::connect((opts.host.as_str(), opts.port)).await?;
+/// Connects to the first of `addrs` that accepts; sets TCP_NODELAY (each command is one
+/// write and waits for its answer) and the keepalive of the options.
+async fn tcp_to(addrs: &[SocketAddr], opts: &ConnectOptions) -> Result<TcpStream, ImapError> {
+    let tcp = TcpStream::connect(addrs).await?;
     tcp.set_nodelay(true)?;
     if let Some(idle) = opts.keepalive {
         let ka = socket2::TcpKeepalive::new()

@@ -46,6 +46,24 @@ fn options(port: u16, security: Security) -> ConnectOptions {
 }
 
 #[tokio::test]
+async fn both_ways_to_connect_set_nodelay_and_keepalive() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut opts = options(listener.local_addr().unwrap().port(), Security::None);
+    opts.keepalive = Some(Duration::from_secs(77));
+    let addrs = resolve(&opts).await.unwrap();
+    assert!(!addrs.is_empty());
+    for tcp in [
+        open_tcp(&opts).await.unwrap(),
+        connect_addrs(&addrs, &opts).await.unwrap(),
+    ] {
+        let sock = socket2::SockRef::from(&tcp);
+        assert!(tcp.nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(77));
+    }
+}
+
+#[tokio::test]
 async fn starttls_upgrades_and_asks_for_capabilities_again() {
     let (ca_pem, server_config) = pki();
     let mut ca_file = tempfile::NamedTempFile::new().unwrap();

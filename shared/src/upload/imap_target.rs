@@ -10,11 +10,14 @@ use super::destination::{Credentials, Delivery, Destination, Outgoing};
 use super::fingerprint::{FIELDS, HeaderFingerprint};
 use super::key::ResumeKey;
 use super::mapping::{Role, TargetFolders};
-use super::{Step as _, UploadError, is_flagged};
+use super::{UploadError, is_flagged};
 use crate::batch::AuthChoice;
 use crate::folders::mutf7;
 use crate::imap::transport::{ConnectOptions, Transport, connect};
-use crate::imap::{AppendLimit, ImapError, SequenceSet, Session, SessionConfig, Status, datetime};
+use crate::imap::{
+    AppendLimit, During as _, ImapError, ImapStepError, SequenceSet, Session, SessionConfig,
+    Status, datetime,
+};
 
 /// A logged-in session with one target mailbox.
 pub struct ImapTarget {
@@ -211,7 +214,9 @@ impl Destination for ImapTarget {
         let wire = self.wire(path);
         match self.session.create(&wire).await {
             Err(e) if e.code_name().as_deref() == Some("ALREADYEXISTS") => Ok(()),
-            other => other.during(|| format!("creating folder {:?} on the target", path.join("/"))),
+            other => other
+                .during(|| format!("creating folder {:?} on the target", path.join("/")))
+                .map_err(UploadError::from),
         }
     }
 
@@ -240,7 +245,7 @@ impl Destination for ImapTarget {
                 let words = e.status().map_or_else(|| e.to_string(), |s| s.to_string());
                 return Ok(Delivery::Refused(words));
             }
-            Err(e) => return Err(e).during(|| format!("APPEND to {:?}", name())),
+            Err(e) => Err(e).during(|| format!("APPEND to {:?}", name()))?,
         };
         let id = outcome
             .uid_validity
@@ -271,10 +276,10 @@ impl Destination for ImapTarget {
         let wire = self.wire(folder);
         match self.select(&wire, folder).await {
             // The folder it was sent to is gone (deleted on the target): nothing is there.
-            Err(UploadError::Imap {
+            Err(UploadError::Imap(ImapStepError {
                 source: ImapError::Rejected { status, .. },
                 ..
-            }) if status.status == Status::No => return Ok(0),
+            })) if status.status == Status::No => return Ok(0),
             other => other?,
         }
         let name = folder.join("/");

@@ -199,14 +199,9 @@ impl UploadProgress for NoUploadProgress {}
 /// Why a mailbox's run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    /// The IMAP conversation failed; `context` names the step.
-    #[error("{context}: {source}")]
-    Imap {
-        /// What was being done.
-        context: String,
-        /// The error.
-        source: crate::imap::ImapError,
-    },
+    /// The IMAP conversation failed; the context names the step.
+    #[error(transparent)]
+    Imap(#[from] crate::imap::ImapStepError),
     /// No token could be had for XOAUTH2.
     #[error("getting an access token: {0}")]
     Token(String),
@@ -242,13 +237,13 @@ pub enum UploadError {
 impl UploadError {
     /// True when reconnecting may help (connection lost, timeout, BYE, throttling).
     pub fn is_transient(&self) -> bool {
-        matches!(self, UploadError::Imap { source, .. } if source.is_transient())
+        matches!(self, UploadError::Imap(e) if e.is_transient())
     }
 
     /// The wait the target asked for, when it throttled.
     pub fn throttle_backoff(&self) -> Option<std::time::Duration> {
         match self {
-            UploadError::Imap { source, .. } => source.throttle_backoff(),
+            UploadError::Imap(e) => e.throttle_backoff(),
             _ => None,
         }
     }
@@ -256,21 +251,6 @@ impl UploadError {
 
 /// A shared handle to what a run reports to.
 pub type SharedProgress = Arc<dyn UploadProgress>;
-
-/// Names the step of an IMAP result that failed.
-pub(crate) trait Step<T> {
-    /// Wraps an error with `context`.
-    fn during(self, context: impl FnOnce() -> String) -> Result<T, UploadError>;
-}
-
-impl<T> Step<T> for Result<T, crate::imap::ImapError> {
-    fn during(self, context: impl FnOnce() -> String) -> Result<T, UploadError> {
-        self.map_err(|source| UploadError::Imap {
-            context: context(),
-            source,
-        })
-    }
-}
 
 /// True when the flags include `\Flagged`.
 pub(crate) fn is_flagged(flags: &[String]) -> bool {
