@@ -90,12 +90,29 @@ where
         counts.refused += sent.refused;
         errors.extend(outcome.err());
     }
-    // A lasting failure (the stage, a refused login) must not hide behind a dropped link,
-    // or the mailbox would reconnect and retry what cannot work.
-    match errors.iter().position(|e| !e.is_transient()) {
-        Some(n) => Err(errors.swap_remove(n)),
-        None => errors.into_iter().next().map_or(Ok(()), Err),
-    }
+    let worst = most_telling(&errors);
+    let Some(n) = worst else { return Ok(()) };
+    let returned = errors.swap_remove(n);
+    // The caller counts the throttle it is handed; those other connections met in the
+    // same attempt are counted here (one wait honours them all).
+    counts.throttled += errors
+        .iter()
+        .filter(|e| e.throttle_backoff().is_some())
+        .count() as u64;
+    Err(returned)
+}
+
+/// Which of the connections' errors the caller should act on: a lasting one first (the
+/// stage, a refused login: reconnecting cannot help, and it must not hide behind a dropped
+/// link), then the throttle asking the longest wait (so the mailbox honours it), then any.
+fn most_telling(errors: &[UploadError]) -> Option<usize> {
+    let lasting = errors.iter().position(|e| !e.is_transient());
+    let longest_throttle = (0..errors.len())
+        .filter(|&n| errors[n].throttle_backoff().is_some())
+        .max_by_key(|&n| errors[n].throttle_backoff());
+    lasting
+        .or(longest_throttle)
+        .or((!errors.is_empty()).then_some(0))
 }
 
 /// What the connections of one mailbox share.
@@ -155,7 +172,7 @@ async fn worker<D: Destination>(
     while !s.stop.load(Ordering::Relaxed) {
         let next = s.queue.lock().map(|mut q| q.take()).unwrap_or(None);
         let Some(group) = next else { break };
-        let sent = send_group(s.ctx, s.mb, &mut dest, &group, &mut counts).await;
+        let sent = send_group(s, &mut dest, &group, &mut counts).await;
         if let Ok(mut q) = s.queue.lock() {
             q.done(&group.path);
         }
@@ -171,14 +188,16 @@ async fn worker<D: Destination>(
 
 /// Sends one group: `in_flight` first (one transaction), then APPENDs, then the results
 /// (one transaction). On a connection failure the message being sent stays `in_flight`
-/// (the next attempt looks for it) and the ones after it go back to pending.
+/// (the next attempt looks for it) and the ones after it go back to pending. When another
+/// connection of the mailbox failed (a throttle: the server asked the mailbox to wait),
+/// the rest of the group goes back to pending before the next APPEND.
 async fn send_group<D: Destination>(
-    ctx: &Ctx,
-    mb: &MailboxUpload,
+    s: &Shared<'_>,
     dest: &mut D,
     Group { path, items: group }: &Group,
     counts: &mut UploadCounts,
 ) -> Result<(), UploadError> {
+    let (ctx, mb) = (s.ctx, s.mb);
     let key = serde_json::to_string(path).unwrap_or_default();
     let rows: Vec<i64> = group.iter().map(|i| i.message_row).collect();
     ctx.index(|i| i.begin_uploads(&ctx.target, &mb.record_key(), &key, &rows))?;
@@ -186,6 +205,11 @@ async fn send_group<D: Destination>(
     let (mut sent, mut sent_bytes) = (0, 0);
     let mut failure = None;
     for (n, item) in group.iter().enumerate() {
+        if s.stop.load(Ordering::Relaxed) {
+            let rest = group[n..].iter();
+            results.extend(rest.map(|i| (i.message_row, UploadResult::Pending)));
+            break;
+        }
         let blob = match ctx.blobs.open_blob(&item.blob) {
             Ok(file) => file,
             Err(e) => {
