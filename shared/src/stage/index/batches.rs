@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::catalog::NewMailbox;
 use super::states::{BatchState, MailboxState, auth_name, serialize_auth};
-use super::{Index, sqlite, to_sql_int};
+use super::{Index, to_sql_int};
 use crate::batch::AuthChoice;
 use crate::stage::error::{Result, StageError};
 
@@ -217,70 +217,61 @@ impl Index {
             })?),
             None => None,
         };
-        let path = &self.path;
-        let sql = |e| sqlite(path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        let taken = tx
-            .query_row("SELECT 1 FROM batches WHERE name = ?1", [&b.name], |_| {
-                Ok(())
-            })
-            .optional()
-            .map_err(sql)?;
-        if taken.is_some() {
-            return Err(StageError::Refused(format!(
-                "a batch named {:?} already exists",
-                b.name
-            )));
-        }
-        let to_json = |v: &Vec<String>| serde_json::Value::from(v.clone()).to_string();
-        tx.execute(
-            "INSERT INTO batches (name, endpoint_id, state, max_message_size, max_items,
-                 include_folders, exclude_folders, csv_path, auth)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            (
-                &b.name,
-                endpoint,
-                BatchState::Created,
-                to_sql_int(b.max_message_size),
-                to_sql_int(b.max_items),
-                to_json(&b.include_folders),
-                to_json(&b.exclude_folders),
-                csv_path,
-                auth_name(b.auth),
-            ),
-        )
-        .map_err(sql)?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut insert = tx
-                .prepare(
-                    "INSERT INTO mailboxes (batch_id, email, login_name, user_root, state,
-                         target_user)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(sql)?;
-            for m in mailboxes {
-                insert
-                    .execute((
-                        id,
-                        &m.email,
-                        &m.login_name,
-                        &m.user_root,
-                        MailboxState::Queued,
-                        &m.target_user,
-                    ))
-                    .map_err(sql)?;
+        // A taken name returns before anything is written (the transaction holds nothing).
+        let created = self.write_tx(|tx| {
+            let taken = tx
+                .query_row("SELECT 1 FROM batches WHERE name = ?1", [&b.name], |_| {
+                    Ok(())
+                })
+                .optional()?;
+            if taken.is_some() {
+                return Ok(None);
             }
-        }
-        let detail = format!(
-            "endpoint {}, {} mailbox(es), csv {}",
-            b.endpoint,
-            mailboxes.len(),
-            csv_path.unwrap_or("-")
-        );
-        insert_event(&tx, Some(&b.name), "batch.created", &detail).map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(id)
+            let to_json = |v: &Vec<String>| serde_json::Value::from(v.clone()).to_string();
+            tx.execute(
+                "INSERT INTO batches (name, endpoint_id, state, max_message_size, max_items,
+                     include_folders, exclude_folders, csv_path, auth)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                (
+                    &b.name,
+                    endpoint,
+                    BatchState::Created,
+                    to_sql_int(b.max_message_size),
+                    to_sql_int(b.max_items),
+                    to_json(&b.include_folders),
+                    to_json(&b.exclude_folders),
+                    csv_path,
+                    auth_name(b.auth),
+                ),
+            )?;
+            let id = tx.last_insert_rowid();
+            let mut insert = tx.prepare(
+                "INSERT INTO mailboxes (batch_id, email, login_name, user_root, state,
+                     target_user)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for m in mailboxes {
+                insert.execute((
+                    id,
+                    &m.email,
+                    &m.login_name,
+                    &m.user_root,
+                    MailboxState::Queued,
+                    &m.target_user,
+                ))?;
+            }
+            let detail = format!(
+                "endpoint {}, {} mailbox(es), csv {}",
+                b.endpoint,
+                mailboxes.len(),
+                csv_path.unwrap_or("-")
+            );
+            insert_event(tx, Some(&b.name), "batch.created", &detail)?;
+            Ok(Some(id))
+        })?;
+        created.ok_or_else(|| {
+            StageError::Refused(format!("a batch named {:?} already exists", b.name))
+        })
     }
 
     /// The batch named `name` with all its settings; [`StageError::NotFound`] when there is
@@ -396,13 +387,10 @@ impl Index {
             removed.not_uploaded,
             if force { " (forced)" } else { "" }
         );
-        let path = &self.path;
-        let sql = |e| sqlite(path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute("DELETE FROM batches WHERE name = ?1", [name])
-            .and_then(|_| insert_event(&tx, Some(name), "batch.removed", &detail))
-            .and_then(|()| tx.commit())
-            .map_err(sql)?;
+        self.write_tx(|tx| {
+            tx.execute("DELETE FROM batches WHERE name = ?1", [name])?;
+            insert_event(tx, Some(name), "batch.removed", &detail)
+        })?;
         Ok(removed)
     }
 

@@ -142,15 +142,10 @@ impl Index {
                 users.join(", ")
             )));
         }
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| super::sqlite(path, e))?;
-        tx.execute("DELETE FROM endpoints WHERE name = ?1", [name])
-            .and_then(|_| super::batches::insert_event(&tx, None, "endpoint.removed", name))
-            .and_then(|()| tx.commit())
-            .map_err(|e| super::sqlite(path, e))
+        self.write_tx(|tx| {
+            tx.execute("DELETE FROM endpoints WHERE name = ?1", [name])?;
+            super::batches::insert_event(tx, None, "endpoint.removed", name)
+        })
     }
 
     /// Stores a new batch on an existing endpoint.

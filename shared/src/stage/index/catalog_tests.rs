@@ -244,3 +244,31 @@ fn removal_waits_for_uploads_unless_forced_and_keeps_events() {
         Err(StageError::NotFound { kind: "batch", .. })
     ));
 }
+
+#[test]
+fn a_group_with_one_bad_row_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    batch(&mut idx, "b1", &["a@example.com"]);
+    let a = idx.mailboxes("b1").unwrap()[0].id;
+    messages(&mut idx, a, &[(MessageState::Staged, 10, Some(1))]);
+    let folder = idx.folder_sync(a, b"INBOX").unwrap().unwrap();
+    let row = |uid, blob: Option<u8>| NewMessage {
+        folder_id: folder.id,
+        uidvalidity: 1,
+        uid,
+        state: MessageState::Staged,
+        reason: None,
+        blob: blob.map(|b| crate::stage::BlobHash::of(&[b])),
+        size: 1,
+        internaldate: None,
+        internaldate_unix: None,
+        flags: String::new(),
+        message_id: None,
+    };
+    // The second row breaks the schema (staged without a blob): the first must not stay.
+    let err = idx.commit_messages(&[row(2, Some(2)), row(3, None)]);
+    assert!(matches!(err, Err(StageError::Sqlite { .. })), "{err:?}");
+    assert_eq!(count(&idx, "messages"), 1);
+    assert_eq!(idx.highest_uid(folder.id).unwrap(), 1);
+}

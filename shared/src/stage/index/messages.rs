@@ -5,7 +5,7 @@ use std::fmt;
 
 use rusqlite::Row;
 
-use super::{Index, sqlite, to_sql_int};
+use super::{Index, to_sql_int};
 use crate::stage::error::Result;
 use crate::stage::hash::BlobHash;
 
@@ -153,13 +153,9 @@ impl Index {
     /// the same folder, UIDVALIDITY and UID is replaced (a failed message retried, say).
     /// Each folder's highest UID seen moves up with the rows.
     pub fn commit_messages(&mut self, rows: &[NewMessage]) -> Result<()> {
-        let path = &self.path;
-        let sql = |e| sqlite(path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO messages (folder_id, uidvalidity, uid, state, reason, blob, size,
+        self.write_tx(|tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (folder_id, uidvalidity, uid, state, reason, blob, size,
                      internaldate, internaldate_unix, flags, message_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (folder_id, uidvalidity, uid) DO UPDATE SET
@@ -168,29 +164,24 @@ impl Index {
                      internaldate_unix = excluded.internaldate_unix, flags = excluded.flags,
                      message_id = excluded.message_id
                  WHERE messages.state <> 'staged'",
-                )
-                .map_err(sql)?;
-            let mut bump = tx
-                .prepare_cached(
-                    "UPDATE folders SET highest_uid = max(highest_uid, ?2) WHERE id = ?1",
-                )
-                .map_err(sql)?;
+            )?;
+            let mut bump = tx.prepare_cached(
+                "UPDATE folders SET highest_uid = max(highest_uid, ?2) WHERE id = ?1",
+            )?;
             for m in rows {
-                insert
-                    .execute((
-                        m.folder_id,
-                        m.uidvalidity,
-                        m.uid,
-                        m.state.as_str(),
-                        &m.reason,
-                        m.blob.map(|b| b.to_hex()),
-                        to_sql_int(m.size),
-                        &m.internaldate,
-                        m.internaldate_unix,
-                        &m.flags,
-                        &m.message_id,
-                    ))
-                    .map_err(sql)?;
+                insert.execute((
+                    m.folder_id,
+                    m.uidvalidity,
+                    m.uid,
+                    m.state.as_str(),
+                    &m.reason,
+                    m.blob.map(|b| b.to_hex()),
+                    to_sql_int(m.size),
+                    &m.internaldate,
+                    m.internaldate_unix,
+                    &m.flags,
+                    &m.message_id,
+                ))?;
             }
             // One bump per folder (a group usually holds one folder's UIDs).
             let mut highest: HashMap<i64, u32> = HashMap::new();
@@ -199,10 +190,10 @@ impl Index {
                 *h = (*h).max(m.uid);
             }
             for (folder, uid) in highest {
-                bump.execute((folder, uid)).map_err(sql)?;
+                bump.execute((folder, uid))?;
             }
-        }
-        tx.commit().map_err(sql)
+            Ok(())
+        })
     }
 
     /// Every staged message, optionally of one batch, ordered by mailbox, folder and UID.

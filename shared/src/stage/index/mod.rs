@@ -153,6 +153,21 @@ impl Index {
         }
     }
 
+    /// Runs `f` in one write transaction: begins it, commits it when `f` returns `Ok` (rolls
+    /// it back otherwise), and names the index file in any error. Everything `f` writes
+    /// commits together or not at all; that is what the group commits rely on.
+    fn write_tx<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let result = self.conn.transaction().and_then(|tx| {
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        });
+        result.map_err(|e| sqlite(&self.path, e))
+    }
+
     /// Maps a rusqlite result into the stage's error, naming the index file.
     fn sql<T>(&self, result: rusqlite::Result<T>) -> Result<T> {
         result.map_err(|e| sqlite(&self.path, e))
