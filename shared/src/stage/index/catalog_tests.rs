@@ -272,3 +272,23 @@ fn a_group_with_one_bad_row_commits_nothing() {
     assert_eq!(count(&idx, "messages"), 1);
     assert_eq!(idx.highest_uid(folder.id).unwrap(), 1);
 }
+
+#[test]
+fn a_malformed_blob_in_the_index_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    batch(&mut idx, "b1", &["a@example.com"]);
+    let a = idx.mailboxes("b1").unwrap()[0].id;
+    messages(&mut idx, a, &[(MessageState::Staged, 10, Some(1))]);
+    let bad = "Z".repeat(64);
+    idx.conn
+        .execute("UPDATE messages SET blob = ?1", [&bad])
+        .unwrap();
+    let want = format!("not a blob name (64 lowercase hex digits): \"{bad}\"");
+    let err = idx.referenced_blobs().unwrap_err().to_string();
+    assert!(err.contains(&want), "{err}");
+    let err = idx.staged_messages(None).unwrap_err().to_string();
+    assert!(err.contains(&want), "{err}");
+    let err = idx.upload_queue("t", a, true).unwrap_err().to_string();
+    assert!(err.contains(&want), "{err}");
+}

@@ -124,10 +124,6 @@ const STAGED_SELECT: &str = "
     ORDER BY mb.email, f.name, m.uidvalidity, m.uid";
 
 fn staged_from_row(r: &Row<'_>) -> rusqlite::Result<StagedMessage> {
-    let blob: String = r.get(6)?;
-    let blob = BlobHash::parse(&blob).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
-    })?;
     let delimiter: Option<String> = r.get(8)?;
     Ok(StagedMessage {
         origin: BlobRef {
@@ -137,7 +133,7 @@ fn staged_from_row(r: &Row<'_>) -> rusqlite::Result<StagedMessage> {
             folder: r.get(3)?,
             uidvalidity: r.get(4)?,
             uid: r.get(5)?,
-            blob,
+            blob: r.get(6)?,
             size: r.get::<_, i64>(7)?.max(0) as u64,
         },
         delimiter: delimiter.and_then(|d| d.chars().next()),
@@ -209,9 +205,7 @@ impl Index {
             self.conn
                 .prepare("SELECT DISTINCT blob FROM messages WHERE blob IS NOT NULL"),
         )?;
-        let names: Vec<String> =
-            self.sql(stmt.query_map([], |r| r.get(0)).and_then(Iterator::collect))?;
-        names.iter().map(|n| BlobHash::parse(n)).collect()
+        self.sql(stmt.query_map([], |r| r.get(0)).and_then(Iterator::collect))
     }
 
     /// The UIDs recorded for a folder under one UIDVALIDITY, in any state.

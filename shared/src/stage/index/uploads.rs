@@ -168,22 +168,13 @@ const QUEUE_SELECT: &str = "
       AND (u.state IS NULL OR u.state <> 'done') AND (?3 OR u.state IS NOT 'failed')
     ORDER BY m.folder_id, m.uidvalidity, m.uid";
 
-/// The blob named in column `i`.
-fn blob_at(r: &Row<'_>, i: usize) -> rusqlite::Result<BlobHash> {
-    let blob: String = r.get(i)?;
-    BlobHash::parse(&blob).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 fn item_from_row(r: &Row<'_>) -> rusqlite::Result<UploadItem> {
-    let blob = blob_at(r, 3)?;
     let state: Option<String> = r.get(8)?;
     Ok(UploadItem {
         message_row: r.get(0)?,
         folder_id: r.get(1)?,
         uid: r.get(2)?,
-        blob,
+        blob: r.get(3)?,
         size: r.get::<_, i64>(4)?.max(0) as u64,
         internaldate: r.get(5)?,
         internaldate_unix: r.get(10)?,
@@ -425,9 +416,7 @@ impl Index {
                AND m.internaldate_unix = ?4
              ORDER BY m.id",
         ))?;
-        let rows = stmt.query_map((target, mailbox, folder, internaldate_unix), |r| {
-            blob_at(r, 0)
-        });
+        let rows = stmt.query_map((target, mailbox, folder, internaldate_unix), |r| r.get(0));
         self.sql(rows.and_then(Iterator::collect))
     }
 
