@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::catalog::NewMailbox;
-use super::states::{BatchState, MailboxState, auth_name, serialize_auth};
+use super::states::{BatchState, MailboxState};
 use super::{Index, to_sql_int};
 use crate::batch::AuthChoice;
 use crate::stage::error::{Result, StageError};
@@ -30,7 +30,6 @@ pub struct BatchSettings {
     /// batches made with [`Index::add_batch`].
     pub csv_path: Option<PathBuf>,
     /// How to log in to the IMAP server.
-    #[serde(serialize_with = "serialize_auth")]
     pub auth: AuthChoice,
     /// Folder patterns to copy (empty: every mail folder).
     pub include_folders: Vec<String>,
@@ -131,13 +130,12 @@ fn patterns(r: &Row<'_>, column: usize) -> rusqlite::Result<Vec<String>> {
 
 fn batch_from_row(r: &Row<'_>) -> rusqlite::Result<BatchInfo> {
     let csv_path: Option<String> = r.get(2)?;
-    let auth: String = r.get(3)?;
     Ok(BatchInfo {
         settings: BatchSettings {
             name: r.get(0)?,
             endpoint: r.get(1)?,
             csv_path: csv_path.map(PathBuf::from),
-            auth: auth.parse().map_err(|e: String| conversion(3, e))?,
+            auth: r.get(3)?,
             include_folders: patterns(r, 4)?,
             exclude_folders: patterns(r, 5)?,
             max_message_size: r.get::<_, i64>(6)?.max(0) as u64,
@@ -241,7 +239,7 @@ impl Index {
                     to_json(&b.include_folders),
                     to_json(&b.exclude_folders),
                     csv_path,
-                    auth_name(b.auth),
+                    b.auth,
                 ),
             )?;
             let id = tx.last_insert_rowid();

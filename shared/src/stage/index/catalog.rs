@@ -3,22 +3,18 @@
 use rusqlite::{OptionalExtension, Row};
 
 use super::{Index, to_sql_int};
-use crate::batch::{EndpointSettings, Security};
+use crate::batch::EndpointSettings;
 use crate::stage::error::{Result, StageError};
 
 const ENDPOINT_SELECT: &str = "SELECT name, server, port, security, max_concurrent_migrations,
     max_concurrent_incremental_syncs FROM endpoints";
 
 fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<EndpointSettings> {
-    let security: String = r.get(3)?;
-    let security = security.parse::<Security>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
-    })?;
     Ok(EndpointSettings {
         name: r.get(0)?,
         server: r.get(1)?,
         port: r.get(2)?,
-        security,
+        security: r.get(3)?,
         max_concurrent_migrations: r.get(4)?,
         max_concurrent_incremental_syncs: r.get(5)?,
     })
@@ -87,7 +83,7 @@ impl Index {
                 &e.name,
                 &e.server,
                 e.port,
-                e.security.as_str(),
+                e.security,
                 e.max_concurrent_migrations,
                 e.max_concurrent_incremental_syncs,
             ),

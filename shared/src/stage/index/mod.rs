@@ -25,7 +25,7 @@ pub use batches::{
 };
 pub use catalog::{FolderInfo, NewBatch, NewMailbox};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
-pub use states::{BatchState, MailboxState, auth_name};
+pub use states::{BatchState, MailboxState};
 pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 pub use sync::FolderSync;
 pub use uploads::{

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::batch::AuthChoice;
+use crate::batch::{AuthChoice, Security};
 
 /// Declares a state enum with its stored names and the conversions every state needs.
 macro_rules! state_enum {
@@ -59,6 +59,14 @@ macro_rules! state_enum {
             }
         }
 
+        sql_as_word!($name);
+    };
+}
+
+/// Stores an enum as its `as_str()` word and reads it back with its `FromStr`; a word it
+/// does not know is a conversion error with the `FromStr` message.
+macro_rules! sql_as_word {
+    ($name:ty) => {
         impl ToSql for $name {
             fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
                 Ok(ToSqlOutput::from(self.as_str()))
@@ -75,6 +83,10 @@ macro_rules! state_enum {
         }
     };
 }
+
+// `batches.auth` and `endpoints.security`.
+sql_as_word!(AuthChoice);
+sql_as_word!(Security);
 
 state_enum!(
     /// Where a batch is in its life.
@@ -108,24 +120,6 @@ state_enum!(
     }
 );
 
-/// The name of an `--auth` choice as stored in `batches.auth`.
-pub fn auth_name(choice: AuthChoice) -> &'static str {
-    match choice {
-        AuthChoice::Auto => "auto",
-        AuthChoice::Login => "login",
-        AuthChoice::Plain => "plain",
-        AuthChoice::Xoauth2 => "xoauth2",
-    }
-}
-
-/// Serializes an [`AuthChoice`] as its stored name.
-pub(crate) fn serialize_auth<S: serde::Serializer>(
-    choice: &AuthChoice,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.serialize_str(auth_name(*choice))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,17 +135,5 @@ mod tests {
         let err = "Done".parse::<BatchState>().unwrap_err();
         assert!(err.contains("unknown batch state \"Done\""), "{err}");
         assert!(err.contains("SyncedWithErrors"), "{err}");
-    }
-
-    #[test]
-    fn auth_names_parse_back() {
-        for c in [
-            AuthChoice::Auto,
-            AuthChoice::Login,
-            AuthChoice::Plain,
-            AuthChoice::Xoauth2,
-        ] {
-            assert_eq!(auth_name(c).parse::<AuthChoice>(), Ok(c));
-        }
     }
 }
