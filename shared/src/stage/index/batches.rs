@@ -26,8 +26,8 @@ pub struct BatchSettings {
     pub name: String,
     /// The name of the endpoint it reads from.
     pub endpoint: String,
-    /// The absolute path of its CSV; passwords are read from it at each run. `None` only for
-    /// batches made with [`Index::add_batch`].
+    /// The absolute path of its CSV; passwords are read from it at each run. `None` when none
+    /// was recorded (a pass then needs the CSV given to it).
     pub csv_path: Option<PathBuf>,
     /// How to log in to the IMAP server.
     pub auth: AuthChoice,

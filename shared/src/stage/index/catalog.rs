@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, Row};
 
-use super::{Index, to_sql_int};
+use super::Index;
 use crate::batch::EndpointSettings;
 use crate::stage::error::{Result, StageError};
 
@@ -18,20 +18,6 @@ fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<EndpointSettings> {
         max_concurrent_migrations: r.get(4)?,
         max_concurrent_incremental_syncs: r.get(5)?,
     })
-}
-
-/// A batch to create with [`Index::add_batch`] (V1 settings only; `batch new` uses
-/// [`Index::create_batch_with_mailboxes`]).
-#[derive(Clone, Debug)]
-pub struct NewBatch {
-    /// The batch's name, unique in the stage.
-    pub name: String,
-    /// The name of the endpoint it reads from.
-    pub endpoint: String,
-    /// Messages larger than this many bytes are recorded and left behind.
-    pub max_message_size: u64,
-    /// At most this many items per mailbox (the newest are kept).
-    pub max_items: u64,
 }
 
 /// A mailbox (one CSV row, without its password) to add to a batch.
@@ -142,26 +128,6 @@ impl Index {
             tx.execute("DELETE FROM endpoints WHERE name = ?1", [name])?;
             super::batches::insert_event(tx, None, "endpoint.removed", name)
         })
-    }
-
-    /// Stores a new batch on an existing endpoint.
-    pub fn add_batch(&self, b: &NewBatch) -> Result<i64> {
-        let endpoint = self.id_of(
-            "endpoint",
-            "SELECT id FROM endpoints WHERE name = ?1",
-            &b.endpoint,
-        )?;
-        self.sql(self.conn.execute(
-            "INSERT INTO batches (name, endpoint_id, max_message_size, max_items)
-             VALUES (?1, ?2, ?3, ?4)",
-            (
-                &b.name,
-                endpoint,
-                to_sql_int(b.max_message_size),
-                to_sql_int(b.max_items),
-            ),
-        ))?;
-        Ok(self.conn.last_insert_rowid())
     }
 
     /// The id of a batch by name.

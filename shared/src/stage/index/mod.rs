@@ -23,7 +23,7 @@ pub use batches::{
     BatchInfo, BatchSettings, DEFAULT_MAX_ITEMS, DEFAULT_MAX_MESSAGE_SIZE, MailboxInfo,
     RemovedBatch,
 };
-pub use catalog::{FolderInfo, NewBatch, NewMailbox};
+pub use catalog::{FolderInfo, NewMailbox};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
 pub use states::{BatchState, MailboxState};
 pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
