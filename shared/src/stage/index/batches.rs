@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{OptionalExtension, Row};
 
 use super::catalog::NewMailbox;
 use super::states::{BatchState, MailboxState};
-use super::{Index, to_sql_int};
+use super::{Index, insert_event, to_sql_int};
 use crate::batch::AuthChoice;
 use crate::stage::error::{Result, StageError};
 
@@ -148,20 +148,6 @@ fn batch_from_row(r: &Row<'_>) -> rusqlite::Result<BatchInfo> {
     })
 }
 
-/// Appends to the audit log inside an open transaction (so the event commits with the change).
-pub(super) fn insert_event(
-    conn: &Connection,
-    batch: Option<&str>,
-    kind: &str,
-    detail: &str,
-) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO events (batch, kind, detail) VALUES (?1, ?2, ?3)",
-        (batch, kind, detail),
-    )
-    .map(drop)
-}
-
 /// Refuses settings no pass could run with, before anything is written.
 fn check_new_batch(b: &BatchSettings, mailboxes: &[NewMailbox]) -> Result<()> {
     let refuse = |why: String| Err(StageError::Refused(why));
@@ -264,7 +250,7 @@ impl Index {
                 mailboxes.len(),
                 csv_path.unwrap_or("-")
             );
-            insert_event(tx, Some(&b.name), "batch.created", &detail)?;
+            insert_event(tx, Some(&b.name), None, "batch.created", &detail)?;
             Ok(Some(id))
         })?;
         created.ok_or_else(|| {
@@ -288,52 +274,6 @@ impl Index {
         )?;
         let rows = stmt.query_map([], batch_from_row);
         self.sql(rows.and_then(Iterator::collect))
-    }
-
-    /// Sets a batch's state and records `batch.state`. `Synced` and `SyncedWithErrors` also
-    /// set the batch's last sync time to now.
-    pub fn set_batch_state(&self, name: &str, state: BatchState) -> Result<()> {
-        let changed = self.sql(self.conn.execute(
-            "UPDATE batches SET state = ?2,
-                 last_sync_at = CASE WHEN ?2 IN ('Synced', 'SyncedWithErrors')
-                     THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') ELSE last_sync_at END
-             WHERE name = ?1",
-            (name, state),
-        ))?;
-        if changed == 0 {
-            return Err(not_found_batch(name));
-        }
-        self.record_event(Some(name), None, "batch.state", state.as_str())
-    }
-
-    /// Sets a mailbox's state and last error (`None` clears it) and records `mailbox.state`.
-    /// `Synced` also sets the mailbox's last sync time to now.
-    pub fn set_mailbox_state(
-        &self,
-        batch: &str,
-        email: &str,
-        state: MailboxState,
-        error: Option<&str>,
-    ) -> Result<()> {
-        let batch_id = self.batch_id(batch)?;
-        let changed = self.sql(self.conn.execute(
-            "UPDATE mailboxes SET state = ?3, last_error = ?4,
-                 last_sync_at = CASE WHEN ?3 = 'Synced'
-                     THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') ELSE last_sync_at END
-             WHERE batch_id = ?1 AND email = ?2",
-            (batch_id, email, state, error),
-        ))?;
-        if changed == 0 {
-            return Err(StageError::NotFound {
-                kind: "mailbox",
-                name: format!("{email} (batch {batch})"),
-            });
-        }
-        let detail = match error {
-            Some(e) => format!("{state}: {e}"),
-            None => state.to_string(),
-        };
-        self.record_event(Some(batch), Some(email), "mailbox.state", &detail)
     }
 
     /// The mailboxes of a batch, by address; [`StageError::NotFound`] for an unknown batch.
@@ -387,7 +327,7 @@ impl Index {
         );
         self.write_tx(|tx| {
             tx.execute("DELETE FROM batches WHERE name = ?1", [name])?;
-            insert_event(tx, Some(name), "batch.removed", &detail)
+            insert_event(tx, Some(name), None, "batch.removed", &detail)
         })?;
         Ok(removed)
     }
@@ -419,7 +359,7 @@ impl Index {
     }
 }
 
-fn not_found_batch(name: &str) -> StageError {
+pub(super) fn not_found_batch(name: &str) -> StageError {
     StageError::NotFound {
         kind: "batch",
         name: name.to_owned(),

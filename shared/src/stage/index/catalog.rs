@@ -126,7 +126,7 @@ impl Index {
         }
         self.write_tx(|tx| {
             tx.execute("DELETE FROM endpoints WHERE name = ?1", [name])?;
-            super::batches::insert_event(tx, None, "endpoint.removed", name)
+            super::insert_event(tx, None, None, "endpoint.removed", name)
         })
     }
 

@@ -91,11 +91,7 @@ impl Index {
         kind: &str,
         detail: &str,
     ) -> Result<()> {
-        self.sql(self.conn.execute(
-            "INSERT INTO events (batch, mailbox, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-            (batch, mailbox, kind, detail),
-        ))?;
-        Ok(())
+        self.sql(insert_event(&self.conn, batch, mailbox, kind, detail))
     }
 
     /// The audit log, oldest first.
@@ -181,6 +177,22 @@ impl Index {
                 name: name.to_owned(),
             })
     }
+}
+
+/// Appends to the audit log; inside a transaction, the entry commits with the change it
+/// describes.
+fn insert_event(
+    conn: &Connection,
+    batch: Option<&str>,
+    mailbox: Option<&str>,
+    kind: &str,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO events (batch, mailbox, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+        (batch, mailbox, kind, detail),
+    )
+    .map(drop)
 }
 
 /// SQLite stores signed 64-bit integers; sizes and counts above `i64::MAX` cannot occur.

@@ -80,7 +80,7 @@ impl Index {
                 tx.execute(&format!("DELETE FROM {table} WHERE target = ?1"), [name])?;
             }
             tx.execute("DELETE FROM targets WHERE name = ?1", [name])?;
-            super::batches::insert_event(tx, None, "target.removed", name)
+            super::insert_event(tx, None, None, "target.removed", name)
         })
     }
 
