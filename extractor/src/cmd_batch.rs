@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use mailstage::batch::{AuthChoice, read_batch_file};
 use mailstage::report::print_json;
 use mailstage::stage::index::{
-    BatchInfo, BatchSettings, BatchStatus, DEFAULT_MAX_ITEMS, MailboxState, NewMailbox, auth_name,
+    BatchInfo, BatchSettings, BatchStatus, DEFAULT_MAX_ITEMS, MailboxState, NewMailbox,
 };
 use mailstage::stage::{Access, Stage};
 use serde::Serialize;
@@ -185,7 +185,7 @@ fn settings_list(b: &BatchInfo) -> Vec<(&'static str, String)> {
                 .as_ref()
                 .map_or("-".into(), |p| p.display().to_string()),
         ),
-        ("Auth", auth_name(s.auth).into()),
+        ("Auth", s.auth.as_str().into()),
         (
             "MaxMessageSize",
             format!(

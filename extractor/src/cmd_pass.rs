@@ -87,8 +87,8 @@ pub fn sync(stage_dir: &Path, args: &SyncArgs, out: &mut dyn Write) -> anyhow::R
 }
 
 fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> anyhow::Result<u8> {
-    let stage = Stage::open(stage_dir, Access::Write)?;
-    let index = stage.index();
+    let mut stage = Stage::open(stage_dir, Access::Write)?;
+    let index = stage.index_mut();
     let batch = index.batch(&a.name)?;
     if batch.state == BatchState::Removing {
         bail!(

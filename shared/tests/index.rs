@@ -147,10 +147,14 @@ fn uploads_follow_their_state_machine_and_events_are_append_only() {
 
     idx.record_event(Some("b1"), Some("alice@example.com"), "sync", "3 new")
         .unwrap();
+    // The batch's creation is the first event, ours the second.
     let events = idx.events().unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].kind, "sync");
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (events[0].kind.as_str(), events[1].kind.as_str()),
+        ("batch.created", "sync")
+    );
     assert!(conn.execute("UPDATE events SET detail = 'x'", []).is_err());
     assert!(conn.execute("DELETE FROM events", []).is_err());
-    assert_eq!(idx.events().unwrap().len(), 1);
+    assert_eq!(idx.events().unwrap().len(), 2);
 }

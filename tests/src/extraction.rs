@@ -10,7 +10,7 @@ use mailstage::extract::{
     Limits, MailboxJob, MailboxOutcome, NoProgress, Pass, PassJob, RetryPolicy, run_pass,
 };
 use mailstage::imap::transport::ConnectOptions;
-use mailstage::stage::index::{NewBatch, NewMailbox};
+use mailstage::stage::index::{BatchSettings, NewMailbox};
 use mailstage::stage::{Access, Stage};
 use secrecy::SecretString;
 
@@ -38,9 +38,19 @@ pub fn default_limits() -> Limits {
     }
 }
 
-/// Creates endpoint `src` and batch `b1` with the mailboxes, if the stage has no batch yet.
-fn ensure_batch(stage: &Stage, d: &Dovecot, mailboxes: &[TestMailbox<'_>]) -> Result<Vec<i64>> {
-    let index = stage.index();
+/// Creates endpoint `src` and batch `b1` with the mailboxes (as `batch new` does), if the
+/// stage has no batch yet; mailboxes new to an existing batch are added to it.
+fn ensure_batch(stage: &mut Stage, d: &Dovecot, mailboxes: &[TestMailbox<'_>]) -> Result<Vec<i64>> {
+    let index = stage.index_mut();
+    let rows: Vec<NewMailbox> = mailboxes
+        .iter()
+        .map(|m| NewMailbox {
+            email: m.email.into(),
+            login_name: m.login.into(),
+            user_root: m.user_root.map(str::to_owned),
+            target_user: None,
+        })
+        .collect();
     let batch = match index.batch_id("b1") {
         Ok(id) => id,
         Err(_) => {
@@ -50,25 +60,12 @@ fn ensure_batch(stage: &Stage, d: &Dovecot, mailboxes: &[TestMailbox<'_>]) -> Re
                 d.port(),
                 Security::None,
             ))?;
-            index.add_batch(&NewBatch {
-                name: "b1".into(),
-                endpoint: "src".into(),
-                max_message_size: 35 << 20,
-                max_items: 500_000,
-            })?
+            index.create_batch_with_mailboxes(&BatchSettings::new("b1", "src"), &rows)?
         }
     };
     let mut ids = Vec::new();
-    for m in mailboxes {
-        ids.push(index.add_mailbox(
-            batch,
-            &NewMailbox {
-                email: m.email.into(),
-                login_name: m.login.into(),
-                user_root: m.user_root.map(str::to_owned),
-                target_user: None,
-            },
-        )?);
+    for m in &rows {
+        ids.push(index.add_mailbox(batch, m)?);
     }
     Ok(ids)
 }
@@ -121,8 +118,8 @@ pub fn run_via(
     pass: Pass,
     via: Via,
 ) -> Result<Vec<MailboxOutcome>> {
-    let stage = Stage::open(dir, Access::Write)?;
-    let ids = ensure_batch(&stage, d, mailboxes)?;
+    let mut stage = Stage::open(dir, Access::Write)?;
+    let ids = ensure_batch(&mut stage, d, mailboxes)?;
     let shared = stage.into_shared()?;
     let job = PassJob {
         batch: "b1".into(),

@@ -311,9 +311,9 @@ fn status_counts_what_the_rows_hold() {
             },
         ],
     );
-    let stage = Stage::open(&cli.stage(), Access::Write).unwrap();
+    let mut stage = Stage::open(&cli.stage(), Access::Write).unwrap();
     stage
-        .index()
+        .index_mut()
         .set_mailbox_state(
             "b1",
             "bob@contoso.edu",
@@ -322,7 +322,7 @@ fn status_counts_what_the_rows_hold() {
         )
         .unwrap();
     stage
-        .index()
+        .index_mut()
         .set_mailbox_state("b1", "alice@contoso.edu", MailboxState::Synced, None)
         .unwrap();
     drop(stage);

@@ -209,7 +209,7 @@ fn write_target(out: &mut dyn Write, t: &TargetSettings) -> std::io::Result<()> 
             ..
         } => {
             items.push(("Security", security.to_string()));
-            items.push(("Auth", mailstage::stage::index::auth_name(*auth).into()));
+            items.push(("Auth", auth.as_str().into()));
             items.push((
                 "AdminUser",
                 admin_user

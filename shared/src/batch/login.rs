@@ -103,6 +103,32 @@ pub enum AuthChoice {
     Xoauth2,
 }
 
+impl AuthChoice {
+    /// Every choice.
+    pub const ALL: [AuthChoice; 4] = [
+        AuthChoice::Auto,
+        AuthChoice::Login,
+        AuthChoice::Plain,
+        AuthChoice::Xoauth2,
+    ];
+
+    /// The lowercase name used on the command line, in the index and in targets' settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthChoice::Auto => "auto",
+            AuthChoice::Login => "login",
+            AuthChoice::Plain => "plain",
+            AuthChoice::Xoauth2 => "xoauth2",
+        }
+    }
+}
+
+impl fmt::Display for AuthChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for AuthChoice {
     type Err = String;
 
@@ -273,5 +299,12 @@ mod tests {
         );
         assert_eq!("XOAUTH2".parse::<AuthChoice>(), Ok(AuthChoice::Xoauth2));
         assert!("cram".parse::<AuthChoice>().is_err());
+    }
+
+    #[test]
+    fn auth_names_parse_back() {
+        for c in AuthChoice::ALL {
+            assert_eq!(c.as_str().parse::<AuthChoice>(), Ok(c));
+        }
     }
 }

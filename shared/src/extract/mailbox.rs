@@ -87,8 +87,8 @@ pub(crate) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
         None => serde_json::to_string(&counts).unwrap_or_default(),
     };
     let _ = ctx.index(|i| {
-        i.set_mailbox_state(&ctx.batch, &mb.email, state, error.as_deref())?;
-        i.record_event(Some(&ctx.batch), Some(&mb.email), kind, &detail)
+        let error = error.as_deref();
+        i.set_mailbox_state_with_event(&ctx.batch, &mb.email, state, error, kind, &detail)
     });
     let outcome = MailboxOutcome {
         email: mb.email.clone(),

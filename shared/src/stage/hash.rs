@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use sha2::{Digest, Sha256};
 
 use super::error::StageError;
@@ -57,6 +58,20 @@ impl fmt::Debug for BlobHash {
     }
 }
 
+/// Stored in the index as its 64-digit hex form.
+impl ToSql for BlobHash {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.to_hex()))
+    }
+}
+
+/// Read from the index's hex form; anything else is a conversion error naming the value.
+impl FromSql for BlobHash {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        BlobHash::parse(value.as_str()?).map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +99,36 @@ mod tests {
         ] {
             assert!(BlobHash::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn sql_roundtrip_and_a_bad_value_is_an_error_naming_it() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let h = BlobHash::of(b"abc");
+        let back: BlobHash = conn.query_row("SELECT ?1", [h], |r| r.get(0)).unwrap();
+        assert_eq!(back, h);
+        let text: String = conn.query_row("SELECT ?1", [h], |r| r.get(0)).unwrap();
+        assert_eq!(text, h.to_hex());
+        let bad = "Z".repeat(64);
+        let err = conn
+            .query_row("SELECT ?1", [&bad], |r| r.get::<_, BlobHash>(0))
+            .unwrap_err();
+        assert!(
+            matches!(err, rusqlite::Error::FromSqlConversionFailure(0, _, _)),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&format!(
+                "not a blob name (64 lowercase hex digits): \"{bad}\""
+            )),
+            "{err}"
+        );
+        let err = conn
+            .query_row("SELECT 42", [], |r| r.get::<_, BlobHash>(0))
+            .unwrap_err();
+        assert!(
+            matches!(err, rusqlite::Error::InvalidColumnType(..)),
+            "{err:?}"
+        );
     }
 }

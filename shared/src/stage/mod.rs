@@ -51,8 +51,6 @@ pub struct Stage {
 /// blobs are written from any task, the index is used under a mutex (one writer).
 #[derive(Debug)]
 pub struct SharedStage {
-    /// The stage directory.
-    pub root: PathBuf,
     /// The blob store.
     pub blobs: Arc<BlobStore>,
     /// The index.
@@ -128,7 +126,6 @@ impl Stage {
             ));
         }
         Ok(SharedStage {
-            root: self.root,
             blobs: self.blobs,
             index: Arc::new(Mutex::new(self.index)),
             _lock: self._lock,

@@ -107,7 +107,6 @@ pub enum TargetKind {
         /// The IMAP port (993, implicit TLS, unless the host is an emulator).
         imap_port: u16,
         /// Plain, implicit TLS or STARTTLS (implicit TLS for Microsoft 365).
-        #[serde(with = "security_name")]
         security: Security,
         /// The login base URL (national clouds, or the test emulator).
         login_url: String,
@@ -120,10 +119,8 @@ pub enum TargetKind {
         /// TCP port.
         port: u16,
         /// Plain, implicit TLS or STARTTLS.
-        #[serde(with = "security_name")]
         security: Security,
         /// LOGIN or SASL PLAIN (or auto).
-        #[serde(with = "auth_name")]
         auth: AuthChoice,
         /// The admin (master user) that logs in for each mailbox, if any.
         admin_user: Option<String>,
@@ -177,38 +174,6 @@ impl TargetSettings {
     }
 }
 
-mod security_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::batch::Security;
-
-    pub fn serialize<S: Serializer>(s: &Security, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Security, D::Error> {
-        String::deserialize(de)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-mod auth_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::batch::AuthChoice;
-
-    pub fn serialize<S: Serializer>(a: &AuthChoice, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(crate::stage::index::auth_name(*a))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<AuthChoice, D::Error> {
-        String::deserialize(de)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +201,72 @@ mod tests {
             "{json}"
         );
         assert_eq!(serde_json::from_str::<TargetSettings>(&json).unwrap(), t);
+    }
+
+    /// Targets stored by earlier builds (lowercase `security` and `auth` words) read back
+    /// the same and are written back byte for byte.
+    #[test]
+    fn settings_written_by_earlier_builds_read_back_unchanged() {
+        let stored = [
+            r#"{"name":"lab","kind":"imap","server":"10.0.0.1","port":143,"security":"tls","auth":"plain","admin_user":"admin","secret":{"file":"/etc/mailstage/admin"}}"#,
+            r#"{"name":"dev","kind":"imap","server":"localhost","port":1143,"security":"none","auth":"auto","admin_user":null,"secret":{"env":"PW"}}"#,
+            r#"{"name":"m365","kind":"m365-imap","tenant":"contoso.onmicrosoft.com","client_id":"c","client_secret":{"env":"S"},"imap_host":"outlook.office365.com","imap_port":993,"security":"ssl","login_url":"https://login.microsoftonline.com"}"#,
+            r#"{"name":"x","kind":"imap","server":"s","port":993,"security":"ssl","auth":"xoauth2","admin_user":null,"secret":{"env":"T"}}"#,
+            r#"{"name":"l","kind":"imap","server":"s","port":143,"security":"tls","auth":"login","admin_user":null,"secret":{"env":"T"}}"#,
+        ];
+        let read: Vec<TargetSettings> = stored
+            .iter()
+            .map(|j| serde_json::from_str(j).unwrap())
+            .collect();
+        assert_eq!(
+            read[0].kind,
+            TargetKind::Imap {
+                server: "10.0.0.1".into(),
+                port: 143,
+                security: Security::Tls,
+                auth: AuthChoice::Plain,
+                admin_user: Some("admin".into()),
+                secret: SecretSource::File("/etc/mailstage/admin".into()),
+            }
+        );
+        assert!(matches!(
+            read[1].kind,
+            TargetKind::Imap {
+                security: Security::None,
+                auth: AuthChoice::Auto,
+                ..
+            }
+        ));
+        assert!(matches!(
+            read[2].kind,
+            TargetKind::M365Imap {
+                security: Security::Ssl,
+                ..
+            }
+        ));
+        assert!(matches!(
+            read[3].kind,
+            TargetKind::Imap {
+                auth: AuthChoice::Xoauth2,
+                ..
+            }
+        ));
+        assert!(matches!(
+            read[4].kind,
+            TargetKind::Imap {
+                auth: AuthChoice::Login,
+                ..
+            }
+        ));
+        for (json, t) in stored.iter().zip(&read) {
+            assert_eq!(&serde_json::to_string(t).unwrap(), json);
+        }
+        let err = serde_json::from_str::<TargetSettings>(
+            &stored[0].replace(r#""auth":"plain""#, r#""auth":"cram""#),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown --auth \"cram\""), "{err}");
     }
 
     #[test]

@@ -3,14 +3,14 @@
 use std::path::Path;
 
 use mailstage::batch::{EndpointSettings, Security};
-use mailstage::stage::index::{FolderInfo, MessageState, NewBatch, NewMailbox, NewMessage};
+use mailstage::stage::index::{BatchSettings, FolderInfo, MessageState, NewMailbox, NewMessage};
 use mailstage::stage::{Access, BlobHash, Stage};
 
 /// Opens a writable stage with one endpoint, batch `b1` and mailbox `alice@example.com`.
 /// Returns the stage and the mailbox id.
 pub fn stage_with_mailbox(root: &Path) -> (Stage, i64) {
-    let stage = Stage::open(root, Access::Write).unwrap();
-    let idx = stage.index();
+    let mut stage = Stage::open(root, Access::Write).unwrap();
+    let idx = stage.index_mut();
     idx.add_endpoint(&EndpointSettings::new(
         "src",
         "127.0.0.1",
@@ -18,25 +18,15 @@ pub fn stage_with_mailbox(root: &Path) -> (Stage, i64) {
         Security::None,
     ))
     .unwrap();
-    let batch = idx
-        .add_batch(&NewBatch {
-            name: "b1".into(),
-            endpoint: "src".into(),
-            max_message_size: 35 << 20,
-            max_items: 500_000,
-        })
+    let alice = NewMailbox {
+        email: "alice@example.com".into(),
+        login_name: "alice".into(),
+        user_root: None,
+        target_user: None,
+    };
+    idx.create_batch_with_mailboxes(&BatchSettings::new("b1", "src"), &[alice])
         .unwrap();
-    let mailbox = idx
-        .add_mailbox(
-            batch,
-            &NewMailbox {
-                email: "alice@example.com".into(),
-                login_name: "alice".into(),
-                user_root: None,
-                target_user: None,
-            },
-        )
-        .unwrap();
+    let mailbox = idx.mailboxes("b1").unwrap()[0].id;
     (stage, mailbox)
 }
 

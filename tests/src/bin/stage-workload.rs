@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use mailstage::batch::{EndpointSettings, Security};
-use mailstage::stage::index::{FolderInfo, MessageState, NewBatch, NewMailbox, NewMessage};
+use mailstage::stage::index::{BatchSettings, FolderInfo, MessageState, NewMailbox, NewMessage};
 use mailstage::stage::{Access, Stage, StageError};
 use mailstage_tests::workload::{GROUP, UIDVALIDITY, message_bytes_sized};
 
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
 
 fn run(dir: &std::path::Path, count: u32, size: Option<usize>) -> Result<(), StageError> {
     let mut stage = Stage::open(dir, Access::Write)?;
-    let folder = ensure_folder(&stage)?;
+    let folder = ensure_folder(&mut stage)?;
     let known = stage.index().known_uids(folder, UIDVALIDITY)?;
     let todo: Vec<u32> = (1..=count)
         .filter(|u| known.binary_search(u).is_err())
@@ -69,8 +69,14 @@ fn run(dir: &std::path::Path, count: u32, size: Option<usize>) -> Result<(), Sta
 }
 
 /// Creates (or finds) endpoint `e`, batch `crash`, mailbox `crash@example.com`, folder INBOX.
-fn ensure_folder(stage: &Stage) -> Result<i64, StageError> {
-    let index = stage.index();
+fn ensure_folder(stage: &mut Stage) -> Result<i64, StageError> {
+    let index = stage.index_mut();
+    let crash = NewMailbox {
+        email: "crash@example.com".into(),
+        login_name: "crash".into(),
+        user_root: None,
+        target_user: None,
+    };
     let batch = match index.batch_id("crash") {
         Ok(id) => id,
         Err(StageError::NotFound { .. }) => {
@@ -83,24 +89,12 @@ fn ensure_folder(stage: &Stage) -> Result<i64, StageError> {
                 Ok(_) | Err(StageError::Refused(_)) => {}
                 Err(e) => return Err(e),
             }
-            index.add_batch(&NewBatch {
-                name: "crash".into(),
-                endpoint: "e".into(),
-                max_message_size: 35 << 20,
-                max_items: 500_000,
-            })?
+            let batch = BatchSettings::new("crash", "e");
+            index.create_batch_with_mailboxes(&batch, std::slice::from_ref(&crash))?
         }
         Err(e) => return Err(e),
     };
-    let mailbox = index.add_mailbox(
-        batch,
-        &NewMailbox {
-            email: "crash@example.com".into(),
-            login_name: "crash".into(),
-            user_root: None,
-            target_user: None,
-        },
-    )?;
+    let mailbox = index.add_mailbox(batch, &crash)?;
     let inbox = FolderInfo {
         wire_name: b"INBOX".to_vec(),
         name: "INBOX".into(),

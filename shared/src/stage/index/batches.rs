@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{OptionalExtension, Row};
 
 use super::catalog::NewMailbox;
-use super::states::{BatchState, MailboxState, auth_name, serialize_auth};
-use super::{Index, sqlite, to_sql_int};
+use super::states::{BatchState, MailboxState};
+use super::{Index, insert_event, to_sql_int};
 use crate::batch::AuthChoice;
 use crate::stage::error::{Result, StageError};
 
@@ -26,11 +26,10 @@ pub struct BatchSettings {
     pub name: String,
     /// The name of the endpoint it reads from.
     pub endpoint: String,
-    /// The absolute path of its CSV; passwords are read from it at each run. `None` only for
-    /// batches made with [`Index::add_batch`].
+    /// The absolute path of its CSV; passwords are read from it at each run. `None` when none
+    /// was recorded (a pass then needs the CSV given to it).
     pub csv_path: Option<PathBuf>,
     /// How to log in to the IMAP server.
-    #[serde(serialize_with = "serialize_auth")]
     pub auth: AuthChoice,
     /// Folder patterns to copy (empty: every mail folder).
     pub include_folders: Vec<String>,
@@ -131,13 +130,12 @@ fn patterns(r: &Row<'_>, column: usize) -> rusqlite::Result<Vec<String>> {
 
 fn batch_from_row(r: &Row<'_>) -> rusqlite::Result<BatchInfo> {
     let csv_path: Option<String> = r.get(2)?;
-    let auth: String = r.get(3)?;
     Ok(BatchInfo {
         settings: BatchSettings {
             name: r.get(0)?,
             endpoint: r.get(1)?,
             csv_path: csv_path.map(PathBuf::from),
-            auth: auth.parse().map_err(|e: String| conversion(3, e))?,
+            auth: r.get(3)?,
             include_folders: patterns(r, 4)?,
             exclude_folders: patterns(r, 5)?,
             max_message_size: r.get::<_, i64>(6)?.max(0) as u64,
@@ -148,20 +146,6 @@ fn batch_from_row(r: &Row<'_>) -> rusqlite::Result<BatchInfo> {
         last_sync_at: r.get(10)?,
         mailboxes: r.get::<_, i64>(11)?.max(0) as u64,
     })
-}
-
-/// Appends to the audit log inside an open transaction (so the event commits with the change).
-pub(super) fn insert_event(
-    conn: &Connection,
-    batch: Option<&str>,
-    kind: &str,
-    detail: &str,
-) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO events (batch, kind, detail) VALUES (?1, ?2, ?3)",
-        (batch, kind, detail),
-    )
-    .map(drop)
 }
 
 /// Refuses settings no pass could run with, before anything is written.
@@ -217,70 +201,61 @@ impl Index {
             })?),
             None => None,
         };
-        let path = &self.path;
-        let sql = |e| sqlite(path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        let taken = tx
-            .query_row("SELECT 1 FROM batches WHERE name = ?1", [&b.name], |_| {
-                Ok(())
-            })
-            .optional()
-            .map_err(sql)?;
-        if taken.is_some() {
-            return Err(StageError::Refused(format!(
-                "a batch named {:?} already exists",
-                b.name
-            )));
-        }
-        let to_json = |v: &Vec<String>| serde_json::Value::from(v.clone()).to_string();
-        tx.execute(
-            "INSERT INTO batches (name, endpoint_id, state, max_message_size, max_items,
-                 include_folders, exclude_folders, csv_path, auth)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            (
-                &b.name,
-                endpoint,
-                BatchState::Created,
-                to_sql_int(b.max_message_size),
-                to_sql_int(b.max_items),
-                to_json(&b.include_folders),
-                to_json(&b.exclude_folders),
-                csv_path,
-                auth_name(b.auth),
-            ),
-        )
-        .map_err(sql)?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut insert = tx
-                .prepare(
-                    "INSERT INTO mailboxes (batch_id, email, login_name, user_root, state,
-                         target_user)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(sql)?;
-            for m in mailboxes {
-                insert
-                    .execute((
-                        id,
-                        &m.email,
-                        &m.login_name,
-                        &m.user_root,
-                        MailboxState::Queued,
-                        &m.target_user,
-                    ))
-                    .map_err(sql)?;
+        // A taken name returns before anything is written (the transaction holds nothing).
+        let created = self.write_tx(|tx| {
+            let taken = tx
+                .query_row("SELECT 1 FROM batches WHERE name = ?1", [&b.name], |_| {
+                    Ok(())
+                })
+                .optional()?;
+            if taken.is_some() {
+                return Ok(None);
             }
-        }
-        let detail = format!(
-            "endpoint {}, {} mailbox(es), csv {}",
-            b.endpoint,
-            mailboxes.len(),
-            csv_path.unwrap_or("-")
-        );
-        insert_event(&tx, Some(&b.name), "batch.created", &detail).map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(id)
+            let to_json = |v: &Vec<String>| serde_json::Value::from(v.clone()).to_string();
+            tx.execute(
+                "INSERT INTO batches (name, endpoint_id, state, max_message_size, max_items,
+                     include_folders, exclude_folders, csv_path, auth)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                (
+                    &b.name,
+                    endpoint,
+                    BatchState::Created,
+                    to_sql_int(b.max_message_size),
+                    to_sql_int(b.max_items),
+                    to_json(&b.include_folders),
+                    to_json(&b.exclude_folders),
+                    csv_path,
+                    b.auth,
+                ),
+            )?;
+            let id = tx.last_insert_rowid();
+            let mut insert = tx.prepare(
+                "INSERT INTO mailboxes (batch_id, email, login_name, user_root, state,
+                     target_user)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for m in mailboxes {
+                insert.execute((
+                    id,
+                    &m.email,
+                    &m.login_name,
+                    &m.user_root,
+                    MailboxState::Queued,
+                    &m.target_user,
+                ))?;
+            }
+            let detail = format!(
+                "endpoint {}, {} mailbox(es), csv {}",
+                b.endpoint,
+                mailboxes.len(),
+                csv_path.unwrap_or("-")
+            );
+            insert_event(tx, Some(&b.name), None, "batch.created", &detail)?;
+            Ok(Some(id))
+        })?;
+        created.ok_or_else(|| {
+            StageError::Refused(format!("a batch named {:?} already exists", b.name))
+        })
     }
 
     /// The batch named `name` with all its settings; [`StageError::NotFound`] when there is
@@ -299,52 +274,6 @@ impl Index {
         )?;
         let rows = stmt.query_map([], batch_from_row);
         self.sql(rows.and_then(Iterator::collect))
-    }
-
-    /// Sets a batch's state and records `batch.state`. `Synced` and `SyncedWithErrors` also
-    /// set the batch's last sync time to now.
-    pub fn set_batch_state(&self, name: &str, state: BatchState) -> Result<()> {
-        let changed = self.sql(self.conn.execute(
-            "UPDATE batches SET state = ?2,
-                 last_sync_at = CASE WHEN ?2 IN ('Synced', 'SyncedWithErrors')
-                     THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') ELSE last_sync_at END
-             WHERE name = ?1",
-            (name, state),
-        ))?;
-        if changed == 0 {
-            return Err(not_found_batch(name));
-        }
-        self.record_event(Some(name), None, "batch.state", state.as_str())
-    }
-
-    /// Sets a mailbox's state and last error (`None` clears it) and records `mailbox.state`.
-    /// `Synced` also sets the mailbox's last sync time to now.
-    pub fn set_mailbox_state(
-        &self,
-        batch: &str,
-        email: &str,
-        state: MailboxState,
-        error: Option<&str>,
-    ) -> Result<()> {
-        let batch_id = self.batch_id(batch)?;
-        let changed = self.sql(self.conn.execute(
-            "UPDATE mailboxes SET state = ?3, last_error = ?4,
-                 last_sync_at = CASE WHEN ?3 = 'Synced'
-                     THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') ELSE last_sync_at END
-             WHERE batch_id = ?1 AND email = ?2",
-            (batch_id, email, state, error),
-        ))?;
-        if changed == 0 {
-            return Err(StageError::NotFound {
-                kind: "mailbox",
-                name: format!("{email} (batch {batch})"),
-            });
-        }
-        let detail = match error {
-            Some(e) => format!("{state}: {e}"),
-            None => state.to_string(),
-        };
-        self.record_event(Some(batch), Some(email), "mailbox.state", &detail)
     }
 
     /// The mailboxes of a batch, by address; [`StageError::NotFound`] for an unknown batch.
@@ -396,13 +325,10 @@ impl Index {
             removed.not_uploaded,
             if force { " (forced)" } else { "" }
         );
-        let path = &self.path;
-        let sql = |e| sqlite(path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        tx.execute("DELETE FROM batches WHERE name = ?1", [name])
-            .and_then(|_| insert_event(&tx, Some(name), "batch.removed", &detail))
-            .and_then(|()| tx.commit())
-            .map_err(sql)?;
+        self.write_tx(|tx| {
+            tx.execute("DELETE FROM batches WHERE name = ?1", [name])?;
+            insert_event(tx, Some(name), None, "batch.removed", &detail)
+        })?;
         Ok(removed)
     }
 
@@ -433,7 +359,7 @@ impl Index {
     }
 }
 
-fn not_found_batch(name: &str) -> StageError {
+pub(super) fn not_found_batch(name: &str) -> StageError {
     StageError::NotFound {
         kind: "batch",
         name: name.to_owned(),

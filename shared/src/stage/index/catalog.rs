@@ -2,23 +2,19 @@
 
 use rusqlite::{OptionalExtension, Row};
 
-use super::{Index, to_sql_int};
-use crate::batch::{EndpointSettings, Security};
+use super::Index;
+use crate::batch::EndpointSettings;
 use crate::stage::error::{Result, StageError};
 
 const ENDPOINT_SELECT: &str = "SELECT name, server, port, security, max_concurrent_migrations,
     max_concurrent_incremental_syncs, ca_file, insecure FROM endpoints";
 
 fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<EndpointSettings> {
-    let security: String = r.get(3)?;
-    let security = security.parse::<Security>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
-    })?;
     Ok(EndpointSettings {
         name: r.get(0)?,
         server: r.get(1)?,
         port: r.get(2)?,
-        security,
+        security: r.get(3)?,
         max_concurrent_migrations: r.get(4)?,
         max_concurrent_incremental_syncs: r.get(5)?,
         tls: crate::batch::TlsTrust {
@@ -26,20 +22,6 @@ fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<EndpointSettings> {
             insecure: r.get(7)?,
         },
     })
-}
-
-/// A batch to create with [`Index::add_batch`] (V1 settings only; `batch new` uses
-/// [`Index::create_batch_with_mailboxes`]).
-#[derive(Clone, Debug)]
-pub struct NewBatch {
-    /// The batch's name, unique in the stage.
-    pub name: String,
-    /// The name of the endpoint it reads from.
-    pub endpoint: String,
-    /// Messages larger than this many bytes are recorded and left behind.
-    pub max_message_size: u64,
-    /// At most this many items per mailbox (the newest are kept).
-    pub max_items: u64,
 }
 
 /// A mailbox (one CSV row, without its password) to add to a batch.
@@ -93,7 +75,7 @@ impl Index {
                     &e.name,
                     &e.server,
                     e.port,
-                    e.security.as_str(),
+                    e.security,
                     e.max_concurrent_migrations,
                     e.max_concurrent_incremental_syncs,
                     e.tls
@@ -154,35 +136,10 @@ impl Index {
                 users.join(", ")
             )));
         }
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| super::sqlite(path, e))?;
-        tx.execute("DELETE FROM endpoints WHERE name = ?1", [name])
-            .and_then(|_| super::batches::insert_event(&tx, None, "endpoint.removed", name))
-            .and_then(|()| tx.commit())
-            .map_err(|e| super::sqlite(path, e))
-    }
-
-    /// Stores a new batch on an existing endpoint.
-    pub fn add_batch(&self, b: &NewBatch) -> Result<i64> {
-        let endpoint = self.id_of(
-            "endpoint",
-            "SELECT id FROM endpoints WHERE name = ?1",
-            &b.endpoint,
-        )?;
-        self.sql(self.conn.execute(
-            "INSERT INTO batches (name, endpoint_id, max_message_size, max_items)
-             VALUES (?1, ?2, ?3, ?4)",
-            (
-                &b.name,
-                endpoint,
-                to_sql_int(b.max_message_size),
-                to_sql_int(b.max_items),
-            ),
-        ))?;
-        Ok(self.conn.last_insert_rowid())
+        self.write_tx(|tx| {
+            tx.execute("DELETE FROM endpoints WHERE name = ?1", [name])?;
+            super::insert_event(tx, None, None, "endpoint.removed", name)
+        })
     }
 
     /// The id of a batch by name.

@@ -244,3 +244,144 @@ fn removal_waits_for_uploads_unless_forced_and_keeps_events() {
         Err(StageError::NotFound { kind: "batch", .. })
     ));
 }
+
+#[test]
+fn a_group_with_one_bad_row_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    batch(&mut idx, "b1", &["a@example.com"]);
+    let a = idx.mailboxes("b1").unwrap()[0].id;
+    messages(&mut idx, a, &[(MessageState::Staged, 10, Some(1))]);
+    let folder = idx.folder_sync(a, b"INBOX").unwrap().unwrap();
+    let row = |uid, blob: Option<u8>| NewMessage {
+        folder_id: folder.id,
+        uidvalidity: 1,
+        uid,
+        state: MessageState::Staged,
+        reason: None,
+        blob: blob.map(|b| crate::stage::BlobHash::of(&[b])),
+        size: 1,
+        internaldate: None,
+        internaldate_unix: None,
+        flags: String::new(),
+        message_id: None,
+    };
+    // The second row breaks the schema (staged without a blob): the first must not stay.
+    let err = idx.commit_messages(&[row(2, Some(2)), row(3, None)]);
+    assert!(matches!(err, Err(StageError::Sqlite { .. })), "{err:?}");
+    assert_eq!(count(&idx, "messages"), 1);
+    assert_eq!(idx.highest_uid(folder.id).unwrap(), 1);
+}
+
+#[test]
+fn a_malformed_blob_in_the_index_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    batch(&mut idx, "b1", &["a@example.com"]);
+    let a = idx.mailboxes("b1").unwrap()[0].id;
+    messages(&mut idx, a, &[(MessageState::Staged, 10, Some(1))]);
+    let bad = "Z".repeat(64);
+    idx.conn
+        .execute("UPDATE messages SET blob = ?1", [&bad])
+        .unwrap();
+    let want = format!("not a blob name (64 lowercase hex digits): \"{bad}\"");
+    let err = idx.referenced_blobs().unwrap_err().to_string();
+    assert!(err.contains(&want), "{err}");
+    let err = idx.staged_messages(None).unwrap_err().to_string();
+    assert!(err.contains(&want), "{err}");
+    let err = idx.upload_queue("t", a, true).unwrap_err().to_string();
+    assert!(err.contains(&want), "{err}");
+}
+
+#[test]
+fn all_statuses_at_once_match_each_batch_asked_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    batch(&mut idx, "b2", &["c@example.com"]);
+    batch(&mut idx, "b1", &["b@example.com", "a@example.com"]);
+    batch(&mut idx, "b3", &["d@example.com"]);
+    let a = idx.mailboxes("b1").unwrap()[0].id;
+    messages(
+        &mut idx,
+        a,
+        &[
+            (MessageState::Staged, 100, Some(1)),
+            (MessageState::Failed, 9, None),
+        ],
+    );
+    let c = idx.mailboxes("b2").unwrap()[0].id;
+    messages(&mut idx, c, &[(MessageState::SkippedSize, 5, None)]);
+    // A batch whose mailbox rows are gone still has a (zero) status.
+    idx.conn
+        .execute("DELETE FROM mailboxes WHERE email = 'd@example.com'", [])
+        .unwrap();
+    let all = idx.batch_statuses().unwrap();
+    let alone: Vec<_> = ["b1", "b2", "b3"]
+        .iter()
+        .map(|b| idx.batch_status(b).unwrap())
+        .collect();
+    assert_eq!(all, alone);
+    let emails: Vec<_> = all[0].mailboxes.iter().map(|m| m.email.as_str()).collect();
+    assert_eq!(emails, ["a@example.com", "b@example.com"]);
+    assert_eq!(
+        (all[0].totals.counts.staged, all[0].totals.counts.failed),
+        (1, 1)
+    );
+    assert_eq!(all[1].totals.counts.skipped_size, 1);
+    assert_eq!((all[2].totals.mailboxes, all[2].mailboxes.len()), (0, 0));
+}
+
+#[test]
+fn a_mailbox_state_commits_with_its_events_and_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    batch(&mut idx, "b1", &["a@example.com"]);
+    idx.set_mailbox_state_with_event(
+        "b1",
+        "a@example.com",
+        MailboxState::Failed,
+        Some("LOGIN refused"),
+        "mailbox.failed",
+        "LOGIN refused",
+    )
+    .unwrap();
+    let events = idx.events().unwrap();
+    let tail: Vec<_> = events[1..]
+        .iter()
+        .map(|e| (e.mailbox.as_deref(), e.kind.as_str(), e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            (
+                Some("a@example.com"),
+                "mailbox.state",
+                "Failed: LOGIN refused"
+            ),
+            (Some("a@example.com"), "mailbox.failed", "LOGIN refused"),
+        ]
+    );
+    assert_eq!(idx.mailboxes("b1").unwrap()[0].state, MailboxState::Failed);
+    let err = idx.set_mailbox_state("b9", "a@example.com", MailboxState::Synced, None);
+    assert!(
+        matches!(err, Err(StageError::NotFound { kind: "batch", .. })),
+        "{err:?}"
+    );
+    let err = idx.set_mailbox_state("b1", "z@example.com", MailboxState::Synced, None);
+    assert!(
+        matches!(
+            err,
+            Err(StageError::NotFound {
+                kind: "mailbox",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let err = idx.set_batch_state("b9", BatchState::Synced);
+    assert!(
+        matches!(err, Err(StageError::NotFound { kind: "batch", .. })),
+        "{err:?}"
+    );
+    assert_eq!(idx.events().unwrap().len(), events.len());
+}

@@ -5,7 +5,7 @@ use std::fmt;
 
 use rusqlite::Row;
 
-use super::{Index, sqlite, to_sql_int};
+use super::{Index, to_sql_int};
 use crate::stage::error::Result;
 use crate::stage::hash::BlobHash;
 
@@ -124,10 +124,6 @@ const STAGED_SELECT: &str = "
     ORDER BY mb.email, f.name, m.uidvalidity, m.uid";
 
 fn staged_from_row(r: &Row<'_>) -> rusqlite::Result<StagedMessage> {
-    let blob: String = r.get(6)?;
-    let blob = BlobHash::parse(&blob).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
-    })?;
     let delimiter: Option<String> = r.get(8)?;
     Ok(StagedMessage {
         origin: BlobRef {
@@ -137,7 +133,7 @@ fn staged_from_row(r: &Row<'_>) -> rusqlite::Result<StagedMessage> {
             folder: r.get(3)?,
             uidvalidity: r.get(4)?,
             uid: r.get(5)?,
-            blob,
+            blob: r.get(6)?,
             size: r.get::<_, i64>(7)?.max(0) as u64,
         },
         delimiter: delimiter.and_then(|d| d.chars().next()),
@@ -153,13 +149,9 @@ impl Index {
     /// the same folder, UIDVALIDITY and UID is replaced (a failed message retried, say).
     /// Each folder's highest UID seen moves up with the rows.
     pub fn commit_messages(&mut self, rows: &[NewMessage]) -> Result<()> {
-        let path = &self.path;
-        let sql = |e| sqlite(path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO messages (folder_id, uidvalidity, uid, state, reason, blob, size,
+        self.write_tx(|tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (folder_id, uidvalidity, uid, state, reason, blob, size,
                      internaldate, internaldate_unix, flags, message_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (folder_id, uidvalidity, uid) DO UPDATE SET
@@ -168,29 +160,24 @@ impl Index {
                      internaldate_unix = excluded.internaldate_unix, flags = excluded.flags,
                      message_id = excluded.message_id
                  WHERE messages.state <> 'staged'",
-                )
-                .map_err(sql)?;
-            let mut bump = tx
-                .prepare_cached(
-                    "UPDATE folders SET highest_uid = max(highest_uid, ?2) WHERE id = ?1",
-                )
-                .map_err(sql)?;
+            )?;
+            let mut bump = tx.prepare_cached(
+                "UPDATE folders SET highest_uid = max(highest_uid, ?2) WHERE id = ?1",
+            )?;
             for m in rows {
-                insert
-                    .execute((
-                        m.folder_id,
-                        m.uidvalidity,
-                        m.uid,
-                        m.state.as_str(),
-                        &m.reason,
-                        m.blob.map(|b| b.to_hex()),
-                        to_sql_int(m.size),
-                        &m.internaldate,
-                        m.internaldate_unix,
-                        &m.flags,
-                        &m.message_id,
-                    ))
-                    .map_err(sql)?;
+                insert.execute((
+                    m.folder_id,
+                    m.uidvalidity,
+                    m.uid,
+                    m.state.as_str(),
+                    &m.reason,
+                    m.blob.map(|b| b.to_hex()),
+                    to_sql_int(m.size),
+                    &m.internaldate,
+                    m.internaldate_unix,
+                    &m.flags,
+                    &m.message_id,
+                ))?;
             }
             // One bump per folder (a group usually holds one folder's UIDs).
             let mut highest: HashMap<i64, u32> = HashMap::new();
@@ -199,10 +186,10 @@ impl Index {
                 *h = (*h).max(m.uid);
             }
             for (folder, uid) in highest {
-                bump.execute((folder, uid)).map_err(sql)?;
+                bump.execute((folder, uid))?;
             }
-        }
-        tx.commit().map_err(sql)
+            Ok(())
+        })
     }
 
     /// Every staged message, optionally of one batch, ordered by mailbox, folder and UID.
@@ -218,9 +205,7 @@ impl Index {
             self.conn
                 .prepare("SELECT DISTINCT blob FROM messages WHERE blob IS NOT NULL"),
         )?;
-        let names: Vec<String> =
-            self.sql(stmt.query_map([], |r| r.get(0)).and_then(Iterator::collect))?;
-        names.iter().map(|n| BlobHash::parse(n)).collect()
+        self.sql(stmt.query_map([], |r| r.get(0)).and_then(Iterator::collect))
     }
 
     /// The UIDs recorded for a folder under one UIDVALIDITY, in any state.

@@ -23,9 +23,9 @@ pub use batches::{
     BatchInfo, BatchSettings, DEFAULT_MAX_ITEMS, DEFAULT_MAX_MESSAGE_SIZE, MailboxInfo,
     RemovedBatch,
 };
-pub use catalog::{FolderInfo, NewBatch, NewMailbox};
+pub use catalog::{FolderInfo, NewMailbox};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
-pub use states::{BatchState, MailboxState, auth_name};
+pub use states::{BatchState, MailboxState};
 pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 pub use sync::FolderSync;
 pub use uploads::{
@@ -91,11 +91,7 @@ impl Index {
         kind: &str,
         detail: &str,
     ) -> Result<()> {
-        self.sql(self.conn.execute(
-            "INSERT INTO events (batch, mailbox, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-            (batch, mailbox, kind, detail),
-        ))?;
-        Ok(())
+        self.sql(insert_event(&self.conn, batch, mailbox, kind, detail))
     }
 
     /// The audit log, oldest first.
@@ -153,6 +149,21 @@ impl Index {
         }
     }
 
+    /// Runs `f` in one write transaction: begins it, commits it when `f` returns `Ok` (rolls
+    /// it back otherwise), and names the index file in any error. Everything `f` writes
+    /// commits together or not at all; that is what the group commits rely on.
+    fn write_tx<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let result = self.conn.transaction().and_then(|tx| {
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        });
+        result.map_err(|e| sqlite(&self.path, e))
+    }
+
     /// Maps a rusqlite result into the stage's error, naming the index file.
     fn sql<T>(&self, result: rusqlite::Result<T>) -> Result<T> {
         result.map_err(|e| sqlite(&self.path, e))
@@ -166,6 +177,22 @@ impl Index {
                 name: name.to_owned(),
             })
     }
+}
+
+/// Appends to the audit log; inside a transaction, the entry commits with the change it
+/// describes.
+fn insert_event(
+    conn: &Connection,
+    batch: Option<&str>,
+    mailbox: Option<&str>,
+    kind: &str,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO events (batch, mailbox, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+        (batch, mailbox, kind, detail),
+    )
+    .map(drop)
 }
 
 /// SQLite stores signed 64-bit integers; sizes and counts above `i64::MAX` cannot occur.

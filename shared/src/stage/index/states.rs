@@ -1,4 +1,5 @@
-//! The lifecycle states of batches and mailboxes, as stored in the index.
+//! The lifecycle states of batches and mailboxes, as stored in the index, and the methods that
+//! change them (each change commits with its `batch.state` / `mailbox.state` event).
 //!
 //! The names are Microsoft's (`Get-MigrationBatch` shows `Created`, `Syncing`, `Synced`,
 //! `SyncedWithErrors`, `Failed`, `Removing`). Schema V2 has triggers that refuse any other value;
@@ -9,7 +10,10 @@ use std::str::FromStr;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::batch::AuthChoice;
+use super::batches::not_found_batch;
+use super::{Index, insert_event};
+use crate::batch::{AuthChoice, Security};
+use crate::stage::error::{Result as StageResult, StageError};
 
 /// Declares a state enum with its stored names and the conversions every state needs.
 macro_rules! state_enum {
@@ -59,6 +63,14 @@ macro_rules! state_enum {
             }
         }
 
+        sql_as_word!($name);
+    };
+}
+
+/// Stores an enum as its `as_str()` word and reads it back with its `FromStr`; a word it
+/// does not know is a conversion error with the `FromStr` message.
+macro_rules! sql_as_word {
+    ($name:ty) => {
         impl ToSql for $name {
             fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
                 Ok(ToSqlOutput::from(self.as_str()))
@@ -75,6 +87,10 @@ macro_rules! state_enum {
         }
     };
 }
+
+// `batches.auth` and `endpoints.security`.
+sql_as_word!(AuthChoice);
+sql_as_word!(Security);
 
 state_enum!(
     /// Where a batch is in its life.
@@ -108,22 +124,93 @@ state_enum!(
     }
 );
 
-/// The name of an `--auth` choice as stored in `batches.auth`.
-pub fn auth_name(choice: AuthChoice) -> &'static str {
-    match choice {
-        AuthChoice::Auto => "auto",
-        AuthChoice::Login => "login",
-        AuthChoice::Plain => "plain",
-        AuthChoice::Xoauth2 => "xoauth2",
+impl Index {
+    /// Sets a batch's state and records `batch.state`, in one transaction. `Synced` and
+    /// `SyncedWithErrors` also set the batch's last sync time to now.
+    pub fn set_batch_state(&mut self, name: &str, state: BatchState) -> StageResult<()> {
+        let changed = self.write_tx(|tx| {
+            let changed = tx.execute(
+                "UPDATE batches SET state = ?2,
+                     last_sync_at = CASE WHEN ?2 IN ('Synced', 'SyncedWithErrors')
+                         THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') ELSE last_sync_at END
+                 WHERE name = ?1",
+                (name, state),
+            )?;
+            if changed > 0 {
+                insert_event(tx, Some(name), None, "batch.state", state.as_str())?;
+            }
+            Ok(changed)
+        })?;
+        match changed {
+            0 => Err(not_found_batch(name)),
+            _ => Ok(()),
+        }
     }
-}
 
-/// Serializes an [`AuthChoice`] as its stored name.
-pub(crate) fn serialize_auth<S: serde::Serializer>(
-    choice: &AuthChoice,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.serialize_str(auth_name(*choice))
+    /// Sets a mailbox's state and last error (`None` clears it) and records `mailbox.state`,
+    /// in one transaction. `Synced` also sets the mailbox's last sync time to now.
+    pub fn set_mailbox_state(
+        &mut self,
+        batch: &str,
+        email: &str,
+        state: MailboxState,
+        error: Option<&str>,
+    ) -> StageResult<()> {
+        self.change_mailbox_state(batch, email, state, error, None)
+    }
+
+    /// [`Index::set_mailbox_state`] and one more event about the mailbox (`kind`, `detail`),
+    /// all in one transaction: how a pass records that a mailbox finished.
+    pub fn set_mailbox_state_with_event(
+        &mut self,
+        batch: &str,
+        email: &str,
+        state: MailboxState,
+        error: Option<&str>,
+        kind: &str,
+        detail: &str,
+    ) -> StageResult<()> {
+        self.change_mailbox_state(batch, email, state, error, Some((kind, detail)))
+    }
+
+    fn change_mailbox_state(
+        &mut self,
+        batch: &str,
+        email: &str,
+        state: MailboxState,
+        error: Option<&str>,
+        also: Option<(&str, &str)>,
+    ) -> StageResult<()> {
+        let detail = match error {
+            Some(e) => format!("{state}: {e}"),
+            None => state.to_string(),
+        };
+        let changed = self.write_tx(|tx| {
+            let changed = tx.execute(
+                "UPDATE mailboxes SET state = ?3, last_error = ?4,
+                     last_sync_at = CASE WHEN ?3 = 'Synced'
+                         THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') ELSE last_sync_at END
+                 WHERE batch_id = (SELECT id FROM batches WHERE name = ?1) AND email = ?2",
+                (batch, email, state, error),
+            )?;
+            if changed > 0 {
+                insert_event(tx, Some(batch), Some(email), "mailbox.state", &detail)?;
+                if let Some((kind, more)) = also {
+                    insert_event(tx, Some(batch), Some(email), kind, more)?;
+                }
+            }
+            Ok(changed)
+        })?;
+        if changed > 0 {
+            return Ok(());
+        }
+        // Nothing matched: name what is missing, the batch or the mailbox.
+        self.batch_id(batch)?;
+        Err(StageError::NotFound {
+            kind: "mailbox",
+            name: format!("{email} (batch {batch})"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -141,17 +228,5 @@ mod tests {
         let err = "Done".parse::<BatchState>().unwrap_err();
         assert!(err.contains("unknown batch state \"Done\""), "{err}");
         assert!(err.contains("SyncedWithErrors"), "{err}");
-    }
-
-    #[test]
-    fn auth_names_parse_back() {
-        for c in [
-            AuthChoice::Auto,
-            AuthChoice::Login,
-            AuthChoice::Plain,
-            AuthChoice::Xoauth2,
-        ] {
-            assert_eq!(auth_name(c).parse::<AuthChoice>(), Ok(c));
-        }
     }
 }

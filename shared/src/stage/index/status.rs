@@ -1,7 +1,7 @@
 //! `batch status`: what each mailbox of a batch holds, computed with SQL aggregates over the
 //! folder and message rows at the moment of asking (no stored counters that could drift).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::AddAssign;
 
 use super::Index;
@@ -83,8 +83,9 @@ pub struct BatchStatus {
     pub mailboxes: Vec<MailboxStatus>,
 }
 
+/// One line per mailbox, of one batch (`?1`) or of all (`?1` NULL), by batch and address.
 const MAILBOX_STATUS: &str = "
-    SELECT mb.email, mb.state, mb.last_error, mb.last_sync_at,
+    SELECT b.name, mb.email, mb.state, mb.last_error, mb.last_sync_at,
            (SELECT count(*) FROM folders af WHERE af.mailbox_id = mb.id AND af.state = 'active'),
            count(m.id) FILTER (WHERE m.state = 'staged'),
            coalesce(sum(m.size) FILTER (WHERE m.state = 'staged'), 0),
@@ -92,58 +93,80 @@ const MAILBOX_STATUS: &str = "
            count(m.id) FILTER (WHERE m.state = 'skipped_item_cap'),
            count(m.id) FILTER (WHERE m.state = 'failed')
     FROM mailboxes mb
+    JOIN batches b ON b.id = mb.batch_id
     LEFT JOIN folders f ON f.mailbox_id = mb.id
     LEFT JOIN messages m ON m.folder_id = f.id
-    WHERE mb.batch_id = ?1
+    WHERE ?1 IS NULL OR b.name = ?1
     GROUP BY mb.id
-    ORDER BY mb.email";
+    ORDER BY b.name, mb.email";
+
+/// A batch's status from its settings and its mailboxes' lines (by address).
+fn status_of(batch: BatchInfo, mailboxes: Vec<MailboxStatus>) -> BatchStatus {
+    let mut totals = StatusTotals {
+        mailbox_states: MailboxState::ALL.iter().map(|s| (*s, 0)).collect(),
+        ..StatusTotals::default()
+    };
+    for m in &mailboxes {
+        totals.mailboxes += 1;
+        *totals.mailbox_states.entry(m.state).or_default() += 1;
+        totals.counts += m.counts;
+    }
+    BatchStatus {
+        batch,
+        totals,
+        mailboxes,
+    }
+}
 
 impl Index {
     /// The status of the batch `name`: its settings and state, a line per mailbox and the
     /// totals. [`crate::stage::StageError::NotFound`] when there is no such batch.
     pub fn batch_status(&self, name: &str) -> Result<BatchStatus> {
         let batch = self.batch(name)?;
-        let id = self.batch_id(name)?;
-        let mut stmt = self.sql(self.conn.prepare_cached(MAILBOX_STATUS))?;
-        let rows = stmt.query_map([id], |r| {
-            let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
-            Ok(MailboxStatus {
-                email: r.get(0)?,
-                state: r.get(1)?,
-                last_error: r.get(2)?,
-                last_sync_at: r.get(3)?,
-                counts: ItemCounts {
-                    folders: n(4)?,
-                    staged: n(5)?,
-                    staged_bytes: n(6)?,
-                    skipped_size: n(7)?,
-                    skipped_item_cap: n(8)?,
-                    failed: n(9)?,
-                },
-            })
-        });
-        let mailboxes: Vec<MailboxStatus> = self.sql(rows.and_then(Iterator::collect))?;
-        let mut totals = StatusTotals {
-            mailbox_states: MailboxState::ALL.iter().map(|s| (*s, 0)).collect(),
-            ..StatusTotals::default()
-        };
-        for m in &mailboxes {
-            totals.mailboxes += 1;
-            *totals.mailbox_states.entry(m.state).or_default() += 1;
-            totals.counts += m.counts;
-        }
-        Ok(BatchStatus {
+        let mailboxes = self.mailbox_statuses(Some(name))?;
+        Ok(status_of(
             batch,
-            totals,
-            mailboxes,
-        })
+            mailboxes.into_iter().map(|(_, m)| m).collect(),
+        ))
     }
 
-    /// The status of every batch, by name.
+    /// The status of every batch, by name (two queries, whatever the number of batches).
     pub fn batch_statuses(&self) -> Result<Vec<BatchStatus>> {
-        self.batches()?
-            .iter()
-            .map(|b| self.batch_status(&b.settings.name))
-            .collect()
+        let mut by_batch: HashMap<String, Vec<MailboxStatus>> = HashMap::new();
+        for (batch, m) in self.mailbox_statuses(None)? {
+            by_batch.entry(batch).or_default().push(m);
+        }
+        let batches = self.batches()?;
+        Ok(batches
+            .into_iter()
+            .map(|b| {
+                let mailboxes = by_batch.remove(&b.settings.name).unwrap_or_default();
+                status_of(b, mailboxes)
+            })
+            .collect())
+    }
+
+    /// Each mailbox's line with its batch's name, of one batch or of all.
+    fn mailbox_statuses(&self, batch: Option<&str>) -> Result<Vec<(String, MailboxStatus)>> {
+        let mut stmt = self.sql(self.conn.prepare_cached(MAILBOX_STATUS))?;
+        let rows = stmt.query_map([batch], |r| {
+            let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+            let line = MailboxStatus {
+                email: r.get(1)?,
+                state: r.get(2)?,
+                last_error: r.get(3)?,
+                last_sync_at: r.get(4)?,
+                counts: ItemCounts {
+                    folders: n(5)?,
+                    staged: n(6)?,
+                    staged_bytes: n(7)?,
+                    skipped_size: n(8)?,
+                    skipped_item_cap: n(9)?,
+                    failed: n(10)?,
+                },
+            };
+            Ok((r.get(0)?, line))
+        });
+        self.sql(rows.and_then(Iterator::collect))
     }
 }

@@ -44,27 +44,19 @@ impl Index {
     /// The folder's UIDVALIDITY changed: its rows are retired (kept for the record, their
     /// blobs stay), and it is read again from UID 1.
     pub fn restart_folder(&mut self, folder_id: i64, uidvalidity: u32) -> Result<u64> {
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| super::sqlite(path, e))?;
-        let retired = tx
-            .execute(
+        let retired = self.write_tx(|tx| {
+            let retired = tx.execute(
                 "UPDATE messages SET state = 'retired', reason = 'UIDVALIDITY changed'
                  WHERE folder_id = ?1 AND uidvalidity <> ?2 AND state <> 'retired'",
                 (folder_id, uidvalidity),
-            )
-            .and_then(|n| {
-                tx.execute(
-                    "UPDATE folders SET uidvalidity = ?2, highest_uid = 0, highest_modseq = NULL
-                     WHERE id = ?1",
-                    (folder_id, uidvalidity),
-                )?;
-                Ok(n)
-            })
-            .map_err(|e| super::sqlite(path, e))?;
-        tx.commit().map_err(|e| super::sqlite(path, e))?;
+            )?;
+            tx.execute(
+                "UPDATE folders SET uidvalidity = ?2, highest_uid = 0, highest_modseq = NULL
+                 WHERE id = ?1",
+                (folder_id, uidvalidity),
+            )?;
+            Ok(retired)
+        })?;
         Ok(retired as u64)
     }
 
@@ -134,26 +126,16 @@ impl Index {
         uidvalidity: u32,
         changes: &[(u32, String)],
     ) -> Result<u64> {
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| super::sqlite(path, e))?;
-        let mut changed = 0;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "UPDATE messages SET flags = ?4 WHERE folder_id = ?1 AND uidvalidity = ?2
-                     AND uid = ?3 AND flags <> ?4",
-                )
-                .map_err(|e| super::sqlite(path, e))?;
+        self.write_tx(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE messages SET flags = ?4 WHERE folder_id = ?1 AND uidvalidity = ?2
+                 AND uid = ?3 AND flags <> ?4",
+            )?;
+            let mut changed = 0;
             for (uid, flags) in changes {
-                changed += stmt
-                    .execute((folder_id, uidvalidity, uid, flags))
-                    .map_err(|e| super::sqlite(path, e))? as u64;
+                changed += stmt.execute((folder_id, uidvalidity, uid, flags))? as u64;
             }
-        }
-        tx.commit().map_err(|e| super::sqlite(path, e))?;
-        Ok(changed)
+            Ok(changed)
+        })
     }
 }

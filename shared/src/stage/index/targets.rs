@@ -75,17 +75,13 @@ impl Index {
                  messages it already holds (use --force to remove it anyway)"
             )));
         }
-        let path = &self.path;
-        let sql = |e| super::sqlite(path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        for table in ["uploads", "upload_runs"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE target = ?1"), [name])
-                .map_err(sql)?;
-        }
-        tx.execute("DELETE FROM targets WHERE name = ?1", [name])
-            .map_err(sql)?;
-        super::batches::insert_event(&tx, None, "target.removed", name).map_err(sql)?;
-        tx.commit().map_err(sql)
+        self.write_tx(|tx| {
+            for table in ["uploads", "upload_runs"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE target = ?1"), [name])?;
+            }
+            tx.execute("DELETE FROM targets WHERE name = ?1", [name])?;
+            super::insert_event(tx, None, None, "target.removed", name)
+        })
     }
 
     fn target_row(&self, name: &str) -> Result<Option<String>> {

@@ -10,7 +10,7 @@
 
 use rusqlite::{OptionalExtension, Row};
 
-use super::{Index, sqlite, to_sql_int};
+use super::{Index, to_sql_int};
 use crate::stage::error::Result;
 use crate::stage::hash::BlobHash;
 
@@ -168,22 +168,13 @@ const QUEUE_SELECT: &str = "
       AND (u.state IS NULL OR u.state <> 'done') AND (?3 OR u.state IS NOT 'failed')
     ORDER BY m.folder_id, m.uidvalidity, m.uid";
 
-/// The blob named in column `i`.
-fn blob_at(r: &Row<'_>, i: usize) -> rusqlite::Result<BlobHash> {
-    let blob: String = r.get(i)?;
-    BlobHash::parse(&blob).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
 fn item_from_row(r: &Row<'_>) -> rusqlite::Result<UploadItem> {
-    let blob = blob_at(r, 3)?;
     let state: Option<String> = r.get(8)?;
     Ok(UploadItem {
         message_row: r.get(0)?,
         folder_id: r.get(1)?,
         uid: r.get(2)?,
-        blob,
+        blob: r.get(3)?,
         size: r.get::<_, i64>(4)?.max(0) as u64,
         internaldate: r.get(5)?,
         internaldate_unix: r.get(10)?,
@@ -270,54 +261,42 @@ impl Index {
     /// twice. Only `done` and `in_flight` records move (an in-flight one is then looked for
     /// on the target as before). Returns how many moved.
     pub fn adopt_retired_uploads(&mut self, target: &str, mailbox_id: i64) -> Result<u64> {
-        let path = &self.path;
-        let sql = |e| sqlite(path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        let mut moved = 0;
-        {
-            let mut records = tx
-                .prepare(
-                    // From the mailbox's folders down (CROSS JOIN fixes the order), so
-                    // the cost is the mailbox's size, not the target's upload count.
-                    "SELECT u.id, m.folder_id, m.blob FROM folders f
+        self.write_tx(|tx| {
+            let mut moved = 0;
+            let mut records = tx.prepare(
+                // From the mailbox's folders down (CROSS JOIN fixes the order), so
+                // the cost is the mailbox's size, not the target's upload count.
+                "SELECT u.id, m.folder_id, m.blob FROM folders f
                      CROSS JOIN messages m ON m.folder_id = f.id
                      CROSS JOIN uploads u ON u.message_id = m.id AND u.target = ?2
                      WHERE f.mailbox_id = ?1 AND m.state = 'retired'
                        AND u.state IN ('done', 'in_flight')
                      ORDER BY m.folder_id, m.uidvalidity, m.uid",
-                )
-                .map_err(sql)?;
+            )?;
             let rows: Vec<(i64, i64, String)> = records
                 .query_map((mailbox_id, target), |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
-                .and_then(Iterator::collect)
-                .map_err(sql)?;
-            let mut copy = tx
-                .prepare(
-                    "SELECT s.id FROM messages s
+                .and_then(Iterator::collect)?;
+            let mut copy = tx.prepare(
+                "SELECT s.id FROM messages s
                      WHERE s.folder_id = ?1 AND s.blob = ?2 AND s.state = 'staged'
                        AND NOT EXISTS (SELECT 1 FROM uploads x
                                        WHERE x.message_id = s.id AND x.target = ?3)
                      ORDER BY s.uidvalidity, s.uid LIMIT 1",
-                )
-                .map_err(sql)?;
-            let mut adopt = tx
-                .prepare("UPDATE uploads SET message_id = ?2 WHERE id = ?1")
-                .map_err(sql)?;
+            )?;
+            let mut adopt = tx.prepare("UPDATE uploads SET message_id = ?2 WHERE id = ?1")?;
             for (record, folder_id, blob) in rows {
                 let found: Option<i64> = copy
                     .query_row((folder_id, &blob, target), |r| r.get(0))
-                    .optional()
-                    .map_err(sql)?;
+                    .optional()?;
                 if let Some(message) = found {
-                    adopt.execute((record, message)).map_err(sql)?;
+                    adopt.execute((record, message))?;
                     moved += 1;
                 }
             }
-        }
-        tx.commit().map_err(sql)?;
-        Ok(moved)
+            Ok(moved)
+        })
     }
 
     /// The target mailboxes a mailbox's messages were sent to (or are in flight to) on
@@ -344,25 +323,20 @@ impl Index {
         folder: &str,
         message_rows: &[i64],
     ) -> Result<()> {
-        let path = &self.path;
-        let sql = |e| sqlite(path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO uploads (message_id, target, state, mailbox, folder, attempts)
+        self.write_tx(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO uploads (message_id, target, state, mailbox, folder, attempts)
                      VALUES (?1, ?2, 'in_flight', ?3, ?4, 1)
                      ON CONFLICT (message_id, target) DO UPDATE SET
                          state = 'in_flight', attempts = attempts + 1, mailbox = excluded.mailbox,
                          folder = excluded.folder,
                          updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
-                )
-                .map_err(sql)?;
+            )?;
             for row in message_rows {
-                stmt.execute((row, target, mailbox, folder)).map_err(sql)?;
+                stmt.execute((row, target, mailbox, folder))?;
             }
-        }
-        tx.commit().map_err(sql)
+            Ok(())
+        })
     }
 
     /// Records what became of sent messages, in one transaction.
@@ -378,28 +352,22 @@ impl Index {
         results: &[(i64, UploadResult)],
         confirmed: Option<(i64, u64, u64)>,
     ) -> Result<()> {
-        let path = &self.path;
-        let sql = |e| sqlite(path, e);
-        let tx = self.conn.transaction().map_err(sql)?;
-        if let Some((mailbox_id, messages, bytes)) = confirmed {
-            tx.execute(
-                "UPDATE upload_runs SET run_messages = run_messages + ?3,
+        self.write_tx(|tx| {
+            if let Some((mailbox_id, messages, bytes)) = confirmed {
+                tx.execute(
+                    "UPDATE upload_runs SET run_messages = run_messages + ?3,
                      run_bytes = run_bytes + ?4,
                      updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                  WHERE mailbox_id = ?1 AND target = ?2",
-                (mailbox_id, target, to_sql_int(messages), to_sql_int(bytes)),
-            )
-            .map_err(sql)?;
-        }
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "UPDATE uploads SET state = ?3, target_id = coalesce(?4, target_id),
-                         last_error = ?5, lost_sends = lost_sends + ?6,
-                         updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
-                     WHERE message_id = ?1 AND target = ?2",
-                )
-                .map_err(sql)?;
+                    (mailbox_id, target, to_sql_int(messages), to_sql_int(bytes)),
+                )?;
+            }
+            let mut stmt = tx.prepare_cached(
+                "UPDATE uploads SET state = ?3, target_id = coalesce(?4, target_id),
+                     last_error = ?5, lost_sends = lost_sends + ?6,
+                     updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+                 WHERE message_id = ?1 AND target = ?2",
+            )?;
             for (row, result) in results {
                 let (state, id, error, lost) = match result {
                     UploadResult::Done(id) => ("done", id.as_deref(), None, 0),
@@ -407,11 +375,10 @@ impl Index {
                     UploadResult::Pending => ("pending", None, None, 0),
                     UploadResult::Lost => ("pending", None, None, 1),
                 };
-                stmt.execute((row, target, state, id, error, lost))
-                    .map_err(sql)?;
+                stmt.execute((row, target, state, id, error, lost))?;
             }
-        }
-        tx.commit().map_err(sql)
+            Ok(())
+        })
     }
 
     /// How many messages of a mailbox are confirmed in a target folder with this Message-ID
@@ -449,9 +416,7 @@ impl Index {
                AND m.internaldate_unix = ?4
              ORDER BY m.id",
         ))?;
-        let rows = stmt.query_map((target, mailbox, folder, internaldate_unix), |r| {
-            blob_at(r, 0)
-        });
+        let rows = stmt.query_map((target, mailbox, folder, internaldate_unix), |r| r.get(0));
         self.sql(rows.and_then(Iterator::collect))
     }
 
