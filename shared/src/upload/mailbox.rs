@@ -116,15 +116,11 @@ where
         let detail = error
             .clone()
             .unwrap_or_else(|| serde_json::to_string(&counts).unwrap_or_default());
-        let _ = ctx.index(|i| {
-            i.set_upload_run(mb.mailbox_id, &ctx.target, state, error.as_deref())?;
-            i.record_event(
-                Some(&ctx.batch),
-                Some(&mb.email),
-                &format!("upload.{state}"),
-                &detail,
-            )
-        });
+        let run = (mb.mailbox_id, ctx.target.as_str());
+        let event = (ctx.batch.as_str(), mb.email.as_str(), detail.as_str());
+        if let Err(e) = ctx.index(|i| i.finish_upload_run(run, state, error.as_deref(), event)) {
+            tracing::error!(mailbox = %mb.label(), "recording the end of the run: {e}");
+        }
     }
     let outcome = UploadOutcome {
         email: mb.email.clone(),

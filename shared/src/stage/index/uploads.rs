@@ -106,6 +106,19 @@ pub struct RecordedRefusal {
     pub at: String,
 }
 
+/// Records a mailbox's run state; `Uploading` starts a new run (clock and counts from zero).
+const UPSERT_RUN: &str = "
+    INSERT INTO upload_runs (mailbox_id, target, state, last_error, started_at, updated_at)
+    VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+            strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    ON CONFLICT (mailbox_id, target) DO UPDATE SET state = excluded.state,
+        last_error = excluded.last_error,
+        updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+        started_at = CASE WHEN excluded.state = 'Uploading'
+            THEN excluded.started_at ELSE started_at END,
+        run_messages = CASE WHEN excluded.state = 'Uploading' THEN 0 ELSE run_messages END,
+        run_bytes = CASE WHEN excluded.state = 'Uploading' THEN 0 ELSE run_bytes END";
+
 /// A mailbox's upload state for one target.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MailboxUploadStatus {
@@ -429,20 +442,28 @@ impl Index {
         state: &str,
         error: Option<&str>,
     ) -> Result<()> {
-        self.sql(self.conn.execute(
-            "INSERT INTO upload_runs (mailbox_id, target, state, last_error, started_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
-                     strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-             ON CONFLICT (mailbox_id, target) DO UPDATE SET state = excluded.state,
-                 last_error = excluded.last_error,
-                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
-                 started_at = CASE WHEN excluded.state = 'Uploading'
-                     THEN excluded.started_at ELSE started_at END,
-                 run_messages = CASE WHEN excluded.state = 'Uploading' THEN 0 ELSE run_messages END,
-                 run_bytes = CASE WHEN excluded.state = 'Uploading' THEN 0 ELSE run_bytes END",
-            (mailbox_id, target, state, error),
-        ))?;
+        self.sql(
+            self.conn
+                .execute(UPSERT_RUN, (mailbox_id, target, state, error)),
+        )?;
         Ok(())
+    }
+
+    /// Records how a mailbox's upload run ended and its event (`upload.{state}` with
+    /// `detail`), in one transaction.
+    pub fn finish_upload_run(
+        &mut self,
+        run: (i64, &str),
+        state: &str,
+        error: Option<&str>,
+        event: (&str, &str, &str),
+    ) -> Result<()> {
+        let ((mailbox_id, target), (batch, email, detail)) = (run, event);
+        self.write_tx(|tx| {
+            tx.execute(UPSERT_RUN, (mailbox_id, target, state, error))?;
+            let kind = format!("upload.{state}");
+            super::insert_event(tx, Some(batch), Some(email), &kind, detail)
+        })
     }
 
     /// Per mailbox of a batch: what is staged and where its upload to `target` stands.
