@@ -9,6 +9,7 @@
 
 pub mod bins;
 pub mod dovecot;
+mod dovecot_certs;
 pub mod exchange_proxy;
 pub mod extraction;
 pub mod fault_proxy;
