@@ -1,6 +1,7 @@
 //! `batch start` and `batch sync`: a pass over a batch's mailboxes (Start-MigrationBatch,
 //! then the incremental syncs Microsoft runs every 24 hours).
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use mailstage::batch::read_batch_file;
+use mailstage::batch::{BatchRow, read_batch_file};
 use mailstage::extract::{
     Limits, MailboxJob, MailboxOutcome, Pass, PassJob, RetryPolicy, run_pass,
 };
@@ -119,23 +120,35 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
             extra.join(", ")
         );
     }
+    let by_email: HashMap<String, &BatchRow> = rows
+        .iter()
+        .map(|r| (r.email.to_ascii_lowercase(), r))
+        .collect();
     let mut jobs = Vec::new();
     let mut missing = Vec::new();
     for m in &known {
-        let Some(row) = rows.iter().find(|r| r.email.eq_ignore_ascii_case(&m.email)) else {
+        let Some(&row) = by_email.get(&m.email.to_ascii_lowercase()) else {
             missing.push(m.email.as_str());
             continue;
         };
-        // The CSV is the admin's current word on logins: record changes to them.
-        let mailbox_id = index.add_mailbox(
-            batch_id,
-            &NewMailbox {
-                email: m.email.clone(),
-                login_name: row.user_name.clone(),
-                user_root: row.user_root.clone(),
-                target_user: row.target_user.clone(),
-            },
-        )?;
+        // The CSV is the admin's current word on logins: record changes to them (only
+        // changes: a batch of hundreds would otherwise commit once per mailbox each run).
+        let changed = m.login_name != row.user_name
+            || m.user_root != row.user_root
+            || m.target_user != row.target_user;
+        let mailbox_id = if changed {
+            index.add_mailbox(
+                batch_id,
+                &NewMailbox {
+                    email: m.email.clone(),
+                    login_name: row.user_name.clone(),
+                    user_root: row.user_root.clone(),
+                    target_user: row.target_user.clone(),
+                },
+            )?
+        } else {
+            m.id
+        };
         jobs.push(MailboxJob {
             mailbox_id,
             email: m.email.clone(),
