@@ -198,12 +198,10 @@ fn hash_file(path: &Path) -> Hashed {
 pub fn verify(stage: &Stage) -> Result<VerifyReport> {
     let started = Instant::now();
     let rows = stage.index().staged_messages(None)?;
+    let rows_checked = rows.len() as u64;
     let mut by_blob: HashMap<BlobHash, Vec<BlobRef>> = HashMap::new();
-    for row in rows.iter() {
-        by_blob
-            .entry(row.origin.blob)
-            .or_default()
-            .push(row.origin.clone());
+    for row in rows {
+        by_blob.entry(row.origin.blob).or_default().push(row.origin);
     }
     let referenced = stage.index().referenced_blobs()?;
     let files = list_blob_files(stage.blobs())?;
@@ -214,7 +212,7 @@ pub fn verify(stage: &Stage) -> Result<VerifyReport> {
         .collect();
 
     let mut report = VerifyReport {
-        rows_checked: rows.len() as u64,
+        rows_checked,
         tmp_leftovers: std::fs::read_dir(stage.blobs().tmp_dir())
             .map(|d| d.count() as u64)
             .unwrap_or(0),
