@@ -347,7 +347,7 @@ fn a_message_the_link_never_carries_is_set_aside_and_the_rest_goes() -> Result<(
     let outcomes = run(dir.path(), job)?;
     let c = &outcomes[0].counts;
     assert_eq!(outcomes[0].error, None, "{c:?}");
-    assert_eq!((c.uploaded, c.refused), (40, 1), "{c:?}");
+    assert_eq!((c.uploaded, c.refused, c.set_aside), (40, 0, 1), "{c:?}");
     assert!(proxy.cuts() >= 3, "{} cuts", proxy.cuts());
     let stage = Stage::open(dir.path(), Access::Read)?;
     let status = &stage.index().upload_status("b1", "dst")?[0];
@@ -387,5 +387,35 @@ fn a_link_that_never_lets_a_message_through_gives_up_naming_the_attempts() -> Re
         "{error}"
     );
     assert_eq!(outcomes[0].counts.reconnects, 2, "{:?}", outcomes[0].counts);
+    Ok(())
+}
+
+#[test]
+fn in_flight_to_a_folder_the_target_no_longer_has_is_sent_again_where_it_now_goes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let source = Dovecot::builder().user("fay", "fay-pw").start()?;
+    let fay = "fay@contoso.edu";
+    source.create_folder("fay", "Keep")?;
+    for i in 0..3 {
+        source.write_message_at("fay", "Keep", &[], 1_680_000_000 + i, &simple(900 + i))?;
+    }
+    stage_user(dir.path(), &source, fay, "fay", Pass::Full)?;
+    let target = target_dovecot(&[fay])?;
+    // A crash left them in flight to "Keep"; the next run maps Keep to Other, and "Keep"
+    // was never created on the target: nothing can be there, so all three are sent.
+    mark_in_flight(dir.path(), fay, "Keep")?;
+    let rules = MappingRules {
+        renames: vec![MappingRules::parse_rename("Keep=Other").map_err(anyhow::Error::msg)?],
+        ..MappingRules::default()
+    };
+    let outcomes = run(dir.path(), job(dir.path(), &target, None, rules)?)?;
+    all_ok(&outcomes);
+    let c = &outcomes[0].counts;
+    assert_eq!((c.found_present, c.resent, c.uploaded), (0, 3, 3), "{c:?}");
+    let held = target_contents(&target, fay)?;
+    assert_eq!(
+        held.keys().map(|k| k.1.as_str()).collect::<Vec<_>>(),
+        ["Other"]
+    );
     Ok(())
 }

@@ -221,7 +221,10 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
 fn exit_code(outcomes: &[UploadOutcome]) -> u8 {
     if outcomes.iter().any(|o| o.error.is_some()) {
         1
-    } else if outcomes.iter().any(|o| o.counts.refused > 0) {
+    } else if outcomes
+        .iter()
+        .any(|o| o.counts.refused + o.counts.set_aside > 0)
+    {
         2
     } else {
         0

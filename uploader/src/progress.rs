@@ -77,6 +77,12 @@ pub fn describe(o: &UploadOutcome, dry_run: bool) -> String {
             c.found_present, c.resent
         ));
     }
+    if c.set_aside > 0 {
+        line.push_str(&format!(
+            "; {} set aside (the link broke each time they were sent; the next run tries them again)",
+            c.set_aside
+        ));
+    }
     if c.adopted > 0 {
         line.push_str(&format!(
             "; {} re-read after a UIDVALIDITY change kept their upload records (not sent again)",

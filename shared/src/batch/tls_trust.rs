@@ -20,15 +20,22 @@ pub struct TlsTrust {
 
 impl TlsTrust {
     /// The trust given on the command line to store: the CA file must exist and is kept by
-    /// its absolute path (runs may start from another directory).
+    /// its absolute path (runs may start from another directory), which must be UTF-8 (the
+    /// index stores text).
     pub fn to_store(ca_file: Option<&Path>, insecure: bool) -> io::Result<Self> {
-        Ok(Self {
-            ca_file: ca_file.map(Path::canonicalize).transpose()?,
-            insecure,
-        })
+        let ca_file = ca_file.map(Path::canonicalize).transpose()?;
+        if ca_file.as_ref().is_some_and(|p| p.to_str().is_none()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the path is not UTF-8; move the file to a path that is",
+            ));
+        }
+        Ok(Self { ca_file, insecure })
     }
 
-    /// Sets `to`'s trust: a run's own `--ca-file` / `--insecure` win over what is stored.
+    /// Sets `to`'s trust: a run's own `--ca-file` wins over the stored one, and a run's
+    /// `--insecure` adds to what is stored (a run cannot turn checks back on for an
+    /// endpoint or target stored as insecure: create it again without `--insecure`).
     pub fn apply(&self, run_ca_file: Option<&Path>, run_insecure: bool, to: &mut ConnectOptions) {
         to.ca_file = run_ca_file
             .map(Path::to_path_buf)

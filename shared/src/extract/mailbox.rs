@@ -86,10 +86,13 @@ pub(crate) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
         Some(e) => e.clone(),
         None => serde_json::to_string(&counts).unwrap_or_default(),
     };
-    let _ = ctx.index(|i| {
+    let recorded = ctx.index(|i| {
         let error = error.as_deref();
         i.set_mailbox_state_with_event(&ctx.batch, &mb.email, state, error, kind, &detail)
     });
+    if let Err(e) = recorded {
+        tracing::error!(mailbox = %mb.email, "recording the end of the pass: {e}");
+    }
     let outcome = MailboxOutcome {
         email: mb.email.clone(),
         counts,

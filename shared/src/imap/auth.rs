@@ -30,10 +30,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 "LOGIN (server says LOGINDISABLED)".into(),
             ));
         }
+        let secret = password.expose_secret();
         let cmd = self
             .command("LOGIN")
+            // Quoting can double a string; literals need a few bytes of header.
+            .reserve(2 * (user.len() + secret.len()) + 32)
             .astring(user.as_bytes())
-            .astring(password.expose_secret().as_bytes())
+            .astring(secret.as_bytes())
             .redact()
             .build();
         let done = self.execute(cmd).await?;
@@ -48,11 +51,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         authcid: &str,
         password: &SecretString,
     ) -> Result<(), ImapError> {
-        let raw = SecretString::from(format!(
-            "{}\0{authcid}\0{}",
+        let raw = joined_secret(&[
             authzid.unwrap_or_default(),
-            password.expose_secret()
-        ));
+            "\0",
+            authcid,
+            "\0",
+            password.expose_secret(),
+        ]);
         let encoded = SecretString::from(B64.encode(raw.expose_secret()));
         self.authenticate("PLAIN", &encoded).await
     }
@@ -64,10 +69,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         user: &str,
         token: &SecretString,
     ) -> Result<(), ImapError> {
-        let raw = SecretString::from(format!(
-            "user={user}\x01auth=Bearer {}\x01\x01",
-            token.expose_secret()
-        ));
+        let raw = joined_secret(&[
+            "user=",
+            user,
+            "\x01auth=Bearer ",
+            token.expose_secret(),
+            "\x01\x01",
+        ]);
         let encoded = SecretString::from(B64.encode(raw.expose_secret()));
         self.authenticate("XOAUTH2", &encoded).await
     }
@@ -83,7 +91,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let ir = self.has_capability("SASL-IR");
         let mut builder = self.command("AUTHENTICATE").raw(mechanism);
         if ir {
-            builder = builder.raw(response_b64.expose_secret());
+            let response = response_b64.expose_secret();
+            builder = builder.reserve(response.len() + 8).raw(response);
         }
         let mut untagged = Vec::new();
         let tag = self.send(&builder.redact().build(), &mut untagged).await?;
@@ -96,7 +105,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         detail = Some(decode_challenge(&challenge));
                         self.write(b"\r\n").await?;
                     } else {
-                        let mut line = response_b64.expose_secret().as_bytes().to_vec();
+                        // Sized up front: a reallocation would free an unwiped copy.
+                        let response = response_b64.expose_secret().as_bytes();
+                        let mut line = Vec::with_capacity(response.len() + 2);
+                        line.extend_from_slice(response);
                         line.extend_from_slice(b"\r\n");
                         let res = self.write(&line).await;
                         zeroize::Zeroize::zeroize(&mut line);
@@ -142,4 +154,14 @@ fn decode_challenge(text: &str) -> String {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(_) => text.to_string(),
     }
+}
+
+/// The parts joined in a string sized up front (`format!` may grow its buffer and free an
+/// unwiped copy of the secret among them).
+fn joined_secret(parts: &[&str]) -> SecretString {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    SecretString::from(out)
 }

@@ -196,6 +196,13 @@ impl CommandBuilder {
         !non_sync
     }
 
+    /// Makes room for `additional` more bytes at once, before a secret is appended, so no
+    /// reallocation leaves a freed, unwiped copy of it behind.
+    pub fn reserve(mut self, additional: usize) -> Self {
+        self.text.reserve(additional);
+        self
+    }
+
     /// Marks the command's arguments as secret: they are never logged.
     pub fn redact(mut self) -> Self {
         self.redacted = true;

@@ -275,11 +275,23 @@ impl Destination for ImapTarget {
     ) -> Result<u64, UploadError> {
         let wire = self.wire(folder);
         match self.select(&wire, folder).await {
-            // The folder it was sent to is gone (deleted on the target): nothing is there.
-            Err(UploadError::Imap(ImapStepError {
-                source: ImapError::Rejected { status, .. },
-                ..
-            })) if status.status == Status::No => return Ok(0),
+            Err(
+                refused @ UploadError::Imap(ImapStepError {
+                    source: ImapError::Rejected { .. },
+                    ..
+                }),
+            ) => {
+                // Only a folder that is gone (deleted on the target) holds nothing; a server
+                // that cannot open it now (busy, unavailable) must not make it look empty.
+                let listed = self.session.list(b"", &wire).await.during(|| {
+                    format!("looking for folder {:?} on the target", folder.join("/"))
+                })?;
+                return if listed.is_empty() {
+                    Ok(0)
+                } else {
+                    Err(refused)
+                };
+            }
             other => other?,
         }
         let name = folder.join("/");

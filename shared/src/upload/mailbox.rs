@@ -108,7 +108,7 @@ where
     }
     let error = result.err().map(|e| format!("{}: {e}", mb.label()));
     if !ctx.dry_run {
-        let state = match (&error, counts.refused) {
+        let state = match (&error, counts.refused + counts.set_aside) {
             (Some(_), _) => "Failed",
             (None, 0) => "Uploaded",
             (None, _) => "UploadedWithErrors",
@@ -150,7 +150,8 @@ fn same_target_mailbox(ctx: &Ctx, mb: &MailboxUpload) -> Result<(), UploadError>
     }
 }
 
-/// What counts as progress: messages settled one way or another.
+/// What counts as progress: messages settled one way or another (a message set aside is
+/// not: a link that breaks on every message must still fail the mailbox).
 fn progress_mark(c: &UploadCounts) -> u64 {
     c.uploaded + c.found_present + c.refused + c.folders_created
 }
@@ -217,9 +218,11 @@ async fn upload_once<D: Destination>(
         .collect())
 }
 
-/// Looks for a message a previous run left in flight where it was sent: present (more
-/// copies with its [`ResumeKey`] than uploads the index has confirmed there with the same
-/// key, so real duplicates stay duplicates) → done; absent → back to pending. A message
+/// Looks for a message a previous attempt or run left in flight where it was sent: present
+/// (more copies with its [`ResumeKey`] than uploads the index has confirmed there with the
+/// same key, so real duplicates stay duplicates) → done; absent → back to pending, or set
+/// aside as failed when the link has broken [`MAX_LOST_SENDS`] times while it was being
+/// sent (a crash or kill does not count: only a broken link while sending it). A message
 /// without a key (no usable Message-ID and no INTERNALDATE, or a header over 1 MiB) cannot
 /// be looked for: it counts as absent and is sent again.
 async fn resolve_in_flight<D: Destination>(
@@ -241,12 +244,12 @@ async fn resolve_in_flight<D: Destination>(
         }
         _ => false,
     };
-    let lost = item.lost_sends + 1;
+    let lost = item.lost_sends;
     let (result, resolved) = if found {
         counts.found_present += 1;
         (UploadResult::Done(None), Resolved::Present)
     } else if lost >= MAX_LOST_SENDS {
-        counts.refused += 1;
+        counts.set_aside += 1;
         let words = format!(
             "the link to the target broke {lost} times while this message was being sent; \
              set aside until the next run (a message the link cannot carry, or one the server \
@@ -255,14 +258,14 @@ async fn resolve_in_flight<D: Destination>(
         tracing::warn!(mailbox = %mb.label(), uid = item.uid, "{words}");
         (UploadResult::Failed(words), Resolved::SetAside)
     } else {
-        (UploadResult::Lost, Resolved::Absent)
+        (UploadResult::Pending, Resolved::Absent)
     };
     ctx.index(|i| i.finish_uploads(&ctx.target, &[(item.message_row, result)]))?;
     Ok(resolved)
 }
 
 /// Lost sends (the link broke while the message was being sent, and it was not on the
-/// target after) before a message is set aside as failed for this run.
+/// target after) before a message is set aside as failed; the next run tries it again.
 const MAX_LOST_SENDS: u32 = 3;
 
 /// What became of a message a previous attempt left in flight.
@@ -272,7 +275,7 @@ enum Resolved {
     Present,
     /// Not there: to be sent again.
     Absent,
-    /// Lost too often: failed for this run.
+    /// Lost too often: failed until the next run.
     SetAside,
 }
 

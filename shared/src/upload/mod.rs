@@ -135,6 +135,9 @@ pub struct UploadCounts {
     pub adopted: u64,
     /// Messages the target refused (recorded with its words).
     pub refused: u64,
+    /// Messages set aside because the link broke while each was being sent, again and
+    /// again (recorded as failed with that reason; the next run tries them again).
+    pub set_aside: u64,
     /// Messages in folders left out by the mapping.
     pub left_out: u64,
     /// Reconnections after transient failures.
@@ -238,6 +241,12 @@ impl UploadError {
     /// True when reconnecting may help (connection lost, timeout, BYE, throttling).
     pub fn is_transient(&self) -> bool {
         matches!(self, UploadError::Imap(e) if e.is_transient())
+    }
+
+    /// True when the server answered the command (a tagged NO or BAD, a throttle among
+    /// them): whatever was being sent was certainly not stored.
+    pub fn was_answered(&self) -> bool {
+        matches!(self, UploadError::Imap(e) if matches!(e.source, crate::imap::ImapError::Rejected { .. }))
     }
 
     /// The wait the target asked for, when it throttled.

@@ -51,7 +51,7 @@ pub(crate) fn groups(path: &[String], items: &[&UploadItem]) -> Vec<Group> {
 
 /// Sends every group over `first` and up to `ctx.connections - 1` more connections to the
 /// same mailbox, each taking the next group from a shared queue. When one connection
-/// fails, the others finish the group they are sending and stop; an error is returned, a
+/// fails, the others stop before their next APPEND; an error is returned, a
 /// lasting one before a transient one (the caller reconnects and plans again, or gives up).
 /// A further connection that cannot be opened is not an error: the others do its share
 /// (a throttled one lowers the pace).
@@ -187,10 +187,11 @@ async fn worker<D: Destination>(
 }
 
 /// Sends one group: `in_flight` first (one transaction), then APPENDs, then the results
-/// (one transaction). On a connection failure the message being sent stays `in_flight`
-/// (the next attempt looks for it) and the ones after it go back to pending. When another
-/// connection of the mailbox failed (a throttle: the server asked the mailbox to wait),
-/// the rest of the group goes back to pending before the next APPEND.
+/// (one transaction). When the link breaks, the message being sent stays `in_flight` (the
+/// next attempt looks for it) with one more lost send, and the ones after it go back to
+/// pending; a message the server answered with a throttle goes back to pending. When
+/// another connection of the mailbox failed, the rest of the group goes back to pending
+/// before the next APPEND.
 async fn send_group<D: Destination>(
     s: &Shared<'_>,
     dest: &mut D,
@@ -252,11 +253,17 @@ async fn send_group<D: Destination>(
                 counts.refused += 1;
             }
             Err(e) => {
-                results.extend(
-                    group[n + 1..]
-                        .iter()
-                        .map(|i| (i.message_row, UploadResult::Pending)),
-                );
+                // Answered (a throttle): not stored, back to pending. The link broke: it
+                // may have arrived, so it stays in flight (the next attempt looks for it)
+                // with one more lost send; the rest of the group goes back to pending.
+                let this = if e.was_answered() {
+                    UploadResult::Pending
+                } else {
+                    UploadResult::Lost
+                };
+                results.push((item.message_row, this));
+                let rest = group[n + 1..].iter();
+                results.extend(rest.map(|i| (i.message_row, UploadResult::Pending)));
                 failure = Some(e);
                 break;
             }

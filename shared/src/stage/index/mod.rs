@@ -8,6 +8,8 @@ mod catalog;
 #[cfg(test)]
 mod catalog_tests;
 mod messages;
+#[cfg(test)]
+mod migration_tests;
 mod states;
 mod status;
 mod sync;

@@ -77,7 +77,8 @@ pub struct UploadItem {
     pub state: UploadState,
     /// For an `in_flight` message: the target folder it was sent to.
     pub sent_to: Option<String>,
-    /// Times the link broke while it was being sent and it was then not on the target.
+    /// Times the link broke while it was being sent (counted across runs until a run
+    /// retries it after it was set aside).
     pub lost_sends: u32,
 }
 
@@ -88,10 +89,10 @@ pub enum UploadResult {
     Done(Option<String>),
     /// Refused, with the server's words.
     Failed(String),
-    /// Not sent after all: back in the queue.
+    /// Not sent after all, or found absent on the target: back in the queue.
     Pending,
-    /// Sent when the link broke, and not found on the target: back in the queue, one more
-    /// lost send counted.
+    /// Being sent when the link broke: stays in flight (the next attempt looks for it on
+    /// the target), one more lost send counted.
     Lost,
 }
 
@@ -386,7 +387,7 @@ impl Index {
                     UploadResult::Done(id) => ("done", id.as_deref(), None, 0),
                     UploadResult::Failed(e) => ("failed", None, Some(e.as_str()), 0),
                     UploadResult::Pending => ("pending", None, None, 0),
-                    UploadResult::Lost => ("pending", None, None, 1),
+                    UploadResult::Lost => ("in_flight", None, None, 1),
                 };
                 stmt.execute((row, target, state, id, error, lost))?;
             }
