@@ -1,7 +1,8 @@
 //! Showing a pass as it runs: indicatif bars on a terminal (the batch's total and a line per
 //! active mailbox: messages, bytes, rate, ETA), plain log lines otherwise, or nothing.
 
-use mailstage::extract::{MailboxOutcome, Progress};
+use mailstage::extract::MailboxOutcome;
+use mailstage::report::RunProgress;
 use mailstage::report::bars::LiveProgress;
 pub use mailstage::report::bars::Show;
 
@@ -20,7 +21,7 @@ impl PassProgress {
     }
 }
 
-impl Progress for PassProgress {
+impl RunProgress<MailboxOutcome> for PassProgress {
     fn mailbox_started(&self, email: &str) {
         self.0.started(email);
     }
@@ -29,7 +30,7 @@ impl Progress for PassProgress {
         self.0.planned(email, messages, bytes);
     }
 
-    fn staged(&self, email: &str, messages: u64, bytes: u64) {
+    fn advanced(&self, email: &str, messages: u64, bytes: u64) {
         self.0.advanced(email, messages, bytes);
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use mailstage::batch::{AuthChoice, EndpointSettings, Security};
 use mailstage::extract::{
-    Limits, MailboxJob, MailboxOutcome, NoProgress, Pass, PassJob, RetryPolicy, run_pass,
+    Limits, MailboxJob, MailboxOutcome, Pass, PassJob, RetryPolicy, run_pass,
 };
 use mailstage::imap::transport::ConnectOptions;
 use mailstage::stage::index::{BatchSettings, NewMailbox};
@@ -144,5 +144,5 @@ pub fn run_via(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    Ok(runtime.block_on(run_pass(job, &shared, Arc::new(NoProgress))))
+    Ok(runtime.block_on(run_pass(job, &shared, Arc::new(mailstage::report::Silent))))
 }

@@ -16,8 +16,7 @@ use mailstage::retry::RetryPolicy;
 use mailstage::stage::index::UploadItem;
 use mailstage::stage::{Access, BlobHash, Stage};
 use mailstage::upload::{
-    Credentials, MailboxUpload, MappingRules, NoUploadProgress, RateLimits, UploadJob,
-    UploadOutcome, run_upload,
+    Credentials, MailboxUpload, MappingRules, RateLimits, UploadJob, UploadOutcome, run_upload,
 };
 use secrecy::SecretString;
 
@@ -129,7 +128,7 @@ pub fn run(dir: &Path, job: UploadJob) -> Result<Vec<UploadOutcome>> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    Ok(runtime.block_on(run_upload(job, &stage, Arc::new(NoUploadProgress))))
+    Ok(runtime.block_on(run_upload(job, &stage, Arc::new(mailstage::report::Silent))))
 }
 
 /// What the stage holds, as [`Contents`].

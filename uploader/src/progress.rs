@@ -1,9 +1,10 @@
 //! Showing an upload as it runs (the same bars and lines as the extractor's), and the
 //! one-line account of a mailbox.
 
+use mailstage::report::RunProgress;
 use mailstage::report::bars::{LiveProgress, Show};
 use mailstage::report::table::human_bytes;
-use mailstage::upload::{UploadOutcome, UploadProgress, mailbox_label};
+use mailstage::upload::{UploadOutcome, mailbox_label};
 
 /// Progress for `run`.
 pub struct UploadBars {
@@ -27,7 +28,7 @@ impl UploadBars {
     }
 }
 
-impl UploadProgress for UploadBars {
+impl RunProgress<UploadOutcome> for UploadBars {
     fn mailbox_started(&self, email: &str) {
         self.live.started(email);
     }
@@ -36,7 +37,7 @@ impl UploadProgress for UploadBars {
         self.live.planned(email, messages, bytes);
     }
 
-    fn uploaded(&self, email: &str, messages: u64, bytes: u64) {
+    fn advanced(&self, email: &str, messages: u64, bytes: u64) {
         self.live.advanced(email, messages, bytes);
     }
 

@@ -326,5 +326,5 @@ fn add(counts: &mut MailboxCounts, g: GroupDone, ctx: &Ctx, email: &str) {
     counts.skipped_size += g.skipped_size;
     counts.skipped_item_cap += g.skipped_item_cap;
     counts.failed += g.failed;
-    ctx.progress.staged(email, g.staged, g.bytes);
+    ctx.progress.advanced(email, g.staged, g.bytes);
 }

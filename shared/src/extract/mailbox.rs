@@ -10,7 +10,7 @@ use super::bodies::{Decided, FolderTarget, Meta, fetch_folder};
 use super::folders::{FolderPlan, select_folders};
 use super::plan::{Candidate, Verdict, apply_caps};
 use super::{
-    ExtractError, Limits, MailboxCounts, MailboxJob, MailboxOutcome, Progress, RetryPolicy,
+    ExtractError, Limits, MailboxCounts, MailboxJob, MailboxOutcome, RetryPolicy, SharedProgress,
 };
 use crate::batch::AuthChoice;
 use crate::imap::transport::{ConnectOptions, connect};
@@ -30,7 +30,7 @@ pub(crate) struct Ctx {
     pub retry: RetryPolicy,
     pub blobs: Arc<BlobStore>,
     pub index: Arc<Mutex<Index>>,
-    pub progress: Arc<dyn Progress>,
+    pub progress: SharedProgress,
 }
 
 impl Ctx {

@@ -125,22 +125,9 @@ pub struct MailboxOutcome {
     pub error: Option<String>,
 }
 
-/// Receives progress as a pass runs (the library has no UI; the binaries draw it).
-pub trait Progress: Send + Sync {
-    /// A mailbox's pass begins.
-    fn mailbox_started(&self, _email: &str) {}
-    /// Bodies to fetch, once the caps are applied.
-    fn mailbox_planned(&self, _email: &str, _messages: u64, _bytes: u64) {}
-    /// Messages and bytes durably staged.
-    fn staged(&self, _email: &str, _messages: u64, _bytes: u64) {}
-    /// A mailbox's pass ended.
-    fn mailbox_finished(&self, _outcome: &MailboxOutcome) {}
-}
-
-/// A [`Progress`] that ignores everything.
-pub struct NoProgress;
-
-impl Progress for NoProgress {}
+/// Where a pass reports: bodies to fetch once the caps are applied, then messages and bytes
+/// durably staged.
+pub type SharedProgress = std::sync::Arc<dyn crate::report::RunProgress<MailboxOutcome>>;
 
 /// Why a mailbox's pass stopped.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::mailbox::{Ctx, sync_mailbox};
-use super::{MailboxOutcome, PassJob, Progress};
+use super::{MailboxOutcome, PassJob, SharedProgress};
 use crate::parallel::run_bounded;
 use crate::stage::SharedStage;
 
@@ -12,7 +12,7 @@ use crate::stage::SharedStage;
 pub async fn run_pass(
     job: PassJob,
     stage: &SharedStage,
-    progress: Arc<dyn Progress>,
+    progress: SharedProgress,
 ) -> Vec<MailboxOutcome> {
     let ctx = Arc::new(Ctx {
         batch: job.batch,

@@ -31,6 +31,21 @@ struct Bars {
     mailboxes: Mutex<HashMap<String, MailboxBar>>,
 }
 
+impl Bars {
+    /// Runs `f` on a mailbox's line, if it has one.
+    fn with_line(&self, email: &str, f: impl FnOnce(&mut MailboxBar)) {
+        if let Some(line) = self
+            .mailboxes
+            .lock()
+            .ok()
+            .as_mut()
+            .and_then(|m| m.get_mut(email))
+        {
+            f(line);
+        }
+    }
+}
+
 /// A mailbox's line, and the bytes it added to the total (a reconnect plans again, for
 /// what is left, so the total is corrected rather than added to).
 struct MailboxBar {
@@ -100,13 +115,7 @@ impl LiveProgress {
     /// what is left).
     pub fn planned(&self, email: &str, messages: u64, bytes: u64) {
         if let Some(b) = &self.bars {
-            if let Some(line) = b
-                .mailboxes
-                .lock()
-                .ok()
-                .as_mut()
-                .and_then(|m| m.get_mut(email))
-            {
+            b.with_line(email, |line| {
                 b.total.set_style(style(TOTAL));
                 line.bar.set_style(style(MAILBOX));
                 let planned = line.done_bytes + bytes;
@@ -116,7 +125,7 @@ impl LiveProgress {
                 line.planned_bytes = planned;
                 line.bar.set_length(line.bar.position() + messages);
                 line.bar.set_message(String::new());
-            }
+            });
         } else if self.lines {
             eprintln!(
                 "{email}: {messages} message(s), {bytes} bytes to {}",
@@ -129,16 +138,10 @@ impl LiveProgress {
     pub fn advanced(&self, email: &str, messages: u64, bytes: u64) {
         if let Some(b) = &self.bars {
             b.total.inc(bytes);
-            if let Some(line) = b
-                .mailboxes
-                .lock()
-                .ok()
-                .as_mut()
-                .and_then(|m| m.get_mut(email))
-            {
+            b.with_line(email, |line| {
                 line.done_bytes += bytes;
                 line.bar.inc(messages);
-            }
+            });
         }
     }
 

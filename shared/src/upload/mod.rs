@@ -182,23 +182,6 @@ pub struct UploadOutcome {
     pub last_refusal: Option<String>,
 }
 
-/// Receives progress as a run goes (the binaries draw it).
-pub trait UploadProgress: Send + Sync {
-    /// A mailbox's run begins.
-    fn mailbox_started(&self, _email: &str) {}
-    /// Messages and bytes to send.
-    fn mailbox_planned(&self, _email: &str, _messages: u64, _bytes: u64) {}
-    /// Messages and bytes confirmed.
-    fn uploaded(&self, _email: &str, _messages: u64, _bytes: u64) {}
-    /// A mailbox's run ended.
-    fn mailbox_finished(&self, _outcome: &UploadOutcome) {}
-}
-
-/// An [`UploadProgress`] that ignores everything.
-pub struct NoUploadProgress;
-
-impl UploadProgress for NoUploadProgress {}
-
 /// Why a mailbox's run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -258,8 +241,8 @@ impl UploadError {
     }
 }
 
-/// A shared handle to what a run reports to.
-pub type SharedProgress = Arc<dyn UploadProgress>;
+/// Where a run reports: messages and bytes to send, then those the target confirmed.
+pub type SharedProgress = Arc<dyn crate::report::RunProgress<UploadOutcome>>;
 
 /// True when the flags include `\Flagged`.
 pub(crate) fn is_flagged(flags: &[String]) -> bool {

@@ -273,7 +273,7 @@ async fn send_group<D: Destination>(
     ctx.index(|i| i.finish_group(&ctx.target, &results, confirmed))?;
     counts.uploaded += sent;
     counts.uploaded_bytes += sent_bytes;
-    ctx.progress.uploaded(&mb.email, sent, sent_bytes);
+    ctx.progress.advanced(&mb.email, sent, sent_bytes);
     failure.map_or(Ok(()), Err)
 }
 
