@@ -4,8 +4,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-
 use clap::{Args, Subcommand};
 use mailstage::batch::{EndpointSettings, Security, TlsTrust};
 use mailstage::report::print_json;
@@ -130,12 +128,6 @@ impl EndpointView {
     }
 }
 
-/// A path given on the command line, for a message.
-fn show(path: &Option<PathBuf>) -> String {
-    path.as_ref()
-        .map_or_else(String::new, |p| p.display().to_string())
-}
-
 fn batch_list(names: &[String]) -> String {
     if names.is_empty() {
         "(none)".into()
@@ -159,8 +151,7 @@ pub fn run(stage_dir: &Path, cmd: EndpointCommand, out: &mut dyn Write) -> anyho
             );
             settings.max_concurrent_migrations = a.max_concurrent_migrations;
             settings.max_concurrent_incremental_syncs = a.max_concurrent_incremental_syncs;
-            settings.tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure)
-                .with_context(|| format!("--ca-file {}: cannot read it", show(&a.ca_file)))?;
+            settings.tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure)?;
             let stage = Stage::open(stage_dir, Access::Write)?;
             let index = stage.index();
             index.add_endpoint(&settings)?;

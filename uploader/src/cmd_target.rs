@@ -164,14 +164,7 @@ fn settings(a: NewTargetArgs) -> anyhow::Result<TargetSettings> {
             secret: secret_source(a.password_env, a.password_file, "--password")?,
         },
     };
-    let tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure).with_context(|| {
-        format!(
-            "--ca-file {}: cannot read it",
-            a.ca_file
-                .as_deref()
-                .map_or(String::new(), |p| p.display().to_string())
-        )
-    })?;
+    let tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure)?;
     Ok(TargetSettings {
         name: a.name,
         kind,

@@ -8,7 +8,7 @@ mod tls_trust;
 pub use csv_file::{BatchFileError, BatchRow, RowProblem, parse_batch_csv, read_batch_file};
 pub use endpoint::{EndpointSettings, Security};
 pub use login::{AuthChoice, LoginFormat, LoginMethod, ServerAuth, login_method};
-pub use tls_trust::TlsTrust;
+pub use tls_trust::{CaFileError, TlsTrust};
 
 /// Serializes an enum as its `as_str()` word and reads it back with its `FromStr` (so the
 /// words the targets' JSON has always held, and the same spellings, still read).

@@ -6,6 +6,16 @@ use std::path::{Path, PathBuf};
 
 use crate::imap::transport::ConnectOptions;
 
+/// A `--ca-file` that cannot be stored.
+#[derive(Debug, thiserror::Error)]
+#[error("--ca-file {}: cannot read it: {source}", path.display())]
+pub struct CaFileError {
+    /// The path as given.
+    pub path: PathBuf,
+    /// Why.
+    pub source: io::Error,
+}
+
 /// Extra trust for a server's certificate.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TlsTrust {
@@ -22,15 +32,28 @@ impl TlsTrust {
     /// The trust given on the command line to store: the CA file must exist and is kept by
     /// its absolute path (runs may start from another directory), which must be UTF-8 (the
     /// index stores text).
-    pub fn to_store(ca_file: Option<&Path>, insecure: bool) -> io::Result<Self> {
-        let ca_file = ca_file.map(Path::canonicalize).transpose()?;
-        if ca_file.as_ref().is_some_and(|p| p.to_str().is_none()) {
-            return Err(io::Error::new(
+    pub fn to_store(ca_file: Option<&Path>, insecure: bool) -> Result<Self, CaFileError> {
+        let Some(given) = ca_file else {
+            return Ok(Self {
+                ca_file: None,
+                insecure,
+            });
+        };
+        let refused = |source| CaFileError {
+            path: given.to_path_buf(),
+            source,
+        };
+        let path = given.canonicalize().map_err(refused)?;
+        if path.to_str().is_none() {
+            return Err(refused(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the path is not UTF-8; move the file to a path that is",
-            ));
+            )));
         }
-        Ok(Self { ca_file, insecure })
+        Ok(Self {
+            ca_file: Some(path),
+            insecure,
+        })
     }
 
     /// Sets `to`'s trust: a run's own `--ca-file` wins over the stored one, and a run's
