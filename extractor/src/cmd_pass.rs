@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use mailstage::batch::{BatchRow, read_batch_file};
+use mailstage::cli::{RunOutput, RunTls};
 use mailstage::extract::{
     Limits, MailboxJob, MailboxOutcome, Pass, PassJob, RetryPolicy, run_pass,
 };
@@ -19,7 +20,7 @@ use mailstage::report::print_json;
 use mailstage::stage::index::{BatchState, NewMailbox};
 use mailstage::stage::{Access, Stage, with_index};
 
-use crate::progress::{PassProgress, Show, describe};
+use crate::progress::{PassProgress, describe};
 
 /// Arguments shared by `batch start` and `batch sync`.
 #[derive(Args)]
@@ -29,20 +30,10 @@ pub struct RunArgs {
     /// The batch file to read passwords from (default: the one given to `batch new`).
     #[arg(long)]
     csv: Option<PathBuf>,
-    /// A PEM file of CA certificates to trust besides the system's (a private CA), for this
-    /// run [default: the endpoint's].
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// Accept any server certificate, for this run (a lab server only) [default: the
-    /// endpoint's].
-    #[arg(long)]
-    insecure: bool,
-    /// No progress while running; the summary is still printed.
-    #[arg(long)]
-    quiet: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    tls: RunTls,
+    #[command(flatten)]
+    output: RunOutput,
 }
 
 impl RunArgs {
@@ -51,10 +42,8 @@ impl RunArgs {
         Self {
             name,
             csv: None,
-            ca_file: None,
-            insecure: false,
-            quiet: false,
-            json: false,
+            tls: RunTls::default(),
+            output: RunOutput::default(),
         }
     }
 }
@@ -167,7 +156,7 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
     let mut connect = ConnectOptions::new(&endpoint.server, endpoint.port, endpoint.security);
     endpoint
         .tls
-        .apply(a.ca_file.as_deref(), a.insecure, &mut connect);
+        .apply(a.tls.ca_file.as_deref(), a.tls.insecure, &mut connect);
     let concurrency = match pass {
         Pass::Full => endpoint.max_concurrent_migrations,
         Pass::Incremental => endpoint.max_concurrent_incremental_syncs,
@@ -203,15 +192,12 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
     }
     index.set_batch_state(&a.name, BatchState::Syncing)?;
     let shared = stage.into_shared()?;
-    let progress = Arc::new(PassProgress::new(
-        if a.quiet { Show::Quiet } else { Show::Auto },
-        job.mailboxes.len(),
-    ));
+    let progress = Arc::new(PassProgress::new(a.output.show(), job.mailboxes.len()));
     let outcomes = runtime.block_on(run_pass(job, &shared, progress.clone()));
     progress.finish();
     let (state, code) = verdict(&outcomes);
     with_index(&shared.index, |i| i.set_batch_state(&a.name, state))?;
-    if a.json {
+    if a.output.json {
         let summary = serde_json::json!({ "batch": a.name, "state": state, "mailboxes": outcomes });
         print_json(out, &summary)?;
     } else {

@@ -71,7 +71,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    mailstage::cli::init_logging("info");
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -132,14 +132,4 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
-}
-
-/// Log lines to standard error; `MAILSTAGE_LOG` (e.g. `debug`) sets the level.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILSTAGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

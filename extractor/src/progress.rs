@@ -4,7 +4,7 @@
 use mailstage::extract::MailboxOutcome;
 use mailstage::report::RunProgress;
 use mailstage::report::bars::LiveProgress;
-pub use mailstage::report::bars::Show;
+use mailstage::report::bars::Show;
 
 /// Progress for `batch start` / `batch sync`.
 pub struct PassProgress(LiveProgress);

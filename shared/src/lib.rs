@@ -15,6 +15,8 @@
 //! - [`oauth2`]: app-only OAuth2 tokens (client credentials) for Microsoft 365's XOAUTH2.
 
 pub mod batch;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod commands;
 pub mod extract;
 pub mod folders;

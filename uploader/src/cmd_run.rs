@@ -2,16 +2,16 @@
 //! previous run stopped.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use mailstage::cli::{RunOutput, RunTls};
 use mailstage::imap::diagnose::check_server;
 use mailstage::imap::transport::ConnectOptions;
 use mailstage::oauth2::{OAuthConfig, TokenSource};
-use mailstage::report::bars::Show;
 use mailstage::report::print_json;
 use mailstage::report::table::human_bytes;
 use mailstage::retry::RetryPolicy;
@@ -62,20 +62,10 @@ pub struct RunArgs {
     /// At most this many bytes per second over all mailboxes (e.g. 5000000 for ~40 Mbit/s).
     #[arg(long)]
     max_bytes_per_second: Option<f64>,
-    /// A PEM file of CA certificates to trust besides the system's, for this run
-    /// [default: the target's].
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// Accept any server certificate, for this run (a lab server only) [default: the
-    /// target's].
-    #[arg(long)]
-    insecure: bool,
-    /// No progress while running; the summary is still printed.
-    #[arg(long)]
-    quiet: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    tls: RunTls,
+    #[command(flatten)]
+    output: RunOutput,
 }
 
 fn credentials(
@@ -156,11 +146,15 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
             .map_err(anyhow::Error::msg)?,
         excludes: args.excludes.clone(),
     };
-    let ca_file = args.ca_file.clone().or_else(|| target.tls.ca_file.clone());
+    let ca_file = args
+        .tls
+        .ca_file
+        .clone()
+        .or_else(|| target.tls.ca_file.clone());
     let (mut connect, credentials) = credentials(&target, ca_file.as_deref())?;
     target
         .tls
-        .apply(args.ca_file.as_deref(), args.insecure, &mut connect);
+        .apply(args.tls.ca_file.as_deref(), args.tls.insecure, &mut connect);
     let total = mailboxes.len();
     let job = UploadJob {
         batch: args.batch.clone(),
@@ -183,11 +177,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
         mailboxes,
     };
     let shared = stage.into_shared()?;
-    let bars = Arc::new(UploadBars::new(
-        if args.quiet { Show::Quiet } else { Show::Auto },
-        total,
-        args.dry_run,
-    ));
+    let bars = Arc::new(UploadBars::new(args.output.show(), total, args.dry_run));
     let started = Instant::now();
     let runtime = tokio::runtime::Runtime::new()?;
     // Fail fast, with test-server's diagnosis, when the target cannot be reached at all.
@@ -210,7 +200,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
     let outcomes = runtime.block_on(run_upload(job, &shared, bars.clone()));
     bars.finish();
     let elapsed = started.elapsed();
-    if args.json {
+    if args.output.json {
         print_json(out, &outcomes)?;
     } else {
         summary(out, &args, &outcomes, elapsed)?;

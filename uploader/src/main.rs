@@ -47,7 +47,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    mailstage::cli::init_logging("warn");
     let mut stdout = std::io::stdout().lock();
     let result = match cli.command {
         Command::Target(cmd) => cmd_target::run(&cli.stage, cmd, &mut stdout),
@@ -66,14 +66,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Log lines to standard error; `MAILSTAGE_LOG` (e.g. `debug`) sets the level.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILSTAGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
