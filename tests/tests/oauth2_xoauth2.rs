@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use mailstage::batch::Security;
+use mailstage::catalog::Security;
 use mailstage::imap::transport::{self, ConnectOptions};
 use mailstage::imap::{ImapError, SessionConfig};
 use mailstage::oauth2::{

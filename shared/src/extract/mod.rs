@@ -15,10 +15,12 @@
 //! backoff and resume.
 
 mod bodies;
+mod context;
 pub mod folders;
 mod mailbox;
 pub mod plan;
 mod run;
+mod summary;
 
 use std::time::Duration;
 
@@ -27,9 +29,9 @@ use secrecy::SecretString;
 pub use crate::retry::RetryPolicy;
 pub use run::run_pass;
 
-use crate::batch::AuthChoice;
 use crate::imap::ImapStepError;
 use crate::imap::transport::ConnectOptions;
+use crate::login::AuthChoice;
 
 /// First pass or incremental pass (they differ only in the concurrency limit that applies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

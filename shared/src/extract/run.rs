@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::mailbox::{Ctx, sync_mailbox};
+use super::context::Ctx;
+use super::mailbox::sync_mailbox;
 use super::{MailboxOutcome, PassJob, SharedProgress};
 use crate::parallel::run_bounded;
 use crate::stage::SharedStage;
@@ -20,8 +21,7 @@ pub async fn run_pass(
         auth: job.auth,
         limits: job.limits,
         retry: job.retry,
-        blobs: stage.blobs.clone(),
-        index: stage.index.clone(),
+        stage: stage.handle(),
         progress,
     });
     run_bounded(job.mailboxes, job.concurrency, move |mailbox| {

@@ -58,6 +58,33 @@ pub struct SharedStage {
     _lock: StageLock,
 }
 
+/// What the tasks of a pipeline share of a [`SharedStage`] (cheap to clone): the blob store
+/// and the index under its mutex.
+#[derive(Clone, Debug)]
+pub struct StageHandle {
+    /// The blob store.
+    pub blobs: Arc<BlobStore>,
+    /// The index, one writer at a time.
+    pub index: Arc<Mutex<Index>>,
+}
+
+impl StageHandle {
+    /// Runs `f` on the index (one writer at a time).
+    pub fn index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        with_index(&self.index, f)
+    }
+}
+
+impl SharedStage {
+    /// A handle for the pipeline's tasks.
+    pub fn handle(&self) -> StageHandle {
+        StageHandle {
+            blobs: self.blobs.clone(),
+            index: self.index.clone(),
+        }
+    }
+}
+
 impl Stage {
     /// Opens the stage at `root`.
     ///

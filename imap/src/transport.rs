@@ -5,26 +5,20 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-pub use crate::batch::Security;
-
-use super::error::ImapError;
-use super::session::{Session, SessionConfig};
+use crate::error::ImapError;
+use crate::security::Security;
+use crate::session::{Session, SessionConfig};
+use crate::tls::TlsConfig;
 
 /// Where to connect and how.
 #[derive(Debug, Clone)]
@@ -35,10 +29,8 @@ pub struct ConnectOptions {
     pub port: u16,
     /// none, ssl or STARTTLS.
     pub security: Security,
-    /// PEM file with extra trusted CA certificates (internal CAs).
-    pub ca_file: Option<PathBuf>,
-    /// Accept any server certificate. Dangerous; for lab servers only.
-    pub insecure: bool,
+    /// Which server certificates to trust.
+    pub tls: TlsConfig,
     /// Limit for TCP connect plus TLS handshake.
     pub connect_timeout: Duration,
     /// TCP keepalive idle time; `None` leaves the system default.
@@ -52,8 +44,7 @@ impl ConnectOptions {
             host: host.to_string(),
             port,
             security,
-            ca_file: None,
-            insecure: false,
+            tls: TlsConfig::default(),
             connect_timeout: Duration::from_secs(30),
             keepalive: Some(Duration::from_secs(60)),
         }
@@ -244,7 +235,10 @@ async fn handshake(
     opts: &ConnectOptions,
     tcp: TcpStream,
 ) -> Result<TlsStream<TcpStream>, ImapError> {
-    let config = tls_config(opts)?;
+    let config = opts
+        .tls
+        .client_config(&opts.host)
+        .map_err(|e| ImapError::Tls(e.to_string()))?;
     let name = ServerName::try_from(opts.host.clone())
         .map_err(|e| ImapError::Tls(format!("invalid server name {:?}: {e}", opts.host)))?;
     TlsConnector::from(config)
@@ -265,96 +259,6 @@ fn certificate_error(opts: &ConnectOptions, e: io::Error) -> ImapError {
             reason: reason.clone(),
         },
         _ => ImapError::Io(e),
-    }
-}
-
-/// Builds the rustls client configuration for the options.
-pub fn tls_config(opts: &ConnectOptions) -> Result<Arc<ClientConfig>, ImapError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ImapError::Tls(e.to_string()))?;
-    if opts.insecure {
-        tracing::warn!(host = %opts.host, "TLS certificate verification is DISABLED (--insecure)");
-        let verifier = Arc::new(AcceptAnyCertificate(provider));
-        return Ok(Arc::new(
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth(),
-        ));
-    }
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for e in &native.errors {
-        tracing::warn!(error = %e, "loading system CA certificates");
-    }
-    roots.add_parsable_certificates(native.certs);
-    if let Some(path) = &opts.ca_file {
-        let tls_err =
-            |e: &dyn std::fmt::Display| ImapError::Tls(format!("CA file {}: {e}", path.display()));
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| tls_err(&e))? {
-            roots
-                .add(cert.map_err(|e| tls_err(&e))?)
-                .map_err(|e| tls_err(&e))?;
-        }
-    }
-    if roots.is_empty() {
-        return Err(ImapError::Tls(
-            "no trusted CA certificates (system store empty, no CA file)".into(),
-        ));
-    }
-    Ok(Arc::new(
-        builder.with_root_certificates(roots).with_no_client_auth(),
-    ))
-}
-
-/// Accepts every certificate but still checks handshake signatures (`--insecure`).
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -1,8 +1,8 @@
 use super::*;
-use crate::imap::framing::{FrameReader, FramingLimits};
-use crate::imap::sink::MemorySink;
-use crate::imap::testio::PiecewiseReader;
-use crate::imap::types::{ESearch, Namespace};
+use crate::framing::{FrameReader, FramingLimits};
+use crate::sink::MemorySink;
+use crate::testio::PiecewiseReader;
+use crate::types::{ESearch, Namespace};
 use proptest::prelude::*;
 
 fn untagged(frame: &[u8]) -> Untagged {
@@ -221,7 +221,7 @@ fn esearch_namespace_and_continuations() {
     );
     assert_eq!(
         untagged(b"* NAMESPACE ((\"\" \"/\")) NIL ((\"Shared/\" \"/\" \"X-EXT\" (\"a\")))\r\n"),
-        Untagged::Namespace(crate::imap::types::Namespaces {
+        Untagged::Namespace(crate::types::Namespaces {
             personal: vec![Namespace {
                 prefix: String::new(),
                 delimiter: Some("/".into())

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{AuthChoice, Security};
+use crate::catalog::Security;
+use crate::login::AuthChoice;
 
 pub use crate::oauth2::{
     DEFAULT_IMAP_HOST as M365_IMAP_HOST, DEFAULT_LOGIN_BASE as M365_LOGIN_URL,
@@ -139,11 +140,11 @@ pub struct TargetSettings {
     pub kind: TargetKind,
     /// Extra trust for the server's certificate (and the login URL's, on Microsoft 365).
     #[serde(default, skip_serializing_if = "is_default")]
-    pub tls: crate::batch::TlsTrust,
+    pub tls: crate::catalog::TlsTrust,
 }
 
-fn is_default(t: &crate::batch::TlsTrust) -> bool {
-    *t == crate::batch::TlsTrust::default()
+fn is_default(t: &crate::catalog::TlsTrust) -> bool {
+    *t == crate::catalog::TlsTrust::default()
 }
 
 impl TargetSettings {

@@ -60,10 +60,10 @@ impl TlsTrust {
     /// `--insecure` adds to what is stored (a run cannot turn checks back on for an
     /// endpoint or target stored as insecure: create it again without `--insecure`).
     pub fn apply(&self, run_ca_file: Option<&Path>, run_insecure: bool, to: &mut ConnectOptions) {
-        to.ca_file = run_ca_file
+        to.tls.ca_file = run_ca_file
             .map(Path::to_path_buf)
             .or_else(|| self.ca_file.clone());
-        to.insecure = run_insecure || self.insecure;
+        to.tls.insecure = run_insecure || self.insecure;
     }
 
     /// The CA file for `show`, or `(system roots)`.
@@ -86,7 +86,7 @@ impl TlsTrust {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::Security;
+    use crate::catalog::Security;
 
     #[test]
     fn a_runs_own_trust_wins_and_stored_paths_are_absolute() {
@@ -99,12 +99,12 @@ mod tests {
         let mut opts = ConnectOptions::new("h", 993, Security::Ssl);
         stored.apply(None, false, &mut opts);
         assert_eq!(
-            (opts.ca_file.as_ref(), opts.insecure),
+            (opts.tls.ca_file.as_ref(), opts.tls.insecure),
             (stored.ca_file.as_ref(), false)
         );
         stored.apply(Some(Path::new("/run/ca.pem")), true, &mut opts);
-        assert_eq!(opts.ca_file.as_deref(), Some(Path::new("/run/ca.pem")));
-        assert!(opts.insecure);
+        assert_eq!(opts.tls.ca_file.as_deref(), Some(Path::new("/run/ca.pem")));
+        assert!(opts.tls.insecure);
         // Settings written before the field existed read as no extra trust.
         let none: TlsTrust = serde_json::from_str("{}").unwrap();
         assert_eq!(none, TlsTrust::default());

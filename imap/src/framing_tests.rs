@@ -1,6 +1,6 @@
 use super::*;
-use crate::imap::sink::{DiscardSink, MemorySink};
-use crate::imap::testio::PiecewiseReader;
+use crate::sink::{DiscardSink, MemorySink};
+use crate::testio::PiecewiseReader;
 use proptest::prelude::*;
 
 /// Frames a whole stream; returns the frames and the error that ended it.

@@ -1,4 +1,4 @@
-//! Commands both binaries offer with the same behaviour (`verify`), so they share one body.
+//! `verify` (both binaries offer it with the same behaviour, so they share one body).
 
 use std::io::Write;
 use std::path::Path;

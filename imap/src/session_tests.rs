@@ -6,9 +6,9 @@ use secrecy::SecretString;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
 
 use super::*;
-use crate::imap::seqset::SequenceSet;
-use crate::imap::sink::MemorySink;
-use crate::imap::testio::{PiecewiseReader, WriteLog};
+use crate::seqset::SequenceSet;
+use crate::sink::MemorySink;
+use crate::testio::{PiecewiseReader, WriteLog};
 
 /// The server side of a test connection: asserts on what the client sends.
 struct Peer {
@@ -357,7 +357,7 @@ struct PickySink;
 
 impl LiteralSink for PickySink {
     type Output = ();
-    fn begin(&mut self, _start: &crate::imap::sink::LiteralStart) -> std::io::Result<()> {
+    fn begin(&mut self, _start: &crate::sink::LiteralStart) -> std::io::Result<()> {
         Ok(())
     }
     fn chunk(&mut self, data: &[u8]) -> std::io::Result<()> {
@@ -492,7 +492,7 @@ async fn a_command_is_one_write_and_an_append_streams_in_chunks() {
         .await
         .unwrap();
     server.await.unwrap();
-    let chunk = crate::imap::append::APPEND_CHUNK;
+    let chunk = crate::append::APPEND_CHUNK;
     assert_eq!(
         *writes.lock().unwrap(),
         [

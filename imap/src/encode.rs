@@ -1,7 +1,7 @@
 //! Command encoding: atoms, quoted strings and literals, following the server's literal
 //! capabilities (RFC 3501 §4.3, RFC 7888 LITERAL+ / LITERAL-).
 
-use crate::folders::mutf7;
+use crate::mutf7;
 
 /// Which literal forms the server accepts, derived from its capabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -90,9 +90,8 @@ mod tests {
     #[test]
     fn append_limit_survives_the_parser_as_an_atom() {
         let parsed =
-            crate::imap::response::parse(b"* CAPABILITY IMAP4rev1 LITERAL+ APPENDLIMIT=200000\r\n");
-        let Some(crate::imap::Response::Untagged(crate::imap::Untagged::Capability(caps))) = parsed
-        else {
+            crate::response::parse(b"* CAPABILITY IMAP4rev1 LITERAL+ APPENDLIMIT=200000\r\n");
+        let Some(crate::Response::Untagged(crate::Untagged::Capability(caps))) = parsed else {
             panic!("not a capability response: {parsed:?}")
         };
         let caps = caps.iter().map(String::as_str);

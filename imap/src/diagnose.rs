@@ -2,7 +2,6 @@
 //! of reaching an IMAP server and logging in, timed, and a diagnosis an admin can act on
 //! when a step fails.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -10,8 +9,7 @@ use serde::Serialize;
 use super::error::ImapError;
 use super::framing::FramingError;
 use super::session::SessionConfig;
-use super::transport::{ConnectOptions, TlsInfo, connect, connect_addrs, resolve, secure};
-use crate::batch::{AuthChoice, BatchRow, LoginFormat};
+use super::transport::{ConnectOptions, TlsInfo, connect_addrs, resolve, secure};
 
 /// What kind of failure, for scripts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -100,28 +98,8 @@ pub struct ServerReport {
     pub failure: Option<Failure>,
 }
 
-/// The result of logging in with one CSV row.
-#[derive(Clone, Debug, Serialize)]
-pub struct LoginCheck {
-    /// The CSV row.
-    pub row: usize,
-    /// Its EmailAddress.
-    pub email: String,
-    /// Its UserName.
-    pub user_name: String,
-    /// How the login was made (when it got that far).
-    pub method: Option<String>,
-    /// Whether it succeeded.
-    pub ok: bool,
-    /// Connect plus login time.
-    pub ms: f64,
-    /// Capabilities after login.
-    pub capabilities: Vec<String>,
-    /// Why it failed.
-    pub failure: Option<Failure>,
-}
-
-fn ms_since(t: Instant) -> f64 {
+/// Milliseconds since `t`.
+pub fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
@@ -201,69 +179,13 @@ async fn run_server_checks(opts: &ConnectOptions, r: &mut ServerReport) -> Resul
     Ok(())
 }
 
-/// Logs in with every row, `parallel` at a time; results in row order.
-pub async fn check_logins(
-    opts: &ConnectOptions,
-    rows: Vec<BatchRow>,
-    choice: AuthChoice,
-    parallel: usize,
-) -> Vec<LoginCheck> {
-    let rows = Arc::new(rows);
-    let limit = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..rows.len() {
-        let (rows, limit, opts) = (rows.clone(), limit.clone(), opts.clone());
-        tasks.spawn(async move {
-            let _permit = limit.acquire().await;
-            check_login(&opts, &rows[i], choice).await
-        });
-    }
-    let mut checks = Vec::with_capacity(rows.len());
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(check) = done {
-            checks.push(check);
-        }
-    }
-    checks.sort_by_key(|c| c.row);
-    checks
-}
-
-/// Connects and logs in with one row.
-pub async fn check_login(opts: &ConnectOptions, row: &BatchRow, choice: AuthChoice) -> LoginCheck {
-    let t = Instant::now();
-    let mut check = LoginCheck {
-        row: row.row,
-        email: row.email.clone(),
-        user_name: row.user_name.clone(),
-        method: None,
-        ok: false,
-        ms: 0.0,
-        capabilities: Vec::new(),
-        failure: None,
-    };
-    match connect(opts, SessionConfig::default()).await {
-        Err(e) => check.failure = Some(connect_failure(&e, opts)),
-        Ok(mut session) => match session.log_in(&row.user_name, &row.password, choice).await {
-            Ok(method) => {
-                check.method = Some(method.to_string());
-                check.ok = true;
-                check.capabilities = session.capabilities().to_vec();
-                let _ = session.logout().await;
-            }
-            Err(e) => check.failure = Some(login_failure(&e, &row.user_name)),
-        },
-    }
-    check.ms = ms_since(t);
-    check
-}
-
 /// Diagnoses an error from reaching the server (before any login).
 pub fn connect_failure(e: &ImapError, opts: &ConnectOptions) -> Failure {
     classified(e, &format!("{}:{}", opts.host, opts.port))
 }
 
 /// A failure of the connection itself, its message prefixed with `subject`.
-fn classified(e: &ImapError, subject: &str) -> Failure {
+pub fn classified(e: &ImapError, subject: &str) -> Failure {
     let io = match e {
         ImapError::Io(io) | ImapError::Framing(FramingError::Io(io)) => Some(io),
         _ => None,
@@ -292,45 +214,6 @@ fn classified(e: &ImapError, subject: &str) -> Failure {
         kind,
         message,
         hint: hint.into(),
-    }
-}
-
-/// Diagnoses a failed login for a CSV `UserName`.
-pub fn login_failure(e: &ImapError, user_name: &str) -> Failure {
-    let rejected = matches!(e, ImapError::AuthFailed { .. } | ImapError::Rejected { .. });
-    if !rejected {
-        if let ImapError::Unsupported(what) = e {
-            return Failure {
-                kind: FailureKind::Unsupported,
-                message: format!("server does not support {what}"),
-                hint: "choose another method with --auth (login, plain)".into(),
-            };
-        }
-        return classified(e, user_name);
-    }
-    let format = LoginFormat::of(user_name);
-    let (kind, hint) = match (e.code_name().as_deref(), format.admin()) {
-        (Some("AUTHORIZATIONFAILED"), Some(admin)) => (
-            FailureKind::NotAuthorized,
-            format!(
-                "{admin} logged in but may not open this mailbox: check the user exists and {admin} has rights to it"
-            ),
-        ),
-        (_, Some(admin)) => (
-            FailureKind::AdminRefused,
-            format!(
-                "check {admin}'s password and that {admin} is set up as an admin (master) user on the server"
-            ),
-        ),
-        _ => (
-            FailureKind::BadCredentials,
-            "check the UserName and Password columns for this row".into(),
-        ),
-    };
-    Failure {
-        kind,
-        message: format!("{user_name}: {e}"),
-        hint,
     }
 }
 

@@ -220,18 +220,6 @@ mod tests {
         assert_eq!(e.to_string(), shown);
         assert!(e.is_transient());
         assert_eq!(e.throttle_backoff(), Some(Duration::from_millis(10)));
-        let extract = crate::extract::ExtractError::from(throttled());
-        let upload = crate::upload::UploadError::from(throttled());
-        for e in [&extract as &dyn std::error::Error, &upload] {
-            assert_eq!(e.to_string(), shown);
-            let cause = e.source().map(ToString::to_string);
-            assert_eq!(
-                cause.as_deref(),
-                Some(&shown["EXAMINE \"INBOX\": ".len()..])
-            );
-        }
-        assert!(extract.is_transient() && upload.is_transient());
-        assert_eq!(upload.throttle_backoff(), Some(Duration::from_millis(10)));
         assert_eq!(
             Ok::<_, ImapError>(7).during(|| unreachable!()).unwrap(),
             7,

@@ -8,7 +8,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use std::sync::Arc;
+
 use super::*;
+use crate::tls::TlsSetupError;
 
 /// A CA (as PEM) and a server config whose certificate for `localhost` it signed.
 fn pki() -> (String, Arc<rustls::ServerConfig>) {
@@ -96,7 +99,7 @@ async fn starttls_upgrades_and_asks_for_capabilities_again() {
         tls.get_mut().write_all(b"A0002 OK\r\n").await.unwrap();
     });
     let mut opts = options(port, Security::Tls);
-    opts.ca_file = Some(ca_file.path().to_path_buf());
+    opts.tls.ca_file = Some(ca_file.path().to_path_buf());
     let mut session = connect(&opts, SessionConfig::default()).await.unwrap();
     assert!(matches!(session.stream(), Transport::Tls(_)));
     assert!(session.has_capability("AUTH=PLAIN"));
@@ -139,7 +142,7 @@ async fn implicit_tls_verifies_unless_insecure() {
     );
     assert!(!err.is_transient(), "{err}");
     let mut opts = options(port, Security::Ssl);
-    opts.insecure = true;
+    opts.tls.insecure = true;
     let session = connect(&opts, SessionConfig::default()).await.unwrap();
     assert_eq!(session.greeting().text, "ready");
     drop(server.await.unwrap());
@@ -200,7 +203,12 @@ fn security_names_and_bad_ca_files() {
     assert_eq!("SSL".parse(), Ok(Security::Ssl));
     assert_eq!("tls".parse(), Ok(Security::Tls));
     assert!("tls1.3".parse::<Security>().is_err());
-    let mut opts = ConnectOptions::new("localhost", 993, Security::Ssl);
-    opts.ca_file = Some("/nonexistent/ca.pem".into());
-    assert!(matches!(tls_config(&opts), Err(ImapError::Tls(_))));
+    let tls = TlsConfig {
+        ca_file: Some("/nonexistent/ca.pem".into()),
+        insecure: false,
+    };
+    assert!(matches!(
+        tls.client_config("localhost"),
+        Err(TlsSetupError::CaFile { .. })
+    ));
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::datetime::InternalDate;
 use super::seqset::SequenceSet;
-use crate::folders::mutf7::{self, Mutf7Error};
+use crate::mutf7::{self, Mutf7Error};
 
 /// The condition of a status response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
