@@ -7,7 +7,7 @@ use super::lexer::{Value, lex};
 use super::scan::{WHOLE_MESSAGE_ITEMS, status_word};
 use super::seqset::SequenceSet;
 use super::types::{
-    Code, ESearch, FetchData, ListEntry, MailboxStatus, Namespace, Namespaces, Status, StatusText,
+    Code, ESearch, FetchData, ListEntry, Namespace, Namespaces, Status, StatusResponse, StatusText,
     Untagged,
 };
 
@@ -156,7 +156,7 @@ pub(crate) fn untagged(line: &[u8]) -> Option<Untagged> {
         "ENABLED" => Some(Untagged::Enabled(texts(args))),
         "FLAGS" => Some(Untagged::Flags(texts(args.first()?.list()?))),
         "LIST" | "LSUB" => list(args).map(Untagged::List),
-        "STATUS" => status(args).map(Untagged::MailboxStatus),
+        "STATUS" => status(args).map(Untagged::StatusResponse),
         "SEARCH" => Some(Untagged::Search(
             args.iter().map_while(Value::number).collect(),
         )),
@@ -190,10 +190,10 @@ fn list(args: &[Value]) -> Option<ListEntry> {
     })
 }
 
-fn status(args: &[Value]) -> Option<MailboxStatus> {
-    let mut st = MailboxStatus {
+fn status(args: &[Value]) -> Option<StatusResponse> {
+    let mut st = StatusResponse {
         mailbox: args.first()?.bytes()?.to_vec(),
-        ..MailboxStatus::default()
+        ..StatusResponse::default()
     };
     for pair in args.get(1)?.list()?.chunks(2) {
         let [key, value] = pair else { return None };

@@ -4,7 +4,7 @@
 //!
 //! - [`framing`]: bounded response framing; whole-message literals go to a [`LiteralSink`].
 //! - [`response`] and [`types`]: parsing into owned types (imap-proto, then a tolerant path).
-//! - [`session`]: tags, literals, routing; commands in [`auth`], [`commands`], [`fetch`],
+//! - [`session`]: tags, literals, routing; commands in [`auth`], [`mailboxes`], [`fetch`],
 //!   [`append`]; errors in [`error`] (with [`During`] naming the step that failed).
 //! - [`transport`]: TCP, TLS, STARTTLS ([`Security`]); [`tls`]: which certificates a client
 //!   trusts (also used for HTTPS elsewhere); [`diagnose`]: the timed checks of reaching a
@@ -16,7 +16,6 @@
 pub mod append;
 pub mod auth;
 pub mod capability;
-pub mod commands;
 pub mod datetime;
 pub mod diagnose;
 pub mod encode;
@@ -25,6 +24,7 @@ mod fallback;
 pub mod fetch;
 pub mod framing;
 mod lexer;
+pub mod mailboxes;
 pub mod mutf7;
 pub mod response;
 mod scan;
@@ -40,10 +40,10 @@ pub mod types;
 
 pub use append::AppendOutcome;
 pub use capability::AppendLimit;
-pub use commands::MailboxInfo;
 pub use error::{During, ImapError, ImapStepError};
 pub use fetch::FetchedMessage;
 pub use framing::{FrameReader, FramingError, FramingLimits, StreamedBody};
+pub use mailboxes::SelectedMailbox;
 pub use security::Security;
 pub use seqset::SequenceSet;
 pub use session::{Completed, Session, SessionConfig};

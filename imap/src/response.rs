@@ -17,7 +17,7 @@ use super::datetime::InternalDate;
 use super::fallback;
 use super::seqset::SequenceSet;
 use super::types::{
-    Code, FetchData, ListEntry, MailboxStatus, Response, Status, StatusText, Untagged,
+    Code, FetchData, ListEntry, Response, Status, StatusResponse, StatusText, Untagged,
 };
 
 /// Parses one framed response (ending in CRLF). `None` means neither imap-proto nor the
@@ -201,9 +201,9 @@ fn mailbox_datum(datum: MailboxDatum<'_>) -> Option<Untagged> {
             name: raw_name(l.name)?,
         }),
         MailboxDatum::Status { mailbox, status } => {
-            let mut st = MailboxStatus {
+            let mut st = StatusResponse {
                 mailbox: raw_name(mailbox)?,
-                ..MailboxStatus::default()
+                ..StatusResponse::default()
             };
             for attr in status {
                 match attr {
@@ -216,7 +216,7 @@ fn mailbox_datum(datum: MailboxDatum<'_>) -> Option<Untagged> {
                     _ => {}
                 }
             }
-            Untagged::MailboxStatus(st)
+            Untagged::StatusResponse(st)
         }
         _ => Untagged::Other,
     })

@@ -186,7 +186,7 @@ pub enum Untagged {
     /// `* LIST …` or `* LSUB …`
     List(ListEntry),
     /// `* STATUS mailbox (…)`
-    MailboxStatus(MailboxStatus),
+    StatusResponse(StatusResponse),
     /// `* SEARCH n …`
     Search(Vec<u32>),
     /// `* ESEARCH …` (RFC 4731)
@@ -250,7 +250,7 @@ impl ListEntry {
 
 /// The answer to STATUS.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MailboxStatus {
+pub struct StatusResponse {
     /// The mailbox name as on the wire.
     pub mailbox: Vec<u8>,
     /// MESSAGES

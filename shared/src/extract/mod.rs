@@ -1,5 +1,5 @@
 //! Extraction: whole mailboxes from an IMAP server into the stage, as Microsoft's IMAP
-//! migration defines a pass (SEED-WORKFLOW.md).
+//! migration defines a pass (see the README's *Migrating a batch*).
 //!
 //! Per mailbox: log in, list its mail folders ([`folders`]), then three phases:
 //! 1. per folder, EXAMINE and fetch the metadata (`UID RFC822.SIZE INTERNALDATE FLAGS`) of

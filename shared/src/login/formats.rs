@@ -1,5 +1,5 @@
-//! The CSV's `UserName` formats for admin-credential logins (SEED-WORKFLOW.md), and how each
-//! becomes an IMAP authentication.
+//! The CSV's `UserName` formats for admin-credential logins (README, *Checking the source
+//! server*), and how each becomes an IMAP authentication.
 //!
 //! | server | `UserName` | sent as |
 //! |---|---|---|

@@ -6,7 +6,7 @@
 //! STAGE/blobs/ab/cd/<sha256>   raw messages, read-only, stored once
 //! STAGE/tmp/            blobs being written; leftovers are garbage
 //! ```
-//! Invariants (DESIGN.md §3): no index row names a blob that is not durable; a crash at any
+//! Invariants (README, *The stage*): no index row names a blob that is not durable; a crash at any
 //! instant leaves a stage that a re-run completes with nothing lost and nothing duplicated;
 //! nothing from a server chooses a path.
 

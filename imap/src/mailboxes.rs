@@ -7,11 +7,11 @@ use super::error::ImapError;
 use super::framing::FramingError;
 use super::seqset::SequenceSet;
 use super::session::Session;
-use super::types::{Code, ListEntry, MailboxStatus, Namespaces, Response, Status, Untagged};
+use super::types::{Code, ListEntry, Namespaces, Response, Status, StatusResponse, Untagged};
 
 /// What SELECT or EXAMINE reported about a mailbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MailboxInfo {
+pub struct SelectedMailbox {
     /// EXISTS
     pub exists: u32,
     /// UIDVALIDITY (0 when the server omitted it)
@@ -119,7 +119,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         &mut self,
         mailbox: &[u8],
         items: &[&str],
-    ) -> Result<MailboxStatus, ImapError> {
+    ) -> Result<StatusResponse, ImapError> {
         let cmd = self
             .command("STATUS")
             .mailbox_raw(mailbox)
@@ -129,7 +129,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         done.untagged
             .into_iter()
             .find_map(|u| match u {
-                Untagged::MailboxStatus(s) => Some(s),
+                Untagged::StatusResponse(s) => Some(s),
                 _ => None,
             })
             .ok_or_else(|| ImapError::Protocol("STATUS without a STATUS response".into()))
@@ -140,7 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         &mut self,
         mailbox: &[u8],
         condstore: bool,
-    ) -> Result<MailboxInfo, ImapError> {
+    ) -> Result<SelectedMailbox, ImapError> {
         self.open_mailbox("EXAMINE", mailbox, condstore).await
     }
 
@@ -149,7 +149,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         &mut self,
         mailbox: &[u8],
         condstore: bool,
-    ) -> Result<MailboxInfo, ImapError> {
+    ) -> Result<SelectedMailbox, ImapError> {
         self.open_mailbox("SELECT", mailbox, condstore).await
     }
 
@@ -158,15 +158,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         verb: &str,
         mailbox: &[u8],
         condstore: bool,
-    ) -> Result<MailboxInfo, ImapError> {
+    ) -> Result<SelectedMailbox, ImapError> {
         let mut builder = self.command(verb).mailbox_raw(mailbox);
         if condstore {
             builder = builder.raw("(CONDSTORE)");
         }
         let done = self.execute(builder.build()).await?;
-        let mut info = MailboxInfo {
+        let mut info = SelectedMailbox {
             read_only: verb == "EXAMINE",
-            ..MailboxInfo::default()
+            ..SelectedMailbox::default()
         };
         let mut codes = Vec::new();
         for u in &done.untagged {
