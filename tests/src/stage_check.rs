@@ -102,3 +102,29 @@ pub fn served(d: &Dovecot, user: &str, folder: &str) -> Result<BTreeSet<BlobHash
         .map(|(_, bytes)| BlobHash::of(&served_form(bytes)))
         .collect())
 }
+
+/// (email, folder) → the SHA-256 of every staged message there.
+pub fn staged_hashes(
+    dir: &Path,
+) -> Result<std::collections::BTreeMap<(String, String), BTreeSet<BlobHash>>> {
+    let stage = Stage::open(dir, Access::Read)?;
+    let mut out = std::collections::BTreeMap::<_, BTreeSet<BlobHash>>::new();
+    for m in stage.index().staged_messages(None)? {
+        out.entry((m.origin.email, m.origin.folder))
+            .or_default()
+            .insert(m.origin.blob);
+    }
+    Ok(out)
+}
+
+/// (email, folder, UID) → the staged flags (space-separated, as the index holds them), for
+/// the staged messages of the stage at `dir`.
+pub fn staged_flags(
+    dir: &Path,
+) -> Result<std::collections::BTreeMap<(String, String, u32), String>> {
+    Ok(message_rows(dir)?
+        .into_iter()
+        .filter(|r| r.7 == "staged")
+        .map(|r| ((r.0, r.1, r.3), r.5))
+        .collect())
+}
