@@ -59,6 +59,12 @@ pub fn describe(o: &MailboxOutcome) -> String {
             c.flags_updated, c.folders_gone, c.folders_restarted, c.reconnects
         ));
     }
+    if !c.left_out_namespaces.is_empty() {
+        line.push_str(&format!(
+            "; left out (other users' or shared namespaces, not this user's mail): {}",
+            c.left_out_namespaces.join(", ")
+        ));
+    }
     if let Some(e) = &o.error {
         line.push_str(&format!("; FAILED: {e}"));
     }

@@ -16,7 +16,9 @@
 
 mod bodies;
 pub mod folders;
+mod listing;
 mod mailbox;
+pub mod namespaces;
 pub mod plan;
 mod run;
 
@@ -112,6 +114,10 @@ pub struct MailboxCounts {
     pub folders_gone: u64,
     /// Reconnections after transient failures.
     pub reconnects: u64,
+    /// Folders of other users' and shared namespaces that were seen and left out (not this
+    /// user's own mail), as the server names them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out_namespaces: Vec<String>,
 }
 
 /// The result of one mailbox's pass.
@@ -139,6 +145,15 @@ pub enum ExtractError {
     /// The stage refused a write.
     #[error(transparent)]
     Stage(#[from] crate::stage::StageError),
+    /// The login sees no folder to read (a UserRoot that matches nothing, an admin login into
+    /// a user that does not exist): nothing to migrate is not a success.
+    #[error("{mailbox}: nothing to migrate: {hint}")]
+    NothingToMigrate {
+        /// The mailbox's address.
+        mailbox: String,
+        /// What to check, naming the login or the UserRoot.
+        hint: String,
+    },
     /// Transient failures went on without any progress until the retries ran out.
     #[error(
         "{mailbox}: gave up after {attempts} attempts in a row without progress; the last one failed at {last}"
