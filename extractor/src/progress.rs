@@ -59,6 +59,12 @@ pub fn describe(o: &MailboxOutcome) -> String {
             c.flags_updated, c.folders_gone, c.folders_restarted, c.reconnects
         ));
     }
+    if c.deleted_on_source > 0 {
+        line.push_str(&format!(
+            "; {} deleted on the source (kept in the stage, not uploaded if not yet)",
+            c.deleted_on_source
+        ));
+    }
     if !c.left_out_namespaces.is_empty() {
         line.push_str(&format!(
             "; left out (other users' or shared namespaces, not this user's mail): {}",

@@ -251,6 +251,17 @@ impl TestServer {
         probe.logout()
     }
 
+    /// Expunges message `uid` of `user`'s `path` (STORE `\Deleted`, then EXPUNGE).
+    pub fn expunge(&self, user: &str, path: &str, uid: u32) -> Result<()> {
+        let mut probe = self.login(user)?;
+        probe.select(&self.wire(path))?;
+        probe
+            .command(&format!("UID STORE {uid} +FLAGS (\\Deleted)"))?
+            .ok()?;
+        probe.command("EXPUNGE")?.ok()?;
+        probe.logout()
+    }
+
     /// The flags of every message in `user`'s `path`, by UID, without `\Recent`.
     pub fn flags(&self, user: &str, path: &str) -> Result<Vec<(u32, Vec<String>)>> {
         let mut probe = self.login(user)?;

@@ -128,3 +128,22 @@ pub fn staged_flags(
         .map(|r| ((r.0, r.1, r.3), r.5))
         .collect())
 }
+
+/// (email, folder, UID) of the messages the stage at `dir` records deleted on the source,
+/// with their state (they stay `staged`).
+pub fn deleted_on_source(dir: &Path) -> Result<Vec<(String, String, u32, String)>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join("index.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT mb.email, f.name, m.uid, m.state FROM messages m
+         JOIN folders f ON f.id = m.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id
+         WHERE m.deleted_on_source LIKE '____-__-__T__:__:__Z'
+         ORDER BY mb.email, f.name, m.uid",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}

@@ -2,7 +2,8 @@
 //! hierarchy settings, Courier-IMAP): odd messages, odd folder names in modified UTF-7, the
 //! user's own login and the admin's way in, every staged blob byte-identical to the server's
 //! copy, folder names without the personal namespace prefix, and a flag change taken up by
-//! the incremental pass (through CONDSTORE where the server has it, by FLAGS otherwise).
+//! the incremental pass (through CONDSTORE where the server has it, by FLAGS otherwise), and
+//! a message expunged on the source recorded `deleted_on_source` while it stays staged.
 //! Each server is its own test, so a failing one names itself.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,7 +15,9 @@ use mailstage::stage::BlobHash;
 use mailstage_tests::extraction::{TestMailbox, default_limits, run};
 use mailstage_tests::fixtures::{self, ODD_FOLDERS, simple};
 use mailstage_tests::servers::{Kind, TestServer};
-use mailstage_tests::stage_check::{check_completed, staged_flags, staged_hashes};
+use mailstage_tests::stage_check::{
+    check_completed, deleted_on_source, staged_flags, staged_hashes,
+};
 
 const ALICE: &str = "alice@contoso.edu";
 const BOB: &str = "bob@contoso.edu";
@@ -199,9 +202,57 @@ fn scenario(kind: Kind) -> Result<()> {
     )?;
     ok(kind, &quiet)?;
     ensure!(
-        quiet[0].counts.flags_updated == 0,
+        quiet[0].counts.flags_updated + quiet[0].counts.deleted_on_source == 0,
         "{kind}: {:?}",
         quiet[0].counts
+    );
+
+    // A message expunged on the source is recorded, and stays staged.
+    let (second, _) = inbox[1];
+    server.expunge("alice", "INBOX", second)?;
+    let after = run(
+        dir.path(),
+        &server,
+        &mailboxes,
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    ok(kind, &after)?;
+    ensure!(
+        after[0].counts.deleted_on_source == 1,
+        "{kind}: {:?}",
+        after[0].counts
+    );
+    ensure!(
+        after[1].counts.deleted_on_source == 0,
+        "{kind}: {:?}",
+        after[1].counts
+    );
+    let deleted = deleted_on_source(dir.path())?;
+    ensure!(
+        deleted
+            == [(
+                ALICE.to_owned(),
+                "INBOX".to_owned(),
+                second,
+                "staged".to_owned()
+            )],
+        "{kind}: {deleted:?}"
+    );
+    ensure!(
+        staged_hashes(dir.path())? == expected,
+        "{kind}: the stage keeps it"
+    );
+    let again = run(
+        dir.path(),
+        &server,
+        &mailboxes,
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    ensure!(
+        again[0].counts.deleted_on_source == 0,
+        "{kind}: noticed once"
     );
     eprintln!("{kind}: scenario took {:?}", started.elapsed());
     Ok(())

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::bodies::{Decided, FolderTarget, Meta, fetch_folder};
+use super::deletions::{Seen, notice_deletions};
 use super::folders::FolderPlan;
 use super::listing::{Listing, list_folders};
 use super::plan::{Candidate, Verdict, apply_caps};
@@ -276,6 +277,7 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
                 .filter_map(meta_of),
         );
     }
+    let new_above_highest = new.len() as u64;
     let failed = ctx.index(|i| i.failed_uids(folder_id, uidvalidity))?;
     if !failed.is_empty() {
         let set = SequenceSet::from_uids(failed.iter().copied());
@@ -302,6 +304,8 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         (false, _, _) if info.exists == 0 => None,
         (false, _, _) => Some("(UID FLAGS)".to_owned()),
     };
+    // Every UID up to `highest` the server holds, when the FLAGS fetch listed them all.
+    let mut listed = None;
     if let Some(items) = flag_items {
         let set = SequenceSet::from_ranges([1..=highest]);
         let changed = s
@@ -313,6 +317,20 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
             .filter_map(|m| Some((m.uid?, flags_text(m.flags.as_ref()?))))
             .collect();
         counts.flags_updated += ctx.index(|i| i.update_flags(folder_id, uidvalidity, &changes))?;
+        if !condstore {
+            listed = Some(changes.iter().map(|(uid, _)| *uid).collect());
+        }
+    }
+    if highest > 0 && !restarted {
+        let seen = Seen {
+            name: &plan.name,
+            folder_id,
+            uidvalidity,
+            highest,
+            on_server: u64::from(info.exists).saturating_sub(new_above_highest),
+            listed,
+        };
+        counts.deleted_on_source += notice_deletions(ctx, s, seen).await?;
     }
     Ok(Examined {
         plan,

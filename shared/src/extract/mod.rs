@@ -15,6 +15,7 @@
 //! backoff and resume.
 
 mod bodies;
+mod deletions;
 pub mod folders;
 mod listing;
 mod mailbox;
@@ -112,6 +113,9 @@ pub struct MailboxCounts {
     pub folders_restarted: u64,
     /// Folders the server no longer lists.
     pub folders_gone: u64,
+    /// Messages noticed expunged on the source since the last pass (kept in the stage,
+    /// stamped `deleted_on_source`).
+    pub deleted_on_source: u64,
     /// Reconnections after transient failures.
     pub reconnects: u64,
     /// Folders of other users' and shared namespaces that were seen and left out (not this
