@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine, only when missing:
 #   dovecot-imapd (/usr/sbin/dovecot, started privately per test), isync (mbsync, benchmarks),
-#   openssl (test certificates), curl (the XOAUTH2 check script asks the token emulator).
+#   openssl (test certificates), curl (the XOAUTH2 check script asks the token emulator),
+#   and Cyrus IMAP 3.6 and Courier-IMAP 5 for the tests that run against several servers.
+# cyrus-imapd and courier-imap conflict with dovecot-imapd in apt (installing one removes
+# Dovecot), so their dependencies come from apt and the two server packages are downloaded
+# and unpacked (apt-get download + dpkg-deb -x) into $MAILSTAGE_SERVERS_DIR
+# (/opt/mailstage-servers), where the test harness finds them.
 # The tests run their own Dovecot instances on free loopback ports, so the system Dovecot service
 # that the package would start on ports 143/993 is kept from starting and stopped if it runs.
 # Idempotent and silent when there is nothing to do. Needs root (or sudo) only to install.
@@ -15,7 +20,10 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # package:file-it-provides
-wanted=(dovecot-imapd:/usr/sbin/dovecot isync:/usr/bin/mbsync openssl:/usr/bin/openssl curl:/usr/bin/curl)
+wanted=(dovecot-imapd:/usr/sbin/dovecot isync:/usr/bin/mbsync openssl:/usr/bin/openssl curl:/usr/bin/curl
+    cyrus-common:/usr/lib/cyrus/bin/master sasl2-bin:/usr/sbin/saslpasswd2
+    courier-base:/usr/sbin/couriertcpd courier-authdaemon:/usr/lib/courier/courier-authlib/authdaemond
+    courier-authlib-userdb:/usr/sbin/userdb)
 missing=()
 for entry in "${wanted[@]}"; do
     pkg=${entry%%:*}
@@ -41,6 +49,30 @@ if ((${#missing[@]} > 0)); then
     "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     cleanup
     trap - EXIT
+fi
+
+# The servers apt would not install beside Dovecot, unpacked privately (package:file).
+servers_dir=${MAILSTAGE_SERVERS_DIR:-/opt/mailstage-servers}
+unpacked=(cyrus-imapd:usr/lib/cyrus/bin/imapd courier-imap:usr/bin/imapd)
+to_unpack=()
+for entry in "${unpacked[@]}"; do
+    if [[ ! -x $servers_dir/${entry#*:} ]]; then
+        to_unpack+=("${entry%%:*}")
+    fi
+done
+if ((${#to_unpack[@]} > 0)); then
+    echo "setup: unpacking ${to_unpack[*]} into $servers_dir"
+    debs=$(mktemp -d)
+    chmod 777 "$debs" # apt downloads as its own user, who must write there
+    (cd "$debs" && apt-get download -qq "${to_unpack[@]}" 2>/dev/null) || {
+        "${SUDO[@]}" apt-get update -qq
+        (cd "$debs" && apt-get download -qq "${to_unpack[@]}")
+    }
+    "${SUDO[@]}" mkdir -p "$servers_dir"
+    for deb in "$debs"/*.deb; do
+        "${SUDO[@]}" dpkg-deb -x "$deb" "$servers_dir"
+    done
+    rm -rf "$debs"
 fi
 
 # The system service must not hold 143/993; the tests start private instances.

@@ -239,6 +239,7 @@ fn status(stage_dir: &Path, a: StatusArgs, out: &mut dyn Write) -> anyhow::Resul
             ),
         ),
         ("ItemsFailed", grouped(c.failed)),
+        ("SourceDeleted", grouped(c.deleted_on_source)),
     ]);
     write_list(out, &items)?;
     if a.users {

@@ -40,17 +40,17 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 use crate::dovecot_certs::{make_certificate, write_public};
 use crate::probe::Probe;
+use crate::process::{await_greeting, free_port, stop_group};
 use crate::token_endpoint::{CHECK_TOKEN_SCRIPT, write_check_token_script};
 
 /// The Dovecot master binary.
@@ -371,11 +371,6 @@ impl DovecotBuilder {
     }
 }
 
-/// A loopback port that was free a moment ago.
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Starts `dovecot -F -c DIR/dovecot.conf` in its own process group and waits for `* OK`.
 fn launch(root: &Path, port: u16) -> Result<Child> {
     let stderr = fs::File::create(root.join("stderr.log"))?;
@@ -389,58 +384,16 @@ fn launch(root: &Path, port: u16) -> Result<Child> {
         .process_group(0)
         .spawn()
         .with_context(|| format!("spawn {DOVECOT_BIN}"))?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "dovecot exited with {status} at start:\n{}",
-                read_logs(root)
-            );
-        }
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port))
-            && let Ok(greeting) = Probe::from_stream(stream).map(|p| p.greeting().to_string())
-        {
-            if greeting.starts_with("* OK") {
-                return Ok(child);
-            }
-            stop_group(&mut child);
-            bail!("unexpected greeting {greeting:?}:\n{}", read_logs(root));
-        }
-        if Instant::now() > deadline {
-            stop_group(&mut child);
-            bail!(
-                "dovecot did not greet on port {port} within {START_TIMEOUT:?}:\n{}",
-                read_logs(root)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    await_greeting(&mut child, port, START_TIMEOUT, "dovecot", || {
+        read_logs(root)
+    })?;
+    Ok(child)
 }
 
 /// The master's stderr followed by the Dovecot log.
 fn read_logs(root: &Path) -> String {
     let read = |name: &str| fs::read_to_string(root.join(name)).unwrap_or_default();
     format!("{}{}", read("stderr.log"), read("dovecot.log"))
-}
-
-/// Terminates the whole process group of `child` (SIGTERM, then SIGKILL) and reaps the master.
-fn stop_group(child: &mut Child) {
-    let pgid = child.id() as libc::pid_t;
-    // SAFETY: plain kill(2) on the group we created with process_group(0).
-    unsafe { libc::kill(-pgid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        // SAFETY: signal 0 only probes whether any member of the group is alive.
-        let alive = unsafe { libc::kill(-pgid, 0) } == 0;
-        let _ = child.try_wait();
-        if !alive {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: as above; kills stragglers, harmless when the group is gone.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    let _ = child.wait();
 }
 
 /// A running private Dovecot; stopped (whole process group) and deleted on drop.

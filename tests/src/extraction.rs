@@ -1,4 +1,4 @@
-//! Running extraction passes against a harness Dovecot from tests: a stage with one
+//! Running extraction passes against a harness server from tests: a stage with one
 //! endpoint and batch, mailboxes from (email, login, password, user_root), and the pass.
 
 use std::path::Path;
@@ -16,7 +16,7 @@ use mailstage::stage::index::NewMailbox;
 use mailstage::stage::{Access, Stage};
 use secrecy::SecretString;
 
-use crate::Dovecot;
+use crate::ImapPort;
 
 /// One mailbox of a test batch.
 pub struct TestMailbox<'a> {
@@ -42,7 +42,11 @@ pub fn default_limits() -> Limits {
 
 /// Creates endpoint `src` and batch `b1` with the mailboxes (as `batch new` does), if the
 /// stage has no batch yet; mailboxes new to an existing batch are added to it.
-fn ensure_batch(stage: &mut Stage, d: &Dovecot, mailboxes: &[TestMailbox<'_>]) -> Result<Vec<i64>> {
+fn ensure_batch(
+    stage: &mut Stage,
+    d: &impl ImapPort,
+    mailboxes: &[TestMailbox<'_>],
+) -> Result<Vec<i64>> {
     let index = stage.index_mut();
     let rows: Vec<NewMailbox> = mailboxes
         .iter()
@@ -59,7 +63,7 @@ fn ensure_batch(stage: &mut Stage, d: &Dovecot, mailboxes: &[TestMailbox<'_>]) -
             index.add_endpoint(&EndpointSettings::new(
                 "src",
                 "127.0.0.1",
-                d.port(),
+                d.imap_port(),
                 Security::None,
             ))?;
             index.create_batch_with_mailboxes(&BatchSettings::new("b1", "src"), &rows)?
@@ -75,13 +79,13 @@ fn ensure_batch(stage: &mut Stage, d: &Dovecot, mailboxes: &[TestMailbox<'_>]) -
 /// Runs one pass over the mailboxes into the stage at `dir` and returns the outcomes.
 pub fn run(
     dir: &Path,
-    d: &Dovecot,
+    d: &impl ImapPort,
     mailboxes: &[TestMailbox<'_>],
     limits: Limits,
     pass: Pass,
 ) -> Result<Vec<MailboxOutcome>> {
     let via = Via {
-        port: d.port(),
+        port: d.imap_port(),
         retry: RetryPolicy::default(),
     };
     run_via(dir, d, mailboxes, limits, pass, via)
@@ -98,7 +102,13 @@ pub struct Via {
 
 /// Stages one user of `d` (login `login`, password `{login}-pw`) as `email` into batch `b1`
 /// at `dir` with Microsoft's default limits, and fails unless the pass succeeded.
-pub fn stage_user(dir: &Path, d: &Dovecot, email: &str, login: &str, pass: Pass) -> Result<()> {
+pub fn stage_user(
+    dir: &Path,
+    d: &impl ImapPort,
+    email: &str,
+    login: &str,
+    pass: Pass,
+) -> Result<()> {
     let password = format!("{login}-pw");
     let mailbox = TestMailbox {
         email,
@@ -114,7 +124,7 @@ pub fn stage_user(dir: &Path, d: &Dovecot, email: &str, login: &str, pass: Pass)
 /// [`run`] through another port and with another retry policy.
 pub fn run_via(
     dir: &Path,
-    d: &Dovecot,
+    d: &impl ImapPort,
     mailboxes: &[TestMailbox<'_>],
     limits: Limits,
     pass: Pass,

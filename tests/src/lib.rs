@@ -1,4 +1,6 @@
-//! Test support for mailstage: a private Dovecot per test ([`Dovecot`]), ways to fill its
+//! Test support for mailstage: a private Dovecot per test ([`Dovecot`]), Cyrus IMAP
+//! ([`cyrus`]) and Courier-IMAP ([`courier`]) beside it, one face for all of them
+//! ([`servers`]), ways to fill its
 //! mailboxes (maildir fast path and APPEND), odd-message [`fixtures`], a small blocking
 //! IMAP client ([`Probe`]) used as an independent oracle, and the deterministic [`workload`]
 //! the crash test kills, the workspace's binaries ([`bins`]) for end-to-end runs, a
@@ -8,6 +10,8 @@
 //! ([`token_endpoint`]) on a tiny HTTP server ([`http1`]).
 
 pub mod bins;
+pub mod courier;
+pub mod cyrus;
 pub mod dovecot;
 mod dovecot_certs;
 pub mod exchange_proxy;
@@ -17,6 +21,8 @@ pub mod fixtures;
 pub mod http1;
 pub mod maildir;
 pub mod probe;
+pub mod process;
+pub mod servers;
 pub mod stage_check;
 pub mod token_endpoint;
 pub mod upload;
@@ -26,3 +32,41 @@ pub use dovecot::{Dovecot, DovecotBuilder, Owner};
 pub use maildir::{maildir_info, served_form};
 pub use probe::{ListEntry, Probe, Response, Untagged, imap_date};
 pub use token_endpoint::{Fault, TokenEndpoint};
+
+/// Where `scripts/setup.sh` unpacks the servers that conflict with Dovecot in apt (Cyrus's
+/// `imapd`, Courier's `imapd` and `imaplogin`): `$MAILSTAGE_SERVERS_DIR`, by default
+/// `/opt/mailstage-servers`.
+pub fn servers_dir() -> std::path::PathBuf {
+    std::env::var_os("MAILSTAGE_SERVERS_DIR")
+        .map_or_else(|| "/opt/mailstage-servers".into(), Into::into)
+}
+
+/// A server the harness started, reachable on a loopback port.
+pub trait ImapPort {
+    /// Its plain IMAP port on 127.0.0.1.
+    fn imap_port(&self) -> u16;
+}
+
+impl ImapPort for Dovecot {
+    fn imap_port(&self) -> u16 {
+        self.port()
+    }
+}
+
+impl ImapPort for cyrus::Cyrus {
+    fn imap_port(&self) -> u16 {
+        self.port()
+    }
+}
+
+impl ImapPort for courier::Courier {
+    fn imap_port(&self) -> u16 {
+        self.port()
+    }
+}
+
+impl ImapPort for servers::TestServer {
+    fn imap_port(&self) -> u16 {
+        self.port()
+    }
+}

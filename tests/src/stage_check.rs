@@ -102,3 +102,48 @@ pub fn served(d: &Dovecot, user: &str, folder: &str) -> Result<BTreeSet<BlobHash
         .map(|(_, bytes)| BlobHash::of(&served_form(bytes)))
         .collect())
 }
+
+/// (email, folder) → the SHA-256 of every staged message there.
+pub fn staged_hashes(
+    dir: &Path,
+) -> Result<std::collections::BTreeMap<(String, String), BTreeSet<BlobHash>>> {
+    let stage = Stage::open(dir, Access::Read)?;
+    let mut out = std::collections::BTreeMap::<_, BTreeSet<BlobHash>>::new();
+    for m in stage.index().staged_messages(None)? {
+        out.entry((m.origin.email, m.origin.folder))
+            .or_default()
+            .insert(m.origin.blob);
+    }
+    Ok(out)
+}
+
+/// (email, folder, UID) → the staged flags (space-separated, as the index holds them), for
+/// the staged messages of the stage at `dir`.
+pub fn staged_flags(
+    dir: &Path,
+) -> Result<std::collections::BTreeMap<(String, String, u32), String>> {
+    Ok(message_rows(dir)?
+        .into_iter()
+        .filter(|r| r.7 == "staged")
+        .map(|r| ((r.0, r.1, r.3), r.5))
+        .collect())
+}
+
+/// (email, folder, UID) of the messages the stage at `dir` records deleted on the source,
+/// with their state (they stay `staged`).
+pub fn deleted_on_source(dir: &Path) -> Result<Vec<(String, String, u32, String)>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join("index.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT mb.email, f.name, m.uid, m.state FROM messages m
+         JOIN folders f ON f.id = m.folder_id JOIN mailboxes mb ON mb.id = f.mailbox_id
+         WHERE m.deleted_on_source LIKE '____-__-__T__:__:__Z'
+         ORDER BY mb.email, f.name, m.uid",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}

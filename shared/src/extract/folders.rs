@@ -1,10 +1,13 @@
 //! Which folders a pass reads: every selectable mail folder the server lists, within the
-//! user's `UserRoot` when there is one (with that prefix removed), minus Exchange's non-mail
+//! user's `UserRoot` when there is one (with that prefix removed), otherwise within the
+//! personal namespace (its prefix removed, [`super::namespaces`]), minus Exchange's non-mail
 //! folders and what the batch's include/exclude patterns leave out.
 
 use super::Limits;
+use super::namespaces::{ForeignNamespace, Ownership, Place};
 use crate::folders::glob_match;
 use crate::imap::ListEntry;
+use crate::imap::mutf7;
 
 /// A folder to read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub struct LeftOut {
     pub name: String,
     /// Why, in words.
     pub reason: String,
+    /// Set when the folder is in another user's or a shared namespace (not this user's mail).
+    pub namespace: Option<ForeignNamespace>,
 }
 
 /// Top-level folders Exchange exposes over IMAP that hold no mail.
@@ -42,10 +47,12 @@ const EXCHANGE_NON_MAIL: &[&str] = &[
 ///
 /// `exchange` says the server is Microsoft Exchange (its greeting or ID say so): only then are
 /// its non-mail folders left out by default, since a folder called `Notes` on another
-/// server is ordinary mail.
+/// server is ordinary mail. Without a `UserRoot`, `ownership` places each folder: only the
+/// personal namespace's are read, named without its prefix.
 pub fn select_folders(
     listed: &[ListEntry],
     user_root: Option<&str>,
+    ownership: &Ownership,
     limits: &Limits,
     exchange: bool,
 ) -> (Vec<FolderPlan>, Vec<LeftOut>) {
@@ -53,12 +60,34 @@ pub fn select_folders(
     let mut left_out = Vec::new();
     for entry in listed {
         let delimiter = entry.delimiter.as_deref().and_then(|d| d.chars().next());
-        let decoded = match entry.decoded_name() {
+        let own = match user_root {
+            Some(_) => Place::Own(&entry.name),
+            None => ownership.place(&entry.name),
+        };
+        let own = match own {
+            Place::Own(own) => own,
+            Place::Foreign(whose, prefix) => {
+                left_out.push(LeftOut {
+                    name: String::from_utf8_lossy(&entry.name).into_owned(),
+                    reason: format!(
+                        "in the {} ({prefix:?}): not this user's own mail",
+                        whose.describe()
+                    ),
+                    namespace: Some(whose),
+                });
+                continue;
+            }
+        };
+        let decoded = match std::str::from_utf8(own)
+            .map_err(|e| e.to_string())
+            .and_then(|t| mutf7::decode(t).map_err(|e| e.to_string()))
+        {
             Ok(name) => name,
             Err(e) => {
                 left_out.push(LeftOut {
                     name: String::from_utf8_lossy(&entry.name).into_owned(),
                     reason: format!("name is not valid modified UTF-7 ({e})"),
+                    namespace: None,
                 });
                 continue;
             }
@@ -69,6 +98,7 @@ pub fn select_folders(
         let skip = |reason: String| LeftOut {
             name: name.clone(),
             reason,
+            namespace: None,
         };
         if !entry.is_selectable() {
             left_out.push(skip(
@@ -151,16 +181,33 @@ mod tests {
             entry("Calendar/Birthdays", &[]),
             entry("Trash", &["\\Trash"]),
         ];
-        let (chosen, out) = select_folders(&listed, None, &limits(&[], &["Trash"]), true);
+        let (chosen, out) = select_folders(
+            &listed,
+            None,
+            &Ownership::everything_own(),
+            &limits(&[], &["Trash"]),
+            true,
+        );
         let names: Vec<&str> = chosen.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["INBOX", "Entwürfe", "Projects/2024"]);
         assert_eq!(chosen[1].wire, b"Entw&APw-rfe");
         assert_eq!(chosen[1].special_use.as_deref(), Some("\\Drafts"));
         assert_eq!(out.len(), 4);
-        let (chosen, _) = select_folders(&listed, None, &limits(&[], &[]), false);
+        let (chosen, _) = select_folders(
+            &listed,
+            None,
+            &Ownership::everything_own(),
+            &limits(&[], &[]),
+            false,
+        );
         assert_eq!(chosen.len(), 6, "Calendar is mail on a non-Exchange server");
-        let (chosen, _) =
-            select_folders(&listed, None, &limits(&["Projects/*", "INBOX"], &[]), false);
+        let (chosen, _) = select_folders(
+            &listed,
+            None,
+            &Ownership::everything_own(),
+            &limits(&["Projects/*", "INBOX"], &[]),
+            false,
+        );
         assert_eq!(chosen.len(), 2);
     }
 
@@ -173,7 +220,13 @@ mod tests {
             entry("users/carol/Sent", &["\\Sent"]),
             entry("users/caroline/Sent", &[]),
         ];
-        let (chosen, _) = select_folders(&listed, Some("/users/carol"), &limits(&[], &[]), false);
+        let (chosen, _) = select_folders(
+            &listed,
+            Some("/users/carol"),
+            &Ownership::everything_own(),
+            &limits(&[], &[]),
+            false,
+        );
         let names: Vec<&str> = chosen.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["INBOX", "Sent"]);
         assert_eq!(chosen[0].wire, b"users/carol");

@@ -7,7 +7,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::bodies::{Decided, FolderTarget, Meta, fetch_folder};
 use super::context::Ctx;
-use super::folders::{FolderPlan, select_folders};
+use super::deletions::{Seen, notice_deletions};
+use super::folders::FolderPlan;
+use super::listing::{Listing, list_folders};
 use super::plan::{Candidate, Verdict, apply_caps};
 use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
 use crate::imap::transport::connect;
@@ -114,16 +116,13 @@ async fn sync_once(
     crate::login::log_in(&mut s, &mb.user_name, &mb.password, ctx.auth)
         .await
         .during(|| format!("logging in as {}", mb.user_name))?;
-    let exchange = s.greeting().text.contains("Microsoft Exchange");
     let condstore = s.has_capability("CONDSTORE");
-    let listed = s
-        .list(b"", b"*")
-        .await
-        .during(|| "listing folders".into())?;
-    let (plans, left_out) = select_folders(&listed, mb.user_root.as_deref(), &ctx.limits, exchange);
-    for l in &left_out {
-        tracing::debug!(mailbox = %mb.email, folder = %l.name, "left out: {}", l.reason);
-    }
+    let Listing { plans, left_out } = list_folders(&mut s, mb, &ctx.limits).await?;
+    counts.left_out_namespaces = left_out
+        .into_iter()
+        .filter(|l| l.namespace.is_some())
+        .map(|l| l.name)
+        .collect();
     let wires: Vec<Vec<u8>> = plans.iter().map(|p| p.wire.clone()).collect();
     counts.folders_gone += ctx
         .stage
@@ -261,6 +260,7 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
                 .filter_map(meta_of),
         );
     }
+    let new_above_highest = new.len() as u64;
     let failed = ctx.stage.index(|i| i.failed_uids(folder_id, uidvalidity))?;
     if !failed.is_empty() {
         let set = SequenceSet::from_uids(failed.iter().copied());
@@ -275,26 +275,47 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
                 .filter_map(meta_of),
         );
     }
+    // Flag changes of staged messages: through CONDSTORE when the server offers it (only
+    // what changed since the stored HIGHESTMODSEQ), otherwise every staged UID's FLAGS.
     let stored_modseq = before.as_ref().and_then(|b| b.highest_modseq);
-    if condstore
-        && !restarted
-        && highest > 0
-        && let (Some(old), Some(now)) = (stored_modseq, info.highest_modseq)
-        && now > old
-    {
+    let flag_items = match (condstore, stored_modseq, info.highest_modseq) {
+        _ if restarted || highest == 0 => None,
+        (true, Some(old), Some(now)) if now > old => {
+            Some(format!("(UID FLAGS) (CHANGEDSINCE {old})"))
+        }
+        (true, _, _) => None,
+        (false, _, _) if info.exists == 0 => None,
+        (false, _, _) => Some("(UID FLAGS)".to_owned()),
+    };
+    // Every UID up to `highest` the server holds, when the FLAGS fetch listed them all.
+    let mut listed = None;
+    if let Some(items) = flag_items {
         let set = SequenceSet::from_ranges([1..=highest]);
-        let items = format!("(UID FLAGS) (CHANGEDSINCE {old})");
         let changed = s
             .uid_fetch_meta(&set, &items)
             .await
             .during(|| format!("reading flag changes of {:?}", plan.name))?;
         let changes: Vec<(u32, String)> = changed
             .iter()
-            .filter_map(|m| Some((m.uid?, m.flags.as_ref()?.join(" "))))
+            .filter_map(|m| Some((m.uid?, flags_text(m.flags.as_ref()?))))
             .collect();
         counts.flags_updated += ctx
             .stage
             .index(|i| i.update_flags(folder_id, uidvalidity, &changes))?;
+        if !condstore {
+            listed = Some(changes.iter().map(|(uid, _)| *uid).collect());
+        }
+    }
+    if highest > 0 && !restarted {
+        let seen = Seen {
+            name: &plan.name,
+            folder_id,
+            uidvalidity,
+            highest,
+            on_server: u64::from(info.exists).saturating_sub(new_above_highest),
+            listed,
+        };
+        counts.deleted_on_source += notice_deletions(ctx, s, seen).await?;
     }
     Ok(Examined {
         plan,
@@ -311,6 +332,17 @@ fn meta_of(f: &FetchData) -> Option<Meta> {
         size: u64::from(f.rfc822_size.unwrap_or(0)),
         internaldate: f.internal_date.as_ref().map(|d| d.raw.clone()),
         unix: f.internal_date.as_ref().and_then(|d| d.unix),
-        flags: f.flags.as_ref().map(|fl| fl.join(" ")).unwrap_or_default(),
+        flags: f.flags.as_deref().map(flags_text).unwrap_or_default(),
     })
+}
+
+/// A message's flags as stored: space-separated, without `\Recent` (which says which session
+/// saw the message first, not anything about the message).
+fn flags_text(flags: &[String]) -> String {
+    let kept: Vec<&str> = flags
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+        .collect();
+    kept.join(" ")
 }

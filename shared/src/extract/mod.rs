@@ -16,8 +16,11 @@
 
 mod bodies;
 mod context;
+mod deletions;
 pub mod folders;
+mod listing;
 mod mailbox;
+pub mod namespaces;
 pub mod plan;
 mod run;
 mod summary;
@@ -112,8 +115,15 @@ pub struct MailboxCounts {
     pub folders_restarted: u64,
     /// Folders the server no longer lists.
     pub folders_gone: u64,
+    /// Messages noticed expunged on the source since the last pass (kept in the stage,
+    /// stamped `deleted_on_source`).
+    pub deleted_on_source: u64,
     /// Reconnections after transient failures.
     pub reconnects: u64,
+    /// Folders of other users' and shared namespaces that were seen and left out (not this
+    /// user's own mail), as the server names them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out_namespaces: Vec<String>,
 }
 
 /// The result of one mailbox's pass.
@@ -141,6 +151,15 @@ pub enum ExtractError {
     /// The stage refused a write.
     #[error(transparent)]
     Stage(#[from] crate::stage::StageError),
+    /// The login sees no folder to read (a UserRoot that matches nothing, an admin login into
+    /// a user that does not exist): nothing to migrate is not a success.
+    #[error("{mailbox}: nothing to migrate: {hint}")]
+    NothingToMigrate {
+        /// The mailbox's address.
+        mailbox: String,
+        /// What to check, naming the login or the UserRoot.
+        hint: String,
+    },
     /// Transient failures went on without any progress until the retries ran out.
     #[error(
         "{mailbox}: gave up after {attempts} attempts in a row without progress; the last one failed at {last}"

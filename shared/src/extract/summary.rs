@@ -26,6 +26,18 @@ impl MailboxSummary for MailboxOutcome {
                 c.flags_updated, c.folders_gone, c.folders_restarted, c.reconnects
             ));
         }
+        if c.deleted_on_source > 0 {
+            line.push_str(&format!(
+                "; {} deleted on the source (kept in the stage, not uploaded if not yet)",
+                c.deleted_on_source
+            ));
+        }
+        if !c.left_out_namespaces.is_empty() {
+            line.push_str(&format!(
+                "; left out (other users' or shared namespaces, not this user's mail): {}",
+                c.left_out_namespaces.join(", ")
+            ));
+        }
         if let Some(e) = &self.error {
             line.push_str(&format!("; FAILED: {e}"));
         }

@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -212,4 +212,14 @@ UPDATE uploads SET mailbox = lower(mailbox);
 ALTER TABLE uploads ADD COLUMN lost_sends INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE endpoints ADD COLUMN ca_file TEXT;
 ALTER TABLE endpoints ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0 CHECK (insecure IN (0, 1));
+"#;
+
+/// Version 5: messages expunged on the source after they were recorded.
+///
+/// - `messages.deleted_on_source`: when an incremental pass noticed that the source no longer
+///   holds the message (UTC, `YYYY-MM-DDTHH:MM:SSZ`); NULL while it is there. The row and its
+///   blob stay (the stage is an audit record); the uploader does not send it if it has not
+///   sent it yet, and what it already sent stays on the target.
+const V5: &str = r#"
+ALTER TABLE messages ADD COLUMN deleted_on_source TEXT;
 "#;

@@ -7,6 +7,7 @@ mod batches;
 mod catalog;
 #[cfg(test)]
 mod catalog_tests;
+mod deletions;
 mod messages;
 #[cfg(test)]
 mod migration_tests;

@@ -24,6 +24,8 @@ pub struct ItemCounts {
     pub skipped_item_cap: u64,
     /// Messages that failed (retried on the next pass).
     pub failed: u64,
+    /// Messages the source deleted after they were recorded (they stay in the stage).
+    pub deleted_on_source: u64,
 }
 
 impl ItemCounts {
@@ -41,6 +43,7 @@ impl AddAssign for ItemCounts {
         self.skipped_size += o.skipped_size;
         self.skipped_item_cap += o.skipped_item_cap;
         self.failed += o.failed;
+        self.deleted_on_source += o.deleted_on_source;
     }
 }
 
@@ -91,7 +94,8 @@ const MAILBOX_STATUS: &str = "
            coalesce(sum(m.size) FILTER (WHERE m.state = 'staged'), 0),
            count(m.id) FILTER (WHERE m.state = 'skipped_size'),
            count(m.id) FILTER (WHERE m.state = 'skipped_item_cap'),
-           count(m.id) FILTER (WHERE m.state = 'failed')
+           count(m.id) FILTER (WHERE m.state = 'failed'),
+           count(m.id) FILTER (WHERE m.deleted_on_source IS NOT NULL AND m.state <> 'retired')
     FROM mailboxes mb
     JOIN batches b ON b.id = mb.batch_id
     LEFT JOIN folders f ON f.mailbox_id = mb.id
@@ -163,6 +167,7 @@ impl Index {
                     skipped_size: n(8)?,
                     skipped_item_cap: n(9)?,
                     failed: n(10)?,
+                    deleted_on_source: n(11)?,
                 },
             };
             Ok((r.get(0)?, line))

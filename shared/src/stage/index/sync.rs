@@ -98,11 +98,12 @@ impl Index {
         Ok(gone)
     }
 
-    /// UIDs of a folder whose last attempt failed (retried on the next pass).
+    /// UIDs of a folder whose last attempt failed (retried on the next pass), unless the
+    /// source has deleted them since.
     pub fn failed_uids(&self, folder_id: i64, uidvalidity: u32) -> Result<Vec<u32>> {
         let mut stmt = self.sql(self.conn.prepare(
             "SELECT uid FROM messages WHERE folder_id = ?1 AND uidvalidity = ?2
-             AND state = 'failed' ORDER BY uid",
+             AND state = 'failed' AND deleted_on_source IS NULL ORDER BY uid",
         ))?;
         let rows = stmt.query_map((folder_id, uidvalidity), |r| r.get(0));
         self.sql(rows.and_then(Iterator::collect))

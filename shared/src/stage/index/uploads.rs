@@ -180,6 +180,7 @@ const QUEUE_SELECT: &str = "
     LEFT JOIN uploads u ON u.message_id = m.id AND u.target = ?1
     WHERE f.mailbox_id = ?2 AND f.state <> 'excluded' AND m.state = 'staged'
       AND (u.state IS NULL OR u.state <> 'done') AND (?3 OR u.state IS NOT 'failed')
+      AND (m.deleted_on_source IS NULL OR u.state IS 'in_flight')
     ORDER BY m.folder_id, m.uidvalidity, m.uid";
 
 fn item_from_row(r: &Row<'_>) -> rusqlite::Result<UploadItem> {

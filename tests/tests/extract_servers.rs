@@ -1,0 +1,279 @@
+//! The same end-to-end extraction against every harness server (Dovecot, Cyrus with both
+//! hierarchy settings, Courier-IMAP): odd messages, odd folder names in modified UTF-7, the
+//! user's own login and the admin's way in, every staged blob byte-identical to the server's
+//! copy, folder names without the personal namespace prefix, and a flag change taken up by
+//! the incremental pass (through CONDSTORE where the server has it, by FLAGS otherwise), and
+//! a message expunged on the source recorded `deleted_on_source` while it stays staged.
+//! Each server is its own test, so a failing one names itself.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use mailstage::extract::{MailboxOutcome, Pass};
+use mailstage::stage::BlobHash;
+use mailstage_tests::extraction::{TestMailbox, default_limits, run};
+use mailstage_tests::fixtures::{self, ODD_FOLDERS, simple};
+use mailstage_tests::servers::{Kind, TestServer};
+use mailstage_tests::stage_check::{
+    check_completed, deleted_on_source, staged_flags, staged_hashes,
+};
+
+const ALICE: &str = "alice@contoso.edu";
+const BOB: &str = "bob@contoso.edu";
+
+/// The odd messages of `fixtures`, as (what, bytes).
+fn odd_messages() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("simple", simple(1)),
+        ("no Message-ID", fixtures::no_message_id()),
+        ("8-bit headers", fixtures::eight_bit_headers()),
+        ("bare LF", fixtures::bare_lf()),
+        ("NUL bytes", fixtures::nul_bytes()),
+        ("200 KB line", fixtures::long_line(200_000)),
+        ("nested multipart", fixtures::nested_multipart()),
+    ]
+}
+
+fn ok(kind: Kind, outcomes: &[MailboxOutcome]) -> Result<()> {
+    for o in outcomes {
+        ensure!(
+            o.error.is_none() && o.counts.failed == 0,
+            "{kind}: {}: {:?} {:?}",
+            o.email,
+            o.error,
+            o.counts
+        );
+    }
+    Ok(())
+}
+
+/// The whole scenario against one server.
+fn scenario(kind: Kind) -> Result<()> {
+    let started = Instant::now();
+    let server = TestServer::start(kind, &["alice", "bob"])?;
+    // alice: the odd messages in INBOX (refused ones noted), one message per odd folder.
+    let mut refused = Vec::new();
+    for (i, (what, bytes)) in odd_messages().into_iter().enumerate() {
+        let flags: &[&str] = if i % 2 == 0 {
+            &["\\Seen"]
+        } else {
+            &["\\Flagged", "\\Answered"]
+        };
+        if !server.append(
+            "alice",
+            "INBOX",
+            flags,
+            1_600_000_000 + i as i64 * 1000,
+            &bytes,
+        )? {
+            refused.push(what);
+        }
+    }
+    let folders: Vec<&str> = ODD_FOLDERS
+        .iter()
+        .map(|f| f.name)
+        .filter(|n| server.holds(n))
+        .collect();
+    for (i, path) in folders.iter().enumerate() {
+        server.create_folder("alice", path)?;
+        ensure!(server.append(
+            "alice",
+            path,
+            &["\\Seen"],
+            1_650_000_000,
+            &simple(100 + i as u64)
+        )?);
+    }
+    for i in 0..3 {
+        ensure!(server.append(
+            "bob",
+            "INBOX",
+            &[],
+            1_610_000_000 + i,
+            &simple(200 + i as u64)
+        )?);
+    }
+    eprintln!("{kind}: refused on APPEND: {refused:?}");
+    ensure!(refused.len() <= 2, "{kind} refused {refused:?}");
+
+    let admin = server.admin_login("bob");
+    let mailboxes = [
+        TestMailbox {
+            email: ALICE,
+            login: "alice",
+            password: "alice-pw",
+            user_root: None,
+        },
+        TestMailbox {
+            email: BOB,
+            login: &admin.login,
+            password: &admin.password,
+            user_root: admin.user_root.as_deref(),
+        },
+    ];
+    let dir = tempfile::tempdir()?;
+    let outcomes = run(
+        dir.path(),
+        &server,
+        &mailboxes,
+        default_limits(),
+        Pass::Full,
+    )?;
+    ok(kind, &outcomes)?;
+
+    // Every folder staged byte for byte as the server serves it, under its own name.
+    let hashes = |user: &str, path: &str| -> Result<BTreeSet<BlobHash>> {
+        Ok(server
+            .messages(user, path)?
+            .iter()
+            .map(|(_, b)| BlobHash::of(b))
+            .collect())
+    };
+    let mut expected = BTreeMap::new();
+    expected.insert(
+        (ALICE.to_owned(), "INBOX".to_owned()),
+        hashes("alice", "INBOX")?,
+    );
+    for path in &folders {
+        expected.insert(
+            (ALICE.to_owned(), server.staged_name(path)),
+            hashes("alice", path)?,
+        );
+    }
+    expected.insert(
+        (BOB.to_owned(), "INBOX".to_owned()),
+        hashes("bob", "INBOX")?,
+    );
+    let stage = staged_hashes(dir.path())?;
+    ensure!(
+        stage == expected,
+        "{kind}: staged {:#?}\nexpected {:#?}",
+        stage.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    let total: usize = expected.values().map(BTreeSet::len).sum();
+    ensure!(
+        total == 7 - refused.len() + folders.len() + 3,
+        "{kind}: {total} messages"
+    );
+    check_completed(dir.path())?;
+
+    // A flag change on the server reaches the stage on the next pass.
+    let inbox = server.flags("alice", "INBOX")?;
+    let (first, _) = inbox[0];
+    server.set_flags("alice", "INBOX", first, &["\\Flagged", "$Important"])?;
+    let again = run(
+        dir.path(),
+        &server,
+        &mailboxes,
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    ok(kind, &again)?;
+    ensure!(
+        again[0].counts.flags_updated == 1,
+        "{kind}: {:?}",
+        again[0].counts
+    );
+    ensure!(
+        again[0].counts.staged == 0,
+        "{kind}: nothing new: {:?}",
+        again[0].counts
+    );
+    let flags = staged_flags(dir.path())?;
+    for (uid, on_server) in server.flags("alice", "INBOX")? {
+        let mut staged: Vec<&str> = flags[&(ALICE.to_owned(), "INBOX".to_owned(), uid)]
+            .split_whitespace()
+            .collect();
+        staged.sort_unstable();
+        ensure!(
+            staged == on_server,
+            "{kind}: UID {uid}: staged {staged:?}, server {on_server:?}"
+        );
+    }
+    // And a pass without changes changes nothing.
+    let quiet = run(
+        dir.path(),
+        &server,
+        &mailboxes,
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    ok(kind, &quiet)?;
+    ensure!(
+        quiet[0].counts.flags_updated + quiet[0].counts.deleted_on_source == 0,
+        "{kind}: {:?}",
+        quiet[0].counts
+    );
+
+    // A message expunged on the source is recorded, and stays staged.
+    let (second, _) = inbox[1];
+    server.expunge("alice", "INBOX", second)?;
+    let after = run(
+        dir.path(),
+        &server,
+        &mailboxes,
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    ok(kind, &after)?;
+    ensure!(
+        after[0].counts.deleted_on_source == 1,
+        "{kind}: {:?}",
+        after[0].counts
+    );
+    ensure!(
+        after[1].counts.deleted_on_source == 0,
+        "{kind}: {:?}",
+        after[1].counts
+    );
+    let deleted = deleted_on_source(dir.path())?;
+    ensure!(
+        deleted
+            == [(
+                ALICE.to_owned(),
+                "INBOX".to_owned(),
+                second,
+                "staged".to_owned()
+            )],
+        "{kind}: {deleted:?}"
+    );
+    ensure!(
+        staged_hashes(dir.path())? == expected,
+        "{kind}: the stage keeps it"
+    );
+    let again = run(
+        dir.path(),
+        &server,
+        &mailboxes,
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    ensure!(
+        again[0].counts.deleted_on_source == 0,
+        "{kind}: noticed once"
+    );
+    eprintln!("{kind}: scenario took {:?}", started.elapsed());
+    Ok(())
+}
+
+#[test]
+fn dovecot() -> Result<()> {
+    scenario(Kind::Dovecot)
+}
+
+#[test]
+fn cyrus_unixhierarchysep_altnamespace() -> Result<()> {
+    scenario(Kind::CyrusUnix)
+}
+
+#[test]
+fn cyrus_netnews_no_altnamespace() -> Result<()> {
+    scenario(Kind::CyrusNetnews)
+}
+
+#[test]
+fn courier() -> Result<()> {
+    scenario(Kind::Courier)
+}
