@@ -55,6 +55,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let incoming = self.read(sink).await?;
             match incoming.response {
                 Response::Untagged(Untagged::Fetch(fetch)) => {
+                    if fetch.uid.is_none() {
+                        self.unsolicited()?; // a UID FETCH answers with UIDs
+                    }
                     let mut bodies = incoming.frame.bodies.into_iter();
                     let mut body = bodies.next();
                     if bodies.next().is_some() {

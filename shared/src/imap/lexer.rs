@@ -58,7 +58,7 @@ impl Value {
     }
 }
 
-const MAX_DEPTH: usize = 64;
+const MAX_DEPTH: usize = super::response::MAX_NESTING;
 
 /// Tokenizes response data (without the final CRLF). `None` for unbalanced parentheses,
 /// unterminated strings, short literals or nesting deeper than 64.

@@ -21,6 +21,7 @@ pub mod error;
 mod fallback;
 pub mod fetch;
 pub mod framing;
+mod guard;
 mod lexer;
 mod login;
 pub mod response;

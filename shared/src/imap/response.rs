@@ -15,6 +15,7 @@ use imap_proto::{MessageSection, Response as ProtoResponse};
 
 use super::datetime::InternalDate;
 use super::fallback;
+use super::scan;
 use super::seqset::SequenceSet;
 use super::types::{
     Code, FetchData, ListEntry, MailboxStatus, Response, Status, StatusText, Untagged,
@@ -42,8 +43,19 @@ pub fn parse(frame: &[u8]) -> Option<Response> {
     fallback
 }
 
-/// imap-proto's verdict, with its panics caught.
+/// The deepest parenthesis nesting handed to imap-proto, whose parser recurses once per
+/// level (a BODYSTRUCTURE nested a few thousand deep overflows the stack, which no
+/// `catch_unwind` catches). Real BODYSTRUCTUREs stay far below; deeper responses take the
+/// tolerant path, whose lexer has the same bound and no recursion.
+pub(crate) const MAX_NESTING: usize = 64;
+
+/// imap-proto's verdict, with its panics caught; `None` without asking it when the response
+/// nests deeper than [`MAX_NESTING`].
 fn parse_with_imap_proto(frame: &[u8]) -> Option<Response> {
+    if scan::nesting_depth(frame, MAX_NESTING) > MAX_NESTING {
+        tracing::debug!("response nested deeper than {MAX_NESTING}: not handed to imap-proto");
+        return None;
+    }
     let parsed = std::panic::catch_unwind(|| match ProtoResponse::parse(frame) {
         Ok(([], resp)) => convert(frame, resp),
         _ => None,
