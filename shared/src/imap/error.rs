@@ -100,9 +100,11 @@ impl ImapError {
                 e,
                 FramingError::Io(_) | FramingError::Closed | FramingError::Truncated
             ),
-            Self::Io(_) | Self::Bye(_) | Self::Timeout(_) | Self::NoGreeting(_) | Self::Unusable => {
-                true
-            }
+            Self::Io(_)
+            | Self::Bye(_)
+            | Self::Timeout(_)
+            | Self::NoGreeting(_)
+            | Self::Unusable => true,
             Self::Rejected { .. } => self.throttle_backoff().is_some(),
             _ => false,
         }

@@ -175,7 +175,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let mut kind = None;
         let mut uid_hint = None;
         let mut sink_error = None;
-        let mut streamed = false;
+        let mut streamed = 0u64;
         loop {
             let seg_start = frame.len();
             self.read_line(&mut frame, seg_start).await?;
@@ -189,6 +189,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 _ => scan::literal_marker(line),
             };
             let Some(marker) = marker else {
+                if streamed > 1 {
+                    let dropped = streamed - 1;
+                    tracing::warn!(
+                        dropped,
+                        "message bodies after the first of one FETCH response dropped"
+                    );
+                }
                 if let Some(e) = sink_error {
                     return Err(FramingError::Sink(e));
                 }
@@ -212,28 +219,27 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     }
                     frame.truncate(item_pos);
                     push_bounded(&mut frame, b"BODY[] {0}\r\n", self.limits.max_frame)?;
-                    if streamed {
+                    if streamed > 0 {
                         // One body per FETCH response: a server sending many would cost a
                         // temporary file and a buffer each. The rest are read and dropped.
-                        tracing::warn!(seq, item, "another message body in the same FETCH response dropped");
                         self.skip_literal(marker.len).await?;
-                        continue;
+                    } else {
+                        let start = LiteralStart {
+                            seq,
+                            uid_hint,
+                            item,
+                            len: marker.len,
+                        };
+                        let out = self.stream_literal(&start, sink, &mut sink_error).await?;
+                        if let Some(output) = out {
+                            bodies.push(StreamedBody {
+                                item: start.item,
+                                len: start.len,
+                                output,
+                            });
+                        }
                     }
-                    streamed = true;
-                    let start = LiteralStart {
-                        seq,
-                        uid_hint,
-                        item,
-                        len: marker.len,
-                    };
-                    let out = self.stream_literal(&start, sink, &mut sink_error).await?;
-                    if let Some(output) = out {
-                        bodies.push(StreamedBody {
-                            item: start.item,
-                            len: start.len,
-                            output,
-                        });
-                    }
+                    streamed += 1;
                 }
                 None => {
                     if marker.len > self.limits.max_small_literal as u64 {
@@ -396,7 +402,9 @@ pub const SAMPLE_LEN: usize = 80;
 /// else escaped (`\x16\x03\x01`, `\r\n`), an ellipsis when cut.
 pub fn escaped_sample(bytes: &[u8]) -> String {
     let cut = bytes.len() > SAMPLE_LEN;
-    let mut out = bytes[..bytes.len().min(SAMPLE_LEN)].escape_ascii().to_string();
+    let mut out = bytes[..bytes.len().min(SAMPLE_LEN)]
+        .escape_ascii()
+        .to_string();
     if cut {
         out.push('…');
     }

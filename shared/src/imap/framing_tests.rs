@@ -148,7 +148,10 @@ fn limits_are_errors_not_allocations() {
     let limits = small_limits();
     let long_line = [b"* OK ".as_slice(), &[b'x'; 300], b"\r\n"].concat();
     let (_, err) = frame_every_way(&long_line, limits);
-    assert!(err.starts_with("LineTooLong { limit: 200, start: "), "{err}");
+    assert!(
+        err.starts_with("LineTooLong { limit: 200, start: "),
+        "{err}"
+    );
     let (_, err) = frame_every_way(b"* LIST () NIL {101}\r\n", limits);
     assert_eq!(err, "LiteralTooLarge { len: 101, limit: 100 }");
     let (_, err) = frame_every_way(b"* 1 FETCH (RFC822 {1001}\r\n", limits);

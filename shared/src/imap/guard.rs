@@ -48,8 +48,7 @@ impl InputGuard {
         let first = self
             .first_unparsed
             .get_or_insert_with(|| escaped_sample(frame));
-        if self.unparsed < MAX_UNPARSED_IN_ROW && self.unparsed_bytes < MAX_UNPARSED_BYTES_IN_ROW
-        {
+        if self.unparsed < MAX_UNPARSED_IN_ROW && self.unparsed_bytes < MAX_UNPARSED_BYTES_IN_ROW {
             return Ok(());
         }
         Err(ImapError::NotImap {
@@ -119,7 +118,13 @@ mod tests {
         assert!(err.contains("32 responses in a row"), "{err}");
         assert!(err.contains(r"\x16\x03\x01\x02\x00\x01\r\n"), "{err}");
         assert!(err.contains("--security ssl"), "{err}");
-        assert!(!ImapError::NotImap { what: String::new(), sample: String::new() }.is_transient());
+        assert!(
+            !ImapError::NotImap {
+                what: String::new(),
+                sample: String::new()
+            }
+            .is_transient()
+        );
 
         // An understood response ends the run.
         let mut g = InputGuard::default();
@@ -168,6 +173,9 @@ mod tests {
             assert!(err.to_string().contains("not an IMAP greeting"), "{err}");
         }
         assert_eq!(greeting_wait(None), GREETING_TIMEOUT);
-        assert_eq!(greeting_wait(Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(
+            greeting_wait(Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
     }
 }

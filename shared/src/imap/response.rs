@@ -15,6 +15,7 @@ use imap_proto::{MessageSection, Response as ProtoResponse};
 
 use super::datetime::InternalDate;
 use super::fallback;
+use super::framing::escaped_sample;
 use super::scan;
 use super::seqset::SequenceSet;
 use super::types::{
@@ -35,10 +36,11 @@ pub fn parse(frame: &[u8]) -> Option<Response> {
         return Some(resp);
     }
     let fallback = parse_tolerant(frame);
-    let raw = String::from_utf8_lossy(frame);
+    // What a server sent is logged bounded and escaped: no control bytes reach a terminal.
+    let (raw, len) = (escaped_sample(frame), frame.len());
     match &fallback {
-        Some(_) => tracing::debug!(raw = %raw.trim_end(), "parsed by the tolerant path"),
-        None => tracing::warn!(raw = %raw.trim_end(), "unparseable response skipped"),
+        Some(_) => tracing::debug!(%raw, len, "parsed by the tolerant path"),
+        None => tracing::warn!(%raw, len, "unparseable response skipped"),
     }
     fallback
 }

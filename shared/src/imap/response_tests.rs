@@ -383,6 +383,9 @@ fn odd_internaldates_are_kept_raw() {
         assert_eq!((d.raw.as_str(), d.unix), (date, None));
         assert_eq!(f.uid, Some(9));
         let tolerant = parse_tolerant(frame.as_bytes());
-        assert!(matches!(tolerant, Some(Response::Untagged(Untagged::Fetch(_)))));
+        assert!(matches!(
+            tolerant,
+            Some(Response::Untagged(Untagged::Fetch(_)))
+        ));
     }
 }

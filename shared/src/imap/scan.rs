@@ -269,12 +269,22 @@ mod tests {
             nesting_depth(b"* 1 FETCH (BODY[HEADER] {6}\r\n((((((\r\n)\r\n", 64),
             1
         );
-        assert_eq!(nesting_depth(b"* 1 FETCH (X {6+}\r\n((((((\r\n)\r\n", 64), 1);
+        assert_eq!(
+            nesting_depth(b"* 1 FETCH (X {6+}\r\n((((((\r\n)\r\n", 64),
+            1
+        );
         let mut deep = b"* 1 FETCH (BODYSTRUCTURE ".to_vec();
         deep.extend(std::iter::repeat_n(b'(', 100_000));
         assert_eq!(nesting_depth(&deep, 64), 65);
         // Unbalanced and odd input never panics.
-        for odd in [&b")))(("[..], b"\"", b"\\", b"{", b"}\r\n", b"{99999999999999999999}\r\n"] {
+        for odd in [
+            &b")))(("[..],
+            b"\"",
+            b"\\",
+            b"{",
+            b"}\r\n",
+            b"{99999999999999999999}\r\n",
+        ] {
             let _ = nesting_depth(odd, 64);
         }
     }
