@@ -45,7 +45,8 @@ impl Mail {
 pub enum Hostility {
     /// Not at all (the baseline every scenario spoils).
     None,
-    /// Before the bodies, an unsolicited FETCH whose BODYSTRUCTURE nests this deep.
+    /// A BODYSTRUCTURE nested this deep: in an unsolicited FETCH before the bodies, and
+    /// beside the UID and body of each body FETCH response.
     DeepFetch(usize),
     /// After LIST's entry, this many random bytes, then silence (the link stays open).
     GarbageAfterList(usize),
@@ -55,6 +56,8 @@ pub enum Hostility {
     ManyLiterals(usize),
     /// EXAMINE answered with untagged EXISTS without end.
     ExistsFlood,
+    /// The metadata `UID FETCH` answered with FETCH responses for ever new UIDs, without end.
+    FetchFlood,
     /// This banner instead of a greeting, then nothing.
     Banner(Vec<u8>),
     /// Accepts connections and says nothing (as a TLS port does to a client without TLS).
@@ -287,13 +290,27 @@ impl Conn<'_> {
         let mails = &self.script.mails;
         let highest = mails.iter().map(|m| m.uid).max().unwrap_or(0);
         let bodies = items.to_ascii_uppercase().contains("BODY.PEEK[]");
-        if bodies && let Hostility::DeepFetch(depth) = self.script.hostility {
-            let mut deep = b"* 1 FETCH (BODYSTRUCTURE ".to_vec();
-            deep.extend(std::iter::repeat_n(b'(', depth));
-            deep.extend_from_slice(b"\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 1 1");
-            deep.extend(std::iter::repeat_n(b')', depth));
-            deep.extend_from_slice(b")\r\n");
-            self.send(&deep)?;
+        let deep = match self.script.hostility {
+            Hostility::DeepFetch(depth) => {
+                let mut deep = b"BODYSTRUCTURE ".to_vec();
+                deep.extend(std::iter::repeat_n(b'(', depth));
+                deep.extend_from_slice(b"\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 1 1");
+                deep.extend(std::iter::repeat_n(b')', depth));
+                deep.push(b' ');
+                deep
+            }
+            _ => Vec::new(),
+        };
+        if bodies && !deep.is_empty() {
+            self.send(&[&b"* 1 FETCH ("[..], &deep, b"FLAGS (\\Seen))\r\n"].concat())?;
+        }
+        if !bodies && self.script.hostility == Hostility::FetchFlood {
+            for uid in 1u32.. {
+                let line = format!(
+                    "* {uid} FETCH (UID {uid} RFC822.SIZE 9 INTERNALDATE \"17-Jul-1996 02:44:25 -0700\" FLAGS ())\r\n"
+                );
+                self.send(line.as_bytes())?; // until the client hangs up
+            }
         }
         let mut out = Vec::new();
         for (seq, m) in mails.iter().enumerate() {
@@ -302,14 +319,9 @@ impl Conn<'_> {
             }
             let seq = seq + 1;
             if bodies {
-                out.extend_from_slice(
-                    format!(
-                        "* {seq} FETCH (UID {} BODY[] {{{}}}\r\n",
-                        m.uid,
-                        m.body.len()
-                    )
-                    .as_bytes(),
-                );
+                out.extend_from_slice(format!("* {seq} FETCH (UID {} ", m.uid).as_bytes());
+                out.extend_from_slice(&deep);
+                out.extend_from_slice(format!("BODY[] {{{}}}\r\n", m.body.len()).as_bytes());
                 out.extend_from_slice(&m.body);
                 if let Hostility::ManyLiterals(n) = self.script.hostility {
                     for _ in 0..n {

@@ -145,7 +145,7 @@ fn the_scripted_server_behaving_is_staged() -> Result<()> {
 }
 
 #[test]
-fn a_fetch_nested_thousands_deep_is_skipped_without_overflowing_the_stack() -> Result<()> {
+fn fetches_nested_thousands_deep_stage_without_overflowing_the_stack() -> Result<()> {
     let server = HostileServer::start(two_mails(), Hostility::DeepFetch(20_000))?;
     staged(&server, 2);
     Ok(())
@@ -184,6 +184,17 @@ fn a_megabyte_of_garbage_after_list_then_silence_fails_fast_saying_what_arrived(
         "{run}"
     );
     assert!(run.text.contains(r"\x"), "the garbage shown escaped: {run}");
+    Ok(())
+}
+
+#[test]
+fn an_endless_stream_of_fetch_responses_is_cut() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::FetchFlood)?;
+    let run = fails_fast(&server, "untagged responses to one command");
+    assert!(
+        run.text.contains("listing new messages of \"INBOX\""),
+        "{run}"
+    );
     Ok(())
 }
 

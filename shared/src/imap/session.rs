@@ -117,6 +117,7 @@ pub struct Session<S> {
     poisoned: bool,
     sink_error: Option<std::io::Error>,
     guard: InputGuard,
+    exists: Option<u32>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -135,6 +136,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             poisoned: false,
             sink_error: None,
             guard: InputGuard::default(),
+            exists: None,
         }
     }
 
@@ -423,9 +425,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         res.map_err(ImapError::from)
     }
 
-    /// Keeps the capabilities current from a CAPABILITY response or a `[CAPABILITY …]` code.
+    /// The mailbox's message count as last announced (`* N EXISTS`), if one was.
+    pub(crate) fn exists(&self) -> Option<u32> {
+        self.exists
+    }
+
+    /// Keeps the capabilities current from a CAPABILITY response or a `[CAPABILITY …]` code,
+    /// and the message count from EXISTS.
     fn observe(&mut self, resp: &Response) {
         let caps = match resp {
+            Response::Untagged(Untagged::Exists(n)) => {
+                self.exists = Some(*n);
+                return;
+            }
             Response::Untagged(Untagged::Capability(caps)) => caps,
             Response::Untagged(Untagged::Status(st)) | Response::Tagged { status: st, .. } => {
                 match &st.code {
