@@ -72,6 +72,19 @@ pub enum ImapError {
         /// The first bytes of the first such response, escaped.
         sample: String,
     },
+    /// The server sent a run of responses shaped like IMAP that no parser understands.
+    /// Permanent: reconnecting meets them again.
+    #[error(
+        "the server sent {count} responses in a row ({bytes} bytes) that no parser understands, the first \"{sample}\""
+    )]
+    Unparseable {
+        /// Responses in the run.
+        count: usize,
+        /// Their bytes.
+        bytes: usize,
+        /// The first bytes of the first one, escaped.
+        sample: String,
+    },
     /// One command drew more untagged responses than any server sends (an endless stream
     /// of EXISTS, …). Permanent.
     #[error("the server sent more than {limit} untagged responses to one command")]

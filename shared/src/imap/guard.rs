@@ -4,7 +4,8 @@
 //! A server that speaks another protocol (SSH, SMTP, HTTP, a TLS port reached with
 //! `--security none`) or garbage would otherwise be read response after response until a
 //! timeout, and retried; past these bounds the session fails with a permanent
-//! [`ImapError::NotImap`] or [`ImapError::Flood`] that shows what arrived.
+//! [`ImapError::NotImap`] (another protocol, noise), [`ImapError::Unparseable`] (IMAP-shaped
+//! responses no parser knows) or [`ImapError::Flood`], showing what arrived.
 
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ pub(crate) const MAX_UNTAGGED_PER_COMMAND: usize = 100_000;
 pub(crate) struct InputGuard {
     unparsed: usize,
     unparsed_bytes: usize,
-    first_unparsed: Option<String>,
+    first_unparsed: Option<(String, bool)>,
     untagged: usize,
 }
 
@@ -45,18 +46,24 @@ impl InputGuard {
     pub(crate) fn unparsed(&mut self, frame: &[u8]) -> Result<(), ImapError> {
         self.unparsed += 1;
         self.unparsed_bytes = self.unparsed_bytes.saturating_add(frame.len());
-        let first = self
+        let (sample, imap_like) = self
             .first_unparsed
-            .get_or_insert_with(|| escaped_sample(frame));
+            .get_or_insert_with(|| (escaped_sample(frame), looks_like_imap(frame)));
         if self.unparsed < MAX_UNPARSED_IN_ROW && self.unparsed_bytes < MAX_UNPARSED_BYTES_IN_ROW {
             return Ok(());
         }
-        Err(ImapError::NotImap {
-            what: format!(
-                "{} responses in a row ({} bytes) that are not IMAP",
-                self.unparsed, self.unparsed_bytes
-            ),
-            sample: first.clone(),
+        let (count, bytes, sample) = (self.unparsed, self.unparsed_bytes, sample.clone());
+        Err(if *imap_like {
+            ImapError::Unparseable {
+                count,
+                bytes,
+                sample,
+            }
+        } else {
+            ImapError::NotImap {
+                what: format!("{count} responses in a row ({bytes} bytes) that are not IMAP"),
+                sample,
+            }
         })
     }
 
@@ -76,6 +83,23 @@ impl InputGuard {
         }
         Ok(())
     }
+}
+
+/// Whether a response looks like IMAP that the parsers do not know (`* …`, `+ …`,
+/// `TAG …`, printable text) rather than another protocol or noise.
+fn looks_like_imap(frame: &[u8]) -> bool {
+    let line = frame.strip_suffix(b"\r\n").unwrap_or(frame);
+    let printable = std::str::from_utf8(line).is_ok_and(|l| !l.chars().any(char::is_control));
+    let (first, rest) = match line.iter().position(|&b| b == b' ') {
+        Some(p) => (&line[..p], &line[p..]),
+        None => (line, &b""[..]),
+    };
+    let tag_like = !first.is_empty()
+        && !rest.is_empty()
+        && first
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"*+.-_".contains(&b));
+    printable && tag_like
 }
 
 /// The greeting from the first response: `* OK` or `* PREAUTH`; `* BYE` is [`ImapError::Bye`];
@@ -116,6 +140,7 @@ mod tests {
         }
         let err = g.unparsed(b"more\r\n").unwrap_err().to_string();
         assert!(err.contains("32 responses in a row"), "{err}");
+        assert!(err.contains("does not speak IMAP"), "{err}");
         assert!(err.contains(r"\x16\x03\x01\x02\x00\x01\r\n"), "{err}");
         assert!(err.contains("--security ssl"), "{err}");
         assert!(
@@ -138,6 +163,21 @@ mod tests {
         g.unparsed(&big).unwrap();
         let err = g.unparsed(&big).unwrap_err().to_string();
         assert!(err.contains("xxxx…"), "{err}");
+
+        // IMAP no parser knows is named as such, not as another protocol.
+        let mut g = InputGuard::default();
+        for _ in 1..MAX_UNPARSED_IN_ROW {
+            g.unparsed(b"* 1 FETCH (UID 1 X\r\n").unwrap();
+        }
+        let err = g.unparsed(b"* 2 FETCH (UID 2 X\r\n").unwrap_err();
+        assert!(
+            matches!(err, ImapError::Unparseable { count: 32, .. }),
+            "{err}"
+        );
+        assert!(!err.is_transient());
+        let err = err.to_string();
+        assert!(err.contains(r#""* 1 FETCH (UID 1 X\r\n""#), "{err}");
+        assert!(!err.contains("--security"), "{err}");
     }
 
     #[test]
