@@ -258,8 +258,25 @@ fn security_none_at_a_tls_port_fails_fast_with_the_hint() -> Result<()> {
         .tls(true)
         .user("alice", "alice-pw")
         .start()?;
-    let run = not_imap(d.tls_port().expect("TLS is on"), "no greeting within");
+    let port = d.tls_port().expect("TLS is on");
+    // test-server says the same, meanwhile.
+    let args = ["test-server", "--server", "127.0.0.1", "--security", "none"];
+    let probe = Cli::new()
+        .command(&[&args[..], &["--port", &port.to_string()]].concat())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let run = not_imap(port, "no greeting within");
     assert!(run.text.contains("TLS port"), "{run}");
+    let out = probe.wait_with_output()?;
+    let shown = cli_support::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("FAILED [protocol]")
+            && shown.contains("no greeting within 15s")
+            && shown.contains("--security"),
+        "{shown}"
+    );
     Ok(())
 }
 
