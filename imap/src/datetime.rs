@@ -72,6 +72,25 @@ fn num(s: &str, min: i64, max: i64) -> Option<i64> {
     (min..=max).contains(&v).then_some(v)
 }
 
+/// Two ASCII digits within `min..=max`.
+fn digits([a, b]: [u8; 2], min: i64, max: i64) -> Option<i64> {
+    if !a.is_ascii_digit() || !b.is_ascii_digit() {
+        return None;
+    }
+    let v = i64::from(a - b'0') * 10 + i64::from(b - b'0');
+    (min..=max).contains(&v).then_some(v)
+}
+
+/// Days in a month of the proleptic Gregorian calendar.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// Parses `dd-Mon-yyyy hh:mm:ss +zzzz` (day may be space-padded or one digit) into
 /// (Unix seconds UTC, offset minutes).
 pub fn parse(raw: &str) -> Option<(i64, i16)> {
@@ -90,15 +109,20 @@ pub fn parse(raw: &str) -> Option<(i64, i16)> {
         num(t.next()?, 0, 59)?,
         num(t.next()?, 0, 60)?,
     );
-    let (sign, hhmm) = match zone.as_bytes().first()? {
-        b'+' => (1, &zone[1..]),
-        b'-' => (-1, &zone[1..]),
+    // Byte-wise from here: a zone may hold any bytes (`+1é2`), and `str` slicing inside
+    // a character would panic.
+    let (sign, hhmm) = match zone.as_bytes() {
+        [b'+', rest @ ..] => (1, rest),
+        [b'-', rest @ ..] => (-1, rest),
         _ => return None,
     };
-    if hhmm.len() != 4 {
+    let [h1, h2, m1, m2] = *hhmm else {
+        return None;
+    };
+    let offset = sign * (digits([h1, h2], 0, 23)? * 60 + digits([m1, m2], 0, 59)?);
+    if day > days_in_month(year, month) {
         return None;
     }
-    let offset = sign * (num(&hhmm[..2], 0, 23)? * 60 + num(&hhmm[2..], 0, 59)?);
     let local = days_from_civil(year, month, day) * 86_400 + h * 3600 + mi * 60 + s;
     Some((local - offset * 60, offset as i16))
 }
@@ -169,6 +193,24 @@ mod tests {
             "17-Jul-1996 02:44:25 -07000",
             "17-Jul-1996 02:44:25",
             "17-Jul-1996 02:44:25 -0700 x",
+            // Non-ASCII zones and fields, out-of-range fields, days a month does not have.
+            "17-Jul-1996 02:44:25 +1é2",
+            "17-Jul-1996 02:44:25 +éé",
+            "17-Jul-1996 02:44:25 é0700",
+            "1é-Jul-1996 02:44:25 +0000",
+            "17-Jül-1996 02:44:25 +0000",
+            "17-Jul-1996 0é:44:25 +0000",
+            "17-Jul-1996 02:44:25 +2400",
+            "17-Jul-1996 02:44:25 +0060",
+            "17-Jul-1996 02:60:25 +0000",
+            "17-Jul-1996 02:44:61 +0000",
+            "00-Jul-1996 02:44:25 +0000",
+            "31-Apr-2024 02:44:25 +0000",
+            "30-Feb-2024 02:44:25 +0000",
+            "29-Feb-2023 02:44:25 +0000",
+            "17-Jul-0000 02:44:25 +0000",
+            "17-Jul-99999 02:44:25 +0000",
+            "99999999999999999999-Jul-1996 02:44:25 +0000",
         ] {
             assert_eq!(parse(bad), None, "{bad}");
             assert_eq!(InternalDate::new(bad).unix, None);
@@ -185,7 +227,36 @@ mod tests {
         assert_eq!(search_date(leap + 1), "1-Mar-2024");
     }
 
+    #[test]
+    fn accepts_leap_days_and_edges() {
+        assert!(parse("29-Feb-2024 00:00:00 +0000").is_some());
+        assert!(parse("29-Feb-2000 00:00:00 +0000").is_some());
+        assert_eq!(parse("29-Feb-1900 00:00:00 +0000"), None);
+        assert!(parse("31-Dec-9999 23:59:60 -2359").is_some());
+        assert!(parse("01-Jan-0001 00:00:00 +2359").is_some());
+    }
+
     proptest! {
+        #[test]
+        fn parse_is_total_over_any_text(raw in "\\PC{0,40}") {
+            let _ = parse(&raw);
+            let _ = InternalDate::new(&raw);
+        }
+
+        #[test]
+        fn parse_is_total_near_valid_dates(
+            day in "[0-9 é]{1,3}",
+            mon in "(Jan|Feb|Apr|éé|Jül)",
+            year in "[0-9é]{1,5}",
+            time in "[0-9:é]{0,9}",
+            zone in "[+\\-][0-9éü]{0,5}",
+        ) {
+            let raw = format!("{day}-{mon}-{year} {time} {zone}");
+            if let Some((unix, off)) = parse(&raw) {
+                prop_assert_eq!(parse(&format(unix, off)), Some((unix, off)));
+            }
+        }
+
         #[test]
         fn format_parse_roundtrip(unix in -2_000_000_000i64..8_000_000_000, off in -720i16..840) {
             let text = format(unix, off);

@@ -61,6 +61,42 @@ pub enum ImapError {
     /// The server broke the protocol (unexpected continuation, short greeting, …).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The server does not speak IMAP: its first line is not a greeting, or it sent a run
+    /// of responses neither parser understands. Permanent: reconnecting meets it again.
+    #[error(
+        "the server does not speak IMAP here: {what}; it sent \"{sample}\" (wrong port? a TLS port such as 993 needs --security ssl, not none)"
+    )]
+    NotImap {
+        /// What was wrong.
+        what: String,
+        /// The first bytes of the first such response, escaped.
+        sample: String,
+    },
+    /// The server sent a run of responses shaped like IMAP that no parser understands.
+    /// Permanent: reconnecting meets them again.
+    #[error(
+        "the server sent {count} responses in a row ({bytes} bytes) that no parser understands, the first \"{sample}\""
+    )]
+    Unparseable {
+        /// Responses in the run.
+        count: usize,
+        /// Their bytes.
+        bytes: usize,
+        /// The first bytes of the first one, escaped.
+        sample: String,
+    },
+    /// One command drew more untagged responses than any server sends (an endless stream
+    /// of EXISTS, …). Permanent.
+    #[error("the server sent more than {limit} untagged responses to one command")]
+    Flood {
+        /// The bound.
+        limit: usize,
+    },
+    /// The server accepted the connection but sent no greeting in time.
+    #[error(
+        "no greeting within {0:?} of connecting (a TLS port such as 993 with --security none? a service that is not IMAP?)"
+    )]
+    NoGreeting(Duration),
     /// A message body could not be written by the sink; the session is still usable.
     #[error("writing a message body failed: {0}")]
     Sink(io::Error),
@@ -77,7 +113,11 @@ impl ImapError {
                 e,
                 FramingError::Io(_) | FramingError::Closed | FramingError::Truncated
             ),
-            Self::Io(_) | Self::Bye(_) | Self::Timeout(_) | Self::Unusable => true,
+            Self::Io(_)
+            | Self::Bye(_)
+            | Self::Timeout(_)
+            | Self::NoGreeting(_)
+            | Self::Unusable => true,
             Self::Rejected { .. } => self.throttle_backoff().is_some(),
             _ => false,
         }

@@ -48,6 +48,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut next = sets.iter().filter(|s| !s.is_empty());
         let mut pending: VecDeque<String> = VecDeque::new();
         let mut first_error: Option<ImapError> = None;
+        // A mailbox of N messages answers with at most N FETCH responses; past that (plus
+        // EXISTS announced meanwhile) they count as unsolicited, so an endless stream ends.
+        let mut answered = 0u64;
         for set in next.by_ref().take(max_in_flight) {
             pending.push_back(self.send_fetch(set, items).await?);
         }
@@ -55,6 +58,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let incoming = self.read(sink).await?;
             match incoming.response {
                 Response::Untagged(Untagged::Fetch(fetch)) => {
+                    answered += u64::from(fetch.uid.is_some());
+                    let beyond = answered > u64::from(self.exists().unwrap_or(u32::MAX));
+                    if fetch.uid.is_none() || beyond {
+                        self.unsolicited()?; // a UID FETCH answers with UIDs
+                    }
                     let mut bodies = incoming.frame.bodies.into_iter();
                     let mut body = bodies.next();
                     if bodies.next().is_some() {

@@ -4,7 +4,9 @@
 //! `{N+}` and literal8 `~{N}`) continues after N literal bytes. Literals that carry a whole
 //! message inside an untagged FETCH (`BODY[]`, `BODY[]<n>`, `RFC822`, `BINARY[]`) are
 //! streamed to a [`LiteralSink`] in chunks and replaced by `BODY[] {0}` in the returned bytes,
-//! so imap-proto still parses every other item, before and after the literal. Other literals
+//! so imap-proto still parses every other item, before and after the literal; one per
+//! response (a second whole-message literal in the same response is read and dropped,
+//! never opening another sink). Other literals
 //! stay in memory up to a bound. Every buffer is bounded by [`FramingLimits`].
 //!
 //! Status responses (`* OK …`, `TAG NO …`, `+ …`) never carry literals: a `{N}` at the end
@@ -58,10 +60,12 @@ pub enum FramingError {
     #[error("connection closed in the middle of a response")]
     Truncated,
     /// A line went on past the limit without CRLF.
-    #[error("response line longer than {limit} bytes")]
+    #[error("response line longer than {limit} bytes, starting \"{start}\"")]
     LineTooLong {
         /// The configured limit.
         limit: usize,
+        /// The line's first bytes, escaped (see [`escaped_sample`]).
+        start: String,
     },
     /// An in-memory literal was announced larger than the limit.
     #[error("literal of {len} bytes exceeds the in-memory limit of {limit}")]
@@ -171,6 +175,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let mut kind = None;
         let mut uid_hint = None;
         let mut sink_error = None;
+        let mut streamed = 0u64;
         loop {
             let seg_start = frame.len();
             self.read_line(&mut frame, seg_start).await?;
@@ -184,6 +189,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 _ => scan::literal_marker(line),
             };
             let Some(marker) = marker else {
+                if streamed > 1 {
+                    let dropped = streamed - 1;
+                    tracing::warn!(
+                        dropped,
+                        "message bodies after the first of one FETCH response dropped"
+                    );
+                }
                 if let Some(e) = sink_error {
                     return Err(FramingError::Sink(e));
                 }
@@ -207,20 +219,27 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     }
                     frame.truncate(item_pos);
                     push_bounded(&mut frame, b"BODY[] {0}\r\n", self.limits.max_frame)?;
-                    let start = LiteralStart {
-                        seq,
-                        uid_hint,
-                        item,
-                        len: marker.len,
-                    };
-                    let out = self.stream_literal(&start, sink, &mut sink_error).await?;
-                    if let Some(output) = out {
-                        bodies.push(StreamedBody {
-                            item: start.item,
-                            len: start.len,
-                            output,
-                        });
+                    if streamed > 0 {
+                        // One body per FETCH response: a server sending many would cost a
+                        // temporary file and a buffer each. The rest are read and dropped.
+                        self.skip_literal(marker.len).await?;
+                    } else {
+                        let start = LiteralStart {
+                            seq,
+                            uid_hint,
+                            item,
+                            len: marker.len,
+                        };
+                        let out = self.stream_literal(&start, sink, &mut sink_error).await?;
+                        if let Some(output) = out {
+                            bodies.push(StreamedBody {
+                                item: start.item,
+                                len: start.len,
+                                output,
+                            });
+                        }
                     }
+                    streamed += 1;
                 }
                 None => {
                     if marker.len > self.limits.max_small_literal as u64 {
@@ -254,8 +273,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 None => (avail.len(), false),
             };
             if frame.len() - seg_start + take > max_seg {
+                let line = &frame[seg_start..];
+                let line = if line.is_empty() { avail } else { line };
                 return Err(FramingError::LineTooLong {
                     limit: self.limits.max_line,
+                    start: escaped_sample(line),
                 });
             }
             push_bounded(frame, &avail[..take], self.limits.max_frame)?;
@@ -286,6 +308,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 &self.buf[self.start..self.start + n],
                 self.limits.max_frame,
             )?;
+            self.start += n;
+            remaining -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads a literal of `len` bytes and drops it.
+    async fn skip_literal(&mut self, len: u64) -> Result<(), FramingError> {
+        let mut remaining = len;
+        while remaining > 0 {
+            if self.start == self.end {
+                self.fill(false).await?;
+            }
+            let n = (self.end - self.start).min(usize::try_from(remaining).unwrap_or(usize::MAX));
             self.start += n;
             remaining -= n as u64;
         }
@@ -357,6 +393,22 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.end += n;
         Ok(())
     }
+}
+
+/// Bytes shown in errors about what a server sent.
+pub const SAMPLE_LEN: usize = 80;
+
+/// The first [`SAMPLE_LEN`] bytes of what a server sent, printable: ASCII as is, anything
+/// else escaped (`\x16\x03\x01`, `\r\n`), an ellipsis when cut.
+pub fn escaped_sample(bytes: &[u8]) -> String {
+    let cut = bytes.len() > SAMPLE_LEN;
+    let mut out = bytes[..bytes.len().min(SAMPLE_LEN)]
+        .escape_ascii()
+        .to_string();
+    if cut {
+        out.push('…');
+    }
+    out
 }
 
 fn memchr_lf(data: &[u8]) -> Option<usize> {

@@ -58,20 +58,23 @@ impl Value {
     }
 }
 
-const MAX_DEPTH: usize = 64;
+const MAX_DEPTH: usize = super::response::MAX_NESTING;
 
 /// Tokenizes response data (without the final CRLF). `None` for unbalanced parentheses,
-/// unterminated strings, short literals or nesting deeper than 64.
+/// unterminated strings or short literals. A list nested deeper than 64 is skipped whole
+/// and stands as an empty list, so the items around it (a FETCH's UID and body beside a
+/// hostile BODYSTRUCTURE) survive.
 pub(crate) fn lex(input: &[u8]) -> Option<Vec<Value>> {
     let mut stack: Vec<Vec<Value>> = vec![Vec::new()];
     let mut i = 0;
     while i < input.len() {
         match input[i] {
             b' ' => i += 1,
+            b'(' if stack.len() > MAX_DEPTH => {
+                i = skip_list(input, i)?;
+                stack.last_mut()?.push(Value::List(Vec::new()));
+            }
             b'(' => {
-                if stack.len() > MAX_DEPTH {
-                    return None;
-                }
                 stack.push(Vec::new());
                 i += 1;
             }
@@ -104,6 +107,31 @@ pub(crate) fn lex(input: &[u8]) -> Option<Vec<Value>> {
         return None;
     }
     stack.pop()
+}
+
+/// The index after the list opening at `i` (its strings and literals skipped, nothing
+/// kept); `None` when it is not closed.
+fn skip_list(input: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    while i < input.len() {
+        match input[i] {
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' => {
+                depth -= 1;
+                i += 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            b'"' => i = quoted(input, i + 1)?.1,
+            b'{' | b'~' => i = literal(input, i).map_or(i + 1, |(_, next)| next),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 fn quoted(input: &[u8], mut i: usize) -> Option<(Vec<u8>, usize)> {
@@ -184,5 +212,29 @@ mod tests {
         assert_eq!(lex(b"{5}\r\nab"), None);
         assert_eq!(lex(&[b'('; 100]), None);
         assert_eq!(lex(b"a  b").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn lists_nested_too_deep_are_skipped_whole() {
+        let mut input = b"FETCH (UID 5 BODYSTRUCTURE ".to_vec();
+        input.extend(std::iter::repeat_n(b'(', 100_000));
+        input.extend_from_slice(b"\"a)\" {3}\r\n)((");
+        input.extend(std::iter::repeat_n(b')', 100_000));
+        input.extend_from_slice(b" BODY[] {0}\r\n FLAGS (\\Seen))");
+        let v = lex(&input).unwrap();
+        let items = v[1].list().unwrap();
+        assert_eq!(items[0], atom("UID"));
+        assert_eq!(items[1].number::<u32>(), Some(5));
+        let mut skipped = &items[3];
+        for _ in 0..MAX_DEPTH - 1 {
+            skipped = &skipped.list().unwrap()[0];
+        }
+        assert_eq!(skipped, &Value::List(Vec::new()));
+        assert_eq!(items[4], atom("BODY[]"));
+        assert_eq!(items[7], Value::List(vec![atom("\\Seen")]));
+        // Unclosed, it is still refused.
+        let mut open = b"(".repeat(MAX_DEPTH + 1);
+        open.extend_from_slice(b"(\")\"");
+        assert_eq!(lex(&open), None);
     }
 }

@@ -23,6 +23,7 @@ pub mod error;
 mod fallback;
 pub mod fetch;
 pub mod framing;
+mod guard;
 mod lexer;
 pub mod mailboxes;
 pub mod mutf7;

@@ -15,6 +15,8 @@ use imap_proto::{MessageSection, Response as ProtoResponse};
 
 use super::datetime::InternalDate;
 use super::fallback;
+use super::framing::escaped_sample;
+use super::scan;
 use super::seqset::SequenceSet;
 use super::types::{
     Code, FetchData, ListEntry, Response, Status, StatusResponse, StatusText, Untagged,
@@ -34,16 +36,28 @@ pub fn parse(frame: &[u8]) -> Option<Response> {
         return Some(resp);
     }
     let fallback = parse_tolerant(frame);
-    let raw = String::from_utf8_lossy(frame);
+    // What a server sent is logged bounded and escaped: no control bytes reach a terminal.
+    let (raw, len) = (escaped_sample(frame), frame.len());
     match &fallback {
-        Some(_) => tracing::debug!(raw = %raw.trim_end(), "parsed by the tolerant path"),
-        None => tracing::warn!(raw = %raw.trim_end(), "unparseable response skipped"),
+        Some(_) => tracing::debug!(%raw, len, "parsed by the tolerant path"),
+        None => tracing::warn!(%raw, len, "unparseable response skipped"),
     }
     fallback
 }
 
-/// imap-proto's verdict, with its panics caught.
+/// The deepest parenthesis nesting handed to imap-proto, whose parser recurses once per
+/// level (a BODYSTRUCTURE nested a few thousand deep overflows the stack, which no
+/// `catch_unwind` catches). Real BODYSTRUCTUREs stay far below; deeper responses take the
+/// tolerant path, whose lexer has the same bound and no recursion.
+pub(crate) const MAX_NESTING: usize = 64;
+
+/// imap-proto's verdict, with its panics caught; `None` without asking it when the response
+/// nests deeper than [`MAX_NESTING`].
 fn parse_with_imap_proto(frame: &[u8]) -> Option<Response> {
+    if scan::nesting_depth(frame, MAX_NESTING) > MAX_NESTING {
+        tracing::debug!("response nested deeper than {MAX_NESTING}: not handed to imap-proto");
+        return None;
+    }
     let parsed = std::panic::catch_unwind(|| match ProtoResponse::parse(frame) {
         Ok(([], resp)) => convert(frame, resp),
         _ => None,

@@ -334,3 +334,65 @@ fn list_of_the_empty_name_gives_the_delimiter() {
     };
     assert_eq!(l.delimiter.as_deref(), Some("."));
 }
+
+/// A response nested thousands deep never reaches imap-proto's recursive parser: the
+/// tolerant path skips the deep list and keeps the rest, on a thread with a small stack.
+#[test]
+fn deep_nesting_never_reaches_imap_proto_and_the_rest_survives() {
+    let handle = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(|| {
+            for depth in [super::MAX_NESTING + 1, 5_000, 200_000] {
+                let mut frame = b"* 1 FETCH (UID 5 BODYSTRUCTURE ".to_vec();
+                frame.extend(std::iter::repeat_n(b'(', depth));
+                frame.extend_from_slice(b"\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 1 1");
+                frame.extend(std::iter::repeat_n(b')', depth));
+                frame.extend_from_slice(b")\r\n");
+                assert!(
+                    matches!(
+                        parse(&frame),
+                        Some(Response::Untagged(Untagged::Fetch(FetchData { uid: Some(5), .. })))
+                    ),
+                    "depth {depth}"
+                );
+                assert_eq!(parse_with_imap_proto(&frame), None);
+            }
+            // Within the bound, imap-proto still does the work, on the same small stack.
+            let mut frame = b"* 1 FETCH (UID 5 X ".to_vec();
+            frame.extend(std::iter::repeat_n(b'(', super::MAX_NESTING - 1));
+            frame.extend(std::iter::repeat_n(b')', super::MAX_NESTING - 1));
+            frame.extend_from_slice(b")\r\n");
+            let _ = parse(&frame);
+            let ok = b"* 1 FETCH (UID 5 BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 1 1) \"MIXED\"))\r\n";
+            assert!(matches!(
+                parse(ok),
+                Some(Response::Untagged(Untagged::Fetch(FetchData { uid: Some(5), .. })))
+            ));
+        })
+        .unwrap();
+    handle.join().expect("no stack overflow, no panic");
+}
+
+/// INTERNALDATEs no parser can read are kept raw on both paths, never a panic.
+#[test]
+fn odd_internaldates_are_kept_raw() {
+    for date in [
+        "17-Jul-1996 02:44:25 +1é2",
+        "99-Jul-1996 25:61:61 +9999",
+        "31-Feb-2024 00:00:00 +0000",
+        "é",
+    ] {
+        let frame = format!("* 1 FETCH (UID 9 INTERNALDATE \"{date}\" RFC822.SIZE 3)\r\n");
+        let Untagged::Fetch(f) = untagged(frame.as_bytes()) else {
+            panic!("not a FETCH: {date}");
+        };
+        let d = f.internal_date.expect("kept");
+        assert_eq!((d.raw.as_str(), d.unix), (date, None));
+        assert_eq!(f.uid, Some(9));
+        let tolerant = parse_tolerant(frame.as_bytes());
+        assert!(matches!(
+            tolerant,
+            Some(Response::Untagged(Untagged::Fetch(_)))
+        ));
+    }
+}

@@ -134,6 +134,45 @@ pub(crate) fn streamable_item(prefix: &[u8]) -> Option<(usize, String)> {
         .then(|| (pos, token.to_string()))
 }
 
+/// The deepest parenthesis nesting of a framed response, skipping quoted strings and
+/// literals (`{N}` CRLF and N bytes). Stops counting once past `limit` (returns `limit + 1`),
+/// so a hostile response costs one pass over its bytes and nothing more.
+pub(crate) fn nesting_depth(frame: &[u8], limit: usize) -> usize {
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while i < frame.len() {
+        match frame[i] {
+            b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > limit {
+                    return deepest;
+                }
+            }
+            b')' => depth = depth.saturating_sub(1),
+            b'"' => {
+                i += 1;
+                while i < frame.len() && frame[i] != b'"' {
+                    i += if frame[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'}' if frame.get(i + 1..i + 3) == Some(b"\r\n") => {
+                let open = frame[..i].iter().rposition(|&b| b == b'{');
+                let len = open.and_then(|o| {
+                    let digits = &frame[o + 1..i];
+                    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+                    std::str::from_utf8(digits).ok()?.parse::<usize>().ok()
+                });
+                if let Some(len) = len {
+                    i = i.saturating_add(2).saturating_add(len);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    deepest
+}
+
 /// Finds `UID <n>` (preceded by `(` or a space) in a FETCH line, as a hint for sinks.
 pub(crate) fn find_uid(line: &[u8]) -> Option<u32> {
     let mut from = 0;
@@ -216,6 +255,38 @@ mod tests {
         assert_eq!(streamable_item(b"* 1 FETCH (RFC822.HEADER "), None);
         assert_eq!(streamable_item(b"* 1 FETCH (BODY[]<x> "), None);
         assert_eq!(streamable_item(b"* 1 FETCH (BODY[]"), None);
+    }
+
+    #[test]
+    fn measures_nesting_outside_strings_and_literals() {
+        assert_eq!(nesting_depth(b"* 1 FETCH (UID 5)\r\n", 64), 1);
+        assert_eq!(
+            nesting_depth(b"* 1 FETCH (BODYSTRUCTURE ((\"a\" NIL) \"b\"))\r\n", 64),
+            3
+        );
+        assert_eq!(nesting_depth(b"* 1 FETCH (X \"((((\\\"((\")\r\n", 64), 1);
+        assert_eq!(
+            nesting_depth(b"* 1 FETCH (BODY[HEADER] {6}\r\n((((((\r\n)\r\n", 64),
+            1
+        );
+        assert_eq!(
+            nesting_depth(b"* 1 FETCH (X {6+}\r\n((((((\r\n)\r\n", 64),
+            1
+        );
+        let mut deep = b"* 1 FETCH (BODYSTRUCTURE ".to_vec();
+        deep.extend(std::iter::repeat_n(b'(', 100_000));
+        assert_eq!(nesting_depth(&deep, 64), 65);
+        // Unbalanced and odd input never panics.
+        for odd in [
+            &b")))(("[..],
+            b"\"",
+            b"\\",
+            b"{",
+            b"}\r\n",
+            b"{99999999999999999999}\r\n",
+        ] {
+            let _ = nesting_depth(odd, 64);
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::encode::{Command, CommandBuilder, LiteralMode, Part};
 use super::error::ImapError;
 use super::framing::{Frame, FrameReader, FramingError, FramingLimits};
+use super::guard::{self, InputGuard};
 use super::response;
 use super::sink::{DiscardSink, LiteralSink};
 use super::types::{Code, Response, Status, StatusText, Untagged};
@@ -115,6 +116,8 @@ pub struct Session<S> {
     greeting: StatusText,
     poisoned: bool,
     sink_error: Option<std::io::Error>,
+    guard: InputGuard,
+    exists: Option<u32>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -132,26 +135,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             },
             poisoned: false,
             sink_error: None,
+            guard: InputGuard::default(),
+            exists: None,
         }
     }
 
-    /// Reads the greeting. `* OK` and `* PREAUTH` start a session; `* BYE` is an error.
+    /// Reads the greeting. `* OK` and `* PREAUTH` start a session; `* BYE` is an error, and
+    /// so is any other first response ([`ImapError::NotImap`]: another protocol's banner)
+    /// or silence past the greeting timeout ([`ImapError::NoGreeting`]).
     pub async fn connect(stream: S, config: SessionConfig) -> Result<Self, ImapError> {
         let mut session = Self::established(stream, config);
-        loop {
-            let incoming = session.read(&mut DiscardSink).await?;
-            match incoming.response {
-                Response::Untagged(Untagged::Status(st)) => match st.status {
-                    Status::Bye => return Err(ImapError::Bye(st.text)),
-                    Status::Ok | Status::PreAuth => {
-                        session.greeting = st;
-                        return Ok(session);
-                    }
-                    _ => return Err(ImapError::Protocol(format!("greeting {st}"))),
-                },
-                other => tracing::warn!(?other, "ignoring response before the greeting"),
-            }
+        let wait = guard::greeting_wait(session.config.read_timeout);
+        let frame = tokio::time::timeout(wait, session.conn.next_frame(&mut DiscardSink))
+            .await
+            .map_err(|_| ImapError::NoGreeting(wait))??;
+        let parsed = response::parse(&frame.bytes);
+        session.greeting = guard::greeting(&frame.bytes, parsed.as_ref())?;
+        if let Some(resp) = &parsed {
+            session.observe(resp);
         }
+        Ok(session)
     }
 
     /// The greeting's status (OK or PREAUTH), code and text.
@@ -250,6 +253,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let tag = format!("{}{:04}", self.config.tag_prefix, self.next_tag);
         self.next_tag = self.next_tag.wrapping_add(1);
+        self.guard.command_sent();
         tracing::trace!(target: "mailstage::imap::wire", "C: {tag} {}", cmd.log_line());
         let mut unsent = Unsent::for_command(&tag, cmd);
         for part in &cmd.parts {
@@ -344,12 +348,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
+    /// Counts a response the command did not ask for; a flood of them is an error (and
+    /// leaves the session unusable).
+    pub(crate) fn unsolicited(&mut self) -> Result<(), ImapError> {
+        self.guard.untagged().map_err(|e| self.poison(e))
+    }
+
     /// Handles a response that is not what the caller waits for.
     pub(crate) fn route_other(
         &mut self,
         resp: Response,
         untagged: &mut Vec<Untagged>,
     ) -> Result<(), ImapError> {
+        self.unsolicited()?;
         match resp {
             Response::Untagged(Untagged::Status(st)) if st.status == Status::Bye => {
                 Err(self.poison(ImapError::Bye(st.text)))
@@ -388,8 +399,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Err(e) => return Err(self.poison(e)),
             };
             let Some(response) = response::parse(&frame.bytes) else {
+                self.guard
+                    .unparsed(&frame.bytes)
+                    .map_err(|e| self.poison(e))?;
                 continue;
             };
+            self.guard.parsed();
             tracing::trace!(target: "mailstage::imap::wire", "S: {}", String::from_utf8_lossy(&frame.bytes).trim_end());
             self.observe(&response);
             return Ok(Incoming { response, frame });
@@ -410,9 +425,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         res.map_err(ImapError::from)
     }
 
-    /// Keeps the capabilities current from a CAPABILITY response or a `[CAPABILITY …]` code.
+    /// The mailbox's message count as last announced (`* N EXISTS`), if one was.
+    pub(crate) fn exists(&self) -> Option<u32> {
+        self.exists
+    }
+
+    /// Keeps the capabilities current from a CAPABILITY response or a `[CAPABILITY …]` code,
+    /// and the message count from EXISTS.
     fn observe(&mut self, resp: &Response) {
         let caps = match resp {
+            Response::Untagged(Untagged::Exists(n)) => {
+                self.exists = Some(*n);
+                return;
+            }
             Response::Untagged(Untagged::Capability(caps)) => caps,
             Response::Untagged(Untagged::Status(st)) | Response::Tagged { status: st, .. } => {
                 match &st.code {

@@ -18,6 +18,7 @@ pub mod exchange_proxy;
 pub mod extraction;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod hostile_server;
 pub mod http1;
 pub mod maildir;
 pub mod probe;

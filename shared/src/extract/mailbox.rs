@@ -53,7 +53,16 @@ pub(super) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
             Err(e) => break Err(e),
         }
     };
-    let error = result.err().map(|e| e.to_string());
+    finish_mailbox(ctx, &mb.email, counts, result.err().map(|e| e.to_string()))
+}
+
+/// Records the end of a mailbox's pass (Synced, or Failed with `error`) and reports it.
+pub(crate) fn finish_mailbox(
+    ctx: &Ctx,
+    email: &str,
+    counts: MailboxCounts,
+    error: Option<String>,
+) -> MailboxOutcome {
     // A mailbox whose pass ended is Synced even when single messages failed: those are
     // counted in its status and retried by the next pass.
     let (state, kind) = match &error {
@@ -66,13 +75,13 @@ pub(super) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
     };
     let recorded = ctx.stage.index(|i| {
         let error = error.as_deref();
-        i.set_mailbox_state_with_event(&ctx.batch, &mb.email, state, error, kind, &detail)
+        i.set_mailbox_state_with_event(&ctx.batch, email, state, error, kind, &detail)
     });
     if let Err(e) = recorded {
-        tracing::error!(mailbox = %mb.email, "recording the end of the pass: {e}");
+        tracing::error!(mailbox = %email, "recording the end of the pass: {e}");
     }
     let outcome = MailboxOutcome {
-        email: mb.email.clone(),
+        email: email.to_string(),
         counts,
         error,
     };
@@ -247,8 +256,12 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     };
 
     let mut new = Vec::new();
-    if info.exists > 0 && info.uid_next.is_none_or(|next| next > highest + 1) {
-        let set = SequenceSet::from_start(highest + 1);
+    // No UID comes after 4294967295 (`highest + 1` would overflow): nothing new to list.
+    if let Some(first_new) = highest.checked_add(1)
+        && info.exists > 0
+        && info.uid_next.is_none_or(|next| next > first_new)
+    {
+        let set = SequenceSet::from_start(first_new);
         let metas = s
             .uid_fetch_meta(&set, META_ITEMS)
             .await

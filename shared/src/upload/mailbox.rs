@@ -83,6 +83,18 @@ where
         }
     }
     let error = result.err().map(|e| format!("{}: {e}", mb.label()));
+    finish_upload(ctx, mb, counts, found, error)
+}
+
+/// Records the end of a mailbox's run (Uploaded, UploadedWithErrors, or Failed with
+/// `error`) and reports it.
+fn finish_upload(
+    ctx: &Ctx,
+    mb: &MailboxUpload,
+    counts: UploadCounts,
+    found: Findings,
+    error: Option<String>,
+) -> UploadOutcome {
     if !ctx.dry_run {
         let state = match (&error, counts.refused + counts.set_aside) {
             (Some(_), _) => "Failed",
@@ -114,6 +126,13 @@ where
     };
     ctx.progress.mailbox_finished(&outcome);
     outcome
+}
+
+/// Records a mailbox whose task stopped without an outcome (it panicked) as Failed, with why.
+pub(crate) fn lost_upload(ctx: &Ctx, mb: &MailboxUpload, why: &str) -> UploadOutcome {
+    let error = format!("{}: the run stopped: {why}", mb.label());
+    let found = Findings::default();
+    finish_upload(ctx, mb, UploadCounts::default(), found, Some(error))
 }
 
 /// Refuses a mailbox whose upload records name another target mailbox than the batch does

@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use super::context::Ctx;
 use super::imap_target::ImapTarget;
-use super::mailbox::upload_mailbox;
+use super::mailbox::{lost_upload, upload_mailbox};
 use super::{Pace, SharedProgress, UploadJob, UploadOutcome};
 use crate::parallel::run_bounded;
 use crate::stage::SharedStage;
 
 /// Uploads every mailbox of the job into the target over IMAP and returns each one's
-/// outcome, in job order. A mailbox that fails does not stop the others.
+/// outcome, in job order. A mailbox that fails does not stop the others; one whose task
+/// panicked is recorded Failed with the panic's message.
 pub async fn run_upload(
     job: UploadJob,
     stage: &SharedStage,
@@ -29,8 +30,10 @@ pub async fn run_upload(
         progress,
     });
     let (connect, credentials) = (Arc::new(job.connect), Arc::new(job.credentials));
-    run_bounded(job.mailboxes, job.concurrency, move |mailbox| {
-        let (ctx, connect, credentials) = (ctx.clone(), connect.clone(), credentials.clone());
+    let mailboxes = job.mailboxes.clone();
+    let worker = ctx.clone();
+    let results = run_bounded(job.mailboxes, job.concurrency, move |mailbox| {
+        let (ctx, connect, credentials) = (worker.clone(), connect.clone(), credentials.clone());
         async move {
             let (m365, timeout) = (ctx.m365, ctx.retry.read_timeout);
             let open = || {
@@ -45,5 +48,10 @@ pub async fn run_upload(
             upload_mailbox(&ctx, &mailbox, open).await
         }
     })
-    .await
+    .await;
+    results
+        .into_iter()
+        .zip(&mailboxes)
+        .map(|(result, mb)| result.unwrap_or_else(|lost| lost_upload(&ctx, mb, &lost.0)))
+        .collect()
 }
