@@ -213,7 +213,7 @@ fn exit_code(outcomes: &[UploadOutcome]) -> u8 {
         1
     } else if outcomes
         .iter()
-        .any(|o| o.counts.refused + o.counts.set_aside > 0)
+        .any(|o| o.counts.refused + o.counts.set_aside + o.counts.flags_pending > 0)
     {
         2
     } else {

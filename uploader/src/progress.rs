@@ -84,6 +84,18 @@ pub fn describe(o: &UploadOutcome, dry_run: bool) -> String {
             c.set_aside
         ));
     }
+    if c.flags_set_later > 0 {
+        line.push_str(&format!(
+            "; \\Flagged set on {} message(s) stored earlier (not sent again)",
+            c.flags_set_later
+        ));
+    }
+    if c.flags_pending > 0 {
+        line.push_str(&format!(
+            "; \\Flagged still not set on {} stored message(s) (the target refused it; the next run tries again)",
+            c.flags_pending
+        ));
+    }
     if c.adopted > 0 {
         line.push_str(&format!(
             "; {} re-read after a UIDVALIDITY change kept their upload records (not sent again)",

@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -212,4 +212,16 @@ UPDATE uploads SET mailbox = lower(mailbox);
 ALTER TABLE uploads ADD COLUMN lost_sends INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE endpoints ADD COLUMN ca_file TEXT;
 ALTER TABLE endpoints ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0 CHECK (insecure IN (0, 1));
+"#;
+
+/// Version 5: what an upload could not finish for a message the target stored.
+///
+/// - `uploads.flag_pending`: the target stored the message (`done`) but `\Flagged`, which
+///   Microsoft 365 sets only by a STORE after the APPEND, is not set yet (the SELECT or
+///   STORE was throttled, the link broke, or the server refused it; a refusal's words are in
+///   `last_error`). The next attempt sets it by the recorded APPENDUID without sending the
+///   message again.
+const V5: &str = r#"
+ALTER TABLE uploads ADD COLUMN flag_pending INTEGER NOT NULL DEFAULT 0
+    CHECK (flag_pending IN (0, 1));
 "#;

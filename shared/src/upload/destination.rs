@@ -24,10 +24,19 @@ pub struct Outgoing {
 }
 
 /// What the target said about one message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Delivery {
     /// Stored; the target's id for it when it gave one.
     Stored(Option<String>),
+    /// Stored, but its `\Flagged` (set by a STORE after the APPEND on Microsoft 365) could
+    /// not be set: the SELECT or STORE was throttled, cut or refused. The message must not
+    /// be sent again; the flag is set later by `id`.
+    StoredFlagPending {
+        /// The target's id for it (`uidvalidity:uid`).
+        id: String,
+        /// Why the flag is not set (a transient cause ends the connection's work).
+        cause: UploadError,
+    },
     /// Refused for this message only (too large, malformed …), with the target's words.
     Refused(String),
 }
@@ -60,6 +69,15 @@ pub trait Destination: Send {
         folder: &[String],
         key: &ResumeKey,
     ) -> impl Future<Output = Result<u64, UploadError>> + Send;
+    /// Sets `\Flagged` on a message the target stored earlier, by the id it gave
+    /// (`uidvalidity:uid`). `Ok(None)`: set; `Ok(Some(words))`: the target refused it, or
+    /// the message can no longer be named by that id (the folder is gone or its UIDVALIDITY
+    /// changed); an error when the conversation failed (throttled, link broken).
+    fn set_flagged(
+        &mut self,
+        folder: &[String],
+        id: &str,
+    ) -> impl Future<Output = Result<Option<String>, UploadError>> + Send;
     /// The largest message the target accepts in every folder, when it says so (IMAP:
     /// `APPENDLIMIT=N`).
     fn append_limit(&self) -> Option<u64> {

@@ -1,11 +1,12 @@
 //! One mailbox's upload: folders, the resolution of what a crash left in flight, and the
 //! queue sent in groups; transient failures reconnect with backoff and resume.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use super::destination::Destination;
+use super::flags;
 use super::key::{self, ResumeKey};
 use super::mapping::{MappedFolder, MappingRules, folders_to_create, map_folders};
 use super::predict::{Prediction, SizeLimit, predict};
@@ -106,9 +107,18 @@ where
             Err(e) => result = Err(e),
         }
     }
+    if result.is_ok() && !ctx.dry_run {
+        match flags::still_pending(ctx, mb) {
+            Ok(n) => counts.flags_pending = n,
+            Err(e) => result = Err(e),
+        }
+    }
     let error = result.err().map(|e| format!("{}: {e}", mb.label()));
     if !ctx.dry_run {
-        let state = match (&error, counts.refused + counts.set_aside) {
+        let state = match (
+            &error,
+            counts.refused + counts.set_aside + counts.flags_pending,
+        ) {
             (Some(_), _) => "Failed",
             (None, 0) => "Uploaded",
             (None, _) => "UploadedWithErrors",
@@ -150,10 +160,11 @@ fn same_target_mailbox(ctx: &Ctx, mb: &MailboxUpload) -> Result<(), UploadError>
     }
 }
 
-/// What counts as progress: messages settled one way or another (a message set aside is
+/// What counts as progress: messages settled one way or another, a message left in flight
+/// found absent (it goes back to the queue once), a flag set later (a message set aside is
 /// not: a link that breaks on every message must still fail the mailbox).
 fn progress_mark(c: &UploadCounts) -> u64 {
-    c.uploaded + c.found_present + c.refused + c.folders_created
+    c.uploaded + c.found_present + c.resent + c.refused + c.folders_created + c.flags_set_later
 }
 
 /// What a mailbox's run learns besides its counts.
@@ -163,6 +174,9 @@ struct Findings {
     folders: Vec<MappedFolder>,
     /// For a dry run: the predicted skips.
     prediction: Prediction,
+    /// Messages whose pending `\Flagged` the target refused in this run (not asked again
+    /// until the next run).
+    flags_refused: HashSet<i64>,
 }
 
 /// Plans on one connection: maps the folders, creates what is missing, resolves what a
@@ -200,6 +214,7 @@ async fn upload_once<D: Destination>(
         dest.create_folder(&path).await?;
         counts.folders_created += 1;
     }
+    flags::set_pending_flags(ctx, mb, dest, counts, &mut found.flags_refused).await?;
     let mut to_send = Vec::with_capacity(sendable.len());
     for item in sendable {
         if item.state == UploadState::InFlight {

@@ -16,6 +16,7 @@
 
 mod destination;
 mod fingerprint;
+mod flags;
 pub mod imap_target;
 mod key;
 pub mod long_lines;
@@ -138,6 +139,13 @@ pub struct UploadCounts {
     /// Messages set aside because the link broke while each was being sent, again and
     /// again (recorded as failed with that reason; the next run tries them again).
     pub set_aside: u64,
+    /// Messages stored earlier whose `\Flagged` (a STORE after the APPEND on Microsoft 365)
+    /// was throttled, cut or refused then, and was set in this run without sending them
+    /// again.
+    pub flags_set_later: u64,
+    /// Stored messages whose `\Flagged` is still not set at the end of the run (the target
+    /// refused the STORE; recorded with its words, tried again by the next run).
+    pub flags_pending: u64,
     /// Messages in folders left out by the mapping.
     pub left_out: u64,
     /// Reconnections after transient failures.

@@ -187,7 +187,9 @@ async fn worker<D: Destination>(
 }
 
 /// Sends one group: `in_flight` first (one transaction), then APPENDs, then the results
-/// (one transaction). When the link breaks, the message being sent stays `in_flight` (the
+/// (one transaction). A message stored whose `\Flagged` could not be set after it is done
+/// with its flag pending (set later by its id, never sent again); when that was a throttle
+/// or a broken link, the rest of the group goes back to pending. When the link breaks, the message being sent stays `in_flight` (the
 /// next attempt looks for it) with one more lost send, and the ones after it go back to
 /// pending; a message the server answered with a throttle goes back to pending. When
 /// another connection of the mailbox failed, the rest of the group goes back to pending
@@ -245,6 +247,20 @@ async fn send_group<D: Destination>(
                 results.push((item.message_row, UploadResult::Done(id)));
                 sent += 1;
                 sent_bytes += item.size;
+            }
+            Ok(Delivery::StoredFlagPending { id, cause }) => {
+                // Stored: done, whatever became of the flag, which is set later by its id.
+                results.push((item.message_row, UploadResult::DoneFlagPending(id)));
+                sent += 1;
+                sent_bytes += item.size;
+                tracing::warn!(mailbox = %mb.label(), folder = %path.join("/"), uid = item.uid,
+                    "stored, \\Flagged to be set later: {cause}");
+                if cause.is_transient() {
+                    let rest = group[n + 1..].iter();
+                    results.extend(rest.map(|i| (i.message_row, UploadResult::Pending)));
+                    failure = Some(cause);
+                    break;
+                }
             }
             Ok(Delivery::Refused(words)) => {
                 tracing::warn!(mailbox = %mb.label(), folder = %path.join("/"), uid = item.uid,

@@ -87,6 +87,9 @@ pub struct UploadItem {
 pub enum UploadResult {
     /// Confirmed; the target's id for it when it gave one (`uidvalidity:uid`).
     Done(Option<String>),
+    /// Confirmed, but its `\Flagged` (set by a STORE after the APPEND) is not set yet: the
+    /// next attempt sets it by this id without sending the message again.
+    DoneFlagPending(String),
     /// Refused, with the server's words.
     Failed(String),
     /// Not sent after all, or found absent on the target: back in the queue.
@@ -378,18 +381,20 @@ impl Index {
             }
             let mut stmt = tx.prepare_cached(
                 "UPDATE uploads SET state = ?3, target_id = coalesce(?4, target_id),
-                     last_error = ?5, lost_sends = lost_sends + ?6,
+                     last_error = ?5, lost_sends = lost_sends + ?6, flag_pending = ?7,
                      updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
                  WHERE message_id = ?1 AND target = ?2",
             )?;
             for (row, result) in results {
                 let (state, id, error, lost) = match result {
                     UploadResult::Done(id) => ("done", id.as_deref(), None, 0),
+                    UploadResult::DoneFlagPending(id) => ("done", Some(id.as_str()), None, 0),
                     UploadResult::Failed(e) => ("failed", None, Some(e.as_str()), 0),
                     UploadResult::Pending => ("pending", None, None, 0),
                     UploadResult::Lost => ("in_flight", None, None, 1),
                 };
-                stmt.execute((row, target, state, id, error, lost))?;
+                let flag_pending = matches!(result, UploadResult::DoneFlagPending(_));
+                stmt.execute((row, target, state, id, error, lost, flag_pending))?;
             }
             Ok(())
         })
