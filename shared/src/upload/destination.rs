@@ -39,6 +39,8 @@ pub enum Delivery {
     },
     /// Refused for this message only (too large, malformed …), with the target's words.
     Refused(String),
+    /// Refused because the whole target mailbox is full (over quota). The target's words.
+    MailboxFull(String),
 }
 
 /// A live connection to one target mailbox.

@@ -10,13 +10,14 @@ use super::destination::{Credentials, Delivery, Destination, Outgoing};
 use super::fingerprint::{FIELDS, HeaderFingerprint};
 use super::key::ResumeKey;
 use super::mapping::{Role, TargetFolders};
+use super::refusal::{self, Scope};
 use super::{UploadError, is_flagged};
 use crate::batch::AuthChoice;
 use crate::folders::mutf7;
 use crate::imap::transport::{ConnectOptions, Transport, connect};
 use crate::imap::{
     AppendLimit, During as _, ImapError, ImapStepError, SequenceSet, Session, SessionConfig,
-    Status, datetime,
+    datetime,
 };
 
 /// A logged-in session with one target mailbox.
@@ -232,6 +233,7 @@ impl Destination for ImapTarget {
         let wire = self.wire(path);
         match self.session.create(&wire).await {
             Err(e) if e.code_name().as_deref() == Some("ALREADYEXISTS") => Ok(()),
+            Err(e) if refusal::scope(&e) == Some(Scope::Mailbox) => Err(full(&e)),
             other => other
                 .during(|| format!("creating folder {:?} on the target", path.join("/")))
                 .map_err(UploadError::from),
@@ -259,8 +261,13 @@ impl Destination for ImapTarget {
             .await;
         let outcome = match appended {
             Ok(o) => o,
-            Err(e) if refuses_message(&e) => return Ok(Delivery::Refused(words_of(&e))),
-            Err(e) => Err(e).during(|| format!("APPEND to {:?}", name()))?,
+            Err(e) => {
+                return match refusal::scope(&e) {
+                    Some(Scope::Message | Scope::Folder) => Ok(Delivery::Refused(words_of(&e))),
+                    Some(Scope::Mailbox) => Ok(Delivery::MailboxFull(words_of(&e))),
+                    None => Err(e).during(|| format!("APPEND to {:?}", name()))?,
+                };
+            }
         };
         let id = outcome
             .uid_validity
@@ -368,24 +375,27 @@ impl Destination for ImapTarget {
     }
 }
 
-/// A refusal that concerns this message only (a `NO`, or a `BAD` that is not throttling):
-/// the session goes on with the next one.
-fn refuses_message(e: &ImapError) -> bool {
-    matches!(e, ImapError::Rejected { status, .. }
-        if matches!(status.status, Status::No | Status::Bad))
-        && e.throttle_backoff().is_none()
-}
-
 /// The server's words in a refusal: its tagged status as on the wire.
 fn words_of(e: &ImapError) -> String {
     e.status().map_or_else(|| e.to_string(), |s| s.to_string())
+}
+
+/// The error for a refusal that says the target mailbox is full.
+fn full(e: &ImapError) -> UploadError {
+    UploadError::TargetFull {
+        words: words_of(e),
+        messages: 0,
+        bytes: 0,
+    }
 }
 
 /// The server's words when it answered a command with a NO or BAD that is not a throttle
 /// (the command was refused for good); any other error is handed back.
 fn refusal_words(e: UploadError) -> Result<String, UploadError> {
     match &e {
-        UploadError::Imap(step) if refuses_message(&step.source) => Ok(words_of(&step.source)),
+        UploadError::Imap(step) if refusal::scope(&step.source).is_some() => {
+            Ok(words_of(&step.source))
+        }
         _ => Err(e),
     }
 }

@@ -107,6 +107,12 @@ where
             Err(e) => result = Err(e),
         }
     }
+    if let Err(UploadError::TargetFull {
+        messages, bytes, ..
+    }) = &mut result
+    {
+        (*messages, *bytes) = (counts.uploaded, counts.uploaded_bytes);
+    }
     if result.is_ok() && !ctx.dry_run {
         match flags::still_pending(ctx, mb) {
             Ok(n) => counts.flags_pending = n,

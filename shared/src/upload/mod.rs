@@ -24,6 +24,7 @@ mod mailbox;
 pub mod mapping;
 mod pace;
 mod predict;
+mod refusal;
 mod run;
 mod send;
 mod target;
@@ -226,6 +227,26 @@ pub enum UploadError {
     /// The stage refused a read or write.
     #[error(transparent)]
     Stage(#[from] crate::stage::StageError),
+    /// The target refused a message because the whole target mailbox is full (over its
+    /// quota): nothing more can go in until an admin makes room.
+    #[error(
+        "target mailbox full after {messages} message(s) / {} in this run: raise its quota or \
+         enable its archive, then run again (the rest stays pending; the server said: {words})",
+        megabytes(*bytes)
+    )]
+    TargetFull {
+        /// The server's words.
+        words: String,
+        /// Messages the target took in this run before it was full.
+        messages: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
+}
+
+/// Bytes as megabytes with one decimal (`5.2 MB`).
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 impl UploadError {

@@ -189,7 +189,9 @@ async fn worker<D: Destination>(
 /// Sends one group: `in_flight` first (one transaction), then APPENDs, then the results
 /// (one transaction). A message stored whose `\Flagged` could not be set after it is done
 /// with its flag pending (set later by its id, never sent again); when that was a throttle
-/// or a broken link, the rest of the group goes back to pending. When the link breaks, the message being sent stays `in_flight` (the
+/// or a broken link, the rest of the group goes back to pending. A refusal that says the
+/// mailbox is full puts the message and the rest back to pending and ends with
+/// [`UploadError::TargetFull`]. When the link breaks, the message being sent stays `in_flight` (the
 /// next attempt looks for it) with one more lost send, and the ones after it go back to
 /// pending; a message the server answered with a throttle goes back to pending. When
 /// another connection of the mailbox failed, the rest of the group goes back to pending
@@ -267,6 +269,17 @@ async fn send_group<D: Destination>(
                     "the target refused a message: {words}");
                 results.push((item.message_row, UploadResult::Failed(words)));
                 counts.refused += 1;
+            }
+            Ok(Delivery::MailboxFull(words)) => {
+                tracing::warn!(mailbox = %mb.label(), "the target mailbox is full: {words}");
+                let rest = group[n..].iter();
+                results.extend(rest.map(|i| (i.message_row, UploadResult::Pending)));
+                failure = Some(UploadError::TargetFull {
+                    words,
+                    messages: 0,
+                    bytes: 0,
+                });
+                break;
             }
             Err(e) => {
                 // Answered (a throttle): not stored, back to pending. The link broke: it
