@@ -1,6 +1,9 @@
 //! Refusals that concern more than one message: a full target mailbox (a real Dovecot with
 //! a small quota) stops that mailbox at once and the others go on, and the next run after
-//! the quota is raised sends exactly the rest.
+//! the quota is raised sends exactly the rest; a folder the target refuses (a CREATE
+//! refused as Exchange refuses a reserved name, an APPEND into a container a real Dovecot
+//! cannot store into) fails that folder's messages with the server's words and the rest of
+//! the mailbox goes on; empty folders are created; `status` tells excluded from pending.
 
 use std::sync::atomic::Ordering;
 
@@ -12,7 +15,9 @@ use mailstage_tests::Dovecot;
 use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules};
 use mailstage_tests::extraction::stage_user;
 use mailstage_tests::fixtures::{message_of_size, simple};
-use mailstage_tests::upload::{job, run, staged_contents, target_contents, target_dovecot_with};
+use mailstage_tests::upload::{
+    ADMIN, job, run, staged_contents, target_contents, target_dovecot_with,
+};
 
 const ALICE: &str = "alice@contoso.edu";
 const BOB: &str = "bob@contoso.edu";
@@ -123,5 +128,122 @@ fn a_full_target_mailbox_stops_that_mailbox_and_the_next_run_sends_the_rest() ->
     let mut staged = staged_contents(dir.path())?;
     staged.retain(|(email, _), _| email == ALICE);
     assert_eq!(target_contents(&target, ALICE)?, staged);
+    Ok(())
+}
+
+#[test]
+fn a_refused_folder_fails_its_messages_and_the_rest_of_the_mailbox_goes_on() -> Result<()> {
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..4 {
+        source.write_message_at("alice", "INBOX", &[], T0 + i, &simple(i))?;
+    }
+    for i in 0..3 {
+        source.write_message_at("alice", "Restricted", &[], T0 + 10 + i, &simple(10 + i))?;
+        source.write_message_at("alice", "Container", &[], T0 + 20 + i, &simple(20 + i))?;
+    }
+    source.write_message_at("alice", "Later", &[], T0 + 30, &simple(30))?;
+    source.create_folder("alice", "Empty")?;
+    source.create_folder("alice", "Empty/Inner")?;
+    let dir = tempfile::tempdir()?;
+    stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
+
+    // On the target, Container is a bare directory holding a folder: listed (\Noselect),
+    // so it is not created, and Dovecot refuses any APPEND into it.
+    let target = target_dovecot_with(&[ALICE], &[])?;
+    target.create_noselect(ALICE, "Container")?;
+    target.create_folder(ALICE, "Container/Child")?;
+    let proxy = ExchangeProxy::start(
+        target.port(),
+        ExchangeRules {
+            reserved: vec!["Restricted".into()],
+            ..ExchangeRules::default()
+        },
+    )?;
+    let upload = || -> Result<UploadOutcome> {
+        let mut job = job(dir.path(), &target, None, MappingRules::default())?;
+        job.connect.port = proxy.port();
+        job.connections = 1;
+        Ok(run(dir.path(), job)?.remove(0))
+    };
+    let o = upload()?;
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!((o.counts.uploaded, o.counts.refused), (5, 6), "{o:?}");
+    let refused: Vec<(&str, u64)> = o
+        .refused_folders
+        .iter()
+        .map(|f| (f.folder.as_str(), f.messages))
+        .collect();
+    assert_eq!(refused, [("Restricted", 3), ("Container", 3)], "{o:?}");
+    assert!(
+        o.refused_folders[0]
+            .words
+            .contains("NO Folder name Restricted is reserved."),
+        "{o:?}"
+    );
+    assert!(o.refused_folders[1].words.contains("NO "), "{o:?}");
+    // Only the first message of Container was sent: the other two failed unsent.
+    let s = status(dir.path(), ALICE)?;
+    assert_eq!(
+        (s.state.as_deref(), s.done, s.failed, s.pending),
+        (Some("UploadedWithErrors"), 5, 6, 0),
+        "{s:?}"
+    );
+    let mut p = target.connect()?;
+    p.login(&format!("{ALICE}*{}", ADMIN.0), ADMIN.1)?.ok()?;
+    let names: Vec<String> = p.list()?.into_iter().map(|l| l.name).collect();
+    for folder in ["Empty", "Empty/Inner", "Later"] {
+        assert!(
+            names.iter().any(|n| n == folder),
+            "{folder} missing: {names:?}"
+        );
+    }
+    assert!(!names.iter().any(|n| n == "Restricted"), "{names:?}");
+
+    // The next run tries the refused ones again (and they are refused again).
+    let again = upload()?;
+    assert_eq!(
+        (again.counts.uploaded, again.counts.refused),
+        (0, 6),
+        "{again:?}"
+    );
+    assert_eq!(proxy.stats().reserved_refused.load(Ordering::Relaxed), 2);
+    Ok(())
+}
+
+#[test]
+fn status_counts_excluded_folders_apart_and_says_uploaded_only_when_nothing_is_pending()
+-> Result<()> {
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..3 {
+        source.write_message_at("alice", "INBOX", &[], T0 + i, &simple(i))?;
+    }
+    for i in 0..2 {
+        source.write_message_at("alice", "Junk", &[], T0 + 10 + i, &simple(10 + i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
+    let target = target_dovecot_with(&[ALICE], &[])?;
+    let rules = MappingRules {
+        excludes: vec!["Junk".into()],
+        ..MappingRules::default()
+    };
+    let o = run(dir.path(), job(dir.path(), &target, None, rules)?)?.remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!((o.counts.uploaded, o.counts.left_out), (3, 2));
+    let s = status(dir.path(), ALICE)?;
+    assert_eq!(
+        (s.state.as_deref(), s.pending, s.excluded, s.done),
+        (Some("Uploaded"), 0, 2, 3),
+        "{s:?}"
+    );
+    // New mail staged after the run: no longer `Uploaded`.
+    source.write_message_at("alice", "INBOX", &[], T0 + 20, &simple(20))?;
+    stage_user(dir.path(), &source, ALICE, "alice", Pass::Incremental)?;
+    let s = status(dir.path(), ALICE)?;
+    assert_eq!(
+        (s.state.as_deref(), s.pending, s.excluded),
+        (Some("Pending"), 1, 2),
+        "{s:?}"
+    );
     Ok(())
 }

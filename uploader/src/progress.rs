@@ -108,6 +108,12 @@ pub fn describe(o: &UploadOutcome, dry_run: bool) -> String {
             c.reconnects, c.throttled, c.throttle_wait_ms
         ));
     }
+    for f in &o.refused_folders {
+        line.push_str(&format!(
+            "; {} message(s) of folder {:?} not stored: {} (the next run tries again)",
+            f.messages, f.folder, f.words
+        ));
+    }
     if let Some(e) = &o.error {
         line.push_str(&format!("; FAILED: {e}"));
     }

@@ -221,7 +221,16 @@ ALTER TABLE endpoints ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0 CHECK (inse
 ///   STORE was throttled, the link broke, or the server refused it; a refusal's words are in
 ///   `last_error`). The next attempt sets it by the recorded APPENDUID without sending the
 ///   message again.
+/// - `upload_left_out`: the source folders the last run to a target left out by its
+///   mapping (`--exclude`, `\All` views …), so `status` counts their messages as excluded,
+///   not pending.
 const V5: &str = r#"
 ALTER TABLE uploads ADD COLUMN flag_pending INTEGER NOT NULL DEFAULT 0
     CHECK (flag_pending IN (0, 1));
+CREATE TABLE upload_left_out (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    PRIMARY KEY (mailbox_id, target, folder_id)
+);
 "#;

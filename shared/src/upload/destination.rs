@@ -39,6 +39,9 @@ pub enum Delivery {
     },
     /// Refused for this message only (too large, malformed …), with the target's words.
     Refused(String),
+    /// Refused because of the folder (it does not exist, no permission …): its other
+    /// messages would be refused alike. The target's words.
+    FolderRefused(String),
     /// Refused because the whole target mailbox is full (over quota). The target's words.
     MailboxFull(String),
 }
@@ -50,11 +53,13 @@ pub enum Delivery {
 pub trait Destination: Send {
     /// The target mailbox's folders, their roles and its delimiter.
     fn folders(&mut self) -> impl Future<Output = Result<TargetFolders, UploadError>> + Send;
-    /// Creates a folder (its parent exists).
+    /// Creates a folder (its parent exists). `Ok(Some(words))` when the target refused it
+    /// (its messages then fail with those words; the rest of the mailbox goes on); a full
+    /// mailbox is [`UploadError::TargetFull`].
     fn create_folder(
         &mut self,
         path: &[String],
-    ) -> impl Future<Output = Result<(), UploadError>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, UploadError>> + Send;
     /// Stores a message in a folder.
     fn append(
         &mut self,

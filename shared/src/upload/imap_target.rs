@@ -229,14 +229,18 @@ impl Destination for ImapTarget {
         Ok(out)
     }
 
-    async fn create_folder(&mut self, path: &[String]) -> Result<(), UploadError> {
+    async fn create_folder(&mut self, path: &[String]) -> Result<Option<String>, UploadError> {
         let wire = self.wire(path);
         match self.session.create(&wire).await {
-            Err(e) if e.code_name().as_deref() == Some("ALREADYEXISTS") => Ok(()),
-            Err(e) if refusal::scope(&e) == Some(Scope::Mailbox) => Err(full(&e)),
-            other => other
-                .during(|| format!("creating folder {:?} on the target", path.join("/")))
-                .map_err(UploadError::from),
+            Ok(()) => Ok(None),
+            Err(e) if e.code_name().as_deref() == Some("ALREADYEXISTS") => Ok(None),
+            Err(e) => match refusal::scope(&e) {
+                Some(Scope::Mailbox) => Err(full(&e)),
+                Some(_) => Ok(Some(words_of(&e))),
+                None => Err(e)
+                    .during(|| format!("creating folder {:?} on the target", path.join("/")))
+                    .map_err(UploadError::from),
+            },
         }
     }
 
@@ -263,7 +267,8 @@ impl Destination for ImapTarget {
             Ok(o) => o,
             Err(e) => {
                 return match refusal::scope(&e) {
-                    Some(Scope::Message | Scope::Folder) => Ok(Delivery::Refused(words_of(&e))),
+                    Some(Scope::Message) => Ok(Delivery::Refused(words_of(&e))),
+                    Some(Scope::Folder) => Ok(Delivery::FolderRefused(words_of(&e))),
                     Some(Scope::Mailbox) => Ok(Delivery::MailboxFull(words_of(&e))),
                     None => Err(e).during(|| format!("APPEND to {:?}", name()))?,
                 };

@@ -6,12 +6,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use super::destination::Destination;
-use super::flags;
 use super::key::{self, ResumeKey};
-use super::mapping::{MappedFolder, MappingRules, folders_to_create, map_folders};
+use super::mapping::{MappedFolder, MappingRules, map_folders};
 use super::predict::{Prediction, SizeLimit, predict};
 use super::send::{Group, groups, send_all};
-use super::{MailboxUpload, Pace, SharedProgress, UploadCounts, UploadError, UploadOutcome};
+use super::{
+    MailboxUpload, Pace, RefusedFolder, SharedProgress, UploadCounts, UploadError, UploadOutcome,
+};
+use super::{create, flags};
 use crate::retry::{Attempts, Next, RetryPolicy};
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
 use crate::stage::{BlobStore, Index, StageError};
@@ -73,7 +75,10 @@ where
         let attempt = async {
             let mut dest = open().await?;
             match upload_once(ctx, mb, &mut dest, &mut counts, &mut found).await {
-                Ok(work) => send_all(ctx, mb, dest, &open, work, &mut counts).await,
+                Ok(work) => {
+                    let refused = &mut found.refused_folders;
+                    send_all(ctx, mb, dest, &open, work, &mut counts, refused).await
+                }
                 Err(e) => {
                     dest.close().await;
                     Err(e)
@@ -143,6 +148,7 @@ where
         target_mailbox: mb.target_mailbox.clone(),
         counts,
         folders: found.folders,
+        refused_folders: found.refused_folders,
         error,
         size_limit: found.prediction.size_limit,
         predicted_skips: found.prediction.skips,
@@ -180,6 +186,8 @@ struct Findings {
     folders: Vec<MappedFolder>,
     /// For a dry run: the predicted skips.
     prediction: Prediction,
+    /// Target folders the target refused.
+    refused_folders: Vec<RefusedFolder>,
     /// Messages whose pending `\Flagged` the target refused in this run (not asked again
     /// until the next run).
     flags_refused: HashSet<i64>,
@@ -216,10 +224,15 @@ async fn upload_once<D: Destination>(
         found.prediction.count(counts);
         return Ok(Vec::new());
     }
-    for path in folders_to_create(&mapped, &target) {
-        dest.create_folder(&path).await?;
-        counts.folders_created += 1;
-    }
+    let left_out: Vec<i64> = mapped
+        .iter()
+        .filter(|m| m.target.is_none())
+        .map(|m| m.source_id)
+        .collect();
+    ctx.index(|i| i.set_left_out(&ctx.target, mb.mailbox_id, &left_out))?;
+    let refused = &mut found.refused_folders;
+    create::create_folders(dest, mb, &mapped, &target, counts, refused).await?;
+    let sendable = create::refuse_items(ctx, mb, sendable, &dest_of, counts, refused)?;
     flags::set_pending_flags(ctx, mb, dest, counts, &mut found.flags_refused).await?;
     let mut to_send = Vec::with_capacity(sendable.len());
     for item in sendable {

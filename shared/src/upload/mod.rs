@@ -14,6 +14,7 @@
 //! over its size limit (APPENDLIMIT, or Exchange Online's default), lines Exchange refuses
 //! ([`long_lines`]), and messages refused last time.
 
+mod create;
 mod destination;
 mod fingerprint;
 mod flags;
@@ -177,6 +178,8 @@ pub struct UploadOutcome {
     pub counts: UploadCounts,
     /// Where each source folder goes.
     pub folders: Vec<MappedFolder>,
+    /// Target folders the target refused in this run, with its words.
+    pub refused_folders: Vec<RefusedFolder>,
     /// Why the run failed, naming the mailbox's step.
     pub error: Option<String>,
     /// For a dry run: the target's size limit, when one is known.
@@ -189,6 +192,21 @@ pub struct UploadOutcome {
     /// sends again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_refusal: Option<String>,
+}
+
+/// A target folder the target refused (its CREATE, or an APPEND into it, answered NO):
+/// its messages failed with the server's words and are tried again by the next run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RefusedFolder {
+    /// The target folder, its parts joined by `/`.
+    pub folder: String,
+    /// Its path.
+    #[serde(skip)]
+    pub path: Vec<String>,
+    /// What the target said.
+    pub words: String,
+    /// Messages refused with it in this run.
+    pub messages: u64,
 }
 
 /// Why a mailbox's run stopped.

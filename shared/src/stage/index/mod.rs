@@ -15,6 +15,7 @@ mod status;
 mod sync;
 mod targets;
 mod upload_flags;
+mod upload_refusals;
 mod uploads;
 
 use std::path::{Path, PathBuf};
