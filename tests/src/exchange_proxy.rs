@@ -1,7 +1,11 @@
 //! A scripted proxy in front of a harness Dovecot that behaves as Exchange Online's IMAP
 //! does where it matters to an upload (README, *Throttling* and *Uploading a batch*):
-//! - every Nth APPEND is answered `BAD Request is throttled. Suggested Backoff Time: M
-//!   milliseconds` and the link is dropped;
+//! - every Nth APPEND (or every Nth of each command kind it is told to throttle: SELECT,
+//!   STORE, SEARCH, FETCH, LIST, CREATE …, as Exchange throttles any command) is answered
+//!   `BAD Request is throttled. Suggested Backoff Time: M milliseconds`, then
+//!   `* BYE Connection closed. 14`, and the link is dropped;
+//! - after [`MAX_ERRORS`] NO or BAD answers of its own on one connection it says `* BYE` and
+//!   drops the link, as Exchange does after ten errors;
 //! - an APPEND larger than a limit gets `NO Maximum size of appendable message has been
 //!   exceeded.`;
 //! - `\Flagged` in an APPEND's flags is silently dropped (only a later STORE sets it);
@@ -9,6 +13,7 @@
 //!
 //! It understands just enough IMAP: client lines and the literals they announce.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,11 +24,21 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 
+/// NO or BAD answers (of the proxy's own) after which a connection is dropped.
+pub const MAX_ERRORS: u32 = 10;
+
+/// The line Exchange ends a throttled connection with.
+const BYE: &[u8] = b"* BYE Connection closed. 14\r\n";
+
 /// What the proxy does.
 #[derive(Clone, Debug, Default)]
 pub struct ExchangeRules {
-    /// Throttle every Nth APPEND (counted over all connections).
+    /// Throttle every Nth command of each kind in `throttle_commands` (counted per kind
+    /// over all connections).
     pub throttle_every: Option<u64>,
+    /// The command kinds throttled (`APPEND`, `SELECT`, `STORE`, `SEARCH`, `FETCH`, `LIST`,
+    /// `CREATE` …; `UID STORE` is `STORE`); empty means `APPEND` only.
+    pub throttle_commands: Vec<String>,
     /// The backoff the throttle response suggests.
     pub backoff: Duration,
     /// APPENDs above this many bytes are refused.
@@ -47,6 +62,12 @@ pub struct ExchangeStats {
     pub reserved_refused: AtomicU64,
     /// `\Flagged` flags dropped.
     pub flagged_dropped: AtomicU64,
+    /// Commands throttled, by kind.
+    pub throttled_by: Mutex<BTreeMap<String, u64>>,
+    /// Connections dropped after [`MAX_ERRORS`] errors.
+    pub dropped_after_errors: AtomicU64,
+    /// Commands seen, by kind.
+    seen_by: Mutex<BTreeMap<String, u64>>,
     /// For each throttle: how long until the client connected again.
     pub pauses: Mutex<Vec<Duration>>,
     throttled_at: Mutex<Option<Instant>>,
@@ -112,6 +133,80 @@ fn literal_at_end(line: &[u8]) -> Option<(u64, bool)> {
     Some((n.trim_end_matches('+').parse().ok()?, plus))
 }
 
+impl ExchangeRules {
+    /// True when commands of this kind are throttled.
+    fn throttles(&self, kind: &str) -> bool {
+        self.throttle_every.is_some()
+            && if self.throttle_commands.is_empty() {
+                kind == "APPEND"
+            } else {
+                self.throttle_commands
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(kind))
+            }
+    }
+}
+
+impl ExchangeStats {
+    /// Commands throttled so far, by kind.
+    pub fn throttled_kinds(&self) -> BTreeMap<String, u64> {
+        self.throttled_by.lock().unwrap().clone()
+    }
+
+    /// Counts one more command of `kind`; true when it is the one to throttle.
+    fn count(&self, kind: &str, rules: &ExchangeRules) -> bool {
+        let mut seen = self.seen_by.lock().unwrap();
+        let n = seen.entry(kind.to_owned()).or_default();
+        *n += 1;
+        rules.throttles(kind) && rules.throttle_every.is_some_and(|e| n.is_multiple_of(e))
+    }
+}
+
+/// A command line's tag and kind: its verb upper-cased, `UID STORE` as `STORE`.
+fn command_kind(text: &str) -> (&str, String) {
+    let mut words = text.split_whitespace();
+    let tag = words.next().unwrap_or("");
+    let mut verb = words.next().unwrap_or("").to_ascii_uppercase();
+    if verb == "UID" {
+        verb = words.next().unwrap_or("").to_ascii_uppercase();
+    }
+    (tag, verb)
+}
+
+/// The mailbox name a CREATE line names (quoted or an atom).
+fn created_name(text: &str) -> &str {
+    let rest = text.splitn(3, ' ').nth(2).unwrap_or("").trim_end();
+    match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next().unwrap_or(""),
+        None => rest,
+    }
+}
+
+/// The answer the proxy gives itself instead of the server's, if any (without the tag).
+fn own_answer(
+    rules: &ExchangeRules,
+    stats: &ExchangeStats,
+    kind: &str,
+    text: &str,
+    literal: Option<(u64, bool)>,
+) -> Option<String> {
+    if kind == "CREATE" {
+        let name = created_name(text);
+        if rules.reserved.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            stats.reserved_refused.fetch_add(1, Ordering::Relaxed);
+            return Some(format!("NO Folder name {name} is reserved."));
+        }
+    }
+    if kind == "APPEND"
+        && let Some((len, _)) = literal
+        && rules.max_append.is_some_and(|max| len > max)
+    {
+        stats.oversize.fetch_add(1, Ordering::Relaxed);
+        return Some("NO Maximum size of appendable message has been exceeded.".into());
+    }
+    None
+}
+
 async fn relay(
     client: TcpStream,
     server: SocketAddr,
@@ -146,73 +241,52 @@ async fn relay(
     };
     let mut reader = BufReader::new(client_read);
     let mut line = Vec::new();
+    let mut errors = 0;
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).await? == 0 {
             break;
         }
         let text = String::from_utf8_lossy(&line).to_string();
-        let mut words = text.split_whitespace();
-        let (tag, verb) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-        let verb = verb.to_ascii_uppercase();
-        if verb == "CREATE" {
-            let rest = text.splitn(3, ' ').nth(2).unwrap_or("").trim_end();
-            let name = match rest.strip_prefix('"') {
-                Some(quoted) => quoted.split('"').next().unwrap_or(""),
-                None => rest,
-            };
-            if rules.reserved.iter().any(|r| r.eq_ignore_ascii_case(name)) {
-                stats.reserved_refused.fetch_add(1, Ordering::Relaxed);
-                let reply = format!("{tag} NO Folder name {name} is reserved.\r\n");
-                client_write
-                    .lock()
-                    .await
-                    .write_all(reply.as_bytes())
-                    .await?;
-                continue;
-            }
-        }
+        let (tag, kind) = command_kind(&text);
         let literal = literal_at_end(&line);
-        if verb == "APPEND"
-            && let Some((len, plus)) = literal
-        {
-            let n = stats.appends.fetch_add(1, Ordering::Relaxed) + 1;
-            let throttle = rules
-                .throttle_every
-                .is_some_and(|every| n.is_multiple_of(every));
-            let too_big = rules.max_append.is_some_and(|max| len > max);
-            if throttle || too_big {
-                if !plus {
-                    client_write.lock().await.write_all(b"+ Ready\r\n").await?;
-                }
-                swallow(&mut reader, len).await?;
-                let mut rest = Vec::new();
-                reader.read_until(b'\n', &mut rest).await?;
-                let mut w = client_write.lock().await;
-                if throttle {
-                    stats.throttled.fetch_add(1, Ordering::Relaxed);
-                    let reply = format!(
-                        "{tag} BAD Request is throttled. Suggested Backoff Time: {} milliseconds\r\n",
-                        rules.backoff.as_millis()
-                    );
-                    w.write_all(reply.as_bytes()).await?;
-                    *stats.throttled_at.lock().unwrap() = Some(Instant::now());
-                    return drop_link(&mut w, up_write, down).await;
-                }
-                stats.oversize.fetch_add(1, Ordering::Relaxed);
-                let reply =
-                    format!("{tag} NO Maximum size of appendable message has been exceeded.\r\n");
-                w.write_all(reply.as_bytes()).await?;
-                continue;
+        if kind == "APPEND" && literal.is_some() {
+            stats.appends.fetch_add(1, Ordering::Relaxed);
+        }
+        if stats.count(&kind, rules) {
+            consume_command(&mut reader, &line, &client_write).await?;
+            stats.throttled.fetch_add(1, Ordering::Relaxed);
+            *stats.throttled_by.lock().unwrap().entry(kind).or_default() += 1;
+            let reply = format!(
+                "{tag} BAD Request is throttled. Suggested Backoff Time: {} milliseconds\r\n",
+                rules.backoff.as_millis()
+            );
+            let mut w = client_write.lock().await;
+            w.write_all(reply.as_bytes()).await?;
+            w.write_all(BYE).await?;
+            *stats.throttled_at.lock().unwrap() = Some(Instant::now());
+            return drop_link(&mut w, up_write, down).await;
+        }
+        if let Some(answer) = own_answer(rules, stats, &kind, &text, literal) {
+            consume_command(&mut reader, &line, &client_write).await?;
+            let mut w = client_write.lock().await;
+            w.write_all(format!("{tag} {answer}\r\n").as_bytes())
+                .await?;
+            errors += 1;
+            if errors >= MAX_ERRORS {
+                w.write_all(BYE).await?;
+                stats.dropped_after_errors.fetch_add(1, Ordering::Relaxed);
+                return drop_link(&mut w, up_write, down).await;
             }
-            if rules.drop_flagged && text.contains("\\Flagged") {
-                stats.flagged_dropped.fetch_add(1, Ordering::Relaxed);
-                let cleaned = text
-                    .replacen("\\Flagged", "", 1)
-                    .replace("( ", "(")
-                    .replace(" )", ")");
-                line = cleaned.into_bytes();
-            }
+            continue;
+        }
+        if kind == "APPEND" && rules.drop_flagged && text.contains("\\Flagged") {
+            stats.flagged_dropped.fetch_add(1, Ordering::Relaxed);
+            let cleaned = text
+                .replacen("\\Flagged", "", 1)
+                .replace("( ", "(")
+                .replace(" )", ")");
+            line = cleaned.into_bytes();
         }
         up_write.write_all(&line).await?;
         if let Some((len, _)) = literal {
@@ -220,6 +294,26 @@ async fn relay(
         }
     }
     down.abort();
+    Ok(())
+}
+
+/// Reads the rest of a command the proxy answers itself: each literal it announces (asking
+/// for a synchronizing one first) and the line after it.
+async fn consume_command<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    first: &[u8],
+    client: &tokio::sync::Mutex<OwnedWriteHalf>,
+) -> Result<()> {
+    let mut literal = literal_at_end(first);
+    while let Some((len, plus)) = literal {
+        if !plus {
+            client.lock().await.write_all(b"+ Ready\r\n").await?;
+        }
+        swallow(reader, len).await?;
+        let mut rest = Vec::new();
+        reader.read_until(b'\n', &mut rest).await?;
+        literal = literal_at_end(&rest);
+    }
     Ok(())
 }
 

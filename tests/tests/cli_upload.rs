@@ -102,9 +102,10 @@ fn dry_run_then_run_then_a_run_that_sends_nothing() -> Result<()> {
         (
             s["done"].as_u64(),
             s["pending"].as_u64(),
+            s["excluded"].as_u64(),
             s["state"].as_str()
         ),
-        (Some(4), Some(1), Some("Uploaded")),
+        (Some(4), Some(0), Some(1), Some("Uploaded")),
         "{s}"
     );
 

@@ -64,6 +64,7 @@ fn throttling_oversize_flagged_and_reserved_names_as_exchange_does_them() -> Res
             max_append: Some(200_000),
             drop_flagged: true,
             reserved: vec!["Files".into()],
+            ..ExchangeRules::default()
         },
     )?;
     let mut job = job(dir.path(), &target, None, MappingRules::default())?;

@@ -40,6 +40,7 @@ pub fn run(stage_dir: &Path, args: StatusArgs, out: &mut dyn Write) -> anyhow::R
         ("STAGED", Align::Right),
         ("DONE", Align::Right),
         ("PENDING", Align::Right),
+        ("EXCLUDED", Align::Right),
         ("IN FLIGHT", Align::Right),
         ("FAILED", Align::Right),
         ("BYTES DONE", Align::Right),
@@ -53,6 +54,7 @@ pub fn run(stage_dir: &Path, args: StatusArgs, out: &mut dyn Write) -> anyhow::R
             grouped(r.staged),
             grouped(r.done),
             grouped(r.pending),
+            grouped(r.excluded),
             grouped(r.in_flight),
             grouped(r.failed),
             format!(

@@ -61,12 +61,16 @@ pub struct UploadReport {
 }
 
 impl UploadReport {
-    /// 0 every mailbox done, 2 messages were refused or set aside, 1 a mailbox failed.
+    /// 0 every mailbox done, 2 messages were refused or set aside or flags are still to set,
+    /// 1 a mailbox failed.
     pub fn exit_code(&self) -> u8 {
         let m = &self.mailboxes;
         if m.iter().any(|o| o.error.is_some()) {
             1
-        } else if m.iter().any(|o| o.counts.refused + o.counts.set_aside > 0) {
+        } else if m
+            .iter()
+            .any(|o| o.counts.refused + o.counts.set_aside + o.counts.flags_pending > 0)
+        {
             2
         } else {
             0

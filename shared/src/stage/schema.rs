@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -222,4 +222,25 @@ ALTER TABLE endpoints ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0 CHECK (inse
 ///   sent it yet, and what it already sent stays on the target.
 const V5: &str = r#"
 ALTER TABLE messages ADD COLUMN deleted_on_source TEXT;
+"#;
+
+/// Version 6: what an upload could not finish for a message the target stored.
+///
+/// - `uploads.flag_pending`: the target stored the message (`done`) but `\Flagged`, which
+///   Microsoft 365 sets only by a STORE after the APPEND, is not set yet (the SELECT or
+///   STORE was throttled, the link broke, or the server refused it; a refusal's words are in
+///   `last_error`). The next attempt sets it by the recorded APPENDUID without sending the
+///   message again.
+/// - `upload_left_out`: the source folders the last run to a target left out by its
+///   mapping (`--exclude`, `\All` views …), so `status` counts their messages as excluded,
+///   not pending.
+const V6: &str = r#"
+ALTER TABLE uploads ADD COLUMN flag_pending INTEGER NOT NULL DEFAULT 0
+    CHECK (flag_pending IN (0, 1));
+CREATE TABLE upload_left_out (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    PRIMARY KEY (mailbox_id, target, folder_id)
+);
 "#;

@@ -24,12 +24,26 @@ pub struct Outgoing {
 }
 
 /// What the target said about one message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Delivery {
     /// Stored; the target's id for it when it gave one.
     Stored(Option<String>),
+    /// Stored, but its `\Flagged` (set by a STORE after the APPEND on Microsoft 365) could
+    /// not be set: the SELECT or STORE was throttled, cut or refused. The message must not
+    /// be sent again; the flag is set later by `id`.
+    StoredFlagPending {
+        /// The target's id for it (`uidvalidity:uid`).
+        id: String,
+        /// Why the flag is not set (a transient cause ends the connection's work).
+        cause: UploadError,
+    },
     /// Refused for this message only (too large, malformed …), with the target's words.
     Refused(String),
+    /// Refused because of the folder (it does not exist, no permission …): its other
+    /// messages would be refused alike. The target's words.
+    FolderRefused(String),
+    /// Refused because the whole target mailbox is full (over quota). The target's words.
+    MailboxFull(String),
 }
 
 /// A live connection to one target mailbox.
@@ -39,11 +53,13 @@ pub enum Delivery {
 pub trait Destination: Send {
     /// The target mailbox's folders, their roles and its delimiter.
     fn folders(&mut self) -> impl Future<Output = Result<TargetFolders, UploadError>> + Send;
-    /// Creates a folder (its parent exists).
+    /// Creates a folder (its parent exists). `Ok(Some(words))` when the target refused it
+    /// (its messages then fail with those words; the rest of the mailbox goes on); a full
+    /// mailbox is [`UploadError::TargetFull`].
     fn create_folder(
         &mut self,
         path: &[String],
-    ) -> impl Future<Output = Result<(), UploadError>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, UploadError>> + Send;
     /// Stores a message in a folder.
     fn append(
         &mut self,
@@ -60,6 +76,15 @@ pub trait Destination: Send {
         folder: &[String],
         key: &ResumeKey,
     ) -> impl Future<Output = Result<u64, UploadError>> + Send;
+    /// Sets `\Flagged` on a message the target stored earlier, by the id it gave
+    /// (`uidvalidity:uid`). `Ok(None)`: set; `Ok(Some(words))`: the target refused it, or
+    /// the message can no longer be named by that id (the folder is gone or its UIDVALIDITY
+    /// changed); an error when the conversation failed (throttled, link broken).
+    fn set_flagged(
+        &mut self,
+        folder: &[String],
+        id: &str,
+    ) -> impl Future<Output = Result<Option<String>, UploadError>> + Send;
     /// The largest message the target accepts in every folder, when it says so (IMAP:
     /// `APPENDLIMIT=N`).
     fn append_limit(&self) -> Option<u64> {

@@ -10,12 +10,13 @@ use super::destination::{Credentials, Delivery, Destination, Outgoing};
 use super::fingerprint::{FIELDS, HeaderFingerprint};
 use super::key::ResumeKey;
 use super::mapping::{Role, TargetFolders};
+use super::refusal::{self, Scope};
 use super::{UploadError, is_flagged};
 use crate::imap::mutf7;
 use crate::imap::transport::{ConnectOptions, Transport, connect};
 use crate::imap::{
     AppendLimit, During as _, ImapError, ImapStepError, SequenceSet, Session, SessionConfig,
-    Status, datetime,
+    datetime,
 };
 use crate::login::AuthChoice;
 
@@ -25,8 +26,8 @@ pub struct ImapTarget {
     delimiter: char,
     /// Microsoft 365: `\Flagged` given to APPEND is dropped, so it is set by a STORE after.
     store_flagged: bool,
-    /// The folder currently SELECTed (wire name).
-    selected: Option<Vec<u8>>,
+    /// The folder currently SELECTed (wire name) and its UIDVALIDITY.
+    selected: Option<(Vec<u8>, u32)>,
 }
 
 impl ImapTarget {
@@ -69,15 +70,33 @@ impl ImapTarget {
         mutf7::encode(&path.join(&self.delimiter.to_string())).into_bytes()
     }
 
-    async fn select(&mut self, wire: &[u8], name: &[String]) -> Result<(), UploadError> {
-        if self.selected.as_deref() != Some(wire) {
-            self.selected = None;
-            self.session
-                .select(wire, false)
-                .await
-                .during(|| format!("SELECT {:?} on the target", name.join("/")))?;
-            self.selected = Some(wire.to_vec());
+    /// SELECTs a folder unless it is selected already; returns its UIDVALIDITY.
+    async fn select(&mut self, wire: &[u8], name: &[String]) -> Result<u32, UploadError> {
+        match &self.selected {
+            Some((w, validity)) if w == wire => Ok(*validity),
+            _ => {
+                self.selected = None;
+                let info = self
+                    .session
+                    .select(wire, false)
+                    .await
+                    .during(|| format!("SELECT {:?} on the target", name.join("/")))?;
+                self.selected = Some((wire.to_vec(), info.uid_validity));
+                Ok(info.uid_validity)
+            }
         }
+    }
+
+    /// `UID STORE +FLAGS.SILENT (\Flagged)` on one message of the selected folder.
+    async fn store_flagged(&mut self, uid: u32, name: &[String]) -> Result<(), UploadError> {
+        self.session
+            .uid_store(
+                &SequenceSet::from_uids([uid]),
+                "+FLAGS.SILENT",
+                &["\\Flagged"],
+            )
+            .await
+            .during(|| format!("STORE \\Flagged in {:?}", name.join("/")))?;
         Ok(())
     }
 
@@ -210,13 +229,18 @@ impl Destination for ImapTarget {
         Ok(out)
     }
 
-    async fn create_folder(&mut self, path: &[String]) -> Result<(), UploadError> {
+    async fn create_folder(&mut self, path: &[String]) -> Result<Option<String>, UploadError> {
         let wire = self.wire(path);
         match self.session.create(&wire).await {
-            Err(e) if e.code_name().as_deref() == Some("ALREADYEXISTS") => Ok(()),
-            other => other
-                .during(|| format!("creating folder {:?} on the target", path.join("/")))
-                .map_err(UploadError::from),
+            Ok(()) => Ok(None),
+            Err(e) if e.code_name().as_deref() == Some("ALREADYEXISTS") => Ok(None),
+            Err(e) => match refusal::scope(&e) {
+                Some(Scope::Mailbox) => Err(full(&e)),
+                Some(_) => Ok(Some(words_of(&e))),
+                None => Err(e)
+                    .during(|| format!("creating folder {:?} on the target", path.join("/")))
+                    .map_err(UploadError::from),
+            },
         }
     }
 
@@ -241,11 +265,14 @@ impl Destination for ImapTarget {
             .await;
         let outcome = match appended {
             Ok(o) => o,
-            Err(e) if refuses_message(&e) => {
-                let words = e.status().map_or_else(|| e.to_string(), |s| s.to_string());
-                return Ok(Delivery::Refused(words));
+            Err(e) => {
+                return match refusal::scope(&e) {
+                    Some(Scope::Message) => Ok(Delivery::Refused(words_of(&e))),
+                    Some(Scope::Folder) => Ok(Delivery::FolderRefused(words_of(&e))),
+                    Some(Scope::Mailbox) => Ok(Delivery::MailboxFull(words_of(&e))),
+                    None => Err(e).during(|| format!("APPEND to {:?}", name()))?,
+                };
             }
-            Err(e) => Err(e).during(|| format!("APPEND to {:?}", name()))?,
         };
         let id = outcome
             .uid_validity
@@ -255,15 +282,16 @@ impl Destination for ImapTarget {
             && is_flagged(&message.flags)
             && let Some(uid) = outcome.uid
         {
-            self.select(&wire, folder).await?;
-            self.session
-                .uid_store(
-                    &SequenceSet::from_uids([uid]),
-                    "+FLAGS.SILENT",
-                    &["\\Flagged"],
-                )
-                .await
-                .during(|| format!("STORE \\Flagged in {:?}", name()))?;
+            // Stored whatever happens now: a SELECT or STORE that fails leaves the flag to
+            // be set later by this id, never the message to be sent again.
+            let flagged = match self.select(&wire, folder).await {
+                Ok(_) => self.store_flagged(uid, folder).await,
+                Err(e) => Err(e),
+            };
+            if let Err(cause) = flagged {
+                let id = id.unwrap_or_else(|| format!("0:{uid}"));
+                return Ok(Delivery::StoredFlagPending { id, cause });
+            }
         }
         Ok(Delivery::Stored(id))
     }
@@ -280,7 +308,8 @@ impl Destination for ImapTarget {
                     source: ImapError::Rejected { .. },
                     ..
                 }),
-            ) => {
+            ) if !refused.is_transient() => {
+                // (A throttled SELECT is not a refusal: the link is gone, reconnect.)
                 // Only a folder that is gone (deleted on the target) holds nothing; a server
                 // that cannot open it now (busy, unavailable) must not make it look empty.
                 let listed = self.session.list(b"", &wire).await.during(|| {
@@ -292,7 +321,9 @@ impl Destination for ImapTarget {
                     Err(refused)
                 };
             }
-            other => other?,
+            other => {
+                other?;
+            }
         }
         let name = folder.join("/");
         match key {
@@ -315,6 +346,31 @@ impl Destination for ImapTarget {
         }
     }
 
+    async fn set_flagged(
+        &mut self,
+        folder: &[String],
+        id: &str,
+    ) -> Result<Option<String>, UploadError> {
+        let Some((validity, uid)) = parse_target_id(id) else {
+            return Ok(Some(format!("the target's id {id:?} names no message")));
+        };
+        let wire = self.wire(folder);
+        let now = match self.select(&wire, folder).await {
+            Err(e) => return refusal_words(e).map(Some),
+            Ok(v) => v,
+        };
+        if validity != 0 && now != validity {
+            return Ok(Some(format!(
+                "the target folder {:?} was re-created (UIDVALIDITY {validity} is now {now}); \\Flagged not set",
+                folder.join("/")
+            )));
+        }
+        match self.store_flagged(uid, folder).await {
+            Err(e) => refusal_words(e).map(Some),
+            Ok(()) => Ok(None),
+        }
+    }
+
     fn append_limit(&self) -> Option<u64> {
         self.session.append_limit().and_then(AppendLimit::global)
     }
@@ -324,12 +380,35 @@ impl Destination for ImapTarget {
     }
 }
 
-/// A refusal that concerns this message only (a `NO`, or a `BAD` that is not throttling):
-/// the session goes on with the next one.
-fn refuses_message(e: &ImapError) -> bool {
-    matches!(e, ImapError::Rejected { status, .. }
-        if matches!(status.status, Status::No | Status::Bad))
-        && e.throttle_backoff().is_none()
+/// The server's words in a refusal: its tagged status as on the wire.
+fn words_of(e: &ImapError) -> String {
+    e.status().map_or_else(|| e.to_string(), |s| s.to_string())
+}
+
+/// The error for a refusal that says the target mailbox is full.
+fn full(e: &ImapError) -> UploadError {
+    UploadError::TargetFull {
+        words: words_of(e),
+        messages: 0,
+        bytes: 0,
+    }
+}
+
+/// The server's words when it answered a command with a NO or BAD that is not a throttle
+/// (the command was refused for good); any other error is handed back.
+fn refusal_words(e: UploadError) -> Result<String, UploadError> {
+    match &e {
+        UploadError::Imap(step) if refusal::scope(&step.source).is_some() => {
+            Ok(words_of(&step.source))
+        }
+        _ => Err(e),
+    }
+}
+
+/// `uidvalidity:uid` as recorded for a stored message.
+fn parse_target_id(id: &str) -> Option<(u32, u32)> {
+    let (validity, uid) = id.split_once(':')?;
+    Some((validity.parse().ok()?, uid.parse().ok().filter(|&u| u > 0)?))
 }
 
 /// `HEADER Message-ID "<id>"` for a usable (printable ASCII) id.
@@ -353,6 +432,15 @@ fn date_window_criteria(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn target_ids_parse_or_name_nothing() {
+        assert_eq!(parse_target_id("7:42"), Some((7, 42)));
+        assert_eq!(parse_target_id("0:3"), Some((0, 3)));
+        assert_eq!(parse_target_id("7:0"), None);
+        assert_eq!(parse_target_id("7"), None);
+        assert_eq!(parse_target_id("x:1"), None);
+    }
 
     #[test]
     fn message_id_criteria_quote() {

@@ -1,16 +1,17 @@
 //! One mailbox's upload: folders, the resolution of what a crash left in flight, and the
 //! queue sent in groups; transient failures reconnect with backoff and resume.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use super::context::Ctx;
 use super::destination::Destination;
 use super::key::{self, ResumeKey};
-use super::mapping::{MappedFolder, folders_to_create, map_folders};
+use super::mapping::{MappedFolder, map_folders};
 use super::predict::{Prediction, SizeLimit, predict};
 use super::send::{Group, groups, send_all};
-use super::{MailboxUpload, UploadCounts, UploadError, UploadOutcome};
+use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError, UploadOutcome};
+use super::{create, flags};
 use crate::retry::{Attempts, Next};
 use crate::stage::StageError;
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
@@ -48,7 +49,10 @@ where
         let attempt = async {
             let mut dest = open().await?;
             match upload_once(ctx, mb, &mut dest, &mut counts, &mut found).await {
-                Ok(work) => send_all(ctx, mb, dest, &open, work, &mut counts).await,
+                Ok(work) => {
+                    let refused = &mut found.refused_folders;
+                    send_all(ctx, mb, dest, &open, work, &mut counts, refused).await
+                }
                 Err(e) => {
                     dest.close().await;
                     Err(e)
@@ -82,6 +86,18 @@ where
             Err(e) => result = Err(e),
         }
     }
+    if let Err(UploadError::TargetFull {
+        messages, bytes, ..
+    }) = &mut result
+    {
+        (*messages, *bytes) = (counts.uploaded, counts.uploaded_bytes);
+    }
+    if result.is_ok() && !ctx.dry_run {
+        match flags::still_pending(ctx, mb) {
+            Ok(n) => counts.flags_pending = n,
+            Err(e) => result = Err(e),
+        }
+    }
     let error = result.err().map(|e| format!("{}: {e}", mb.label()));
     finish_upload(ctx, mb, counts, found, error)
 }
@@ -96,7 +112,10 @@ fn finish_upload(
     error: Option<String>,
 ) -> UploadOutcome {
     if !ctx.dry_run {
-        let state = match (&error, counts.refused + counts.set_aside) {
+        let state = match (
+            &error,
+            counts.refused + counts.set_aside + counts.flags_pending,
+        ) {
             (Some(_), _) => "Failed",
             (None, 0) => "Uploaded",
             (None, _) => "UploadedWithErrors",
@@ -118,6 +137,7 @@ fn finish_upload(
         target_mailbox: mb.target_mailbox.clone(),
         counts,
         folders: found.folders,
+        refused_folders: found.refused_folders,
         error,
         size_limit: found.prediction.size_limit,
         predicted_skips: found.prediction.skips,
@@ -151,10 +171,11 @@ fn same_target_mailbox(ctx: &Ctx, mb: &MailboxUpload) -> Result<(), UploadError>
     }
 }
 
-/// What counts as progress: messages settled one way or another (a message set aside is
+/// What counts as progress: messages settled one way or another, a message left in flight
+/// found absent (it goes back to the queue once), a flag set later (a message set aside is
 /// not: a link that breaks on every message must still fail the mailbox).
 fn progress_mark(c: &UploadCounts) -> u64 {
-    c.uploaded + c.found_present + c.refused + c.folders_created
+    c.uploaded + c.found_present + c.resent + c.refused + c.folders_created + c.flags_set_later
 }
 
 /// What a mailbox's run learns besides its counts.
@@ -164,6 +185,11 @@ struct Findings {
     folders: Vec<MappedFolder>,
     /// For a dry run: the predicted skips.
     prediction: Prediction,
+    /// Target folders the target refused.
+    refused_folders: Vec<RefusedFolder>,
+    /// Messages whose pending `\Flagged` the target refused in this run (not asked again
+    /// until the next run).
+    flags_refused: HashSet<i64>,
 }
 
 /// Plans on one connection: maps the folders, creates what is missing, resolves what a
@@ -199,10 +225,17 @@ async fn upload_once<D: Destination>(
         found.prediction.count(counts);
         return Ok(Vec::new());
     }
-    for path in folders_to_create(&mapped, &target) {
-        dest.create_folder(&path).await?;
-        counts.folders_created += 1;
-    }
+    let left_out: Vec<i64> = mapped
+        .iter()
+        .filter(|m| m.target.is_none())
+        .map(|m| m.source_id)
+        .collect();
+    ctx.stage
+        .index(|i| i.set_left_out(&ctx.target, mb.mailbox_id, &left_out))?;
+    let refused = &mut found.refused_folders;
+    create::create_folders(dest, mb, &mapped, &target, counts, refused).await?;
+    let sendable = create::refuse_items(ctx, mb, sendable, &dest_of, counts, refused)?;
+    flags::set_pending_flags(ctx, mb, dest, counts, &mut found.flags_refused).await?;
     let mut to_send = Vec::with_capacity(sendable.len());
     for item in sendable {
         if item.state == UploadState::InFlight {

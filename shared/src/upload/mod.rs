@@ -15,8 +15,10 @@
 //! ([`long_lines`]), and messages refused last time.
 
 mod context;
+mod create;
 mod destination;
 mod fingerprint;
+mod flags;
 pub mod imap_target;
 mod key;
 pub mod long_lines;
@@ -24,6 +26,7 @@ mod mailbox;
 pub mod mapping;
 mod pace;
 mod predict;
+mod refusal;
 mod run;
 mod send;
 mod summary;
@@ -136,6 +139,13 @@ pub struct UploadCounts {
     /// Messages set aside because the link broke while each was being sent, again and
     /// again (recorded as failed with that reason; the next run tries them again).
     pub set_aside: u64,
+    /// Messages stored earlier whose `\Flagged` (a STORE after the APPEND on Microsoft 365)
+    /// was throttled, cut or refused then, and was set in this run without sending them
+    /// again.
+    pub flags_set_later: u64,
+    /// Stored messages whose `\Flagged` is still not set at the end of the run (the target
+    /// refused the STORE; recorded with its words, tried again by the next run).
+    pub flags_pending: u64,
     /// Messages in folders left out by the mapping.
     pub left_out: u64,
     /// Reconnections after transient failures.
@@ -166,6 +176,8 @@ pub struct UploadOutcome {
     pub counts: UploadCounts,
     /// Where each source folder goes.
     pub folders: Vec<MappedFolder>,
+    /// Target folders the target refused in this run, with its words.
+    pub refused_folders: Vec<RefusedFolder>,
     /// Why the run failed, naming the mailbox's step.
     pub error: Option<String>,
     /// For a dry run: the target's size limit, when one is known.
@@ -181,6 +193,21 @@ pub struct UploadOutcome {
     /// Whether this was a dry run (its line tells the plan, not what was sent).
     #[serde(skip)]
     pub dry_run: bool,
+}
+
+/// A target folder the target refused (its CREATE, or an APPEND into it, answered NO):
+/// its messages failed with the server's words and are tried again by the next run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RefusedFolder {
+    /// The target folder, its parts joined by `/`.
+    pub folder: String,
+    /// Its path.
+    #[serde(skip)]
+    pub path: Vec<String>,
+    /// What the target said.
+    pub words: String,
+    /// Messages refused with it in this run.
+    pub messages: u64,
 }
 
 /// Why a mailbox's run stopped.
@@ -219,6 +246,26 @@ pub enum UploadError {
     /// The stage refused a read or write.
     #[error(transparent)]
     Stage(#[from] crate::stage::StageError),
+    /// The target refused a message because the whole target mailbox is full (over its
+    /// quota): nothing more can go in until an admin makes room.
+    #[error(
+        "target mailbox full after {messages} message(s) / {} in this run: raise its quota or \
+         enable its archive, then run again (the rest stays pending; the server said: {words})",
+        megabytes(*bytes)
+    )]
+    TargetFull {
+        /// The server's words.
+        words: String,
+        /// Messages the target took in this run before it was full.
+        messages: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
+}
+
+/// Bytes as megabytes with one decimal (`5.2 MB`).
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 impl UploadError {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::context::Ctx;
 use super::destination::{Delivery, Destination, Outgoing};
-use super::{MailboxUpload, UploadCounts, UploadError};
+use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError};
 use crate::stage::index::{UploadItem, UploadResult};
 
 /// Messages per group (one transaction before, one after).
@@ -62,6 +62,7 @@ pub(crate) async fn send_all<D, F, Fut>(
     open: &F,
     work: Vec<Group>,
     counts: &mut UploadCounts,
+    refused: &mut Vec<RefusedFolder>,
 ) -> Result<(), UploadError>
 where
     D: Destination,
@@ -74,15 +75,18 @@ where
         busy: Vec::new(),
     });
     let stop = AtomicBool::new(false);
+    let folders = Mutex::new(Vec::new());
     let shared = Shared {
         ctx,
         mb,
         queue: &queue,
         stop: &stop,
+        refused: &folders,
     };
     let first = worker(&shared, async { Ok(first) });
     let others = futures_util::future::join_all((0..extra).map(|_| worker(&shared, open())));
     let (first, others) = futures_util::future::join(first, others).await;
+    refused.extend(folders.into_inner().unwrap_or_default());
     let mut errors = Vec::new();
     for (sent, outcome) in std::iter::once(first).chain(others) {
         counts.uploaded += sent.uploaded;
@@ -121,6 +125,8 @@ struct Shared<'a> {
     mb: &'a MailboxUpload,
     queue: &'a Mutex<Queue>,
     stop: &'a AtomicBool,
+    /// Folders refused while sending.
+    refused: &'a Mutex<Vec<RefusedFolder>>,
 }
 
 /// The groups left, and the target folders connections are sending to right now.
@@ -142,6 +148,15 @@ impl Queue {
         let group = self.groups.remove(free)?;
         self.busy.push(group.path.clone());
         Some(group)
+    }
+
+    /// Takes every group still queued for `path` out of the queue.
+    fn remove_path(&mut self, path: &[String]) -> Vec<Group> {
+        let (gone, kept) = std::mem::take(&mut self.groups)
+            .into_iter()
+            .partition(|g| g.path == path);
+        self.groups = kept;
+        gone.into()
     }
 
     /// A connection finished sending to `path`.
@@ -173,31 +188,77 @@ async fn worker<D: Destination>(
         let next = s.queue.lock().map(|mut q| q.take()).unwrap_or(None);
         let Some(group) = next else { break };
         let sent = send_group(s, &mut dest, &group, &mut counts).await;
-        if let Ok(mut q) = s.queue.lock() {
-            q.done(&group.path);
-        }
-        if let Err(e) = sent {
-            s.stop.store(true, Ordering::Relaxed);
-            result = Err(e);
-            break;
+        let unsent = match s.queue.lock() {
+            Ok(mut q) => {
+                q.done(&group.path);
+                match &sent {
+                    Ok(Some(_)) => q.remove_path(&group.path),
+                    _ => Vec::new(),
+                }
+            }
+            Err(_) => Vec::new(),
+        };
+        match sent {
+            Ok(None) => {}
+            Ok(Some((words, in_group))) => {
+                // The folder refused a message: its other messages fail alike, unsent.
+                if let Err(e) = refuse_unsent(s, &unsent, &words) {
+                    s.stop.store(true, Ordering::Relaxed);
+                    result = Err(e);
+                    break;
+                }
+                let unsent_count: u64 = unsent.iter().map(|g| g.items.len() as u64).sum();
+                counts.refused += unsent_count;
+                if let Ok(mut r) = s.refused.lock() {
+                    r.push(RefusedFolder {
+                        folder: group.path.join("/"),
+                        path: group.path.clone(),
+                        words,
+                        messages: in_group + unsent_count,
+                    });
+                }
+            }
+            Err(e) => {
+                s.stop.store(true, Ordering::Relaxed);
+                result = Err(e);
+                break;
+            }
         }
     }
     dest.close().await;
     (counts, result)
 }
 
+/// Records the messages of `groups` as refused with the folder's `words`, unsent (the next
+/// run tries them again).
+fn refuse_unsent(s: &Shared<'_>, groups: &[Group], words: &str) -> Result<(), UploadError> {
+    let (ctx, mb) = (s.ctx, s.mb);
+    for group in groups {
+        let key = serde_json::to_string(&group.path).unwrap_or_default();
+        let rows: Vec<i64> = group.items.iter().map(|i| i.message_row).collect();
+        ctx.stage
+            .index(|i| i.refuse_unsent(&ctx.target, &mb.record_key(), &key, &rows, words))?;
+    }
+    Ok(())
+}
+
 /// Sends one group: `in_flight` first (one transaction), then APPENDs, then the results
-/// (one transaction). When the link breaks, the message being sent stays `in_flight` (the
-/// next attempt looks for it) with one more lost send, and the ones after it go back to
+/// (one transaction). A message stored whose `\Flagged` could not be set after it is done
+/// with its flag pending (set later by its id, never sent again); when that was a throttle
+/// or a broken link, the rest of the group goes back to pending. When the link breaks, the
+/// message being sent stays `in_flight` (the next attempt looks for it) with one more lost send, and the ones after it go back to
 /// pending; a message the server answered with a throttle goes back to pending. When
 /// another connection of the mailbox failed, the rest of the group goes back to pending
-/// before the next APPEND.
+/// before the next APPEND. A refusal that concerns the folder fails the rest of the group
+/// with the same words, unsent, and is returned (`Ok(Some((words, n)))`) so the connection drops
+/// the folder's other groups alike (with how many of this group it refused); one that says the mailbox is full puts the message and
+/// the rest back to pending and ends with [`UploadError::TargetFull`].
 async fn send_group<D: Destination>(
     s: &Shared<'_>,
     dest: &mut D,
     Group { path, items: group }: &Group,
     counts: &mut UploadCounts,
-) -> Result<(), UploadError> {
+) -> Result<Option<(String, u64)>, UploadError> {
     let (ctx, mb) = (s.ctx, s.mb);
     let key = serde_json::to_string(path).unwrap_or_default();
     let rows: Vec<i64> = group.iter().map(|i| i.message_row).collect();
@@ -206,6 +267,7 @@ async fn send_group<D: Destination>(
     let mut results = Vec::with_capacity(group.len());
     let (mut sent, mut sent_bytes) = (0, 0);
     let mut failure = None;
+    let mut folder_refused = None;
     for (n, item) in group.iter().enumerate() {
         if s.stop.load(Ordering::Relaxed) {
             let rest = group[n..].iter();
@@ -247,11 +309,45 @@ async fn send_group<D: Destination>(
                 sent += 1;
                 sent_bytes += item.size;
             }
+            Ok(Delivery::StoredFlagPending { id, cause }) => {
+                // Stored: done, whatever became of the flag, which is set later by its id.
+                results.push((item.message_row, UploadResult::DoneFlagPending(id)));
+                sent += 1;
+                sent_bytes += item.size;
+                tracing::warn!(mailbox = %mb.label(), folder = %path.join("/"), uid = item.uid,
+                    "stored, \\Flagged to be set later: {cause}");
+                if cause.is_transient() {
+                    let rest = group[n + 1..].iter();
+                    results.extend(rest.map(|i| (i.message_row, UploadResult::Pending)));
+                    failure = Some(cause);
+                    break;
+                }
+            }
             Ok(Delivery::Refused(words)) => {
                 tracing::warn!(mailbox = %mb.label(), folder = %path.join("/"), uid = item.uid,
                     "the target refused a message: {words}");
                 results.push((item.message_row, UploadResult::Failed(words)));
                 counts.refused += 1;
+            }
+            Ok(Delivery::FolderRefused(words)) => {
+                let words = format!("the target refused folder {:?}: {words}", path.join("/"));
+                tracing::warn!(mailbox = %mb.label(), "{words}");
+                let rest = group[n..].iter();
+                results.extend(rest.map(|i| (i.message_row, UploadResult::Failed(words.clone()))));
+                counts.refused += (group.len() - n) as u64;
+                folder_refused = Some((words, (group.len() - n) as u64));
+                break;
+            }
+            Ok(Delivery::MailboxFull(words)) => {
+                tracing::warn!(mailbox = %mb.label(), "the target mailbox is full: {words}");
+                let rest = group[n..].iter();
+                results.extend(rest.map(|i| (i.message_row, UploadResult::Pending)));
+                failure = Some(UploadError::TargetFull {
+                    words,
+                    messages: 0,
+                    bytes: 0,
+                });
+                break;
             }
             Err(e) => {
                 // Answered (a throttle): not stored, back to pending. The link broke: it
@@ -276,7 +372,7 @@ async fn send_group<D: Destination>(
     counts.uploaded += sent;
     counts.uploaded_bytes += sent_bytes;
     ctx.progress.advanced(&mb.email, sent, sent_bytes);
-    failure.map_or(Ok(()), Err)
+    failure.map_or(Ok(folder_refused), Err)
 }
 
 #[cfg(test)]

@@ -54,6 +54,12 @@ impl MailboxSummary for UploadOutcome {
                 c.reconnects, c.throttled, c.throttle_wait_ms
             ));
         }
+        for f in &self.refused_folders {
+            line.push_str(&format!(
+                "; {} message(s) of folder {:?} not stored: {} (the next run tries again)",
+                f.messages, f.folder, f.words
+            ));
+        }
         if let Some(e) = &self.error {
             line.push_str(&format!("; FAILED: {e}"));
         }

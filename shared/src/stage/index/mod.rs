@@ -15,6 +15,8 @@ mod states;
 mod status;
 mod sync;
 mod targets;
+mod upload_flags;
+mod upload_refusals;
 mod uploads;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,7 @@ pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
 pub use states::{BatchState, MailboxState};
 pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 pub use sync::FolderSync;
+pub use upload_flags::PendingFlag;
 pub use uploads::{
     MailboxUploadStatus, RecordedRefusal, SourceFolder, UploadItem, UploadResult, UploadState,
 };

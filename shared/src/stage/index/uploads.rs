@@ -87,6 +87,9 @@ pub struct UploadItem {
 pub enum UploadResult {
     /// Confirmed; the target's id for it when it gave one (`uidvalidity:uid`).
     Done(Option<String>),
+    /// Confirmed, but its `\Flagged` (set by a STORE after the APPEND) is not set yet: the
+    /// next attempt sets it by this id without sending the message again.
+    DoneFlagPending(String),
     /// Refused, with the server's words.
     Failed(String),
     /// Not sent after all, or found absent on the target: back in the queue.
@@ -128,12 +131,15 @@ pub struct MailboxUploadStatus {
     /// The target mailbox (the CSV's `TargetUserName`, else the same address).
     pub target_mailbox: String,
     /// The state of the last run (`Uploading`, `Uploaded`, `UploadedWithErrors`, `Failed`),
-    /// or none before the first.
+    /// or none before the first; `Pending` instead of `Uploaded` when messages were staged
+    /// since (or are in flight).
     pub state: Option<String>,
     /// Staged messages in all.
     pub staged: u64,
-    /// Not sent yet.
+    /// Not sent yet (and not in a folder the last run left out).
     pub pending: u64,
+    /// Not sent because the last run's mapping left their folder out (`--exclude` …).
+    pub excluded: u64,
     /// Sent without a confirmation recorded (resolved by the next run).
     pub in_flight: u64,
     /// Confirmed by the target.
@@ -172,6 +178,16 @@ impl MailboxUploadStatus {
     }
 }
 
+/// A finished run's state as `status` shows it: `Uploaded` only while nothing is left to
+/// send; with messages staged since (or left in flight), `Pending`.
+fn settled_state(state: String, unsent: u64) -> String {
+    if state == "Uploaded" && unsent > 0 {
+        "Pending".into()
+    } else {
+        state
+    }
+}
+
 const QUEUE_SELECT: &str = "
     SELECT m.id, m.folder_id, m.uid, m.blob, m.size, m.internaldate, m.flags, m.message_id,
            u.state, u.folder, m.internaldate_unix, coalesce(u.lost_sends, 0)
@@ -202,12 +218,14 @@ fn item_from_row(r: &Row<'_>) -> rusqlite::Result<UploadItem> {
 }
 
 impl Index {
-    /// The folders of a mailbox that hold staged mail (any but excluded ones), by name.
+    /// The folders of a mailbox to upload, by name: every folder the source still has
+    /// (empty ones too, so they are created on the target) and those gone from it that hold
+    /// staged mail; never excluded ones.
     pub fn upload_folders(&self, mailbox_id: i64) -> Result<Vec<SourceFolder>> {
         let mut stmt = self.sql(self.conn.prepare(
             "SELECT f.id, f.name, f.delimiter, f.special_use FROM folders f
-             WHERE f.mailbox_id = ?1 AND f.state <> 'excluded' AND EXISTS
-                 (SELECT 1 FROM messages m WHERE m.folder_id = f.id AND m.state = 'staged')
+             WHERE f.mailbox_id = ?1 AND (f.state = 'active' OR (f.state = 'gone' AND EXISTS
+                 (SELECT 1 FROM messages m WHERE m.folder_id = f.id AND m.state = 'staged')))
              ORDER BY f.name",
         ))?;
         let rows = stmt.query_map([mailbox_id], |r| {
@@ -379,18 +397,20 @@ impl Index {
             }
             let mut stmt = tx.prepare_cached(
                 "UPDATE uploads SET state = ?3, target_id = coalesce(?4, target_id),
-                     last_error = ?5, lost_sends = lost_sends + ?6,
+                     last_error = ?5, lost_sends = lost_sends + ?6, flag_pending = ?7,
                      updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
                  WHERE message_id = ?1 AND target = ?2",
             )?;
             for (row, result) in results {
                 let (state, id, error, lost) = match result {
                     UploadResult::Done(id) => ("done", id.as_deref(), None, 0),
+                    UploadResult::DoneFlagPending(id) => ("done", Some(id.as_str()), None, 0),
                     UploadResult::Failed(e) => ("failed", None, Some(e.as_str()), 0),
                     UploadResult::Pending => ("pending", None, None, 0),
                     UploadResult::Lost => ("in_flight", None, None, 1),
                 };
-                stmt.execute((row, target, state, id, error, lost))?;
+                let flag_pending = matches!(result, UploadResult::DoneFlagPending(_));
+                stmt.execute((row, target, state, id, error, lost, flag_pending))?;
             }
             Ok(())
         })
@@ -486,28 +506,35 @@ impl Index {
                  coalesce(mb.target_user, mb.email), r.started_at,
                  coalesce(r.run_messages, 0), coalesce(r.run_bytes, 0),
                  coalesce(CAST(round((julianday(r.updated_at) - julianday(r.started_at))
-                     * 86400000) AS INTEGER), 0)
+                     * 86400000) AS INTEGER), 0),
+                 count(m.id) FILTER (WHERE lo.folder_id IS NOT NULL
+                     AND (u.state IS NULL OR u.state = 'pending'))
              FROM mailboxes mb
              JOIN batches b ON b.id = mb.batch_id
              LEFT JOIN upload_runs r ON r.mailbox_id = mb.id AND r.target = ?2
              LEFT JOIN folders f ON f.mailbox_id = mb.id AND f.state <> 'excluded'
              LEFT JOIN messages m ON m.folder_id = f.id AND m.state = 'staged'
              LEFT JOIN uploads u ON u.message_id = m.id AND u.target = ?2
+             LEFT JOIN upload_left_out lo
+                 ON lo.mailbox_id = mb.id AND lo.target = ?2 AND lo.folder_id = f.id
              WHERE b.name = ?1
              GROUP BY mb.id ORDER BY mb.email",
         ))?;
         let rows = stmt.query_map((batch, target), |r| {
             let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
             let staged = n(4)?;
-            let (in_flight, done, failed) = (n(6)?, n(7)?, n(8)?);
+            let (in_flight, done, failed, excluded) = (n(6)?, n(7)?, n(8)?, n(16)?);
+            let pending = staged.saturating_sub(in_flight + done + failed + excluded);
+            let state: Option<String> = r.get(1)?;
             Ok(MailboxUploadStatus {
                 email: r.get(0)?,
-                state: r.get(1)?,
+                state: state.map(|s| settled_state(s, pending + in_flight)),
                 last_error: r.get(2)?,
                 updated_at: r.get(3)?,
                 staged,
                 staged_bytes: n(5)?,
-                pending: staged.saturating_sub(in_flight + done + failed),
+                pending,
+                excluded,
                 in_flight,
                 done,
                 failed,

@@ -1,0 +1,127 @@
+//! What a target's refusal concerns: one message (too large, malformed: recorded, the rest
+//! goes on), the folder it was sent to (no such folder, no permission: the folder's other
+//! messages fail with the same words, unsent), or the whole target mailbox (over quota:
+//! sending to that mailbox stops at once). Servers say it by a response code (RFC 5530)
+//! or, Exchange among them, only in words.
+
+use crate::imap::{ImapError, Status};
+
+/// What a NO (or a BAD that is not a throttle) concerns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// This message only.
+    Message,
+    /// Every message sent to this folder.
+    Folder,
+    /// The whole target mailbox: it is full.
+    Mailbox,
+}
+
+/// Words of "the mailbox is full" answers without an `[OVERQUOTA]` code, lower-cased:
+/// Exchange ("Mailbox has exceeded maximum mailbox size.", "The mailbox is full",
+/// `QuotaExceeded`), GroupWise ("The 1500 MB storage limit has been exceeded"), and the
+/// generic quota wordings (Dovecot's default "Quota exceeded (mailbox for user is full)").
+const FULL_WORDS: [&str; 7] = [
+    "quota exceeded",
+    "quotaexceeded",
+    "over quota",
+    "mailbox is full",
+    "mailbox full",
+    "maximum mailbox size",
+    "storage limit has been exceeded",
+];
+
+/// Response codes that concern the folder (RFC 5530 and RFC 3501's TRYCREATE).
+const FOLDER_CODES: [&str; 4] = ["TRYCREATE", "NONEXISTENT", "NOPERM", "READ-ONLY"];
+
+/// Words of folder refusals without a code, lower-cased (Exchange: "Access denied",
+/// "The specified folder could not be found in the store", "Folder doesn't exist").
+const FOLDER_WORDS: [&str; 5] = [
+    "access denied",
+    "permission denied",
+    "could not be found in the store",
+    "folder doesn't exist",
+    "mailbox doesn't exist",
+];
+
+/// What `e` (a tagged NO or BAD that is not a throttle) concerns; `None` for anything else.
+pub(crate) fn scope(e: &ImapError) -> Option<Scope> {
+    let status = e.status()?;
+    if !matches!(status.status, Status::No | Status::Bad) || e.throttle_backoff().is_some() {
+        return None;
+    }
+    let code = e.code_name().unwrap_or_default();
+    let text = status.text.to_ascii_lowercase();
+    Some(
+        if code == "OVERQUOTA" || FULL_WORDS.iter().any(|w| text.contains(w)) {
+            Scope::Mailbox
+        } else if FOLDER_CODES.contains(&code.as_str())
+            || FOLDER_WORDS.iter().any(|w| text.contains(w))
+        {
+            Scope::Folder
+        } else {
+            Scope::Message
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::{Code, StatusText};
+
+    fn no(code: Option<Code>, text: &str) -> ImapError {
+        ImapError::Rejected {
+            command: "APPEND".into(),
+            status: Box::new(StatusText {
+                status: Status::No,
+                code,
+                text: text.into(),
+            }),
+        }
+    }
+
+    fn other(name: &str) -> Option<Code> {
+        Some(Code::Other {
+            name: name.into(),
+            args: None,
+        })
+    }
+
+    #[test]
+    fn quota_answers_concern_the_mailbox() {
+        for (code, text) in [
+            (
+                other("OVERQUOTA"),
+                "Quota exceeded (mailbox for user is full)",
+            ),
+            (None, "Mailbox has exceeded maximum mailbox size."),
+            (None, "APPEND failed: The mailbox is full."),
+            (None, "QuotaExceededException"),
+            (None, "The 1500 MB storage limit has been exceeded."),
+        ] {
+            assert_eq!(scope(&no(code, text)), Some(Scope::Mailbox), "{text}");
+        }
+    }
+
+    #[test]
+    fn folder_and_message_refusals_are_told_apart() {
+        assert_eq!(
+            scope(&no(other("TRYCREATE"), "Mailbox doesn't exist: X")),
+            Some(Scope::Folder)
+        );
+        assert_eq!(scope(&no(None, "Access denied")), Some(Scope::Folder));
+        for text in [
+            "Maximum size of appendable message has been exceeded.",
+            "Message contains invalid header",
+        ] {
+            assert_eq!(scope(&no(None, text)), Some(Scope::Message), "{text}");
+        }
+        let throttle = no(
+            None,
+            "Request is throttled. Suggested Backoff Time: 5 milliseconds",
+        );
+        assert_eq!(scope(&throttle), None);
+        assert_eq!(scope(&ImapError::Unusable), None);
+    }
+}
