@@ -21,6 +21,7 @@ use mailstage::stage::index::{BatchState, NewMailbox};
 use mailstage::stage::{Access, Stage, with_index};
 
 use crate::progress::{PassProgress, describe};
+use crate::sync_loop::{self, CycleReport};
 
 /// Arguments shared by `batch start` and `batch sync`.
 #[derive(Args)]
@@ -53,30 +54,50 @@ impl RunArgs {
 pub struct SyncArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Keep syncing at this interval (e.g. 24h, 30m) until interrupted.
+    /// Keep syncing at this interval (e.g. 24h, 30m) until interrupted (SIGINT/SIGTERM);
+    /// a failed cycle is retried sooner, within the interval.
     #[arg(long, value_parser = parse_interval)]
     every: Option<Duration>,
+    /// With --every: stop after this many failed cycles in a row (default: never).
+    #[arg(long, requires = "every", value_parser = clap::value_parser!(u32).range(1..))]
+    max_failed_cycles: Option<u32>,
 }
 
 /// `batch start`: the first pass (up to MaxConcurrentMigrations mailboxes at once).
 pub fn start(stage_dir: &Path, args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
-    run_once(stage_dir, args, Pass::Full, out)
+    Ok(run_once(stage_dir, args, Pass::Full, out)?.code)
 }
 
-/// `batch sync`: incremental passes (up to MaxConcurrentIncrementalSyncs at once).
+/// `batch sync`: incremental passes (up to MaxConcurrentIncrementalSyncs at once), once or
+/// on a schedule ([`sync_loop`]).
 pub fn sync(stage_dir: &Path, args: &SyncArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
-    loop {
-        let code = run_once(stage_dir, &args.run, Pass::Incremental, out)?;
-        let Some(every) = args.every else {
-            return Ok(code);
-        };
-        writeln!(out, "next sync in {}", show_interval(every))?;
-        out.flush()?;
-        std::thread::sleep(every);
-    }
+    let Some(every) = args.every else {
+        return Ok(run_once(stage_dir, &args.run, Pass::Incremental, out)?.code);
+    };
+    let _lock = sync_loop::LoopLock::acquire(stage_dir, &args.run.name)?;
+    let stop = sync_loop::stop_on_signals()?;
+    writeln!(
+        out,
+        "syncing batch {:?} every {} until SIGINT or SIGTERM",
+        args.run.name,
+        show_interval(every)
+    )?;
+    let settings = sync_loop::LoopSettings {
+        every,
+        max_failed_cycles: args.max_failed_cycles,
+    };
+    let mut journal = sync_loop::StageJournal::new(stage_dir, &args.run.name);
+    sync_loop::run_loop(settings, &stop, out, &mut journal, |out| {
+        run_once(stage_dir, &args.run, Pass::Incremental, out)
+    })
 }
 
-fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> anyhow::Result<u8> {
+fn run_once(
+    stage_dir: &Path,
+    a: &RunArgs,
+    pass: Pass,
+    out: &mut dyn Write,
+) -> anyhow::Result<CycleReport> {
     let mut stage = Stage::open(stage_dir, Access::Write)?;
     let index = stage.index_mut();
     let batch = index.batch(&a.name)?;
@@ -206,7 +227,10 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
         }
         writeln!(out, "batch {:?}: {state}", a.name)?;
     }
-    Ok(code)
+    Ok(CycleReport {
+        code,
+        failed_mailboxes: outcomes.iter().filter(|o| o.error.is_some()).count(),
+    })
 }
 
 /// The batch's state and the exit status: 0 all done, 1 every mailbox failed, 2 done with

@@ -7,6 +7,7 @@ mod cmd_batch;
 mod cmd_endpoint;
 mod cmd_pass;
 mod progress;
+mod sync_loop;
 mod test_server;
 
 use std::io::Write;
