@@ -59,6 +59,12 @@ pub fn describe(o: &MailboxOutcome) -> String {
             c.flags_updated, c.folders_gone, c.folders_restarted, c.reconnects
         ));
     }
+    if c.size_mismatches > 0 {
+        line.push_str(&format!(
+            "; {} message(s) longer or shorter than announced (staged as sent)",
+            c.size_mismatches
+        ));
+    }
     if let Some(e) = &o.error {
         line.push_str(&format!("; FAILED: {e}"));
     }

@@ -24,6 +24,10 @@ pub struct Faults {
     pub up_limit: Option<u64>,
     /// Before cutting, forward nothing for this long (the client's read timeout should fire).
     pub stall: Option<Duration>,
+    /// Add this to every `RFC822.SIZE n` the server sends (a server announcing a size other
+    /// than the literal's, as some Exchange versions do). Server→client bytes are then
+    /// forwarded a line at a time.
+    pub size_skew: Option<i64>,
 }
 
 impl Faults {
@@ -157,13 +161,18 @@ fn serve(
         cut: cut.clone(),
         counters: counters.clone(),
         stall: faults.stall,
+        size_skew: None,
     };
     let up = {
         let link = link.clone_handles()?;
         let (from, to, limit) = (client.try_clone()?, server.try_clone()?, faults.up_limit);
         std::thread::spawn(move || link.pump(from, to, limit, &link.counters.bytes_up))
     };
-    link.pump(server, client, faults.down_limit, &link.counters.bytes_down);
+    let down = Link {
+        size_skew: faults.size_skew,
+        ..link
+    };
+    down.pump(server, client, faults.down_limit, &down.counters.bytes_down);
     let _ = up.join();
     Ok(())
 }
@@ -175,6 +184,7 @@ struct Link {
     cut: Arc<AtomicBool>,
     counters: Arc<Counters>,
     stall: Option<Duration>,
+    size_skew: Option<i64>,
 }
 
 impl Link {
@@ -185,6 +195,7 @@ impl Link {
             cut: self.cut.clone(),
             counters: self.counters.clone(),
             stall: self.stall,
+            size_skew: None,
         })
     }
 
@@ -192,13 +203,18 @@ impl Link {
     fn pump(&self, mut from: TcpStream, mut to: TcpStream, limit: Option<u64>, count: &AtomicU64) {
         let mut left = limit.unwrap_or(u64::MAX);
         let mut buf = vec![0u8; 64 * 1024];
+        let mut held = Vec::new();
         while left > 0 {
             let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let take = n.min(usize::try_from(left).unwrap_or(usize::MAX));
-            if to.write_all(&buf[..take]).is_err() {
+            let data = match self.size_skew {
+                Some(skew) => skew_sizes(&mut held, &buf[..n], skew),
+                None => buf[..n].to_vec(),
+            };
+            let take = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            if to.write_all(&data[..take]).is_err() {
                 break;
             }
             count.fetch_add(take as u64, Ordering::SeqCst);
@@ -225,4 +241,36 @@ impl Link {
         let _ = self.client.shutdown(Shutdown::Both);
         let _ = self.server.shutdown(Shutdown::Both);
     }
+}
+
+/// Appends `data` to the held bytes and returns the complete lines among them with each
+/// `RFC822.SIZE n` changed to `n + skew`; a line longer than 1 MiB goes out unchanged.
+fn skew_sizes(held: &mut Vec<u8>, data: &[u8], skew: i64) -> Vec<u8> {
+    held.extend_from_slice(data);
+    let cut = match held.iter().rposition(|&b| b == b'\n') {
+        Some(p) => p + 1,
+        None if held.len() > 1 << 20 => held.len(),
+        None => return Vec::new(),
+    };
+    let lines: Vec<u8> = held.drain(..cut).collect();
+    const KEY: &[u8] = b"RFC822.SIZE ";
+    let mut out = Vec::with_capacity(lines.len() + 16);
+    let mut rest = &lines[..];
+    while let Some(p) = rest.windows(KEY.len()).position(|w| w == KEY) {
+        let digits = rest[p + KEY.len()..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let number = std::str::from_utf8(&rest[p + KEY.len()..p + KEY.len() + digits])
+            .ok()
+            .and_then(|d| d.parse::<i64>().ok());
+        out.extend_from_slice(&rest[..p + KEY.len()]);
+        match number {
+            Some(n) => out.extend_from_slice((n + skew).max(0).to_string().as_bytes()),
+            None => out.extend_from_slice(&rest[p + KEY.len()..p + KEY.len() + digits]),
+        }
+        rest = &rest[p + KEY.len() + digits..];
+    }
+    out.extend_from_slice(rest);
+    out
 }

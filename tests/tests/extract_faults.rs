@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use mailstage::extract::{MailboxOutcome, Pass, RetryPolicy};
+use mailstage::extract::{Limits, MailboxOutcome, Pass, RetryPolicy};
 use mailstage::stage::BlobHash;
 use mailstage_tests::Dovecot;
 use mailstage_tests::extraction::{TestMailbox, Via, default_limits, run, run_via};
@@ -215,4 +215,64 @@ fn a_link_cut_after_a_few_commands_from_the_client_still_stages_everything() -> 
     assert!(o.error.is_none(), "{o:?}");
     assert!(proxy.cuts() >= 3, "only {} cuts", proxy.cuts());
     same_as_clean_pass(&d, &m, &["INBOX", "Sent"], cut.path(), clean.path())
+}
+
+#[test]
+fn a_literal_other_than_the_announced_size_is_staged_as_sent_and_counted() -> Result<()> {
+    let (d, m) = user("kim");
+    d.write_sized("kim", &["INBOX"], &[5_000, 6_000, 7_000, 20_000], 19)?;
+    // Every RFC822.SIZE 1000 bytes short of the literal, as some Exchange versions announce.
+    let faults = Faults {
+        size_skew: Some(-1_000),
+        ..Faults::default()
+    };
+    let proxy = FaultProxy::start(d.port(), faults)?;
+    let dir = tempfile::tempdir()?;
+    // The last message is announced under the cap but its literal is over it.
+    let limits = Limits {
+        max_message_size: 19_500,
+        ..default_limits()
+    };
+    let via = through(&proxy, quick(6, Duration::from_secs(10)));
+    let o = run_via(dir.path(), &d, &m, limits, Pass::Full, via)?;
+    let o = outcome(&o);
+    assert!(o.error.is_none(), "{o:?}");
+    let c = &o.counts;
+    assert_eq!(
+        (c.staged, c.failed, c.skipped_size, c.size_mismatches),
+        (3, 0, 1, 4),
+        "{o:?}"
+    );
+    let rows = check_completed(dir.path())?;
+    let staged: std::collections::BTreeSet<BlobHash> = rows
+        .iter()
+        .filter(|r| r.7 == "staged")
+        .filter_map(|r| BlobHash::parse(r.4.as_deref()?).ok())
+        .collect();
+    let served = served(&d, "kim", "INBOX")?;
+    assert_eq!(staged.len(), 3);
+    assert!(
+        staged.is_subset(&served),
+        "byte for byte what the server sent"
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite"))?;
+    let (size, reason): (i64, String) =
+        conn.query_row("SELECT size, reason FROM messages WHERE uid = 4", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    assert!(
+        size > 19_500
+            && reason.starts_with(&format!(
+                "the server announced {} bytes (RFC822.SIZE) but sent {size}, over the 19500-byte size cap",
+                size - 1_000
+            )),
+        "{size}: {reason}"
+    );
+    let sizes_ok: bool = conn.query_row(
+        "SELECT count(*) = 3 FROM messages WHERE state = 'staged' AND size > 4000",
+        [],
+        |r| r.get(0),
+    )?;
+    assert!(sizes_ok, "staged rows carry the literal's length");
+    Ok(())
 }

@@ -116,21 +116,21 @@ pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
                 .take_while(|d| d.skip.is_some() || fetched.contains_key(&d.meta.uid))
                 .count();
             if whole > 0 {
-                let (pending, rows) = rows_for(&group[..whole], fetched, target);
-                add(
-                    counts,
-                    await_group(commit(ctx, pending, rows)).await?,
-                    ctx,
-                    email,
+                let rows = rows_for(
+                    &group[..whole],
+                    fetched,
+                    target,
+                    ctx.limits.max_message_size,
                 );
+                add(counts, await_group(commit(ctx, rows)).await?, ctx, email);
             }
             return Err(match group.get(whole) {
                 Some(d) => e.stopped_at(d.meta.uid, d.meta.size),
                 None => e,
             });
         }
-        let (pending, rows) = rows_for(group, fetched, target);
-        inflight = Some(commit(ctx, pending, rows));
+        let rows = rows_for(group, fetched, target, ctx.limits.max_message_size);
+        inflight = Some(commit(ctx, rows));
     }
     if let Some(handle) = inflight {
         add(counts, await_group(handle).await?, ctx, email);
@@ -139,19 +139,17 @@ pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Persists a group's blobs, then commits its rows, on a blocking thread.
-fn commit(
-    ctx: &Ctx,
-    pending: Vec<PendingBlob>,
-    rows: Vec<NewMessage>,
-) -> JoinHandle<Result<GroupDone, StageError>> {
+fn commit(ctx: &Ctx, rows: GroupRows) -> JoinHandle<Result<GroupDone, StageError>> {
     let (blobs, index) = (ctx.blobs.clone(), ctx.index.clone());
     tokio::task::spawn_blocking(move || {
-        let stored = blobs.persist(pending)?;
-        crate::stage::with_index(&index, |i| i.commit_messages(&rows))?;
-        Ok(GroupDone::tally(
-            &rows,
+        let stored = blobs.persist(rows.pending)?;
+        crate::stage::with_index(&index, |i| i.commit_messages(&rows.rows))?;
+        let mut done = GroupDone::tally(
+            &rows.rows,
             stored.iter().filter(|s| s.deduplicated).count() as u64,
-        ))
+        );
+        done.size_mismatches = rows.size_mismatches;
+        Ok(done)
     })
 }
 
@@ -228,14 +226,30 @@ async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
     (fetched, result)
 }
 
+/// A group's rows in UID order, the blobs its staged rows name, and how many of those
+/// arrived with another length than announced.
+struct GroupRows {
+    pending: Vec<PendingBlob>,
+    rows: Vec<NewMessage>,
+    size_mismatches: u64,
+}
+
 /// Builds the group's rows in UID order; staged rows' blobs go to persist.
+///
+/// The literal is the message: a body whose length differs from its RFC822.SIZE is staged
+/// with the literal's length (and counted); the size cap, applied to the announced size
+/// before the fetch, is checked again on the literal.
 fn rows_for(
     group: &[Decided],
     mut fetched: Fetched,
     target: &FolderTarget<'_>,
-) -> (Vec<PendingBlob>, Vec<NewMessage>) {
-    let mut pending = Vec::new();
-    let mut rows = Vec::with_capacity(group.len());
+    max_size: u64,
+) -> GroupRows {
+    let mut out = GroupRows {
+        pending: Vec::new(),
+        rows: Vec::with_capacity(group.len()),
+        size_mismatches: 0,
+    };
     for d in group {
         let m = &d.meta;
         let mut row = NewMessage {
@@ -258,28 +272,42 @@ fn rows_for(
                 "the server returned nothing for this UID (deleted meanwhile?)".into(),
             )),
             (None, Some(Err(why))) => Some((MessageState::Failed, why)),
-            (None, Some(Ok((blob, _)))) if blob.len() != m.size => Some((
-                MessageState::Failed,
-                format!(
-                    "the server announced {} bytes (RFC822.SIZE) but sent {}",
-                    m.size,
-                    blob.len()
-                ),
-            )),
             (None, Some(Ok((blob, id)))) => {
-                row.blob = Some(blob.hash());
-                row.message_id = id;
-                pending.push(blob);
-                None
+                let sent = blob.len();
+                if sent != m.size {
+                    out.size_mismatches += 1;
+                    tracing::info!(
+                        folder = target.name,
+                        uid = m.uid,
+                        announced = m.size,
+                        sent,
+                        "the literal's length differs from RFC822.SIZE; the literal is kept"
+                    );
+                }
+                row.size = sent;
+                if sent > max_size {
+                    Some((
+                        MessageState::SkippedSize,
+                        format!(
+                            "the server announced {} bytes (RFC822.SIZE) but sent {sent}, over the {max_size}-byte size cap",
+                            m.size
+                        ),
+                    ))
+                } else {
+                    row.blob = Some(blob.hash());
+                    row.message_id = id;
+                    out.pending.push(blob);
+                    None
+                }
             }
         };
         if let Some((state, reason)) = failure {
             row.state = state;
             row.reason = Some(reason);
         }
-        rows.push(row);
+        out.rows.push(row);
     }
-    (pending, rows)
+    out
 }
 
 /// What one committed group added.
@@ -290,6 +318,7 @@ struct GroupDone {
     skipped_size: u64,
     skipped_item_cap: u64,
     failed: u64,
+    size_mismatches: u64,
 }
 
 impl GroupDone {
@@ -306,6 +335,7 @@ impl GroupDone {
             skipped_size: count(MessageState::SkippedSize),
             skipped_item_cap: count(MessageState::SkippedItemCap),
             failed: count(MessageState::Failed),
+            size_mismatches: 0,
         }
     }
 }
@@ -326,5 +356,6 @@ fn add(counts: &mut MailboxCounts, g: GroupDone, ctx: &Ctx, email: &str) {
     counts.skipped_size += g.skipped_size;
     counts.skipped_item_cap += g.skipped_item_cap;
     counts.failed += g.failed;
+    counts.size_mismatches += g.size_mismatches;
     ctx.progress.advanced(email, g.staged, g.bytes);
 }

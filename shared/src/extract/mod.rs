@@ -112,6 +112,9 @@ pub struct MailboxCounts {
     pub folders_gone: u64,
     /// Reconnections after transient failures.
     pub reconnects: u64,
+    /// Messages whose literal was not as long as their RFC822.SIZE said (some Exchange
+    /// versions announce the stored size): staged as sent, since the literal is the message.
+    pub size_mismatches: u64,
 }
 
 /// The result of one mailbox's pass.
