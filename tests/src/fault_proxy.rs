@@ -5,7 +5,8 @@
 //! (`down_limit` server→client bytes, `up_limit` client→server bytes); then the proxy
 //! forwards exactly the budget, optionally stalls (forwards nothing, closes nothing) for a
 //! while, and cuts the link: both sockets are shut down, so the client sees the connection
-//! end, mid-literal if that is where the budget ran out. Plain threads, no runtime: the
+//! end, mid-literal if that is where the budget ran out. It can also rewrite the sizes the
+//! server announces and limit the rate (a slow link). Plain threads, no runtime: the
 //! proxy outlives any number of passes, each with its own tokio runtime.
 
 use std::io::{self, Read, Write};
@@ -13,7 +14,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the proxy does to each connection.
 #[derive(Clone, Debug, Default)]
@@ -28,6 +29,8 @@ pub struct Faults {
     /// than the literal's, as some Exchange versions do). Server→client bytes are then
     /// forwarded a line at a time.
     pub size_skew: Option<i64>,
+    /// Forward at most this many bytes per second in each direction (a slow link).
+    pub rate: Option<u64>,
 }
 
 impl Faults {
@@ -153,6 +156,11 @@ fn serve(
     let server = TcpStream::connect(("127.0.0.1", target))?;
     for s in [&client, &server] {
         s.set_nodelay(true)?;
+        if faults.rate.is_some() {
+            // A slow link holds little in flight: without this, the kernel would buffer
+            // megabytes the proxy has not forwarded yet.
+            small_receive_buffer(s)?;
+        }
     }
     let cut = Arc::new(AtomicBool::new(false));
     let link = Link {
@@ -162,6 +170,7 @@ fn serve(
         counters: counters.clone(),
         stall: faults.stall,
         size_skew: None,
+        rate: faults.rate,
     };
     let up = {
         let link = link.clone_handles()?;
@@ -185,6 +194,7 @@ struct Link {
     counters: Arc<Counters>,
     stall: Option<Duration>,
     size_skew: Option<i64>,
+    rate: Option<u64>,
 }
 
 impl Link {
@@ -196,14 +206,20 @@ impl Link {
             counters: self.counters.clone(),
             stall: self.stall,
             size_skew: None,
+            rate: self.rate,
         })
     }
 
     /// Copies `from` to `to` until either ends or `limit` bytes went through (then cuts).
     fn pump(&self, mut from: TcpStream, mut to: TcpStream, limit: Option<u64>, count: &AtomicU64) {
         let mut left = limit.unwrap_or(u64::MAX);
-        let mut buf = vec![0u8; 64 * 1024];
+        // Under a rate, pieces of a twentieth of a second keep the flow even.
+        let piece = self
+            .rate
+            .map_or(64 * 1024, |r| (r / 20).clamp(1024, 64 * 1024));
+        let mut buf = vec![0u8; piece as usize];
         let mut held = Vec::new();
+        let (started, mut sent) = (Instant::now(), 0u64);
         while left > 0 {
             let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
@@ -219,6 +235,11 @@ impl Link {
             }
             count.fetch_add(take as u64, Ordering::SeqCst);
             left -= take as u64;
+            if let Some(rate) = self.rate {
+                sent += take as u64;
+                let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
         }
         if left == 0 {
             self.cut_on_purpose();
@@ -273,4 +294,25 @@ fn skew_sizes(held: &mut Vec<u8>, data: &[u8], skew: i64) -> Vec<u8> {
     }
     out.extend_from_slice(rest);
     out
+}
+
+/// Fixes the socket's receive buffer at 64 KiB (no autotuning).
+fn small_receive_buffer(s: &TcpStream) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 64 * 1024;
+    // SAFETY: setsockopt on a socket this function borrows, with a c_int it points to.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

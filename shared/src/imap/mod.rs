@@ -21,6 +21,7 @@ pub mod error;
 mod fallback;
 pub mod fetch;
 pub mod framing;
+pub mod idle;
 mod lexer;
 mod login;
 pub mod response;
