@@ -59,6 +59,12 @@ pub fn describe(o: &MailboxOutcome) -> String {
             c.flags_updated, c.folders_gone, c.folders_restarted, c.reconnects
         ));
     }
+    if c.resumed > 0 {
+        line.push_str(&format!(
+            "; {} message(s) continued from a partial body",
+            c.resumed
+        ));
+    }
     if c.size_mismatches > 0 {
         line.push_str(&format!(
             "; {} message(s) longer or shorter than announced (staged as sent)",

@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::fixtures::Rng;
+
 /// What the proxy does to each connection.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
@@ -31,6 +33,11 @@ pub struct Faults {
     pub size_skew: Option<i64>,
     /// Forward at most this many bytes per second in each direction (a slow link).
     pub rate: Option<u64>,
+    /// Cut each connection after a number of server→client bytes drawn between these two
+    /// (uniformly, the same sequence for the same `seed`); overrides `down_limit`.
+    pub cut_between: Option<(u64, u64)>,
+    /// The seed of `cut_between`.
+    pub seed: u64,
 }
 
 impl Faults {
@@ -78,10 +85,14 @@ impl FaultProxy {
                         break;
                     }
                     let Ok(client) = client else { continue };
-                    counters.connections.fetch_add(1, Ordering::SeqCst);
+                    let n = counters.connections.fetch_add(1, Ordering::SeqCst);
                     let open = counters.open.fetch_add(1, Ordering::SeqCst) + 1;
                     counters.most_open.fetch_max(open, Ordering::SeqCst);
-                    let (counters, faults) = (counters.clone(), faults.clone());
+                    let (counters, mut faults) = (counters.clone(), faults.clone());
+                    if let Some((low, high)) = faults.cut_between {
+                        let mut rng = Rng::new(faults.seed.wrapping_add(n));
+                        faults.down_limit = Some(low + rng.next_u64() % (high - low).max(1));
+                    }
                     std::thread::spawn(move || {
                         if let Err(e) = serve(client, target, &faults, &counters) {
                             eprintln!("fault proxy: {e}");

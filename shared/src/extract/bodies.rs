@@ -11,16 +11,20 @@
 //! makes progress with each connection, even when a group is larger than that.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
 use super::mailbox::Ctx;
+use super::resume::{Body, Keys};
 use super::{ExtractError, MailboxCounts};
-use crate::imap::{During as _, LiteralStart, SequenceSet, Session, WriterSink};
+use crate::imap::{
+    During as _, FetchedMessage, ImapError, LiteralStart, SequenceSet, Session, WriterSink,
+};
 use crate::stage::index::{MessageState, NewMessage};
-use crate::stage::{BlobWriter, PendingBlob, StageError};
+use crate::stage::{PendingBlob, StageError};
 
 /// UIDs per group commit, and bytes: whichever fills first.
 const GROUP_UIDS: usize = 200;
@@ -28,8 +32,6 @@ const GROUP_BYTES: u64 = 64 << 20;
 /// UIDs per `UID FETCH` command, and commands in flight.
 const FETCH_UIDS: u32 = 25;
 const FETCH_IN_FLIGHT: usize = 4;
-/// Bytes of a message's start kept to read its Message-ID.
-const HEAD_MAX: usize = 64 * 1024;
 
 /// What phase 1 learned of one message.
 #[derive(Clone, Debug)]
@@ -51,33 +53,10 @@ pub(crate) struct Decided {
 
 /// The folder being fetched.
 pub(crate) struct FolderTarget<'a> {
+    pub mailbox_id: i64,
     pub folder_id: i64,
     pub uidvalidity: u32,
     pub name: &'a str,
-}
-
-/// A blob writer that also keeps the message's first bytes (for its Message-ID).
-struct TappedBlob {
-    blob: BlobWriter,
-    head: Vec<u8>,
-    head_done: bool,
-}
-
-impl Write for TappedBlob {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.blob.write_chunk(buf).map_err(io::Error::other)?;
-        if !self.head_done {
-            let take = buf.len().min(HEAD_MAX - self.head.len());
-            self.head.extend_from_slice(&buf[..take]);
-            let ends = |sep: &[u8]| self.head.windows(sep.len()).any(|w| w == sep);
-            self.head_done = self.head.len() >= HEAD_MAX || ends(b"\r\n\r\n") || ends(b"\n\n");
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The Message-ID of a message from its first bytes (mail-parser reads the header).
@@ -104,7 +83,7 @@ pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
         let take = group_len(rest);
         let (group, tail) = rest.split_at(take);
         rest = tail;
-        let (fetched, result) = fetch_group(ctx, session, group, target).await;
+        let (fetched, result) = fetch_group(ctx, session, group, target, counts).await;
         // Whatever happened to this group, the one before it is committed first.
         if let Some(handle) = inflight.take() {
             add(counts, await_group(handle).await?, ctx, email);
@@ -173,57 +152,100 @@ fn group_len(rest: &[Decided]) -> usize {
 type Fetched = HashMap<u32, Result<(PendingBlob, Option<String>), String>>;
 
 /// Fetches a group's bodies; what arrived whole is returned also when the fetch failed.
+///
+/// Messages with a partial body kept from an earlier attempt go first, each continued from
+/// where it stopped (`BODY.PEEK[]<origin.length>`); the rest come through pipelined
+/// `UID FETCH … BODY.PEEK[]`, each into its own partial until it is whole.
 async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     session: &mut Session<S>,
     group: &[Decided],
     target: &FolderTarget<'_>,
+    counts: &mut MailboxCounts,
 ) -> (Fetched, Result<(), ExtractError>) {
-    let uids: Vec<u32> = group
-        .iter()
-        .filter(|d| d.skip.is_none())
-        .map(|d| d.meta.uid)
-        .collect();
     let mut fetched = Fetched::new();
-    if uids.is_empty() {
-        return (fetched, Ok(()));
+    let keys = Keys::new(ctx, target, group);
+    let gained = Arc::new(AtomicU64::new(0));
+    let result = fetch_bodies(
+        ctx,
+        session,
+        group,
+        target,
+        &keys,
+        &gained,
+        &mut fetched,
+        counts,
+    )
+    .await
+    .during(|| format!("fetching messages of folder {:?}", target.name))
+    .map_err(ExtractError::from);
+    counts.partial_bytes += gained.load(Ordering::Relaxed);
+    (fetched, result)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    session: &mut Session<S>,
+    group: &[Decided],
+    target: &FolderTarget<'_>,
+    keys: &Keys,
+    gained: &Arc<AtomicU64>,
+    fetched: &mut Fetched,
+    counts: &mut MailboxCounts,
+) -> Result<(), ImapError> {
+    let mut sink = WriterSink::new(|start: &LiteralStart| Ok(Body::open(ctx, keys, start, gained)));
+    let mut on_message = |m: FetchedMessage<Body>| {
+        let Some(uid) = m.fetch.uid else {
+            return Ok(()); // an unsolicited FETCH (a flag change): nothing to store
+        };
+        let outcome = match m.body {
+            None => Err("the server sent no body for it".to_owned()),
+            Some(body) => body.output.finish(),
+        };
+        fetched.insert(uid, outcome);
+        Ok(())
+    };
+    // The longest literal a body may come in (the framing's bound for streamed bodies).
+    let span = ctx.limits.max_message_size + (1 << 20);
+    let mut whole = Vec::new();
+    for d in group.iter().filter(|d| d.skip.is_none()) {
+        let uid = d.meta.uid;
+        let origin = keys.key(uid).map_or(0, |k| ctx.blobs.resume_origin(&k));
+        if origin == 0 {
+            whole.push(uid);
+            continue;
+        }
+        tracing::info!(
+            folder = target.name,
+            uid,
+            offset = origin,
+            size = d.meta.size,
+            "resuming a message from its partial body"
+        );
+        counts.resumed += 1;
+        let items = format!(
+            "(UID BODY.PEEK[]<{origin}.{}>)",
+            span.saturating_sub(origin).max(1)
+        );
+        let set = SequenceSet::from_uids([uid]);
+        session
+            .uid_fetch(&[set], &items, 1, &mut sink, &mut on_message)
+            .await?;
     }
-    let sets = SequenceSet::from_uids(uids.iter().copied()).chunks(FETCH_UIDS);
-    let store = ctx.blobs.clone();
-    let mut sink = WriterSink::new(|_: &LiteralStart| {
-        Ok(TappedBlob {
-            blob: store.writer().map_err(io::Error::other)?,
-            head: Vec::new(),
-            head_done: false,
-        })
-    });
-    let result = session
+    if whole.is_empty() {
+        return Ok(());
+    }
+    let sets = SequenceSet::from_uids(whole).chunks(FETCH_UIDS);
+    session
         .uid_fetch(
             &sets,
             "(UID BODY.PEEK[])",
             FETCH_IN_FLIGHT,
             &mut sink,
-            |m| {
-                let Some(uid) = m.fetch.uid else {
-                    return Ok(()); // an unsolicited FETCH (a flag change): nothing to store
-                };
-                let outcome = match m.body {
-                    None => Err("the server sent no body for it".to_owned()),
-                    Some(body) => body
-                        .output
-                        .blob
-                        .finish()
-                        .map(|pending| (pending, message_id(&body.output.head)))
-                        .map_err(|e| format!("writing its blob failed: {e}")),
-                };
-                fetched.insert(uid, outcome);
-                Ok(())
-            },
+            &mut on_message,
         )
         .await
-        .during(|| format!("fetching messages of folder {:?}", target.name))
-        .map_err(ExtractError::from);
-    (fetched, result)
 }
 
 /// A group's rows in UID order, the blobs its staged rows name, and how many of those

@@ -10,6 +10,7 @@ mod catalog_tests;
 mod messages;
 #[cfg(test)]
 mod migration_tests;
+mod partials;
 mod states;
 mod status;
 mod sync;
