@@ -1,5 +1,5 @@
-//! `batch start` and `batch sync`: arguments, the sync loop and the printed summary over
-//! [`mailstage::commands::pass`].
+//! `batch start` and `batch sync`: arguments, the printed summary and the `--every` loop
+//! ([`crate::sync_loop`]) over [`mailstage::commands::pass`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,8 @@ use mailstage::commands::pass::{PassRequest, prepare_pass};
 use mailstage::extract::Pass;
 use mailstage::report::bars::LiveProgress;
 use mailstage::report::{MailboxSummary, print_json};
+
+use crate::sync_loop::{self, CycleReport};
 
 /// Arguments shared by `batch start` and `batch sync`.
 #[derive(Args)]
@@ -44,30 +46,50 @@ impl RunArgs {
 pub struct SyncArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Keep syncing at this interval (e.g. 24h, 30m) until interrupted.
+    /// Keep syncing at this interval (e.g. 24h, 30m) until interrupted (SIGINT/SIGTERM);
+    /// a failed cycle is retried sooner, within the interval.
     #[arg(long, value_parser = parse_interval)]
     every: Option<Duration>,
+    /// With --every: stop after this many failed cycles in a row (default: never).
+    #[arg(long, requires = "every", value_parser = clap::value_parser!(u32).range(1..))]
+    max_failed_cycles: Option<u32>,
 }
 
 /// `batch start`: the first pass (up to MaxConcurrentMigrations mailboxes at once).
 pub fn start(stage_dir: &Path, args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
-    run_once(stage_dir, args, Pass::Full, out)
+    Ok(run_once(stage_dir, args, Pass::Full, out)?.code)
 }
 
-/// `batch sync`: incremental passes (up to MaxConcurrentIncrementalSyncs at once).
+/// `batch sync`: incremental passes (up to MaxConcurrentIncrementalSyncs at once), once or
+/// on a schedule ([`sync_loop`]).
 pub fn sync(stage_dir: &Path, args: &SyncArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
-    loop {
-        let code = run_once(stage_dir, &args.run, Pass::Incremental, out)?;
-        let Some(every) = args.every else {
-            return Ok(code);
-        };
-        writeln!(out, "next sync in {}", show_interval(every))?;
-        out.flush()?;
-        std::thread::sleep(every);
-    }
+    let Some(every) = args.every else {
+        return Ok(run_once(stage_dir, &args.run, Pass::Incremental, out)?.code);
+    };
+    let _lock = sync_loop::LoopLock::acquire(stage_dir, &args.run.name)?;
+    let stop = sync_loop::stop_on_signals()?;
+    writeln!(
+        out,
+        "syncing batch {:?} every {} until SIGINT or SIGTERM",
+        args.run.name,
+        show_interval(every)
+    )?;
+    let settings = sync_loop::LoopSettings {
+        every,
+        max_failed_cycles: args.max_failed_cycles,
+    };
+    let mut journal = sync_loop::StageJournal::new(stage_dir, &args.run.name);
+    sync_loop::run_loop(settings, &stop, out, &mut journal, |out| {
+        run_once(stage_dir, &args.run, Pass::Incremental, out)
+    })
 }
 
-fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> anyhow::Result<u8> {
+fn run_once(
+    stage_dir: &Path,
+    a: &RunArgs,
+    pass: Pass,
+    out: &mut dyn Write,
+) -> anyhow::Result<CycleReport> {
     let request = PassRequest {
         csv: a.csv.clone(),
         ca_file: a.tls.ca_file.clone(),
@@ -91,7 +113,14 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
         }
         writeln!(out, "batch {:?}: {}", report.batch, report.state)?;
     }
-    Ok(report.exit_code())
+    Ok(CycleReport {
+        code: report.exit_code(),
+        failed_mailboxes: report
+            .mailboxes
+            .iter()
+            .filter(|o| o.error.is_some())
+            .count(),
+    })
 }
 
 /// `90s`, `30m`, `24h`, `1d`.

@@ -6,6 +6,7 @@
 mod cmd_batch;
 mod cmd_endpoint;
 mod cmd_pass;
+mod sync_loop;
 mod test_server;
 
 use std::io::Write;
@@ -102,6 +103,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     "removed {} leftover file(s) from tmp/ ({} bytes) and {} unreferenced blob(s) ({} bytes)",
                     report.tmp_files, report.tmp_bytes, report.orphan_blobs, report.orphan_bytes
                 )?;
+                if report.stale_partials > 0 {
+                    writeln!(
+                        stdout,
+                        "removed {} partial bod(ies) no pass can resume ({} bytes)",
+                        report.stale_partials, report.stale_partial_bytes
+                    )?;
+                }
                 for f in &report.foreign_files {
                     writeln!(stdout, "left alone: {} is not a blob name", f.display())?;
                 }

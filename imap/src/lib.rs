@@ -24,6 +24,7 @@ mod fallback;
 pub mod fetch;
 pub mod framing;
 mod guard;
+pub mod idle;
 mod lexer;
 pub mod mailboxes;
 pub mod mutf7;

@@ -12,6 +12,7 @@ use super::encode::{Command, CommandBuilder, LiteralMode, Part};
 use super::error::ImapError;
 use super::framing::{Frame, FrameReader, FramingError, FramingLimits};
 use super::guard::{self, InputGuard};
+use super::idle::{IdleTimeout, name_timeout};
 use super::response;
 use super::sink::{DiscardSink, LiteralSink};
 use super::types::{Code, Response, Status, StatusText, Untagged};
@@ -21,7 +22,9 @@ use super::types::{Code, Response, Status, StatusText, Untagged};
 pub struct SessionConfig {
     /// Bounds of the framing layer.
     pub limits: FramingLimits,
-    /// How long to wait for each response; `None` waits forever.
+    /// How long a read or a write may go without moving a byte before the link counts as
+    /// lost (an inactivity timeout: a slow body that keeps moving is never cut); `None`
+    /// waits forever.
     pub read_timeout: Option<Duration>,
     /// Prefix of command tags (`A` gives `A0001`, `A0002`, …).
     pub tag_prefix: String,
@@ -109,7 +112,7 @@ impl Drop for Unsent {
 
 /// An IMAP session over any byte stream (TCP, TLS, a test pipe).
 pub struct Session<S> {
-    pub(crate) conn: FrameReader<S>,
+    pub(crate) conn: FrameReader<IdleTimeout<S>>,
     config: SessionConfig,
     next_tag: u32,
     capabilities: Vec<String>,
@@ -124,7 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Wraps a stream whose greeting was already handled (e.g. after STARTTLS).
     pub fn established(stream: S, config: SessionConfig) -> Self {
         Self {
-            conn: FrameReader::new(stream, config.limits),
+            conn: FrameReader::new(IdleTimeout::new(stream, config.read_timeout), config.limits),
             config,
             next_tag: 1,
             capabilities: Vec::new(),
@@ -186,12 +189,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// The underlying stream.
     pub fn stream(&mut self) -> &mut S {
-        self.conn.get_mut()
+        self.conn.get_mut().get_mut()
+    }
+
+    /// Counts the kernel's send queue draining as progress for the inactivity timeout
+    /// ([`super::idle::tcp_send_queue`]).
+    pub fn watch_send_queue(&mut self, probe: Option<super::idle::SendQueueProbe>) {
+        self.conn.get_mut().watch_send_queue(probe);
     }
 
     /// Gives back the stream and any bytes read but not yet framed.
     pub fn into_parts(self) -> (S, Vec<u8>) {
-        self.conn.into_parts()
+        let (stream, rest) = self.conn.into_parts();
+        (stream.into_inner(), rest)
     }
 
     /// Runs a command to completion, collecting untagged responses. NO/BAD become
@@ -301,13 +311,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Writes all of `data`; a failure makes the session unusable.
     pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), ImapError> {
         let res = self.conn.get_mut().write_all(data).await;
-        res.map_err(|e| self.poison(ImapError::Io(e)))
+        let limit = self.config.read_timeout;
+        res.map_err(|e| self.poison(name_timeout(ImapError::Io(e), limit)))
     }
 
     /// Flushes the stream; a failure makes the session unusable.
     pub(crate) async fn flush(&mut self) -> Result<(), ImapError> {
         let res = self.conn.get_mut().flush().await;
-        res.map_err(|e| self.poison(ImapError::Io(e)))
+        let limit = self.config.read_timeout;
+        res.map_err(|e| self.poison(name_timeout(ImapError::Io(e), limit)))
     }
 
     /// Marks the session unusable and passes the error on.
@@ -415,14 +427,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         &mut self,
         sink: &mut K,
     ) -> Result<Frame<K::Output>, ImapError> {
-        let fut = self.conn.next_frame(sink);
-        let res = match self.config.read_timeout {
-            Some(t) => tokio::time::timeout(t, fut)
-                .await
-                .map_err(|_| ImapError::Timeout(t))?,
-            None => fut.await,
-        };
-        res.map_err(ImapError::from)
+        // The stream under the framing times out a read that moves nothing for the
+        // limit, not a response that takes long.
+        let res = self.conn.next_frame(sink).await;
+        res.map_err(|e| name_timeout(ImapError::from(e), self.config.read_timeout))
     }
 
     /// The mailbox's message count as last announced (`* N EXISTS`), if one was.

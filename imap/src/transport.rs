@@ -16,6 +16,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::error::ImapError;
+use crate::idle::tcp_send_queue;
 use crate::security::Security;
 use crate::session::{Session, SessionConfig};
 use crate::tls::TlsConfig;
@@ -137,6 +138,20 @@ pub async fn connect_addrs(
 /// The steps after TCP: TLS as the options ask (implicit, or STARTTLS after the greeting),
 /// then the greeting of the session that runs on top.
 pub async fn secure(
+    opts: &ConnectOptions,
+    tcp: TcpStream,
+    config: SessionConfig,
+) -> Result<Session<Transport>, ImapError> {
+    let mut session = secure_session(opts, tcp, config).await?;
+    let probe = match session.stream() {
+        Transport::Plain(tcp) => tcp_send_queue(tcp),
+        Transport::Tls(tls) => tcp_send_queue(tls.get_ref().0),
+    };
+    session.watch_send_queue(probe);
+    Ok(session)
+}
+
+async fn secure_session(
     opts: &ConnectOptions,
     tcp: TcpStream,
     config: SessionConfig,

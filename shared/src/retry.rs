@@ -21,8 +21,8 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// The longest wait a server's suggested backoff can impose (default 5 min).
     pub max_suggested_backoff: Duration,
-    /// How long to wait for each server response before the link counts as lost
-    /// (default 120 s).
+    /// How long a read or a write may move no byte before the link counts as lost
+    /// (default 120 s): an inactivity timeout, so a slow body that keeps moving is never cut.
     pub read_timeout: Duration,
 }
 

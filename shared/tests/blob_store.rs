@@ -176,3 +176,39 @@ proptest! {
         prop_assert_eq!(std::fs::read(&path).unwrap(), body);
     }
 }
+
+#[test]
+fn partials_survive_reopening_and_gc_removes_only_those_no_pass_can_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut stage, mailbox) = common::stage_with_mailbox(dir.path());
+    let folder = common::folder(&stage, mailbox, "INBOX"); // UIDVALIDITY 7
+    common::stage_messages(&mut stage, folder, &[common::message(1)]);
+    let key = |uidvalidity, uid| mailstage::stage::PartialKey {
+        endpoint: "127.0.0.1:143".into(),
+        mailbox_id: mailbox,
+        folder_id: folder,
+        uidvalidity,
+        uid,
+        size: 5000,
+    };
+    // UID 1 is staged since; UID 2 has no row yet; UID 3 is of an older UIDVALIDITY.
+    for (v, uid) in [(7, 1), (7, 2), (6, 3)] {
+        let mut w = stage.blobs().partial_writer(&key(v, uid), 0).unwrap();
+        w.write_chunk(&[b'x'; 3000]).unwrap();
+    }
+    drop(stage);
+    let stage = Stage::open(dir.path(), Access::Write).unwrap();
+    let report = mailstage::stage::verify::verify(&stage).unwrap();
+    assert_eq!((report.partials, report.tmp_leftovers), (3, 0));
+    assert!(report.is_clean(), "partials are not garbage");
+
+    let gc = stage.gc().unwrap();
+    assert_eq!((gc.stale_partials, gc.stale_partial_bytes), (2, 6000));
+    assert_eq!(
+        stage.blobs().partial_len(&key(7, 2)),
+        3000,
+        "the live one stays"
+    );
+    assert_eq!(stage.blobs().partial_len(&key(7, 1)), 0);
+    assert_eq!(stage.blobs().partial_len(&key(6, 3)), 0);
+}

@@ -489,6 +489,16 @@ impl Dovecot {
     }
 }
 
+impl Dovecot {
+    /// Starts Dovecot again after [`Dovecot::stop`], on the same port with the same
+    /// configuration and mail (a source server back from an outage).
+    pub fn restart(&mut self) -> Result<()> {
+        ensure!(self.child.is_none(), "Dovecot is still running");
+        self.child = Some(launch(self.dir.path(), self.port)?);
+        Ok(())
+    }
+}
+
 impl Drop for Dovecot {
     fn drop(&mut self) {
         self.stop();

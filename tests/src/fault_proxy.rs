@@ -5,7 +5,8 @@
 //! (`down_limit` server→client bytes, `up_limit` client→server bytes); then the proxy
 //! forwards exactly the budget, optionally stalls (forwards nothing, closes nothing) for a
 //! while, and cuts the link: both sockets are shut down, so the client sees the connection
-//! end, mid-literal if that is where the budget ran out. Plain threads, no runtime: the
+//! end, mid-literal if that is where the budget ran out. It can also rewrite the sizes the
+//! server announces and limit the rate (a slow link). Plain threads, no runtime: the
 //! proxy outlives any number of passes, each with its own tokio runtime.
 
 use std::io::{self, Read, Write};
@@ -13,7 +14,9 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::fixtures::Rng;
 
 /// What the proxy does to each connection.
 #[derive(Clone, Debug, Default)]
@@ -24,6 +27,17 @@ pub struct Faults {
     pub up_limit: Option<u64>,
     /// Before cutting, forward nothing for this long (the client's read timeout should fire).
     pub stall: Option<Duration>,
+    /// Add this to every `RFC822.SIZE n` the server sends (a server announcing a size other
+    /// than the literal's, as some Exchange versions do). Server→client bytes are then
+    /// forwarded a line at a time.
+    pub size_skew: Option<i64>,
+    /// Forward at most this many bytes per second in each direction (a slow link).
+    pub rate: Option<u64>,
+    /// Cut each connection after a number of server→client bytes drawn between these two
+    /// (uniformly, the same sequence for the same `seed`); overrides `down_limit`.
+    pub cut_between: Option<(u64, u64)>,
+    /// The seed of `cut_between`.
+    pub seed: u64,
 }
 
 impl Faults {
@@ -71,10 +85,14 @@ impl FaultProxy {
                         break;
                     }
                     let Ok(client) = client else { continue };
-                    counters.connections.fetch_add(1, Ordering::SeqCst);
+                    let n = counters.connections.fetch_add(1, Ordering::SeqCst);
                     let open = counters.open.fetch_add(1, Ordering::SeqCst) + 1;
                     counters.most_open.fetch_max(open, Ordering::SeqCst);
-                    let (counters, faults) = (counters.clone(), faults.clone());
+                    let (counters, mut faults) = (counters.clone(), faults.clone());
+                    if let Some((low, high)) = faults.cut_between {
+                        let mut rng = Rng::new(faults.seed.wrapping_add(n));
+                        faults.down_limit = Some(low + rng.next_u64() % (high - low).max(1));
+                    }
                     std::thread::spawn(move || {
                         if let Err(e) = serve(client, target, &faults, &counters) {
                             eprintln!("fault proxy: {e}");
@@ -149,6 +167,11 @@ fn serve(
     let server = TcpStream::connect(("127.0.0.1", target))?;
     for s in [&client, &server] {
         s.set_nodelay(true)?;
+        if faults.rate.is_some() {
+            // A slow link holds little in flight: without this, the kernel would buffer
+            // megabytes the proxy has not forwarded yet.
+            small_receive_buffer(s)?;
+        }
     }
     let cut = Arc::new(AtomicBool::new(false));
     let link = Link {
@@ -157,13 +180,19 @@ fn serve(
         cut: cut.clone(),
         counters: counters.clone(),
         stall: faults.stall,
+        size_skew: None,
+        rate: faults.rate,
     };
     let up = {
         let link = link.clone_handles()?;
         let (from, to, limit) = (client.try_clone()?, server.try_clone()?, faults.up_limit);
         std::thread::spawn(move || link.pump(from, to, limit, &link.counters.bytes_up))
     };
-    link.pump(server, client, faults.down_limit, &link.counters.bytes_down);
+    let down = Link {
+        size_skew: faults.size_skew,
+        ..link
+    };
+    down.pump(server, client, faults.down_limit, &down.counters.bytes_down);
     let _ = up.join();
     Ok(())
 }
@@ -175,6 +204,8 @@ struct Link {
     cut: Arc<AtomicBool>,
     counters: Arc<Counters>,
     stall: Option<Duration>,
+    size_skew: Option<i64>,
+    rate: Option<u64>,
 }
 
 impl Link {
@@ -185,24 +216,41 @@ impl Link {
             cut: self.cut.clone(),
             counters: self.counters.clone(),
             stall: self.stall,
+            size_skew: None,
+            rate: self.rate,
         })
     }
 
     /// Copies `from` to `to` until either ends or `limit` bytes went through (then cuts).
     fn pump(&self, mut from: TcpStream, mut to: TcpStream, limit: Option<u64>, count: &AtomicU64) {
         let mut left = limit.unwrap_or(u64::MAX);
-        let mut buf = vec![0u8; 64 * 1024];
+        // Under a rate, pieces of a twentieth of a second keep the flow even.
+        let piece = self
+            .rate
+            .map_or(64 * 1024, |r| (r / 20).clamp(1024, 64 * 1024));
+        let mut buf = vec![0u8; piece as usize];
+        let mut held = Vec::new();
+        let (started, mut sent) = (Instant::now(), 0u64);
         while left > 0 {
             let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let take = n.min(usize::try_from(left).unwrap_or(usize::MAX));
-            if to.write_all(&buf[..take]).is_err() {
+            let data = match self.size_skew {
+                Some(skew) => skew_sizes(&mut held, &buf[..n], skew),
+                None => buf[..n].to_vec(),
+            };
+            let take = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            if to.write_all(&data[..take]).is_err() {
                 break;
             }
             count.fetch_add(take as u64, Ordering::SeqCst);
             left -= take as u64;
+            if let Some(rate) = self.rate {
+                sent += take as u64;
+                let due = started + Duration::from_secs_f64(sent as f64 / rate as f64);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
         }
         if left == 0 {
             self.cut_on_purpose();
@@ -224,5 +272,58 @@ impl Link {
         self.counters.cuts.fetch_add(1, Ordering::SeqCst);
         let _ = self.client.shutdown(Shutdown::Both);
         let _ = self.server.shutdown(Shutdown::Both);
+    }
+}
+
+/// Appends `data` to the held bytes and returns the complete lines among them with each
+/// `RFC822.SIZE n` changed to `n + skew`; a line longer than 1 MiB goes out unchanged.
+fn skew_sizes(held: &mut Vec<u8>, data: &[u8], skew: i64) -> Vec<u8> {
+    held.extend_from_slice(data);
+    let cut = match held.iter().rposition(|&b| b == b'\n') {
+        Some(p) => p + 1,
+        None if held.len() > 1 << 20 => held.len(),
+        None => return Vec::new(),
+    };
+    let lines: Vec<u8> = held.drain(..cut).collect();
+    const KEY: &[u8] = b"RFC822.SIZE ";
+    let mut out = Vec::with_capacity(lines.len() + 16);
+    let mut rest = &lines[..];
+    while let Some(p) = rest.windows(KEY.len()).position(|w| w == KEY) {
+        let digits = rest[p + KEY.len()..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let number = std::str::from_utf8(&rest[p + KEY.len()..p + KEY.len() + digits])
+            .ok()
+            .and_then(|d| d.parse::<i64>().ok());
+        out.extend_from_slice(&rest[..p + KEY.len()]);
+        match number {
+            Some(n) => out.extend_from_slice((n + skew).max(0).to_string().as_bytes()),
+            None => out.extend_from_slice(&rest[p + KEY.len()..p + KEY.len() + digits]),
+        }
+        rest = &rest[p + KEY.len() + digits..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// Fixes the socket's receive buffer at 64 KiB (no autotuning).
+fn small_receive_buffer(s: &TcpStream) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 64 * 1024;
+    // SAFETY: setsockopt on a socket this function borrows, with a c_int it points to.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }

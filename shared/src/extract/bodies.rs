@@ -11,16 +11,20 @@
 //! makes progress with each connection, even when a group is larger than that.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
 use super::context::Ctx;
+use super::resume::{Body, Keys};
 use super::{ExtractError, MailboxCounts};
-use crate::imap::{During as _, LiteralStart, SequenceSet, Session, WriterSink};
+use crate::imap::{
+    During as _, FetchedMessage, ImapError, LiteralStart, SequenceSet, Session, WriterSink,
+};
 use crate::stage::index::{MessageState, NewMessage};
-use crate::stage::{BlobWriter, PendingBlob, StageError};
+use crate::stage::{PendingBlob, StageError};
 
 /// UIDs per group commit, and bytes: whichever fills first.
 const GROUP_UIDS: usize = 200;
@@ -28,8 +32,6 @@ const GROUP_BYTES: u64 = 64 << 20;
 /// UIDs per `UID FETCH` command, and commands in flight.
 const FETCH_UIDS: u32 = 25;
 const FETCH_IN_FLIGHT: usize = 4;
-/// Bytes of a message's start kept to read its Message-ID.
-const HEAD_MAX: usize = 64 * 1024;
 
 /// What phase 1 learned of one message.
 #[derive(Clone, Debug)]
@@ -51,33 +53,10 @@ pub(crate) struct Decided {
 
 /// The folder being fetched.
 pub(crate) struct FolderTarget<'a> {
+    pub mailbox_id: i64,
     pub folder_id: i64,
     pub uidvalidity: u32,
     pub name: &'a str,
-}
-
-/// A blob writer that also keeps the message's first bytes (for its Message-ID).
-struct TappedBlob {
-    blob: BlobWriter,
-    head: Vec<u8>,
-    head_done: bool,
-}
-
-impl Write for TappedBlob {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.blob.write_chunk(buf).map_err(io::Error::other)?;
-        if !self.head_done {
-            let take = buf.len().min(HEAD_MAX - self.head.len());
-            self.head.extend_from_slice(&buf[..take]);
-            let ends = |sep: &[u8]| self.head.windows(sep.len()).any(|w| w == sep);
-            self.head_done = self.head.len() >= HEAD_MAX || ends(b"\r\n\r\n") || ends(b"\n\n");
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The Message-ID of a message from its first bytes (mail-parser reads the header).
@@ -104,7 +83,7 @@ pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
         let take = group_len(rest);
         let (group, tail) = rest.split_at(take);
         rest = tail;
-        let (fetched, result) = fetch_group(ctx, session, group, target).await;
+        let (fetched, result) = fetch_group(ctx, session, group, target, counts).await;
         // Whatever happened to this group, the one before it is committed first.
         if let Some(handle) = inflight.take() {
             add(counts, await_group(handle).await?, ctx, email);
@@ -116,21 +95,21 @@ pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
                 .take_while(|d| d.skip.is_some() || fetched.contains_key(&d.meta.uid))
                 .count();
             if whole > 0 {
-                let (pending, rows) = rows_for(&group[..whole], fetched, target);
-                add(
-                    counts,
-                    await_group(commit(ctx, pending, rows)).await?,
-                    ctx,
-                    email,
+                let rows = rows_for(
+                    &group[..whole],
+                    fetched,
+                    target,
+                    ctx.limits.max_message_size,
                 );
+                add(counts, await_group(commit(ctx, rows)).await?, ctx, email);
             }
             return Err(match group.get(whole) {
                 Some(d) => e.stopped_at(d.meta.uid, d.meta.size),
                 None => e,
             });
         }
-        let (pending, rows) = rows_for(group, fetched, target);
-        inflight = Some(commit(ctx, pending, rows));
+        let rows = rows_for(group, fetched, target, ctx.limits.max_message_size);
+        inflight = Some(commit(ctx, rows));
     }
     if let Some(handle) = inflight {
         add(counts, await_group(handle).await?, ctx, email);
@@ -139,19 +118,17 @@ pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Persists a group's blobs, then commits its rows, on a blocking thread.
-fn commit(
-    ctx: &Ctx,
-    pending: Vec<PendingBlob>,
-    rows: Vec<NewMessage>,
-) -> JoinHandle<Result<GroupDone, StageError>> {
+fn commit(ctx: &Ctx, rows: GroupRows) -> JoinHandle<Result<GroupDone, StageError>> {
     let (blobs, index) = (ctx.stage.blobs.clone(), ctx.stage.index.clone());
     tokio::task::spawn_blocking(move || {
-        let stored = blobs.persist(pending)?;
-        crate::stage::with_index(&index, |i| i.commit_messages(&rows))?;
-        Ok(GroupDone::tally(
-            &rows,
+        let stored = blobs.persist(rows.pending)?;
+        crate::stage::with_index(&index, |i| i.commit_messages(&rows.rows))?;
+        let mut done = GroupDone::tally(
+            &rows.rows,
             stored.iter().filter(|s| s.deduplicated).count() as u64,
-        ))
+        );
+        done.size_mismatches = rows.size_mismatches;
+        Ok(done)
     })
 }
 
@@ -175,67 +152,128 @@ fn group_len(rest: &[Decided]) -> usize {
 type Fetched = HashMap<u32, Result<(PendingBlob, Option<String>), String>>;
 
 /// Fetches a group's bodies; what arrived whole is returned also when the fetch failed.
+///
+/// Messages with a partial body kept from an earlier attempt go first, each continued from
+/// where it stopped (`BODY.PEEK[]<origin.length>`); the rest come through pipelined
+/// `UID FETCH … BODY.PEEK[]`, each into its own partial until it is whole.
 async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     session: &mut Session<S>,
     group: &[Decided],
     target: &FolderTarget<'_>,
+    counts: &mut MailboxCounts,
 ) -> (Fetched, Result<(), ExtractError>) {
-    let uids: Vec<u32> = group
-        .iter()
-        .filter(|d| d.skip.is_none())
-        .map(|d| d.meta.uid)
-        .collect();
     let mut fetched = Fetched::new();
-    if uids.is_empty() {
-        return (fetched, Ok(()));
+    let keys = Keys::new(ctx, target, group);
+    let gained = Arc::new(AtomicU64::new(0));
+    let result = fetch_bodies(
+        ctx,
+        session,
+        group,
+        target,
+        &keys,
+        &gained,
+        &mut fetched,
+        counts,
+    )
+    .await
+    .during(|| format!("fetching messages of folder {:?}", target.name))
+    .map_err(ExtractError::from);
+    counts.partial_bytes += gained.load(Ordering::Relaxed);
+    (fetched, result)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    session: &mut Session<S>,
+    group: &[Decided],
+    target: &FolderTarget<'_>,
+    keys: &Keys,
+    gained: &Arc<AtomicU64>,
+    fetched: &mut Fetched,
+    counts: &mut MailboxCounts,
+) -> Result<(), ImapError> {
+    let mut sink = WriterSink::new(|start: &LiteralStart| Ok(Body::open(ctx, keys, start, gained)));
+    let mut on_message = |m: FetchedMessage<Body>| {
+        let Some(uid) = m.fetch.uid else {
+            return Ok(()); // an unsolicited FETCH (a flag change): nothing to store
+        };
+        let outcome = match m.body {
+            None => Err("the server sent no body for it".to_owned()),
+            Some(body) => body.output.finish(),
+        };
+        fetched.insert(uid, outcome);
+        Ok(())
+    };
+    // The longest literal a body may come in (the framing's bound for streamed bodies).
+    let span = ctx.limits.max_message_size + (1 << 20);
+    let mut whole = Vec::new();
+    for d in group.iter().filter(|d| d.skip.is_none()) {
+        let uid = d.meta.uid;
+        let origin = keys
+            .key(uid)
+            .map_or(0, |k| ctx.stage.blobs.resume_origin(&k));
+        if origin == 0 {
+            whole.push(uid);
+            continue;
+        }
+        tracing::info!(
+            folder = target.name,
+            uid,
+            offset = origin,
+            size = d.meta.size,
+            "resuming a message from its partial body"
+        );
+        counts.resumed += 1;
+        let items = format!(
+            "(UID BODY.PEEK[]<{origin}.{}>)",
+            span.saturating_sub(origin).max(1)
+        );
+        let set = SequenceSet::from_uids([uid]);
+        session
+            .uid_fetch(&[set], &items, 1, &mut sink, &mut on_message)
+            .await?;
     }
-    let sets = SequenceSet::from_uids(uids.iter().copied()).chunks(FETCH_UIDS);
-    let store = ctx.stage.blobs.clone();
-    let mut sink = WriterSink::new(|_: &LiteralStart| {
-        Ok(TappedBlob {
-            blob: store.writer().map_err(io::Error::other)?,
-            head: Vec::new(),
-            head_done: false,
-        })
-    });
-    let result = session
+    if whole.is_empty() {
+        return Ok(());
+    }
+    let sets = SequenceSet::from_uids(whole).chunks(FETCH_UIDS);
+    session
         .uid_fetch(
             &sets,
             "(UID BODY.PEEK[])",
             FETCH_IN_FLIGHT,
             &mut sink,
-            |m| {
-                let Some(uid) = m.fetch.uid else {
-                    return Ok(()); // an unsolicited FETCH (a flag change): nothing to store
-                };
-                let outcome = match m.body {
-                    None => Err("the server sent no body for it".to_owned()),
-                    Some(body) => body
-                        .output
-                        .blob
-                        .finish()
-                        .map(|pending| (pending, message_id(&body.output.head)))
-                        .map_err(|e| format!("writing its blob failed: {e}")),
-                };
-                fetched.insert(uid, outcome);
-                Ok(())
-            },
+            &mut on_message,
         )
         .await
-        .during(|| format!("fetching messages of folder {:?}", target.name))
-        .map_err(ExtractError::from);
-    (fetched, result)
+}
+
+/// A group's rows in UID order, the blobs its staged rows name, and how many of those
+/// arrived with another length than announced.
+struct GroupRows {
+    pending: Vec<PendingBlob>,
+    rows: Vec<NewMessage>,
+    size_mismatches: u64,
 }
 
 /// Builds the group's rows in UID order; staged rows' blobs go to persist.
+///
+/// The literal is the message: a body whose length differs from its RFC822.SIZE is staged
+/// with the literal's length (and counted); the size cap, applied to the announced size
+/// before the fetch, is checked again on the literal.
 fn rows_for(
     group: &[Decided],
     mut fetched: Fetched,
     target: &FolderTarget<'_>,
-) -> (Vec<PendingBlob>, Vec<NewMessage>) {
-    let mut pending = Vec::new();
-    let mut rows = Vec::with_capacity(group.len());
+    max_size: u64,
+) -> GroupRows {
+    let mut out = GroupRows {
+        pending: Vec::new(),
+        rows: Vec::with_capacity(group.len()),
+        size_mismatches: 0,
+    };
     for d in group {
         let m = &d.meta;
         let mut row = NewMessage {
@@ -258,28 +296,42 @@ fn rows_for(
                 "the server returned nothing for this UID (deleted meanwhile?)".into(),
             )),
             (None, Some(Err(why))) => Some((MessageState::Failed, why)),
-            (None, Some(Ok((blob, _)))) if blob.len() != m.size => Some((
-                MessageState::Failed,
-                format!(
-                    "the server announced {} bytes (RFC822.SIZE) but sent {}",
-                    m.size,
-                    blob.len()
-                ),
-            )),
             (None, Some(Ok((blob, id)))) => {
-                row.blob = Some(blob.hash());
-                row.message_id = id;
-                pending.push(blob);
-                None
+                let sent = blob.len();
+                if sent != m.size {
+                    out.size_mismatches += 1;
+                    tracing::info!(
+                        folder = target.name,
+                        uid = m.uid,
+                        announced = m.size,
+                        sent,
+                        "the literal's length differs from RFC822.SIZE; the literal is kept"
+                    );
+                }
+                row.size = sent;
+                if sent > max_size {
+                    Some((
+                        MessageState::SkippedSize,
+                        format!(
+                            "the server announced {} bytes (RFC822.SIZE) but sent {sent}, over the {max_size}-byte size cap",
+                            m.size
+                        ),
+                    ))
+                } else {
+                    row.blob = Some(blob.hash());
+                    row.message_id = id;
+                    out.pending.push(blob);
+                    None
+                }
             }
         };
         if let Some((state, reason)) = failure {
             row.state = state;
             row.reason = Some(reason);
         }
-        rows.push(row);
+        out.rows.push(row);
     }
-    (pending, rows)
+    out
 }
 
 /// What one committed group added.
@@ -290,6 +342,7 @@ struct GroupDone {
     skipped_size: u64,
     skipped_item_cap: u64,
     failed: u64,
+    size_mismatches: u64,
 }
 
 impl GroupDone {
@@ -306,6 +359,7 @@ impl GroupDone {
             skipped_size: count(MessageState::SkippedSize),
             skipped_item_cap: count(MessageState::SkippedItemCap),
             failed: count(MessageState::Failed),
+            size_mismatches: 0,
         }
     }
 }
@@ -326,5 +380,6 @@ fn add(counts: &mut MailboxCounts, g: GroupDone, ctx: &Ctx, email: &str) {
     counts.skipped_size += g.skipped_size;
     counts.skipped_item_cap += g.skipped_item_cap;
     counts.failed += g.failed;
+    counts.size_mismatches += g.size_mismatches;
     ctx.progress.advanced(email, g.staged, g.bytes);
 }

@@ -89,10 +89,11 @@ pub(crate) fn finish_mailbox(
     outcome
 }
 
-/// What counts as progress: message rows committed, folders finished.
-fn progress_mark(c: &MailboxCounts, finished: &HashSet<i64>) -> (u64, usize) {
+/// What counts as progress: message rows committed, folders finished, bytes of a body cut
+/// part-way kept to resume from.
+fn progress_mark(c: &MailboxCounts, finished: &HashSet<i64>) -> (u64, usize, u64) {
     let rows = c.staged + c.skipped_size + c.skipped_item_cap + c.failed;
-    (rows, finished.len())
+    (rows, finished.len(), c.partial_bytes)
 }
 
 /// A folder after phase 1.
@@ -202,6 +203,7 @@ async fn sync_once(
                 .during(|| format!("EXAMINE {:?}", e.plan.name))?;
         }
         let target = FolderTarget {
+            mailbox_id: mb.mailbox_id,
             folder_id: e.folder_id,
             uidvalidity: e.uidvalidity,
             name: &e.plan.name,
@@ -247,6 +249,9 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     if restarted {
         ctx.stage
             .index(|i| i.restart_folder(folder_id, uidvalidity))?;
+        ctx.stage
+            .blobs
+            .remove_partials_of_folder(folder_id, uidvalidity)?;
         counts.folders_restarted += 1;
     }
     let highest = if restarted {

@@ -9,7 +9,8 @@
 //! 3. per folder, fetch the bodies with pipelined `UID FETCH … BODY.PEEK[]`, streamed into
 //!    blobs, and commit rows in UID order in groups after their blobs are durable
 //!    ([`bodies`]), so "every UID up to `highest_uid` has a row" holds at every instant and
-//!    an interrupted pass resumes where it stopped.
+//!    an interrupted pass resumes where it stopped; a body cut part-way is kept and
+//!    continued from where it stopped ([`resume`]).
 //!
 //! Mailboxes run in parallel up to the endpoint's limit; transient failures reconnect with
 //! backoff and resume.
@@ -22,6 +23,7 @@ mod listing;
 mod mailbox;
 pub mod namespaces;
 pub mod plan;
+mod resume;
 mod run;
 mod summary;
 
@@ -124,6 +126,15 @@ pub struct MailboxCounts {
     /// user's own mail), as the server names them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_out_namespaces: Vec<String>,
+    /// Messages whose literal was not as long as their RFC822.SIZE said (some Exchange
+    /// versions announce the stored size): staged as sent, since the literal is the message.
+    pub size_mismatches: u64,
+    /// Messages continued from a partial body kept when a link broke, instead of from
+    /// byte 0 (a ranged fetch).
+    pub resumed: u64,
+    /// Bytes of bodies cut part-way that were kept to resume from (progress for the retry
+    /// rule, like a committed message).
+    pub partial_bytes: u64,
 }
 
 /// The result of one mailbox's pass.

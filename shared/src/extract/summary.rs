@@ -26,6 +26,18 @@ impl MailboxSummary for MailboxOutcome {
                 c.flags_updated, c.folders_gone, c.folders_restarted, c.reconnects
             ));
         }
+        if c.resumed > 0 {
+            line.push_str(&format!(
+                "; {} message(s) continued from a partial body",
+                c.resumed
+            ));
+        }
+        if c.size_mismatches > 0 {
+            line.push_str(&format!(
+                "; {} message(s) longer or shorter than announced (staged as sent)",
+                c.size_mismatches
+            ));
+        }
         if c.deleted_on_source > 0 {
             line.push_str(&format!(
                 "; {} deleted on the source (kept in the stage, not uploaded if not yet)",

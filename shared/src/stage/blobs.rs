@@ -85,6 +85,7 @@ impl BlobStore {
             hasher: Sha256::new(),
             len: 0,
             done: false,
+            keep: false,
         })
     }
 
@@ -166,7 +167,8 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
 
 /// A blob being written: chunks in, SHA-256 computed in the same pass.
 ///
-/// Dropping it before [`BlobWriter::finish`] removes the temporary file.
+/// Dropping it before [`BlobWriter::finish`] removes the temporary file, unless it is a kept
+/// partial body ([`BlobWriter::continue_at`]), whose bytes stay to be resumed.
 #[derive(Debug)]
 pub struct BlobWriter {
     out: BufWriter<File>,
@@ -174,9 +176,54 @@ pub struct BlobWriter {
     hasher: Sha256,
     len: u64,
     done: bool,
+    keep: bool,
 }
 
 impl BlobWriter {
+    /// Writes the blob at `path` from byte `from` on: the first `from` bytes already there
+    /// are read back and hashed, anything after them is cut off (`from` 0 starts afresh).
+    /// Dropped before [`BlobWriter::finish`], the file stays, with what was written.
+    pub(crate) fn continue_at(path: PathBuf, from: u64) -> Result<BlobWriter> {
+        if path.exists() {
+            // A body finished but never persisted (a kill between the two) is read-only.
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+                .at("make writable", &path)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(from == 0)
+            .open(&path)
+            .at("open", &path)?;
+        let mut hasher = Sha256::new();
+        if from > 0 {
+            let read = io::copy(&mut io::Read::take(&mut file, from), &mut hasher)
+                .at("read back", &path)?;
+            if read != from {
+                return Err(super::StageError::Refused(format!(
+                    "{} holds {read} bytes, fewer than the {from} to continue from",
+                    path.display()
+                )));
+            }
+            file.set_len(from).at("truncate", &path)?;
+        }
+        io::Seek::seek(&mut file, io::SeekFrom::Start(from)).at("seek", &path)?;
+        Ok(BlobWriter {
+            out: BufWriter::with_capacity(WRITE_BUFFER, file),
+            path,
+            hasher,
+            len: from,
+            done: false,
+            keep: true,
+        })
+    }
+
+    /// Removes the file when the writer is dropped unfinished (its bytes cannot be trusted).
+    pub(crate) fn discard_on_drop(&mut self) {
+        self.keep = false;
+    }
+
     /// Appends one chunk (any size; the writer never needs the whole message at once).
     pub fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
         self.out.write_all(chunk).at("write", &self.path)?;
@@ -227,7 +274,12 @@ impl Write for BlobWriter {
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if !self.done {
+        if self.done {
+            return;
+        }
+        if self.keep {
+            let _ = self.out.flush();
+        } else {
             let _ = fs::remove_file(&self.path);
         }
     }

@@ -17,6 +17,12 @@ pub struct GcReport {
     pub tmp_files: u64,
     /// Bytes those held.
     pub tmp_bytes: u64,
+    /// Partial bodies in `tmp/partial/` no pass can resume any more (folder gone or re-read
+    /// under a new UIDVALIDITY, message staged or skipped since) and files there that are
+    /// not partials: removed.
+    pub stale_partials: u64,
+    /// Bytes those held.
+    pub stale_partial_bytes: u64,
     /// Unreferenced blobs removed.
     pub orphan_blobs: u64,
     /// Bytes those held.
@@ -31,14 +37,18 @@ pub(crate) struct Cleared {
     pub bytes: u64,
 }
 
-/// Empties `tmp/`.
+/// Empties `tmp/` but for its subdirectories (`tmp/partial/` keeps bodies to resume).
 pub(crate) fn clear_tmp(store: &BlobStore) -> Result<Cleared> {
     let dir = store.tmp_dir();
     let mut cleared = Cleared { files: 0, bytes: 0 };
     for entry in fs::read_dir(dir).at("read directory", dir)? {
         let entry = entry.at("read directory", dir)?;
         let path = entry.path();
-        let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        let meta = entry.metadata().at("stat", &path)?;
+        if meta.is_dir() {
+            continue;
+        }
+        let len = meta.len();
         fs::remove_file(&path).at("remove", &path)?;
         cleared.files += 1;
         cleared.bytes += len;
@@ -92,6 +102,17 @@ pub(crate) fn collect(store: &BlobStore, index: &Index) -> Result<GcReport> {
         tmp_bytes: cleared.bytes,
         ..GcReport::default()
     };
+    for p in store.partials()? {
+        let live = match p.of {
+            Some(of) => index.partial_is_live(of.folder_id, of.uidvalidity, of.uid)?,
+            None => false,
+        };
+        if !live {
+            fs::remove_file(&p.path).at("remove stale partial", &p.path)?;
+            report.stale_partials += 1;
+            report.stale_partial_bytes += p.len;
+        }
+    }
     let live = index.referenced_blobs()?;
     let mut touched = std::collections::BTreeSet::new();
     for file in list_blob_files(store)? {

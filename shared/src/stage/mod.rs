@@ -5,6 +5,7 @@
 //! STAGE/index.sqlite    the index (WAL)
 //! STAGE/blobs/ab/cd/<sha256>   raw messages, read-only, stored once
 //! STAGE/tmp/            blobs being written; leftovers are garbage
+//! STAGE/tmp/partial/    bodies cut part-way, kept to be resumed (see `partial`)
 //! ```
 //! Invariants (README, *The stage*): no index row names a blob that is not durable; a crash at any
 //! instant leaves a stage that a re-run completes with nothing lost and nothing duplicated;
@@ -17,6 +18,7 @@ mod hash;
 pub mod index;
 mod lock;
 pub mod maildir;
+mod partial;
 mod safe_name;
 mod schema;
 pub mod verify;
@@ -31,6 +33,7 @@ pub use gc::GcReport;
 pub use hash::BlobHash;
 pub use index::Index;
 pub use lock::Access;
+pub use partial::{OVERLAP, PartialKey, PartialWriter};
 pub use safe_name::{safe_component, safe_file_name};
 pub use schema::SCHEMA_VERSION;
 

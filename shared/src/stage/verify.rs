@@ -82,6 +82,9 @@ pub struct VerifyReport {
     pub foreign_files: Vec<PathBuf>,
     /// Files left in `tmp/` by an interrupted run.
     pub tmp_leftovers: u64,
+    /// Bodies cut part-way, kept in `tmp/partial/` for the next pass to resume (not
+    /// garbage; `gc` removes the ones no pass can resume any more).
+    pub partials: u64,
 }
 
 impl VerifyReport {
@@ -143,6 +146,13 @@ impl VerifyReport {
                 out,
                 "{} leftover file(s) in tmp/ from an interrupted run",
                 self.tmp_leftovers
+            );
+        }
+        if self.partials > 0 {
+            let _ = writeln!(
+                out,
+                "{} partial bod(ies) in tmp/partial/, for the next pass to resume",
+                self.partials
             );
         }
         let mib = self.bytes_hashed as f64 / (1024.0 * 1024.0);
@@ -214,8 +224,12 @@ pub fn verify(stage: &Stage) -> Result<VerifyReport> {
     let mut report = VerifyReport {
         rows_checked,
         tmp_leftovers: std::fs::read_dir(stage.blobs().tmp_dir())
-            .map(|d| d.count() as u64)
+            .map(|d| {
+                d.filter(|e| e.as_ref().is_ok_and(|e| e.path().is_file()))
+                    .count() as u64
+            })
             .unwrap_or(0),
+        partials: stage.blobs().partials()?.len() as u64,
         foreign_files: files
             .iter()
             .filter(|f| f.hash.is_none())

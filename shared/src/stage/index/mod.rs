@@ -11,6 +11,7 @@ mod deletions;
 mod messages;
 #[cfg(test)]
 mod migration_tests;
+mod partials;
 mod states;
 mod status;
 mod sync;
