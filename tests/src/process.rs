@@ -55,10 +55,8 @@ pub fn stop_group(child: &mut Child) {
     unsafe { libc::kill(-pgid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
-        // SAFETY: signal 0 only probes whether any member of the group is alive.
-        let alive = unsafe { libc::kill(-pgid, 0) } == 0;
         let _ = child.try_wait();
-        if !alive {
+        if !group_alive(pgid) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -66,6 +64,30 @@ pub fn stop_group(child: &mut Child) {
     // SAFETY: as above; kills stragglers, harmless when the group is gone.
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
     let _ = child.wait();
+}
+
+/// Whether a process of group `pgid` is still running. Zombies do not count: a daemon's
+/// children orphaned by its exit (Courier's authdaemond) wait for init to reap them, which
+/// can take a second, and they hold nothing. Without /proc, any member counts.
+fn group_alive(pgid: libc::pid_t) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        // SAFETY: signal 0 only probes whether any member of the group exists.
+        return unsafe { libc::kill(-pgid, 0) } == 0;
+    };
+    entries.flatten().any(|entry| {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        is_pid
+            && std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|stat| {
+                // pid (comm) state ppid pgrp …; comm may hold spaces and parentheses.
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+                fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+            })
+    })
 }
 
 /// Whether this process runs as root (Cyrus and Courier need it to drop to their users and,
