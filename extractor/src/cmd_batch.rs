@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use mailstage::batch::{AuthChoice, read_batch_file};
+use mailstage::catalog::{BatchSettings, DEFAULT_MAX_ITEMS};
+use mailstage::login::AuthChoice;
 use mailstage::report::print_json;
-use mailstage::stage::index::{
-    BatchInfo, BatchSettings, BatchStatus, DEFAULT_MAX_ITEMS, MailboxState, NewMailbox,
-};
+use mailstage::stage::index::{BatchInfo, BatchStatus, MailboxState};
 use mailstage::stage::{Access, Stage};
 use serde::Serialize;
 
@@ -119,24 +118,7 @@ pub fn run(stage_dir: &Path, cmd: BatchCommand, out: &mut dyn Write) -> anyhow::
 }
 
 fn new_batch(stage_dir: &Path, a: NewBatchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    // The whole file is checked before the stage is touched; its errors are shown as they are
-    // (every problem with its row and column).
-    let rows = read_batch_file(&a.csv).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let csv_path = a
-        .csv
-        .canonicalize()
-        .with_context(|| format!("resolving {}", a.csv.display()))?;
-    let mailboxes: Vec<NewMailbox> = rows
-        .into_iter()
-        .map(|r| NewMailbox {
-            email: r.email,
-            login_name: r.user_name,
-            user_root: r.user_root,
-            target_user: r.target_user,
-        })
-        .collect();
     let settings = BatchSettings {
-        csv_path: Some(csv_path),
         auth: a.auth,
         include_folders: a.include_folders,
         exclude_folders: a.exclude_folders,
@@ -144,11 +126,7 @@ fn new_batch(stage_dir: &Path, a: NewBatchArgs, out: &mut dyn Write) -> anyhow::
         max_items: a.max_items,
         ..BatchSettings::new(&a.name, &a.endpoint)
     };
-    let mut stage = Stage::open(stage_dir, Access::Write)?;
-    stage
-        .index_mut()
-        .create_batch_with_mailboxes(&settings, &mailboxes)?;
-    let info = stage.index().batch(&a.name)?;
+    let info = mailstage::commands::new_batch::new_batch(stage_dir, &a.csv, settings)?;
     if a.json {
         return Ok(print_json(out, &info)?);
     }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use mailstage::batch::{EndpointSettings, Security, TlsTrust};
+use mailstage::catalog::{EndpointSettings, Security, TlsTrust};
 use mailstage::report::print_json;
 use mailstage::stage::{Access, Index, Stage};
 use serde::Serialize;

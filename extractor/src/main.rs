@@ -6,7 +6,6 @@
 mod cmd_batch;
 mod cmd_endpoint;
 mod cmd_pass;
-mod progress;
 mod test_server;
 
 use std::io::Write;
@@ -89,7 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Endpoint(cmd) => cmd_endpoint::run(&cli.stage, cmd, &mut stdout),
         Command::Batch(cmd) => cmd_batch::run(&cli.stage, cmd, &mut stdout),
         Command::Verify { json } => {
-            let code = mailstage::commands::verify_command(&cli.stage, json, &mut stdout)?;
+            let code = mailstage::commands::verify::verify_command(&cli.stage, json, &mut stdout)?;
             Ok(code as u8)
         }
         Command::Gc { json } => {

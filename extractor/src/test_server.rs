@@ -5,13 +5,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
-use mailstage::batch::{AuthChoice, Security, read_batch_file};
-use mailstage::imap::diagnose::{Failure, LoginCheck, ServerReport, check_logins, check_server};
-use mailstage::imap::transport::ConnectOptions;
+use mailstage::commands::test_server::{TestServerReport, TestServerRequest, test_server};
+use mailstage::imap::Security;
+use mailstage::imap::diagnose::Failure;
+use mailstage::login::AuthChoice;
 use mailstage::report::print_json;
-use serde::Serialize;
 
 /// Arguments of `test-server`.
 #[derive(Args)]
@@ -48,54 +47,28 @@ pub struct TestServerArgs {
     json: bool,
 }
 
-#[derive(Serialize)]
-struct Results {
-    server: ServerReport,
-    logins: Vec<LoginCheck>,
-    passed: bool,
-}
-
 /// Runs the checks and prints them; returns the exit status (0 only if every check passed).
 pub fn run(args: TestServerArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
-    let rows = match &args.csv {
-        Some(path) => Some(read_batch_file(path)?),
-        None => None,
-    };
-    let port = args.port.unwrap_or(args.security.default_port());
-    let mut opts = ConnectOptions::new(&args.server, port, args.security);
-    opts.ca_file = args.ca_file.clone();
-    opts.insecure = args.insecure;
-    opts.connect_timeout = Duration::from_secs(args.timeout.max(1));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let (server, logins) = runtime.block_on(async {
-        let server = check_server(&opts).await;
-        let logins = match rows {
-            Some(rows) if server.failure.is_none() => {
-                check_logins(&opts, rows, args.auth, args.parallel).await
-            }
-            _ => Vec::new(),
-        };
-        (server, logins)
-    });
-    let passed = server.failure.is_none() && logins.iter().all(|l| l.ok);
-    let results = Results {
-        server,
-        logins,
-        passed,
-    };
+    let results = test_server(&TestServerRequest {
+        server: args.server,
+        port: args.port,
+        security: args.security,
+        ca_file: args.ca_file,
+        insecure: args.insecure,
+        csv: args.csv.clone(),
+        auth: args.auth,
+        parallel: args.parallel,
+        timeout: Duration::from_secs(args.timeout),
+    })?;
     if args.json {
         print_json(out, &results)?;
     } else {
         render(&results, args.csv.as_ref(), out)?;
     }
-    Ok(if passed { 0 } else { 1 })
+    Ok(if results.passed { 0 } else { 1 })
 }
 
-fn render(r: &Results, csv: Option<&PathBuf>, out: &mut dyn Write) -> std::io::Result<()> {
+fn render(r: &TestServerReport, csv: Option<&PathBuf>, out: &mut dyn Write) -> std::io::Result<()> {
     let s = &r.server;
     let how = match s.security.as_str() {
         "ssl" => "implicit TLS",

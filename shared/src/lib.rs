@@ -1,26 +1,26 @@
 //! mailstage: the library shared by `mailstage-extract` and `mailstage-upload`.
 //!
-//! - [`stage`]: the content-addressed blob store, the SQLite index, verify, gc and the
-//!   maildir audit view — everything both binaries read or write on disk.
-//! - [`imap`]: the project's own IMAP client (framing with streamed literals on top of
-//!   imap-proto, transports, authentication, commands).
-//! - [`commands`]: command bodies both binaries share (`verify`).
-//! - [`extract`]: a pass over a batch's mailboxes from IMAP into the stage.
-//! - [`batch`]: endpoints and batches of mailboxes.
-//! - [`folders`]: folder names (modified UTF-7).
-//! - [`upload`]: staged mail into Microsoft 365 or another IMAP server, exactly once.
-//! - [`report`]: tables and live progress the binaries show.
-//! - [`retry`]: reconnecting with backoff, counting only attempts without progress.
-//! - [`parallel`]: one task per mailbox, a bounded number at once.
-//! - [`oauth2`]: app-only OAuth2 tokens (client credentials) for Microsoft 365's XOAUTH2.
+//! Layers, lowest first (a layer imports only those above it in this list):
+//! - [`imap`]: the IMAP client, its own crate (`mailstage-imap`), re-exported here.
+//! - [`catalog`]: what the admin defines (endpoints, batches and their CSV files, targets,
+//!   TLS trust, where secrets come from); [`login`]: the CSV's admin login formats on an
+//!   IMAP session; [`folders`]: folder-name patterns; [`oauth2`]: app-only tokens.
+//! - [`stage`]: the content-addressed blob store and the SQLite index that stores the
+//!   catalog and every message's state; verify, gc and the maildir audit view.
+//! - [`extract`] and [`upload`]: the two pipelines (IMAP into the stage, the stage into
+//!   Microsoft 365 or another IMAP server), with [`retry`], [`parallel`] and [`report`].
+//! - [`commands`]: the use cases the binaries run, one module each; the binaries add only
+//!   argument parsing, printing and exit codes ([`cli`] holds the options they share).
 
-pub mod batch;
+pub use mailstage_imap as imap;
+
+pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod commands;
 pub mod extract;
 pub mod folders;
-pub mod imap;
+pub mod login;
 pub mod oauth2;
 pub mod parallel;
 pub mod report;

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use mailstage::batch::{BatchFileError, parse_batch_csv};
+use mailstage::catalog::{BatchFileError, parse_batch_csv};
 use secrecy::ExposeSecret;
 
-fn parse(text: &str) -> Result<Vec<mailstage::batch::BatchRow>, BatchFileError> {
+fn parse(text: &str) -> Result<Vec<mailstage::catalog::BatchRow>, BatchFileError> {
     parse_batch_csv(text.as_bytes(), Path::new("users.csv"))
 }
 

@@ -1,5 +1,5 @@
 //! A scripted proxy in front of a harness Dovecot that behaves as Exchange Online's IMAP
-//! does where it matters to an upload (DESIGN.md §5):
+//! does where it matters to an upload (README, *Throttling* and *Uploading a batch*):
 //! - every Nth APPEND is answered `BAD Request is throttled. Suggested Backoff Time: M
 //!   milliseconds` and the link is dropped;
 //! - an APPEND larger than a limit gets `NO Maximum size of appendable message has been

@@ -5,12 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use mailstage::batch::{AuthChoice, EndpointSettings, Security};
+use mailstage::catalog::BatchSettings;
+use mailstage::catalog::{EndpointSettings, Security};
 use mailstage::extract::{
     Limits, MailboxJob, MailboxOutcome, Pass, PassJob, RetryPolicy, run_pass,
 };
 use mailstage::imap::transport::ConnectOptions;
-use mailstage::stage::index::{BatchSettings, NewMailbox};
+use mailstage::login::AuthChoice;
+use mailstage::stage::index::NewMailbox;
 use mailstage::stage::{Access, Stage};
 use secrecy::SecretString;
 

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use mailstage::batch::{AuthChoice, Security};
-use mailstage::folders::mutf7;
+use mailstage::catalog::{SecretSource, Security, TargetKind, TargetSettings};
 use mailstage::imap::datetime;
+use mailstage::imap::mutf7;
 use mailstage::imap::transport::ConnectOptions;
+use mailstage::login::AuthChoice;
 use mailstage::retry::RetryPolicy;
 use mailstage::stage::index::UploadItem;
 use mailstage::stage::{Access, BlobHash, Stage};
@@ -69,8 +70,18 @@ pub fn job(
         .collect();
     Ok(UploadJob {
         batch: "b1".into(),
-        target: "dst".into(),
-        m365: false,
+        target: TargetSettings {
+            name: "dst".into(),
+            kind: TargetKind::Imap {
+                server: "127.0.0.1".into(),
+                port: target.port(),
+                security: Security::None,
+                auth: AuthChoice::Auto,
+                admin_user: Some(ADMIN.0.into()),
+                secret: SecretSource::Env("UNUSED_BY_THE_LIBRARY".into()),
+            },
+            tls: Default::default(),
+        },
         connect: ConnectOptions::new("127.0.0.1", target.port(), Security::None),
         credentials: Credentials::Password {
             admin: Some(ADMIN.0.into()),
@@ -182,4 +193,18 @@ pub fn target_contents(d: &Dovecot, email: &str) -> Result<Contents> {
         }
     }
     Ok(out)
+}
+
+/// Makes `job`'s target a Microsoft 365 one (its folder names and quirks apply), keeping its
+/// name and where it connects; the login stays the job's own credentials.
+pub fn as_m365(job: &mut UploadJob) {
+    job.target.kind = TargetKind::M365Imap {
+        tenant: "contoso.onmicrosoft.com".into(),
+        client_id: "11111111-2222-3333-4444-555555555555".into(),
+        client_secret: SecretSource::Env("UNUSED_BY_THE_LIBRARY".into()),
+        imap_host: job.connect.host.clone(),
+        imap_port: job.connect.port,
+        security: job.connect.security,
+        login_url: mailstage::catalog::M365_LOGIN_URL.into(),
+    };
 }

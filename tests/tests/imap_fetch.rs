@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use mailstage::batch::Security;
+use mailstage::catalog::Security;
 use mailstage::imap::transport::{self, ConnectOptions, Transport};
 use mailstage::imap::{
     FramingError, ImapError, LiteralSink, LiteralStart, SequenceSet, Session, SessionConfig,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
-use mailstage::batch::Security;
+use mailstage::catalog::Security;
 use mailstage::imap::datetime;
 use mailstage::imap::transport::{self, ConnectOptions, Transport};
 use mailstage::imap::{ImapError, MemorySink, SequenceSet, Session, SessionConfig};
@@ -116,7 +116,7 @@ async fn sessions_over_plain_starttls_and_implicit_tls() -> Result<()> {
     ];
     for (what, port, security) in cases {
         let mut opts = ConnectOptions::new("localhost", port, security);
-        opts.ca_file = Some(ca.clone());
+        opts.tls.ca_file = Some(ca.clone());
         let mut s = connect(&opts).await.context(what)?;
         let on_tls = matches!(s.stream(), Transport::Tls(_));
         assert_eq!(on_tls, security != Security::None, "{what}: transport");
@@ -145,7 +145,7 @@ async fn sessions_over_plain_starttls_and_implicit_tls() -> Result<()> {
         assert_untrusted(&opts, what, "UnknownIssuer").await?;
 
         let mut insecure = ConnectOptions::new("localhost", port, security);
-        insecure.insecure = true;
+        insecure.tls.insecure = true;
         let mut s = connect(&insecure).await.context(what)?;
         assert!(matches!(s.stream(), Transport::Tls(_)));
         s.login("alice", &secret("alice-pw")).await?;

@@ -7,11 +7,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use mailstage::batch::Security;
+use mailstage::catalog::Security;
 use mailstage::imap::transport::{self, ConnectOptions};
 use mailstage::imap::{ImapError, SessionConfig};
 use mailstage::oauth2::{
-    AccessToken, OAuthConfig, RetryPolicy, TokenClient, TokenError, TokenSource, TransportKind,
+    AccessToken, OAuthConfig, TokenClient, TokenError, TokenRetry, TokenSource, TransportKind,
 };
 use mailstage_tests::token_endpoint::{CLIENT_ID, CLIENT_SECRET, TENANT};
 use mailstage_tests::{Dovecot, Fault, TokenEndpoint};
@@ -31,7 +31,7 @@ fn config_at(base: &str) -> OAuthConfig {
         "outlook.office365.com",
     )
     .with_login_base(base);
-    c.retry = RetryPolicy {
+    c.retry = TokenRetry {
         max_attempts: 3,
         initial_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_secs(5),

@@ -5,11 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use mailstage::batch::{AuthChoice, EndpointSettings, Security};
+use mailstage::catalog::{BatchSettings, EndpointSettings, Security};
 use mailstage::extract::{MailboxJob, MailboxOutcome, PassJob, RetryPolicy, run_pass};
 use mailstage::imap::transport::ConnectOptions;
+use mailstage::login::AuthChoice;
 use mailstage::report::{RunProgress, Silent};
-use mailstage::stage::index::{BatchSettings, MailboxState, NewMailbox};
+use mailstage::stage::index::{MailboxState, NewMailbox};
 use mailstage::stage::{Access, Stage, with_index};
 use mailstage::upload::{MappingRules, run_upload};
 use mailstage_tests::extraction::default_limits;

@@ -67,7 +67,7 @@ fn throttling_oversize_flagged_and_reserved_names_as_exchange_does_them() -> Res
         },
     )?;
     let mut job = job(dir.path(), &target, None, MappingRules::default())?;
-    job.m365 = true;
+    mailstage_tests::upload::as_m365(&mut job);
     job.connect.port = proxy.port();
     let outcomes = run(dir.path(), job)?;
     let o = &outcomes[0];
@@ -168,7 +168,7 @@ fn dry_run_on_microsoft_365_predicts_long_lines_and_retries_of_refusals() -> Res
     )?;
     let upload = |dry_run: bool| -> Result<UploadOutcome> {
         let mut job = job(dir.path(), &target, None, MappingRules::default())?;
-        job.m365 = true;
+        mailstage_tests::upload::as_m365(&mut job);
         job.dry_run = dry_run;
         job.connect.port = proxy.port();
         let o = run(dir.path(), job)?.remove(0);

@@ -10,10 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, ensure};
-use mailstage::batch::{AuthChoice, Security};
+use mailstage::catalog::Security;
+use mailstage::catalog::{SecretSource, TargetKind, TargetSettings};
 use mailstage::extract::Pass;
+use mailstage::login::AuthChoice;
 use mailstage::stage::{Access, Stage};
-use mailstage::upload::{SecretSource, TargetKind, TargetSettings};
 use mailstage_tests::extraction::{TestMailbox, default_limits};
 use mailstage_tests::fixtures::{Rng, message_of_size, simple};
 use mailstage_tests::upload::{ADMIN, staged_contents, target_contents, target_dovecot};

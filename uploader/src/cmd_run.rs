@@ -1,28 +1,20 @@
-//! `run`: upload a batch's staged mail into a target, exactly once, resuming where a
-//! previous run stopped.
+//! `run`: arguments and the printed summary over [`mailstage::commands::upload_run`].
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use mailstage::cli::{RunOutput, RunTls};
-use mailstage::imap::diagnose::check_server;
-use mailstage::imap::transport::ConnectOptions;
-use mailstage::oauth2::{OAuthConfig, TokenSource};
-use mailstage::report::print_json;
+use mailstage::commands::upload_run::{UploadRequest, prepare_upload};
+use mailstage::report::bars::LiveProgress;
 use mailstage::report::table::human_bytes;
-use mailstage::retry::RetryPolicy;
-use mailstage::stage::{Access, Stage};
-use mailstage::upload::{
-    Credentials, MailboxUpload, MappingRules, RateLimits, TargetKind, TargetSettings, UploadJob,
-    UploadOutcome, run_upload,
-};
+use mailstage::report::{MailboxSummary, print_json};
+use mailstage::upload::{RateLimits, UploadOutcome};
 
 use crate::predicted;
-use crate::progress::{UploadBars, describe};
 
 /// Arguments of `run`.
 #[derive(Args)]
@@ -68,103 +60,18 @@ pub struct RunArgs {
     output: RunOutput,
 }
 
-fn credentials(
-    t: &TargetSettings,
-    ca_file: Option<&Path>,
-) -> anyhow::Result<(ConnectOptions, Credentials)> {
-    match &t.kind {
-        TargetKind::Imap {
-            server,
-            port,
-            security,
-            auth,
-            admin_user,
-            secret,
-        } => {
-            let secret = secret
-                .read()
-                .with_context(|| format!("target {:?}", t.name))?;
-            Ok((
-                ConnectOptions::new(server, *port, *security),
-                Credentials::Password {
-                    admin: admin_user.clone(),
-                    secret,
-                    auth: *auth,
-                },
-            ))
-        }
-        TargetKind::M365Imap {
-            tenant,
-            client_id,
-            client_secret,
-            imap_host,
-            imap_port,
-            security,
-            login_url,
-        } => {
-            let secret = client_secret
-                .read()
-                .with_context(|| format!("target {:?}", t.name))?;
-            let mut config =
-                OAuthConfig::new(tenant, client_id, secret, imap_host).with_login_base(login_url);
-            config.ca_file = ca_file.map(Path::to_path_buf);
-            let tokens =
-                TokenSource::new(&config).with_context(|| format!("target {:?}", t.name))?;
-            Ok((
-                ConnectOptions::new(imap_host, *imap_port, *security),
-                Credentials::Bearer(tokens),
-            ))
-        }
-    }
-}
-
 /// Runs `run`; the exit status is 0 when every mailbox is done, 2 when messages were
 /// refused, 1 when a mailbox failed.
 pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
-    let stage = Stage::open(stage_dir, Access::Write)?;
-    let target = stage.index().target(&args.target)?;
-    let mut mailboxes: Vec<MailboxUpload> = stage
-        .index()
-        .mailboxes(&args.batch)?
-        .into_iter()
-        .map(MailboxUpload::of)
-        .collect();
-    if !args.users.is_empty() {
-        for u in &args.users {
-            if !mailboxes.iter().any(|m| m.email.eq_ignore_ascii_case(u)) {
-                bail!("--users: {u} is not a mailbox of batch {:?}", args.batch);
-            }
-        }
-        mailboxes.retain(|m| args.users.iter().any(|u| u.eq_ignore_ascii_case(&m.email)));
-    }
-    let rules = MappingRules {
-        renames: args
-            .maps
-            .iter()
-            .map(|m| MappingRules::parse_rename(m))
-            .collect::<Result<_, _>>()
-            .map_err(anyhow::Error::msg)?,
-        excludes: args.excludes.clone(),
-    };
-    let ca_file = args
-        .tls
-        .ca_file
-        .clone()
-        .or_else(|| target.tls.ca_file.clone());
-    let (mut connect, credentials) = credentials(&target, ca_file.as_deref())?;
-    target
-        .tls
-        .apply(args.tls.ca_file.as_deref(), args.tls.insecure, &mut connect);
-    let total = mailboxes.len();
-    let job = UploadJob {
+    let request = UploadRequest {
         batch: args.batch.clone(),
-        target: target.name.clone(),
-        m365: target.is_m365(),
-        connect,
-        credentials,
-        rules,
+        target: args.target.clone(),
+        users: args.users.clone(),
+        dry_run: args.dry_run,
         concurrency: args.concurrency as usize,
-        connections: args.connections_per_mailbox as usize,
+        connections_per_mailbox: args.connections_per_mailbox as usize,
+        maps: args.maps.clone(),
+        excludes: args.excludes.clone(),
         rates: RateLimits {
             messages_per_second: positive(
                 args.max_messages_per_second,
@@ -172,53 +79,24 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
             )?,
             bytes_per_second: positive(args.max_bytes_per_second, "--max-bytes-per-second")?,
         },
-        dry_run: args.dry_run,
-        retry: RetryPolicy::default(),
-        mailboxes,
+        ca_file: args.tls.ca_file.clone(),
+        insecure: args.tls.insecure,
     };
-    let shared = stage.into_shared()?;
-    let bars = Arc::new(UploadBars::new(args.output.show(), total, args.dry_run));
-    let started = Instant::now();
-    let runtime = tokio::runtime::Runtime::new()?;
-    // Fail fast, with test-server's diagnosis, when the target cannot be reached at all.
-    if let Some(f) = runtime.block_on(check_server(&job.connect)).failure {
-        bail!(
-            "cannot reach the target {:?} at {}: {}\n  hint: {}",
-            target.name,
-            target.address(),
-            f.message,
-            f.hint
-        );
-    }
-    // Fail fast when no token can be had (wrong secret, unknown tenant …): every mailbox
-    // would fail the same way.
-    if let Credentials::Bearer(tokens) = &job.credentials {
-        runtime
-            .block_on(tokens.token())
-            .with_context(|| format!("target {:?}: getting an access token", target.name))?;
-    }
-    let outcomes = runtime.block_on(run_upload(job, &shared, bars.clone()));
-    bars.finish();
-    let elapsed = started.elapsed();
+    let prepared = prepare_upload(stage_dir, &request)?;
+    let progress = Arc::new(LiveProgress::new(
+        args.output.show(),
+        prepared.mailboxes(),
+        "upload",
+    ));
+    let result = prepared.run(progress.clone());
+    progress.finish();
+    let report = result?;
     if args.output.json {
-        print_json(out, &outcomes)?;
+        print_json(out, &report.mailboxes)?;
     } else {
-        summary(out, &args, &outcomes, elapsed)?;
+        summary(out, &args, &report.mailboxes, report.elapsed)?;
     }
-    Ok(exit_code(&outcomes))
-}
-
-fn exit_code(outcomes: &[UploadOutcome]) -> u8 {
-    if outcomes.iter().any(|o| o.error.is_some()) {
-        1
-    } else if outcomes
-        .iter()
-        .any(|o| o.counts.refused + o.counts.set_aside > 0)
-    {
-        2
-    } else {
-        0
-    }
+    Ok(report.exit_code())
 }
 
 fn summary(
@@ -228,7 +106,7 @@ fn summary(
     elapsed: Duration,
 ) -> anyhow::Result<()> {
     for o in outcomes {
-        writeln!(out, "{}", describe(o, args.dry_run))?;
+        writeln!(out, "{}", o.summary_line())?;
         for f in &o.folders {
             let to = f
                 .target

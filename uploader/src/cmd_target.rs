@@ -6,11 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use mailstage::batch::{AuthChoice, Security, TlsTrust};
+use mailstage::catalog::{
+    M365_IMAP_HOST, M365_LOGIN_URL, SecretSource, TargetKind, TargetSettings,
+};
+use mailstage::catalog::{Security, TlsTrust};
+use mailstage::login::AuthChoice;
 use mailstage::report::print_json;
 use mailstage::report::table::{Align, Table, write_list};
 use mailstage::stage::{Access, Stage};
-use mailstage::upload::{M365_IMAP_HOST, M365_LOGIN_URL, SecretSource, TargetKind, TargetSettings};
 
 /// The `target` subcommands.
 #[derive(Subcommand)]

@@ -5,7 +5,6 @@ mod cmd_run;
 mod cmd_status;
 mod cmd_target;
 mod predicted;
-mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,7 +53,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd_run::run(&cli.stage, args, &mut stdout),
         Command::Status(args) => cmd_status::run(&cli.stage, args, &mut stdout),
         Command::Verify { json } => {
-            mailstage::commands::verify_command(&cli.stage, json, &mut stdout)
+            mailstage::commands::verify::verify_command(&cli.stage, json, &mut stdout)
                 .map(|c| c as u8)
                 .map_err(anyhow::Error::from)
         }

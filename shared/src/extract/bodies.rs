@@ -16,7 +16,7 @@ use std::io::{self, Write};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
-use super::mailbox::Ctx;
+use super::context::Ctx;
 use super::{ExtractError, MailboxCounts};
 use crate::imap::{During as _, LiteralStart, SequenceSet, Session, WriterSink};
 use crate::stage::index::{MessageState, NewMessage};
@@ -144,7 +144,7 @@ fn commit(
     pending: Vec<PendingBlob>,
     rows: Vec<NewMessage>,
 ) -> JoinHandle<Result<GroupDone, StageError>> {
-    let (blobs, index) = (ctx.blobs.clone(), ctx.index.clone());
+    let (blobs, index) = (ctx.stage.blobs.clone(), ctx.stage.index.clone());
     tokio::task::spawn_blocking(move || {
         let stored = blobs.persist(pending)?;
         crate::stage::with_index(&index, |i| i.commit_messages(&rows))?;
@@ -191,7 +191,7 @@ async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
         return (fetched, Ok(()));
     }
     let sets = SequenceSet::from_uids(uids.iter().copied()).chunks(FETCH_UIDS);
-    let store = ctx.blobs.clone();
+    let store = ctx.stage.blobs.clone();
     let mut sink = WriterSink::new(|_: &LiteralStart| {
         Ok(TappedBlob {
             blob: store.writer().map_err(io::Error::other)?,

@@ -2,51 +2,27 @@
 //! transient failures reconnect with backoff and resume from what is committed.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::bodies::{Decided, FolderTarget, Meta, fetch_folder};
+use super::context::Ctx;
 use super::folders::{FolderPlan, select_folders};
 use super::plan::{Candidate, Verdict, apply_caps};
-use super::{
-    ExtractError, Limits, MailboxCounts, MailboxJob, MailboxOutcome, RetryPolicy, SharedProgress,
-};
-use crate::batch::AuthChoice;
-use crate::imap::transport::{ConnectOptions, connect};
+use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
+use crate::imap::transport::connect;
 use crate::imap::{During as _, FetchData, SequenceSet, Session, SessionConfig};
 use crate::retry::{Attempts, Next};
 use crate::stage::index::{FolderInfo, MailboxState, MessageState};
-use crate::stage::{BlobStore, Index, StageError};
 
 const META_ITEMS: &str = "(UID RFC822.SIZE INTERNALDATE FLAGS)";
 
-/// What every mailbox task shares.
-pub(crate) struct Ctx {
-    pub batch: String,
-    pub connect: ConnectOptions,
-    pub auth: AuthChoice,
-    pub limits: Limits,
-    pub retry: RetryPolicy,
-    pub blobs: Arc<BlobStore>,
-    pub index: Arc<Mutex<Index>>,
-    pub progress: SharedProgress,
-}
-
-impl Ctx {
-    /// Runs `f` on the index (one writer at a time).
-    pub fn index<T>(
-        &self,
-        f: impl FnOnce(&mut Index) -> Result<T, StageError>,
-    ) -> Result<T, StageError> {
-        crate::stage::with_index(&self.index, f)
-    }
-}
-
 /// Runs one mailbox's pass to the end (retrying transient failures) and records its state.
-pub(crate) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
+pub(super) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
     ctx.progress.mailbox_started(&mb.email);
-    let _ = ctx.index(|i| i.set_mailbox_state(&ctx.batch, &mb.email, MailboxState::Syncing, None));
+    let _ = ctx
+        .stage
+        .index(|i| i.set_mailbox_state(&ctx.batch, &mb.email, MailboxState::Syncing, None));
     let mut counts = MailboxCounts::default();
     // Folders finished during this pass, and failed attempts in a row without progress.
     let mut finished = HashSet::new();
@@ -95,7 +71,7 @@ pub(crate) fn finish_mailbox(
         Some(e) => e.clone(),
         None => serde_json::to_string(&counts).unwrap_or_default(),
     };
-    let recorded = ctx.index(|i| {
+    let recorded = ctx.stage.index(|i| {
         let error = error.as_deref();
         i.set_mailbox_state_with_event(&ctx.batch, email, state, error, kind, &detail)
     });
@@ -144,7 +120,7 @@ async fn sync_once(
     let mut s = connect(&ctx.connect, config)
         .await
         .during(|| format!("connecting to {at}"))?;
-    s.log_in(&mb.user_name, &mb.password, ctx.auth)
+    crate::login::log_in(&mut s, &mb.user_name, &mb.password, ctx.auth)
         .await
         .during(|| format!("logging in as {}", mb.user_name))?;
     let exchange = s.greeting().text.contains("Microsoft Exchange");
@@ -159,6 +135,7 @@ async fn sync_once(
     }
     let wires: Vec<Vec<u8>> = plans.iter().map(|p| p.wire.clone()).collect();
     counts.folders_gone += ctx
+        .stage
         .index(|i| i.mark_gone_folders(mb.mailbox_id, &wires))?
         .len() as u64;
     counts.folders = plans.len() as u64;
@@ -180,7 +157,7 @@ async fn sync_once(
             })
         })
         .collect();
-    let staged_before = ctx.index(|i| i.staged_count(mb.mailbox_id))?;
+    let staged_before = ctx.stage.index(|i| i.staged_count(mb.mailbox_id))?;
     let verdicts = apply_caps(
         &candidates,
         ctx.limits.max_message_size,
@@ -231,7 +208,8 @@ async fn sync_once(
             name: &e.plan.name,
         };
         fetch_folder(ctx, &mut s, &target, &mb.email, decided, counts).await?;
-        ctx.index(|i| i.set_folder_modseq(e.folder_id, e.modseq))?;
+        ctx.stage
+            .index(|i| i.set_folder_modseq(e.folder_id, e.modseq))?;
         finished.insert(e.folder_id);
     }
     let _ = s.logout().await;
@@ -252,19 +230,24 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .during(|| format!("EXAMINE {:?}", plan.name))?;
     let uidvalidity = info.uid_validity;
-    let before = ctx.index(|i| i.folder_sync(mb.mailbox_id, &plan.wire))?;
+    let before = ctx
+        .stage
+        .index(|i| i.folder_sync(mb.mailbox_id, &plan.wire))?;
     let folder = FolderInfo {
         wire_name: plan.wire.clone(),
         name: plan.name.clone(),
         delimiter: plan.delimiter,
         special_use: plan.special_use.clone(),
     };
-    let folder_id = ctx.index(|i| i.upsert_folder(mb.mailbox_id, &folder, uidvalidity))?;
+    let folder_id = ctx
+        .stage
+        .index(|i| i.upsert_folder(mb.mailbox_id, &folder, uidvalidity))?;
     let restarted = before
         .as_ref()
         .is_some_and(|b| b.uidvalidity.is_some_and(|old| old != uidvalidity));
     if restarted {
-        ctx.index(|i| i.restart_folder(folder_id, uidvalidity))?;
+        ctx.stage
+            .index(|i| i.restart_folder(folder_id, uidvalidity))?;
         counts.folders_restarted += 1;
     }
     let highest = if restarted {
@@ -291,7 +274,7 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
                 .filter_map(meta_of),
         );
     }
-    let failed = ctx.index(|i| i.failed_uids(folder_id, uidvalidity))?;
+    let failed = ctx.stage.index(|i| i.failed_uids(folder_id, uidvalidity))?;
     if !failed.is_empty() {
         let set = SequenceSet::from_uids(failed.iter().copied());
         let metas = s
@@ -322,7 +305,9 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
             .iter()
             .filter_map(|m| Some((m.uid?, m.flags.as_ref()?.join(" "))))
             .collect();
-        counts.flags_updated += ctx.index(|i| i.update_flags(folder_id, uidvalidity, &changes))?;
+        counts.flags_updated += ctx
+            .stage
+            .index(|i| i.update_flags(folder_id, uidvalidity, &changes))?;
     }
     Ok(Examined {
         plan,

@@ -1,5 +1,5 @@
 //! Extraction: whole mailboxes from an IMAP server into the stage, as Microsoft's IMAP
-//! migration defines a pass (SEED-WORKFLOW.md).
+//! migration defines a pass (see the README's *Migrating a batch*).
 //!
 //! Per mailbox: log in, list its mail folders ([`folders`]), then three phases:
 //! 1. per folder, EXAMINE and fetch the metadata (`UID RFC822.SIZE INTERNALDATE FLAGS`) of
@@ -15,10 +15,12 @@
 //! backoff and resume.
 
 mod bodies;
+mod context;
 pub mod folders;
 mod mailbox;
 pub mod plan;
 mod run;
+mod summary;
 
 use std::time::Duration;
 
@@ -27,9 +29,9 @@ use secrecy::SecretString;
 pub use crate::retry::RetryPolicy;
 pub use run::run_pass;
 
-use crate::batch::AuthChoice;
 use crate::imap::ImapStepError;
 use crate::imap::transport::ConnectOptions;
+use crate::login::AuthChoice;
 
 /// First pass or incremental pass (they differ only in the concurrency limit that applies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

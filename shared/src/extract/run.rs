@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use super::mailbox::{Ctx, finish_mailbox, sync_mailbox};
+use super::context::Ctx;
+use super::mailbox::{finish_mailbox, sync_mailbox};
 use super::{MailboxCounts, MailboxOutcome, PassJob, SharedProgress};
 use crate::parallel::run_bounded;
 use crate::stage::SharedStage;
@@ -21,8 +22,7 @@ pub async fn run_pass(
         auth: job.auth,
         limits: job.limits,
         retry: job.retry,
-        blobs: stage.blobs.clone(),
-        index: stage.index.clone(),
+        stage: stage.handle(),
         progress,
     });
     let emails: Vec<String> = job.mailboxes.iter().map(|m| m.email.clone()).collect();

@@ -1,3 +1,6 @@
-//! Folder names: modified UTF-7 (RFC 3501 §5.1.3), special-use and mapping.
+//! Folder names as the pipelines match them: shell-style patterns (modified UTF-7 lives in
+//! the IMAP crate, [`crate::imap::mutf7`]).
 
-pub mod mutf7;
+mod glob;
+
+pub use glob::glob_match;

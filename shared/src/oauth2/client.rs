@@ -12,8 +12,7 @@ use serde_json::Value;
 
 use super::config::OAuthConfig;
 use super::error::{AadError, TokenError};
-use crate::batch::Security;
-use crate::imap::transport::{ConnectOptions, tls_config};
+use crate::imap::TlsConfig;
 
 /// Largest answer read from the token endpoint; Entra ID's are a few KiB.
 const MAX_BODY: usize = 256 * 1024;
@@ -100,11 +99,14 @@ impl TokenClient {
     /// plus `ca_file`, no proxy from the environment, no redirects).
     pub fn new(config: &OAuthConfig) -> Result<Self, TokenError> {
         let url = config.token_url()?;
-        let mut tls_opts =
-            ConnectOptions::new(url.host_str().unwrap_or_default(), 443, Security::Ssl);
-        tls_opts.ca_file = config.ca_file.clone();
+        let trust = TlsConfig {
+            ca_file: config.ca_file.clone(),
+            insecure: false,
+        };
         let mut tls = Arc::unwrap_or_clone(
-            tls_config(&tls_opts).map_err(|e| TokenError::Config(e.to_string()))?,
+            trust
+                .client_config(url.host_str().unwrap_or_default())
+                .map_err(|e| TokenError::Config(e.to_string()))?,
         );
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let http = Client::builder()

@@ -22,7 +22,7 @@ pub fn scope_for(imap_host: &str) -> String {
 
 /// How often and how long a token request is retried after a transient failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct TokenRetry {
     /// Requests in all, the first one included (at least 1).
     pub max_attempts: u32,
     /// Wait before the first retry; doubled after each one.
@@ -32,7 +32,7 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for TokenRetry {
     /// 4 attempts, 500 ms doubling, at most 30 s between two of them.
     fn default() -> Self {
         Self {
@@ -65,12 +65,12 @@ pub struct OAuthConfig {
     /// Limit for one whole request, answer included.
     pub request_timeout: Duration,
     /// Retries after transient failures.
-    pub retry: RetryPolicy,
+    pub retry: TokenRetry,
 }
 
 impl OAuthConfig {
     /// Settings for the global cloud with the scope of `imap_host`, 10 s connect and 30 s
-    /// request timeouts and the default [`RetryPolicy`].
+    /// request timeouts and the default [`TokenRetry`].
     pub fn new(
         tenant: &str,
         client_id: &str,
@@ -86,7 +86,7 @@ impl OAuthConfig {
             ca_file: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
+            retry: TokenRetry::default(),
         }
     }
 

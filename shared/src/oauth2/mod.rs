@@ -31,6 +31,6 @@ mod error;
 mod source;
 
 pub use client::{AccessToken, TokenClient};
-pub use config::{DEFAULT_IMAP_HOST, DEFAULT_LOGIN_BASE, OAuthConfig, RetryPolicy, scope_for};
+pub use config::{DEFAULT_IMAP_HOST, DEFAULT_LOGIN_BASE, OAuthConfig, TokenRetry, scope_for};
 pub use error::{AadError, TokenError, TransportKind};
 pub use source::{FetchFuture, FetchToken, TokenSource, refresh_margin};

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::client::{AccessToken, TokenClient};
-use super::config::{OAuthConfig, RetryPolicy};
+use super::config::{OAuthConfig, TokenRetry};
 use super::error::TokenError;
 
 /// Smallest refresh margin (unless the lifetime is shorter than twice this).
@@ -51,7 +51,7 @@ pub struct TokenSource {
 
 struct Inner {
     fetcher: Box<dyn FetchToken>,
-    retry: RetryPolicy,
+    retry: TokenRetry,
     state: Mutex<State>,
     /// Finished fetches (each with its retries), successful or not.
     rounds: AtomicU64,
@@ -87,7 +87,7 @@ impl TokenSource {
     }
 
     /// A source asking `fetcher`, retrying transient failures as `retry` says.
-    pub fn with_fetcher(fetcher: impl FetchToken, retry: RetryPolicy) -> Self {
+    pub fn with_fetcher(fetcher: impl FetchToken, retry: TokenRetry) -> Self {
         Self {
             inner: Arc::new(Inner {
                 fetcher: Box::new(fetcher),

@@ -41,7 +41,7 @@ fn scripted(
         issued: AtomicU64::new(0),
         latency,
     });
-    let retry = RetryPolicy {
+    let retry = TokenRetry {
         max_attempts: 3,
         initial_backoff: Duration::from_secs(1),
         max_backoff: Duration::from_secs(10),

@@ -8,6 +8,8 @@ use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::{MailboxSummary, RunProgress};
+
 /// How much to show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Show {
@@ -17,7 +19,7 @@ pub enum Show {
     Quiet,
 }
 
-/// Progress of one run; the binaries call it from their progress traits.
+/// Progress of one run, shown as [`RunProgress`] of either pipeline.
 pub struct LiveProgress {
     bars: Option<Bars>,
     lines: bool,
@@ -160,6 +162,26 @@ impl LiveProgress {
                 None => eprintln!("{email}: finished"),
             }
         }
+    }
+}
+
+/// The one progress display of both pipelines: each mailbox's line ends with its outcome's
+/// summary.
+impl<O: MailboxSummary> RunProgress<O> for LiveProgress {
+    fn mailbox_started(&self, email: &str) {
+        self.started(email);
+    }
+
+    fn mailbox_planned(&self, email: &str, messages: u64, bytes: u64) {
+        self.planned(email, messages, bytes);
+    }
+
+    fn advanced(&self, email: &str, messages: u64, bytes: u64) {
+        LiveProgress::advanced(self, email, messages, bytes);
+    }
+
+    fn mailbox_finished(&self, outcome: &O) {
+        self.finished(outcome.email(), outcome.summary_line(), outcome.error());
     }
 }
 

@@ -18,6 +18,18 @@ pub trait RunProgress<O>: Send + Sync {
     fn mailbox_finished(&self, _outcome: &O) {}
 }
 
+/// A mailbox's outcome as an admin reads it: one line, and the error when it failed. Both
+/// pipelines' outcomes have one, so one progress display ([`bars::LiveProgress`]) and one
+/// summary serve both binaries.
+pub trait MailboxSummary {
+    /// The mailbox's address.
+    fn email(&self) -> &str;
+    /// One line about what the run did (counts, and the failure at the end).
+    fn summary_line(&self) -> String;
+    /// Why it failed, if it did.
+    fn error(&self) -> Option<&str>;
+}
+
 /// A [`RunProgress`] that shows nothing.
 pub struct Silent;
 

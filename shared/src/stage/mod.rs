@@ -6,7 +6,7 @@
 //! STAGE/blobs/ab/cd/<sha256>   raw messages, read-only, stored once
 //! STAGE/tmp/            blobs being written; leftovers are garbage
 //! ```
-//! Invariants (DESIGN.md §3): no index row names a blob that is not durable; a crash at any
+//! Invariants (README, *The stage*): no index row names a blob that is not durable; a crash at any
 //! instant leaves a stage that a re-run completes with nothing lost and nothing duplicated;
 //! nothing from a server chooses a path.
 
@@ -56,6 +56,33 @@ pub struct SharedStage {
     /// The index.
     pub index: Arc<Mutex<Index>>,
     _lock: StageLock,
+}
+
+/// What the tasks of a pipeline share of a [`SharedStage`] (cheap to clone): the blob store
+/// and the index under its mutex.
+#[derive(Clone, Debug)]
+pub struct StageHandle {
+    /// The blob store.
+    pub blobs: Arc<BlobStore>,
+    /// The index, one writer at a time.
+    pub index: Arc<Mutex<Index>>,
+}
+
+impl StageHandle {
+    /// Runs `f` on the index (one writer at a time).
+    pub fn index<T>(&self, f: impl FnOnce(&mut Index) -> Result<T>) -> Result<T> {
+        with_index(&self.index, f)
+    }
+}
+
+impl SharedStage {
+    /// A handle for the pipeline's tasks.
+    pub fn handle(&self) -> StageHandle {
+        StageHandle {
+            blobs: self.blobs.clone(),
+            index: self.index.clone(),
+        }
+    }
 }
 
 impl Stage {

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use super::UploadError;
 use super::key::ResumeKey;
 use super::mapping::TargetFolders;
-use crate::batch::AuthChoice;
+use crate::login::AuthChoice;
 use crate::oauth2::TokenSource;
 
 /// A message as the target receives it.

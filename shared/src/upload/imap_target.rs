@@ -11,13 +11,13 @@ use super::fingerprint::{FIELDS, HeaderFingerprint};
 use super::key::ResumeKey;
 use super::mapping::{Role, TargetFolders};
 use super::{UploadError, is_flagged};
-use crate::batch::AuthChoice;
-use crate::folders::mutf7;
+use crate::imap::mutf7;
 use crate::imap::transport::{ConnectOptions, Transport, connect};
 use crate::imap::{
     AppendLimit, During as _, ImapError, ImapStepError, SequenceSet, Session, SessionConfig,
     Status, datetime,
 };
+use crate::login::AuthChoice;
 
 /// A logged-in session with one target mailbox.
 pub struct ImapTarget {
@@ -149,7 +149,7 @@ async fn log_in(
                 Some(a) => format!("{mailbox}*{a}"),
                 None => mailbox.to_owned(),
             };
-            s.log_in(&user, secret, *auth)
+            crate::login::log_in(s, &user, secret, *auth)
                 .await
                 .during(|| format!("logging in to the target as {user}"))?;
         }
@@ -176,7 +176,7 @@ async fn xoauth2(
     mailbox: &str,
     token: &SecretString,
 ) -> Result<(), ImapError> {
-    s.log_in(mailbox, token, AuthChoice::Xoauth2)
+    crate::login::log_in(s, mailbox, token, AuthChoice::Xoauth2)
         .await
         .map(drop)
 }

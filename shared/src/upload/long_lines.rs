@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 /// The longest line, in octets without its line ending, that Exchange Online accepts in an
-/// APPENDed message (DESIGN.md §5: lines longer than about 10,000 characters are refused).
+/// APPENDed message (Exchange Online refuses lines longer than about 10,000 characters; the
+/// README's *Dry run* says where the figure comes from).
 /// Octets are counted, so a line of 8-bit text is judged a little more strictly.
 pub const EXCHANGE_MAX_LINE: usize = 10_000;
 

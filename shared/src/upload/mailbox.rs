@@ -3,46 +3,21 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 
+use super::context::Ctx;
 use super::destination::Destination;
 use super::key::{self, ResumeKey};
-use super::mapping::{MappedFolder, MappingRules, folders_to_create, map_folders};
+use super::mapping::{MappedFolder, folders_to_create, map_folders};
 use super::predict::{Prediction, SizeLimit, predict};
 use super::send::{Group, groups, send_all};
-use super::{MailboxUpload, Pace, SharedProgress, UploadCounts, UploadError, UploadOutcome};
-use crate::retry::{Attempts, Next, RetryPolicy};
+use super::{MailboxUpload, UploadCounts, UploadError, UploadOutcome};
+use crate::retry::{Attempts, Next};
+use crate::stage::StageError;
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
-use crate::stage::{BlobStore, Index, StageError};
-
-/// What every mailbox task of a run shares.
-pub(crate) struct Ctx {
-    pub batch: String,
-    pub target: String,
-    pub m365: bool,
-    pub rules: MappingRules,
-    pub dry_run: bool,
-    pub retry: RetryPolicy,
-    pub connections: usize,
-    pub pace: Pace,
-    pub blobs: Arc<BlobStore>,
-    pub index: Arc<Mutex<Index>>,
-    pub progress: SharedProgress,
-}
-
-impl Ctx {
-    /// Runs `f` on the index (one writer at a time).
-    pub(crate) fn index<T>(
-        &self,
-        f: impl FnOnce(&mut Index) -> Result<T, StageError>,
-    ) -> Result<T, StageError> {
-        crate::stage::with_index(&self.index, f)
-    }
-}
 
 /// Uploads one mailbox to the end (reconnecting after transient failures) and records the
 /// run's state.
-pub(crate) async fn upload_mailbox<D, F, Fut>(
+pub(super) async fn upload_mailbox<D, F, Fut>(
     ctx: &Ctx,
     mb: &MailboxUpload,
     open: F,
@@ -58,6 +33,7 @@ where
     let mut result = same_target_mailbox(ctx, mb);
     if result.is_ok() && !ctx.dry_run {
         result = ctx
+            .stage
             .index(|i| {
                 i.set_upload_run(mb.mailbox_id, &ctx.target, "Uploading", None)?;
                 i.retry_failed_uploads(&ctx.target, mb.mailbox_id)?;
@@ -130,7 +106,10 @@ fn finish_upload(
             .unwrap_or_else(|| serde_json::to_string(&counts).unwrap_or_default());
         let run = (mb.mailbox_id, ctx.target.as_str());
         let event = (ctx.batch.as_str(), mb.email.as_str(), detail.as_str());
-        if let Err(e) = ctx.index(|i| i.finish_upload_run(run, state, error.as_deref(), event)) {
+        if let Err(e) = ctx
+            .stage
+            .index(|i| i.finish_upload_run(run, state, error.as_deref(), event))
+        {
             tracing::error!(mailbox = %mb.label(), "recording the end of the run: {e}");
         }
     }
@@ -143,6 +122,7 @@ fn finish_upload(
         size_limit: found.prediction.size_limit,
         predicted_skips: found.prediction.skips,
         last_refusal: found.prediction.last_refusal,
+        dry_run: ctx.dry_run,
     };
     ctx.progress.mailbox_finished(&outcome);
     outcome
@@ -159,7 +139,9 @@ pub(crate) fn lost_upload(ctx: &Ctx, mb: &MailboxUpload, why: &str) -> UploadOut
 /// now: sending on would split it over two mailboxes and the records of the first would no
 /// longer say what it holds.
 fn same_target_mailbox(ctx: &Ctx, mb: &MailboxUpload) -> Result<(), UploadError> {
-    let recorded = ctx.index(|i| i.upload_mailboxes(&ctx.target, mb.mailbox_id))?;
+    let recorded = ctx
+        .stage
+        .index(|i| i.upload_mailboxes(&ctx.target, mb.mailbox_id))?;
     match recorded.into_iter().find(|r| *r != mb.record_key()) {
         Some(recorded) => Err(UploadError::TargetMoved {
             recorded,
@@ -195,10 +177,12 @@ async fn upload_once<D: Destination>(
     found: &mut Findings,
 ) -> Result<Vec<Group>, UploadError> {
     let target = dest.folders().await?;
-    let sources = ctx.index(|i| i.upload_folders(mb.mailbox_id))?;
+    let sources = ctx.stage.index(|i| i.upload_folders(mb.mailbox_id))?;
     let mapped = map_folders(&sources, &target, ctx.m365, &ctx.rules);
     found.folders.clone_from(&mapped);
-    let queue = ctx.index(|i| i.upload_queue(&ctx.target, mb.mailbox_id, ctx.dry_run))?;
+    let queue = ctx
+        .stage
+        .index(|i| i.upload_queue(&ctx.target, mb.mailbox_id, ctx.dry_run))?;
     let dest_of: HashMap<i64, &Vec<String>> = mapped
         .iter()
         .filter_map(|m| Some((m.source_id, m.target.as_ref()?)))
@@ -255,7 +239,7 @@ async fn resolve_in_flight<D: Destination>(
         return Ok(Resolved::Absent);
     };
     let path: Vec<String> = serde_json::from_str(sent_to).unwrap_or_default();
-    let found = match ResumeKey::of(item, &ctx.blobs)? {
+    let found = match ResumeKey::of(item, &ctx.stage.blobs)? {
         Some(key) if !path.is_empty() => {
             // Any failure to look stops the mailbox: guessing "absent" would duplicate.
             let present = dest.count_matching(&path, &key).await?;
@@ -279,7 +263,8 @@ async fn resolve_in_flight<D: Destination>(
     } else {
         (UploadResult::Pending, Resolved::Absent)
     };
-    ctx.index(|i| i.finish_uploads(&ctx.target, &[(item.message_row, result)]))?;
+    ctx.stage
+        .index(|i| i.finish_uploads(&ctx.target, &[(item.message_row, result)]))?;
     Ok(resolved)
 }
 
@@ -308,17 +293,17 @@ fn confirmed_with_key(
     key: &ResumeKey,
 ) -> Result<u64, StageError> {
     match key {
-        ResumeKey::MessageId(id) => {
-            ctx.index(|i| i.done_with_message_id(&ctx.target, &mb.record_key(), sent_to, id))
-        }
+        ResumeKey::MessageId(id) => ctx
+            .stage
+            .index(|i| i.done_with_message_id(&ctx.target, &mb.record_key(), sent_to, id)),
         ResumeKey::Headers {
             internaldate,
             fingerprint,
         } => {
-            let candidates = ctx.index(|i| {
+            let candidates = ctx.stage.index(|i| {
                 i.done_blobs_at(&ctx.target, &mb.record_key(), sent_to, *internaldate)
             })?;
-            key::count_same_headers(&ctx.blobs, &candidates, fingerprint, *internaldate)
+            key::count_same_headers(&ctx.stage.blobs, &candidates, fingerprint, *internaldate)
         }
     }
 }

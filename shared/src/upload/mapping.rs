@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::extract::folders::glob_match;
+use crate::folders::glob_match;
 use crate::stage::index::SourceFolder;
 
 /// A special-use role (RFC 6154) a folder can play.

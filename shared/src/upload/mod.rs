@@ -14,6 +14,7 @@
 //! over its size limit (APPENDLIMIT, or Exchange Online's default), lines Exchange refuses
 //! ([`long_lines`]), and messages refused last time.
 
+mod context;
 mod destination;
 mod fingerprint;
 pub mod imap_target;
@@ -25,7 +26,7 @@ mod pace;
 mod predict;
 mod run;
 mod send;
-mod target;
+mod summary;
 
 use std::sync::Arc;
 
@@ -36,10 +37,8 @@ pub use mapping::{MappedFolder, MappingRules};
 pub use pace::{Pace, RateLimits};
 pub use predict::{EXCHANGE_DEFAULT_MAX_SIZE, LimitSource, PredictedSkip, SizeLimit, SkipReason};
 pub use run::run_upload;
-pub use target::{
-    M365_IMAP_HOST, M365_LOGIN_URL, SecretError, SecretSource, TargetKind, TargetSettings,
-};
 
+use crate::catalog::TargetSettings;
 use crate::imap::transport::ConnectOptions;
 
 /// One source mailbox to upload, and the target mailbox it goes into.
@@ -88,10 +87,9 @@ pub fn mailbox_label(email: &str, target_mailbox: &str) -> String {
 pub struct UploadJob {
     /// The batch's name (for events).
     pub batch: String,
-    /// The target's name (the key of its upload records).
-    pub target: String,
-    /// True for Microsoft 365 (its folder names and quirks).
-    pub m365: bool,
+    /// The target as the catalog holds it: its name is the key of its upload records, its
+    /// kind says whether Microsoft 365's folder names and quirks apply.
+    pub target: TargetSettings,
     /// How to reach the target's IMAP server.
     pub connect: ConnectOptions,
     /// How to log in as each mailbox.
@@ -180,6 +178,9 @@ pub struct UploadOutcome {
     /// sends again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_refusal: Option<String>,
+    /// Whether this was a dry run (its line tells the plan, not what was sent).
+    #[serde(skip)]
+    pub dry_run: bool,
 }
 
 /// Why a mailbox's run stopped.

@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use super::context::Ctx;
 use super::long_lines::{EXCHANGE_MAX_LINE, longest_lines};
-use super::mailbox::Ctx;
 use super::mapping::MappedFolder;
 use super::{MailboxUpload, UploadCounts, UploadError};
 use crate::report::table::human_bytes;
@@ -175,7 +175,9 @@ fn refusals(
     sendable: &[&UploadItem],
 ) -> Result<(HashMap<i64, String>, Option<String>), UploadError> {
     let rows: HashSet<i64> = sendable.iter().map(|i| i.message_row).collect();
-    let recorded = ctx.index(|i| i.refused_uploads(&ctx.target, mb.mailbox_id))?;
+    let recorded = ctx
+        .stage
+        .index(|i| i.refused_uploads(&ctx.target, mb.mailbox_id))?;
     let (refused, last) = recorded
         .into_iter()
         .filter(|r| rows.contains(&r.message_row))
@@ -196,7 +198,7 @@ async fn longest_line_of<'a>(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let paths = blobs.iter().map(|b| ctx.blobs.path_of(b)).collect();
+    let paths = blobs.iter().map(|b| ctx.stage.blobs.path_of(b)).collect();
     Ok(blobs.into_iter().zip(scan(paths).await?).collect())
 }
 

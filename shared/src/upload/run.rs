@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use super::context::Ctx;
 use super::imap_target::ImapTarget;
-use super::mailbox::{Ctx, lost_upload, upload_mailbox};
+use super::mailbox::{lost_upload, upload_mailbox};
 use super::{Pace, SharedProgress, UploadJob, UploadOutcome};
 use crate::parallel::run_bounded;
 use crate::stage::SharedStage;
@@ -18,15 +19,14 @@ pub async fn run_upload(
 ) -> Vec<UploadOutcome> {
     let ctx = Arc::new(Ctx {
         batch: job.batch,
-        target: job.target,
-        m365: job.m365,
+        m365: job.target.is_m365(),
+        target: job.target.name,
         rules: job.rules,
         dry_run: job.dry_run,
         retry: job.retry,
         connections: job.connections.max(1),
         pace: Pace::new(job.concurrency * job.connections.max(1), job.rates),
-        blobs: stage.blobs.clone(),
-        index: stage.index.clone(),
+        stage: stage.handle(),
         progress,
     });
     let (connect, credentials) = (Arc::new(job.connect), Arc::new(job.credentials));

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::context::Ctx;
 use super::destination::{Delivery, Destination, Outgoing};
-use super::mailbox::Ctx;
 use super::{MailboxUpload, UploadCounts, UploadError};
 use crate::stage::index::{UploadItem, UploadResult};
 
@@ -201,7 +201,8 @@ async fn send_group<D: Destination>(
     let (ctx, mb) = (s.ctx, s.mb);
     let key = serde_json::to_string(path).unwrap_or_default();
     let rows: Vec<i64> = group.iter().map(|i| i.message_row).collect();
-    ctx.index(|i| i.begin_uploads(&ctx.target, &mb.record_key(), &key, &rows))?;
+    ctx.stage
+        .index(|i| i.begin_uploads(&ctx.target, &mb.record_key(), &key, &rows))?;
     let mut results = Vec::with_capacity(group.len());
     let (mut sent, mut sent_bytes) = (0, 0);
     let mut failure = None;
@@ -211,7 +212,7 @@ async fn send_group<D: Destination>(
             results.extend(rest.map(|i| (i.message_row, UploadResult::Pending)));
             break;
         }
-        let blob = match ctx.blobs.open_blob(&item.blob) {
+        let blob = match ctx.stage.blobs.open_blob(&item.blob) {
             Ok(file) => file,
             Err(e) => {
                 results.extend(
@@ -270,7 +271,8 @@ async fn send_group<D: Destination>(
         }
     }
     let confirmed = Some((mb.mailbox_id, sent, sent_bytes));
-    ctx.index(|i| i.finish_group(&ctx.target, &results, confirmed))?;
+    ctx.stage
+        .index(|i| i.finish_group(&ctx.target, &results, confirmed))?;
     counts.uploaded += sent;
     counts.uploaded_bytes += sent_bytes;
     ctx.progress.advanced(&mb.email, sent, sent_bytes);

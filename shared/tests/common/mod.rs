@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use mailstage::batch::{EndpointSettings, Security};
-use mailstage::stage::index::{BatchSettings, FolderInfo, MessageState, NewMailbox, NewMessage};
+use mailstage::catalog::BatchSettings;
+use mailstage::catalog::{EndpointSettings, Security};
+use mailstage::stage::index::{FolderInfo, MessageState, NewMailbox, NewMessage};
 use mailstage::stage::{Access, BlobHash, Stage};
 
 /// Opens a writable stage with one endpoint, batch `b1` and mailbox `alice@example.com`.

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail, ensure};
-use mailstage::batch::Security;
+use mailstage::catalog::Security;
 use mailstage::imap::transport::{self, ConnectOptions};
 use mailstage::imap::{
     ImapError, LiteralStart, MemorySink, SequenceSet, SessionConfig, WriterSink,

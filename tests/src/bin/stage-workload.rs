@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use mailstage::batch::{EndpointSettings, Security};
-use mailstage::stage::index::{BatchSettings, FolderInfo, MessageState, NewMailbox, NewMessage};
+use mailstage::catalog::BatchSettings;
+use mailstage::catalog::{EndpointSettings, Security};
+use mailstage::stage::index::{FolderInfo, MessageState, NewMailbox, NewMessage};
 use mailstage::stage::{Access, Stage, StageError};
 use mailstage_tests::workload::{GROUP, UIDVALIDITY, message_bytes_sized};
 

@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Row};
 
 use super::Index;
-use crate::batch::EndpointSettings;
+use crate::catalog::EndpointSettings;
 use crate::stage::error::{Result, StageError};
 
 const ENDPOINT_SELECT: &str = "SELECT name, server, port, security, max_concurrent_migrations,
@@ -14,10 +14,12 @@ fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<EndpointSettings> {
         name: r.get(0)?,
         server: r.get(1)?,
         port: r.get(2)?,
-        security: r.get(3)?,
+        security: r.get::<_, String>(3)?.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
+        })?,
         max_concurrent_migrations: r.get(4)?,
         max_concurrent_incremental_syncs: r.get(5)?,
-        tls: crate::batch::TlsTrust {
+        tls: crate::catalog::TlsTrust {
             ca_file: r.get::<_, Option<String>>(6)?.map(std::path::PathBuf::from),
             insecure: r.get(7)?,
         },
@@ -75,7 +77,7 @@ impl Index {
                     &e.name,
                     &e.server,
                     e.port,
-                    e.security,
+                    e.security.as_str(),
                     e.max_concurrent_migrations,
                     e.max_concurrent_incremental_syncs,
                     e.tls

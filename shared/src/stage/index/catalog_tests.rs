@@ -1,7 +1,8 @@
 //! Endpoints, batches, status and removal against a real index file.
 
 use super::*;
-use crate::batch::{AuthChoice, EndpointSettings, Security};
+use crate::catalog::{BatchSettings, EndpointSettings, Security};
+use crate::login::AuthChoice;
 
 fn index(dir: &Path) -> Index {
     let idx = Index::open(&dir.join("index.sqlite")).unwrap();

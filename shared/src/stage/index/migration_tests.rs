@@ -41,7 +41,7 @@ fn a_populated_v3_index_migrates_to_the_current_version() {
     let index = Index::open(&path).unwrap();
     assert_eq!(index.schema_version().unwrap(), MIGRATIONS.len() as i64);
     let endpoint = index.endpoint("e").unwrap();
-    assert_eq!(endpoint.tls, crate::batch::TlsTrust::default());
+    assert_eq!(endpoint.tls, crate::catalog::TlsTrust::default());
     let mailboxes = index.mailboxes("b").unwrap();
     assert_eq!(mailboxes[0].target_user, None);
     assert_eq!(

@@ -21,10 +21,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-pub use batches::{
-    BatchInfo, BatchSettings, DEFAULT_MAX_ITEMS, DEFAULT_MAX_MESSAGE_SIZE, MailboxInfo,
-    RemovedBatch,
-};
+pub use batches::{BatchInfo, MailboxInfo, RemovedBatch};
 pub use catalog::{FolderInfo, NewMailbox};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
 pub use states::{BatchState, MailboxState};
@@ -206,5 +203,13 @@ fn sqlite(path: &Path, source: rusqlite::Error) -> StageError {
     StageError::Sqlite {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// "no batch named …" (the index's readers and state changes say it alike).
+fn not_found_batch(name: &str) -> StageError {
+    StageError::NotFound {
+        kind: "batch",
+        name: name.to_owned(),
     }
 }

@@ -10,9 +10,9 @@ use std::str::FromStr;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use super::batches::not_found_batch;
+use super::not_found_batch;
 use super::{Index, insert_event};
-use crate::batch::{AuthChoice, Security};
+use crate::login::AuthChoice;
 use crate::stage::error::{Result as StageResult, StageError};
 
 /// Declares a state enum with its stored names and the conversions every state needs.
@@ -88,9 +88,9 @@ macro_rules! sql_as_word {
     };
 }
 
-// `batches.auth` and `endpoints.security`.
+// `batches.auth` (`endpoints.security` is read and written by its word in `catalog.rs`:
+// `Security` belongs to the IMAP crate).
 sql_as_word!(AuthChoice);
-sql_as_word!(Security);
 
 state_enum!(
     /// Where a batch is in its life.

@@ -3,8 +3,8 @@
 use rusqlite::OptionalExtension;
 
 use super::Index;
+use crate::catalog::TargetSettings;
 use crate::stage::error::{Result, StageError};
-use crate::upload::TargetSettings;
 
 impl Index {
     /// Stores a new target; refuses a name already in use.

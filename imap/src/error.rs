@@ -1,0 +1,269 @@
+//! [`ImapError`]: everything a session can fail with, and how to judge it;
+//! [`ImapStepError`] and [`During`]: the error with the step it stopped, as the extractor
+//! and the uploader report it.
+
+use std::io;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::framing::FramingError;
+use super::types::{Code, Status, StatusText};
+
+/// A failed IMAP operation.
+#[derive(Debug, Error)]
+pub enum ImapError {
+    /// Reading or framing the server's responses failed.
+    #[error("reading from the server: {0}")]
+    Framing(#[from] FramingError),
+    /// Writing to the server failed.
+    #[error("writing to the server: {0}")]
+    Io(#[from] io::Error),
+    /// The server ended the session with an untagged BYE.
+    #[error("server closed the session: BYE {0}")]
+    Bye(String),
+    /// The server answered a command with NO or BAD.
+    #[error("{command}: server said {status}")]
+    Rejected {
+        /// The command name, e.g. `LOGIN`, `UID FETCH`.
+        command: String,
+        /// The tagged NO/BAD with its code and text.
+        status: Box<StatusText>,
+    },
+    /// Authentication failed; `detail` holds a decoded server challenge, e.g. XOAUTH2's
+    /// JSON error (`{"status":"401","schemes":"bearer","scope":"…"}`).
+    #[error("AUTHENTICATE {mechanism}: server said {status}{}", detail.as_deref().map(|d| format!(" (detail: {d})")).unwrap_or_default())]
+    AuthFailed {
+        /// The SASL mechanism.
+        mechanism: String,
+        /// The tagged NO/BAD.
+        status: Box<StatusText>,
+        /// The server's last challenge, base64-decoded, when it sent one.
+        detail: Option<String>,
+    },
+    /// No response within the read timeout; the connection must be dropped.
+    #[error("no response from the server within {0:?}")]
+    Timeout(Duration),
+    /// The server does not offer what the operation needs (e.g. LOGINDISABLED).
+    #[error("server does not support {0}")]
+    Unsupported(String),
+    /// TLS could not be set up (bad CA file, invalid server name, empty trust store).
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The server's certificate was refused (unknown issuer, expired, wrong name, …).
+    #[error("TLS: the certificate of {host} is not trusted ({reason:?})")]
+    Certificate {
+        /// The host name it was checked against.
+        host: String,
+        /// Why rustls refused it.
+        reason: rustls::CertificateError,
+    },
+    /// The server broke the protocol (unexpected continuation, short greeting, …).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The server does not speak IMAP: its first line is not a greeting, or it sent a run
+    /// of responses neither parser understands. Permanent: reconnecting meets it again.
+    #[error(
+        "the server does not speak IMAP here: {what}; it sent \"{sample}\" (wrong port? a TLS port such as 993 needs --security ssl, not none)"
+    )]
+    NotImap {
+        /// What was wrong.
+        what: String,
+        /// The first bytes of the first such response, escaped.
+        sample: String,
+    },
+    /// The server sent a run of responses shaped like IMAP that no parser understands.
+    /// Permanent: reconnecting meets them again.
+    #[error(
+        "the server sent {count} responses in a row ({bytes} bytes) that no parser understands, the first \"{sample}\""
+    )]
+    Unparseable {
+        /// Responses in the run.
+        count: usize,
+        /// Their bytes.
+        bytes: usize,
+        /// The first bytes of the first one, escaped.
+        sample: String,
+    },
+    /// One command drew more untagged responses than any server sends (an endless stream
+    /// of EXISTS, …). Permanent.
+    #[error("the server sent more than {limit} untagged responses to one command")]
+    Flood {
+        /// The bound.
+        limit: usize,
+    },
+    /// The server accepted the connection but sent no greeting in time.
+    #[error(
+        "no greeting within {0:?} of connecting (a TLS port such as 993 with --security none? a service that is not IMAP?)"
+    )]
+    NoGreeting(Duration),
+    /// A message body could not be written by the sink; the session is still usable.
+    #[error("writing a message body failed: {0}")]
+    Sink(io::Error),
+    /// An earlier error left the connection in an unknown state.
+    #[error("session unusable after an earlier connection error")]
+    Unusable,
+}
+
+impl ImapError {
+    /// True for failures a reconnect may cure: connection loss, timeouts, BYE, throttling.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Framing(e) => matches!(
+                e,
+                FramingError::Io(_) | FramingError::Closed | FramingError::Truncated
+            ),
+            Self::Io(_)
+            | Self::Bye(_)
+            | Self::Timeout(_)
+            | Self::NoGreeting(_)
+            | Self::Unusable => true,
+            Self::Rejected { .. } => self.throttle_backoff().is_some(),
+            _ => false,
+        }
+    }
+
+    /// The tagged status of a rejected command or failed authentication.
+    pub fn status(&self) -> Option<&StatusText> {
+        match self {
+            Self::Rejected { status, .. } | Self::AuthFailed { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    /// The response code's name (`AUTHENTICATIONFAILED`, `ALREADYEXISTS`, `TRYCREATE`, …).
+    pub fn code_name(&self) -> Option<String> {
+        let code = self.status()?.code.as_ref()?;
+        Some(match code {
+            Code::Other { name, .. } => name.to_ascii_uppercase(),
+            other => other
+                .to_string()
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+
+    /// Exchange's throttling answer: `BAD Request is throttled. Suggested Backoff Time: N
+    /// milliseconds`.
+    pub fn throttle_backoff(&self) -> Option<Duration> {
+        let status = self.status()?;
+        if status.status != Status::Bad && status.status != Status::No {
+            return None;
+        }
+        let (_, after) = status.text.split_once("Suggested Backoff Time:")?;
+        let ms: u64 = after.trim_start().split(' ').next()?.parse().ok()?;
+        Some(Duration::from_millis(ms))
+    }
+}
+
+/// An IMAP error and the step that was being done ("EXAMINE \"INBOX\"", "APPEND to
+/// \"Sent\""); shown as `step: error`.
+#[derive(Debug, Error)]
+#[error("{context}: {source}")]
+pub struct ImapStepError {
+    /// What was being done.
+    pub context: String,
+    /// The error.
+    pub source: ImapError,
+}
+
+impl ImapStepError {
+    /// True when reconnecting may help (see [`ImapError::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        self.source.is_transient()
+    }
+
+    /// The wait the server asked for, when it throttled.
+    pub fn throttle_backoff(&self) -> Option<Duration> {
+        self.source.throttle_backoff()
+    }
+}
+
+/// Names the step of an IMAP result that failed.
+pub trait During<T> {
+    /// Wraps an error with the step `context` names (built only when there is an error).
+    fn during(self, context: impl FnOnce() -> String) -> Result<T, ImapStepError>;
+}
+
+impl<T> During<T> for Result<T, ImapError> {
+    fn during(self, context: impl FnOnce() -> String) -> Result<T, ImapStepError> {
+        self.map_err(|source| ImapStepError {
+            context: context(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(status: Status, code: Option<Code>, text: &str) -> ImapError {
+        ImapError::Rejected {
+            command: "LOGIN".into(),
+            status: Box::new(StatusText {
+                status,
+                code,
+                text: text.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn messages_and_classification() {
+        let e = rejected(
+            Status::No,
+            Some(Code::Other {
+                name: "AUTHENTICATIONFAILED".into(),
+                args: None,
+            }),
+            "Authentication failed.",
+        );
+        assert_eq!(
+            e.to_string(),
+            "LOGIN: server said NO [AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(e.code_name().as_deref(), Some("AUTHENTICATIONFAILED"));
+        assert!(!e.is_transient());
+        let e = rejected(
+            Status::Bad,
+            None,
+            "Request is throttled. Suggested Backoff Time: 2500 milliseconds",
+        );
+        assert_eq!(e.throttle_backoff(), Some(Duration::from_millis(2500)));
+        assert!(e.is_transient());
+        assert!(ImapError::Bye("shutting down".into()).is_transient());
+        assert_eq!(
+            rejected(Status::No, Some(Code::TryCreate), "no such mailbox")
+                .code_name()
+                .as_deref(),
+            Some("TRYCREATE")
+        );
+    }
+
+    #[test]
+    fn a_step_error_names_the_step_and_is_judged_by_its_cause() {
+        let throttled = || {
+            Err::<(), _>(rejected(
+                Status::Bad,
+                None,
+                "Request is throttled. Suggested Backoff Time: 10 milliseconds",
+            ))
+            .during(|| "EXAMINE \"INBOX\"".into())
+            .unwrap_err()
+        };
+        let shown = "EXAMINE \"INBOX\": LOGIN: server said BAD Request is throttled. \
+                     Suggested Backoff Time: 10 milliseconds";
+        let e = throttled();
+        assert_eq!(e.to_string(), shown);
+        assert!(e.is_transient());
+        assert_eq!(e.throttle_backoff(), Some(Duration::from_millis(10)));
+        assert_eq!(
+            Ok::<_, ImapError>(7).during(|| unreachable!()).unwrap(),
+            7,
+            "the context is built only for an error"
+        );
+    }
+}

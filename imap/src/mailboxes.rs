@@ -1,0 +1,271 @@
+//! Mailbox commands: ID, ENABLE, NAMESPACE, LIST, STATUS, SELECT/EXAMINE, UID SEARCH, CREATE,
+//! UID STORE, LOGOUT.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::error::ImapError;
+use super::framing::FramingError;
+use super::seqset::SequenceSet;
+use super::session::Session;
+use super::types::{Code, ListEntry, Namespaces, Response, Status, StatusResponse, Untagged};
+
+/// What SELECT or EXAMINE reported about a mailbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectedMailbox {
+    /// EXISTS
+    pub exists: u32,
+    /// UIDVALIDITY (0 when the server omitted it)
+    pub uid_validity: u32,
+    /// UIDNEXT, when sent
+    pub uid_next: Option<u32>,
+    /// HIGHESTMODSEQ, when the server supports CONDSTORE for this mailbox
+    pub highest_modseq: Option<u64>,
+    /// FLAGS
+    pub flags: Vec<String>,
+    /// PERMANENTFLAGS
+    pub permanent_flags: Vec<String>,
+    /// True when opened read-only (EXAMINE, or `[READ-ONLY]`)
+    pub read_only: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// ENABLE (RFC 5161); returns what the server enabled.
+    pub async fn enable(&mut self, extensions: &[&str]) -> Result<Vec<String>, ImapError> {
+        let cmd = self.command("ENABLE").raw(&extensions.join(" ")).build();
+        let done = self.execute(cmd).await?;
+        Ok(done
+            .untagged
+            .into_iter()
+            .filter_map(|u| match u {
+                Untagged::Enabled(e) => Some(e),
+                _ => None,
+            })
+            .flatten()
+            .collect())
+    }
+
+    /// ID (RFC 2971): tells the server who we are (field/value pairs) and returns the
+    /// server's own identification (empty when it sends `NIL`).
+    pub async fn id(&mut self, ours: &[(&str, &str)]) -> Result<Vec<(String, String)>, ImapError> {
+        let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        let list = if ours.is_empty() {
+            "NIL".to_owned()
+        } else {
+            let pairs: Vec<String> = ours
+                .iter()
+                .map(|(k, v)| format!("{} {}", quote(k), quote(v)))
+                .collect();
+            format!("({})", pairs.join(" "))
+        };
+        let done = self.execute(self.command("ID").raw(&list).build()).await?;
+        Ok(done
+            .untagged
+            .into_iter()
+            .find_map(|u| match u {
+                Untagged::Id(fields) => Some(fields),
+                _ => None,
+            })
+            .unwrap_or_default())
+    }
+
+    /// NAMESPACE (RFC 2342).
+    pub async fn namespace(&mut self) -> Result<Namespaces, ImapError> {
+        let done = self.execute(self.command("NAMESPACE").build()).await?;
+        done.untagged
+            .into_iter()
+            .find_map(|u| match u {
+                Untagged::Namespace(n) => Some(n),
+                _ => None,
+            })
+            .ok_or_else(|| ImapError::Protocol("NAMESPACE without a NAMESPACE response".into()))
+    }
+
+    /// LIST with reference and pattern as wire bytes, adding `RETURN (SPECIAL-USE)` when
+    /// the server offers SPECIAL-USE.
+    pub async fn list(
+        &mut self,
+        reference: &[u8],
+        pattern: &[u8],
+    ) -> Result<Vec<ListEntry>, ImapError> {
+        let mut builder = self.command("LIST").string(reference).string(pattern);
+        if self.has_capability("SPECIAL-USE") {
+            builder = builder.raw("RETURN (SPECIAL-USE)");
+        }
+        let done = self.execute(builder.build()).await?;
+        Ok(done
+            .untagged
+            .into_iter()
+            .filter_map(|u| match u {
+                Untagged::List(l) => Some(l),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The hierarchy delimiter, from `LIST "" ""` (RFC 3501 §6.3.8); `None` for a flat
+    /// server. Sent without `RETURN` options, which make some servers (Dovecot 2.3) answer
+    /// the empty pattern with nothing.
+    pub async fn hierarchy_delimiter(&mut self) -> Result<Option<char>, ImapError> {
+        let cmd = self.command("LIST").string(b"").string(b"").build();
+        let done = self.execute(cmd).await?;
+        Ok(done.untagged.into_iter().find_map(|u| match u {
+            Untagged::List(l) => l.delimiter.as_deref()?.chars().next(),
+            _ => None,
+        }))
+    }
+
+    /// STATUS for a mailbox (wire name), e.g. items `["MESSAGES", "UIDNEXT", "UIDVALIDITY"]`.
+    pub async fn status(
+        &mut self,
+        mailbox: &[u8],
+        items: &[&str],
+    ) -> Result<StatusResponse, ImapError> {
+        let cmd = self
+            .command("STATUS")
+            .mailbox_raw(mailbox)
+            .raw(&format!("({})", items.join(" ")))
+            .build();
+        let done = self.execute(cmd).await?;
+        done.untagged
+            .into_iter()
+            .find_map(|u| match u {
+                Untagged::StatusResponse(s) => Some(s),
+                _ => None,
+            })
+            .ok_or_else(|| ImapError::Protocol("STATUS without a STATUS response".into()))
+    }
+
+    /// EXAMINE (read-only) a mailbox by wire name; `condstore` adds `(CONDSTORE)`.
+    pub async fn examine(
+        &mut self,
+        mailbox: &[u8],
+        condstore: bool,
+    ) -> Result<SelectedMailbox, ImapError> {
+        self.open_mailbox("EXAMINE", mailbox, condstore).await
+    }
+
+    /// SELECT (read-write) a mailbox by wire name; `condstore` adds `(CONDSTORE)`.
+    pub async fn select(
+        &mut self,
+        mailbox: &[u8],
+        condstore: bool,
+    ) -> Result<SelectedMailbox, ImapError> {
+        self.open_mailbox("SELECT", mailbox, condstore).await
+    }
+
+    async fn open_mailbox(
+        &mut self,
+        verb: &str,
+        mailbox: &[u8],
+        condstore: bool,
+    ) -> Result<SelectedMailbox, ImapError> {
+        let mut builder = self.command(verb).mailbox_raw(mailbox);
+        if condstore {
+            builder = builder.raw("(CONDSTORE)");
+        }
+        let done = self.execute(builder.build()).await?;
+        let mut info = SelectedMailbox {
+            read_only: verb == "EXAMINE",
+            ..SelectedMailbox::default()
+        };
+        let mut codes = Vec::new();
+        for u in &done.untagged {
+            match u {
+                Untagged::Status(st) => codes.extend(st.code.as_ref()),
+                Untagged::Exists(n) => info.exists = *n,
+                Untagged::Flags(f) => info.flags.clone_from(f),
+                _ => {}
+            }
+        }
+        codes.extend(done.status.code.as_ref());
+        for code in codes {
+            match code {
+                Code::UidValidity(n) => info.uid_validity = *n,
+                Code::UidNext(n) => info.uid_next = Some(*n),
+                Code::HighestModSeq(n) => info.highest_modseq = Some(*n),
+                Code::PermanentFlags(f) => info.permanent_flags.clone_from(f),
+                Code::ReadOnly => info.read_only = true,
+                Code::ReadWrite => info.read_only = false,
+                _ => {}
+            }
+        }
+        Ok(info)
+    }
+
+    /// UID SEARCH with raw criteria (e.g. `UID 100:*` or `ALL`); uses ESEARCH's
+    /// `RETURN (ALL)` when offered. Returns the UIDs in ascending order.
+    pub async fn uid_search(&mut self, criteria: &str) -> Result<Vec<u32>, ImapError> {
+        let esearch = self.has_capability("ESEARCH");
+        let mut builder = self.command("UID SEARCH");
+        if esearch {
+            builder = builder.raw("RETURN (ALL)");
+        }
+        let done = self.execute(builder.raw(criteria).build()).await?;
+        let mut uids: Vec<u32> = Vec::new();
+        for u in done.untagged {
+            match u {
+                Untagged::Search(v) => uids.extend(v),
+                Untagged::ESearch(e) => {
+                    uids.extend(
+                        e.all
+                            .iter()
+                            .flat_map(|s| s.ranges().flatten().collect::<Vec<_>>()),
+                    );
+                }
+                _ => {}
+            }
+        }
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
+    }
+
+    /// CREATE a mailbox by wire name. An existing mailbox is an error whose
+    /// [`ImapError::code_name`] is usually `ALREADYEXISTS`.
+    pub async fn create(&mut self, mailbox: &[u8]) -> Result<(), ImapError> {
+        let cmd = self.command("CREATE").mailbox_raw(mailbox).build();
+        self.execute(cmd).await.map(drop)
+    }
+
+    /// UID STORE, e.g. `action = "+FLAGS.SILENT"`, `flags = ["\\Flagged"]`.
+    pub async fn uid_store(
+        &mut self,
+        uids: &SequenceSet,
+        action: &str,
+        flags: &[&str],
+    ) -> Result<(), ImapError> {
+        let cmd = self
+            .command("UID STORE")
+            .raw(&uids.to_string())
+            .raw(action)
+            .raw(&format!("({})", flags.join(" ")))
+            .build();
+        self.execute(cmd).await.map(drop)
+    }
+
+    /// LOGOUT: expects BYE and the tagged OK; a connection closed right after BYE is fine.
+    pub async fn logout(&mut self) -> Result<(), ImapError> {
+        let tag = self
+            .send(&self.command("LOGOUT").build(), &mut Vec::new())
+            .await?;
+        loop {
+            let resp = match self.read(&mut super::sink::DiscardSink).await {
+                Ok(incoming) => incoming.response,
+                Err(ImapError::Framing(FramingError::Closed)) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            match resp {
+                Response::Tagged { tag: t, status } if t == tag => {
+                    return match status.status {
+                        Status::Ok => Ok(()),
+                        _ => Err(ImapError::Rejected {
+                            command: "LOGOUT".into(),
+                            status: Box::new(status),
+                        }),
+                    };
+                }
+                other => tracing::debug!(?other, "during LOGOUT"),
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The use cases the binaries run, one module each: a binary parses arguments, calls one of
+//! these, prints what it returns and picks the exit status. A library user (or a scheduler
+//! running shards of a batch on many machines) calls the same functions.
+//!
+//! - [`test_server`]: reach a server and log in with each CSV row.
+//! - [`new_batch`]: create a batch from a CSV.
+//! - [`pass`]: a first or incremental pass of a batch (prepare, then run).
+//! - [`upload_run`]: a batch's staged mail into a target (prepare, then run).
+//! - [`verify`]: re-hash the stage and report (the same for both binaries).
+
+mod error;
+pub mod new_batch;
+pub mod pass;
+pub mod test_server;
+pub mod upload_run;
+pub mod verify;
+
+pub use error::{CommandError, Result};

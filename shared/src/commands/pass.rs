@@ -1,0 +1,244 @@
+//! `batch start` and `batch sync`: one pass over a batch's mailboxes (Start-MigrationBatch,
+//! then the incremental syncs Microsoft runs every 24 hours). [`prepare_pass`] checks the
+//! CSV against the batch and builds the job; [`PreparedPass::run`] reaches the server and
+//! runs it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::error::{CommandError, Result, runtime};
+use crate::catalog::{BatchRow, read_batch_file};
+use crate::extract::{Limits, MailboxJob, MailboxOutcome, Pass, PassJob, SharedProgress, run_pass};
+use crate::imap::diagnose::check_server;
+use crate::imap::transport::ConnectOptions;
+use crate::retry::RetryPolicy;
+use crate::stage::index::{BatchState, Index, MailboxInfo, NewMailbox};
+use crate::stage::{Access, Stage, with_index};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct PassRequest {
+    /// The batch.
+    pub batch: String,
+    /// The batch file to read passwords from (default: the one given to `batch new`).
+    pub csv: Option<PathBuf>,
+    /// A CA file for this run (wins over the endpoint's).
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate for this run (adds to the endpoint's trust).
+    pub insecure: bool,
+    /// A first pass or an incremental one.
+    pub pass: Pass,
+}
+
+impl PassRequest {
+    /// A pass with the batch's own CSV and the endpoint's trust.
+    pub fn new(batch: &str, pass: Pass) -> Self {
+        Self {
+            batch: batch.to_owned(),
+            csv: None,
+            ca_file: None,
+            insecure: false,
+            pass,
+        }
+    }
+}
+
+/// A pass ready to run: the stage open for writing and one job per mailbox.
+pub struct PreparedPass {
+    stage: Stage,
+    job: PassJob,
+}
+
+/// How a pass ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct PassReport {
+    /// The batch.
+    pub batch: String,
+    /// The batch's state after the pass.
+    pub state: BatchState,
+    /// Each mailbox's outcome, in the batch's order.
+    pub mailboxes: Vec<MailboxOutcome>,
+}
+
+impl PassReport {
+    /// 0 all done, 1 every mailbox failed, 2 done with failures or skips an admin should
+    /// read.
+    pub fn exit_code(&self) -> u8 {
+        verdict(&self.mailboxes).1
+    }
+}
+
+/// Opens the stage, checks the CSV against the batch (every mailbox needs a row, no row may
+/// name a mailbox outside the batch), records changed logins and builds the job.
+pub fn prepare_pass(stage_dir: &Path, req: &PassRequest) -> Result<PreparedPass> {
+    let mut stage = Stage::open(stage_dir, Access::Write)?;
+    let index = stage.index_mut();
+    let batch = index.batch(&req.batch)?;
+    if batch.state == BatchState::Removing {
+        return Err(CommandError::Refused(format!(
+            "batch {:?} is being removed; finish with `batch remove {}`",
+            req.batch, req.batch
+        )));
+    }
+    let endpoint = index.endpoint(&batch.settings.endpoint)?;
+    let csv = req
+        .csv
+        .clone()
+        .or_else(|| batch.settings.csv_path.clone())
+        .ok_or_else(|| {
+            CommandError::Refused(format!(
+                "batch {:?} has no CSV file on record; give --csv",
+                req.batch
+            ))
+        })?;
+    let rows = read_batch_file(&csv)?;
+    let mailboxes = mailbox_jobs(index, &req.batch, &csv, &rows)?;
+    let mut connect = ConnectOptions::new(&endpoint.server, endpoint.port, endpoint.security);
+    endpoint
+        .tls
+        .apply(req.ca_file.as_deref(), req.insecure, &mut connect);
+    let concurrency = match req.pass {
+        Pass::Full => endpoint.max_concurrent_migrations,
+        Pass::Incremental => endpoint.max_concurrent_incremental_syncs,
+    } as usize;
+    let job = PassJob {
+        batch: req.batch.clone(),
+        connect,
+        auth: batch.settings.auth,
+        limits: Limits {
+            max_message_size: batch.settings.max_message_size,
+            max_items: batch.settings.max_items,
+            include: batch.settings.include_folders.clone(),
+            exclude: batch.settings.exclude_folders.clone(),
+        },
+        retry: RetryPolicy::default(),
+        concurrency,
+        mailboxes,
+    };
+    Ok(PreparedPass { stage, job })
+}
+
+/// One job per mailbox of the batch, with its CSV row's login; the CSV is the admin's
+/// current word on logins, so changes are recorded (only changes: a batch of hundreds
+/// would otherwise commit once per mailbox each run).
+fn mailbox_jobs(
+    index: &mut Index,
+    batch: &str,
+    csv: &Path,
+    rows: &[BatchRow],
+) -> Result<Vec<MailboxJob>> {
+    let known = index.mailboxes(batch)?;
+    let batch_id = index.batch_id(batch)?;
+    let extra: Vec<&str> = rows
+        .iter()
+        .filter(|r| !known.iter().any(|m| m.email.eq_ignore_ascii_case(&r.email)))
+        .map(|r| r.email.as_str())
+        .collect();
+    if !extra.is_empty() {
+        return Err(CommandError::Refused(format!(
+            "{} lists mailboxes that are not in batch {batch:?}: {}; put them in a new batch",
+            csv.display(),
+            extra.join(", ")
+        )));
+    }
+    let by_email: HashMap<String, &BatchRow> = rows
+        .iter()
+        .map(|r| (r.email.to_ascii_lowercase(), r))
+        .collect();
+    let mut jobs = Vec::new();
+    let mut missing = Vec::new();
+    for m in &known {
+        let Some(&row) = by_email.get(&m.email.to_ascii_lowercase()) else {
+            missing.push(m.email.as_str());
+            continue;
+        };
+        let mailbox_id = if logins_changed(m, row) {
+            index.add_mailbox(
+                batch_id,
+                &NewMailbox {
+                    email: m.email.clone(),
+                    login_name: row.user_name.clone(),
+                    user_root: row.user_root.clone(),
+                    target_user: row.target_user.clone(),
+                },
+            )?
+        } else {
+            m.id
+        };
+        jobs.push(MailboxJob {
+            mailbox_id,
+            email: m.email.clone(),
+            user_name: row.user_name.clone(),
+            password: row.password.clone(),
+            user_root: row.user_root.clone(),
+        });
+    }
+    if !missing.is_empty() {
+        return Err(CommandError::Refused(format!(
+            "{} has no row (and so no password) for: {}; give the batch's CSV with --csv",
+            csv.display(),
+            missing.join(", ")
+        )));
+    }
+    Ok(jobs)
+}
+
+fn logins_changed(m: &MailboxInfo, row: &BatchRow) -> bool {
+    m.login_name != row.user_name
+        || m.user_root != row.user_root
+        || m.target_user != row.target_user
+}
+
+impl PreparedPass {
+    /// How many mailboxes the pass covers.
+    pub fn mailboxes(&self) -> usize {
+        self.job.mailboxes.len()
+    }
+
+    /// Fails fast, with test-server's diagnosis, when the server cannot be reached at all
+    /// (the batch is then `Failed`); otherwise runs the pass and records the batch's state.
+    pub fn run(self, progress: SharedProgress) -> Result<PassReport> {
+        let Self { mut stage, job } = self;
+        let batch = job.batch.clone();
+        let runtime = runtime()?;
+        let reach = runtime.block_on(check_server(&job.connect));
+        let index = stage.index_mut();
+        if let Some(f) = reach.failure {
+            index.set_batch_state(&batch, BatchState::Failed)?;
+            return Err(CommandError::Unreachable {
+                what: "the source server".into(),
+                message: f.message,
+                hint: f.hint,
+            });
+        }
+        index.set_batch_state(&batch, BatchState::Syncing)?;
+        let shared = stage.into_shared()?;
+        let mailboxes = runtime.block_on(run_pass(job, &shared, progress));
+        let (state, _) = verdict(&mailboxes);
+        with_index(&shared.index, |i| i.set_batch_state(&batch, state))?;
+        Ok(PassReport {
+            batch,
+            state,
+            mailboxes,
+        })
+    }
+}
+
+/// The batch's state and the exit status: 0 all done, 1 every mailbox failed, 2 done with
+/// failures or skips an admin should read.
+fn verdict(outcomes: &[MailboxOutcome]) -> (BatchState, u8) {
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    let item_trouble = outcomes.iter().any(|o| {
+        let c = &o.counts;
+        c.failed + c.skipped_size + c.skipped_item_cap > 0
+    });
+    if !outcomes.is_empty() && failed == outcomes.len() {
+        (BatchState::Failed, 1)
+    } else if failed > 0 || item_trouble {
+        (BatchState::SyncedWithErrors, 2)
+    } else {
+        (BatchState::Synced, 0)
+    }
+}

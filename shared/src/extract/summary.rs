@@ -1,0 +1,38 @@
+//! A pass's outcome for a mailbox, in one line.
+
+use super::MailboxOutcome;
+use crate::report::MailboxSummary;
+
+impl MailboxSummary for MailboxOutcome {
+    fn email(&self) -> &str {
+        &self.email
+    }
+
+    fn summary_line(&self) -> String {
+        let c = &self.counts;
+        let mut line = format!(
+            "{}: {} staged ({} bytes, {} already stored), {} over the size cap, {} over the item cap, {} failed",
+            self.email,
+            c.staged,
+            c.staged_bytes,
+            c.deduplicated,
+            c.skipped_size,
+            c.skipped_item_cap,
+            c.failed
+        );
+        if c.flags_updated + c.folders_gone + c.folders_restarted + c.reconnects > 0 {
+            line.push_str(&format!(
+                "; {} flag change(s), {} folder(s) gone, {} re-read (UIDVALIDITY), {} reconnect(s)",
+                c.flags_updated, c.folders_gone, c.folders_restarted, c.reconnects
+            ));
+        }
+        if let Some(e) = &self.error {
+            line.push_str(&format!("; FAILED: {e}"));
+        }
+        line
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}
