@@ -10,6 +10,7 @@
 pub mod bins;
 pub mod dovecot;
 mod dovecot_certs;
+mod exchange_names;
 pub mod exchange_proxy;
 pub mod extraction;
 pub mod fault_proxy;

@@ -233,7 +233,16 @@ impl Destination for ImapTarget {
         let wire = self.wire(path);
         match self.session.create(&wire).await {
             Ok(()) => Ok(None),
-            Err(e) if e.code_name().as_deref() == Some("ALREADYEXISTS") => Ok(None),
+            // Exchange says it without the code ("NO Mailbox already exists."), also for a
+            // name that differs only in case from an existing folder.
+            Err(e)
+                if e.code_name().as_deref() == Some("ALREADYEXISTS")
+                    || e.status().is_some_and(|s| {
+                        s.text.to_ascii_lowercase().contains("already exists")
+                    }) =>
+            {
+                Ok(None)
+            }
             Err(e) => match refusal::scope(&e) {
                 Some(Scope::Mailbox) => Err(full(&e)),
                 Some(_) => Ok(Some(words_of(&e))),

@@ -13,7 +13,7 @@ use super::send::{Group, groups, send_all};
 use super::{
     MailboxUpload, Pace, RefusedFolder, SharedProgress, UploadCounts, UploadError, UploadOutcome,
 };
-use super::{create, flags};
+use super::{case_merge, create, flags};
 use crate::retry::{Attempts, Next, RetryPolicy};
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
 use crate::stage::{BlobStore, Index, StageError};
@@ -205,7 +205,10 @@ async fn upload_once<D: Destination>(
 ) -> Result<Vec<Group>, UploadError> {
     let target = dest.folders().await?;
     let sources = ctx.index(|i| i.upload_folders(mb.mailbox_id))?;
-    let mapped = map_folders(&sources, &target, ctx.m365, &ctx.rules);
+    let mut mapped = map_folders(&sources, &target, ctx.m365, &ctx.rules);
+    if ctx.m365 {
+        case_merge::merge_case_variants(&mut mapped, &target);
+    }
     found.folders.clone_from(&mapped);
     let queue = ctx.index(|i| i.upload_queue(&ctx.target, mb.mailbox_id, ctx.dry_run))?;
     let dest_of: HashMap<i64, &Vec<String>> = mapped

@@ -14,6 +14,7 @@
 //! over its size limit (APPENDLIMIT, or Exchange Online's default), lines Exchange refuses
 //! ([`long_lines`]), and messages refused last time.
 
+mod case_merge;
 mod create;
 mod destination;
 mod fingerprint;
