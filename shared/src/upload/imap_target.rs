@@ -245,6 +245,7 @@ impl Destination for ImapTarget {
             }
             Err(e) => match refusal::scope(&e) {
                 Some(Scope::Mailbox) => Err(full(&e)),
+                Some(Scope::Passing) => Err(UploadError::TryAgain(words_of(&e))),
                 Some(_) => Ok(Some(words_of(&e))),
                 None => Err(e)
                     .during(|| format!("creating folder {:?} on the target", path.join("/")))
@@ -279,6 +280,7 @@ impl Destination for ImapTarget {
                     Some(Scope::Message) => Ok(Delivery::Refused(words_of(&e))),
                     Some(Scope::Folder) => Ok(Delivery::FolderRefused(words_of(&e))),
                     Some(Scope::Mailbox) => Ok(Delivery::MailboxFull(words_of(&e))),
+                    Some(Scope::Passing) => Err(UploadError::TryAgain(words_of(&e))),
                     None => Err(e).during(|| format!("APPEND to {:?}", name()))?,
                 };
             }
@@ -407,7 +409,9 @@ fn full(e: &ImapError) -> UploadError {
 /// (the command was refused for good); any other error is handed back.
 fn refusal_words(e: UploadError) -> Result<String, UploadError> {
     match &e {
-        UploadError::Imap(step) if refusal::scope(&step.source).is_some() => {
+        UploadError::Imap(step)
+            if refusal::scope(&step.source).is_some_and(|s| s != Scope::Passing) =>
+        {
             Ok(words_of(&step.source))
         }
         _ => Err(e),
