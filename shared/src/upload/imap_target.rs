@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use secrecy::SecretString;
 
-use super::destination::{Credentials, Delivery, Destination, Outgoing};
+use super::destination::{Credentials, Delivery, Destination, Matching, Outgoing};
 use super::fingerprint::{FIELDS, HeaderFingerprint};
 use super::key::ResumeKey;
 use super::mapping::{Role, TargetFolders};
@@ -123,17 +123,17 @@ impl ImapTarget {
             .collect())
     }
 
-    /// How many of these UIDs (in the selected folder) have a Subject, Date and From that
+    /// Those of these UIDs (in the selected folder) that have a Subject, Date and From that
     /// `fingerprint` matches.
-    async fn count_same_headers(
+    async fn same_headers(
         &mut self,
         uids: Vec<u32>,
         fingerprint: &HeaderFingerprint,
         internaldate: i64,
         name: &str,
-    ) -> Result<u64, UploadError> {
+    ) -> Result<Vec<u32>, UploadError> {
         if uids.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let fetched = self
             .session
@@ -147,7 +147,7 @@ impl ImapTarget {
             .filter(|(_, h)| fingerprint.matches(&HeaderFingerprint::of_header(h), internaldate))
             .map(|(uid, _)| uid)
             .collect();
-        Ok(matching.len() as u64)
+        Ok(matching.into_iter().collect())
     }
 }
 
@@ -307,13 +307,13 @@ impl Destination for ImapTarget {
         Ok(Delivery::Stored(id))
     }
 
-    async fn count_matching(
+    async fn matching(
         &mut self,
         folder: &[String],
         key: &ResumeKey,
-    ) -> Result<u64, UploadError> {
+    ) -> Result<Matching, UploadError> {
         let wire = self.wire(folder);
-        match self.select(&wire, folder).await {
+        let uid_validity = match self.select(&wire, folder).await {
             Err(
                 refused @ UploadError::Imap(ImapStepError {
                     source: ImapError::Rejected { .. },
@@ -327,34 +327,32 @@ impl Destination for ImapTarget {
                     format!("looking for folder {:?} on the target", folder.join("/"))
                 })?;
                 return if listed.is_empty() {
-                    Ok(0)
+                    Ok(Matching::default())
                 } else {
                     Err(refused)
                 };
             }
-            other => {
-                other?;
-            }
-        }
+            other => other?,
+        };
         let name = folder.join("/");
-        match key {
-            ResumeKey::MessageId(id) => {
-                let found = self
-                    .session
-                    .uid_search(&message_id_criteria(id))
-                    .await
-                    .during(|| format!("searching {name:?} for a Message-ID"))?;
-                Ok(found.len() as u64)
-            }
+        let mut uids = match key {
+            ResumeKey::MessageId(id) => self
+                .session
+                .uid_search(&message_id_criteria(id))
+                .await
+                .during(|| format!("searching {name:?} for a Message-ID"))?,
             ResumeKey::Headers {
                 internaldate,
                 fingerprint,
             } => {
                 let same_second = self.uids_at(*internaldate, &name).await?;
-                self.count_same_headers(same_second, fingerprint, *internaldate, &name)
-                    .await
+                self.same_headers(same_second, fingerprint, *internaldate, &name)
+                    .await?
             }
-        }
+        };
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(Matching { uid_validity, uids })
     }
 
     async fn set_flagged(
