@@ -6,8 +6,10 @@
 //!   `* BYE Connection closed. 14`, and the link is dropped;
 //! - after [`MAX_ERRORS`] NO or BAD answers of its own on one connection it says `* BYE` and
 //!   drops the link, as Exchange does after ten errors;
-//! - an APPEND larger than a limit gets `NO Maximum size of appendable message has been
-//!   exceeded.`;
+//! - an APPEND larger than a limit gets `BAD Command Argument Error. 11`;
+//! - with `fold_case`, folder names compare without regard to case, as on Microsoft 365
+//!   ([`KnownFolders`]): a CREATE of a case variant of a folder gets `NO Mailbox already
+//!   exists.`, other commands naming one reach the server with the known spelling;
 //! - `\Flagged` in an APPEND's flags is silently dropped (only a later STORE sets it);
 //! - `CREATE` of a reserved name (`Files`) is refused.
 //!
@@ -23,6 +25,9 @@ use anyhow::Result;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::exchange_names::ALREADY_EXISTS;
+pub use crate::exchange_names::KnownFolders;
 
 /// NO or BAD answers (of the proxy's own) after which a connection is dropped.
 pub const MAX_ERRORS: u32 = 10;
@@ -47,6 +52,8 @@ pub struct ExchangeRules {
     pub drop_flagged: bool,
     /// Folder names CREATE refuses (case-insensitive).
     pub reserved: Vec<String>,
+    /// Folder names compare without regard to case (Microsoft 365).
+    pub fold_case: bool,
 }
 
 /// What the proxy saw.
@@ -60,6 +67,12 @@ pub struct ExchangeStats {
     pub oversize: AtomicU64,
     /// CREATEs refused for a reserved name.
     pub reserved_refused: AtomicU64,
+    /// CREATEs of a case variant of a known folder (answered "already exists").
+    pub case_variants_refused: AtomicU64,
+    /// Commands whose folder name was respelled as the known folder's.
+    pub respelled: AtomicU64,
+    /// The target's folders, learned from LIST answers and CREATEs (with `fold_case`).
+    pub folders: KnownFolders,
     /// `\Flagged` flags dropped.
     pub flagged_dropped: AtomicU64,
     /// Commands throttled, by kind.
@@ -99,7 +112,7 @@ impl ExchangeProxy {
                 }
                 let (st, rules) = (st.clone(), rules.clone());
                 tokio::spawn(async move {
-                    let _ = relay(client, server, &rules, &st).await;
+                    let _ = relay(client, server, rules, st).await;
                 });
             }
         });
@@ -173,12 +186,12 @@ fn command_kind(text: &str) -> (&str, String) {
     (tag, verb)
 }
 
-/// The mailbox name a CREATE line names (quoted or an atom).
+/// The folder name a command line names first (quoted or an atom), e.g. CREATE's.
 fn created_name(text: &str) -> &str {
     let rest = text.splitn(3, ' ').nth(2).unwrap_or("").trim_end();
     match rest.strip_prefix('"') {
         Some(quoted) => quoted.split('"').next().unwrap_or(""),
-        None => rest,
+        None => rest.split(' ').next().unwrap_or(""),
     }
 }
 
@@ -190,6 +203,10 @@ fn own_answer(
     text: &str,
     literal: Option<(u64, bool)>,
 ) -> Option<String> {
+    if kind == "CREATE" && rules.fold_case && stats.folders.is_case_variant(created_name(text)) {
+        stats.case_variants_refused.fetch_add(1, Ordering::Relaxed);
+        return Some(ALREADY_EXISTS.into());
+    }
     if kind == "CREATE" {
         let name = created_name(text);
         if rules.reserved.iter().any(|r| r.eq_ignore_ascii_case(name)) {
@@ -202,23 +219,28 @@ fn own_answer(
         && rules.max_append.is_some_and(|max| len > max)
     {
         stats.oversize.fetch_add(1, Ordering::Relaxed);
-        return Some("NO Maximum size of appendable message has been exceeded.".into());
+        return Some("BAD Command Argument Error. 11".into());
     }
     None
 }
 
+/// Commands whose first argument is a folder name.
+const NAMING: [&str; 6] = ["CREATE", "SELECT", "EXAMINE", "APPEND", "STATUS", "DELETE"];
+
 async fn relay(
     client: TcpStream,
     server: SocketAddr,
-    rules: &ExchangeRules,
-    stats: &ExchangeStats,
+    rules: Arc<ExchangeRules>,
+    st: Arc<ExchangeStats>,
 ) -> Result<()> {
+    let (rules, stats) = (&*rules, &*st);
     let upstream = TcpStream::connect(server).await?;
     let (up_read, mut up_write) = upstream.into_split();
     let (client_read, client_write) = client.into_split();
     let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
     let down = {
         let client_write = client_write.clone();
+        let learn = rules.fold_case.then(|| st.clone());
         tokio::spawn(async move {
             let mut up_read = up_read;
             let mut buf = vec![0u8; 64 << 10];
@@ -227,6 +249,9 @@ async fn relay(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                if let Some(st) = &learn {
+                    st.folders.scan_server(&buf[..n]);
+                }
                 if client_write
                     .lock()
                     .await
@@ -280,6 +305,18 @@ async fn relay(
             }
             continue;
         }
+        if rules.fold_case && NAMING.contains(&kind.as_str()) {
+            let name = created_name(&text);
+            let known = stats.folders.canonical(name);
+            if !name.is_empty() && known != name {
+                stats.respelled.fetch_add(1, Ordering::Relaxed);
+                line = text.replacen(name, &known, 1).into_bytes();
+            }
+            if kind == "CREATE" {
+                stats.folders.learn(&known);
+            }
+        }
+        let text = String::from_utf8_lossy(&line).to_string();
         if kind == "APPEND" && rules.drop_flagged && text.contains("\\Flagged") {
             stats.flagged_dropped.fetch_add(1, Ordering::Relaxed);
             let cleaned = text

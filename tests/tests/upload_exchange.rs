@@ -1,7 +1,8 @@
 //! Uploading through a proxy that behaves as Exchange Online does (throttling with a
 //! suggested backoff and a dropped link, oversize refusals, `\Flagged` ignored by APPEND,
-//! the reserved `Files` name): the run completes, honours every backoff, and reports what
-//! was refused.
+//! the reserved `Files` name, folder names compared without regard to case): the run
+//! completes, honours every backoff, merges folders that differ only in case, and reports
+//! what was refused.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use mailstage::upload::{
 use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules};
 use mailstage_tests::extraction::stage_user;
 use mailstage_tests::fixtures::{long_line, message_of_size, simple};
-use mailstage_tests::upload::{ADMIN, job, run, target_dovecot};
+use mailstage_tests::upload::{ADMIN, job, run, target_contents, target_dovecot};
 use mailstage_tests::{Dovecot, Probe};
 
 const ALICE: &str = "alice@contoso.edu";
@@ -131,7 +132,7 @@ fn throttling_oversize_flagged_and_reserved_names_as_exchange_does_them() -> Res
     );
     let refusal = status.last_refusal.as_deref().unwrap_or_default();
     assert!(
-        refusal.contains("Maximum size of appendable message"),
+        refusal.contains("BAD Command Argument Error. 11"),
         "{refusal}"
     );
     Ok(())
@@ -216,10 +217,82 @@ fn dry_run_on_microsoft_365_predicts_long_lines_and_retries_of_refusals() -> Res
     );
     let words = o.predicted_skips[0].refused_last_time.as_deref();
     assert!(
-        words.is_some_and(|w| w.contains("Maximum size of appendable message")),
+        words.is_some_and(|w| w.contains("BAD Command Argument Error. 11")),
         "{words:?}"
     );
     assert_eq!(o.last_refusal.as_deref(), words);
     assert_eq!(appends(), sent, "a dry run sends nothing");
+    Ok(())
+}
+
+#[test]
+fn folders_differing_only_in_case_merge_as_microsoft_365_compares_them() -> Result<()> {
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..3 {
+        source.write_message_at("alice", "Projects", &[], T0 + i, &simple(i))?;
+        source.write_message_at("alice", "projects", &[], T0 + 10 + i, &simple(10 + i))?;
+        source.write_message_at("alice", "PROJECTS/Q1", &[], T0 + 20 + i, &simple(20 + i))?;
+    }
+    source.write_message_at("alice", "reports", &[], T0 + 30, &simple(30))?;
+    let dir = tempfile::tempdir()?;
+    stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
+    let target = target_dovecot(&[ALICE])?;
+    target.create_folder(ALICE, "Reports")?;
+    let proxy = ExchangeProxy::start(
+        target.port(),
+        ExchangeRules {
+            fold_case: true,
+            ..ExchangeRules::default()
+        },
+    )?;
+
+    // The emulator answers a CREATE of a case variant as Exchange does.
+    let mut p = mailstage_tests::Probe::connect(proxy.port())?;
+    p.login(&format!("{ALICE}*{}", ADMIN.0), ADMIN.1)?.ok()?;
+    p.list()?;
+    let r = p.command("CREATE REPORTS")?;
+    assert_eq!(
+        (r.status.as_str(), r.text.as_str()),
+        ("NO", "Mailbox already exists.")
+    );
+    p.logout()?;
+
+    let mut job = job(dir.path(), &target, None, MappingRules::default())?;
+    mailstage_tests::upload::as_m365(&mut job);
+    job.connect.port = proxy.port();
+    let o = run(dir.path(), job)?.remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!(o.counts.uploaded, 10, "{o:?}");
+    let note = |source: &str| {
+        let f = o.folders.iter().find(|f| f.source == source).unwrap();
+        (
+            f.target.as_ref().unwrap().join("/"),
+            f.note.clone().unwrap_or_default(),
+        )
+    };
+    let (to, why) = note("projects");
+    assert_eq!(to, "Projects");
+    assert!(
+        why.contains("merged with source folder \"Projects\""),
+        "{why}"
+    );
+    assert_eq!(note("PROJECTS/Q1").0, "Projects/Q1");
+    let (to, why) = note("reports");
+    assert_eq!(to, "Reports");
+    assert!(why.contains("the target's existing \"Reports\""), "{why}");
+    let stats = proxy.stats();
+    assert_eq!(
+        stats
+            .case_variants_refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // On the target: one Projects holding both folders' mail, no case variant created.
+    let names: Vec<String> = target_contents(&target, ALICE)?
+        .into_iter()
+        .map(|((_, folder), messages)| format!("{folder}:{}", messages.len()))
+        .collect();
+    assert_eq!(names, ["Projects:6", "Projects/Q1:3", "Reports:1"]);
     Ok(())
 }

@@ -46,6 +46,15 @@ pub enum Delivery {
     MailboxFull(String),
 }
 
+/// The copies of a message a target folder holds, found by its resume key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Matching {
+    /// The folder's UIDVALIDITY (0 when the folder is gone).
+    pub uid_validity: u32,
+    /// Their UIDs, ascending.
+    pub uids: Vec<u32>,
+}
+
 /// A live connection to one target mailbox.
 ///
 /// Errors are per connection: a transient one (see [`UploadError::is_transient`]) means
@@ -66,16 +75,16 @@ pub trait Destination: Send {
         folder: &[String],
         message: Outgoing,
     ) -> impl Future<Output = Result<Delivery, UploadError>> + Send;
-    /// How many messages in a folder carry a resume key: the Message-ID, or the
+    /// The messages in a folder that carry a resume key: the Message-ID, or the
     /// INTERNALDATE to the second with a Subject, Date and From that match decoded (see
     /// [`HeaderFingerprint::matches`](super::HeaderFingerprint::matches)). A folder that no
     /// longer exists holds none; any other failure is an error (a guess of "none" would
     /// make the message be sent twice).
-    fn count_matching(
+    fn matching(
         &mut self,
         folder: &[String],
         key: &ResumeKey,
-    ) -> impl Future<Output = Result<u64, UploadError>> + Send;
+    ) -> impl Future<Output = Result<Matching, UploadError>> + Send;
     /// Sets `\Flagged` on a message the target stored earlier, by the id it gave
     /// (`uidvalidity:uid`). `Ok(None)`: set; `Ok(Some(words))`: the target refused it, or
     /// the message can no longer be named by that id (the folder is gone or its UIDVALIDITY

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use secrecy::SecretString;
 
-use super::destination::{Credentials, Delivery, Destination, Outgoing};
+use super::destination::{Credentials, Delivery, Destination, Matching, Outgoing};
 use super::fingerprint::{FIELDS, HeaderFingerprint};
 use super::key::ResumeKey;
 use super::mapping::{Role, TargetFolders};
@@ -123,17 +123,17 @@ impl ImapTarget {
             .collect())
     }
 
-    /// How many of these UIDs (in the selected folder) have a Subject, Date and From that
+    /// Those of these UIDs (in the selected folder) that have a Subject, Date and From that
     /// `fingerprint` matches.
-    async fn count_same_headers(
+    async fn same_headers(
         &mut self,
         uids: Vec<u32>,
         fingerprint: &HeaderFingerprint,
         internaldate: i64,
         name: &str,
-    ) -> Result<u64, UploadError> {
+    ) -> Result<Vec<u32>, UploadError> {
         if uids.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let fetched = self
             .session
@@ -147,7 +147,7 @@ impl ImapTarget {
             .filter(|(_, h)| fingerprint.matches(&HeaderFingerprint::of_header(h), internaldate))
             .map(|(uid, _)| uid)
             .collect();
-        Ok(matching.len() as u64)
+        Ok(matching.into_iter().collect())
     }
 }
 
@@ -233,9 +233,19 @@ impl Destination for ImapTarget {
         let wire = self.wire(path);
         match self.session.create(&wire).await {
             Ok(()) => Ok(None),
-            Err(e) if e.code_name().as_deref() == Some("ALREADYEXISTS") => Ok(None),
+            // Exchange says it without the code ("NO Mailbox already exists."), also for a
+            // name that differs only in case from an existing folder.
+            Err(e)
+                if e.code_name().as_deref() == Some("ALREADYEXISTS")
+                    || e.status().is_some_and(|s| {
+                        s.text.to_ascii_lowercase().contains("already exists")
+                    }) =>
+            {
+                Ok(None)
+            }
             Err(e) => match refusal::scope(&e) {
                 Some(Scope::Mailbox) => Err(full(&e)),
+                Some(Scope::Passing) => Err(UploadError::TryAgain(words_of(&e))),
                 Some(_) => Ok(Some(words_of(&e))),
                 None => Err(e)
                     .during(|| format!("creating folder {:?} on the target", path.join("/")))
@@ -270,6 +280,7 @@ impl Destination for ImapTarget {
                     Some(Scope::Message) => Ok(Delivery::Refused(words_of(&e))),
                     Some(Scope::Folder) => Ok(Delivery::FolderRefused(words_of(&e))),
                     Some(Scope::Mailbox) => Ok(Delivery::MailboxFull(words_of(&e))),
+                    Some(Scope::Passing) => Err(UploadError::TryAgain(words_of(&e))),
                     None => Err(e).during(|| format!("APPEND to {:?}", name()))?,
                 };
             }
@@ -296,13 +307,13 @@ impl Destination for ImapTarget {
         Ok(Delivery::Stored(id))
     }
 
-    async fn count_matching(
+    async fn matching(
         &mut self,
         folder: &[String],
         key: &ResumeKey,
-    ) -> Result<u64, UploadError> {
+    ) -> Result<Matching, UploadError> {
         let wire = self.wire(folder);
-        match self.select(&wire, folder).await {
+        let uid_validity = match self.select(&wire, folder).await {
             Err(
                 refused @ UploadError::Imap(ImapStepError {
                     source: ImapError::Rejected { .. },
@@ -316,34 +327,32 @@ impl Destination for ImapTarget {
                     format!("looking for folder {:?} on the target", folder.join("/"))
                 })?;
                 return if listed.is_empty() {
-                    Ok(0)
+                    Ok(Matching::default())
                 } else {
                     Err(refused)
                 };
             }
-            other => {
-                other?;
-            }
-        }
+            other => other?,
+        };
         let name = folder.join("/");
-        match key {
-            ResumeKey::MessageId(id) => {
-                let found = self
-                    .session
-                    .uid_search(&message_id_criteria(id))
-                    .await
-                    .during(|| format!("searching {name:?} for a Message-ID"))?;
-                Ok(found.len() as u64)
-            }
+        let mut uids = match key {
+            ResumeKey::MessageId(id) => self
+                .session
+                .uid_search(&message_id_criteria(id))
+                .await
+                .during(|| format!("searching {name:?} for a Message-ID"))?,
             ResumeKey::Headers {
                 internaldate,
                 fingerprint,
             } => {
                 let same_second = self.uids_at(*internaldate, &name).await?;
-                self.count_same_headers(same_second, fingerprint, *internaldate, &name)
-                    .await
+                self.same_headers(same_second, fingerprint, *internaldate, &name)
+                    .await?
             }
-        }
+        };
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(Matching { uid_validity, uids })
     }
 
     async fn set_flagged(
@@ -398,7 +407,9 @@ fn full(e: &ImapError) -> UploadError {
 /// (the command was refused for good); any other error is handed back.
 fn refusal_words(e: UploadError) -> Result<String, UploadError> {
     match &e {
-        UploadError::Imap(step) if refusal::scope(&step.source).is_some() => {
+        UploadError::Imap(step)
+            if refusal::scope(&step.source).is_some_and(|s| s != Scope::Passing) =>
+        {
             Ok(words_of(&step.source))
         }
         _ => Err(e),

@@ -11,7 +11,7 @@ use super::mapping::{MappedFolder, map_folders};
 use super::predict::{Prediction, SizeLimit, predict};
 use super::send::{Group, groups, send_all};
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError, UploadOutcome};
-use super::{create, flags};
+use super::{case_merge, create, flags};
 use crate::retry::{Attempts, Next};
 use crate::stage::StageError;
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
@@ -204,7 +204,10 @@ async fn upload_once<D: Destination>(
 ) -> Result<Vec<Group>, UploadError> {
     let target = dest.folders().await?;
     let sources = ctx.stage.index(|i| i.upload_folders(mb.mailbox_id))?;
-    let mapped = map_folders(&sources, &target, ctx.m365, &ctx.rules);
+    let mut mapped = map_folders(&sources, &target, ctx.m365, &ctx.rules);
+    if ctx.m365 {
+        case_merge::merge_case_variants(&mut mapped, &target);
+    }
     found.folders.clone_from(&mapped);
     let queue = ctx
         .stage
@@ -235,7 +238,6 @@ async fn upload_once<D: Destination>(
     let refused = &mut found.refused_folders;
     create::create_folders(dest, mb, &mapped, &target, counts, refused).await?;
     let sendable = create::refuse_items(ctx, mb, sendable, &dest_of, counts, refused)?;
-    flags::set_pending_flags(ctx, mb, dest, counts, &mut found.flags_refused).await?;
     let mut to_send = Vec::with_capacity(sendable.len());
     for item in sendable {
         if item.state == UploadState::InFlight {
@@ -246,6 +248,7 @@ async fn upload_once<D: Destination>(
         }
         to_send.push(item);
     }
+    flags::set_pending_flags(ctx, mb, dest, counts, &mut found.flags_refused).await?;
     let (messages, bytes) = (to_send.len() as u64, to_send.iter().map(|i| i.size).sum());
     ctx.progress.mailbox_planned(&mb.email, messages, bytes);
     Ok(to_send
@@ -275,15 +278,25 @@ async fn resolve_in_flight<D: Destination>(
     let found = match ResumeKey::of(item, &ctx.stage.blobs)? {
         Some(key) if !path.is_empty() => {
             // Any failure to look stops the mailbox: guessing "absent" would duplicate.
-            let present = dest.count_matching(&path, &key).await?;
-            present > confirmed_with_key(ctx, mb, sent_to, &key)?
+            let copies = dest.matching(&path, &key).await?;
+            let confirmed = confirmed_with_key(ctx, mb, sent_to, &key)?;
+            (copies.uids.len() as u64 > confirmed).then_some(copies)
         }
-        _ => false,
+        _ => None,
     };
     let lost = item.lost_sends;
-    let (result, resolved) = if found {
+    let (result, resolved) = if let Some(copies) = found {
         counts.found_present += 1;
-        (UploadResult::Done(None), Resolved::Present)
+        // On Microsoft 365 its \Flagged comes by a STORE after the APPEND, which the
+        // interruption may have cut off: set it by the copy no confirmed upload names.
+        let flag = ctx.m365 && is_flagged_item(item);
+        let id = if flag {
+            unclaimed_copy(ctx, mb, sent_to, &copies)?
+        } else {
+            None
+        };
+        let result = id.map_or(UploadResult::Done(None), UploadResult::DoneFlagPending);
+        (result, Resolved::Present)
     } else if lost >= MAX_LOST_SENDS {
         counts.set_aside += 1;
         let words = format!(
@@ -299,6 +312,29 @@ async fn resolve_in_flight<D: Destination>(
     ctx.stage
         .index(|i| i.finish_uploads(&ctx.target, &[(item.message_row, result)]))?;
     Ok(resolved)
+}
+
+/// True when a staged message carries `\Flagged`.
+fn is_flagged_item(item: &UploadItem) -> bool {
+    let flags: Vec<String> = item.flags.split_whitespace().map(str::to_owned).collect();
+    super::is_flagged(&flags)
+}
+
+/// The id (`uidvalidity:uid`) of the newest of `copies` that no confirmed upload to that
+/// folder is recorded with: the copy a resolved in-flight message is taken to be.
+fn unclaimed_copy(
+    ctx: &Ctx,
+    mb: &MailboxUpload,
+    sent_to: &str,
+    copies: &super::destination::Matching,
+) -> Result<Option<String>, StageError> {
+    let claimed = ctx.stage.index(|i| i.done_target_ids(&ctx.target, &mb.record_key(), sent_to))?;
+    Ok(copies
+        .uids
+        .iter()
+        .rev()
+        .map(|uid| format!("{}:{uid}", copies.uid_validity))
+        .find(|id| !claimed.contains(id)))
 }
 
 /// Lost sends (the link broke while the message was being sent, and it was not on the

@@ -15,6 +15,7 @@
 //! ([`long_lines`]), and messages refused last time.
 
 mod context;
+mod case_merge;
 mod create;
 mod destination;
 mod fingerprint;
@@ -246,6 +247,11 @@ pub enum UploadError {
     /// The stage refused a read or write.
     #[error(transparent)]
     Stage(#[from] crate::stage::StageError),
+    /// The target refused a command for a passing reason (RFC 5530 `UNAVAILABLE`, `INUSE`;
+    /// Dovecot's `ALREADYEXISTS` when two connections create a new mailbox's INBOX at once):
+    /// reconnect and send again.
+    #[error("the target asked to try again: {0}")]
+    TryAgain(String),
     /// The target refused a message because the whole target mailbox is full (over its
     /// quota): nothing more can go in until an admin makes room.
     #[error(
@@ -271,13 +277,15 @@ fn megabytes(bytes: u64) -> String {
 impl UploadError {
     /// True when reconnecting may help (connection lost, timeout, BYE, throttling).
     pub fn is_transient(&self) -> bool {
-        matches!(self, UploadError::Imap(e) if e.is_transient())
+        matches!(self, UploadError::TryAgain(_))
+            || matches!(self, UploadError::Imap(e) if e.is_transient())
     }
 
     /// True when the server answered the command (a tagged NO or BAD, a throttle among
     /// them): whatever was being sent was certainly not stored.
     pub fn was_answered(&self) -> bool {
-        matches!(self, UploadError::Imap(e) if matches!(e.source, crate::imap::ImapError::Rejected { .. }))
+        matches!(self, UploadError::TryAgain(_))
+            || matches!(self, UploadError::Imap(e) if matches!(e.source, crate::imap::ImapError::Rejected { .. }))
     }
 
     /// The wait the target asked for, when it throttled.

@@ -15,7 +15,13 @@ pub(crate) enum Scope {
     Folder,
     /// The whole target mailbox: it is full.
     Mailbox,
+    /// Nothing for good: the server is busy or raced with itself; try again.
+    Passing,
 }
+
+/// Response codes of refusals that pass (RFC 5530), and Dovecot's ALREADYEXISTS to an
+/// APPEND when two connections create a new mailbox's INBOX at the same moment.
+const PASSING_CODES: [&str; 3] = ["UNAVAILABLE", "INUSE", "ALREADYEXISTS"];
 
 /// Words of "the mailbox is full" answers without an `[OVERQUOTA]` code, lower-cased:
 /// Exchange ("Mailbox has exceeded maximum mailbox size.", "The mailbox is full",
@@ -52,17 +58,16 @@ pub(crate) fn scope(e: &ImapError) -> Option<Scope> {
     }
     let code = e.code_name().unwrap_or_default();
     let text = status.text.to_ascii_lowercase();
-    Some(
-        if code == "OVERQUOTA" || FULL_WORDS.iter().any(|w| text.contains(w)) {
-            Scope::Mailbox
-        } else if FOLDER_CODES.contains(&code.as_str())
-            || FOLDER_WORDS.iter().any(|w| text.contains(w))
-        {
-            Scope::Folder
-        } else {
-            Scope::Message
-        },
-    )
+    Some(if PASSING_CODES.contains(&code.as_str()) {
+        Scope::Passing
+    } else if code == "OVERQUOTA" || FULL_WORDS.iter().any(|w| text.contains(w)) {
+        Scope::Mailbox
+    } else if FOLDER_CODES.contains(&code.as_str()) || FOLDER_WORDS.iter().any(|w| text.contains(w))
+    {
+        Scope::Folder
+    } else {
+        Scope::Message
+    })
 }
 
 #[cfg(test)]
@@ -117,6 +122,10 @@ mod tests {
         ] {
             assert_eq!(scope(&no(None, text)), Some(Scope::Message), "{text}");
         }
+        assert_eq!(
+            scope(&no(other("ALREADYEXISTS"), "Mailbox already exists")),
+            Some(Scope::Passing)
+        );
         let throttle = no(
             None,
             "Request is throttled. Suggested Backoff Time: 5 milliseconds",

@@ -42,6 +42,23 @@ impl Index {
         self.sql(rows.and_then(Iterator::collect))
     }
 
+    /// The target ids (`uidvalidity:uid`) of the confirmed uploads of target `mailbox`'s
+    /// `folder` (its JSON path).
+    pub fn done_target_ids(
+        &self,
+        target: &str,
+        mailbox: &str,
+        folder: &str,
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT target_id FROM uploads
+             WHERE target = ?1 AND mailbox = ?2 AND folder = ?3 AND state = 'done'
+               AND target_id IS NOT NULL",
+        ))?;
+        let rows = stmt.query_map((target, mailbox, folder), |r| r.get(0));
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
     /// Records the outcome of setting a stored message's `\Flagged`: set (`refused` none),
     /// or refused with the server's words (it stays pending for the next run).
     pub fn flag_settled(
@@ -131,6 +148,10 @@ pub(crate) mod tests {
             (rows[0], "[\"INBOX\"]")
         );
         assert_eq!(pending[0].target_id, "7:1");
+        let claimed = index
+            .done_target_ids("t", "alice@x", "[\"INBOX\"]")
+            .unwrap();
+        assert_eq!(claimed, ["7:1".to_owned(), "7:2".to_owned()].into());
         index
             .flag_settled("t", rows[0], Some("NO read-only"))
             .unwrap();
