@@ -72,6 +72,7 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
         csv: a.csv.clone(),
         ca_file: a.tls.ca_file.clone(),
         insecure: a.tls.insecure,
+        tls_fingerprint: a.tls.tls_fingerprint,
         ..PassRequest::new(&a.name, pass)
     };
     let prepared = prepare_pass(stage_dir, &request)?;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 use mailstage::commands::test_server::{TestServerReport, TestServerRequest, test_server};
-use mailstage::imap::Security;
 use mailstage::imap::diagnose::Failure;
+use mailstage::imap::{Fingerprint, Security};
 use mailstage::login::AuthChoice;
 use mailstage::report::print_json;
 
@@ -28,8 +28,13 @@ pub struct TestServerArgs {
     #[arg(long)]
     ca_file: Option<PathBuf>,
     /// Accept any certificate. Only for a lab server: the connection can be intercepted.
+    /// For a self-signed certificate, pin it instead (--tls-fingerprint or --ca-file).
     #[arg(long)]
     insecure: bool,
+    /// Accept exactly the certificate with this SHA-256 fingerprint (`sha256:` and 64 hex
+    /// digits; test-server prints it), e.g. a server's self-signed certificate.
+    #[arg(long, value_name = "sha256:HEX")]
+    tls_fingerprint: Option<Fingerprint>,
     /// A batch CSV (EmailAddress,UserName,Password[,UserRoot][,TargetUserName]): try every row's login.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -55,6 +60,7 @@ pub fn run(args: TestServerArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         security: args.security,
         ca_file: args.ca_file,
         insecure: args.insecure,
+        tls_fingerprint: args.tls_fingerprint,
         csv: args.csv.clone(),
         auth: args.auth,
         parallel: args.parallel,

@@ -81,6 +81,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
         },
         ca_file: args.tls.ca_file.clone(),
         insecure: args.tls.insecure,
+        tls_fingerprint: args.tls.tls_fingerprint,
     };
     let prepared = prepare_upload(stage_dir, &request)?;
     let progress = Arc::new(LiveProgress::new(

@@ -162,6 +162,22 @@ impl TargetSettings {
         matches!(self.kind, TargetKind::M365Imap { .. })
     }
 
+    /// Refuses what must never be stored or run: Microsoft 365 without TLS (`--security
+    /// none`), which would send the bearer token in clear.
+    pub fn check_security(&self) -> Result<(), String> {
+        match self.kind {
+            TargetKind::M365Imap {
+                security: Security::None,
+                ..
+            } => Err(format!(
+                "target {:?}: --kind m365-imap needs TLS (--security ssl or tls): without it \
+                 the bearer token would cross the network in clear",
+                self.name
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// `host:port` of the IMAP server.
     pub fn address(&self) -> String {
         match &self.kind {
@@ -268,6 +284,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("unknown --auth \"cram\""), "{err}");
+    }
+
+    #[test]
+    fn microsoft_365_without_tls_is_refused() {
+        let mut t = TargetSettings {
+            name: "m365".into(),
+            kind: TargetKind::M365Imap {
+                tenant: "t".into(),
+                client_id: "c".into(),
+                client_secret: SecretSource::Env("S".into()),
+                imap_host: M365_IMAP_HOST.into(),
+                imap_port: 143,
+                security: Security::None,
+                login_url: M365_LOGIN_URL.into(),
+            },
+            tls: Default::default(),
+        };
+        let err = t.check_security().unwrap_err();
+        assert!(
+            err.contains("bearer token") && err.contains("m365"),
+            "{err}"
+        );
+        if let TargetKind::M365Imap { security, .. } = &mut t.kind {
+            *security = Security::Tls;
+        }
+        assert!(t.check_security().is_ok());
     }
 
     #[test]

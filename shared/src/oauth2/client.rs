@@ -101,7 +101,7 @@ impl TokenClient {
         let url = config.token_url()?;
         let trust = TlsConfig {
             ca_file: config.ca_file.clone(),
-            insecure: false,
+            ..TlsConfig::default()
         };
         let mut tls = Arc::unwrap_or_clone(
             trust

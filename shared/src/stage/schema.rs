@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -212,4 +212,14 @@ UPDATE uploads SET mailbox = lower(mailbox);
 ALTER TABLE uploads ADD COLUMN lost_sends INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE endpoints ADD COLUMN ca_file TEXT;
 ALTER TABLE endpoints ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0 CHECK (insecure IN (0, 1));
+"#;
+
+/// Version 5: a pinned server certificate.
+///
+/// - `endpoints.tls_fingerprint`: the SHA-256 fingerprint (`sha256:` and 64 hex digits) of
+///   the one certificate the endpoint's server may present (`endpoint new
+///   --tls-fingerprint`), for servers with a self-signed certificate; NULL when none is
+///   pinned. A fingerprint is public: it is not a secret.
+const V5: &str = r#"
+ALTER TABLE endpoints ADD COLUMN tls_fingerprint TEXT;
 "#;
