@@ -11,6 +11,7 @@ use mailstage::cli::{RunOutput, RunTls};
 use mailstage::commands::pass::{PassRequest, prepare_pass};
 use mailstage::extract::Pass;
 use mailstage::report::bars::LiveProgress;
+use mailstage::report::terminal::printable;
 use mailstage::report::{MailboxSummary, print_json};
 
 /// Arguments shared by `batch start` and `batch sync`.
@@ -88,7 +89,7 @@ fn run_once(stage_dir: &Path, a: &RunArgs, pass: Pass, out: &mut dyn Write) -> a
         print_json(out, &report)?;
     } else {
         for o in &report.mailboxes {
-            writeln!(out, "{}", o.summary_line())?;
+            writeln!(out, "{}", printable(&o.summary_line()))?;
         }
         writeln!(out, "batch {:?}: {}", report.batch, report.state)?;
     }
