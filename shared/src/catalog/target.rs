@@ -50,18 +50,20 @@ impl SecretSource {
     /// Reads the secret now.
     pub fn read(&self) -> Result<SecretString, SecretError> {
         let value = match self {
-            SecretSource::Env(var) => {
-                std::env::var(var).map_err(|_| SecretError::EnvMissing(var.clone()))?
-            }
+            SecretSource::Env(var) => std::env::var(var)
+                .map_err(|_| SecretError::EnvMissing(var.clone()))?
+                .into_boxed_str(),
             SecretSource::File(path) => {
                 let mut text =
                     std::fs::read_to_string(path).map_err(|source| SecretError::File {
                         path: path.clone(),
                         source,
                     })?;
-                let kept = text.trim_end_matches(['\r', '\n']).len();
-                text.truncate(kept);
-                text
+                // Copied out at its exact size, then the read buffer (larger, with the
+                // newline) wiped: shrinking it in place could free an unwiped copy.
+                let kept: Box<str> = text.trim_end_matches(['\r', '\n']).into();
+                zeroize::Zeroize::zeroize(&mut text);
+                kept
             }
         };
         if value.is_empty() {
