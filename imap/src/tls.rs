@@ -102,9 +102,13 @@ impl fmt::Display for CertificateRefusal {
                 self.presented
             ),
             Some(cause) => {
+                let cause = match cause {
+                    CertificateError::Other(other) => other.to_string(),
+                    cause => format!("{cause:?}"),
+                };
                 write!(
                     f,
-                    "{cause:?}; the server presented the {signed}certificate {}",
+                    "{cause}; the server presented the {signed}certificate {}",
                     self.presented
                 )?;
                 if !pinned.is_empty() {

@@ -202,3 +202,35 @@ fn what_a_server_sends_reaches_the_terminal_escaped() -> Result<()> {
     assert!(shown.contains("name=Evil\\u{1b}[5mIMAP"), "{shown}");
     Ok(())
 }
+
+#[test]
+fn a_microsoft_365_target_without_tls_is_refused() {
+    let cli = Cli::new();
+    let out = cli.upload(
+        &[
+            "target",
+            "new",
+            "--name",
+            "m365",
+            "--kind",
+            "m365-imap",
+            "--tenant",
+            "contoso.onmicrosoft.com",
+            "--client-id",
+            "app",
+            "--client-secret-env",
+            "MS_SECRET",
+            "--security",
+            "none",
+        ],
+        &[],
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("bearer token") && shown.contains("--security ssl or tls"),
+        "{shown}"
+    );
+    let out = cli.upload(&["target", "list"], &[]);
+    assert!(text(&out).contains("no targets"), "{}", text(&out));
+}
