@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use mailstage::catalog::{EndpointSettings, Security, TlsTrust};
+use mailstage::imap::Fingerprint;
 use mailstage::report::print_json;
 use mailstage::stage::{Access, Index, Stage};
 use serde::Serialize;
@@ -67,6 +68,10 @@ pub struct NewEndpointArgs {
     /// Accept any server certificate on every pass (a lab server only).
     #[arg(long)]
     insecure: bool,
+    /// Accept exactly the server certificate with this SHA-256 fingerprint on every pass
+    /// (`sha256:` and 64 hex digits, as test-server shows it): a self-signed server.
+    #[arg(long, value_name = "sha256:HEX")]
+    tls_fingerprint: Option<Fingerprint>,
     /// Print the new endpoint as JSON.
     #[arg(long)]
     json: bool,
@@ -121,6 +126,7 @@ impl EndpointView {
                     self.max_concurrent_incremental_syncs.to_string(),
                 ),
                 ("TrustedCaFile", self.tls.ca_file_text()),
+                ("PinnedCertificate", self.tls.fingerprint_text()),
                 ("CertificateCheck", self.tls.check_text().into()),
                 ("UsedByBatches", batch_list(&self.batches)),
             ],
@@ -151,7 +157,7 @@ pub fn run(stage_dir: &Path, cmd: EndpointCommand, out: &mut dyn Write) -> anyho
             );
             settings.max_concurrent_migrations = a.max_concurrent_migrations;
             settings.max_concurrent_incremental_syncs = a.max_concurrent_incremental_syncs;
-            settings.tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure)?;
+            settings.tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure, a.tls_fingerprint)?;
             let stage = Stage::open(stage_dir, Access::Write)?;
             let index = stage.index();
             index.add_endpoint(&settings)?;

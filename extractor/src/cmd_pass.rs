@@ -11,6 +11,7 @@ use mailstage::cli::{RunOutput, RunTls};
 use mailstage::commands::pass::{PassRequest, prepare_pass};
 use mailstage::extract::Pass;
 use mailstage::report::bars::LiveProgress;
+use mailstage::report::terminal::printable;
 use mailstage::report::{MailboxSummary, print_json};
 
 use crate::sync_loop::{self, CycleReport};
@@ -94,6 +95,7 @@ fn run_once(
         csv: a.csv.clone(),
         ca_file: a.tls.ca_file.clone(),
         insecure: a.tls.insecure,
+        tls_fingerprint: a.tls.tls_fingerprint,
         ..PassRequest::new(&a.name, pass)
     };
     let prepared = prepare_pass(stage_dir, &request)?;
@@ -109,7 +111,7 @@ fn run_once(
         print_json(out, &report)?;
     } else {
         for o in &report.mailboxes {
-            writeln!(out, "{}", o.summary_line())?;
+            writeln!(out, "{}", printable(&o.summary_line()))?;
         }
         writeln!(out, "batch {:?}: {}", report.batch, report.state)?;
     }

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mailstage::report::print_json;
+use mailstage::report::terminal::Escaping;
 use mailstage::stage::{Access, Stage, maildir};
 
 /// Extract mailboxes from an IMAP server into a local, verifiable stage.
@@ -76,14 +77,16 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("mailstage-extract: error: {e:#}");
+            let mut stderr = Escaping(std::io::stderr().lock());
+            let _ = writeln!(stderr, "mailstage-extract: error: {e:#}");
             ExitCode::from(1)
         }
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
-    let mut stdout = std::io::stdout().lock();
+    // Whatever a server sent is escaped before it reaches a terminal.
+    let mut stdout = Escaping(std::io::stdout().lock());
     match cli.command {
         Command::TestServer(args) => test_server::run(args, &mut stdout),
         Command::Endpoint(cmd) => cmd_endpoint::run(&cli.stage, cmd, &mut stdout),

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use clap::Args;
 use mailstage::commands::test_server::{TestServerReport, TestServerRequest, test_server};
-use mailstage::imap::Security;
 use mailstage::imap::diagnose::Failure;
+use mailstage::imap::{Fingerprint, Security};
 use mailstage::login::AuthChoice;
 use mailstage::report::print_json;
+use mailstage::report::terminal::printable;
 
 /// Arguments of `test-server`.
 #[derive(Args)]
@@ -28,8 +29,13 @@ pub struct TestServerArgs {
     #[arg(long)]
     ca_file: Option<PathBuf>,
     /// Accept any certificate. Only for a lab server: the connection can be intercepted.
+    /// For a self-signed certificate, pin it instead (--tls-fingerprint or --ca-file).
     #[arg(long)]
     insecure: bool,
+    /// Accept exactly the certificate with this SHA-256 fingerprint (`sha256:` and 64 hex
+    /// digits; test-server prints it), e.g. a server's self-signed certificate.
+    #[arg(long, value_name = "sha256:HEX")]
+    tls_fingerprint: Option<Fingerprint>,
     /// A batch CSV (EmailAddress,UserName,Password[,UserRoot][,TargetUserName]): try every row's login.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -55,6 +61,7 @@ pub fn run(args: TestServerArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         security: args.security,
         ca_file: args.ca_file,
         insecure: args.insecure,
+        tls_fingerprint: args.tls_fingerprint,
         csv: args.csv.clone(),
         auth: args.auth,
         parallel: args.parallel,
@@ -92,22 +99,43 @@ fn render(r: &TestServerReport, csv: Option<&PathBuf>, out: &mut dyn Write) -> s
     }
     if let Some(t) = &s.tls {
         writeln!(out, "  TLS           {} {}", t.version, t.cipher)?;
-        writeln!(out, "  certificate   {}, issued by {}", t.subject, t.issuer)?;
+        writeln!(
+            out,
+            "  certificate   {}, issued by {}",
+            printable(&t.subject),
+            printable(&t.issuer)
+        )?;
         writeln!(
             out,
             "                valid until {} ({} days left)",
             t.not_after, t.days_left
         )?;
+        if let Some(f) = t.fingerprint {
+            let signed = if t.self_signed { ", self-signed" } else { "" };
+            writeln!(out, "  fingerprint   {f}{signed}")?;
+            if t.self_signed && !t.checked {
+                writeln!(
+                    out,
+                    "     hint: the certificate was not checked (--insecure); if this is the \
+                     server's own, pin it instead: --tls-fingerprint {f}"
+                )?;
+            }
+        }
     }
     if let Some(g) = &s.greeting {
         writeln!(
             out,
-            "  greeting      {g} ({:.1} ms)",
+            "  greeting      {} ({:.1} ms)",
+            printable(g),
             s.session_ms.unwrap_or_default()
         )?;
     }
     if !s.capabilities.is_empty() {
-        writeln!(out, "  capabilities  {}", s.capabilities.join(" "))?;
+        writeln!(
+            out,
+            "  capabilities  {}",
+            printable(&s.capabilities.join(" "))
+        )?;
     }
     if !s.server_id.is_empty() {
         let id: Vec<String> = s
@@ -115,7 +143,7 @@ fn render(r: &TestServerReport, csv: Option<&PathBuf>, out: &mut dyn Write) -> s
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        writeln!(out, "  server ID     {}", id.join(" "))?;
+        writeln!(out, "  server ID     {}", printable(&id.join(" ")))?;
     }
     if let Some(rtt) = s.round_trip_ms {
         writeln!(out, "  round trip    {rtt:.2} ms (NOOP, median of 3)")?;
@@ -145,7 +173,7 @@ fn render(r: &TestServerReport, csv: Option<&PathBuf>, out: &mut dyn Write) -> s
             writeln!(
                 out,
                 "  after login   {} (row {})",
-                first.capabilities.join(" "),
+                printable(&first.capabilities.join(" ")),
                 first.row
             )?;
         }
@@ -164,6 +192,12 @@ fn write_failure(out: &mut dyn Write, lead: &str, f: &Failure) -> std::io::Resul
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    writeln!(out, "{lead} [{kind}] {}", f.message)?;
-    writeln!(out, "{:width$}   hint: {}", "", f.hint, width = 2)
+    writeln!(out, "{lead} [{kind}] {}", printable(&f.message))?;
+    writeln!(
+        out,
+        "{:width$}   hint: {}",
+        "",
+        printable(&f.hint),
+        width = 2
+    )
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::error::ImapError;
 use super::framing::FramingError;
 use super::session::SessionConfig;
+use super::tls::{CertificateRefusal, Fingerprint, is_self_signed};
 use super::transport::{ConnectOptions, TlsInfo, connect_addrs, resolve, secure};
 
 /// What kind of failure, for scripts.
@@ -63,6 +64,12 @@ pub struct TlsReport {
     pub not_after: String,
     /// Days until then (negative once expired).
     pub days_left: i64,
+    /// The SHA-256 fingerprint of the server's certificate (what `--tls-fingerprint` pins).
+    pub fingerprint: Option<Fingerprint>,
+    /// Its issuer is its subject.
+    pub self_signed: bool,
+    /// False when it was not checked at all (`--insecure`).
+    pub checked: bool,
 }
 
 /// Everything `test-server` learned about the server itself.
@@ -144,7 +151,10 @@ async fn run_server_checks(opts: &ConnectOptions, r: &mut ServerReport) -> Resul
         .map_err(|e| connect_failure(&e, opts))?;
     r.session_ms = Some(ms_since(t));
     r.greeting = Some(session.greeting().to_string());
-    r.tls = session.stream().tls_info().map(|info| tls_report(&info));
+    r.tls = session
+        .stream()
+        .tls_info()
+        .map(|info| tls_report(&info, !opts.tls.insecure));
     if session.capabilities().is_empty() {
         session
             .capability()
@@ -192,8 +202,17 @@ pub fn classified(e: &ImapError, subject: &str) -> Failure {
     };
     let check_security =
         "check --security (ssl for implicit TLS, usually port 993; tls for STARTTLS, usually 143)";
+    if let ImapError::Certificate {
+        reason, refusal, ..
+    } = e
+    {
+        return Failure {
+            kind: FailureKind::Tls,
+            message: format!("{subject}: {e}"),
+            hint: certificate_hint(reason, refusal.as_deref()),
+        };
+    }
     let (kind, hint) = match (e, io.map(std::io::Error::kind)) {
-        (ImapError::Certificate { reason, .. }, _) => (FailureKind::Tls, certificate_hint(reason)),
         (_, Some(std::io::ErrorKind::ConnectionRefused)) => (
             FailureKind::Refused,
             "nothing accepts connections on that port: check the port and that IMAP is enabled on the server",
@@ -217,27 +236,54 @@ pub fn classified(e: &ImapError, subject: &str) -> Failure {
     }
 }
 
-/// What to do about a refused certificate.
-fn certificate_hint(reason: &rustls::CertificateError) -> &'static str {
+/// What to do about a refused certificate: for a self-signed one, pinning it (by its
+/// fingerprint, which the message names) rather than turning checks off.
+fn certificate_hint(
+    reason: &rustls::CertificateError,
+    refusal: Option<&CertificateRefusal>,
+) -> String {
     use rustls::CertificateError as C;
-    match reason {
-        C::UnknownIssuer => {
-            "the certificate is signed by a CA this machine does not trust: give its CA with --ca-file (or, for a lab server only, --insecure)"
+    if let Some(r) = refusal {
+        if r.cause.is_none() {
+            return format!(
+                "the server's certificate is not the pinned one: if it was replaced on purpose, \
+                 check the new one on the server (openssl x509 -noout -fingerprint -sha256 -in \
+                 cert.pem) and pin it with --tls-fingerprint {}",
+                r.presented
+            );
         }
-        C::NotValidForName | C::NotValidForNameContext { .. } => {
-            "the certificate does not name this server: connect with the name it was issued for"
-        }
-        C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired: renew it",
-        C::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
-            "the server presents a CA certificate (self-signed with CA:TRUE?) as its own, which is refused even with --ca-file: give the server a certificate signed by that CA (or, for a lab server only, --insecure)"
-        }
-        _ => {
-            "the certificate was refused: check it with openssl s_client, or give its CA with --ca-file"
+        if r.self_signed {
+            return format!(
+                "the server's certificate is self-signed: if {} is the certificate the server \
+                 has (openssl x509 -noout -fingerprint -sha256 -in cert.pem on the server), pin \
+                 it with --tls-fingerprint {} or give the certificate itself with --ca-file; \
+                 --insecure would accept any certificate, an attacker's too",
+                r.presented, r.presented
+            );
         }
     }
+    match reason {
+        C::UnknownIssuer => {
+            "the certificate is signed by a CA this machine does not trust: give its CA with --ca-file, or pin the server's certificate with --tls-fingerprint (--insecure only for a lab server)"
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the certificate does not name this server: connect with the name it was issued for, or pin it with --tls-fingerprint"
+        }
+        C::Expired | C::ExpiredContext { .. } => {
+            "the server's certificate has expired: renew it (or pin it with --tls-fingerprint)"
+        }
+        C::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            "the server presents a CA certificate (self-signed with CA:TRUE?) as its own: pin it with --tls-fingerprint, or give that very certificate with --ca-file"
+        }
+        _ => {
+            "the certificate was refused: check it with openssl s_client, give its CA with --ca-file or pin it with --tls-fingerprint"
+        }
+    }
+    .into()
 }
 
-fn tls_report(info: &TlsInfo) -> TlsReport {
+fn tls_report(info: &TlsInfo, checked: bool) -> TlsReport {
+    let leaf = info.chain.first();
     let mut report = TlsReport {
         version: info.version.clone(),
         cipher: info.cipher.clone(),
@@ -245,6 +291,9 @@ fn tls_report(info: &TlsInfo) -> TlsReport {
         issuer: String::new(),
         not_after: String::new(),
         days_left: 0,
+        fingerprint: leaf.map(|der| Fingerprint::of(der)),
+        self_signed: leaf.is_some_and(|der| is_self_signed(der)),
+        checked,
     };
     if let Some(Ok((_, cert))) = info
         .chain

@@ -40,8 +40,9 @@ impl LiteralMode {
     }
 }
 
-/// One piece of an encoded command, sent in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One piece of an encoded command, sent in order. `Debug` shows sizes only: a part may
+/// hold a password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Part {
     /// Command text; when a literal follows, it ends with the `{N}\r\n` announcement.
     Text(Vec<u8>),
@@ -54,8 +55,9 @@ pub enum Part {
     },
 }
 
-/// An encoded command without its tag, ready for a session to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An encoded command without its tag, ready for a session to send. `Debug` shows its log
+/// line ([`Command::log_line`]): a LOGIN's password never.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Command {
     /// The command name (e.g. `UID FETCH`), for logs and errors.
     pub name: String,
@@ -79,6 +81,26 @@ impl Drop for Command {
     }
 }
 
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Text(t) => write!(f, "Text({} bytes)", t.len()),
+            Part::Literal { data, sync } => {
+                write!(f, "Literal {{ {} bytes, sync: {sync} }}", data.len())
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Command")
+            .field("line", &self.log_line())
+            .field("redacted", &self.redacted)
+            .finish()
+    }
+}
+
 impl Command {
     /// The command as it would be logged: secret arguments masked, literals summarised.
     pub fn log_line(&self) -> String {
@@ -96,14 +118,22 @@ impl Command {
     }
 }
 
-/// Builds a [`Command`], choosing atom, quoted or literal form for each argument.
-#[derive(Debug)]
+/// Builds a [`Command`], choosing atom, quoted or literal form for each argument. `Debug`
+/// shows the name only (the arguments may be secret).
 pub struct CommandBuilder {
     name: String,
     mode: LiteralMode,
     parts: Vec<Part>,
     text: Vec<u8>,
     redacted: bool,
+}
+
+impl std::fmt::Debug for CommandBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandBuilder")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// True for ASTRING-CHAR: ATOM-CHAR or `]`.
@@ -315,6 +345,13 @@ mod tests {
             .redact()
             .build();
         assert!(!cmd.log_line().contains("secret"));
+        let debug = format!("{cmd:?} {:?}", cmd.parts);
+        assert!(
+            !debug.contains("secret") && debug.contains("LOGIN <redacted>"),
+            "{debug}"
+        );
+        let builder = CommandBuilder::new("LOGIN", LiteralMode::Plus).astring(b"secret");
+        assert!(!format!("{builder:?}").contains("secret"));
         let cmd = CommandBuilder::new("SELECT", LiteralMode::Plus)
             .astring(b"INBOX")
             .build();

@@ -51,12 +51,14 @@ pub enum ImapError {
     #[error("TLS setup: {0}")]
     Tls(String),
     /// The server's certificate was refused (unknown issuer, expired, wrong name, …).
-    #[error("TLS: the certificate of {host} is not trusted ({reason:?})")]
+    #[error("TLS: the certificate of {host} is not trusted ({})", certificate_text(reason, refusal.as_deref()))]
     Certificate {
         /// The host name it was checked against.
         host: String,
-        /// Why rustls refused it.
+        /// Why rustls refused it (`ApplicationVerificationFailure`: not the pinned one).
         reason: rustls::CertificateError,
+        /// What was presented and pinned, when the project's verifier refused it.
+        refusal: Option<Box<crate::tls::CertificateRefusal>>,
     },
     /// The server broke the protocol (unexpected continuation, short greeting, …).
     #[error("protocol error: {0}")]
@@ -155,6 +157,18 @@ impl ImapError {
         let (_, after) = status.text.split_once("Suggested Backoff Time:")?;
         let ms: u64 = after.trim_start().split(' ').next()?.parse().ok()?;
         Some(Duration::from_millis(ms))
+    }
+}
+
+/// The reason of a refused certificate: the refusal's own words when there is one (they
+/// name the fingerprints), else rustls's reason.
+fn certificate_text(
+    reason: &rustls::CertificateError,
+    refusal: Option<&crate::tls::CertificateRefusal>,
+) -> String {
+    match refusal {
+        Some(r) => r.to_string(),
+        None => format!("{reason:?}"),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Connections: plain TCP (`none`), implicit TLS (`ssl`) and STARTTLS (`tls`), with a
 //! connect timeout and TCP keepalive. TLS is rustls with the ring provider, trusting the
-//! system's certificates plus an optional extra CA file; certificate checks are off only
-//! when explicitly asked (`insecure`), and that is logged loudly.
+//! system's certificates plus an optional extra CA file and pinned certificates (see
+//! [`crate::tls`]); certificate checks are off only when explicitly asked (`insecure`), and
+//! that is logged loudly.
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use crate::error::ImapError;
 use crate::idle::tcp_send_queue;
 use crate::security::Security;
 use crate::session::{Session, SessionConfig};
-use crate::tls::TlsConfig;
+use crate::tls::{CertificateRefusal, TlsConfig};
 
 /// Where to connect and how.
 #[derive(Debug, Clone)]
@@ -269,10 +270,22 @@ fn certificate_error(opts: &ConnectOptions, e: io::Error) -> ImapError {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        Some(rustls::Error::InvalidCertificate(reason)) => ImapError::Certificate {
-            host: opts.host.clone(),
-            reason: reason.clone(),
-        },
+        Some(rustls::Error::InvalidCertificate(reason)) => {
+            let refusal = match reason {
+                rustls::CertificateError::Other(other) => other
+                    .0
+                    .downcast_ref::<CertificateRefusal>()
+                    .map(|r| Box::new(r.clone())),
+                _ => None,
+            };
+            ImapError::Certificate {
+                host: opts.host.clone(),
+                reason: refusal
+                    .as_ref()
+                    .map_or_else(|| reason.clone(), |r| r.reason()),
+                refusal,
+            }
+        }
         _ => ImapError::Io(e),
     }
 }

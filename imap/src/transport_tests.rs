@@ -205,7 +205,7 @@ fn security_names_and_bad_ca_files() {
     assert!("tls1.3".parse::<Security>().is_err());
     let tls = TlsConfig {
         ca_file: Some("/nonexistent/ca.pem".into()),
-        insecure: false,
+        ..TlsConfig::default()
     };
     assert!(matches!(
         tls.client_config("localhost"),

@@ -14,6 +14,11 @@ pub struct RunTls {
     /// endpoint's or target's].
     #[arg(long)]
     pub insecure: bool,
+    /// Accept exactly the server certificate with this SHA-256 fingerprint
+    /// (`sha256:` and 64 hex digits, as test-server shows it), for this run [default: the
+    /// endpoint's or target's].
+    #[arg(long, value_name = "sha256:HEX")]
+    pub tls_fingerprint: Option<crate::imap::Fingerprint>,
 }
 
 /// How a run reports.

@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 
-use crate::dovecot_certs::{make_certificate, write_public};
+use crate::dovecot_certs::{make_certificate, make_self_signed, write_public};
 use crate::probe::Probe;
 use crate::process::{await_greeting, free_port, stop_group};
 use crate::token_endpoint::{CHECK_TOKEN_SCRIPT, write_check_token_script};
@@ -142,6 +142,7 @@ pub struct DovecotBuilder {
     users: Vec<(String, String)>,
     master: Option<(String, String)>,
     tls: bool,
+    self_signed: bool,
     mechanisms: Vec<String>,
     passdbs_first: Vec<String>,
     extra: Vec<String>,
@@ -172,6 +173,14 @@ impl DovecotBuilder {
     /// Adds an implicit-TLS listener and STARTTLS on the plain one, with a self-signed cert.
     pub fn tls(mut self, on: bool) -> Self {
         self.tls = on;
+        self
+    }
+
+    /// TLS as [`Self::tls`], but with one self-signed `CA:TRUE` certificate made the usual
+    /// way (`openssl req -x509`, like Debian's snakeoil) instead of a private CA's.
+    pub fn self_signed_tls(mut self) -> Self {
+        self.tls = true;
+        self.self_signed = true;
         self
     }
 
@@ -224,7 +233,9 @@ impl DovecotBuilder {
         if let Some(url) = &self.xoauth2_introspection {
             write_check_token_script(&root, url)?;
         }
-        let ca_pem = if self.tls {
+        let ca_pem = if self.self_signed {
+            Some(make_self_signed(&root.join("tls"), "localhost")?)
+        } else if self.tls {
             Some(make_certificate(&root)?)
         } else {
             None

@@ -105,3 +105,39 @@ extendedKeyUsage=serverAuth
     }
     Ok(tls.join("ca.pem"))
 }
+
+/// Makes a self-signed certificate the way `openssl req -x509` does by default (and Debian's
+/// snakeoil): `CA:TRUE`, for `cn` (also as a DNS name, with IP 127.0.0.1), in
+/// `dir/{cert,key}.pem`. Returns the certificate's path.
+pub fn make_self_signed(dir: &Path, cn: &str) -> Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    let subject = format!("/CN={cn}");
+    let names = format!("subjectAltName=DNS:{cn},IP:127.0.0.1");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "7",
+            "-subj",
+            &subject,
+            "-addext",
+            &names,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ],
+    )?;
+    fs::set_permissions(dir.join("cert.pem"), fs::Permissions::from_mode(0o644))?;
+    Ok(dir.join("cert.pem"))
+}

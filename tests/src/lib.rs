@@ -31,6 +31,7 @@ pub mod upload;
 pub mod workload;
 
 pub use dovecot::{Dovecot, DovecotBuilder, Owner};
+pub use dovecot_certs::make_self_signed;
 pub use maildir::{maildir_info, served_form};
 pub use probe::{ListEntry, Probe, Response, Untagged, imap_date};
 pub use token_endpoint::{Fault, TokenEndpoint};

@@ -11,6 +11,7 @@ use mailstage::cli::{RunOutput, RunTls};
 use mailstage::commands::upload_run::{UploadRequest, prepare_upload};
 use mailstage::report::bars::LiveProgress;
 use mailstage::report::table::human_bytes;
+use mailstage::report::terminal::printable;
 use mailstage::report::{MailboxSummary, print_json};
 use mailstage::upload::{RateLimits, UploadOutcome};
 
@@ -81,6 +82,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
         },
         ca_file: args.tls.ca_file.clone(),
         insecure: args.tls.insecure,
+        tls_fingerprint: args.tls.tls_fingerprint,
     };
     let prepared = prepare_upload(stage_dir, &request)?;
     let progress = Arc::new(LiveProgress::new(
@@ -106,7 +108,7 @@ fn summary(
     elapsed: Duration,
 ) -> anyhow::Result<()> {
     for o in outcomes {
-        writeln!(out, "{}", o.summary_line())?;
+        writeln!(out, "{}", printable(&o.summary_line()))?;
         for f in &o.folders {
             let to = f
                 .target
@@ -118,7 +120,8 @@ fn summary(
                     .as_deref()
                     .map(|n| format!("  [{n}]"))
                     .unwrap_or_default();
-                writeln!(out, "    {} -> {to}{note}", f.source)?;
+                let line = format!("{} -> {to}{note}", f.source);
+                writeln!(out, "    {}", printable(&line))?;
             }
         }
         if args.dry_run {

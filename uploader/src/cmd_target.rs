@@ -10,6 +10,7 @@ use mailstage::catalog::{
     M365_IMAP_HOST, M365_LOGIN_URL, SecretSource, TargetKind, TargetSettings,
 };
 use mailstage::catalog::{Security, TlsTrust};
+use mailstage::imap::Fingerprint;
 use mailstage::login::AuthChoice;
 use mailstage::report::print_json;
 use mailstage::report::table::{Align, Table, write_list};
@@ -110,6 +111,10 @@ pub struct NewTargetArgs {
     /// Accept any server certificate on every run (a lab server only).
     #[arg(long)]
     insecure: bool,
+    /// Accept exactly the server certificate with this SHA-256 fingerprint on every run
+    /// (`sha256:` and 64 hex digits, as `mailstage-extract test-server` shows it).
+    #[arg(long, value_name = "sha256:HEX")]
+    tls_fingerprint: Option<Fingerprint>,
     /// Print the new target as JSON.
     #[arg(long)]
     json: bool,
@@ -167,12 +172,14 @@ fn settings(a: NewTargetArgs) -> anyhow::Result<TargetSettings> {
             secret: secret_source(a.password_env, a.password_file, "--password")?,
         },
     };
-    let tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure)?;
-    Ok(TargetSettings {
+    let tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure, a.tls_fingerprint)?;
+    let target = TargetSettings {
         name: a.name,
         kind,
         tls,
-    })
+    };
+    target.check_security().map_err(anyhow::Error::msg)?;
+    Ok(target)
 }
 
 /// `Key : value` lines of a target.
@@ -216,6 +223,7 @@ fn write_target(out: &mut dyn Write, t: &TargetSettings) -> std::io::Result<()> 
         }
     }
     items.push(("TrustedCaFile", t.tls.ca_file_text()));
+    items.push(("PinnedCertificate", t.tls.fingerprint_text()));
     items.push(("CertificateCheck", t.tls.check_text().into()));
     write_list(out, &items)
 }

@@ -6,10 +6,12 @@ mod cmd_status;
 mod cmd_target;
 mod predicted;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mailstage::report::terminal::Escaping;
 
 /// Upload a verified stage into Microsoft 365 mailboxes.
 #[derive(Parser)]
@@ -47,7 +49,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     mailstage::cli::init_logging("warn");
-    let mut stdout = std::io::stdout().lock();
+    // Whatever a server sent is escaped before it reaches a terminal.
+    let mut stdout = Escaping(std::io::stdout().lock());
     let result = match cli.command {
         Command::Target(cmd) => cmd_target::run(&cli.stage, cmd, &mut stdout),
         Command::Run(args) => cmd_run::run(&cli.stage, args, &mut stdout),
@@ -61,7 +64,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("mailstage-upload: error: {e:#}");
+            let mut stderr = Escaping(std::io::stderr().lock());
+            let _ = writeln!(stderr, "mailstage-upload: error: {e:#}");
             ExitCode::from(1)
         }
     }

@@ -88,11 +88,18 @@ const TARGET: &str = "TargetUserName";
 
 /// Reads and checks a batch file.
 pub fn read_batch_file(path: &Path) -> Result<Vec<BatchRow>, BatchFileError> {
-    let bytes = std::fs::read(path).map_err(|source| BatchFileError::Io {
+    let mut bytes = std::fs::read(path).map_err(|source| BatchFileError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_batch_csv(&bytes, path)
+    parse_and_wipe(&mut bytes, path)
+}
+
+/// Parses the file's bytes, then wipes them: the buffer held every row's password.
+fn parse_and_wipe(bytes: &mut Vec<u8>, origin: &Path) -> Result<Vec<BatchRow>, BatchFileError> {
+    let parsed = parse_batch_csv(bytes, origin);
+    zeroize::Zeroize::zeroize(bytes);
+    parsed
 }
 
 /// Checks batch-file bytes; `origin` names them in errors.
@@ -362,5 +369,32 @@ fn csv_error_kind(e: &csv::Error) -> String {
         }
         csv::ErrorKind::Utf8 { .. } => "not UTF-8".into(),
         _ => "malformed quoting".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_buffer_is_wiped_after_parsing_and_rows_never_show_passwords() {
+        let mut bytes = b"EmailAddress,UserName,Password\na@x.test,a,pw-in-the-file-1\n".to_vec();
+        let capacity = bytes.capacity();
+        let rows = parse_and_wipe(&mut bytes, Path::new("users.csv")).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(bytes.is_empty());
+        // Zeroize writes zeros over the whole allocation before clearing it.
+        // SAFETY: every byte up to the capacity was initialised (by the file, then zeros).
+        unsafe { bytes.set_len(capacity) };
+        assert!(
+            bytes.iter().all(|&b| b == 0),
+            "the passwords are still in memory"
+        );
+        let shown = format!("{:?}", rows[0]);
+        assert!(!shown.contains("pw-in-the-file-1"), "{shown}");
+        // A file that fails to parse is wiped too.
+        let mut bad = b"EmailAddress,UserName\na,b\n".to_vec();
+        assert!(parse_and_wipe(&mut bad, Path::new("bad.csv")).is_err());
+        assert!(bad.is_empty());
     }
 }

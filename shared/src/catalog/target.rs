@@ -50,18 +50,20 @@ impl SecretSource {
     /// Reads the secret now.
     pub fn read(&self) -> Result<SecretString, SecretError> {
         let value = match self {
-            SecretSource::Env(var) => {
-                std::env::var(var).map_err(|_| SecretError::EnvMissing(var.clone()))?
-            }
+            SecretSource::Env(var) => std::env::var(var)
+                .map_err(|_| SecretError::EnvMissing(var.clone()))?
+                .into_boxed_str(),
             SecretSource::File(path) => {
                 let mut text =
                     std::fs::read_to_string(path).map_err(|source| SecretError::File {
                         path: path.clone(),
                         source,
                     })?;
-                let kept = text.trim_end_matches(['\r', '\n']).len();
-                text.truncate(kept);
-                text
+                // Copied out at its exact size, then the read buffer (larger, with the
+                // newline) wiped: shrinking it in place could free an unwiped copy.
+                let kept: Box<str> = text.trim_end_matches(['\r', '\n']).into();
+                zeroize::Zeroize::zeroize(&mut text);
+                kept
             }
         };
         if value.is_empty() {
@@ -160,6 +162,22 @@ impl TargetSettings {
     /// reserved `Files` folder) apply.
     pub fn is_m365(&self) -> bool {
         matches!(self.kind, TargetKind::M365Imap { .. })
+    }
+
+    /// Refuses what must never be stored or run: Microsoft 365 without TLS (`--security
+    /// none`), which would send the bearer token in clear.
+    pub fn check_security(&self) -> Result<(), String> {
+        match self.kind {
+            TargetKind::M365Imap {
+                security: Security::None,
+                ..
+            } => Err(format!(
+                "target {:?}: --kind m365-imap needs TLS (--security ssl or tls): without it \
+                 the bearer token would cross the network in clear",
+                self.name
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// `host:port` of the IMAP server.
@@ -268,6 +286,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("unknown --auth \"cram\""), "{err}");
+    }
+
+    #[test]
+    fn microsoft_365_without_tls_is_refused() {
+        let mut t = TargetSettings {
+            name: "m365".into(),
+            kind: TargetKind::M365Imap {
+                tenant: "t".into(),
+                client_id: "c".into(),
+                client_secret: SecretSource::Env("S".into()),
+                imap_host: M365_IMAP_HOST.into(),
+                imap_port: 143,
+                security: Security::None,
+                login_url: M365_LOGIN_URL.into(),
+            },
+            tls: Default::default(),
+        };
+        let err = t.check_security().unwrap_err();
+        assert!(
+            err.contains("bearer token") && err.contains("m365"),
+            "{err}"
+        );
+        if let TargetKind::M365Imap { security, .. } = &mut t.kind {
+            *security = Security::Tls;
+        }
+        assert!(t.check_security().is_ok());
     }
 
     #[test]

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::error::{CommandError, Result, runtime};
+use crate::catalog::TlsTrust;
 use crate::catalog::{BatchRow, read_batch_file};
 use crate::extract::{Limits, MailboxJob, MailboxOutcome, Pass, PassJob, SharedProgress, run_pass};
+use crate::imap::Fingerprint;
 use crate::imap::diagnose::check_server;
 use crate::imap::transport::ConnectOptions;
 use crate::retry::RetryPolicy;
@@ -28,6 +30,8 @@ pub struct PassRequest {
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate for this run (adds to the endpoint's trust).
     pub insecure: bool,
+    /// Pin the server's certificate for this run (wins over the endpoint's).
+    pub tls_fingerprint: Option<Fingerprint>,
     /// A first pass or an incremental one.
     pub pass: Pass,
 }
@@ -40,6 +44,7 @@ impl PassRequest {
             csv: None,
             ca_file: None,
             insecure: false,
+            tls_fingerprint: None,
             pass,
         }
     }
@@ -96,9 +101,8 @@ pub fn prepare_pass(stage_dir: &Path, req: &PassRequest) -> Result<PreparedPass>
     let rows = read_batch_file(&csv)?;
     let mailboxes = mailbox_jobs(index, &req.batch, &csv, &rows)?;
     let mut connect = ConnectOptions::new(&endpoint.server, endpoint.port, endpoint.security);
-    endpoint
-        .tls
-        .apply(req.ca_file.as_deref(), req.insecure, &mut connect);
+    let run_trust = TlsTrust::for_run(req.ca_file.as_deref(), req.insecure, req.tls_fingerprint);
+    endpoint.tls.apply(&run_trust, &mut connect);
     let concurrency = match req.pass {
         Pass::Full => endpoint.max_concurrent_migrations,
         Pass::Incremental => endpoint.max_concurrent_incremental_syncs,

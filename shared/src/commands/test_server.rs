@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::error::{Result, runtime};
 use crate::catalog::read_batch_file;
-use crate::imap::Security;
 use crate::imap::diagnose::{ServerReport, check_server};
 use crate::imap::transport::ConnectOptions;
+use crate::imap::{Fingerprint, Security};
 use crate::login::{AuthChoice, LoginCheck, check_logins};
 
 /// What to check.
@@ -26,6 +26,8 @@ pub struct TestServerRequest {
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate.
     pub insecure: bool,
+    /// Accept exactly the certificate with this fingerprint.
+    pub tls_fingerprint: Option<Fingerprint>,
     /// A batch CSV: try every row's login.
     pub csv: Option<PathBuf>,
     /// How to log in.
@@ -58,6 +60,7 @@ pub fn test_server(req: &TestServerRequest) -> Result<TestServerReport> {
     let mut opts = ConnectOptions::new(&req.server, port, req.security);
     opts.tls.ca_file = req.ca_file.clone();
     opts.tls.insecure = req.insecure;
+    opts.tls.fingerprint = req.tls_fingerprint;
     opts.connect_timeout = req.timeout.max(Duration::from_secs(1));
     let (server, logins) = runtime()?.block_on(async {
         let server = check_server(&opts).await;

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::error::{CommandError, Result, runtime};
-use crate::catalog::{TargetKind, TargetSettings};
+use crate::catalog::{TargetKind, TargetSettings, TlsTrust};
+use crate::imap::Fingerprint;
 use crate::imap::diagnose::check_server;
 use crate::imap::transport::ConnectOptions;
 use crate::oauth2::{OAuthConfig, TokenSource};
@@ -43,6 +44,8 @@ pub struct UploadRequest {
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate for this run (adds to the target's trust).
     pub insecure: bool,
+    /// Pin the target's certificate for this run (wins over the target's).
+    pub tls_fingerprint: Option<Fingerprint>,
 }
 
 /// An upload ready to run.
@@ -113,9 +116,8 @@ pub fn prepare_upload(stage_dir: &Path, req: &UploadRequest) -> Result<PreparedU
     };
     let ca_file = req.ca_file.clone().or_else(|| target.tls.ca_file.clone());
     let (mut connect, credentials) = credentials(&target, ca_file.as_deref())?;
-    target
-        .tls
-        .apply(req.ca_file.as_deref(), req.insecure, &mut connect);
+    let run_trust = TlsTrust::for_run(req.ca_file.as_deref(), req.insecure, req.tls_fingerprint);
+    target.tls.apply(&run_trust, &mut connect);
     let job = UploadJob {
         batch: req.batch.clone(),
         target,
@@ -137,6 +139,7 @@ fn credentials(
     t: &TargetSettings,
     ca_file: Option<&Path>,
 ) -> Result<(ConnectOptions, Credentials)> {
+    t.check_security().map_err(CommandError::Refused)?;
     let secret_error = |source| CommandError::Secret {
         target: t.name.clone(),
         source,

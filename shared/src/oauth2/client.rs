@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::config::OAuthConfig;
 use super::error::{AadError, TokenError};
+use super::scrub::Scrubber;
 use crate::imap::TlsConfig;
 
 /// Largest answer read from the token endpoint; Entra ID's are a few KiB.
@@ -101,7 +102,7 @@ impl TokenClient {
         let url = config.token_url()?;
         let trust = TlsConfig {
             ca_file: config.ca_file.clone(),
-            insecure: false,
+            ..TlsConfig::default()
         };
         let mut tls = Arc::unwrap_or_clone(
             trust
@@ -152,11 +153,13 @@ impl TokenClient {
             .map_err(|e| TokenError::transport(url, e))?;
         let status = response.status();
         let retry_after = retry_after(&response);
-        let body = read_body(response)
-            .await
-            .map_err(|e| TokenError::transport(url, e))?;
-        let body = scrub(&body, self.client_secret.expose_secret());
-        parse_answer(url, status, retry_after, &body)
+        let body = zeroize::Zeroizing::new(
+            read_body(response)
+                .await
+                .map_err(|e| TokenError::transport(url, e))?,
+        );
+        let scrubber = Scrubber::new(self.client_secret.expose_secret());
+        read_answer(&scrubber, url, status, retry_after, &body)
     }
 }
 
@@ -179,15 +182,18 @@ async fn read_body(mut response: Response) -> Result<Vec<u8>, reqwest::Error> {
     Ok(body)
 }
 
-/// The body as text with every occurrence of the secret replaced (a server or proxy echoing
-/// the form must not bring it into an error message).
-fn scrub(body: &[u8], secret: &str) -> String {
-    let text = String::from_utf8_lossy(body);
-    if secret.is_empty() {
-        text.into_owned()
-    } else {
-        text.replace(secret, "[REDACTED]")
-    }
+/// Reads an answer with the client secret kept out of any error: removed from the body in
+/// every encoding before it is parsed, and from the parsed error's texts after (JSON escapes
+/// decode into forms the body did not show).
+pub(crate) fn read_answer(
+    scrubber: &Scrubber,
+    url: &str,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<AccessToken, TokenError> {
+    let text = zeroize::Zeroizing::new(scrubber.scrub(&String::from_utf8_lossy(body)));
+    parse_answer(url, status, retry_after, &text).map_err(|e| e.map_texts(|t| scrubber.scrub(t)))
 }
 
 /// Reads the token endpoint's answer: a token on 2xx, else Entra ID's error or the HTTP one.

@@ -1,5 +1,6 @@
 use super::*;
 use crate::oauth2::error::TransportKind;
+use crate::oauth2::scrub::Scrubber;
 
 const URL: &str = "https://login.example/t/oauth2/v2.0/token";
 
@@ -101,12 +102,34 @@ fn non_json_errors_keep_status_and_a_one_line_excerpt() {
 }
 
 #[test]
-fn an_echoed_secret_is_scrubbed() {
-    assert_eq!(
-        scrub(b"client_secret=hunter2&x=hunter2", "hunter2"),
-        "client_secret=[REDACTED]&x=[REDACTED]"
+fn an_echoed_secret_is_scrubbed_before_and_after_parsing() {
+    let scrubber = Scrubber::new("hunter2~x");
+    let read = |status: u16, body: &str| {
+        read_answer(
+            &scrubber,
+            URL,
+            StatusCode::from_u16(status).unwrap(),
+            None,
+            body.as_bytes(),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    // Form-encoded, as the request carried it, in a proxy's page.
+    let shown = read(
+        502,
+        "bad gateway: client_secret=hunter2%7Ex&grant_type=client_credentials",
     );
-    assert_eq!(scrub(b"abc", ""), "abc");
+    assert!(shown.contains("client_secret=[REDACTED]&"), "{shown}");
+    // JSON-escaped in a way only parsing reveals.
+    let shown = read(
+        401,
+        r#"{"error":"invalid_client","error_description":"AADSTS7000215: got hunter2~x"}"#,
+    );
+    assert!(
+        !shown.contains("hunter2") && shown.contains("got [REDACTED]"),
+        "{shown}"
+    );
 }
 
 #[test]

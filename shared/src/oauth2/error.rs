@@ -96,6 +96,73 @@ impl TokenError {
         }
     }
 
+    /// The error with `f` applied to every text that came from the server (Entra ID's
+    /// error and description, an HTTP body, a malformed answer's reason).
+    pub(crate) fn map_texts(self, f: impl Fn(&str) -> String) -> Self {
+        match self {
+            Self::Aad {
+                url,
+                status,
+                mut aad,
+                retry_after,
+            } => {
+                aad.error = f(&aad.error);
+                aad.description = f(&aad.description);
+                Self::Aad {
+                    url,
+                    status,
+                    aad,
+                    retry_after,
+                }
+            }
+            Self::Http {
+                url,
+                status,
+                body,
+                retry_after,
+            } => Self::Http {
+                url,
+                status,
+                body: f(&body),
+                retry_after,
+            },
+            Self::Malformed {
+                url,
+                status,
+                reason,
+            } => Self::Malformed {
+                url,
+                status,
+                reason: f(&reason),
+            },
+            other => other,
+        }
+    }
+
+    /// What of this error may be stored (the index's `upload_runs.last_error`): Entra ID's
+    /// error code and the first line of its description (no trace or correlation ids), the
+    /// HTTP status, the kind of transport failure — never a body or a server's echo, which
+    /// could carry something derived from a secret or a token.
+    pub fn for_record(&self) -> String {
+        match self {
+            Self::Config(text) => format!("invalid OAuth2 settings: {text}"),
+            Self::Aad {
+                url, status, aad, ..
+            } => {
+                let first = aad.description.lines().next().unwrap_or_default().trim();
+                format!(
+                    "{url}: token request refused (HTTP {status}): {}: {first}",
+                    aad.error
+                )
+            }
+            Self::Transport { url, kind, .. } => format!("{url}: {kind}"),
+            Self::Http { url, status, .. } => format!("{url}: HTTP {status}"),
+            Self::Malformed { url, status, .. } => {
+                format!("{url}: unusable token response (HTTP {status})")
+            }
+        }
+    }
+
     /// A transport error for `url` out of reqwest's error.
     pub(crate) fn transport(url: &str, e: reqwest::Error) -> Self {
         let kind = TransportKind::of(&e);
@@ -306,6 +373,36 @@ mod tests {
             ..AadError::default()
         };
         assert!(scope.hint().unwrap().contains("IMAP host"));
+    }
+
+    #[test]
+    fn what_is_recorded_keeps_the_code_and_drops_bodies_and_ids() {
+        let e = TokenError::Aad {
+            url: "u".into(),
+            status: 401,
+            aad: Box::new(aad(
+                "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1\r\nCorrelation ID: 2",
+                &[7000215],
+            )),
+            retry_after: None,
+        };
+        assert_eq!(
+            e.for_record(),
+            "u: token request refused (HTTP 401): invalid_client: AADSTS7000215: Invalid client secret provided."
+        );
+        let e = TokenError::Http {
+            url: "u".into(),
+            status: 502,
+            body: "echo client_secret=x".into(),
+            retry_after: None,
+        };
+        assert_eq!(e.for_record(), "u: HTTP 502");
+        let e = TokenError::Malformed {
+            url: "u".into(),
+            status: 200,
+            reason: "not JSON: access_token=eyJ".into(),
+        };
+        assert!(!e.for_record().contains("eyJ"));
     }
 
     #[test]

@@ -28,6 +28,7 @@
 mod client;
 mod config;
 mod error;
+mod scrub;
 mod source;
 
 pub use client::{AccessToken, TokenClient};

@@ -154,11 +154,14 @@ impl LiveProgress {
                 line.bar.finish_and_clear();
                 b.multi.remove(&line.bar);
             }
-            let _ = b.multi.println(line);
+            let _ = b.multi.println(super::terminal::printable(&line));
         } else if self.lines {
             // The counts come in the summary at the end; a log only needs the moment.
             match error {
-                Some(e) => eprintln!("{email}: finished, FAILED: {e}"),
+                Some(e) => eprintln!(
+                    "{email}: finished, FAILED: {}",
+                    super::terminal::printable(e)
+                ),
                 None => eprintln!("{email}: finished"),
             }
         }

@@ -1,8 +1,10 @@
 //! What the binaries show an admin: aligned tables and `Key : value` lists ([`table`]), and
-//! live progress ([`bars`]): indicatif bars on a terminal, plain log lines elsewhere.
+//! live progress ([`bars`]): indicatif bars on a terminal, plain log lines elsewhere; a
+//! server's control characters escaped on their way to a terminal ([`terminal`]).
 
 pub mod bars;
 pub mod table;
+pub mod terminal;
 
 /// What a run over a batch's mailboxes reports as it goes (the library has no UI; the
 /// binaries draw it). Extraction and upload both report through it; `O` is a mailbox's

@@ -108,7 +108,10 @@ pub fn human_bytes(n: u64) -> String {
 
 /// An optional value, or `-` in a table.
 pub fn or_dash(value: Option<&str>) -> String {
-    value.map_or_else(|| "-".to_owned(), |v| v.replace(['\r', '\n'], " "))
+    value.map_or_else(
+        || "-".to_owned(),
+        |v| super::terminal::printable(&v.replace(['\r', '\n'], " ")).into_owned(),
+    )
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -243,4 +243,14 @@ CREATE TABLE upload_left_out (
     folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
     PRIMARY KEY (mailbox_id, target, folder_id)
 );
+"#;
+
+/// Version 7: a pinned server certificate.
+///
+/// - `endpoints.tls_fingerprint`: the SHA-256 fingerprint (`sha256:` and 64 hex digits) of
+///   the one certificate the endpoint's server may present (`endpoint new
+///   --tls-fingerprint`), for servers with a self-signed certificate; NULL when none is
+///   pinned. A fingerprint is public: it is not a secret.
+const V7: &str = r#"
+ALTER TABLE endpoints ADD COLUMN tls_fingerprint TEXT;
 "#;

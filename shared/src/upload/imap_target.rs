@@ -173,7 +173,8 @@ async fn log_in(
                 .during(|| format!("logging in to the target as {user}"))?;
         }
         Credentials::Bearer(tokens) => {
-            let token_error = |e: crate::oauth2::TokenError| UploadError::Token(e.to_string());
+            // What is stored in upload_runs.last_error: the code, never a server's echo.
+            let token_error = |e: crate::oauth2::TokenError| UploadError::Token(e.for_record());
             let token = tokens.token().await.map_err(token_error)?;
             match xoauth2(s, mailbox, token.secret()).await {
                 Err(ImapError::AuthFailed { .. }) => {

@@ -7,7 +7,7 @@ use crate::catalog::EndpointSettings;
 use crate::stage::error::{Result, StageError};
 
 const ENDPOINT_SELECT: &str = "SELECT name, server, port, security, max_concurrent_migrations,
-    max_concurrent_incremental_syncs, ca_file, insecure FROM endpoints";
+    max_concurrent_incremental_syncs, ca_file, insecure, tls_fingerprint FROM endpoints";
 
 fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<EndpointSettings> {
     Ok(EndpointSettings {
@@ -22,6 +22,17 @@ fn endpoint_from_row(r: &Row<'_>) -> rusqlite::Result<EndpointSettings> {
         tls: crate::catalog::TlsTrust {
             ca_file: r.get::<_, Option<String>>(6)?.map(std::path::PathBuf::from),
             insecure: r.get(7)?,
+            fingerprint: r
+                .get::<_, Option<String>>(8)?
+                .map(|f| f.parse())
+                .transpose()
+                .map_err(|e: crate::imap::FingerprintError| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        8,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?,
         },
     })
 }
@@ -71,8 +82,8 @@ impl Index {
         self.sql(
             self.conn.execute(
                 "INSERT INTO endpoints (name, server, port, security, max_concurrent_migrations,
-                 max_concurrent_incremental_syncs, ca_file, insecure)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 max_concurrent_incremental_syncs, ca_file, insecure, tls_fingerprint)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 (
                     &e.name,
                     &e.server,
@@ -85,6 +96,7 @@ impl Index {
                         .as_deref()
                         .map(|p| p.to_string_lossy().into_owned()),
                     e.tls.insecure,
+                    e.tls.fingerprint.map(|f| f.to_string()),
                 ),
             ),
         )?;
