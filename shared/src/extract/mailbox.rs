@@ -221,31 +221,22 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .during(|| format!("EXAMINE {:?}", plan.name))?;
     let uidvalidity = info.uid_validity;
-    let before = ctx
-        .stage
-        .index(|i| i.folder_sync(mb.mailbox_id, &plan.wire))?;
     let folder = FolderInfo {
         wire_name: plan.wire.clone(),
         name: plan.name.clone(),
         delimiter: plan.delimiter,
         special_use: plan.special_use.clone(),
     };
-    let folder_id = ctx
+    let opened = ctx
         .stage
-        .index(|i| i.upsert_folder(mb.mailbox_id, &folder, uidvalidity))?;
-    let restarted = before
-        .as_ref()
-        .is_some_and(|b| b.uidvalidity.is_some_and(|old| old != uidvalidity));
+        .index(|i| i.open_folder(mb.mailbox_id, &folder, uidvalidity))?;
+    let (folder_id, restarted, highest) = (opened.id, opened.restarted, opened.highest_uid);
     if restarted {
-        ctx.stage
-            .index(|i| i.restart_folder(folder_id, uidvalidity))?;
+        tracing::info!(mailbox = %mb.email, folder = %plan.name, retired = opened.retired,
+            "UIDVALIDITY changed: the folder is read again");
         counts.folders_restarted += 1;
+        crate::crash_point::hit("uidvalidity-restarted");
     }
-    let highest = if restarted {
-        0
-    } else {
-        before.as_ref().map_or(0, |b| b.highest_uid)
-    };
 
     let mut new = Vec::new();
     if info.exists > 0 && info.uid_next.is_none_or(|next| next > highest + 1) {
@@ -275,7 +266,7 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
                 .filter_map(meta_of),
         );
     }
-    let stored_modseq = before.as_ref().and_then(|b| b.highest_modseq);
+    let stored_modseq = opened.highest_modseq;
     if condstore
         && !restarted
         && highest > 0
