@@ -28,6 +28,8 @@ const GROUP_BYTES: u64 = 64 << 20;
 /// UIDs per `UID FETCH` command, and commands in flight.
 const FETCH_UIDS: u32 = 25;
 const FETCH_IN_FLIGHT: usize = 4;
+/// Finished blobs of a connection being fsynced (each holding a descriptor until it is).
+const SYNC_AHEAD: usize = 4;
 /// Bytes of a message's start kept to read its Message-ID.
 const HEAD_MAX: usize = 64 * 1024;
 
@@ -171,6 +173,9 @@ fn group_len(rest: &[Decided]) -> usize {
     n
 }
 
+/// A finished blob being fsynced on a blocking thread.
+type Syncing = JoinHandle<Result<PendingBlob, StageError>>;
+
 /// A fetched body: its blob, or why there is none.
 type Fetched = HashMap<u32, Result<(PendingBlob, Option<String>), String>>;
 
@@ -187,6 +192,9 @@ async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
         .map(|d| d.meta.uid)
         .collect();
     let mut fetched = Fetched::new();
+    // Finished blobs being fsynced on blocking threads, which close their descriptors: a
+    // group waiting for its commit holds none.
+    let mut syncing: Vec<(u32, Syncing, Option<String>)> = Vec::new();
     if uids.is_empty() {
         return (fetched, Ok(()));
     }
@@ -209,15 +217,22 @@ async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
                 let Some(uid) = m.fetch.uid else {
                     return Ok(()); // an unsolicited FETCH (a flag change): nothing to store
                 };
-                let outcome = match m.body {
-                    None => Err("the server sent no body for it".to_owned()),
-                    Some(body) => body
-                        .output
-                        .blob
-                        .finish()
-                        .map(|pending| (pending, message_id(&body.output.head)))
-                        .map_err(|e| format!("writing its blob failed: {e}")),
+                let Some(body) = m.body else {
+                    fetched.insert(uid, Err("the server sent no body for it".to_owned()));
+                    return Ok(());
                 };
+                let id = message_id(&body.output.head);
+                let running = syncing.iter().filter(|s| !s.1.is_finished()).count();
+                let outcome = match body.output.blob.finish() {
+                    Ok(pending) if running < SYNC_AHEAD => {
+                        syncing.push((uid, tokio::task::spawn_blocking(|| pending.sync()), id));
+                        return Ok(());
+                    }
+                    // The disk is behind: wait for it here rather than hold more descriptors.
+                    Ok(pending) => pending.sync().map(|p| (p, id)),
+                    Err(e) => Err(e),
+                };
+                let outcome = outcome.map_err(|e| format!("writing its blob failed: {e}"));
                 fetched.insert(uid, outcome);
                 Ok(())
             },
@@ -225,6 +240,18 @@ async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .during(|| format!("fetching messages of folder {:?}", target.name))
         .map_err(ExtractError::from);
+    for (uid, sync, id) in syncing {
+        let outcome = match sync.await {
+            Ok(synced) => synced
+                .map(|pending| (pending, id))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        fetched.insert(
+            uid,
+            outcome.map_err(|e| format!("writing its blob failed: {e}")),
+        );
+    }
     (fetched, result)
 }
 
