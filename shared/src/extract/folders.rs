@@ -13,6 +13,10 @@ pub struct FolderPlan {
     pub wire: Vec<u8>,
     /// The decoded name, `UserRoot` removed: what the mailbox's owner calls it.
     pub name: String,
+    /// Why the wire name is not canonical modified UTF-7 (e.g. raw UTF-8, which servers
+    /// exist that send): the folder is then selected by its wire bytes and `name` is those
+    /// bytes read as UTF-8, invalid sequences replaced.
+    pub not_mutf7: Option<String>,
     /// The hierarchy delimiter.
     pub delimiter: Option<char>,
     /// Its SPECIAL-USE attribute.
@@ -53,15 +57,12 @@ pub fn select_folders(
     let mut left_out = Vec::new();
     for entry in listed {
         let delimiter = entry.delimiter.as_deref().and_then(|d| d.chars().next());
-        let decoded = match entry.decoded_name() {
-            Ok(name) => name,
-            Err(e) => {
-                left_out.push(LeftOut {
-                    name: String::from_utf8_lossy(&entry.name).into_owned(),
-                    reason: format!("name is not valid modified UTF-7 ({e})"),
-                });
-                continue;
-            }
+        let (decoded, not_mutf7) = match entry.decoded_name() {
+            Ok(name) => (name, None),
+            Err(e) => (
+                String::from_utf8_lossy(&entry.name).into_owned(),
+                Some(e.to_string()),
+            ),
         };
         let Some(name) = within_root(&decoded, user_root, delimiter) else {
             continue; // another user's folder in the admin's tree: not this mailbox's
@@ -87,6 +88,7 @@ pub fn select_folders(
             chosen.push(FolderPlan {
                 wire: entry.name.clone(),
                 name,
+                not_mutf7,
                 delimiter,
                 special_use: entry.special_use().map(str::to_owned),
             });

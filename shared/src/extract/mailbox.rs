@@ -124,6 +124,14 @@ async fn sync_once(
     for l in &left_out {
         tracing::debug!(mailbox = %mb.email, folder = %l.name, "left out: {}", l.reason);
     }
+    for p in &plans {
+        if let Some(why) = &p.not_mutf7 {
+            tracing::warn!(mailbox = %mb.email, folder = %p.name.escape_debug(),
+                "folder name is not modified UTF-7 ({why}): read by its bytes as the server \
+                 sent them, shown as UTF-8");
+            counts.folders_not_mutf7 += 1;
+        }
+    }
     let wires: Vec<Vec<u8>> = plans.iter().map(|p| p.wire.clone()).collect();
     counts.folders_gone += ctx
         .stage

@@ -112,6 +112,9 @@ pub struct MailboxCounts {
     pub folders_restarted: u64,
     /// Folders the server no longer lists.
     pub folders_gone: u64,
+    /// Folders read whose name is not canonical modified UTF-7 (staged by their wire bytes,
+    /// named lossily).
+    pub folders_not_mutf7: u64,
     /// Reconnections after transient failures.
     pub reconnects: u64,
 }

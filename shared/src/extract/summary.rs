@@ -26,6 +26,12 @@ impl MailboxSummary for MailboxOutcome {
                 c.flags_updated, c.folders_gone, c.folders_restarted, c.reconnects
             ));
         }
+        if c.folders_not_mutf7 > 0 {
+            line.push_str(&format!(
+                "; {} folder name(s) not modified UTF-7 (read by their bytes, shown as UTF-8)",
+                c.folders_not_mutf7
+            ));
+        }
         if let Some(e) = &self.error {
             line.push_str(&format!("; FAILED: {e}"));
         }

@@ -189,6 +189,7 @@ fn status_counts_come_from_the_rows() {
         skipped_size: 1,
         skipped_item_cap: 1,
         failed: 1,
+        folders_not_mutf7: 0,
     };
     assert_eq!(s.mailboxes[0].counts, want);
     assert_eq!(s.mailboxes[1].counts, ItemCounts::default());
