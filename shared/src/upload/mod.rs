@@ -17,6 +17,7 @@
 mod context;
 mod destination;
 mod fingerprint;
+mod flags;
 pub mod imap_target;
 mod key;
 pub mod long_lines;
