@@ -124,14 +124,19 @@ async fn sync_once(
     for l in &left_out {
         tracing::debug!(mailbox = %mb.email, folder = %l.name, "left out: {}", l.reason);
     }
-    for p in &plans {
-        if let Some(why) = &p.not_mutf7 {
-            tracing::warn!(mailbox = %mb.email, folder = %p.name.escape_debug(),
+    let not_mutf7: Vec<_> = plans
+        .iter()
+        .filter_map(|p| Some((&p.name, p.not_mutf7.as_ref()?)))
+        .collect();
+    if counts.folders_not_mutf7 == 0 {
+        // Once per pass, not again after a reconnection.
+        for (name, why) in &not_mutf7 {
+            tracing::warn!(mailbox = %mb.email, folder = %name.escape_debug(),
                 "folder name is not modified UTF-7 ({why}): read by its bytes as the server \
                  sent them, shown as UTF-8");
-            counts.folders_not_mutf7 += 1;
         }
     }
+    counts.folders_not_mutf7 = not_mutf7.len() as u64;
     let wires: Vec<Vec<u8>> = plans.iter().map(|p| p.wire.clone()).collect();
     counts.folders_gone += ctx
         .stage
