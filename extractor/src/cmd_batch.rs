@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use mailstage::catalog::{BatchSettings, DEFAULT_MAX_ITEMS};
 use mailstage::login::AuthChoice;
 use mailstage::report::print_json;
-use mailstage::stage::index::{BatchInfo, BatchStatus, MailboxState};
+use mailstage::stage::index::{BatchInfo, BatchStatus, ItemCounts, MailboxState};
 use mailstage::stage::{Access, Stage};
 use serde::Serialize;
 
@@ -224,7 +224,7 @@ fn status(stage_dir: &Path, a: StatusArgs, out: &mut dyn Write) -> anyhow::Resul
             "Mailboxes",
             format!("{} ({})", grouped(t.mailboxes), states.join(", ")),
         ),
-        ("Folders", grouped(c.folders)),
+        ("Folders", folders_line(c)),
         (
             "ItemsStaged",
             format!("{} ({})", grouped(c.staged), human_bytes(c.staged_bytes)),
@@ -247,6 +247,18 @@ fn status(stage_dir: &Path, a: StatusArgs, out: &mut dyn Write) -> anyhow::Resul
         users_table(&s).write(out)?;
     }
     Ok(())
+}
+
+/// The folder count, with those whose server name is not modified UTF-7.
+fn folders_line(c: &ItemCounts) -> String {
+    match c.folders_not_mutf7 {
+        0 => grouped(c.folders),
+        n => format!(
+            "{} ({} named outside modified UTF-7: read by their bytes, shown as UTF-8)",
+            grouped(c.folders),
+            grouped(n)
+        ),
+    }
 }
 
 fn batches_table(all: &[BatchStatus]) -> Table {

@@ -18,6 +18,7 @@ pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod commands;
+pub mod crash_point;
 pub mod extract;
 pub mod folders;
 pub mod login;

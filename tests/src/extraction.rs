@@ -42,11 +42,7 @@ pub fn default_limits() -> Limits {
 
 /// Creates endpoint `src` and batch `b1` with the mailboxes (as `batch new` does), if the
 /// stage has no batch yet; mailboxes new to an existing batch are added to it.
-fn ensure_batch(
-    stage: &mut Stage,
-    d: &impl ImapPort,
-    mailboxes: &[TestMailbox<'_>],
-) -> Result<Vec<i64>> {
+fn ensure_batch(stage: &mut Stage, port: u16, mailboxes: &[TestMailbox<'_>]) -> Result<Vec<i64>> {
     let index = stage.index_mut();
     let rows: Vec<NewMailbox> = mailboxes
         .iter()
@@ -63,7 +59,7 @@ fn ensure_batch(
             index.add_endpoint(&EndpointSettings::new(
                 "src",
                 "127.0.0.1",
-                d.imap_port(),
+                port,
                 Security::None,
             ))?;
             index.create_batch_with_mailboxes(&BatchSettings::new("b1", "src"), &rows)?
@@ -130,8 +126,20 @@ pub fn run_via(
     pass: Pass,
     via: Via,
 ) -> Result<Vec<MailboxOutcome>> {
+    run_at(dir, d.imap_port(), mailboxes, limits, pass, via)
+}
+
+/// [`run_via`] for a server known only by its port (e.g. in a child process a test starts).
+pub fn run_at(
+    dir: &Path,
+    dovecot_port: u16,
+    mailboxes: &[TestMailbox<'_>],
+    limits: Limits,
+    pass: Pass,
+    via: Via,
+) -> Result<Vec<MailboxOutcome>> {
     let mut stage = Stage::open(dir, Access::Write)?;
-    let ids = ensure_batch(&mut stage, d, mailboxes)?;
+    let ids = ensure_batch(&mut stage, dovecot_port, mailboxes)?;
     let shared = stage.into_shared()?;
     let job = PassJob {
         batch: "b1".into(),

@@ -231,12 +231,12 @@ impl PreparedPass {
 }
 
 /// The batch's state and the exit status: 0 all done, 1 every mailbox failed, 2 done with
-/// failures or skips an admin should read.
+/// failures, skips or folder names outside modified UTF-7 an admin should read.
 fn verdict(outcomes: &[MailboxOutcome]) -> (BatchState, u8) {
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     let item_trouble = outcomes.iter().any(|o| {
         let c = &o.counts;
-        c.failed + c.skipped_size + c.skipped_item_cap > 0
+        c.failed + c.skipped_size + c.skipped_item_cap + c.folders_not_mutf7 > 0
     });
     if !outcomes.is_empty() && failed == outcomes.len() {
         (BatchState::Failed, 1)

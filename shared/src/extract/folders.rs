@@ -16,6 +16,10 @@ pub struct FolderPlan {
     pub wire: Vec<u8>,
     /// The decoded name, `UserRoot` removed: what the mailbox's owner calls it.
     pub name: String,
+    /// Why the wire name is not canonical modified UTF-7 (e.g. raw UTF-8, which servers
+    /// exist that send): the folder is then selected by its wire bytes and `name` is those
+    /// bytes read as UTF-8, invalid sequences replaced.
+    pub not_mutf7: Option<String>,
     /// The hierarchy delimiter.
     pub delimiter: Option<char>,
     /// Its SPECIAL-USE attribute.
@@ -78,19 +82,12 @@ pub fn select_folders(
                 continue;
             }
         };
-        let decoded = match std::str::from_utf8(own)
+        let (decoded, not_mutf7) = match std::str::from_utf8(own)
             .map_err(|e| e.to_string())
             .and_then(|t| mutf7::decode(t).map_err(|e| e.to_string()))
         {
-            Ok(name) => name,
-            Err(e) => {
-                left_out.push(LeftOut {
-                    name: String::from_utf8_lossy(&entry.name).into_owned(),
-                    reason: format!("name is not valid modified UTF-7 ({e})"),
-                    namespace: None,
-                });
-                continue;
-            }
+            Ok(name) => (name, None),
+            Err(e) => (String::from_utf8_lossy(own).into_owned(), Some(e)),
         };
         let Some(name) = within_root(&decoded, user_root, delimiter) else {
             continue; // another user's folder in the admin's tree: not this mailbox's
@@ -117,6 +114,7 @@ pub fn select_folders(
             chosen.push(FolderPlan {
                 wire: entry.name.clone(),
                 name,
+                not_mutf7,
                 delimiter,
                 special_use: entry.special_use().map(str::to_owned),
             });

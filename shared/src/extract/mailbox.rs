@@ -133,6 +133,19 @@ async fn sync_once(
         .filter(|l| l.namespace.is_some())
         .map(|l| l.name)
         .collect();
+    let not_mutf7: Vec<_> = plans
+        .iter()
+        .filter_map(|p| Some((&p.name, p.not_mutf7.as_ref()?)))
+        .collect();
+    if counts.folders_not_mutf7 == 0 {
+        // Once per pass, not again after a reconnection.
+        for (name, why) in &not_mutf7 {
+            tracing::warn!(mailbox = %mb.email, folder = %name.escape_debug(),
+                "folder name is not modified UTF-7 ({why}): read by its bytes as the server \
+                 sent them, shown as UTF-8");
+        }
+    }
+    counts.folders_not_mutf7 = not_mutf7.len() as u64;
     let wires: Vec<Vec<u8>> = plans.iter().map(|p| p.wire.clone()).collect();
     counts.folders_gone += ctx
         .stage
@@ -231,34 +244,25 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .during(|| format!("EXAMINE {:?}", plan.name))?;
     let uidvalidity = info.uid_validity;
-    let before = ctx
-        .stage
-        .index(|i| i.folder_sync(mb.mailbox_id, &plan.wire))?;
     let folder = FolderInfo {
         wire_name: plan.wire.clone(),
         name: plan.name.clone(),
         delimiter: plan.delimiter,
         special_use: plan.special_use.clone(),
     };
-    let folder_id = ctx
+    let opened = ctx
         .stage
-        .index(|i| i.upsert_folder(mb.mailbox_id, &folder, uidvalidity))?;
-    let restarted = before
-        .as_ref()
-        .is_some_and(|b| b.uidvalidity.is_some_and(|old| old != uidvalidity));
+        .index(|i| i.open_folder(mb.mailbox_id, &folder, uidvalidity))?;
+    let (folder_id, restarted, highest) = (opened.id, opened.restarted, opened.highest_uid);
     if restarted {
-        ctx.stage
-            .index(|i| i.restart_folder(folder_id, uidvalidity))?;
         ctx.stage
             .blobs
             .remove_partials_of_folder(folder_id, uidvalidity)?;
+        tracing::info!(mailbox = %mb.email, folder = %plan.name, retired = opened.retired,
+            "UIDVALIDITY changed: the folder is read again");
         counts.folders_restarted += 1;
+        crate::crash_point::hit("uidvalidity-restarted");
     }
-    let highest = if restarted {
-        0
-    } else {
-        before.as_ref().map_or(0, |b| b.highest_uid)
-    };
 
     let mut new = Vec::new();
     // No UID comes after 4294967295 (`highest + 1` would overflow): nothing new to list.
@@ -295,7 +299,7 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     }
     // Flag changes of staged messages: through CONDSTORE when the server offers it (only
     // what changed since the stored HIGHESTMODSEQ), otherwise every staged UID's FLAGS.
-    let stored_modseq = before.as_ref().and_then(|b| b.highest_modseq);
+    let stored_modseq = opened.highest_modseq;
     let flag_items = match (condstore, stored_modseq, info.highest_modseq) {
         _ if restarted || highest == 0 => None,
         (true, Some(old), Some(now)) if now > old => {

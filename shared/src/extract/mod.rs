@@ -120,6 +120,9 @@ pub struct MailboxCounts {
     /// Messages noticed expunged on the source since the last pass (kept in the stage,
     /// stamped `deleted_on_source`).
     pub deleted_on_source: u64,
+    /// Folders read whose name is not canonical modified UTF-7 (staged by their wire bytes,
+    /// named lossily).
+    pub folders_not_mutf7: u64,
     /// Reconnections after transient failures.
     pub reconnects: u64,
     /// Folders of other users' and shared namespaces that were seen and left out (not this

@@ -50,6 +50,12 @@ impl MailboxSummary for MailboxOutcome {
                 c.left_out_namespaces.join(", ")
             ));
         }
+        if c.folders_not_mutf7 > 0 {
+            line.push_str(&format!(
+                "; {} folder name(s) not modified UTF-7 (read by their bytes, shown as UTF-8)",
+                c.folders_not_mutf7
+            ));
+        }
         if let Some(e) = &self.error {
             line.push_str(&format!("; FAILED: {e}"));
         }

@@ -4,6 +4,9 @@
 //! [`BlobStore::writer`] streams chunks into `tmp/` while hashing them, [`BlobWriter::finish`]
 //! closes the file, and [`BlobStore::persist`] fsyncs a group of finished files, renames each
 //! into place (or drops it when identical bytes are already stored) and fsyncs the directories.
+//! A caller that keeps many finished blobs waiting calls [`PendingBlob::sync`] first (on a
+//! blocking thread): the data is fsynced and the descriptor closed, so a waiting group holds
+//! no descriptors.
 //! Only after `persist` returns may an index row name the blob (invariant 1).
 
 use std::collections::BTreeSet;
@@ -107,7 +110,9 @@ impl BlobStore {
     /// When this returns `Ok`, every returned blob survives a crash.
     pub fn persist(&self, group: Vec<PendingBlob>) -> Result<Vec<StoredBlob>> {
         for blob in &group {
-            blob.file.sync_data().at("fsync", &blob.path)?;
+            if let Some(file) = &blob.file {
+                file.sync_data().at("fsync", &blob.path)?;
+            }
         }
         let mut dirs = BTreeSet::new();
         let mut stored = Vec::with_capacity(group.len());
@@ -252,7 +257,7 @@ impl BlobWriter {
         let hash = BlobHash::from_digest(std::mem::take(&mut self.hasher).finalize().into());
         self.done = true;
         Ok(PendingBlob {
-            file,
+            file: Some(file),
             path: std::mem::take(&mut self.path),
             hash,
             len: self.len,
@@ -290,7 +295,8 @@ impl Drop for BlobWriter {
 /// Dropping it without persisting removes the temporary file.
 #[derive(Debug)]
 pub struct PendingBlob {
-    file: File,
+    /// Open until the data is fsynced ([`PendingBlob::sync`] or [`BlobStore::persist`]).
+    file: Option<File>,
     path: PathBuf,
     hash: BlobHash,
     len: u64,
@@ -312,6 +318,16 @@ impl PendingBlob {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Fsyncs the blob's data and closes its descriptor (blocking: call it on a blocking
+    /// thread). [`BlobStore::persist`] then only renames it into place. On error the
+    /// temporary file is removed.
+    pub fn sync(mut self) -> Result<Self> {
+        if let Some(file) = self.file.take() {
+            file.sync_data().at("fsync", &self.path)?;
+        }
+        Ok(self)
+    }
 }
 
 impl Drop for PendingBlob {
@@ -331,4 +347,33 @@ pub struct StoredBlob {
     pub len: u64,
     /// True when identical bytes were stored already and this copy was dropped.
     pub deduplicated: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_synced_blob_holds_no_descriptor_and_persists_like_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let finished = |bytes: &[u8]| {
+            let mut w = store.writer().unwrap();
+            w.write_chunk(bytes).unwrap();
+            w.finish().unwrap()
+        };
+        let synced = finished(b"one").sync().unwrap();
+        assert!(
+            synced.file.is_none(),
+            "the descriptor is closed once synced"
+        );
+        let unsynced = finished(b"two");
+        assert!(unsynced.file.is_some());
+        let stored = store.persist(vec![synced, unsynced]).unwrap();
+        for (s, bytes) in stored.iter().zip([&b"one"[..], b"two"]) {
+            assert_eq!(s.hash, BlobHash::of(bytes));
+            assert_eq!(fs::read(store.path_of(&s.hash)).unwrap(), bytes);
+        }
+        assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+    }
 }

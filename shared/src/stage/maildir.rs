@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use super::Stage;
 use super::error::{IoContext, Result, StageError};
 use super::index::StagedMessage;
-use super::safe_name::{safe_component, safe_file_name};
+use super::safe_name::{capped, safe_component, safe_file_name};
 
 /// The file that marks a directory as a view this tool built (and may replace).
 const MARKER: &str = ".mailstage-maildir";
@@ -57,13 +57,16 @@ pub fn maildir_flags(imap_flags: &str) -> String {
     letters.into_iter().collect()
 }
 
-/// The directory name of a folder: safe components joined with `.`.
+/// The directory name of a folder: safe components joined with `.`, the whole capped like
+/// one component (a deep or long hierarchy would otherwise exceed the file system's 255
+/// bytes and stop the view).
 pub fn folder_dir_name(name: &str, delimiter: Option<char>) -> String {
     let parts: Vec<String> = match delimiter {
         Some(d) => name.split(d).map(safe_component).collect(),
         None => vec![safe_component(name)],
     };
-    parts.join(".")
+    let joined = parts.join(".");
+    capped(joined.clone(), &joined)
 }
 
 /// The file name of one message in the view.
@@ -188,5 +191,24 @@ mod tests {
             folder_dir_name("a/b", Some('/')),
             folder_dir_name("a.b", Some('/'))
         );
+    }
+
+    #[test]
+    fn a_deep_or_long_hierarchy_still_makes_one_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep: Vec<String> = (0..40).map(|i| format!("Projekte {i:02} ü")).collect();
+        let deep = deep.join("/");
+        let other = format!("{deep}x");
+        let long = format!("{}/{}", "A".repeat(250), "ü".repeat(120));
+        for name in [&deep, &other, &long] {
+            let made = folder_dir_name(name, Some('/'));
+            assert!(made.len() <= 200, "{} bytes", made.len());
+            std::fs::create_dir(dir.path().join(&made)).unwrap();
+        }
+        assert_ne!(
+            folder_dir_name(&deep, Some('/')),
+            folder_dir_name(&other, Some('/'))
+        );
+        assert_eq!(folder_dir_name("INBOX/Sub", Some('/')), "INBOX.Sub");
     }
 }

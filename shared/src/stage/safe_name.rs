@@ -44,15 +44,22 @@ fn encode(raw: &str, inner_dots: bool) -> String {
             }
         }
     }
-    if out.len() <= MAX_COMPONENT {
-        return out;
+    capped(out, raw)
+}
+
+/// `name` when it fits in one component (200 bytes), else its first part ending in `~` plus
+/// 16 hex digits of the SHA-256 of `whole` (what `name` was made from): still unique in
+/// practice, and never over the file system's 255 bytes.
+pub(crate) fn capped(name: String, whole: &str) -> String {
+    if name.len() <= MAX_COMPONENT {
+        return name;
     }
     let mut cut = MAX_COMPONENT - 17;
-    while !out.is_char_boundary(cut) {
+    while !name.is_char_boundary(cut) {
         cut -= 1;
     }
-    let digest = hex::encode(&Sha256::digest(raw.as_bytes())[..8]);
-    format!("{}~{digest}", &out[..cut])
+    let digest = hex::encode(&Sha256::digest(whole.as_bytes())[..8]);
+    format!("{}~{digest}", &name[..cut])
 }
 
 #[cfg(test)]

@@ -328,7 +328,9 @@ fn unclaimed_copy(
     sent_to: &str,
     copies: &super::destination::Matching,
 ) -> Result<Option<String>, StageError> {
-    let claimed = ctx.stage.index(|i| i.done_target_ids(&ctx.target, &mb.record_key(), sent_to))?;
+    let claimed = ctx
+        .stage
+        .index(|i| i.done_target_ids(&ctx.target, &mb.record_key(), sent_to))?;
     Ok(copies
         .uids
         .iter()

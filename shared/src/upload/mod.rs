@@ -14,11 +14,12 @@
 //! over its size limit (APPENDLIMIT, or Exchange Online's default), lines Exchange refuses
 //! ([`long_lines`]), and messages refused last time.
 
-mod context;
 mod case_merge;
+mod context;
 mod create;
 mod destination;
 mod fingerprint;
+mod flag_atoms;
 mod flags;
 pub mod imap_target;
 mod key;

@@ -289,12 +289,7 @@ async fn send_group<D: Destination>(
         let message = Outgoing {
             blob,
             size: item.size,
-            flags: item
-                .flags
-                .split_whitespace()
-                .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-                .map(str::to_owned)
-                .collect(),
+            flags: super::flag_atoms::sendable(&item.flags),
             internaldate: item.internaldate.clone(),
         };
         let permit = ctx.pace.admit(item.size).await;

@@ -182,25 +182,10 @@ impl Index {
     }
 
     /// Records a folder (new or seen again) with its UIDVALIDITY and returns its id.
+    ///
+    /// A pass uses [`Index::open_folder`], which also handles a changed UIDVALIDITY.
     pub fn upsert_folder(&self, mailbox_id: i64, f: &FolderInfo, uidvalidity: u32) -> Result<i64> {
-        self.sql(self.conn.query_row(
-            "INSERT INTO folders (mailbox_id, wire_name, name, delimiter, special_use, uidvalidity)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (mailbox_id, wire_name) DO UPDATE
-                 SET name = excluded.name, delimiter = excluded.delimiter,
-                     special_use = excluded.special_use, uidvalidity = excluded.uidvalidity,
-                     state = 'active'
-             RETURNING id",
-            (
-                mailbox_id,
-                &f.wire_name,
-                &f.name,
-                f.delimiter.map(String::from),
-                &f.special_use,
-                uidvalidity,
-            ),
-            |r| r.get(0),
-        ))
+        self.sql(upsert_folder_on(&self.conn, mailbox_id, f, uidvalidity))
     }
 
     /// The highest UID recorded for a folder (0 when none).
@@ -211,4 +196,31 @@ impl Index {
             |r| r.get(0),
         ))
     }
+}
+
+/// The folder row's upsert, inside or outside a transaction.
+pub(super) fn upsert_folder_on(
+    conn: &rusqlite::Connection,
+    mailbox_id: i64,
+    f: &FolderInfo,
+    uidvalidity: u32,
+) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "INSERT INTO folders (mailbox_id, wire_name, name, delimiter, special_use, uidvalidity)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (mailbox_id, wire_name) DO UPDATE
+             SET name = excluded.name, delimiter = excluded.delimiter,
+                 special_use = excluded.special_use, uidvalidity = excluded.uidvalidity,
+                 state = 'active'
+         RETURNING id",
+        (
+            mailbox_id,
+            &f.wire_name,
+            &f.name,
+            f.delimiter.map(String::from),
+            &f.special_use,
+            uidvalidity,
+        ),
+        |r| r.get(0),
+    )
 }

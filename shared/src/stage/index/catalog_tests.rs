@@ -190,6 +190,7 @@ fn status_counts_come_from_the_rows() {
         skipped_item_cap: 1,
         failed: 1,
         deleted_on_source: 0,
+        folders_not_mutf7: 0,
     };
     assert_eq!(s.mailboxes[0].counts, want);
     assert_eq!(s.mailboxes[1].counts, ItemCounts::default());
@@ -386,4 +387,58 @@ fn a_mailbox_state_commits_with_its_events_and_names_what_is_missing() {
         "{err:?}"
     );
     assert_eq!(idx.events().unwrap().len(), events.len());
+}
+
+#[test]
+fn a_new_uidvalidity_retires_the_old_rows_in_the_same_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = index(dir.path());
+    batch(&mut idx, "b1", &["a@example.com"]);
+    let a = idx.mailboxes("b1").unwrap()[0].id;
+    messages(
+        &mut idx,
+        a,
+        &[
+            (MessageState::Staged, 10, Some(1)),
+            (MessageState::Staged, 10, Some(2)),
+        ],
+    );
+    let inbox = FolderInfo {
+        wire_name: b"INBOX".to_vec(),
+        name: "INBOX".into(),
+        delimiter: Some('/'),
+        special_use: None,
+    };
+    let same = idx.open_folder(a, &inbox, 1).unwrap();
+    assert_eq!((same.restarted, same.highest_uid), (false, 2));
+
+    let changed = idx.open_folder(a, &inbox, 7).unwrap();
+    assert_eq!(
+        (changed.restarted, changed.retired, changed.highest_uid),
+        (true, 2, 0)
+    );
+    let after = idx.folder_sync(a, b"INBOX").unwrap().unwrap();
+    assert_eq!((after.uidvalidity, after.highest_uid), (Some(7), 0));
+    // Seen again with the same UIDVALIDITY (a pass killed before the re-read): it starts
+    // from UID 1, nothing more to retire.
+    let again = idx.open_folder(a, &inbox, 7).unwrap();
+    assert_eq!((again.restarted, again.highest_uid), (false, 0));
+
+    // A stage an older version left half-way: the new UIDVALIDITY stored, the old rows
+    // active and the old highest UID kept. Opening the folder finishes the change.
+    idx.conn
+        .execute(
+            "UPDATE messages SET state = 'staged', reason = NULL WHERE state = 'retired'",
+            [],
+        )
+        .unwrap();
+    idx.conn
+        .execute("UPDATE folders SET highest_uid = 2", [])
+        .unwrap();
+    let repaired = idx.open_folder(a, &inbox, 7).unwrap();
+    assert_eq!(
+        (repaired.restarted, repaired.retired, repaired.highest_uid),
+        (true, 2, 0)
+    );
+    assert_eq!(idx.highest_uid(repaired.id).unwrap(), 0);
 }

@@ -30,7 +30,8 @@ pub use catalog::{FolderInfo, NewMailbox};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
 pub use states::{BatchState, MailboxState};
 pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
-pub use sync::FolderSync;
+
+pub use sync::{FolderSync, OpenedFolder};
 pub use upload_flags::PendingFlag;
 pub use uploads::{
     MailboxUploadStatus, RecordedRefusal, SourceFolder, UploadItem, UploadResult, UploadState,

@@ -26,6 +26,9 @@ pub struct ItemCounts {
     pub failed: u64,
     /// Messages the source deleted after they were recorded (they stay in the stage).
     pub deleted_on_source: u64,
+    /// Folders whose name on the server is not canonical modified UTF-7 (read by their
+    /// bytes, shown as UTF-8 with invalid sequences replaced).
+    pub folders_not_mutf7: u64,
 }
 
 impl ItemCounts {
@@ -44,6 +47,7 @@ impl AddAssign for ItemCounts {
         self.skipped_item_cap += o.skipped_item_cap;
         self.failed += o.failed;
         self.deleted_on_source += o.deleted_on_source;
+        self.folders_not_mutf7 += o.folders_not_mutf7;
     }
 }
 
@@ -95,7 +99,8 @@ const MAILBOX_STATUS: &str = "
            count(m.id) FILTER (WHERE m.state = 'skipped_size'),
            count(m.id) FILTER (WHERE m.state = 'skipped_item_cap'),
            count(m.id) FILTER (WHERE m.state = 'failed'),
-           count(m.id) FILTER (WHERE m.deleted_on_source IS NOT NULL AND m.state <> 'retired')
+           count(m.id) FILTER (WHERE m.deleted_on_source IS NOT NULL AND m.state <> 'retired'),
+           mb.id
     FROM mailboxes mb
     JOIN batches b ON b.id = mb.batch_id
     LEFT JOIN folders f ON f.mailbox_id = mb.id
@@ -103,6 +108,18 @@ const MAILBOX_STATUS: &str = "
     WHERE ?1 IS NULL OR b.name = ?1
     GROUP BY mb.id
     ORDER BY b.name, mb.email";
+
+/// The active folders' wire names with their mailbox, of one batch (`?1`) or of all.
+const FOLDER_WIRES: &str = "
+    SELECT f.mailbox_id, f.wire_name FROM folders f
+    JOIN mailboxes mb ON mb.id = f.mailbox_id
+    JOIN batches b ON b.id = mb.batch_id
+    WHERE f.state = 'active' AND (?1 IS NULL OR b.name = ?1)";
+
+/// Whether a folder's wire name is canonical modified UTF-7.
+fn is_mutf7(wire: &[u8]) -> bool {
+    std::str::from_utf8(wire).is_ok_and(|text| crate::imap::mutf7::decode(text).is_ok())
+}
 
 /// A batch's status from its settings and its mailboxes' lines (by address).
 fn status_of(batch: BatchInfo, mailboxes: Vec<MailboxStatus>) -> BatchStatus {
@@ -152,6 +169,18 @@ impl Index {
 
     /// Each mailbox's line with its batch's name, of one batch or of all.
     fn mailbox_statuses(&self, batch: Option<&str>) -> Result<Vec<(String, MailboxStatus)>> {
+        let mut not_mutf7: HashMap<i64, u64> = HashMap::new();
+        let mut wires = self.sql(self.conn.prepare_cached(FOLDER_WIRES))?;
+        let rows = wires.query_map([batch], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        });
+        for (mailbox, wire) in
+            self.sql(rows.and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>))?
+        {
+            if !is_mutf7(&wire) {
+                *not_mutf7.entry(mailbox).or_default() += 1;
+            }
+        }
         let mut stmt = self.sql(self.conn.prepare_cached(MAILBOX_STATUS))?;
         let rows = stmt.query_map([batch], |r| {
             let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
@@ -168,6 +197,7 @@ impl Index {
                     skipped_item_cap: n(9)?,
                     failed: n(10)?,
                     deleted_on_source: n(11)?,
+                    folders_not_mutf7: not_mutf7.get(&r.get(12)?).copied().unwrap_or(0),
                 },
             };
             Ok((r.get(0)?, line))

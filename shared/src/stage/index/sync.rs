@@ -1,9 +1,10 @@
 //! What an extraction pass reads and records besides message rows: a folder's sync state,
 //! UIDVALIDITY changes, folders that disappeared, flag changes.
 
-use rusqlite::OptionalExtension;
+use rusqlite::{Connection, OptionalExtension};
 
-use super::Index;
+use super::catalog::upsert_folder_on;
+use super::{FolderInfo, Index};
 use crate::stage::error::Result;
 
 /// A folder's state as the last pass left it.
@@ -19,45 +20,97 @@ pub struct FolderSync {
     pub highest_modseq: Option<u64>,
 }
 
+/// Where a folder's pass starts, from [`Index::open_folder`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenedFolder {
+    /// Its row id.
+    pub id: i64,
+    /// Its UIDVALIDITY changed: the old rows were retired and it is read again from UID 1.
+    pub restarted: bool,
+    /// Rows retired by that change.
+    pub retired: u64,
+    /// Every UID up to this one has a row (0 for a new or restarted folder).
+    pub highest_uid: u32,
+    /// HIGHESTMODSEQ after the last complete pass (`None` for a new or restarted folder).
+    pub highest_modseq: Option<u64>,
+}
+
+fn folder_sync_on(
+    conn: &Connection,
+    mailbox_id: i64,
+    wire_name: &[u8],
+) -> rusqlite::Result<Option<FolderSync>> {
+    conn.query_row(
+        "SELECT id, uidvalidity, highest_uid, highest_modseq FROM folders
+         WHERE mailbox_id = ?1 AND wire_name = ?2",
+        (mailbox_id, wire_name),
+        |r| {
+            Ok(FolderSync {
+                id: r.get(0)?,
+                uidvalidity: r.get(1)?,
+                highest_uid: r.get(2)?,
+                highest_modseq: r.get::<_, Option<i64>>(3)?.map(|m| m as u64),
+            })
+        },
+    )
+    .optional()
+}
+
 impl Index {
     /// The recorded state of a mailbox's folder, by its wire name.
     pub fn folder_sync(&self, mailbox_id: i64, wire_name: &[u8]) -> Result<Option<FolderSync>> {
-        self.sql(
-            self.conn
-                .query_row(
-                    "SELECT id, uidvalidity, highest_uid, highest_modseq FROM folders
-                     WHERE mailbox_id = ?1 AND wire_name = ?2",
-                    (mailbox_id, wire_name),
-                    |r| {
-                        Ok(FolderSync {
-                            id: r.get(0)?,
-                            uidvalidity: r.get(1)?,
-                            highest_uid: r.get(2)?,
-                            highest_modseq: r.get::<_, Option<i64>>(3)?.map(|m| m as u64),
-                        })
-                    },
-                )
-                .optional(),
-        )
+        self.sql(folder_sync_on(&self.conn, mailbox_id, wire_name))
     }
 
-    /// The folder's UIDVALIDITY changed: its rows are retired (kept for the record, their
-    /// blobs stay), and it is read again from UID 1.
-    pub fn restart_folder(&mut self, folder_id: i64, uidvalidity: u32) -> Result<u64> {
-        let retired = self.write_tx(|tx| {
-            let retired = tx.execute(
-                "UPDATE messages SET state = 'retired', reason = 'UIDVALIDITY changed'
-                 WHERE folder_id = ?1 AND uidvalidity <> ?2 AND state <> 'retired'",
-                (folder_id, uidvalidity),
+    /// Records a folder as EXAMINE found it and returns where its pass starts.
+    ///
+    /// When its UIDVALIDITY changed, the new value, the retiring of the old rows (kept for the
+    /// record, their blobs stay) and the reset of `highest_uid` commit in one transaction, so
+    /// a crash can never leave the new UIDVALIDITY next to the old `highest_uid`. Rows of
+    /// another UIDVALIDITY still active (a stage an older version left half-way through that
+    /// change) are retired the same way.
+    pub fn open_folder(
+        &mut self,
+        mailbox_id: i64,
+        f: &FolderInfo,
+        uidvalidity: u32,
+    ) -> Result<OpenedFolder> {
+        self.write_tx(|tx| {
+            let before = folder_sync_on(tx, mailbox_id, &f.wire_name)?;
+            let id = upsert_folder_on(tx, mailbox_id, f, uidvalidity)?;
+            let stale: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE folder_id = ?1
+                 AND uidvalidity <> ?2 AND state <> 'retired')",
+                (id, uidvalidity),
+                |r| r.get(0),
             )?;
-            tx.execute(
-                "UPDATE folders SET uidvalidity = ?2, highest_uid = 0, highest_modseq = NULL
-                 WHERE id = ?1",
-                (folder_id, uidvalidity),
-            )?;
-            Ok(retired)
-        })?;
-        Ok(retired as u64)
+            let changed = before
+                .as_ref()
+                .is_some_and(|b| b.uidvalidity.is_some_and(|old| old != uidvalidity));
+            let retired = if changed || stale {
+                let retired = tx.execute(
+                    "UPDATE messages SET state = 'retired', reason = 'UIDVALIDITY changed'
+                     WHERE folder_id = ?1 AND uidvalidity <> ?2 AND state <> 'retired'",
+                    (id, uidvalidity),
+                )?;
+                tx.execute(
+                    "UPDATE folders SET highest_uid = 0, highest_modseq = NULL WHERE id = ?1",
+                    [id],
+                )?;
+                crate::crash_point::hit("uidvalidity-uncommitted");
+                Some(retired as u64)
+            } else {
+                None
+            };
+            let kept = before.filter(|_| retired.is_none());
+            Ok(OpenedFolder {
+                id,
+                restarted: retired.is_some(),
+                retired: retired.unwrap_or(0),
+                highest_uid: kept.as_ref().map_or(0, |b| b.highest_uid),
+                highest_modseq: kept.and_then(|b| b.highest_modseq),
+            })
+        })
     }
 
     /// Records HIGHESTMODSEQ once a folder's pass completed.
