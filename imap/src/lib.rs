@@ -23,6 +23,9 @@ pub mod error;
 mod fallback;
 pub mod fetch;
 pub mod framing;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod lexer;
 pub mod mailboxes;
 pub mod mutf7;

@@ -20,6 +20,9 @@ pub mod cli;
 pub mod commands;
 pub mod extract;
 pub mod folders;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod login;
 pub mod oauth2;
 pub mod parallel;

@@ -15,6 +15,8 @@
 //! backoff and resume.
 
 mod bodies;
+#[cfg(feature = "fuzzing")]
+pub(crate) use bodies::message_id;
 mod context;
 pub mod folders;
 mod mailbox;

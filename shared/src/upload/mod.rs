@@ -16,9 +16,9 @@
 
 mod context;
 mod destination;
-mod fingerprint;
+pub(crate) mod fingerprint;
 pub mod imap_target;
-mod key;
+pub(crate) mod key;
 pub mod long_lines;
 mod mailbox;
 pub mod mapping;
