@@ -64,8 +64,8 @@ for t in "${selected[@]}"; do
     nice -n "${NICE:-19}" cargo fuzz run "${FLAGS[@]}" "$t" "corpus/$t" "seeds/$t" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=1024 -max_len=65536 \
         -print_final_stats=1 "${jobs[@]}" >"$log" 2>&1 || status=$?
-    execs=$(cat "$log" fuzz-*.log 2>/dev/null | grep 'stat::number_of_executed_units' |
-        awk '{s += $2} END {print s + 0}')
+    execs=$({ cat "$log"; cat fuzz-*.log 2>/dev/null || true; } |
+        awk '/stat::number_of_executed_units/ {s += $2} END {print s + 0}')
     crashes=$(find "artifacts/$t" -type f -newer "logs/$t.start" | wc -l)
     echo "$t: $execs executions, $crashes crash(es), exit $status (log: fuzz/$log)"
     rm -f fuzz-*.log
