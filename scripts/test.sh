@@ -11,3 +11,10 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== fuzz targets, 10 s each (scripts/fuzz.sh)"
+if scripts/fuzz.sh --check; then
+    scripts/fuzz.sh all "${FUZZ_SECONDS:-10}"
+else
+    echo "SKIPPED: the fuzz toolchain cannot be set up here (cargo-fuzz not installable or no" \
+        "C++ compiler for libFuzzer); the fuzz targets were not run" >&2
+fi

@@ -124,6 +124,10 @@ pub fn parse(raw: &str) -> Option<(i64, i16)> {
         return None;
     }
     let local = days_from_civil(year, month, day) * 86_400 + h * 3600 + mi * 60 + s;
+    // A leap second ending 9999 falls in year 10000, which `format` cannot write back.
+    if civil_from_days(local.div_euclid(86_400)).0 > 9999 {
+        return None;
+    }
     Some((local - offset * 60, offset as i16))
 }
 
@@ -163,6 +167,15 @@ mod tests {
         assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_utc(1_801_439_999), "2027-01-31T23:59:59Z");
         assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59Z");
+    }
+
+    /// Found by the `internaldate` fuzz target (seed `fuzz/seeds/internaldate/year_10000`):
+    /// what parses must format back to the same instant and zone.
+    #[test]
+    fn a_leap_second_ending_9999_is_refused() {
+        assert_eq!(parse("31-Dec-9999 23:59:60 +2359"), None);
+        let last = parse("31-Dec-9999 23:59:59 -2359").unwrap();
+        assert_eq!(parse(&format(last.0, last.1)), Some(last));
     }
 
     #[test]

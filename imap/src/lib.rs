@@ -24,6 +24,9 @@ mod fallback;
 pub mod fetch;
 mod fingerprint;
 pub mod framing;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 pub mod idle;
 mod lexer;

@@ -66,7 +66,7 @@ fn parse_with_imap_proto(frame: &[u8]) -> Option<Response> {
 }
 
 /// The hand parsers' verdict.
-fn parse_tolerant(frame: &[u8]) -> Option<Response> {
+pub(crate) fn parse_tolerant(frame: &[u8]) -> Option<Response> {
     if frame.starts_with(b"* ") {
         fallback::untagged(frame).map(Response::Untagged)
     } else {

@@ -21,6 +21,9 @@ pub mod commands;
 pub mod crash_point;
 pub mod extract;
 pub mod folders;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod login;
 pub mod oauth2;
 pub mod parallel;

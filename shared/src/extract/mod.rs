@@ -16,6 +16,8 @@
 //! backoff and resume.
 
 mod bodies;
+#[cfg(feature = "fuzzing")]
+pub(crate) use bodies::message_id;
 mod context;
 mod deletions;
 pub mod folders;
