@@ -47,3 +47,46 @@ pub fn init_logging(default_level: &str) {
         .with_writer(std::io::stderr)
         .init();
 }
+
+/// How a migration report is written (`batch report`, `mailstage-upload report`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportOutput {
+    /// text (a summary for a ticket), json (the whole model), csv (one row per message that
+    /// needs attention) or html (one self-contained page).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::report::formats::ReportFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Every message, not only those that need attention (CSV and JSON).
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl ReportOutput {
+    /// Writes a rendered report to `--out` (saying so on `out`) or to `out`; returns the exit
+    /// status: 0 for a Perfect or Good batch, 2 for Investigate or Poor.
+    pub fn write(
+        &self,
+        rendered: &crate::commands::report::Rendered,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<u8> {
+        match &self.out {
+            Some(path) => {
+                std::fs::write(path, &rendered.text)?;
+                writeln!(
+                    out,
+                    "report written to {} (grade {})",
+                    path.display(),
+                    rendered.report.grade
+                )?;
+            }
+            None => out.write_all(rendered.text.as_bytes())?,
+        }
+        use crate::report::grade::Grade;
+        Ok(match rendered.report.grade {
+            Grade::Perfect | Grade::Good => 0,
+            Grade::Investigate | Grade::Poor => 2,
+        })
+    }
+}

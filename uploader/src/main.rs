@@ -1,6 +1,7 @@
 //! `mailstage-upload`: pushes staged messages into Microsoft 365 (or any IMAP server)
 //! mailboxes, exactly once, resuming where a previous run stopped.
 
+mod cmd_report;
 mod cmd_run;
 mod cmd_status;
 mod cmd_target;
@@ -34,6 +35,12 @@ enum Command {
     Run(cmd_run::RunArgs),
     /// Where each mailbox's upload stands.
     Status(cmd_status::StatusArgs),
+    /// The migration report of a batch through both phases (extraction and upload to a
+    /// target): per mailbox and folder, reconciled, with a data consistency grade and the
+    /// messages that need attention.
+    ///
+    /// Exit status: 0 Perfect or Good, 2 Investigate or Poor.
+    Report(cmd_report::ReportArgs),
     /// Re-hash every blob and check every message row against its blob before uploading.
     ///
     /// Exit status: 0 clean, 1 messages damaged or missing, 2 only garbage found.
@@ -52,6 +59,7 @@ fn main() -> ExitCode {
         Command::Target(cmd) => cmd_target::run(&cli.stage, cmd, &mut stdout),
         Command::Run(args) => cmd_run::run(&cli.stage, args, &mut stdout),
         Command::Status(args) => cmd_status::run(&cli.stage, args, &mut stdout),
+        Command::Report(args) => cmd_report::run(&cli.stage, args, &mut stdout),
         Command::Verify { json } => {
             mailstage::commands::verify::verify_command(&cli.stage, json, &mut stdout)
                 .map(|c| c as u8)

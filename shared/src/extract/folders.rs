@@ -26,6 +26,11 @@ pub struct LeftOut {
     pub name: String,
     /// Why, in words.
     pub reason: String,
+    /// The name as the server sent it.
+    pub wire: Vec<u8>,
+    /// Left out by the batch's own `--include-folder` / `--exclude-folder` patterns (a
+    /// mail folder the report counts as excluded), not for what it is.
+    pub by_batch: bool,
 }
 
 /// Top-level folders Exchange exposes over IMAP that hold no mail.
@@ -59,6 +64,8 @@ pub fn select_folders(
                 left_out.push(LeftOut {
                     name: String::from_utf8_lossy(&entry.name).into_owned(),
                     reason: format!("name is not valid modified UTF-7 ({e})"),
+                    wire: entry.name.clone(),
+                    by_batch: false,
                 });
                 continue;
             }
@@ -69,6 +76,12 @@ pub fn select_folders(
         let skip = |reason: String| LeftOut {
             name: name.clone(),
             reason,
+            wire: entry.name.clone(),
+            by_batch: false,
+        };
+        let by_batch = |reason: String| LeftOut {
+            by_batch: true,
+            ..skip(reason)
         };
         if !entry.is_selectable() {
             left_out.push(skip(
@@ -79,10 +92,10 @@ pub fn select_folders(
                 "Exchange folder without mail (calendar, contacts, tasks, notes, journal)".into(),
             ));
         } else if let Some(p) = limits.exclude.iter().find(|p| glob_match(p, &name)) {
-            left_out.push(skip(format!("excluded by --exclude-folder {p:?}")));
+            left_out.push(by_batch(format!("excluded by --exclude-folder {p:?}")));
         } else if !limits.include.is_empty() && !limits.include.iter().any(|p| glob_match(p, &name))
         {
-            left_out.push(skip("not matched by any --include-folder".into()));
+            left_out.push(by_batch("not matched by any --include-folder".into()));
         } else {
             chosen.push(FolderPlan {
                 wire: entry.name.clone(),

@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::bodies::{Decided, FolderTarget, Meta, fetch_folder};
 use super::context::Ctx;
-use super::folders::{FolderPlan, select_folders};
+use super::folders::{FolderPlan, LeftOut, select_folders};
 use super::plan::{Candidate, Verdict, apply_caps};
 use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
 use crate::imap::transport::connect;
@@ -130,6 +130,7 @@ async fn sync_once(
         .index(|i| i.mark_gone_folders(mb.mailbox_id, &wires))?
         .len() as u64;
     counts.folders = plans.len() as u64;
+    record_excluded(ctx, &mut s, mb.mailbox_id, &left_out).await?;
 
     let mut examined = Vec::with_capacity(plans.len());
     for plan in plans {
@@ -207,6 +208,35 @@ async fn sync_once(
     Ok(())
 }
 
+/// Records the folders the batch's patterns leave out, with the source's STATUS MESSAGES
+/// when it answers (the report counts them as excluded by the admin).
+async fn record_excluded<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    s: &mut Session<S>,
+    mailbox_id: i64,
+    left_out: &[LeftOut],
+) -> Result<(), ExtractError> {
+    for l in left_out.iter().filter(|l| l.by_batch) {
+        let messages = match s.status(&l.wire, &["MESSAGES"]).await {
+            Ok(st) => st.messages,
+            Err(e) if e.is_transient() => {
+                Err::<(), _>(e).during(|| format!("STATUS {:?}", l.name))?;
+                None
+            }
+            Err(_) => None,
+        };
+        let folder = FolderInfo {
+            wire_name: l.wire.clone(),
+            name: l.name.clone(),
+            delimiter: None,
+            special_use: None,
+        };
+        ctx.stage
+            .index(|i| i.record_excluded_folder(mailbox_id, &folder, &l.reason, messages))?;
+    }
+    Ok(())
+}
+
 /// Phase 1 for one folder: EXAMINE, notice a UIDVALIDITY change, flag changes, new UIDs.
 async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
@@ -233,6 +263,8 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     let folder_id = ctx
         .stage
         .index(|i| i.upsert_folder(mb.mailbox_id, &folder, uidvalidity))?;
+    ctx.stage
+        .index(|i| i.set_folder_source_count(folder_id, info.exists))?;
     let restarted = before
         .as_ref()
         .is_some_and(|b| b.uidvalidity.is_some_and(|old| old != uidvalidity));

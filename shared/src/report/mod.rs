@@ -1,7 +1,13 @@
 //! What the binaries show an admin: aligned tables and `Key : value` lists ([`table`]), and
-//! live progress ([`bars`]): indicatif bars on a terminal, plain log lines elsewhere.
+//! live progress ([`bars`]): indicatif bars on a terminal, plain log lines elsewhere; the
+//! migration report ([`reconcile`], [`grade`]) and its formats.
 
 pub mod bars;
+mod charts;
+pub mod formats;
+pub mod grade;
+pub mod html;
+pub mod reconcile;
 pub mod table;
 
 /// What a run over a batch's mailboxes reports as it goes (the library has no UI; the

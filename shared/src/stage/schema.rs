@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -212,4 +212,17 @@ UPDATE uploads SET mailbox = lower(mailbox);
 ALTER TABLE uploads ADD COLUMN lost_sends INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE endpoints ADD COLUMN ca_file TEXT;
 ALTER TABLE endpoints ADD COLUMN insecure INTEGER NOT NULL DEFAULT 0 CHECK (insecure IN (0, 1));
+"#;
+
+/// Version 5: what the migration report reconciles against.
+///
+/// - `folders.source_messages`, `folders.source_checked_at`: how many messages the source
+///   reported in the folder at the last pass (EXAMINE's EXISTS for a folder that is read,
+///   STATUS MESSAGES for one the batch's patterns leave out) and when (UTC). NULL before the
+///   first pass that records it.
+/// - `folders.note`: why a folder in state `excluded` is left out (the pattern), in words.
+const V5: &str = r#"
+ALTER TABLE folders ADD COLUMN source_messages INTEGER;
+ALTER TABLE folders ADD COLUMN source_checked_at TEXT;
+ALTER TABLE folders ADD COLUMN note TEXT;
 "#;

@@ -10,6 +10,7 @@ mod catalog_tests;
 mod messages;
 #[cfg(test)]
 mod migration_tests;
+mod report;
 mod states;
 mod status;
 mod sync;
@@ -24,6 +25,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 pub use batches::{BatchInfo, MailboxInfo, RemovedBatch};
 pub use catalog::{FolderInfo, NewMailbox};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
+pub use report::{FolderTally, MessageTrail, RatePoint, SIZE_BOUNDS, Tally};
 pub use states::{BatchState, MailboxState};
 pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 pub use sync::FolderSync;
