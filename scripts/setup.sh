@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine, only when missing:
 #   dovecot-imapd (/usr/sbin/dovecot, started privately per test), isync (mbsync, benchmarks),
-#   openssl (test certificates), curl (the XOAUTH2 check script asks the token emulator).
+#   openssl (test certificates), curl (the XOAUTH2 check script asks the token emulator),
+#   chromium (the HTML report is rendered headless in cli_report).
 # The tests run their own Dovecot instances on free loopback ports, so the system Dovecot service
 # that the package would start on ports 143/993 is kept from starting and stopped if it runs.
 # Idempotent and silent when there is nothing to do. Needs root (or sudo) only to install.
@@ -15,7 +16,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 # package:file-it-provides
-wanted=(dovecot-imapd:/usr/sbin/dovecot isync:/usr/bin/mbsync openssl:/usr/bin/openssl curl:/usr/bin/curl)
+wanted=(dovecot-imapd:/usr/sbin/dovecot isync:/usr/bin/mbsync openssl:/usr/bin/openssl curl:/usr/bin/curl chromium:/usr/bin/chromium)
 missing=()
 for entry in "${wanted[@]}"; do
     pkg=${entry%%:*}
