@@ -150,11 +150,16 @@ pub fn size_chart(s: &mut String, r: &BatchReport) {
     }
     for (k, (label, cap)) in caps.into_iter().enumerate() {
         let x = left + cap_position(&r.size_bounds, cap) * col;
+        // Labels right of the line, or left of it in the chart's right half.
+        let (tx, anchor) = if x > w / 2.0 {
+            (x - 3.0, "end")
+        } else {
+            (x + 3.0, "start")
+        };
         let _ = write!(
             s,
             "<line class=\"cap\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"0\" y2=\"{h}\"></line>\
-             <text class=\"cap\" x=\"{:.1}\" y=\"{}\">{label} {}</text>",
-            x + 3.0,
+             <text class=\"cap\" x=\"{tx:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{label} {}</text>",
             12.0 + 14.0 * k as f64,
             esc(&human_bytes(cap))
         );

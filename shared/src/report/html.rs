@@ -239,10 +239,7 @@ fn mailbox_section(s: &mut String, m: &MailboxReport, with_target: bool) {
     );
     for f in &m.folders {
         let c = &f.counts;
-        let state = match &f.note {
-            Some(n) => format!("{} ({n})", f.state),
-            None => f.state.clone(),
-        };
+        let state = f.note.clone().unwrap_or_else(|| f.state.clone());
         let source = f.source_messages.map_or("-".into(), grouped);
         let _ = write!(
             s,
