@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use mailstage::report::print_json;
 use mailstage::stage::{Access, Stage, maildir};
 
@@ -55,6 +55,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Shell completions and man pages.
+    #[command(flatten)]
+    Doc(mailstage::cli::DocCommand),
     /// Build a maildir view of the stage (hard links) that mutt or notmuch can open.
     Maildir {
         /// Where to build it (a new or empty directory, or a view built before).
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
+        Command::Doc(doc) => Ok(doc.run(Cli::command(), &mut stdout)?),
         Command::TestServer(args) => test_server::run(args, &mut stdout),
         Command::Endpoint(cmd) => cmd_endpoint::run(&cli.stage, cmd, &mut stdout),
         Command::Batch(cmd) => cmd_batch::run(&cli.stage, cmd, &mut stdout),

@@ -271,6 +271,15 @@ fn every_format_states_the_same_numbers_as_the_index_and_the_target() -> Result<
     ))?;
     assert_eq!(again["approvals"].as_array().map(Vec::len), Some(1));
 
+    // A log redirected to a file (not a terminal) holds no colour codes.
+    let sync = cli
+        .command(&["batch", "sync", "b1", "--quiet"])
+        .env("MAILSTAGE_LOG", "debug")
+        .output()?;
+    let log = String::from_utf8_lossy(&sync.stderr);
+    assert!(log.contains("DEBUG"), "debug lines are logged: {log}");
+    assert!(!log.contains('\u{1b}'), "no escape codes: {log}");
+
     // HTML: rendered in headless Chromium, the DOM's totals equal the JSON's; it sorts.
     let page = cli.write("report.html", "");
     let shown = upload_out(

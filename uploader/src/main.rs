@@ -10,7 +10,7 @@ mod predicted;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Upload a verified stage into Microsoft 365 mailboxes.
 #[derive(Parser)]
@@ -41,6 +41,9 @@ enum Command {
     ///
     /// Exit status: 0 Perfect or Good, 2 Investigate or Poor.
     Report(cmd_report::ReportArgs),
+    /// Shell completions and man pages.
+    #[command(flatten)]
+    Doc(mailstage::cli::DocCommand),
     /// Re-hash every blob and check every message row against its blob before uploading.
     ///
     /// Exit status: 0 clean, 1 messages damaged or missing, 2 only garbage found.
@@ -56,6 +59,9 @@ fn main() -> ExitCode {
     mailstage::cli::init_logging("warn");
     let mut stdout = std::io::stdout().lock();
     let result = match cli.command {
+        Command::Doc(doc) => doc
+            .run(Cli::command(), &mut stdout)
+            .map_err(anyhow::Error::from),
         Command::Target(cmd) => cmd_target::run(&cli.stage, cmd, &mut stdout),
         Command::Run(args) => cmd_run::run(&cli.stage, args, &mut stdout),
         Command::Status(args) => cmd_status::run(&cli.stage, args, &mut stdout),
