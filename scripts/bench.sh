@@ -15,6 +15,9 @@
 #                                            the same corpus extracted by mailstage, then
 #                                            uploaded into a second harness Dovecot: upload
 #                                            messages/s and MB/s, and the end-to-end time.
+#   scripts/bench.sh report                  the migration report of a synthetic 200,000-message
+#                                            batch (scripts/report-bench-index.py) in each format:
+#                                            wall time and peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-verify}
@@ -267,9 +270,26 @@ PY
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
+bench_report() {
+    cargo build --release -q -p mailstage-extract
+    local work; work=$(mktemp -d "${TMPDIR:-/tmp}/mailstage-bench.XXXXXX")
+    trap 'rm -rf "$work"' RETURN
+    local bin=target/release/mailstage-extract
+    "$bin" --stage "$work/stage" endpoint new --name e --server 127.0.0.1 --security none >/dev/null
+    python3 scripts/report-bench-index.py "$work/stage/index.sqlite" >/dev/null
+    local f
+    for f in text json csv html; do
+        /usr/bin/time -f "$f: %e s, %M KiB peak RSS" "$bin" --stage "$work/stage" \
+            batch report big --format "$f" --out "$work/report.$f" >/dev/null || true
+    done
+    /usr/bin/time -f "csv --all: %e s, %M KiB peak RSS" "$bin" --stage "$work/stage" \
+        batch report big --format csv --all --out "$work/all.csv" >/dev/null || true
+}
+
 case "$what" in
     verify) shift || true; bench_verify "$@" ;;
     extract) shift || true; bench_extract "$@" ;;
     upload) shift || true; bench_upload "$@" ;;
-    *) echo "usage: scripts/bench.sh verify [BLOBS] [SIZE] | extract|upload [MAILBOXES] [MESSAGES]" >&2; exit 2 ;;
+    report) bench_report ;;
+    *) echo "usage: scripts/bench.sh verify [BLOBS] [SIZE] | extract|upload [MAILBOXES] [MESSAGES] | report" >&2; exit 2 ;;
 esac

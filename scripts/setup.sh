@@ -7,6 +7,7 @@
 # Dovecot), so their dependencies come from apt and the two server packages are downloaded
 # and unpacked (apt-get download + dpkg-deb -x) into $MAILSTAGE_SERVERS_DIR
 # (/opt/mailstage-servers), where the test harness finds them.
+#   chromium (the HTML report is rendered headless in cli_report).
 # The tests run their own Dovecot instances on free loopback ports, so the system Dovecot service
 # that the package would start on ports 143/993 is kept from starting and stopped if it runs.
 # Idempotent and silent when there is nothing to do. Needs root (or sudo) only to install.
@@ -23,7 +24,8 @@ fi
 wanted=(dovecot-imapd:/usr/sbin/dovecot isync:/usr/bin/mbsync openssl:/usr/bin/openssl curl:/usr/bin/curl
     cyrus-common:/usr/lib/cyrus/bin/master sasl2-bin:/usr/sbin/saslpasswd2
     courier-base:/usr/sbin/couriertcpd courier-authdaemon:/usr/lib/courier/courier-authlib/authdaemond
-    courier-authlib-userdb:/usr/sbin/userdb)
+    courier-authlib-userdb:/usr/sbin/userdb
+    chromium:/usr/bin/chromium)
 missing=()
 for entry in "${wanted[@]}"; do
     pkg=${entry%%:*}

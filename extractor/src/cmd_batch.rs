@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use mailstage::catalog::{BatchSettings, DEFAULT_MAX_ITEMS};
 use mailstage::login::AuthChoice;
 use mailstage::report::print_json;
+use mailstage::report::reconcile::ReportRequest;
 use mailstage::stage::index::{BatchInfo, BatchStatus, ItemCounts, MailboxState};
 use mailstage::stage::{Access, Stage};
 use serde::Serialize;
@@ -33,6 +34,33 @@ pub enum BatchCommand {
     /// Run an incremental pass: only what is new or changed since the last one; --every 24h
     /// keeps doing it. Exit status as for start.
     Sync(crate::cmd_pass::SyncArgs),
+    /// The extraction report of a batch (Get-MigrationUserStatistics -IncludeReport): per
+    /// mailbox and folder, what the source reported, staged, skipped and why, failed,
+    /// excluded, reconciled, with a data consistency grade. Exit status 0 Perfect or Good,
+    /// 2 Investigate or Poor.
+    Report(ReportArgs),
+    /// Record that an admin approved the batch's skipped items (Set-MigrationBatch
+    /// -ApproveSkippedItems); the report shows it.
+    ApproveSkipped(ApproveArgs),
+}
+
+/// Arguments of `batch report`.
+#[derive(Args)]
+pub struct ReportArgs {
+    /// The batch.
+    name: String,
+    #[command(flatten)]
+    output: mailstage::cli::ReportOutput,
+}
+
+/// Arguments of `batch approve-skipped`.
+#[derive(Args)]
+pub struct ApproveArgs {
+    /// The batch.
+    name: String,
+    /// Print what was approved as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `batch new`.
@@ -114,6 +142,25 @@ pub fn run(stage_dir: &Path, cmd: BatchCommand, out: &mut dyn Write) -> anyhow::
         BatchCommand::Remove(args) => remove(stage_dir, args, out).map(|()| 0),
         BatchCommand::Start(args) => crate::cmd_pass::start(stage_dir, &args, out),
         BatchCommand::Sync(args) => crate::cmd_pass::sync(stage_dir, &args, out),
+        BatchCommand::Report(args) => {
+            let req = ReportRequest {
+                batch: args.name,
+                target: None,
+                all: args.output.all,
+            };
+            let rendered =
+                mailstage::commands::report::report(stage_dir, &req, args.output.format)?;
+            Ok(args.output.write(&rendered, out)?)
+        }
+        BatchCommand::ApproveSkipped(args) => {
+            let a = mailstage::commands::approve_skipped::approve_skipped(stage_dir, &args.name)?;
+            if args.json {
+                print_json(out, &a)?;
+            } else {
+                writeln!(out, "batch {:?}: approved {}", a.batch, a.detail)?;
+            }
+            Ok(0)
+        }
     }
 }
 

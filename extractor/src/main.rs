@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use mailstage::report::print_json;
 use mailstage::report::terminal::Escaping;
 use mailstage::stage::{Access, Stage, maildir};
@@ -57,6 +57,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Shell completions and man pages.
+    #[command(flatten)]
+    Doc(mailstage::cli::DocCommand),
     /// Build a maildir view of the stage (hard links) that mutt or notmuch can open.
     Maildir {
         /// Where to build it (a new or empty directory, or a view built before).
@@ -88,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     // Whatever a server sent is escaped before it reaches a terminal.
     let mut stdout = Escaping(std::io::stdout().lock());
     match cli.command {
+        Command::Doc(doc) => Ok(doc.run(Cli::command(), &mut stdout)?),
         Command::TestServer(args) => test_server::run(args, &mut stdout),
         Command::Endpoint(cmd) => cmd_endpoint::run(&cli.stage, cmd, &mut stdout),
         Command::Batch(cmd) => cmd_batch::run(&cli.stage, cmd, &mut stdout),

@@ -43,12 +43,107 @@ impl RunOutput {
     }
 }
 
-/// Logs to standard error at `default_level`, or as `MAILSTAGE_LOG` says (an `EnvFilter`).
+/// Logs to standard error at `default_level`, or as `MAILSTAGE_LOG` says (an `EnvFilter`);
+/// colours only on a terminal, so a redirected log holds no escape codes.
 pub fn init_logging(default_level: &str) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("MAILSTAGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// How a migration report is written (`batch report`, `mailstage-upload report`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportOutput {
+    /// text (a summary for a ticket), json (the whole model), csv (one row per message that
+    /// needs attention) or html (one self-contained page).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::report::formats::ReportFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Every message, not only those that need attention (CSV and JSON).
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl ReportOutput {
+    /// Writes a rendered report to `--out` (saying so on `out`) or to `out`; returns the exit
+    /// status: 0 for a Perfect or Good batch, 2 for Investigate or Poor.
+    pub fn write(
+        &self,
+        rendered: &crate::commands::report::Rendered,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<u8> {
+        match &self.out {
+            Some(path) => {
+                std::fs::write(path, &rendered.text)?;
+                writeln!(
+                    out,
+                    "report written to {} (grade {})",
+                    path.display(),
+                    rendered.report.grade
+                )?;
+            }
+            None => out.write_all(rendered.text.as_bytes())?,
+        }
+        use crate::report::grade::Grade;
+        Ok(match rendered.report.grade {
+            Grade::Perfect | Grade::Good => 0,
+            Grade::Investigate | Grade::Poor => 2,
+        })
+    }
+}
+
+/// The shells `completions` writes a script for.
+pub use clap_complete::Shell;
+
+/// Writes `cmd`'s completion script for `shell` to `out` (`mailstage-extract completions
+/// bash > /etc/bash_completion.d/mailstage-extract`).
+pub fn completions(mut cmd: clap::Command, shell: Shell, out: &mut dyn std::io::Write) {
+    let name = cmd.get_name().to_owned();
+    clap_complete::generate(shell, &mut cmd, name, out);
+}
+
+/// Writes `cmd`'s man pages into `dir` (created when missing), one per command and
+/// subcommand (`mailstage-extract.1`, `mailstage-extract-batch-start.1`, …); returns how many.
+pub fn man_pages(cmd: clap::Command, dir: &std::path::Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let before = std::fs::read_dir(dir)?.count();
+    clap_mangen::generate_to(cmd, dir)?;
+    Ok(std::fs::read_dir(dir)?.count().saturating_sub(before))
+}
+
+/// The `completions` and `man` subcommands both binaries offer.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum DocCommand {
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+    /// Write man pages, one per command and subcommand, into a directory.
+    Man {
+        /// The directory (created when missing).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+impl DocCommand {
+    /// Runs it for the binary whose clap definition is `cmd`; exit status 0.
+    pub fn run(&self, cmd: clap::Command, out: &mut dyn std::io::Write) -> std::io::Result<u8> {
+        match self {
+            DocCommand::Completions { shell } => completions(cmd, *shell, out),
+            DocCommand::Man { out: dir } => {
+                let n = man_pages(cmd, dir)?;
+                writeln!(out, "{n} man page(s) written to {}", dir.display())?;
+            }
+        }
+        Ok(0)
+    }
 }

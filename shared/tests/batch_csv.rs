@@ -149,3 +149,16 @@ fn two_mailboxes_cannot_share_a_target_mailbox() {
         ]
     );
 }
+
+#[test]
+fn a_semicolon_separated_file_as_excel_saves_it_in_european_locales_is_read_as_such() {
+    let text = "\u{feff}EmailAddress;UserName;Password;TargetUserName\r\n\
+                ann@contoso.edu;ann;\"pa;ss,word\";ann@fabrikam.com\r\n\
+                bob@contoso.edu;bob;p,w;\r\n";
+    let rows = parse(text).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].user_name, "ann");
+    assert_eq!(rows[0].password.expose_secret(), "pa;ss,word");
+    assert_eq!(rows[0].target_user.as_deref(), Some("ann@fabrikam.com"));
+    assert_eq!(rows[1].password.expose_secret(), "p,w");
+}

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::bail;
 use clap::Args;
 use mailstage::report::print_json;
 use mailstage::report::table::{Align, Table, grouped, human_bytes, or_dash};
@@ -75,30 +74,9 @@ pub fn run(stage_dir: &Path, args: StatusArgs, out: &mut dyn Write) -> anyhow::R
 
 /// The target asked for, or the only one the batch went to (or the only one there is).
 fn which_target(index: &Index, args: &StatusArgs) -> anyhow::Result<String> {
-    if let Some(t) = &args.target {
-        index.target(t)?;
-        return Ok(t.clone());
-    }
-    let used = index.targets_of_batch(&args.batch)?;
-    let names = |v: &[String]| v.join(", ");
-    match used.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => {
-            let all: Vec<String> = index.targets()?.into_iter().map(|t| t.name).collect();
-            match all.as_slice() {
-                [one] => Ok(one.clone()),
-                [] => bail!("no target exists yet: create one with `mailstage-upload target new`"),
-                _ => bail!(
-                    "batch {:?} has not been uploaded yet; name a target with --target ({})",
-                    args.batch,
-                    names(&all)
-                ),
-            }
-        }
-        _ => bail!(
-            "batch {:?} went to several targets ({}); name one with --target",
-            args.batch,
-            names(&used)
-        ),
-    }
+    Ok(mailstage::commands::report::resolve_target(
+        index,
+        &args.batch,
+        args.target.as_deref(),
+    )?)
 }

@@ -1,6 +1,7 @@
 //! `mailstage-upload`: pushes staged messages into Microsoft 365 (or any IMAP server)
 //! mailboxes, exactly once, resuming where a previous run stopped.
 
+mod cmd_report;
 mod cmd_run;
 mod cmd_status;
 mod cmd_target;
@@ -10,7 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use mailstage::report::terminal::Escaping;
 
 /// Upload a verified stage into Microsoft 365 mailboxes.
@@ -36,6 +37,15 @@ enum Command {
     Run(cmd_run::RunArgs),
     /// Where each mailbox's upload stands.
     Status(cmd_status::StatusArgs),
+    /// The migration report of a batch through both phases (extraction and upload to a
+    /// target): per mailbox and folder, reconciled, with a data consistency grade and the
+    /// messages that need attention.
+    ///
+    /// Exit status: 0 Perfect or Good, 2 Investigate or Poor.
+    Report(cmd_report::ReportArgs),
+    /// Shell completions and man pages.
+    #[command(flatten)]
+    Doc(mailstage::cli::DocCommand),
     /// Re-hash every blob and check every message row against its blob before uploading.
     ///
     /// Exit status: 0 clean, 1 messages damaged or missing, 2 only garbage found.
@@ -52,9 +62,13 @@ fn main() -> ExitCode {
     // Whatever a server sent is escaped before it reaches a terminal.
     let mut stdout = Escaping(std::io::stdout().lock());
     let result = match cli.command {
+        Command::Doc(doc) => doc
+            .run(Cli::command(), &mut stdout)
+            .map_err(anyhow::Error::from),
         Command::Target(cmd) => cmd_target::run(&cli.stage, cmd, &mut stdout),
         Command::Run(args) => cmd_run::run(&cli.stage, args, &mut stdout),
         Command::Status(args) => cmd_status::run(&cli.stage, args, &mut stdout),
+        Command::Report(args) => cmd_report::run(&cli.stage, args, &mut stdout),
         Command::Verify { json } => {
             mailstage::commands::verify::verify_command(&cli.stage, json, &mut stdout)
                 .map(|c| c as u8)

@@ -110,6 +110,7 @@ pub fn parse_batch_csv(bytes: &[u8], origin: &Path) -> Result<Vec<BatchRow>, Bat
         problems,
     };
     let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter_of(bytes))
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::None)
@@ -208,6 +209,19 @@ struct Columns {
     password: usize,
     root: Option<usize>,
     target: Option<usize>,
+}
+
+/// The separator of a batch file: `;` when its header line holds more `;` than `,` (what
+/// Excel writes in locales whose decimal mark is a comma), else `,`. The header names no
+/// value with either, so counting them there is safe.
+fn delimiter_of(bytes: &[u8]) -> u8 {
+    let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let count = |c: u8| header.iter().filter(|b| **b == c).count();
+    if count(b';') > count(b',') {
+        b';'
+    } else {
+        b','
+    }
 }
 
 fn header_columns(header: &csv::ByteRecord) -> Result<Columns, Vec<RowProblem>> {

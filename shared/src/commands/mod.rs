@@ -7,10 +7,14 @@
 //! - [`pass`]: a first or incremental pass of a batch (prepare, then run).
 //! - [`upload_run`]: a batch's staged mail into a target (prepare, then run).
 //! - [`verify`]: re-hash the stage and report (the same for both binaries).
+//! - [`report`]: a batch's migration report (text, JSON, CSV, HTML).
+//! - [`approve_skipped`]: record an admin's approval of a batch's skipped items.
 
+pub mod approve_skipped;
 mod error;
 pub mod new_batch;
 pub mod pass;
+pub mod report;
 pub mod test_server;
 pub mod upload_run;
 pub mod verify;

@@ -35,6 +35,11 @@ pub struct LeftOut {
     pub reason: String,
     /// Set when the folder is in another user's or a shared namespace (not this user's mail).
     pub namespace: Option<ForeignNamespace>,
+    /// The name as the server sent it.
+    pub wire: Vec<u8>,
+    /// Left out by the batch's own `--include-folder` / `--exclude-folder` patterns (a
+    /// mail folder the report counts as excluded), not for what it is.
+    pub by_batch: bool,
 }
 
 /// Top-level folders Exchange exposes over IMAP that hold no mail.
@@ -78,6 +83,8 @@ pub fn select_folders(
                         whose.describe()
                     ),
                     namespace: Some(whose),
+                    wire: entry.name.clone(),
+                    by_batch: false,
                 });
                 continue;
             }
@@ -96,6 +103,12 @@ pub fn select_folders(
             name: name.clone(),
             reason,
             namespace: None,
+            wire: entry.name.clone(),
+            by_batch: false,
+        };
+        let by_batch = |reason: String| LeftOut {
+            by_batch: true,
+            ..skip(reason)
         };
         if !entry.is_selectable() {
             left_out.push(skip(
@@ -106,10 +119,10 @@ pub fn select_folders(
                 "Exchange folder without mail (calendar, contacts, tasks, notes, journal)".into(),
             ));
         } else if let Some(p) = limits.exclude.iter().find(|p| glob_match(p, &name)) {
-            left_out.push(skip(format!("excluded by --exclude-folder {p:?}")));
+            left_out.push(by_batch(format!("excluded by --exclude-folder {p:?}")));
         } else if !limits.include.is_empty() && !limits.include.iter().any(|p| glob_match(p, &name))
         {
-            left_out.push(skip("not matched by any --include-folder".into()));
+            left_out.push(by_batch("not matched by any --include-folder".into()));
         } else {
             chosen.push(FolderPlan {
                 wire: entry.name.clone(),

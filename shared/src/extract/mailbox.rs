@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::bodies::{Decided, FolderTarget, Meta, fetch_folder};
 use super::context::Ctx;
 use super::deletions::{Seen, notice_deletions};
-use super::folders::FolderPlan;
+use super::folders::{FolderPlan, LeftOut};
 use super::listing::{Listing, list_folders};
 use super::plan::{Candidate, Verdict, apply_caps};
 use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
@@ -129,9 +129,9 @@ async fn sync_once(
     let condstore = s.has_capability("CONDSTORE");
     let Listing { plans, left_out } = list_folders(&mut s, mb, &ctx.limits).await?;
     counts.left_out_namespaces = left_out
-        .into_iter()
+        .iter()
         .filter(|l| l.namespace.is_some())
-        .map(|l| l.name)
+        .map(|l| l.name.clone())
         .collect();
     let not_mutf7: Vec<_> = plans
         .iter()
@@ -152,6 +152,7 @@ async fn sync_once(
         .index(|i| i.mark_gone_folders(mb.mailbox_id, &wires))?
         .len() as u64;
     counts.folders = plans.len() as u64;
+    record_excluded(ctx, &mut s, mb.mailbox_id, &left_out).await?;
 
     let mut examined = Vec::with_capacity(plans.len());
     for plan in plans {
@@ -230,6 +231,35 @@ async fn sync_once(
     Ok(())
 }
 
+/// Records the folders the batch's patterns leave out, with the source's STATUS MESSAGES
+/// when it answers (the report counts them as excluded by the admin).
+async fn record_excluded<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    s: &mut Session<S>,
+    mailbox_id: i64,
+    left_out: &[LeftOut],
+) -> Result<(), ExtractError> {
+    for l in left_out.iter().filter(|l| l.by_batch) {
+        let messages = match s.status(&l.wire, &["MESSAGES"]).await {
+            Ok(st) => st.messages,
+            Err(e) if e.is_transient() => {
+                Err::<(), _>(e).during(|| format!("STATUS {:?}", l.name))?;
+                None
+            }
+            Err(_) => None,
+        };
+        let folder = FolderInfo {
+            wire_name: l.wire.clone(),
+            name: l.name.clone(),
+            delimiter: None,
+            special_use: None,
+        };
+        ctx.stage
+            .index(|i| i.record_excluded_folder(mailbox_id, &folder, &l.reason, messages))?;
+    }
+    Ok(())
+}
+
 /// Phase 1 for one folder: EXAMINE, notice a UIDVALIDITY change, flag changes, new UIDs.
 async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
@@ -254,6 +284,8 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         .stage
         .index(|i| i.open_folder(mb.mailbox_id, &folder, uidvalidity))?;
     let (folder_id, restarted, highest) = (opened.id, opened.restarted, opened.highest_uid);
+    ctx.stage
+        .index(|i| i.set_folder_source_count(folder_id, info.exists))?;
     if restarted {
         ctx.stage
             .blobs

@@ -1,8 +1,14 @@
 //! What the binaries show an admin: aligned tables and `Key : value` lists ([`table`]), and
 //! live progress ([`bars`]): indicatif bars on a terminal, plain log lines elsewhere; a
-//! server's control characters escaped on their way to a terminal ([`terminal`]).
+//! server's control characters escaped on their way to a terminal ([`terminal`]); the
+//! migration report ([`reconcile`], [`grade`]) and its formats.
 
 pub mod bars;
+mod charts;
+pub mod formats;
+pub mod grade;
+pub mod html;
+pub mod reconcile;
 pub mod table;
 pub mod terminal;
 

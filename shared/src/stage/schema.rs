@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -253,4 +253,17 @@ CREATE TABLE upload_left_out (
 ///   pinned. A fingerprint is public: it is not a secret.
 const V7: &str = r#"
 ALTER TABLE endpoints ADD COLUMN tls_fingerprint TEXT;
+"#;
+
+/// Version 8: what the migration report reconciles against.
+///
+/// - `folders.source_messages`, `folders.source_checked_at`: how many messages the source
+///   reported in the folder at the last pass (EXAMINE's EXISTS for a folder that is read,
+///   STATUS MESSAGES for one the batch's patterns leave out) and when (UTC). NULL before the
+///   first pass that records it.
+/// - `folders.note`: why a folder in state `excluded` is left out (the pattern), in words.
+const V8: &str = r#"
+ALTER TABLE folders ADD COLUMN source_messages INTEGER;
+ALTER TABLE folders ADD COLUMN source_checked_at TEXT;
+ALTER TABLE folders ADD COLUMN note TEXT;
 "#;

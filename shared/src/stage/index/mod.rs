@@ -12,6 +12,7 @@ mod messages;
 #[cfg(test)]
 mod migration_tests;
 mod partials;
+mod report;
 mod states;
 mod status;
 mod sync;
@@ -28,6 +29,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 pub use batches::{BatchInfo, MailboxInfo, RemovedBatch};
 pub use catalog::{FolderInfo, NewMailbox};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
+pub use report::{FolderTally, MessageTrail, RatePoint, SIZE_BOUNDS, Tally};
 pub use states::{BatchState, MailboxState};
 pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 
