@@ -77,7 +77,9 @@ pub fn select_folders(
             Place::Own(own) => own,
             Place::Foreign(whose, prefix) => {
                 left_out.push(LeftOut {
-                    name: String::from_utf8_lossy(&entry.name).into_owned(),
+                    name: entry
+                        .decoded_name()
+                        .unwrap_or_else(|_| String::from_utf8_lossy(&entry.name).into_owned()),
                     reason: format!(
                         "in the {} ({prefix:?}): not this user's own mail",
                         whose.describe()
@@ -220,6 +222,40 @@ mod tests {
             false,
         );
         assert_eq!(chosen.len(), 2);
+    }
+
+    #[test]
+    fn personal_prefix_stripped_and_shared_folders_named_decoded() {
+        use crate::imap::types::{Namespace, Namespaces};
+        let ns = |p: &str| Namespace {
+            prefix: p.into(),
+            delimiter: Some(".".into()),
+        };
+        let ownership = Ownership::from_namespaces(&Namespaces {
+            personal: vec![ns("INBOX.")],
+            other_users: vec![],
+            shared: vec![ns("#shared.")],
+        });
+        let dotted = |name: &str, attrs: &[&str]| ListEntry {
+            delimiter: Some(".".into()),
+            ..entry(name, attrs)
+        };
+        let listed = [
+            dotted("INBOX", &["\\HasChildren"]),
+            dotted("INBOX.Café", &[]),
+            dotted("INBOX.A.B", &[]),
+            dotted("#shared.zoë.Café", &[]),
+        ];
+        let (chosen, out) = select_folders(&listed, None, &ownership, &limits(&[], &[]), false);
+        let names: Vec<&str> = chosen.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["INBOX", "Café", "A.B"]);
+        assert_eq!(
+            chosen[1].wire, b"INBOX.Caf&AOk-",
+            "selected by its wire name"
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].name, "#shared.zoë.Café");
+        assert_eq!(out[0].namespace, Some(ForeignNamespace::Shared));
     }
 
     #[test]
