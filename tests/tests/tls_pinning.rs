@@ -231,6 +231,6 @@ fn a_microsoft_365_target_without_tls_is_refused() {
         shown.contains("bearer token") && shown.contains("--security ssl or tls"),
         "{shown}"
     );
-    let out = cli.upload(&["target", "list"], &[]);
-    assert!(text(&out).contains("no targets"), "{}", text(&out));
+    // Refused before anything was stored: not even the stage was created.
+    assert!(!cli.stage().join("index.sqlite").exists());
 }
