@@ -75,11 +75,11 @@ fn aborted(dir: &Path, d: &Dovecot, point: &str) -> Result<()> {
     Ok(())
 }
 
-/// A folder's rows: (UIDVALIDITY, UID, state).
-type Rows = Vec<(u32, u32, String)>;
+/// Keep's rows: (UIDVALIDITY, UID, state).
+type KeepRows = Vec<(u32, u32, String)>;
 
-/// Keep's (UIDVALIDITY, highest UID) and its rows by state.
-fn keep_state(dir: &Path) -> Result<(u32, u32, Rows)> {
+/// Keep's UIDVALIDITY and highest UID, and its rows.
+fn keep_state(dir: &Path) -> Result<(u32, u32, KeepRows)> {
     let db = rusqlite::Connection::open(dir.join("index.sqlite"))?;
     let (uidvalidity, highest) = db.query_row(
         "SELECT uidvalidity, highest_uid FROM folders WHERE name = 'Keep'",
