@@ -195,17 +195,52 @@ async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
     counts: &mut MailboxCounts,
 ) -> Result<(), ImapError> {
     let mut sink = WriterSink::new(|start: &LiteralStart| Ok(Body::open(ctx, keys, start, gained)));
-    let mut on_message = |m: FetchedMessage<Body>| {
-        let Some(uid) = m.fetch.uid else {
-            return Ok(()); // an unsolicited FETCH (a flag change): nothing to store
+    let mut syncer = Syncer::default();
+    let result = {
+        let mut on_message = |m: FetchedMessage<Body>| {
+            let Some(uid) = m.fetch.uid else {
+                return Ok(()); // an unsolicited FETCH (a flag change): nothing to store
+            };
+            let outcome = match m.body {
+                None => Err("the server sent no body for it".to_owned()),
+                Some(body) => body.output.finish(),
+            };
+            syncer.take(uid, outcome, fetched);
+            Ok(())
         };
-        let outcome = match m.body {
-            None => Err("the server sent no body for it".to_owned()),
-            Some(body) => body.output.finish(),
-        };
-        fetched.insert(uid, outcome);
-        Ok(())
+        request_bodies(
+            ctx,
+            session,
+            group,
+            target,
+            keys,
+            counts,
+            &mut sink,
+            &mut on_message,
+        )
+        .await
     };
+    syncer.drain(fetched).await;
+    result
+}
+
+/// Asks for the group's bodies: each one kept in part by an earlier attempt from where it
+/// stopped (`BODY.PEEK[]<origin.length>`), the others whole, pipelined.
+#[allow(clippy::too_many_arguments)]
+async fn request_bodies<S, F>(
+    ctx: &Ctx,
+    session: &mut Session<S>,
+    group: &[Decided],
+    target: &FolderTarget<'_>,
+    keys: &Keys,
+    counts: &mut MailboxCounts,
+    sink: &mut WriterSink<impl FnMut(&LiteralStart) -> std::io::Result<Body>, Body>,
+    on_message: &mut F,
+) -> Result<(), ImapError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnMut(FetchedMessage<Body>) -> Result<(), ImapError>,
+{
     // The longest literal a body may come in (the framing's bound for streamed bodies).
     let span = ctx.limits.max_message_size + (1 << 20);
     let mut whole = Vec::new();
@@ -232,7 +267,7 @@ async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
         );
         let set = SequenceSet::from_uids([uid]);
         session
-            .uid_fetch(&[set], &items, 1, &mut sink, &mut on_message)
+            .uid_fetch(&[set], &items, 1, &mut *sink, &mut *on_message)
             .await?;
     }
     if whole.is_empty() {
@@ -244,10 +279,62 @@ async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
             &sets,
             "(UID BODY.PEEK[])",
             FETCH_IN_FLIGHT,
-            &mut sink,
-            &mut on_message,
+            sink,
+            on_message,
         )
         .await
+}
+
+/// Finished blobs of a connection being fsynced on blocking threads, which then close their
+/// descriptors: a group waiting for its commit holds none (a batch of many mailboxes at
+/// once stays within a small `ulimit -n`). At most [`SYNC_AHEAD`] run ahead; past that the
+/// fsync runs inline, pacing the download to the disk.
+#[derive(Default)]
+struct Syncer {
+    syncing: Vec<(u32, Syncing, Option<String>)>,
+}
+
+/// A finished blob being fsynced on a blocking thread.
+type Syncing = JoinHandle<Result<PendingBlob, StageError>>;
+
+/// Finished blobs of one connection being fsynced at once.
+const SYNC_AHEAD: usize = 4;
+
+impl Syncer {
+    /// Takes a finished body: starts its fsync, or records why there is no blob.
+    fn take(
+        &mut self,
+        uid: u32,
+        outcome: Result<(PendingBlob, Option<String>), String>,
+        fetched: &mut Fetched,
+    ) {
+        let running = self.syncing.iter().filter(|s| !s.1.is_finished()).count();
+        let outcome = match outcome {
+            Ok((pending, id)) if running < SYNC_AHEAD => {
+                let sync = tokio::task::spawn_blocking(|| pending.sync());
+                self.syncing.push((uid, sync, id));
+                return;
+            }
+            Ok((pending, id)) => pending
+                .sync()
+                .map(|p| (p, id))
+                .map_err(|e| format!("writing its blob failed: {e}")),
+            Err(why) => Err(why),
+        };
+        fetched.insert(uid, outcome);
+    }
+
+    /// Waits for every fsync started and records its blob.
+    async fn drain(self, fetched: &mut Fetched) {
+        for (uid, sync, id) in self.syncing {
+            let outcome = match sync.await {
+                Ok(Ok(pending)) => Ok((pending, id)),
+                Ok(Err(e)) => Err(format!("writing its blob failed: {e}")),
+                Err(e) => Err(format!("writing its blob failed: {e}")),
+            };
+            fetched.insert(uid, outcome);
+        }
+    }
 }
 
 /// A group's rows in UID order, the blobs its staged rows name, and how many of those
