@@ -165,15 +165,19 @@ impl TargetSettings {
     }
 
     /// Refuses what must never be stored or run: Microsoft 365 without TLS (`--security
-    /// none`), which would send the bearer token in clear.
+    /// none`), which would send the bearer token in clear. Only a loopback IMAP host (a
+    /// local emulator; the token never leaves the machine) may go without, as the login
+    /// URL may use plain http to a loopback address only.
     pub fn check_security(&self) -> Result<(), String> {
-        match self.kind {
+        match &self.kind {
             TargetKind::M365Imap {
                 security: Security::None,
+                imap_host,
                 ..
-            } => Err(format!(
+            } if !crate::oauth2::is_loopback_host(imap_host) => Err(format!(
                 "target {:?}: --kind m365-imap needs TLS (--security ssl or tls): without it \
-                 the bearer token would cross the network in clear",
+                 the bearer token would cross the network in clear (plain IMAP is allowed to a \
+                 loopback address only)",
                 self.name
             )),
             _ => Ok(()),
@@ -308,7 +312,17 @@ mod tests {
             err.contains("bearer token") && err.contains("m365"),
             "{err}"
         );
-        if let TargetKind::M365Imap { security, .. } = &mut t.kind {
+        if let TargetKind::M365Imap { imap_host, .. } = &mut t.kind {
+            *imap_host = "127.0.0.1".into();
+        }
+        assert!(t.check_security().is_ok(), "a local emulator");
+        if let TargetKind::M365Imap {
+            security,
+            imap_host,
+            ..
+        } = &mut t.kind
+        {
+            *imap_host = M365_IMAP_HOST.into();
             *security = Security::Tls;
         }
         assert!(t.check_security().is_ok());

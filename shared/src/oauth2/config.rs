@@ -147,9 +147,11 @@ impl OAuthConfig {
 
 /// True when the URL's host is 127.0.0.0/8, ::1 or `localhost`.
 fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
+    url.host_str().is_some_and(is_loopback_host)
+}
+
+/// True for `localhost`, 127.0.0.0/8 and ::1 (brackets allowed).
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())

@@ -32,6 +32,7 @@ mod scrub;
 mod source;
 
 pub use client::{AccessToken, TokenClient};
+pub(crate) use config::is_loopback_host;
 pub use config::{DEFAULT_IMAP_HOST, DEFAULT_LOGIN_BASE, OAuthConfig, TokenRetry, scope_for};
 pub use error::{AadError, TokenError, TransportKind};
 pub use source::{FetchFuture, FetchToken, TokenSource, refresh_margin};
