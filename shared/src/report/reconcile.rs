@@ -309,6 +309,9 @@ fn folder_of(t: &FolderTally, with_target: bool) -> Option<FolderReport> {
                 + t.skipped_size.messages
                 + t.skipped_item_cap.messages
                 + t.failed.messages;
+            // Messages the source deleted since they were recorded are in the stage but no
+            // longer in the source's count.
+            let accounted = accounted.saturating_sub(t.deleted_on_source);
             c.unexplained = n as i64 - accounted as i64;
         }
         _ => {}

@@ -54,6 +54,8 @@ pub struct FolderTally {
     pub in_flight: Tally,
     /// The target folders it went to (as `/`-joined paths), distinct.
     pub target_folders: Vec<String>,
+    /// Recorded messages the source has deleted since (no longer in its count).
+    pub deleted_on_source: u64,
 }
 
 /// One message's path through both phases.
@@ -130,7 +132,8 @@ const FOLDER_TALLIES: &str = "
            coalesce(sum(m.size) FILTER (WHERE m.state = 'staged' AND u.state = 'failed'), 0),
            count(u.id) FILTER (WHERE m.state = 'staged' AND u.state = 'in_flight'),
            coalesce(sum(m.size) FILTER (WHERE m.state = 'staged' AND u.state = 'in_flight'), 0),
-           json_group_array(DISTINCT u.folder) FILTER (WHERE u.state = 'done' AND u.folder IS NOT NULL)
+           json_group_array(DISTINCT u.folder) FILTER (WHERE u.state = 'done' AND u.folder IS NOT NULL),
+           count(m.id) FILTER (WHERE m.deleted_on_source IS NOT NULL)
     FROM mailboxes mb
     JOIN batches b ON b.id = mb.batch_id
     LEFT JOIN folders f ON f.mailbox_id = mb.id
@@ -234,6 +237,7 @@ impl Index {
                 refused: t(16)?,
                 in_flight: t(18)?,
                 target_folders,
+                deleted_on_source: r.get::<_, i64>(21)?.max(0) as u64,
             })
         });
         self.sql(rows.and_then(Iterator::collect))
