@@ -1,5 +1,5 @@
 //! `batch start` and `batch sync`: arguments, the printed summary and the `--every` loop
-//! ([`crate::sync_loop`]) over [`mailstage::commands::pass`].
+//! ([`mailstage::commands::sync_loop`]) over [`mailstage::commands::pass`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,8 @@ use mailstage::report::bars::LiveProgress;
 use mailstage::report::terminal::printable;
 use mailstage::report::{MailboxSummary, print_json};
 
-use crate::sync_loop::{self, CycleReport};
+use mailstage::commands::CommandError;
+use mailstage::commands::sync_loop::{self, CycleReport};
 
 /// Arguments shared by `batch start` and `batch sync`.
 #[derive(Args)]
@@ -80,9 +81,10 @@ pub fn sync(stage_dir: &Path, args: &SyncArgs, out: &mut dyn Write) -> anyhow::R
         max_failed_cycles: args.max_failed_cycles,
     };
     let mut journal = sync_loop::StageJournal::new(stage_dir, &args.run.name);
-    sync_loop::run_loop(settings, &stop, out, &mut journal, |out| {
+    let code = sync_loop::run_loop(settings, &stop, out, &mut journal, |out| {
         run_once(stage_dir, &args.run, Pass::Incremental, out)
-    })
+    })?;
+    Ok(code)
 }
 
 fn run_once(
@@ -90,7 +92,7 @@ fn run_once(
     a: &RunArgs,
     pass: Pass,
     out: &mut dyn Write,
-) -> anyhow::Result<CycleReport> {
+) -> Result<CycleReport, CommandError> {
     let request = PassRequest {
         csv: a.csv.clone(),
         ca_file: a.tls.ca_file.clone(),
@@ -107,14 +109,20 @@ fn run_once(
     let result = prepared.run(progress.clone());
     progress.finish();
     let report = result?;
-    if a.output.json {
-        print_json(out, &report)?;
+    let printed = if a.output.json {
+        print_json(out, &report)
     } else {
-        for o in &report.mailboxes {
-            writeln!(out, "{}", printable(&o.summary_line()))?;
-        }
-        writeln!(out, "batch {:?}: {}", report.batch, report.state)?;
-    }
+        report
+            .mailboxes
+            .iter()
+            .try_for_each(|o| writeln!(out, "{}", printable(&o.summary_line())))
+            .and_then(|()| writeln!(out, "batch {:?}: {}", report.batch, report.state))
+    };
+    printed.map_err(|source| CommandError::File {
+        action: "write to",
+        path: "standard output".into(),
+        source,
+    })?;
     Ok(CycleReport {
         code: report.exit_code(),
         failed_mailboxes: report

@@ -6,7 +6,6 @@
 mod cmd_batch;
 mod cmd_endpoint;
 mod cmd_pass;
-mod sync_loop;
 mod test_server;
 
 use std::io::Write;

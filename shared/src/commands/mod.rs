@@ -5,6 +5,7 @@
 //! - [`test_server`]: reach a server and log in with each CSV row.
 //! - [`new_batch`]: create a batch from a CSV.
 //! - [`pass`]: a first or incremental pass of a batch (prepare, then run).
+//! - [`sync_loop`]: `batch sync --every`, passes on a schedule that outlives outages.
 //! - [`upload_run`]: a batch's staged mail into a target (prepare, then run).
 //! - [`verify`]: re-hash the stage and report (the same for both binaries).
 //! - [`report`]: a batch's migration report (text, JSON, CSV, HTML).
@@ -15,6 +16,7 @@ mod error;
 pub mod new_batch;
 pub mod pass;
 pub mod report;
+pub mod sync_loop;
 pub mod test_server;
 pub mod upload_run;
 pub mod verify;

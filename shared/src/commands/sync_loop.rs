@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use mailstage::stage::{Access, Stage, StageError, safe_component};
+use super::error::{CommandError, Result};
+use crate::stage::{Access, Stage, StageError, safe_component};
 
 /// How often the loop looks at the stop flag while it waits.
 const TICK: Duration = Duration::from_millis(100);
@@ -106,8 +106,8 @@ pub fn run_loop(
     stop: &AtomicBool,
     out: &mut dyn Write,
     journal: &mut dyn Journal,
-    mut cycle: impl FnMut(&mut dyn Write) -> anyhow::Result<CycleReport>,
-) -> anyhow::Result<u8> {
+    mut cycle: impl FnMut(&mut dyn Write) -> Result<CycleReport>,
+) -> Result<u8> {
     let every = settings.every;
     let mut tick = Instant::now();
     let mut failed_in_row = 0u32;
@@ -123,7 +123,7 @@ pub fn run_loop(
                 Some(format!("{} mailbox(es) failed", r.failed_mailboxes)),
             ),
             Err(e) if is_fatal(&e) => return Err(e),
-            Err(e) => (1, Some(format!("{e:#}"))),
+            Err(e) => (1, Some(chain(&e))),
         };
         let why_stop = match &failure {
             None => {
@@ -136,38 +136,58 @@ pub fn run_loop(
                 let give_up = limit.is_some_and(|n| failed_in_row >= n);
                 let detail = format!("cycle {cycles} failed ({failed_in_row} in a row): {why}");
                 tracing::warn!("{detail}");
-                writeln!(out, "sync cycle {cycles} failed: {why}")?;
+                writeln!(out, "sync cycle {cycles} failed: {why}").map_err(output)?;
                 journal.record("sync.cycle_failed", &detail);
                 give_up.then(|| format!("{failed_in_row} failed cycles in a row"))
             }
         };
         let why_stop = why_stop.or_else(|| signalled(stop));
         if let Some(why) = why_stop {
-            return Ok(stopped(out, journal, &why, cycles, code)?);
+            return stopped(out, journal, &why, cycles, code).map_err(output);
         }
         let start = settings.next_start(Instant::now(), tick, failed_in_row);
         let wait = start.saturating_duration_since(Instant::now());
-        if failed_in_row > 0 {
-            writeln!(out, "retrying in {}", show_wait(wait))?;
+        let next = if failed_in_row > 0 {
+            "retrying in"
         } else {
-            writeln!(out, "next sync in {}", show_wait(wait))?;
-        }
-        out.flush()?;
+            "next sync in"
+        };
+        writeln!(out, "{next} {}", show_wait(wait)).map_err(output)?;
+        out.flush().map_err(output)?;
         if !sleep_until(start, stop) {
             let why = signalled(stop).unwrap_or_default();
-            return Ok(stopped(out, journal, &why, cycles, code)?);
+            return stopped(out, journal, &why, cycles, code).map_err(output);
         }
     }
 }
 
 /// Errors no retry can mend: the batch is gone from the index.
-fn is_fatal(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<StageError>(),
-            Some(StageError::NotFound { .. })
-        )
-    })
+fn is_fatal(e: &CommandError) -> bool {
+    matches!(e, CommandError::Stage(StageError::NotFound { .. }))
+}
+
+/// An error with its causes, as one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Writing the loop's lines failed (standard output closed).
+fn output(source: std::io::Error) -> CommandError {
+    CommandError::File {
+        action: "write to",
+        path: "standard output".into(),
+        source,
+    }
 }
 
 fn signalled(stop: &AtomicBool) -> Option<String> {
@@ -215,14 +235,18 @@ fn show_wait(d: Duration) -> String {
 
 /// A flag that SIGINT and SIGTERM set; a second signal ends the process at once (the stage
 /// survives a kill at any instant, so that is safe).
-pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [SIGINT, SIGTERM] {
         // The order matters: the exit is armed only once the flag is already set.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
-            .context("installing a signal handler")?;
-        signal_hook::flag::register(signal, stop.clone()).context("installing a signal handler")?;
+        let installed = signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+            .and_then(|_| signal_hook::flag::register(signal, stop.clone()));
+        installed.map_err(|source| CommandError::File {
+            action: "installing a signal handler for",
+            path: "the sync loop".into(),
+            source,
+        })?;
     }
     Ok(stop)
 }
@@ -236,33 +260,39 @@ pub struct LoopLock {
 impl LoopLock {
     /// Takes `STAGE/sync-<batch>.lock` (the batch name escaped into one file name) or says
     /// which process holds it.
-    pub fn acquire(stage_dir: &Path, batch: &str) -> anyhow::Result<Self> {
+    pub fn acquire(stage_dir: &Path, batch: &str) -> Result<Self> {
         let path = lock_path(stage_dir, batch);
+        let failed = |action: &'static str| {
+            let path = path.clone();
+            move |source| CommandError::File {
+                action,
+                path,
+                source,
+            }
+        };
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+            .map_err(failed("opening"))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
-                bail!(
+                return Err(CommandError::Refused(format!(
                     "batch {batch:?} is already synced on a schedule by another `batch sync --every` ({}); \
                      stop that one first (SIGINT or SIGTERM), or run `batch sync {batch}` once without --every",
                     holder.trim()
-                );
+                )));
             }
-            Err(TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("locking {}", path.display()));
-            }
+            Err(TryLockError::Error(e)) => return Err(failed("locking")(e)),
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        write!(file, "pid {}", std::process::id())?;
+        file.set_len(0).map_err(failed("writing"))?;
+        file.rewind().map_err(failed("writing"))?;
+        write!(file, "pid {}", std::process::id()).map_err(failed("writing"))?;
         Ok(Self { _file: file })
     }
 }
@@ -285,7 +315,7 @@ mod tests {
         }
     }
 
-    fn ok(code: u8) -> anyhow::Result<CycleReport> {
+    fn ok(code: u8) -> Result<CycleReport> {
         Ok(CycleReport {
             code,
             failed_mailboxes: 0,
@@ -328,17 +358,19 @@ mod tests {
             max_failed_cycles: Some(3),
         };
         let stop = AtomicBool::new(false);
-        let mut script: VecDeque<anyhow::Result<CycleReport>> = VecDeque::from([
+        let mut script: VecDeque<Result<CycleReport>> = VecDeque::from([
             ok(0),
-            Err(anyhow::anyhow!("cannot reach the source server")),
+            Err(CommandError::Refused(
+                "cannot reach the source server".into(),
+            )),
             Ok(CycleReport {
                 code: 2,
                 failed_mailboxes: 1,
             }),
             ok(2),
-            Err(anyhow::anyhow!("down")),
-            Err(anyhow::anyhow!("down")),
-            Err(anyhow::anyhow!("still down")),
+            Err(CommandError::Refused("down".into())),
+            Err(CommandError::Refused("down".into())),
+            Err(CommandError::Refused("still down".into())),
         ]);
         let (mut out, mut events) = (Vec::new(), Events::default());
         let code = run_loop(s, &stop, &mut out, &mut events, |_| {
