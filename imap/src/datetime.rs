@@ -245,7 +245,7 @@ mod tests {
         assert!(parse("29-Feb-2024 00:00:00 +0000").is_some());
         assert!(parse("29-Feb-2000 00:00:00 +0000").is_some());
         assert_eq!(parse("29-Feb-1900 00:00:00 +0000"), None);
-        assert!(parse("31-Dec-9999 23:59:60 -2359").is_some());
+        assert!(parse("31-Dec-9999 23:59:59 -2359").is_some());
         assert!(parse("01-Jan-0001 00:00:00 +2359").is_some());
     }
 
