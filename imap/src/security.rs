@@ -54,19 +54,29 @@ impl FromStr for Security {
     }
 }
 
-impl serde::Serialize for Security {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
+/// Serializes an enum as its `as_str()` word and reads it back with its `FromStr` (an
+/// unknown word is an error with the `FromStr` message). Exported so the library's enums
+/// stored by their words use the same code.
+#[macro_export]
+macro_rules! serde_as_word {
+    ($name:ty) => {
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <String as serde::Deserialize>::deserialize(d)?
+                    .parse()
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl<'de> serde::Deserialize<'de> for Security {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <String as serde::Deserialize>::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+serde_as_word!(Security);
 
 #[cfg(test)]
 mod tests {

@@ -123,21 +123,8 @@ impl AuthChoice {
     }
 }
 
-/// Serialized as its `as_str()` word and read back with its `FromStr` (the words targets'
-/// JSON has always held, in the same spellings).
-impl serde::Serialize for AuthChoice {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for AuthChoice {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <String as serde::Deserialize>::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+// Stored and shown by its word, as targets' JSON has always held it.
+mailstage_imap::serde_as_word!(AuthChoice);
 
 impl fmt::Display for AuthChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
