@@ -142,7 +142,15 @@ fn a_pass_killed_around_a_uidvalidity_change_is_completed_by_the_next() -> Resul
     // (Not `check_completed`: Keep's retired rows share their UIDs with the new ones.)
     let report = verify(&Stage::open(dir.path(), Access::Read)?)?;
     assert!(report.is_clean(), "{}", report.render_text());
-    assert_eq!(std::fs::read_dir(dir.path().join("tmp"))?.count(), 0);
+    // Nothing half-written is left: no file in tmp/, and no partial body in tmp/partial/.
+    for entry in std::fs::read_dir(dir.path().join("tmp"))? {
+        let entry = entry?;
+        assert!(
+            entry.file_name() == "partial" && std::fs::read_dir(entry.path())?.count() == 0,
+            "left in tmp/: {:?}",
+            entry.path()
+        );
+    }
     let rows = message_rows(dir.path())?;
     let keep: BTreeSet<_> = rows
         .iter()
