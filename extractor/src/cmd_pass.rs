@@ -118,11 +118,7 @@ fn run_once(
             .try_for_each(|o| writeln!(out, "{}", printable(&o.summary_line())))
             .and_then(|()| writeln!(out, "batch {:?}: {}", report.batch, report.state))
     };
-    printed.map_err(|source| CommandError::File {
-        action: "write to",
-        path: "standard output".into(),
-        source,
-    })?;
+    printed.map_err(CommandError::Output)?;
     Ok(CycleReport {
         code: report.exit_code(),
         failed_mailboxes: report
