@@ -108,25 +108,7 @@ fn summary(
     elapsed: Duration,
 ) -> anyhow::Result<()> {
     for o in outcomes {
-        writeln!(out, "{}", printable(&o.summary_line()))?;
-        for f in &o.folders {
-            let to = f
-                .target
-                .as_ref()
-                .map_or_else(|| "(left out)".to_owned(), |t| t.join("/"));
-            if args.dry_run || f.note.is_some() {
-                let note = f
-                    .note
-                    .as_deref()
-                    .map(|n| format!("  [{n}]"))
-                    .unwrap_or_default();
-                let line = format!("{} -> {to}{note}", f.source);
-                writeln!(out, "    {}", printable(&line))?;
-            }
-        }
-        if args.dry_run {
-            predicted::print(out, o)?;
-        }
+        mailbox_plan(out, o, args.dry_run)?;
     }
     let (messages, bytes) = outcomes.iter().fold((0, 0), |(m, b), o| {
         (m + o.counts.uploaded, b + o.counts.uploaded_bytes)
@@ -144,6 +126,31 @@ fn summary(
             outcomes.iter().filter(|o| o.error.is_some()).count(),
             outcomes.len()
         )?;
+    }
+    Ok(())
+}
+
+/// Writes a mailbox's summary line and its folder plan: every folder for a plan (a dry run,
+/// `lint`), else those with a note; for a plan, its predicted skips too.
+pub fn mailbox_plan(out: &mut dyn Write, o: &UploadOutcome, plan: bool) -> std::io::Result<()> {
+    writeln!(out, "{}", printable(&o.summary_line()))?;
+    for f in &o.folders {
+        let to = f
+            .target
+            .as_ref()
+            .map_or_else(|| "(left out)".to_owned(), |t| t.join("/"));
+        if plan || f.note.is_some() {
+            let note = f
+                .note
+                .as_deref()
+                .map(|n| format!("  [{n}]"))
+                .unwrap_or_default();
+            let line = format!("{} -> {to}{note}", f.source);
+            writeln!(out, "    {}", printable(&line))?;
+        }
+    }
+    if plan {
+        predicted::print(out, o)?;
     }
     Ok(())
 }
