@@ -90,7 +90,7 @@ pub fn run(stage_dir: &Path, args: LintArgs, out: &mut dyn Write) -> anyhow::Res
             let head = format!("lint of batch {:?} for {against} ({kind})", report.batch);
             writeln!(out, "{}", printable(&head))?;
             for o in &report.mailboxes {
-                mailbox_plan(out, o, true)?;
+                mailbox_plan(out, o, true, false)?;
             }
             for a in &report.assumptions {
                 writeln!(out, "note: {a}")?;
