@@ -46,6 +46,8 @@ pub struct UploadRequest {
     pub insecure: bool,
     /// Pin the target's certificate for this run (wins over the target's).
     pub tls_fingerprint: Option<Fingerprint>,
+    /// Only the mailboxes of this shard of the batch's plan.
+    pub shard: Option<crate::shard::ShardRequest>,
 }
 
 /// An upload ready to run.
@@ -104,6 +106,10 @@ pub fn prepare_upload(stage_dir: &Path, req: &UploadRequest) -> Result<PreparedU
             )));
         }
         mailboxes.retain(|m| req.users.iter().any(|u| u.eq_ignore_ascii_case(&m.email)));
+    }
+    if let Some(shard) = req.shard {
+        let (_, members) = super::shards::shard_members(stage.index(), &req.batch, shard)?;
+        mailboxes.retain(|m| members.contains(&m.email.to_lowercase()));
     }
     let rules = MappingRules {
         renames: req
