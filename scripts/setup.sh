@@ -82,6 +82,14 @@ if ((${#to_unpack[@]} > 0)); then
     rm -rf "$debs"
 fi
 
+# kubernetes-validate (PyPI; it ships the Kubernetes API schemas) checks the manifests in
+# deploy/kubernetes offline (deploy_kubernetes); PyYAML comes with it.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    echo "setup: installing kubernetes-validate"
+    python3 -m pip install -q kubernetes-validate 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages kubernetes-validate
+fi
+
 # The system service must not hold 143/993; the tests start private instances.
 if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
     if systemctl is-active --quiet dovecot 2>/dev/null; then
