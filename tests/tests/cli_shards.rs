@@ -265,6 +265,24 @@ fn shards_staged_apart_merge_into_what_one_machine_stages_and_upload_once() -> R
         merged_status["totals"],
         json(&[&whole.stage()], &["batch", "status", "b"])["totals"]
     );
+    // The report across the shard stages is the merged stage's.
+    let report = |stages: &[&Path]| -> Value {
+        let out = extract_ok(stages, &["batch", "report", "b", "--format", "json"]);
+        serde_json::from_str(&out).expect("JSON report")
+    };
+    let (apart, together) = (report(&spread), report(&[&merged]));
+    assert_eq!(apart["counts"], together["counts"]);
+    assert_eq!(apart["grade"], together["grade"]);
+    assert_eq!(
+        apart["mailboxes"].as_array().map(Vec::len),
+        Some(counts.len())
+    );
+    assert_eq!(
+        together["counts"]["staged"]["messages"].as_u64(),
+        Some(expected.len() as u64),
+        "{}",
+        together["counts"]
+    );
     // Merging again changes nothing.
     let again: Value = {
         let mut args = merge.clone();
@@ -317,6 +335,22 @@ fn shards_staged_apart_merge_into_what_one_machine_stages_and_upload_once() -> R
         assert_eq!(m["pending"], 0, "{m}");
         assert_eq!(m["state"], "Uploaded", "{m}");
     }
+    assert_eq!(status.as_array().map(Vec::len), Some(counts.len()));
+    let out = at(
+        &bins::mailstage_upload(),
+        &spread,
+        &[
+            "report", "--batch", "b", "--target", "dst", "--format", "json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        report["mailboxes"].as_array().map(Vec::len),
+        Some(counts.len())
+    );
+    assert_eq!(report["grade"], "Perfect", "{}", report["counts"]);
     Ok(())
 }
 
