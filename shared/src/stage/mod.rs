@@ -19,6 +19,8 @@ pub mod index;
 mod lock;
 pub mod maildir;
 mod merge;
+#[cfg(test)]
+mod merge_tests;
 mod partial;
 mod safe_name;
 mod schema;
