@@ -374,5 +374,19 @@ fn a_shard_run_refuses_what_the_plan_does_not_say() -> Result<()> {
     assert_eq!(bad.status.code(), Some(2), "clap refuses: {}", text(&bad));
     let no_env = cli.fails(&["batch", "start", "b", "--shard-from-env"]);
     assert!(no_env.contains("SLURM_ARRAY_TASK_ID"), "{no_env}");
+
+    // When no mailbox can be measured (every login refused here) the plan says so.
+    let refused = Cli::new();
+    refused.endpoint_on("src", d.port());
+    refused.batch(
+        "b",
+        "src",
+        &["u0@contoso.edu,u0,wrong", "u1@contoso.edu,u1,wrong"],
+    );
+    let err = refused.fails(&["batch", "plan", "b", "--shards", "2"]);
+    assert!(
+        err.contains("could be measured") && err.contains("--no-sizes"),
+        "{err}"
+    );
     Ok(())
 }

@@ -113,6 +113,16 @@ pub fn plan(stage_dir: &Path, req: &PlanRequest) -> Result<PlanReport> {
             .map(|_| Err("not measured (--no-sizes)".to_owned()))
             .collect()
     };
+    if req.measure
+        && !sizes.is_empty()
+        && let Some(Err(first)) = sizes.iter().find(|s| s.is_err())
+        && sizes.iter().all(|s| s.is_err())
+    {
+        return Err(CommandError::Refused(format!(
+            "no mailbox of batch {batch:?} could be measured (the first: {first}); fix that, \
+             or place them by a hash of their address with --no-sizes"
+        )));
+    }
     let mut size_errors = BTreeMap::new();
     let new: Vec<ToPlace> = emails
         .iter()

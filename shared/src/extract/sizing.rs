@@ -12,6 +12,7 @@ use crate::imap::transport::{ConnectOptions, connect};
 use crate::imap::{During as _, SequenceSet, SessionConfig};
 use crate::login::AuthChoice;
 use crate::parallel::run_bounded;
+use crate::retry::RetryPolicy;
 
 /// What the source reported for one mailbox.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -53,7 +54,12 @@ async fn measure(
     mb: &MailboxJob,
 ) -> Result<MailboxSize, ExtractError> {
     let at = format!("{}:{}", connect_to.host, connect_to.port);
-    let mut s = connect(connect_to, SessionConfig::default())
+    // A server that stops answering fails the measurement instead of holding the plan.
+    let config = SessionConfig {
+        read_timeout: Some(RetryPolicy::default().read_timeout),
+        ..SessionConfig::default()
+    };
+    let mut s = connect(connect_to, config)
         .await
         .during(|| format!("connecting to {at}"))?;
     crate::login::log_in(&mut s, &mb.user_name, &mb.password, auth)
