@@ -25,6 +25,7 @@ pub mod maildir;
 pub mod probe;
 pub mod process;
 pub mod servers;
+pub mod slurm;
 pub mod stage_check;
 pub mod token_endpoint;
 pub mod upload;
