@@ -14,6 +14,7 @@ pub mod courier;
 pub mod cyrus;
 pub mod dovecot;
 mod dovecot_certs;
+pub mod exchange_budget;
 mod exchange_names;
 pub mod exchange_proxy;
 pub mod extraction;

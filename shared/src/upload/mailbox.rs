@@ -8,6 +8,7 @@ use super::context::Ctx;
 use super::destination::Destination;
 use super::key::{self, ResumeKey};
 use super::mapping::{MappedFolder, map_folders};
+use super::pace::Budget;
 use super::predict::{Prediction, SizeLimit, predict};
 use super::send::{Group, groups, send_all};
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError, UploadOutcome};
@@ -44,6 +45,7 @@ where
             .map_err(UploadError::from);
     }
     let mut attempts = Attempts::new(&ctx.retry);
+    let budget = Budget::new();
     while result.is_ok() {
         let before = progress_mark(&counts);
         let attempt = async {
@@ -51,7 +53,7 @@ where
             match upload_once(ctx, mb, &mut dest, &mut counts, &mut found).await {
                 Ok(work) => {
                     let refused = &mut found.refused_folders;
-                    send_all(ctx, mb, dest, &open, work, &mut counts, refused).await
+                    send_all(ctx, (mb, &budget), dest, &open, work, &mut counts, refused).await
                 }
                 Err(e) => {
                     dest.close().await;
@@ -73,7 +75,7 @@ where
                     }
                     Next::Retry { wait, fruitless } => {
                         if suggested.is_some() {
-                            ctx.pace.throttled();
+                            budget.throttled(suggested);
                             counts.throttled += 1;
                             counts.throttle_wait_ms += wait.as_millis() as u64;
                         }
@@ -85,6 +87,10 @@ where
             }
             Err(e) => result = Err(e),
         }
+    }
+    if let Some(rate) = budget.rate() {
+        tracing::info!(mailbox = %mb.label(), throttles = counts.throttled,
+            "the target's throttles taught a pace of {rate:.1} APPENDs per second");
     }
     if let Err(UploadError::TargetFull {
         messages, bytes, ..
