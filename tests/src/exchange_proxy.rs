@@ -2,7 +2,7 @@
 //! does where it matters to an upload (README, *Throttling* and *Uploading a batch*):
 //! - with a budget, each target mailbox (told by its login) may APPEND N messages per
 //!   second (a token bucket holding one second's worth, [`crate::exchange_budget`]); an
-//!   APPEND over it gets the throttle answer below, suggesting the time until a token is back;
+//!   APPEND over it gets the throttle answer below, suggesting the refill interval of one token (1000/N ms);
 //! - a throttle answer comes after the answers to the APPENDs passed on before it (Exchange
 //!   works in order);
 //! - every Nth APPEND (or every Nth of each command kind it is told to throttle: SELECT,
