@@ -199,8 +199,9 @@ mod tests {
         let f = InFlight::default();
         assert_eq!(f.sent("A1"), 1);
         assert_eq!(f.sent("A2"), 2);
+        // A1's answer is not whole yet.
         f.scan_server(b"* 3 EXISTS\r\nA1 OK [APPENDUID 1 3] do");
-        assert_eq!(f.sent("A3"), 2);
+        assert_eq!(f.sent("A3"), 3);
         f.scan_server(b"ne\r\nA2 OK done\r\n");
         assert_eq!(f.sent("A4"), 2, "A3 and A4");
     }
