@@ -197,7 +197,13 @@ struct Findings {
     /// Messages whose pending `\Flagged` the target refused in this run (not asked again
     /// until the next run).
     flags_refused: HashSet<i64>,
+    /// The first attempt has planned (messages a previous run left in flight were given
+    /// [`IN_FLIGHT_GRACE`]; later attempts wait their reconnect backoff instead).
+    planned_once: bool,
 }
+
+/// How long a run waits before looking for messages a previous run left in flight.
+const IN_FLIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Plans on one connection: maps the folders, creates what is missing, resolves what a
 /// crash left in flight, and returns the groups to send. A dry run stops after the plan
@@ -250,6 +256,13 @@ async fn upload_once<D: Destination>(
     let refused = &mut found.refused_folders;
     create::create_folders(dest, mb, &mapped, &target, counts, refused).await?;
     let sendable = create::refuse_items(ctx, mb, sendable, &dest_of, counts, refused)?;
+    if !found.planned_once && sendable.iter().any(|i| i.state == UploadState::InFlight) {
+        // A previous run stopped with APPENDs in flight: the server may still be storing
+        // those it had received (pipelined, or still in the dead client's socket buffer).
+        // Looking for them before it is done would find them absent and send them twice.
+        tokio::time::sleep(IN_FLIGHT_GRACE).await;
+    }
+    found.planned_once = true;
     let mut to_send = Vec::with_capacity(sendable.len());
     for item in sendable {
         if item.state == UploadState::InFlight {
