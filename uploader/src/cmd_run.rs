@@ -37,8 +37,8 @@ pub struct RunArgs {
     /// Mailboxes uploaded at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=200))]
     concurrency: u32,
-    /// Connections per mailbox, each sending from the mailbox's queue (hides the round trip
-    /// of each APPEND; the most APPENDs in flight is concurrency × this).
+    /// Connections per mailbox, each sending from the mailbox's queue (each has up to 16
+    /// APPENDs in flight where the target offers LITERAL+, else one).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
     connections_per_mailbox: u32,
     /// Rename a source folder (and its subfolders): 'Old/Path=New/Path' (levels separated
@@ -49,7 +49,8 @@ pub struct RunArgs {
     /// Repeatable.
     #[arg(long = "exclude", value_name = "PATTERN")]
     excludes: Vec<String>,
-    /// At most this many messages per second over all mailboxes.
+    /// At most this many messages per second over all mailboxes (a ceiling over the pace
+    /// each target mailbox's throttles teach).
     #[arg(long)]
     max_messages_per_second: Option<f64>,
     /// At most this many bytes per second over all mailboxes (e.g. 5000000 for ~40 Mbit/s).

@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 
 use secrecy::SecretString;
 
+use super::UploadError;
 use super::destination::{Credentials, Delivery, Destination, Matching, Outgoing};
 use super::fingerprint::{FIELDS, HeaderFingerprint};
 use super::key::ResumeKey;
 use super::mapping::{Role, TargetFolders};
 use super::refusal::{self, Scope};
-use super::{UploadError, is_flagged};
 use crate::imap::mutf7;
 use crate::imap::transport::{ConnectOptions, Transport, connect};
 use crate::imap::{
@@ -22,12 +22,16 @@ use crate::login::AuthChoice;
 
 /// A logged-in session with one target mailbox.
 pub struct ImapTarget {
-    session: Session<Transport>,
+    pub(super) session: Session<Transport>,
     delimiter: char,
     /// Microsoft 365: `\Flagged` given to APPEND is dropped, so it is set by a STORE after.
-    store_flagged: bool,
+    pub(super) store_flagged: bool,
     /// The folder currently SELECTed (wire name) and its UIDVALIDITY.
     selected: Option<(Vec<u8>, u32)>,
+    /// APPENDs sent and not answered yet, oldest first.
+    pub(super) unanswered: Vec<super::imap_append::Unanswered>,
+    /// Answers already known (an APPEND sent one at a time), oldest first.
+    pub(super) answered: std::collections::VecDeque<super::imap_append::Answer>,
 }
 
 impl ImapTarget {
@@ -60,10 +64,12 @@ impl ImapTarget {
             delimiter,
             store_flagged: m365,
             selected: None,
+            unanswered: Vec::new(),
+            answered: std::collections::VecDeque::new(),
         })
     }
 
-    fn wire(&self, path: &[String]) -> Vec<u8> {
+    pub(super) fn wire(&self, path: &[String]) -> Vec<u8> {
         if path.len() == 1 && path[0].eq_ignore_ascii_case("INBOX") {
             return b"INBOX".to_vec();
         }
@@ -255,57 +261,21 @@ impl Destination for ImapTarget {
         }
     }
 
-    async fn append(
+    async fn start_append(
         &mut self,
         folder: &[String],
         message: Outgoing,
-    ) -> Result<Delivery, UploadError> {
-        let wire = self.wire(folder);
-        let name = || folder.join("/");
-        let file = tokio::fs::File::from_std(message.blob);
-        let flags: Vec<&str> = message.flags.iter().map(String::as_str).collect();
-        let appended = self
-            .session
-            .append(
-                &wire,
-                &flags,
-                message.internaldate.as_deref(),
-                message.size,
-                tokio::io::BufReader::new(file),
-            )
-            .await;
-        let outcome = match appended {
-            Ok(o) => o,
-            Err(e) => {
-                return match refusal::scope(&e) {
-                    Some(Scope::Message) => Ok(Delivery::Refused(words_of(&e))),
-                    Some(Scope::Folder) => Ok(Delivery::FolderRefused(words_of(&e))),
-                    Some(Scope::Mailbox) => Ok(Delivery::MailboxFull(words_of(&e))),
-                    Some(Scope::Passing) => Err(UploadError::TryAgain(words_of(&e))),
-                    None => Err(e).during(|| format!("APPEND to {:?}", name()))?,
-                };
-            }
-        };
-        let id = outcome
-            .uid_validity
-            .zip(outcome.uid)
-            .map(|(v, u)| format!("{v}:{u}"));
-        if self.store_flagged
-            && is_flagged(&message.flags)
-            && let Some(uid) = outcome.uid
-        {
-            // Stored whatever happens now: a SELECT or STORE that fails leaves the flag to
-            // be set later by this id, never the message to be sent again.
-            let flagged = match self.select(&wire, folder).await {
-                Ok(_) => self.store_flagged(uid, folder).await,
-                Err(e) => Err(e),
-            };
-            if let Err(cause) = flagged {
-                let id = id.unwrap_or_else(|| format!("0:{uid}"));
-                return Ok(Delivery::StoredFlagPending { id, cause });
-            }
-        }
-        Ok(Delivery::Stored(id))
+        ticket: u64,
+    ) -> Result<(), UploadError> {
+        self.start(folder, message, ticket).await
+    }
+
+    fn sends_ahead(&self, size: u64) -> bool {
+        self.session.append_pipelines(size)
+    }
+
+    async fn answer(&mut self) -> Result<(u64, Result<Delivery, UploadError>), UploadError> {
+        self.next_answer().await
     }
 
     async fn matching(
@@ -391,7 +361,7 @@ impl Destination for ImapTarget {
 }
 
 /// The server's words in a refusal: its tagged status as on the wire.
-fn words_of(e: &ImapError) -> String {
+pub(super) fn words_of(e: &ImapError) -> String {
     e.status().map_or_else(|| e.to_string(), |s| s.to_string())
 }
 

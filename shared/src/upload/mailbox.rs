@@ -8,6 +8,7 @@ use super::context::Ctx;
 use super::destination::Destination;
 use super::key::{self, ResumeKey};
 use super::mapping::MappedFolder;
+use super::pace::Budget;
 use super::plan::{Staged, TargetView, destinations, map_mailbox, plan};
 use super::predict::{Prediction, SizeLimit};
 use super::send::{Group, groups, send_all};
@@ -45,6 +46,7 @@ where
             .map_err(UploadError::from);
     }
     let mut attempts = Attempts::new(&ctx.retry);
+    let budget = Budget::new();
     while result.is_ok() {
         let before = progress_mark(&counts);
         let attempt = async {
@@ -52,7 +54,7 @@ where
             match upload_once(ctx, mb, &mut dest, &mut counts, &mut found).await {
                 Ok(work) => {
                     let refused = &mut found.refused_folders;
-                    send_all(ctx, mb, dest, &open, work, &mut counts, refused).await
+                    send_all(ctx, (mb, &budget), dest, &open, work, &mut counts, refused).await
                 }
                 Err(e) => {
                     dest.close().await;
@@ -74,7 +76,7 @@ where
                     }
                     Next::Retry { wait, fruitless } => {
                         if suggested.is_some() {
-                            ctx.pace.throttled();
+                            budget.throttled(suggested);
                             counts.throttled += 1;
                             counts.throttle_wait_ms += wait.as_millis() as u64;
                         }
@@ -86,6 +88,10 @@ where
             }
             Err(e) => result = Err(e),
         }
+    }
+    if let Some(rate) = budget.rate() {
+        tracing::info!(mailbox = %mb.label(), throttles = counts.throttled,
+            "the target's throttles taught a pace of {rate:.1} APPENDs per second");
     }
     if let Err(UploadError::TargetFull {
         messages, bytes, ..
@@ -191,7 +197,13 @@ struct Findings {
     /// Messages whose pending `\Flagged` the target refused in this run (not asked again
     /// until the next run).
     flags_refused: HashSet<i64>,
+    /// The first attempt has planned (messages a previous run left in flight were given
+    /// [`IN_FLIGHT_GRACE`]; later attempts wait their reconnect backoff instead).
+    planned_once: bool,
 }
+
+/// How long a run waits before looking for messages a previous run left in flight.
+const IN_FLIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Plans on one connection: maps the folders, creates what is missing, resolves what a
 /// crash left in flight, and returns the groups to send. A dry run stops after the plan
@@ -244,6 +256,13 @@ async fn upload_once<D: Destination>(
     let refused = &mut found.refused_folders;
     create::create_folders(dest, mb, &mapped, &target, counts, refused).await?;
     let sendable = create::refuse_items(ctx, mb, sendable, &dest_of, counts, refused)?;
+    if !found.planned_once && sendable.iter().any(|i| i.state == UploadState::InFlight) {
+        // A previous run stopped with APPENDs in flight: the server may still be storing
+        // those it had received (pipelined, or still in the dead client's socket buffer).
+        // Looking for them before it is done would find them absent and send them twice.
+        tokio::time::sleep(IN_FLIGHT_GRACE).await;
+    }
+    found.planned_once = true;
     let mut to_send = Vec::with_capacity(sendable.len());
     for item in sendable {
         if item.state == UploadState::InFlight {

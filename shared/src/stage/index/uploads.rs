@@ -97,6 +97,10 @@ pub enum UploadResult {
     /// Being sent when the link broke: stays in flight (the next attempt looks for it on
     /// the target), one more lost send counted.
     Lost,
+    /// Sent behind others when the link broke, before the server answered it: stays in
+    /// flight (the next attempt looks for it) without a lost send, the link having broken
+    /// over an earlier message.
+    Unanswered,
 }
 
 /// A message the target refused in an earlier run (state `failed`), with its words.
@@ -408,6 +412,7 @@ impl Index {
                     UploadResult::Failed(e) => ("failed", None, Some(e.as_str()), 0),
                     UploadResult::Pending => ("pending", None, None, 0),
                     UploadResult::Lost => ("in_flight", None, None, 1),
+                    UploadResult::Unanswered => ("in_flight", None, None, 0),
                 };
                 let flag_pending = matches!(result, UploadResult::DoneFlagPending(_));
                 stmt.execute((row, target, state, id, error, lost, flag_pending))?;
