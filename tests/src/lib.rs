@@ -24,6 +24,7 @@ pub mod http1;
 pub mod maildir;
 pub mod probe;
 pub mod process;
+pub mod server_upload;
 pub mod servers;
 pub mod stage_check;
 pub mod token_endpoint;
