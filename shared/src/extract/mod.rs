@@ -21,7 +21,7 @@ pub(crate) use bodies::message_id;
 mod context;
 mod deletions;
 pub mod folders;
-mod listing;
+pub(crate) mod listing;
 mod mailbox;
 pub mod namespaces;
 pub mod plan;
