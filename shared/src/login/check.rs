@@ -1,5 +1,6 @@
 //! `test-server --csv`: logging in with each row of a batch file, timed, with a diagnosis
-//! an admin can act on when a login fails (the admin formats know whose password was wrong).
+//! an admin can act on when a login fails (the admin formats know whose password was wrong),
+//! then listing its folders as a pass would: a login that sees none fails as `no_folders`.
 
 use std::sync::Arc;
 use std::time::Instant;
