@@ -110,6 +110,7 @@ pub(crate) async fn nothing_to_migrate<S: AsyncRead + AsyncWrite + Unpin>(
         max_items: u64::MAX,
         include: Vec::new(),
         exclude: Vec::new(),
+        include_namespaces: Vec::new(),
     };
     match list_folders(s, &mb, &limits).await {
         Ok(_) => Ok(None),

@@ -128,11 +128,13 @@ async fn sync_once(
         .during(|| format!("logging in as {}", mb.user_name))?;
     let condstore = s.has_capability("CONDSTORE");
     let Listing { plans, left_out } = list_folders(&mut s, mb, &ctx.limits).await?;
-    counts.left_out_namespaces = left_out
+    let foreign: Vec<_> = left_out
         .iter()
-        .filter(|l| l.namespace.is_some())
-        .map(|l| l.name.clone())
+        .filter_map(|l| Some((l.name.clone(), l.namespace?)))
         .collect();
+    ctx.stage
+        .index(|i| i.set_namespace_folders(mb.mailbox_id, &foreign))?;
+    counts.left_out_namespaces = foreign.into_iter().map(|(name, _)| name).collect();
     let not_mutf7: Vec<_> = plans
         .iter()
         .filter_map(|p| Some((&p.name, p.not_mutf7.as_ref()?)))

@@ -60,6 +60,9 @@ pub struct Limits {
     pub include: Vec<String>,
     /// Folders matching any of these are left out.
     pub exclude: Vec<String>,
+    /// Other users' or shared namespaces read besides the personal one, each staged under
+    /// its subtree ([`namespaces::ForeignNamespace::subtree`]).
+    pub include_namespaces: Vec<namespaces::ForeignNamespace>,
 }
 
 /// One mailbox to extract (a CSV row joined with its index row).
