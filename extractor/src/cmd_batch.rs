@@ -229,7 +229,7 @@ fn settings_list(b: &BatchInfo) -> Vec<(&'static str, String)> {
         ("MaxItems", grouped(s.max_items)),
         ("IncludeFolders", patterns(&s.include_folders, "(all)")),
         ("ExcludeFolders", patterns(&s.exclude_folders, "(none)")),
-        ("IncludeNamespaces", namespaces(&s.include_namespaces)),
+        ("Namespaces", namespaces(&s.include_namespaces)),
         ("Created", b.created_at.clone()),
         ("LastSync", b.last_sync_at.clone().unwrap_or("never".into())),
         ("Mailboxes", grouped(b.mailboxes)),
@@ -326,14 +326,13 @@ fn parse_namespace(s: &str) -> Result<ForeignNamespace, String> {
 
 /// The namespaces a batch copies besides the user's own.
 fn namespaces(list: &[ForeignNamespace]) -> String {
-    if list.is_empty() {
-        return "(the user's own only)".into();
-    }
-    let names: Vec<String> = list
+    let names = list
         .iter()
-        .map(|n| format!("{} (under {}/)", n.describe(), n.subtree()))
-        .collect();
-    names.join(", ")
+        .map(|n| format!("{} (under {}/)", n.describe(), n.subtree()));
+    std::iter::once("personal".to_owned())
+        .chain(names)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The folder count, with those whose server name is not modified UTF-7.

@@ -150,7 +150,7 @@ fn batch_status_lists_what_was_left_out_and_include_namespace_copies_it() -> Res
     );
     let shown = cli.ok(&["batch", "status", "b2"]);
     ensure!(
-        shown.contains("IncludeNamespaces") && !shown.contains("left out ("),
+        shown.contains("Namespaces     : personal, shared namespace (under Shared/), other users' namespace (under Other Users/)") && !shown.contains("left out ("),
         "{shown}"
     );
     Ok(())
