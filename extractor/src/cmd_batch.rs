@@ -89,7 +89,7 @@ pub struct NewBatchArgs {
     include_namespaces: Vec<ForeignNamespace>,
     /// Leave messages larger than this behind, recorded as skipped (bytes, or with a unit:
     /// 500KB, 35MB, 35MiB; KB/MB/GB are binary, as in Exchange).
-    #[arg(long, default_value = "35MB", value_parser = parse_size)]
+    #[arg(long, default_value = "35MB", value_parser = mailstage::cli::parse_size)]
     max_message_size: u64,
     /// Copy at most this many items per mailbox, the newest first.
     #[arg(long, default_value_t = DEFAULT_MAX_ITEMS, value_parser = clap::value_parser!(u64).range(1..))]
@@ -451,62 +451,4 @@ fn remove(stage_dir: &Path, a: RemoveArgs, out: &mut dyn Write) -> anyhow::Resul
         human_bytes(gc.orphan_bytes)
     )?;
     Ok(())
-}
-
-/// Parses a size: a number of bytes (`36700160`), or a whole number with a unit `K`, `KB`,
-/// `KiB`, `M`, `MB`, `MiB`, `G`, `GB`, `GiB` (any case, a space allowed: `500KB`, `35 MB`).
-///
-/// `KB`, `MB` and `GB` are binary multiples, the same as `KiB`, `MiB` and `GiB`: Microsoft's
-/// "35 MB" per-message limit is taken as 35 MiB = 36,700,160 bytes. That is how Exchange itself
-/// writes its size limits ("35 MB (36,700,160 bytes)"), and it is the conservative reading for
-/// the acceptance rule "a 36 MB message is skipped, a 34 MB one is staged": a 34 MB message
-/// is under the cap whichever way "MB" is read (34,000,000 or 35,651,584 bytes), while a
-/// decimal 35,000,000-byte cap would wrongly skip a 34 MiB one; a 36 MiB message
-/// (37,748,736 bytes) is over it.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => return Err(format!("{s:?}: unknown unit (use bytes, KB, MB or GB)")),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 35MB, 500KB or 36700160)"))?;
-    match n.checked_mul(1 << shift) {
-        Some(0) => Err("the size must be above 0".into()),
-        Some(bytes) => Ok(bytes),
-        None => Err(format!("{s:?} is too large")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_read_mb_as_mib() {
-        assert_eq!(parse_size("35MB"), Ok(36_700_160));
-        assert_eq!(parse_size("35MiB"), Ok(36_700_160));
-        assert_eq!(parse_size("35 mb"), Ok(36_700_160));
-        assert_eq!(parse_size("36700160"), Ok(36_700_160));
-        assert_eq!(parse_size("500KB"), Ok(512_000));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        for bad in [
-            "",
-            "MB",
-            "35TB",
-            "3.5MB",
-            "-1",
-            "0",
-            "0MB",
-            "99999999999999GB",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 }

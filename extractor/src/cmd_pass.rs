@@ -109,20 +109,21 @@ fn run_once(
     let result = prepared.run(progress.clone());
     progress.finish();
     let report = result?;
+    // On a terminal each mailbox's line was shown as it finished.
+    let lines = if progress.showed_summaries() {
+        &[][..]
+    } else {
+        &report.mailboxes[..]
+    };
     let printed = if a.output.json {
         print_json(out, &report)
     } else {
-        report
-            .mailboxes
+        lines
             .iter()
             .try_for_each(|o| writeln!(out, "{}", printable(&o.summary_line())))
             .and_then(|()| writeln!(out, "batch {:?}: {}", report.batch, report.state))
     };
-    printed.map_err(|source| CommandError::File {
-        action: "write to",
-        path: "standard output".into(),
-        source,
-    })?;
+    printed.map_err(CommandError::Output)?;
     Ok(CycleReport {
         code: report.exit_code(),
         failed_mailboxes: report

@@ -43,6 +43,9 @@ pub enum TargetCommand {
         /// everything again.
         #[arg(long)]
         force: bool,
+        /// Print what was removed as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -285,11 +288,25 @@ pub fn run(stage_dir: &Path, cmd: TargetCommand, out: &mut dyn Write) -> anyhow:
                 table.write(out)?;
             }
         }
-        TargetCommand::Remove { name, force } => {
-            Stage::open(stage_dir, Access::Write)?
+        TargetCommand::Remove { name, force, json } => {
+            let forgotten = Stage::open(stage_dir, Access::Write)?
                 .index_mut()
                 .remove_target(&name, force)?;
-            writeln!(out, "target {name:?} removed")?;
+            if json {
+                let removed = serde_json::json!({
+                    "removed": "target",
+                    "name": name,
+                    "upload_records_forgotten": forgotten,
+                });
+                print_json(out, &removed)?;
+            } else if forgotten > 0 {
+                writeln!(
+                    out,
+                    "target {name:?} removed, with its {forgotten} upload record(s)"
+                )?;
+            } else {
+                writeln!(out, "target {name:?} removed")?;
+            }
         }
     }
     Ok(0)

@@ -1,6 +1,7 @@
 //! `mailstage-upload`: pushes staged messages into Microsoft 365 (or any IMAP server)
 //! mailboxes, exactly once, resuming where a previous run stopped.
 
+mod cmd_lint;
 mod cmd_report;
 mod cmd_run;
 mod cmd_status;
@@ -35,6 +36,12 @@ enum Command {
     ///
     /// Exit status: 0 all done, 1 a mailbox failed, 2 done but messages were refused.
     Run(cmd_run::RunArgs),
+    /// The dry run's predictions from the stage alone, with no connection and no credentials:
+    /// where each folder goes (names Microsoft 365 reserves or merges), messages over the
+    /// size limit, lines Exchange Online refuses, messages refused before.
+    ///
+    /// Exit status: 0 no message predicted not to arrive, 2 some are.
+    Lint(cmd_lint::LintArgs),
     /// Where each mailbox's upload stands.
     Status(cmd_status::StatusArgs),
     /// The migration report of a batch through both phases (extraction and upload to a
@@ -67,6 +74,7 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Target(cmd) => cmd_target::run(&cli.stage, cmd, &mut stdout),
         Command::Run(args) => cmd_run::run(&cli.stage, args, &mut stdout),
+        Command::Lint(args) => cmd_lint::run(&cli.stage, args, &mut stdout),
         Command::Status(args) => cmd_status::run(&cli.stage, args, &mut stdout),
         Command::Report(args) => cmd_report::run(&cli.stage, args, &mut stdout),
         Command::Verify { json } => {

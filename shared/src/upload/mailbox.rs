@@ -1,17 +1,18 @@
 //! One mailbox's upload: folders, the resolution of what a crash left in flight, and the
 //! queue sent in groups; transient failures reconnect with backoff and resume.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 
 use super::context::Ctx;
 use super::destination::Destination;
 use super::key::{self, ResumeKey};
-use super::mapping::{MappedFolder, map_folders};
-use super::predict::{Prediction, SizeLimit, predict};
+use super::mapping::MappedFolder;
+use super::plan::{Staged, TargetView, destinations, map_mailbox, plan};
+use super::predict::{Prediction, SizeLimit};
 use super::send::{Group, groups, send_all};
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError, UploadOutcome};
-use super::{case_merge, create, flags};
+use super::{create, flags};
 use crate::retry::{Attempts, Next};
 use crate::stage::StageError;
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
@@ -203,31 +204,36 @@ async fn upload_once<D: Destination>(
     found: &mut Findings,
 ) -> Result<Vec<Group>, UploadError> {
     let target = dest.folders().await?;
-    let sources = ctx.stage.index(|i| i.upload_folders(mb.mailbox_id))?;
-    let mut mapped = map_folders(&sources, &target, ctx.m365, &ctx.rules);
-    if ctx.m365 {
-        case_merge::merge_case_variants(&mut mapped, &target);
-    }
-    found.folders.clone_from(&mapped);
-    let queue = ctx
+    let staged = ctx
         .stage
-        .index(|i| i.upload_queue(&ctx.target, mb.mailbox_id, ctx.dry_run))?;
-    let dest_of: HashMap<i64, &Vec<String>> = mapped
-        .iter()
-        .filter_map(|m| Some((m.source_id, m.target.as_ref()?)))
-        .collect();
-    let (sendable, left_out): (Vec<&UploadItem>, Vec<&UploadItem>) = queue
+        .index(|i| Staged::read(i, &ctx.target, mb, ctx.dry_run))?;
+    if ctx.dry_run {
+        let view = TargetView {
+            folders: target,
+            m365: ctx.m365,
+            size_limit: SizeLimit::of_target(dest.append_limit(), ctx.m365),
+        };
+        let (blobs, rules) = (ctx.stage.blobs.clone(), ctx.rules.clone());
+        let planned =
+            tokio::task::spawn_blocking(move || plan(&staged, &blobs, &view, &rules)).await;
+        let planned = match planned {
+            Ok(p) => p?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(StageError::Refused(format!("planning stopped: {e}")).into()),
+        };
+        planned.count(counts);
+        found.folders = planned.folders;
+        found.prediction = planned.prediction;
+        return Ok(Vec::new());
+    }
+    let mapped = map_mailbox(&staged.sources, &target, ctx.m365, &ctx.rules);
+    found.folders.clone_from(&mapped);
+    let dest_of = destinations(&mapped);
+    let (sendable, left_out): (Vec<&UploadItem>, Vec<&UploadItem>) = staged
+        .queue
         .iter()
         .partition(|i| dest_of.contains_key(&i.folder_id));
     counts.left_out = left_out.len() as u64;
-    if ctx.dry_run {
-        counts.planned = sendable.len() as u64;
-        counts.planned_bytes = sendable.iter().map(|i| i.size).sum();
-        let limit = SizeLimit::of_target(dest.append_limit(), ctx.m365);
-        found.prediction = predict(ctx, mb, limit, &mapped, &sendable).await?;
-        found.prediction.count(counts);
-        return Ok(Vec::new());
-    }
     let left_out: Vec<i64> = mapped
         .iter()
         .filter(|m| m.target.is_none())

@@ -28,6 +28,7 @@ pub mod long_lines;
 mod mailbox;
 pub mod mapping;
 mod pace;
+mod plan;
 mod predict;
 mod refusal;
 mod run;
@@ -41,6 +42,8 @@ pub use fingerprint::HeaderFingerprint;
 pub use key::ResumeKey;
 pub use mapping::{MappedFolder, MappingRules};
 pub use pace::{Pace, RateLimits};
+pub use plan::TargetView;
+pub(crate) use plan::plan_offline;
 pub use predict::{EXCHANGE_DEFAULT_MAX_SIZE, LimitSource, PredictedSkip, SizeLimit, SkipReason};
 pub use run::run_upload;
 
