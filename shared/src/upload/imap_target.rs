@@ -61,6 +61,8 @@ impl ImapTarget {
                 user_root: Some(root),
                 ..
             } => Home::under_root(delimiter, &user_root_of(root, mailbox)),
+            // Exchange's personal namespace is the top (`"" "/"`): no round trip to ask.
+            _ if m365 => Home::top(delimiter),
             _ if session.has_capability("NAMESPACE") => match session.namespace().await {
                 Ok(ns) => Home::from_namespaces(delimiter, &ns),
                 Err(source) if source.is_transient() => {
