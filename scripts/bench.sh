@@ -15,6 +15,11 @@
 #                                            the same corpus extracted by mailstage, then
 #                                            uploaded into a second harness Dovecot: upload
 #                                            messages/s and MB/s, and the end-to-end time.
+#   scripts/bench.sh merge [BLOBS] [SIZE]    stage merge of a stage of BLOBS blobs of SIZE bytes
+#                                            (default 20000 x 100 KiB) into an empty stage on the
+#                                            same disk (what copying a stage in costs: every blob
+#                                            read, hashed, written, fsynced), then the same merge
+#                                            again (nothing to copy), wall time and peak RSS.
 #   scripts/bench.sh report                  the migration report of a synthetic 200,000-message
 #                                            batch (scripts/report-bench-index.py) in each format:
 #                                            wall time and peak RSS.
@@ -286,10 +291,27 @@ bench_report() {
         batch report big --format csv --all --out "$work/all.csv" >/dev/null || true
 }
 
+bench_merge() {
+    local blobs=${1:-20000} size=${2:-102400}
+    cargo build --release -q -p mailstage-extract -p mailstage-tests --bin mailstage-extract --bin stage-workload
+    local work; work=$(mktemp -d "${TMPDIR:-/tmp}/mailstage-bench.XXXXXX")
+    trap 'rm -rf "$work"' RETURN
+    target/release/stage-workload "$work/stage" $((blobs * 5 / 4)) "$size"
+    local bytes; bytes=$(du -sb "$work/stage/blobs" | cut -f1)
+    echo "source stage: $(find "$work/stage/blobs" -type f | wc -l) blobs, $((bytes / 1048576)) MiB"
+    local bin=target/release/mailstage-extract
+    /usr/bin/time -f "first merge: %e s, %M KiB peak RSS" \
+        "$bin" stage merge --into "$work/merged" "$work/stage" >/dev/null
+    /usr/bin/time -f "second merge (nothing new): %e s, %M KiB peak RSS" \
+        "$bin" stage merge --into "$work/merged" "$work/stage" >/dev/null
+    "$bin" --stage "$work/merged" verify | tail -1
+}
+
 case "$what" in
     verify) shift || true; bench_verify "$@" ;;
     extract) shift || true; bench_extract "$@" ;;
     upload) shift || true; bench_upload "$@" ;;
+    merge) shift || true; bench_merge "$@" ;;
     report) bench_report ;;
-    *) echo "usage: scripts/bench.sh verify [BLOBS] [SIZE] | extract|upload [MAILBOXES] [MESSAGES] | report" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh verify|merge [BLOBS] [SIZE] | extract|upload [MAILBOXES] [MESSAGES] | report" >&2; exit 2 ;;
 esac

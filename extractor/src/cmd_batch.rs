@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use mailstage::catalog::{BatchSettings, DEFAULT_MAX_ITEMS};
+use mailstage::commands::merge::StageView;
 use mailstage::extract::namespaces::ForeignNamespace;
 use mailstage::login::AuthChoice;
 use mailstage::report::print_json;
@@ -40,6 +41,12 @@ pub enum BatchCommand {
     /// excluded, reconciled, with a data consistency grade. Exit status 0 Perfect or Good,
     /// 2 Investigate or Poor.
     Report(ReportArgs),
+    /// Split the batch into N shards that run on different machines (a Slurm array, a
+    /// Kubernetes Indexed Job): sizes from one quick pass over the source (no bodies),
+    /// largest mailboxes first onto the lightest shard, stored in the batch. Mailboxes already
+    /// planned keep their shard; CSV rows the batch lacks are added and placed.
+    /// --export DIR seeds DIR/shard-I, a stage per shard, with the catalog (no secrets).
+    Plan(crate::cmd_shards::PlanArgs),
     /// Record that an admin approved the batch's skipped items (Set-MigrationBatch
     /// -ApproveSkippedItems); the report shows it.
     ApproveSkipped(ApproveArgs),
@@ -131,8 +138,17 @@ pub struct RemoveArgs {
     json: bool,
 }
 
-/// Runs a `batch` subcommand on the stage at `stage_dir`; returns the exit status.
-pub fn run(stage_dir: &Path, cmd: BatchCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
+/// Runs a `batch` subcommand on the stage given (`status` and `report` read several
+/// stages as one); returns the exit status.
+pub fn run(stages: &[PathBuf], cmd: BatchCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let view = match &cmd {
+        BatchCommand::Status(_) | BatchCommand::Report(_) => Some(StageView::of(stages)?),
+        _ => None,
+    };
+    let stage_dir = match &view {
+        Some(v) => v.dir(),
+        None => mailstage::cli::single_stage(stages).map_err(anyhow::Error::msg)?,
+    };
     match cmd {
         BatchCommand::New(args) => {
             let autostart = args.autostart.then(|| args.name.clone());
@@ -148,6 +164,7 @@ pub fn run(stage_dir: &Path, cmd: BatchCommand, out: &mut dyn Write) -> anyhow::
         BatchCommand::Remove(args) => remove(stage_dir, args, out).map(|()| 0),
         BatchCommand::Start(args) => crate::cmd_pass::start(stage_dir, &args, out),
         BatchCommand::Sync(args) => crate::cmd_pass::sync(stage_dir, &args, out),
+        BatchCommand::Plan(args) => crate::cmd_shards::plan(stage_dir, args, out),
         BatchCommand::Report(args) => {
             let req = ReportRequest {
                 batch: args.name,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use mailstage::cli::{RunOutput, RunTls};
+use mailstage::cli::{RunOutput, RunTls, ShardArgs};
 use mailstage::commands::pass::{PassRequest, prepare_pass};
 use mailstage::extract::Pass;
 use mailstage::report::bars::LiveProgress;
@@ -28,6 +28,8 @@ pub struct RunArgs {
     #[command(flatten)]
     tls: RunTls,
     #[command(flatten)]
+    shard: ShardArgs,
+    #[command(flatten)]
     output: RunOutput,
 }
 
@@ -38,6 +40,7 @@ impl RunArgs {
             name,
             csv: None,
             tls: RunTls::default(),
+            shard: ShardArgs::default(),
             output: RunOutput::default(),
         }
     }
@@ -98,6 +101,10 @@ fn run_once(
         ca_file: a.tls.ca_file.clone(),
         insecure: a.tls.insecure,
         tls_fingerprint: a.tls.tls_fingerprint,
+        shard: a
+            .shard
+            .request()
+            .map_err(|e| CommandError::Refused(e.to_string()))?,
         ..PassRequest::new(&a.name, pass)
     };
     let prepared = prepare_pass(stage_dir, &request)?;

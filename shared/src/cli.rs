@@ -21,6 +21,44 @@ pub struct RunTls {
     pub tls_fingerprint: Option<crate::imap::Fingerprint>,
 }
 
+/// Which shard of the batch's plan a run works on (`batch plan` made the plan).
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct ShardArgs {
+    /// Only the mailboxes of shard I of N (counted from 0, e.g. 0/4); N must be the plan's.
+    #[arg(long, value_name = "I/N", conflicts_with = "shard_from_env")]
+    pub shard: Option<crate::shard::ShardSpec>,
+    /// Take the shard index from the scheduler: SLURM_ARRAY_TASK_ID (a Slurm array task) or
+    /// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job); the count is the plan's.
+    #[arg(long)]
+    pub shard_from_env: bool,
+}
+
+impl ShardArgs {
+    /// The shard asked for, if any (reading the environment for `--shard-from-env`).
+    pub fn request(self) -> Result<Option<crate::shard::ShardRequest>, crate::shard::ShardError> {
+        use crate::shard::{ShardRequest, ShardSpec};
+        if self.shard_from_env {
+            let index = ShardSpec::index_from_env(|k| std::env::var(k).ok())?;
+            return Ok(Some(ShardRequest::IndexOfPlan(index)));
+        }
+        Ok(self.shard.map(ShardRequest::Exactly))
+    }
+}
+
+/// The one stage a command works on: refused when `--stage` was given more than once (only
+/// `batch status` and the reports read several stages).
+pub fn single_stage(stages: &[PathBuf]) -> Result<&std::path::Path, String> {
+    match stages {
+        [one] => Ok(one),
+        [] => Err("no stage given (--stage DIR or MAILSTAGE_DIR)".into()),
+        _ => Err(
+            "this command works on one stage: give --stage once (batch status and the reports \
+             read several)"
+                .into(),
+        ),
+    }
+}
+
 /// How a run reports.
 #[derive(clap::Args, Clone, Copy, Debug, Default)]
 pub struct RunOutput {

@@ -26,6 +26,7 @@ pub mod probe;
 pub mod process;
 pub mod server_upload;
 pub mod servers;
+pub mod slurm;
 pub mod stage_check;
 pub mod token_endpoint;
 pub mod upload;

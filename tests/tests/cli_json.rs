@@ -79,6 +79,10 @@ fn every_command_that_shows_state_prints_json() -> Result<()> {
     let csv = csv.to_str().expect("UTF-8 temp path");
     let view = cli.stage().with_file_name("view");
     let view = view.to_str().expect("UTF-8 temp path");
+    let merged = cli.stage().with_file_name("merged");
+    let merged = merged.to_str().expect("UTF-8 temp path");
+    let stage = cli.stage();
+    let stage = stage.to_str().expect("UTF-8 temp path");
     let env = [(SECRET_VAR, ADMIN.1)];
     let extract = |args: &[&str]| cli.run(args);
     let upload = |args: &[&str]| cli.upload(args, &env);
@@ -130,6 +134,7 @@ fn every_command_that_shows_state_prints_json() -> Result<()> {
             "--csv",
             csv,
         ],
+        &["batch", "plan", "b1", "--shards", "2"],
         &["batch", "start", "b1", "--quiet"],
         &["batch", "sync", "b1", "--quiet"],
         &["batch", "status", "b1"],
@@ -138,6 +143,7 @@ fn every_command_that_shows_state_prints_json() -> Result<()> {
         &["verify"],
         &["gc"],
         &["maildir", "--out", view],
+        &["stage", "merge", "--into", merged, stage],
     ];
     let upload_runs: &[&[&str]] = &[
         &[

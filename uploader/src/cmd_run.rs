@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use mailstage::cli::{RunOutput, RunTls};
+use mailstage::cli::{RunOutput, RunTls, ShardArgs};
 use mailstage::commands::upload_run::{UploadRequest, prepare_upload};
 use mailstage::report::bars::LiveProgress;
 use mailstage::report::table::human_bytes;
@@ -58,6 +58,8 @@ pub struct RunArgs {
     #[command(flatten)]
     tls: RunTls,
     #[command(flatten)]
+    shard: ShardArgs,
+    #[command(flatten)]
     output: RunOutput,
 }
 
@@ -83,6 +85,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
         ca_file: args.tls.ca_file.clone(),
         insecure: args.tls.insecure,
         tls_fingerprint: args.tls.tls_fingerprint,
+        shard: args.shard.request()?,
     };
     let prepared = prepare_upload(stage_dir, &request)?;
     let progress = Arc::new(LiveProgress::new(

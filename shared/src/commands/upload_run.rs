@@ -46,6 +46,8 @@ pub struct UploadRequest {
     pub insecure: bool,
     /// Pin the target's certificate for this run (wins over the target's).
     pub tls_fingerprint: Option<Fingerprint>,
+    /// Only the mailboxes of this shard of the batch's plan.
+    pub shard: Option<crate::shard::ShardRequest>,
 }
 
 /// An upload ready to run.
@@ -86,7 +88,11 @@ impl UploadReport {
 pub fn prepare_upload(stage_dir: &Path, req: &UploadRequest) -> Result<PreparedUpload> {
     let stage = Stage::open(stage_dir, Access::Write)?;
     let target = stage.index().target(&req.target)?;
-    let mailboxes = select_mailboxes(stage.index(), &req.batch, &req.users)?;
+    let mut mailboxes = select_mailboxes(stage.index(), &req.batch, &req.users)?;
+    if let Some(shard) = req.shard {
+        let (_, members) = super::shards::shard_members(stage.index(), &req.batch, shard)?;
+        mailboxes.retain(|m| members.contains(&m.email.to_lowercase()));
+    }
     let rules = MappingRules::from_args(&req.maps, &req.excludes).map_err(CommandError::Refused)?;
     let ca_file = req.ca_file.clone().or_else(|| target.tls.ca_file.clone());
     let (mut connect, credentials) = credentials(&target, ca_file.as_deref())?;

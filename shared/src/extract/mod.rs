@@ -27,6 +27,7 @@ pub mod namespaces;
 pub mod plan;
 mod resume;
 mod run;
+pub mod sizing;
 mod summary;
 
 use std::time::Duration;
