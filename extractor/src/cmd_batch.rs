@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use mailstage::catalog::{BatchSettings, DEFAULT_MAX_ITEMS};
 use mailstage::commands::merge::StageView;
+use mailstage::extract::namespaces::ForeignNamespace;
 use mailstage::login::AuthChoice;
 use mailstage::report::print_json;
 use mailstage::report::reconcile::ReportRequest;
@@ -88,6 +89,11 @@ pub struct NewBatchArgs {
     /// Leave folders matching this pattern behind (repeatable).
     #[arg(long = "exclude-folder", value_name = "PATTERN")]
     exclude_folders: Vec<String>,
+    /// Also copy the folders of another namespace than the user's own (repeatable):
+    /// `shared` (shared or public folders, staged under `Shared/`) or `other` (other users'
+    /// folders shared with the user, under `Other Users/`). By default only the user's own.
+    #[arg(long = "include-namespace", value_name = "shared|other", value_parser = parse_namespace)]
+    include_namespaces: Vec<ForeignNamespace>,
     /// Leave messages larger than this behind, recorded as skipped (bytes, or with a unit:
     /// 500KB, 35MB, 35MiB; KB/MB/GB are binary, as in Exchange).
     #[arg(long, default_value = "35MB", value_parser = mailstage::cli::parse_size)]
@@ -186,6 +192,7 @@ fn new_batch(stage_dir: &Path, a: NewBatchArgs, out: &mut dyn Write) -> anyhow::
         auth: a.auth,
         include_folders: a.include_folders,
         exclude_folders: a.exclude_folders,
+        include_namespaces: a.include_namespaces,
         max_message_size: a.max_message_size,
         max_items: a.max_items,
         ..BatchSettings::new(&a.name, &a.endpoint)
@@ -239,6 +246,7 @@ fn settings_list(b: &BatchInfo) -> Vec<(&'static str, String)> {
         ("MaxItems", grouped(s.max_items)),
         ("IncludeFolders", patterns(&s.include_folders, "(all)")),
         ("ExcludeFolders", patterns(&s.exclude_folders, "(none)")),
+        ("Namespaces", namespaces(&s.include_namespaces)),
         ("Created", b.created_at.clone()),
         ("LastSync", b.last_sync_at.clone().unwrap_or("never".into())),
         ("Mailboxes", grouped(b.mailboxes)),
@@ -306,11 +314,42 @@ fn status(stage_dir: &Path, a: StatusArgs, out: &mut dyn Write) -> anyhow::Resul
         ("SourceDeleted", grouped(c.deleted_on_source)),
     ]);
     write_list(out, &items)?;
+    let left_out: Vec<_> = s
+        .mailboxes
+        .iter()
+        .filter(|m| !m.left_out_namespaces.is_empty())
+        .collect();
+    if !left_out.is_empty() {
+        writeln!(
+            out,
+            "\nleft out (other users' or shared namespaces, not the user's own mail; \
+             batch new --include-namespace copies them):"
+        )?;
+        for m in left_out {
+            writeln!(out, "  {}: {}", m.email, m.left_out_namespaces.join(", "))?;
+        }
+    }
     if a.users {
         writeln!(out)?;
         users_table(&s).write(out)?;
     }
     Ok(())
+}
+
+/// `--include-namespace shared|other`.
+fn parse_namespace(s: &str) -> Result<ForeignNamespace, String> {
+    s.parse()
+}
+
+/// The namespaces a batch copies besides the user's own.
+fn namespaces(list: &[ForeignNamespace]) -> String {
+    let names = list
+        .iter()
+        .map(|n| format!("{} (under {}/)", n.describe(), n.subtree()));
+    std::iter::once("personal".to_owned())
+        .chain(names)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The folder count, with those whose server name is not modified UTF-7.

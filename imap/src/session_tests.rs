@@ -541,3 +541,6 @@ async fn id_sends_ours_and_returns_the_servers() {
     assert!(session.id(&[]).await.unwrap().is_empty());
     server.await.unwrap();
 }
+
+#[path = "session_qresync_tests.rs"]
+mod qresync;

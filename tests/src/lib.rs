@@ -28,6 +28,7 @@ pub mod http1;
 pub mod maildir;
 pub mod probe;
 pub mod process;
+pub mod server_upload;
 pub mod servers;
 pub mod slurm;
 pub mod stage_check;

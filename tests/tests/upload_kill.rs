@@ -92,6 +92,7 @@ fn trial_stage(template: &Path, dir: &Path, port: u16) -> Result<()> {
             auth: AuthChoice::Auto,
             admin_user: Some(ADMIN.0.into()),
             secret: SecretSource::Env(SECRET_VAR.into()),
+            user_root: None,
         },
         tls: Default::default(),
     })?;

@@ -101,6 +101,11 @@ pub struct NewTargetArgs {
     /// without one, each mailbox logs in with the same password.
     #[arg(long)]
     admin_user: Option<String>,
+    /// imap: for an admin that cannot log in as another user (Courier-IMAP): where each
+    /// mailbox is, levels separated by `/`, `{user}` standing for the target mailbox, e.g.
+    /// `/#shared/{user}`. The admin logs in as itself; the root is the mailbox's INBOX.
+    #[arg(long, requires = "admin_user")]
+    user_root: Option<String>,
     /// imap: the environment variable holding the password at run time.
     #[arg(long, conflicts_with = "password_file")]
     password_env: Option<String>,
@@ -173,6 +178,7 @@ fn settings(a: NewTargetArgs) -> anyhow::Result<TargetSettings> {
             auth: a.auth,
             admin_user: a.admin_user,
             secret: secret_source(a.password_env, a.password_file, "--password")?,
+            user_root: a.user_root.filter(|r| !r.trim_matches('/').is_empty()),
         },
     };
     let tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure, a.tls_fingerprint)?;
@@ -212,6 +218,7 @@ fn write_target(out: &mut dyn Write, t: &TargetSettings) -> std::io::Result<()> 
             auth,
             admin_user,
             secret,
+            user_root,
             ..
         } => {
             items.push(("Security", security.to_string()));
@@ -222,6 +229,9 @@ fn write_target(out: &mut dyn Write, t: &TargetSettings) -> std::io::Result<()> 
                     .clone()
                     .unwrap_or_else(|| "(each mailbox logs in itself)".into()),
             ));
+            if let Some(root) = user_root {
+                items.push(("UserRoot", root.clone()));
+            }
             items.push(("PasswordFrom", secret.to_string()));
         }
     }

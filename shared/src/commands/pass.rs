@@ -123,6 +123,7 @@ pub fn prepare_pass(stage_dir: &Path, req: &PassRequest) -> Result<PreparedPass>
             max_message_size: batch.settings.max_message_size,
             max_items: batch.settings.max_items,
             include: batch.settings.include_folders.clone(),
+            include_namespaces: batch.settings.include_namespaces.clone(),
             exclude: batch.settings.exclude_folders.clone(),
         },
         retry: RetryPolicy::default(),

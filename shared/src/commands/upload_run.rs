@@ -158,10 +158,12 @@ fn credentials(
             auth,
             admin_user,
             secret,
+            user_root,
         } => Ok((
             ConnectOptions::new(server, *port, *security),
             Credentials::Password {
                 admin: admin_user.clone(),
+                user_root: user_root.clone(),
                 secret: secret.read().map_err(secret_error)?,
                 auth: *auth,
             },

@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -283,4 +283,22 @@ ALTER TABLE mailboxes ADD COLUMN shard INTEGER CHECK (shard IS NULL OR shard >= 
 ALTER TABLE mailboxes ADD COLUMN planned_bytes INTEGER;
 ALTER TABLE mailboxes ADD COLUMN planned_messages INTEGER;
 CREATE INDEX events_at ON events(at);
+"#;
+
+/// Version 10: other users' and shared namespaces.
+///
+/// - `batches.include_namespaces`: the namespaces besides the personal one a batch copies
+///   (`batch new --include-namespace shared|other`), a JSON array of `other_users` /
+///   `shared`; empty (the default) copies the personal namespace only.
+/// - `namespace_folders`: the folders of other users' or shared namespaces the last pass of
+///   a mailbox listed and left out (not the user's own mail), for `batch status`; replaced
+///   by every pass.
+const V10: &str = r#"
+ALTER TABLE batches ADD COLUMN include_namespaces TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE namespace_folders (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    namespace TEXT NOT NULL CHECK (namespace IN ('other_users', 'shared')),
+    PRIMARY KEY (mailbox_id, name)
+);
 "#;

@@ -116,10 +116,15 @@ pub trait Destination: Send {
 #[derive(Clone)]
 pub enum Credentials {
     /// A password login: as `mailbox*admin` (SASL PLAIN with authzid where offered) when an
-    /// admin is given, else as the mailbox's address.
+    /// admin is given, else as the mailbox's address; with a user root, as the admin itself.
     Password {
         /// The admin (master user), if any.
         admin: Option<String>,
+        /// Where an admin that cannot log in as another user finds each mailbox (Courier:
+        /// `/#shared/{user}`, levels separated by `/`; `{user}` is the target mailbox): the
+        /// admin logs in as itself, the root is the mailbox's INBOX and its folders are
+        /// beneath it.
+        user_root: Option<String>,
         /// The admin's or the shared password, read at run time.
         secret: SecretString,
         /// LOGIN, PLAIN or auto.
@@ -132,9 +137,15 @@ pub enum Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Credentials::Password { admin, auth, .. } => f
+            Credentials::Password {
+                admin,
+                auth,
+                user_root,
+                ..
+            } => f
                 .debug_struct("Password")
                 .field("admin", admin)
+                .field("user_root", user_root)
                 .field("auth", auth)
                 .finish_non_exhaustive(),
             Credentials::Bearer(_) => f.write_str("Bearer(..)"),

@@ -9,10 +9,10 @@ use secrecy::SecretString;
 use super::UploadError;
 use super::destination::{Credentials, Delivery, Destination, Matching, Outgoing};
 use super::fingerprint::{FIELDS, HeaderFingerprint};
+use super::home::Home;
 use super::key::ResumeKey;
 use super::mapping::{Role, TargetFolders};
 use super::refusal::{self, Scope};
-use crate::imap::mutf7;
 use crate::imap::transport::{ConnectOptions, Transport, connect};
 use crate::imap::{
     AppendLimit, During as _, ImapError, ImapStepError, SequenceSet, Session, SessionConfig,
@@ -23,7 +23,8 @@ use crate::login::AuthChoice;
 /// A logged-in session with one target mailbox.
 pub struct ImapTarget {
     pub(super) session: Session<Transport>,
-    delimiter: char,
+    /// Where the mailbox's folders are: under the personal namespace prefix or a user root.
+    home: Home,
     /// Microsoft 365: `\Flagged` given to APPEND is dropped, so it is set by a STORE after.
     pub(super) store_flagged: bool,
     /// The folder currently SELECTed (wire name) and its UIDVALIDITY.
@@ -59,9 +60,29 @@ impl ImapTarget {
             .await
             .during(|| "asking the target for its hierarchy delimiter".into())?
             .unwrap_or('/');
+        let home = match credentials {
+            Credentials::Password {
+                user_root: Some(root),
+                ..
+            } => Home::under_root(delimiter, &user_root_of(root, mailbox)),
+            // Exchange's personal namespace is the top (`"" "/"`): no round trip to ask.
+            _ if m365 => Home::top(delimiter),
+            _ if session.has_capability("NAMESPACE") => match session.namespace().await {
+                Ok(ns) => Home::from_namespaces(delimiter, &ns),
+                Err(source) if source.is_transient() => {
+                    let context = "asking the target for its namespaces".into();
+                    return Err(ImapStepError { context, source }.into());
+                }
+                Err(e) => {
+                    tracing::warn!(%mailbox, "the target refused NAMESPACE ({e}); folders go to the top of its hierarchy");
+                    Home::top(delimiter)
+                }
+            },
+            _ => Home::top(delimiter),
+        };
         Ok(Self {
             session,
-            delimiter,
+            home,
             store_flagged: m365,
             selected: None,
             unanswered: Vec::new(),
@@ -70,10 +91,7 @@ impl ImapTarget {
     }
 
     pub(super) fn wire(&self, path: &[String]) -> Vec<u8> {
-        if path.len() == 1 && path[0].eq_ignore_ascii_case("INBOX") {
-            return b"INBOX".to_vec();
-        }
-        mutf7::encode(&path.join(&self.delimiter.to_string())).into_bytes()
+        self.home.wire(path)
     }
 
     /// SELECTs a folder unless it is selected already; returns its UIDVALIDITY.
@@ -169,10 +187,13 @@ async fn log_in(
             admin,
             secret,
             auth,
+            user_root,
         } => {
-            let user = match admin {
-                Some(a) => format!("{mailbox}*{a}"),
-                None => mailbox.to_owned(),
+            let user = match (admin, user_root) {
+                // The admin reads and writes the mailbox under its user root as itself.
+                (Some(a), Some(_)) => a.clone(),
+                (Some(a), None) => format!("{mailbox}*{a}"),
+                (None, _) => mailbox.to_owned(),
             };
             crate::login::log_in(s, &user, secret, *auth)
                 .await
@@ -211,23 +232,24 @@ impl Destination for ImapTarget {
     async fn folders(&mut self) -> Result<TargetFolders, UploadError> {
         let listed = self
             .session
-            .list(b"", b"*")
+            .list(b"", &self.home.list_pattern())
             .await
             .during(|| "listing the target's folders".into())?;
-        let delimiter = listed
+        if let Some(d) = listed
             .iter()
             .find_map(|l| l.delimiter.as_deref()?.chars().next())
-            .unwrap_or('/');
-        self.delimiter = delimiter;
+        {
+            self.home.set_delimiter(d);
+        }
         let mut out = TargetFolders {
-            delimiter,
+            delimiter: self.home.delimiter(),
             ..TargetFolders::default()
         };
         for entry in &listed {
-            let Ok(name) = entry.decoded_name() else {
+            // Other users' and shared folders are not the mailbox's own.
+            let Some(path) = self.home.path(&entry.name) else {
                 continue;
             };
-            let path: Vec<String> = name.split(delimiter).map(str::to_owned).collect();
             if let Some(role) = entry.special_use().and_then(Role::of_attribute) {
                 out.roles.entry(role).or_insert_with(|| path.clone());
             }
@@ -358,6 +380,11 @@ impl Destination for ImapTarget {
     async fn close(mut self) {
         let _ = self.session.logout().await;
     }
+}
+
+/// The user root of one target mailbox: `{user}` in the target's setting stands for it.
+fn user_root_of(pattern: &str, mailbox: &str) -> String {
+    pattern.replace("{user}", mailbox)
 }
 
 /// The server's words in a refusal: its tagged status as on the wire.

@@ -21,6 +21,7 @@ mod destination;
 pub(crate) mod fingerprint;
 mod flag_atoms;
 mod flags;
+mod home;
 mod imap_append;
 pub mod imap_target;
 pub(crate) mod key;

@@ -128,9 +128,11 @@ fn merge_in(tx: &Transaction<'_>, path: &Path, scope: MergeScope) -> Result<Rows
     };
     m.batches = n(&format!(
         "INSERT INTO main.batches (name, endpoint_id, state, max_message_size, max_items,
-             include_folders, exclude_folders, created_at, last_sync_at, csv_path, auth, shards)
+             include_folders, exclude_folders, created_at, last_sync_at, csv_path, auth, shards,
+             include_namespaces)
          SELECT s.name, te.id, {state}, s.max_message_size, s.max_items, s.include_folders,
-             s.exclude_folders, s.created_at, {last_sync}, s.csv_path, s.auth, s.shards
+             s.exclude_folders, s.created_at, {last_sync}, s.csv_path, s.auth, s.shards,
+             s.include_namespaces
          FROM src.batches s JOIN src.endpoints se ON se.id = s.endpoint_id
          JOIN main.endpoints te ON te.name = se.name
          WHERE NOT EXISTS (SELECT 1 FROM main.batches t WHERE t.name = s.name)"
@@ -194,6 +196,12 @@ fn merge_in(tx: &Transaction<'_>, path: &Path, scope: MergeScope) -> Result<Rows
     )?;
     merge_folders_and_messages(tx, path, &mut m)?;
     merge_uploads(tx, path, &mut m)?;
+    // What the shard's last pass left out of other namespaces (its own rows win).
+    n(
+        "INSERT OR IGNORE INTO main.namespace_folders (mailbox_id, name, namespace)
+         SELECT mm.dst, s.name, s.namespace FROM src.namespace_folders s
+         JOIN map_mailbox mm ON mm.src = s.mailbox_id",
+    )?;
     m.events = n("INSERT INTO main.events (at, batch, mailbox, kind, detail)
          SELECT s.at, s.batch, s.mailbox, s.kind, s.detail FROM src.events s
          WHERE NOT EXISTS (SELECT 1 FROM main.events t WHERE t.at = s.at
