@@ -285,10 +285,12 @@ where
         .await
 }
 
-/// Finished blobs of a connection being fsynced on blocking threads, which then close their
-/// descriptors: a group waiting for its commit holds none (a batch of many mailboxes at
-/// once stays within a small `ulimit -n`). At most [`SYNC_AHEAD`] run ahead; past that the
-/// fsync runs inline, pacing the download to the disk.
+/// Under per-file durability, finished blobs of a connection being fsynced on blocking
+/// threads, which then close their descriptors: a group waiting for its commit holds none (a
+/// batch of many mailboxes at once stays within a small `ulimit -n`). At most [`SYNC_AHEAD`]
+/// run ahead; past that the fsync runs inline, pacing the download to the disk. When the
+/// stage syncs whole groups at once, a finished blob holds no descriptor and goes straight
+/// to its group.
 #[derive(Default)]
 struct Syncer {
     syncing: Vec<(u32, Syncing, Option<String>)>,
@@ -310,6 +312,7 @@ impl Syncer {
     ) {
         let running = self.syncing.iter().filter(|s| !s.1.is_finished()).count();
         let outcome = match outcome {
+            Ok((pending, id)) if !pending.needs_sync() => Ok((pending, id)),
             Ok((pending, id)) if running < SYNC_AHEAD => {
                 let sync = tokio::task::spawn_blocking(|| pending.sync());
                 self.syncing.push((uid, sync, id));

@@ -12,6 +12,7 @@
 //! nothing from a server chooses a path.
 
 mod blobs;
+pub mod durable;
 mod error;
 mod gc;
 mod hash;

@@ -128,7 +128,7 @@ impl BlobStore {
                 .at("read", &path)?;
         }
         Ok(PartialWriter {
-            blob: BlobWriter::continue_at(path, origin)?,
+            blob: BlobWriter::continue_at(path, origin, self.durability().per_file())?,
             expect,
             checked: 0,
             kept: if origin > 0 { kept } else { 0 },
