@@ -149,8 +149,10 @@ impl BlobStore {
                         file.sync_data().at("fsync", &blob.path)?;
                     }
                 }
+                crate::crash_point::hit("group-data-synced");
                 let mut dirs = BTreeSet::new();
                 let stored = self.rename_into_place(group, &mut dirs)?;
+                crate::crash_point::hit("group-renamed");
                 for dir in &dirs {
                     fsync_dir(dir)?;
                 }
