@@ -117,6 +117,7 @@ impl Stage {
             _lock: lock,
         };
         if access == Access::Write {
+            tracing::debug!(durability = %stage.blobs.durability().describe(), "stage opened");
             let removed = gc::clear_tmp(&stage.blobs)?;
             if removed.files > 0 {
                 tracing::info!(
