@@ -17,6 +17,8 @@
 #                                            BENCH_PIPELINE_DEPTH sets mbsync's PipelineDepth
 #                                            (default 50); BENCH_KEEP=1 keeps the work dir;
 #                                            MAILSTAGE_DURABILITY=fsync forces per-file fsyncs.
+#                                            BENCH_WRAP='perf record -g -o F' runs mailstage's
+#                                            passes under a profiler (times then include it).
 #   scripts/bench.sh upload [MAILBOXES] [MESSAGES]
 #                                            the same corpus extracted by mailstage, then
 #                                            uploaded into a second harness Dovecot: upload
@@ -247,7 +249,8 @@ RC
         local cmd=start; [ $pass = nochange ] && cmd=sync
         : > "$TIMING"
         t0=$(secs)
-        status=0; timed "$ms" batch $cmd bench --quiet > "$work/ms-$pass.txt" 2>&1 || status=$?
+        # shellcheck disable=SC2086
+        status=0; timed ${BENCH_WRAP:-} "$ms" batch $cmd bench --quiet > "$work/ms-$pass.txt" 2>&1 || status=$?
         t1=$(secs)
         [ $status = 0 ] || { echo "mailstage-extract batch $cmd exited $status:" >&2; cat "$work/ms-$pass.txt" >&2; return 1; }
         wall[ms_$pass]=$(python3 -c "print(f'{$t1-$t0:.2f}')")

@@ -29,6 +29,13 @@ use super::hash::BlobHash;
 /// Buffer between the socket-sized chunks a caller hands in and the write(2) calls.
 const WRITE_BUFFER: usize = 256 * 1024;
 
+/// The buffer for a blob of about `expected` bytes: no larger than the blob (a 300-byte
+/// message does not allocate, fault in and free 256 KiB), at most [`WRITE_BUFFER`].
+pub(crate) fn buffer_for(expected: u64) -> usize {
+    usize::try_from(expected.saturating_add(1))
+        .map_or(WRITE_BUFFER, |e| e.clamp(1024, WRITE_BUFFER))
+}
+
 /// The blob directory and the temporary directory of one stage.
 #[derive(Debug)]
 pub struct BlobStore {
@@ -240,7 +247,13 @@ impl BlobWriter {
     /// Writes the blob at `path` from byte `from` on: the first `from` bytes already there
     /// are read back and hashed, anything after them is cut off (`from` 0 starts afresh).
     /// Dropped before [`BlobWriter::finish`], the file stays, with what was written.
-    pub(crate) fn continue_at(path: PathBuf, from: u64, keep_fd: bool) -> Result<BlobWriter> {
+    /// `buffer` is the write buffer's size ([`buffer_for`]).
+    pub(crate) fn continue_at(
+        path: PathBuf,
+        from: u64,
+        buffer: usize,
+        keep_fd: bool,
+    ) -> Result<BlobWriter> {
         if path.exists() {
             // A body finished but never persisted (a kill between the two) is read-only.
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
@@ -267,7 +280,7 @@ impl BlobWriter {
         }
         io::Seek::seek(&mut file, io::SeekFrom::Start(from)).at("seek", &path)?;
         Ok(BlobWriter {
-            out: BufWriter::with_capacity(WRITE_BUFFER, file),
+            out: BufWriter::with_capacity(buffer, file),
             path,
             hasher,
             len: from,
