@@ -26,8 +26,10 @@ use crate::imap::{
 use crate::stage::index::{MessageState, NewMessage};
 use crate::stage::{PendingBlob, StageError};
 
-/// UIDs per group commit, and bytes: whichever fills first.
-const GROUP_UIDS: usize = 200;
+/// UIDs per group commit, and bytes: whichever fills first. A group pays for durability
+/// once (two `syncfs`, or an fsync per blob and directory) and for one index transaction, so
+/// small messages come in large groups; a crash costs at most one group's downloads.
+const GROUP_UIDS: usize = 1000;
 const GROUP_BYTES: u64 = 64 << 20;
 /// UIDs per `UID FETCH` command, and commands in flight.
 const FETCH_UIDS: u32 = 25;
