@@ -9,6 +9,10 @@
 //! `UID RFC822.SIZE INTERNALDATE FLAGS` fetched once, so Dovecot's index and cache exist and
 //! the first tool measured does not pay for building them.
 //!
+//! With `BENCH_SHAPE=small` in the environment, each mailbox instead gets `MESSAGES`
+//! messages of about 300 bytes, all in INBOX (a mailbox of notifications or tickets:
+//! `scripts/bench.sh extract --small` and `--huge`).
+//!
 //! Writes `DIR/users.csv` (a batch file of the users) and prints `KEY=value` lines
 //! (`PORT`, `CSV`, `USERS`, `MESSAGES`, `BYTES`, `FOLDERS`, `MAIL_DIR`, `FILL_S`, `WARM_S`),
 //! then runs until its standard input closes.
@@ -17,11 +21,32 @@ use std::io::{Read, Write};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use mailstage_tests::fixtures::{ODD_FOLDERS, Rng, corpus};
+use mailstage_tests::fixtures::{ODD_FOLDERS, Rng, corpus, simple};
 use mailstage_tests::{Dovecot, Probe};
+
+/// The size of a small message (`BENCH_SHAPE=small`).
+const SMALL: usize = 300;
+
+/// Whether the corpus is of small messages in one folder (`BENCH_SHAPE=small`).
+fn small_shape() -> bool {
+    std::env::var("BENCH_SHAPE").is_ok_and(|s| s == "small")
+}
+
+/// A distinct message of about [`SMALL`] bytes (its body line padded up to that).
+fn small_message(n: u64) -> Vec<u8> {
+    let mut m = simple(n);
+    if m.len() + 2 < SMALL {
+        let end = m.len() - 2; // before the last CRLF
+        m.splice(end..end, std::iter::repeat_n(b'x', SMALL - m.len()));
+    }
+    m
+}
 
 /// The folders that get mail, and each one's share of a mailbox's messages (in 1/100).
 fn folders() -> Vec<(&'static str, u32)> {
+    if small_shape() {
+        return vec![("INBOX", 100)];
+    }
     let mut f = vec![("INBOX", 30), ("Sent", 20)];
     f.extend(
         ODD_FOLDERS
@@ -71,7 +96,15 @@ fn main() -> Result<()> {
                     let user_seed = seed.wrapping_mul(1000).wrapping_add(k as u64);
                     let mut rng = Rng::new(user_seed ^ 0xF01D);
                     let mut bytes = 0;
-                    for (i, body) in corpus(user_seed, messages).enumerate() {
+                    let bodies: Box<dyn Iterator<Item = Vec<u8>>> = if small_shape() {
+                        Box::new(
+                            (0..messages as u64)
+                                .map(move |i| small_message(user_seed * 10_000_000 + i)),
+                        )
+                    } else {
+                        Box::new(corpus(user_seed, messages))
+                    };
+                    for (i, body) in bodies.enumerate() {
                         let mut pick = (rng.unit() * f64::from(weight)) as u32;
                         let folder = folders
                             .iter()
