@@ -31,10 +31,15 @@ async fn login(d: &Dovecot, config: SessionConfig) -> Result<Session<Transport>>
 }
 
 /// Names of the files in `dir`.
+/// The files in `dir`, leaving out `partial/` (the stage keeps that directory in `tmp/` for
+/// bodies a broken link cut short).
 fn entries(dir: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
-        names.push(entry?.file_name().to_string_lossy().into_owned());
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != "partial" {
+            names.push(name);
+        }
     }
     Ok(names)
 }
