@@ -6,16 +6,21 @@
 //! forwards exactly the budget, optionally stalls (forwards nothing, closes nothing) for a
 //! while, and cuts the link: both sockets are shut down, so the client sees the connection
 //! end, mid-literal if that is where the budget ran out. It can also rewrite the sizes the
-//! server announces and limit the rate (a slow link). Plain threads, no runtime: the
-//! proxy outlives any number of passes, each with its own tokio runtime.
+//! server announces and limit the rate (a slow link). It can also delay each direction
+//! (distance: [`Faults::rtt`], a [`delay_line`](crate::delay_line)), and it counts the
+//! commands clients send ([`FaultProxy::commands`]), so a test can count a pass's commands
+//! and round trips. Plain threads, no runtime: the proxy outlives any number of passes, each
+//! with its own tokio runtime.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::command_count::{CommandCounts, CommandScanner};
+use crate::delay_line::Sink;
 use crate::fixtures::Rng;
 
 /// What the proxy does to each connection.
@@ -38,6 +43,9 @@ pub struct Faults {
     pub cut_between: Option<(u64, u64)>,
     /// The seed of `cut_between`.
     pub seed: u64,
+    /// Deliver each direction's bytes this long after they were read (a one-way delay: half
+    /// the round trip). Throughput is unchanged; a cut drops what is still on the line.
+    pub delay: Option<Duration>,
 }
 
 impl Faults {
@@ -45,6 +53,15 @@ impl Faults {
     pub fn cut_down_after(bytes: u64) -> Self {
         Self {
             down_limit: Some(bytes),
+            ..Self::default()
+        }
+    }
+
+    /// A distant server: `rtt` between a byte sent and the answer to it (half each way),
+    /// nothing else changed.
+    pub fn rtt(rtt: Duration) -> Self {
+        Self {
+            delay: Some(rtt / 2),
             ..Self::default()
         }
     }
@@ -66,6 +83,7 @@ struct Counters {
 pub struct FaultProxy {
     port: u16,
     counters: Arc<Counters>,
+    commands: Arc<CommandCounts>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
@@ -73,12 +91,19 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to `127.0.0.1:target` with `faults`.
     pub fn start(target: u16, faults: Faults) -> io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::start_on(0, target, faults)
+    }
+
+    /// The same on loopback port `listen` (0: a free one), e.g. the port an earlier proxy
+    /// had, so a client configured with it reaches the new one.
+    pub fn start_on(listen: u16, target: u16, faults: Faults) -> io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", listen))?;
         let port = listener.local_addr()?.port();
         let counters = Arc::new(Counters::default());
+        let commands = Arc::new(CommandCounts::default());
         let stop = Arc::new(AtomicBool::new(false));
         let accept = {
-            let (counters, stop) = (counters.clone(), stop.clone());
+            let (counters, commands, stop) = (counters.clone(), commands.clone(), stop.clone());
             std::thread::spawn(move || {
                 for client in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -88,13 +113,14 @@ impl FaultProxy {
                     let n = counters.connections.fetch_add(1, Ordering::SeqCst);
                     let open = counters.open.fetch_add(1, Ordering::SeqCst) + 1;
                     counters.most_open.fetch_max(open, Ordering::SeqCst);
-                    let (counters, mut faults) = (counters.clone(), faults.clone());
+                    let (counters, commands, mut faults) =
+                        (counters.clone(), commands.clone(), faults.clone());
                     if let Some((low, high)) = faults.cut_between {
                         let mut rng = Rng::new(faults.seed.wrapping_add(n));
                         faults.down_limit = Some(low + rng.next_u64() % (high - low).max(1));
                     }
                     std::thread::spawn(move || {
-                        if let Err(e) = serve(client, target, &faults, &counters) {
+                        if let Err(e) = serve(client, target, &faults, &counters, commands) {
                             eprintln!("fault proxy: {e}");
                         }
                         counters.open.fetch_sub(1, Ordering::SeqCst);
@@ -105,6 +131,7 @@ impl FaultProxy {
         Ok(Self {
             port,
             counters,
+            commands,
             stop,
             accept: Some(accept),
         })
@@ -144,6 +171,12 @@ impl FaultProxy {
     pub fn bytes_up(&self) -> u64 {
         self.counters.bytes_up.load(Ordering::SeqCst)
     }
+
+    /// The commands clients sent, over all connections ([`CommandCounts::reset`] to count
+    /// one pass only).
+    pub fn commands(&self) -> &CommandCounts {
+        &self.commands
+    }
 }
 
 impl Drop for FaultProxy {
@@ -163,6 +196,7 @@ fn serve(
     target: u16,
     faults: &Faults,
     counters: &Arc<Counters>,
+    commands: Arc<CommandCounts>,
 ) -> io::Result<()> {
     let server = TcpStream::connect(("127.0.0.1", target))?;
     for s in [&client, &server] {
@@ -174,6 +208,8 @@ fn serve(
         }
     }
     let cut = Arc::new(AtomicBool::new(false));
+    // Set when the server's bytes reached the client: the next command is a new turn.
+    let server_spoke = Arc::new(AtomicBool::new(false));
     let link = Link {
         client: client.try_clone()?,
         server: server.try_clone()?,
@@ -185,17 +221,30 @@ fn serve(
     };
     let up = {
         let link = link.clone_handles()?;
-        let (from, to, limit) = (client.try_clone()?, server.try_clone()?, faults.up_limit);
-        std::thread::spawn(move || link.pump(from, to, limit, &link.counters.bytes_up))
+        let to = Sink::new(server.try_clone()?, faults.delay, None);
+        let (from, limit) = (client.try_clone()?, faults.up_limit);
+        let scan = Some((CommandScanner::default(), commands, server_spoke.clone()));
+        std::thread::spawn(move || link.pump(from, to, limit, &link.counters.bytes_up, scan))
     };
     let down = Link {
         size_skew: faults.size_skew,
         ..link
     };
-    down.pump(server, client, faults.down_limit, &down.counters.bytes_down);
+    let to = Sink::new(client, faults.delay, Some(server_spoke));
+    down.pump(
+        server,
+        to,
+        faults.down_limit,
+        &down.counters.bytes_down,
+        None,
+    );
     let _ = up.join();
     Ok(())
 }
+
+/// The client→server pump's command scanner, the proxy's counts, and the link's flag the
+/// server→client pump sets.
+type Scan = (CommandScanner, Arc<CommandCounts>, Arc<AtomicBool>);
 
 /// Both sockets of a link, to shut them down from either pump.
 struct Link {
@@ -221,8 +270,16 @@ impl Link {
         })
     }
 
-    /// Copies `from` to `to` until either ends or `limit` bytes went through (then cuts).
-    fn pump(&self, mut from: TcpStream, mut to: TcpStream, limit: Option<u64>, count: &AtomicU64) {
+    /// Copies `from` to `to` until either ends or `limit` bytes went through (then cuts),
+    /// counting commands in what it forwards when given a scanner.
+    fn pump(
+        &self,
+        mut from: TcpStream,
+        mut to: Sink,
+        limit: Option<u64>,
+        count: &AtomicU64,
+        mut scan: Option<Scan>,
+    ) {
         let mut left = limit.unwrap_or(u64::MAX);
         // Under a rate, pieces of a twentieth of a second keep the flow even.
         let piece = self
@@ -241,7 +298,10 @@ impl Link {
                 None => buf[..n].to_vec(),
             };
             let take = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            if to.write_all(&data[..take]).is_err() {
+            if let Some((scanner, commands, server_spoke)) = &mut scan {
+                scanner.feed(&data[..take], commands, server_spoke);
+            }
+            if to.send(&data[..take]).is_err() {
                 break;
             }
             count.fetch_add(take as u64, Ordering::SeqCst);
@@ -255,8 +315,8 @@ impl Link {
         if left == 0 {
             self.cut_on_purpose();
         } else {
-            // A peer closed: pass that on.
-            let _ = to.shutdown(Shutdown::Write);
+            // A peer closed: pass that on (after what is still on a delay line).
+            to.shutdown_write();
             let _ = from.shutdown(Shutdown::Read);
         }
     }

@@ -4,14 +4,17 @@
 //! mailboxes (maildir fast path and APPEND), odd-message [`fixtures`], a small blocking
 //! IMAP client ([`Probe`]) used as an independent oracle, and the deterministic [`workload`]
 //! the crash test kills, the workspace's binaries ([`bins`]) for end-to-end runs, a
-//! [`fault_proxy`] that cuts links on purpose, an [`exchange_proxy`] that behaves as
+//! [`fault_proxy`] that cuts or delays links on purpose and counts commands ([`command_count`]),
+//! an [`exchange_proxy`] that behaves as
 //! Exchange Online does, the checks of a completed stage ([`stage_check`]), uploads into a
 //! second Dovecot ([`upload`]), and an emulator of Entra ID's token endpoint
 //! ([`token_endpoint`]) on a tiny HTTP server ([`http1`]).
 
 pub mod bins;
+pub mod command_count;
 pub mod courier;
 pub mod cyrus;
+mod delay_line;
 pub mod dovecot;
 mod dovecot_certs;
 mod exchange_names;
