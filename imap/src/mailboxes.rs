@@ -87,19 +87,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         reference: &[u8],
         pattern: &[u8],
     ) -> Result<Vec<ListEntry>, ImapError> {
+        Ok(self.list_returning(reference, pattern, None).await?.0)
+    }
+
+    /// LIST that also returns the STATUS `items` of each selectable mailbox (RFC 5819, when
+    /// the server offers LIST-STATUS): one command for what would be a STATUS per mailbox.
+    /// The server leaves out the STATUS of a mailbox it cannot give one for.
+    pub async fn list_with_status(
+        &mut self,
+        reference: &[u8],
+        pattern: &[u8],
+        items: &[&str],
+    ) -> Result<(Vec<ListEntry>, Vec<StatusResponse>), ImapError> {
+        self.list_returning(reference, pattern, Some(items)).await
+    }
+
+    async fn list_returning(
+        &mut self,
+        reference: &[u8],
+        pattern: &[u8],
+        status: Option<&[&str]>,
+    ) -> Result<(Vec<ListEntry>, Vec<StatusResponse>), ImapError> {
         let mut builder = self.command("LIST").string(reference).string(pattern);
+        let mut returning = Vec::new();
         if self.has_capability("SPECIAL-USE") {
-            builder = builder.raw("RETURN (SPECIAL-USE)");
+            returning.push("SPECIAL-USE".to_owned());
+        }
+        if let Some(items) = status {
+            returning.push(format!("STATUS ({})", items.join(" ")));
+        }
+        if !returning.is_empty() {
+            builder = builder.raw(&format!("RETURN ({})", returning.join(" ")));
         }
         let done = self.execute(builder.build()).await?;
-        Ok(done
-            .untagged
-            .into_iter()
-            .filter_map(|u| match u {
-                Untagged::List(l) => Some(l),
-                _ => None,
-            })
-            .collect())
+        let (mut lists, mut statuses) = (Vec::new(), Vec::new());
+        for u in done.untagged {
+            match u {
+                Untagged::List(l) => lists.push(l),
+                Untagged::StatusResponse(st) => statuses.push(st),
+                _ => {}
+            }
+        }
+        Ok((lists, statuses))
     }
 
     /// The hierarchy delimiter, from `LIST "" ""` (RFC 3501 §6.3.8); `None` for a flat

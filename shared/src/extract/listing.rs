@@ -1,7 +1,9 @@
 //! Listing one mailbox's folders: NAMESPACE when the server offers it, `LIST "" "*"`, and with
 //! a `UserRoot` also the root's own subtree (Courier shows an administrator the users'
 //! folders as `#shared.USER…`, outside what `*` lists), then [`select_folders`]. A listing in
-//! which no folder is left to read is an error with a hint, not an empty success.
+//! which no folder is left to read is an error with a hint, not an empty success. Where the
+//! server offers LIST-STATUS (RFC 5819), the `*` listing also returns each folder's STATUS,
+//! which lets a pass leave unchanged folders closed ([`super::unchanged`]).
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -9,6 +11,7 @@ use super::folders::{FolderPlan, LeftOut, select_folders};
 use super::namespaces::Ownership;
 use super::{ExtractError, Limits, MailboxJob};
 use crate::imap::mutf7;
+use crate::imap::types::StatusResponse;
 use crate::imap::{During as _, ImapStepError, ListEntry, Session};
 
 /// What a mailbox's listing gave.
@@ -17,6 +20,9 @@ pub(crate) struct Listing {
     pub plans: Vec<FolderPlan>,
     /// The folders left out, and why.
     pub left_out: Vec<LeftOut>,
+    /// The STATUS of the listed folders, when the server returned them with the listing
+    /// (LIST-STATUS); `None` otherwise.
+    pub statuses: Option<Vec<StatusResponse>>,
 }
 
 /// Lists and chooses the folders of `mb` on a logged-in session.
@@ -44,10 +50,20 @@ pub(crate) async fn list_folders<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         Ownership::everything_own()
     };
-    let mut listed = s
-        .list(b"", b"*")
-        .await
-        .during(|| "listing folders".into())?;
+    let (mut listed, statuses) = if s.has_capability("LIST-STATUS") {
+        let items = super::unchanged::status_items(s.has_capability("CONDSTORE"));
+        let (listed, statuses) = s
+            .list_with_status(b"", b"*", items)
+            .await
+            .during(|| "listing folders with their STATUS".into())?;
+        (listed, Some(statuses))
+    } else {
+        let listed = s
+            .list(b"", b"*")
+            .await
+            .during(|| "listing folders".into())?;
+        (listed, None)
+    };
     if let Some(root) = root_pattern(mb.user_root.as_deref(), &listed) {
         let under_root = s
             .list(b"", root.as_bytes())
@@ -88,7 +104,11 @@ pub(crate) async fn list_folders<S: AsyncRead + AsyncWrite + Unpin>(
             hint: nothing_hint(mb),
         });
     }
-    Ok(Listing { plans, left_out })
+    Ok(Listing {
+        plans,
+        left_out,
+        statuses,
+    })
 }
 
 /// `LIST` pattern for the `UserRoot` subtree (`#shared.alice*` for `/#shared/alice` on a

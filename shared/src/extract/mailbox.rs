@@ -11,8 +11,10 @@ use super::deletions::{Seen, notice_deletions};
 use super::folders::{FolderPlan, LeftOut};
 use super::listing::{Listing, list_folders};
 use super::plan::{Candidate, Verdict, apply_caps};
+use super::unchanged::unchanged_folders;
 use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
 use crate::imap::transport::connect;
+use crate::imap::types::StatusResponse;
 use crate::imap::{During as _, FetchData, SequenceSet, Session, SessionConfig};
 use crate::retry::{Attempts, Next};
 use crate::stage::index::{FolderInfo, MailboxState, MessageState};
@@ -127,7 +129,11 @@ async fn sync_once(
         .await
         .during(|| format!("logging in as {}", mb.user_name))?;
     let condstore = s.has_capability("CONDSTORE");
-    let Listing { plans, left_out } = list_folders(&mut s, mb, &ctx.limits).await?;
+    let Listing {
+        plans,
+        left_out,
+        statuses,
+    } = list_folders(&mut s, mb, &ctx.limits).await?;
     counts.left_out_namespaces = left_out
         .iter()
         .filter(|l| l.namespace.is_some())
@@ -152,10 +158,16 @@ async fn sync_once(
         .index(|i| i.mark_gone_folders(mb.mailbox_id, &wires))?
         .len() as u64;
     counts.folders = plans.len() as u64;
-    record_excluded(ctx, &mut s, mb.mailbox_id, &left_out).await?;
+    record_excluded(ctx, &mut s, mb.mailbox_id, &left_out, statuses.as_deref()).await?;
 
+    // Folders nothing happened in since the last complete pass stay closed.
+    let unchanged =
+        unchanged_folders(ctx, &mut s, mb.mailbox_id, &plans, statuses, condstore).await?;
     let mut examined = Vec::with_capacity(plans.len());
     for plan in plans {
+        if unchanged.contains(&plan.wire) {
+            continue;
+        }
         examined.push(examine_folder(ctx, &mut s, mb, plan, condstore, counts).await?);
     }
 
@@ -232,21 +244,20 @@ async fn sync_once(
 }
 
 /// Records the folders the batch's patterns leave out, with the source's STATUS MESSAGES
-/// when it answers (the report counts them as excluded by the admin).
+/// when it answers (the report counts them as excluded by the admin); `listed` holds the
+/// STATUS the listing returned, if it did.
 async fn record_excluded<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     s: &mut Session<S>,
     mailbox_id: i64,
     left_out: &[LeftOut],
+    listed: Option<&[StatusResponse]>,
 ) -> Result<(), ExtractError> {
     for l in left_out.iter().filter(|l| l.by_batch) {
-        let messages = match s.status(&l.wire, &["MESSAGES"]).await {
-            Ok(st) => st.messages,
-            Err(e) if e.is_transient() => {
-                Err::<(), _>(e).during(|| format!("STATUS {:?}", l.name))?;
-                None
-            }
-            Err(_) => None,
+        let known = listed.and_then(|all| all.iter().find(|st| st.mailbox == l.wire));
+        let messages = match known {
+            Some(st) => st.messages,
+            None => status_messages(s, l).await?,
         };
         let folder = FolderInfo {
             wire_name: l.wire.clone(),
@@ -258,6 +269,21 @@ async fn record_excluded<S: AsyncRead + AsyncWrite + Unpin>(
             .index(|i| i.record_excluded_folder(mailbox_id, &folder, &l.reason, messages))?;
     }
     Ok(())
+}
+
+/// STATUS MESSAGES of a folder left out, `None` when the server refuses it.
+async fn status_messages<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut Session<S>,
+    l: &LeftOut,
+) -> Result<Option<u32>, ExtractError> {
+    match s.status(&l.wire, &["MESSAGES"]).await {
+        Ok(st) => Ok(st.messages),
+        Err(e) if e.is_transient() => {
+            Err::<(), _>(e).during(|| format!("STATUS {:?}", l.name))?;
+            Ok(None)
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// Phase 1 for one folder: EXAMINE, notice a UIDVALIDITY change, flag changes, new UIDs.

@@ -28,6 +28,7 @@ pub mod plan;
 mod resume;
 mod run;
 mod summary;
+mod unchanged;
 
 use std::time::Duration;
 

@@ -18,6 +18,10 @@ pub struct FolderSync {
     pub highest_uid: u32,
     /// HIGHESTMODSEQ after the last complete pass, with CONDSTORE.
     pub highest_modseq: Option<u64>,
+    /// The source's message count when the folder was last opened (EXAMINE's EXISTS).
+    pub source_messages: Option<u32>,
+    /// `active`, `gone` (no longer listed) or `excluded` (left out by the batch's patterns).
+    pub state: String,
 }
 
 /// Where a folder's pass starts, from [`Index::open_folder`].
@@ -41,7 +45,8 @@ fn folder_sync_on(
     wire_name: &[u8],
 ) -> rusqlite::Result<Option<FolderSync>> {
     conn.query_row(
-        "SELECT id, uidvalidity, highest_uid, highest_modseq FROM folders
+        "SELECT id, uidvalidity, highest_uid, highest_modseq, source_messages, state
+         FROM folders
          WHERE mailbox_id = ?1 AND wire_name = ?2",
         (mailbox_id, wire_name),
         |r| {
@@ -50,6 +55,8 @@ fn folder_sync_on(
                 uidvalidity: r.get(1)?,
                 highest_uid: r.get(2)?,
                 highest_modseq: r.get::<_, Option<i64>>(3)?.map(|m| m as u64),
+                source_messages: r.get(4)?,
+                state: r.get(5)?,
             })
         },
     )

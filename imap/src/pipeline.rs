@@ -1,0 +1,114 @@
+//! Commands sent without waiting for the one before: STATUS for many mailboxes in one
+//! stretch of round trips (the fallback where LIST-STATUS, RFC 5819, is not offered).
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::encode::{Command, Part};
+use super::error::ImapError;
+use super::session::Session;
+use super::sink::DiscardSink;
+use super::types::{Response, Status, StatusResponse, Untagged};
+
+/// At most this many commands wait for their completion at once: enough to hide a long
+/// round trip, few enough that neither side's socket buffers fill while the other writes.
+pub const PIPELINE_WINDOW: usize = 64;
+
+/// One pipelined command: its tag and position, until its completion comes.
+struct InFlight {
+    tag: String,
+    index: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// STATUS `items` of every mailbox in `mailboxes` (wire names), pipelined: up to
+    /// [`PIPELINE_WINDOW`] commands in flight, so the whole list costs about one round trip
+    /// plus the server's time. The outer error is the session's (the link, a BYE); each inner
+    /// result is one mailbox's (a NO for a mailbox that went away meanwhile).
+    pub async fn status_many(
+        &mut self,
+        mailboxes: &[Vec<u8>],
+        items: &[&str],
+    ) -> Result<Vec<Result<StatusResponse, ImapError>>, ImapError> {
+        let items = format!("({})", items.join(" "));
+        let mut results: Vec<Option<Result<StatusResponse, ImapError>>> =
+            mailboxes.iter().map(|_| None).collect();
+        let mut in_flight: Vec<InFlight> = Vec::new();
+        // STATUS responses received and not yet matched to a completion.
+        let mut received: Vec<StatusResponse> = Vec::new();
+        let mut next = 0;
+        while next < mailboxes.len() || !in_flight.is_empty() {
+            while next < mailboxes.len() && in_flight.len() < PIPELINE_WINDOW {
+                let cmd = self
+                    .command("STATUS")
+                    .mailbox_raw(&mailboxes[next])
+                    .raw(&items)
+                    .build();
+                if has_sync_literal(&cmd) && !in_flight.is_empty() {
+                    // Its `+` would come after the completions in flight: let them end first.
+                    break;
+                }
+                let mut untagged = Vec::new();
+                let tag = self.send(&cmd, &mut untagged).await?;
+                received.extend(untagged.into_iter().filter_map(status_of));
+                in_flight.push(InFlight { tag, index: next });
+                next += 1;
+            }
+            if in_flight.is_empty() {
+                continue;
+            }
+            match self.read(&mut DiscardSink).await?.response {
+                Response::Tagged { tag, status } => {
+                    let Some(at) = in_flight.iter().position(|f| f.tag == tag) else {
+                        self.route_other(Response::Tagged { tag, status }, &mut Vec::new())?;
+                        continue;
+                    };
+                    let done = in_flight.remove(at);
+                    let wire = &mailboxes[done.index];
+                    let result = match status.status {
+                        Status::Ok => take_status(&mut received, wire).ok_or_else(|| {
+                            ImapError::Protocol("STATUS without a STATUS response".into())
+                        }),
+                        _ => Err(ImapError::Rejected {
+                            command: "STATUS".into(),
+                            status: Box::new(status),
+                        }),
+                    };
+                    results[done.index] = Some(result);
+                }
+                Response::Untagged(Untagged::StatusResponse(st)) => received.push(st),
+                other => self.route_other(other, &mut Vec::new())?,
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ImapError::Protocol("STATUS never completed".into()))))
+            .collect())
+    }
+}
+
+fn has_sync_literal(cmd: &Command) -> bool {
+    cmd.parts
+        .iter()
+        .any(|p| matches!(p, Part::Literal { sync: true, .. }))
+}
+
+fn status_of(u: Untagged) -> Option<StatusResponse> {
+    match u {
+        Untagged::StatusResponse(st) => Some(st),
+        _ => None,
+    }
+}
+
+/// The STATUS response for `wire` among those received (INBOX in any case); failing a match
+/// by name, the latest one (servers answer in order).
+fn take_status(received: &mut Vec<StatusResponse>, wire: &[u8]) -> Option<StatusResponse> {
+    let same = |st: &StatusResponse| {
+        st.mailbox == wire
+            || (st.mailbox.eq_ignore_ascii_case(b"INBOX") && wire.eq_ignore_ascii_case(b"INBOX"))
+    };
+    let at = received
+        .iter()
+        .position(same)
+        .or_else(|| received.len().checked_sub(1))?;
+    Some(received.remove(at))
+}
