@@ -112,3 +112,72 @@ fn take_status(received: &mut Vec<StatusResponse>, wire: &[u8]) -> Option<Status
         .or_else(|| received.len().checked_sub(1))?;
     Some(received.remove(at))
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    use super::*;
+    use crate::session::SessionConfig;
+
+    #[tokio::test]
+    async fn status_many_sends_before_reading_and_matches_answers() {
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let peer = tokio::spawn(async move {
+            let mut io = BufReader::new(server);
+            io.get_mut()
+                .write_all(b"* OK [CAPABILITY IMAP4rev1 LIST-STATUS] hi\r\n")
+                .await
+                .unwrap();
+            // All three commands arrive before any answer is sent: they were pipelined.
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                let mut line = String::new();
+                io.read_line(&mut line).await.unwrap();
+                got.push(line);
+            }
+            assert_eq!(
+                got,
+                [
+                    "A0001 STATUS INBOX (MESSAGES HIGHESTMODSEQ)\r\n",
+                    "A0002 STATUS Gone (MESSAGES HIGHESTMODSEQ)\r\n",
+                    "A0003 STATUS \"Sent Items\" (MESSAGES HIGHESTMODSEQ)\r\n",
+                ]
+            );
+            let answers = "* STATUS inbox (MESSAGES 3 HIGHESTMODSEQ 9)\r\nA0001 OK\r\n\
+                           A0002 NO [NONEXISTENT] no such mailbox\r\n\
+                           * STATUS \"Sent Items\" (MESSAGES 0 HIGHESTMODSEQ 1)\r\nA0003 OK\r\n\
+                           A0004 OK LIST done\r\n";
+            io.get_mut().write_all(answers.as_bytes()).await.unwrap();
+            let mut line = String::new();
+            io.read_line(&mut line).await.unwrap();
+            assert!(
+                line.starts_with("A0004 LIST \"\" \"*\" RETURN (STATUS (MESSAGES))"),
+                "{line}"
+            );
+        });
+        let mut s = Session::connect(client, SessionConfig::default())
+            .await
+            .unwrap();
+        let names = [b"INBOX".to_vec(), b"Gone".to_vec(), b"Sent Items".to_vec()];
+        let got = s
+            .status_many(&names, &["MESSAGES", "HIGHESTMODSEQ"])
+            .await
+            .unwrap();
+        let inbox = got[0].as_ref().unwrap();
+        assert_eq!((inbox.messages, inbox.highest_modseq), (Some(3), Some(9)));
+        assert!(
+            matches!(got[1], Err(ImapError::Rejected { .. })),
+            "{:?}",
+            got[1]
+        );
+        let sent = got[2].as_ref().unwrap();
+        assert_eq!(
+            (sent.mailbox.as_slice(), sent.messages),
+            (&b"Sent Items"[..], Some(0))
+        );
+        let (listed, statuses) = s.list_with_status(b"", b"*", &["MESSAGES"]).await.unwrap();
+        assert!(listed.is_empty() && statuses.is_empty());
+        peer.await.unwrap();
+    }
+}
