@@ -193,32 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             builder = builder.raw("(CONDSTORE)");
         }
         let done = self.execute(builder.build()).await?;
-        let mut info = SelectedMailbox {
-            read_only: verb == "EXAMINE",
-            ..SelectedMailbox::default()
-        };
-        let mut codes = Vec::new();
-        for u in &done.untagged {
-            match u {
-                Untagged::Status(st) => codes.extend(st.code.as_ref()),
-                Untagged::Exists(n) => info.exists = *n,
-                Untagged::Flags(f) => info.flags.clone_from(f),
-                _ => {}
-            }
-        }
-        codes.extend(done.status.code.as_ref());
-        for code in codes {
-            match code {
-                Code::UidValidity(n) => info.uid_validity = *n,
-                Code::UidNext(n) => info.uid_next = Some(*n),
-                Code::HighestModSeq(n) => info.highest_modseq = Some(*n),
-                Code::PermanentFlags(f) => info.permanent_flags.clone_from(f),
-                Code::ReadOnly => info.read_only = true,
-                Code::ReadWrite => info.read_only = false,
-                _ => {}
-            }
-        }
-        Ok(info)
+        Ok(selected_from(verb, &done))
     }
 
     /// UID SEARCH with raw criteria (e.g. `UID 100:*` or `ALL`); uses ESEARCH's
@@ -297,4 +272,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         }
     }
+}
+
+/// What a completed SELECT or EXAMINE (`verb`) reported.
+pub(crate) fn selected_from(verb: &str, done: &super::session::Completed) -> SelectedMailbox {
+    let mut info = SelectedMailbox {
+        read_only: verb == "EXAMINE",
+        ..SelectedMailbox::default()
+    };
+    let mut codes = Vec::new();
+    for u in &done.untagged {
+        match u {
+            Untagged::Status(st) => codes.extend(st.code.as_ref()),
+            Untagged::Exists(n) => info.exists = *n,
+            Untagged::Flags(f) => info.flags.clone_from(f),
+            _ => {}
+        }
+    }
+    codes.extend(done.status.code.as_ref());
+    for code in codes {
+        match code {
+            Code::UidValidity(n) => info.uid_validity = *n,
+            Code::UidNext(n) => info.uid_next = Some(*n),
+            Code::HighestModSeq(n) => info.highest_modseq = Some(*n),
+            Code::PermanentFlags(f) => info.permanent_flags.clone_from(f),
+            Code::ReadOnly => info.read_only = true,
+            Code::ReadWrite => info.read_only = false,
+            _ => {}
+        }
+    }
+    info
 }

@@ -1,13 +1,15 @@
 //! Commands sent without waiting for the one before: STATUS for many mailboxes in one
-//! stretch of round trips (the fallback where LIST-STATUS, RFC 5819, is not offered).
+//! stretch of round trips (the fallback where LIST-STATUS, RFC 5819, is not offered), and
+//! EXAMINE plus a metadata `UID FETCH` for many mailboxes (a first pass over many folders).
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::encode::{Command, Part};
 use super::error::ImapError;
-use super::session::Session;
+use super::mailboxes::{SelectedMailbox, selected_from};
+use super::session::{Completed, Session};
 use super::sink::DiscardSink;
-use super::types::{Response, Status, StatusResponse, Untagged};
+use super::types::{FetchData, Response, Status, StatusResponse, StatusText, Untagged};
 
 /// At most this many commands wait for their completion at once: enough to hide a long
 /// round trip, few enough that neither side's socket buffers fill while the other writes.
@@ -83,6 +85,138 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(ImapError::Protocol("STATUS never completed".into()))))
             .collect())
+    }
+}
+
+/// A mailbox opened and listed by [`Session::examine_and_fetch_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedAndListed {
+    /// What EXAMINE reported.
+    pub mailbox: SelectedMailbox,
+    /// The FETCH responses of the `UID FETCH` that followed it.
+    pub fetched: Vec<FetchData>,
+}
+
+/// One command of an EXAMINE + UID FETCH pipeline, until its completion.
+struct Pending {
+    tag: String,
+    /// The mailbox's position.
+    index: usize,
+    /// True for the EXAMINE, false for the UID FETCH.
+    examine: bool,
+    untagged: Vec<Untagged>,
+    fetched: Vec<FetchData>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// For each mailbox (wire names): `EXAMINE` (with `(CONDSTORE)` when asked) followed by
+    /// `UID FETCH <set> <items>`, pipelined: commands for up to [`PIPELINE_WINDOW`] / 2
+    /// mailboxes in flight. The server runs them in order, so each FETCH reads the mailbox
+    /// the EXAMINE before it opened. Afterwards the last mailbox is the selected one (or
+    /// none, if its EXAMINE failed). The outer error is the session's; each inner result is
+    /// one mailbox's (its EXAMINE's or its FETCH's refusal).
+    pub async fn examine_and_fetch_many(
+        &mut self,
+        mailboxes: &[Vec<u8>],
+        condstore: bool,
+        set: &str,
+        items: &str,
+    ) -> Result<Vec<Result<OpenedAndListed, ImapError>>, ImapError> {
+        let mut results: Vec<Option<Result<OpenedAndListed, ImapError>>> =
+            mailboxes.iter().map(|_| None).collect();
+        let mut opened: Vec<Option<Result<SelectedMailbox, ImapError>>> =
+            mailboxes.iter().map(|_| None).collect();
+        let mut in_flight: std::collections::VecDeque<Pending> = Default::default();
+        let mut next = 0;
+        while next < mailboxes.len() || !in_flight.is_empty() {
+            while next < mailboxes.len() && in_flight.len() + 2 <= PIPELINE_WINDOW {
+                let mut examine = self.command("EXAMINE").mailbox_raw(&mailboxes[next]);
+                if condstore {
+                    examine = examine.raw("(CONDSTORE)");
+                }
+                let examine = examine.build();
+                if has_sync_literal(&examine) && !in_flight.is_empty() {
+                    break;
+                }
+                let fetch = self.command("UID FETCH").raw(set).raw(items).build();
+                for (cmd, is_examine) in [(examine, true), (fetch, false)] {
+                    let mut untagged = Vec::new();
+                    let tag = self.send(&cmd, &mut untagged).await?;
+                    in_flight.push_back(Pending {
+                        tag,
+                        index: next,
+                        examine: is_examine,
+                        untagged,
+                        fetched: Vec::new(),
+                    });
+                }
+                next += 1;
+            }
+            let response = self.read(&mut DiscardSink).await?.response;
+            let Some(front) = in_flight.front_mut() else {
+                self.route_other(response, &mut Vec::new())?;
+                continue;
+            };
+            match response {
+                Response::Tagged { tag, status } => {
+                    let Some(at) = in_flight.iter().position(|p| p.tag == tag) else {
+                        self.route_other(Response::Tagged { tag, status }, &mut Vec::new())?;
+                        continue;
+                    };
+                    let Some(done) = in_flight.remove(at) else {
+                        continue;
+                    };
+                    self.finish_pending(done, status, &mut opened, &mut results);
+                }
+                Response::Untagged(Untagged::Fetch(f)) if !front.examine => {
+                    if f.uid.is_none() {
+                        self.unsolicited()?;
+                    }
+                    front.fetched.push(f);
+                }
+                other => {
+                    let mut untagged = std::mem::take(&mut front.untagged);
+                    let routed = self.route_other(other, &mut untagged);
+                    if let Some(front) = in_flight.front_mut() {
+                        front.untagged = untagged;
+                    }
+                    routed?;
+                }
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(ImapError::Protocol("EXAMINE never completed".into())))
+            })
+            .collect())
+    }
+
+    /// Records one completed command of [`Session::examine_and_fetch_many`].
+    fn finish_pending(
+        &mut self,
+        done: Pending,
+        status: StatusText,
+        opened: &mut [Option<Result<SelectedMailbox, ImapError>>],
+        results: &mut [Option<Result<OpenedAndListed, ImapError>>],
+    ) {
+        let name = if done.examine { "EXAMINE" } else { "UID FETCH" };
+        let completed = self.complete(name, status, done.untagged);
+        if done.examine {
+            opened[done.index] = Some(completed.map(|c: Completed| selected_from("EXAMINE", &c)));
+            return;
+        }
+        let mailbox = opened[done.index].take().unwrap_or_else(|| {
+            Err(ImapError::Protocol(
+                "UID FETCH completed before its EXAMINE".into(),
+            ))
+        });
+        results[done.index] = Some(mailbox.and_then(|mailbox| {
+            completed.map(|_| OpenedAndListed {
+                mailbox,
+                fetched: done.fetched,
+            })
+        }));
     }
 }
 

@@ -11,8 +11,10 @@ use super::deletions::{Seen, notice_deletions};
 use super::folders::{FolderPlan, LeftOut};
 use super::listing::{Listing, list_folders};
 use super::plan::{Candidate, Verdict, apply_caps};
+use super::prefetch::open_new_folders;
 use super::unchanged::unchanged_folders;
 use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
+use crate::imap::pipeline::OpenedAndListed;
 use crate::imap::transport::connect;
 use crate::imap::types::StatusResponse;
 use crate::imap::{During as _, FetchData, SequenceSet, Session, SessionConfig};
@@ -163,12 +165,17 @@ async fn sync_once(
     // Folders nothing happened in since the last complete pass stay closed.
     let unchanged =
         unchanged_folders(ctx, &mut s, mb.mailbox_id, &plans, statuses, condstore).await?;
-    let mut examined = Vec::with_capacity(plans.len());
-    for plan in plans {
-        if unchanged.contains(&plan.wire) {
-            continue;
-        }
-        examined.push(examine_folder(ctx, &mut s, mb, plan, condstore, counts).await?);
+    let to_open: Vec<FolderPlan> = plans
+        .into_iter()
+        .filter(|p| !unchanged.contains(&p.wire))
+        .collect();
+    // Folders the stage holds nothing of yet are opened and listed in one pipeline.
+    let mut prefetched =
+        open_new_folders(ctx, &mut s, mb.mailbox_id, &to_open, condstore, META_ITEMS).await?;
+    let mut examined = Vec::with_capacity(to_open.len());
+    for plan in to_open {
+        let pre = prefetched.remove(&plan.wire);
+        examined.push(examine_folder(ctx, &mut s, mb, plan, condstore, counts, pre).await?);
     }
 
     let candidates: Vec<Candidate> = examined
@@ -294,11 +301,17 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     plan: FolderPlan,
     condstore: bool,
     counts: &mut MailboxCounts,
+    pre: Option<OpenedAndListed>,
 ) -> Result<Examined, ExtractError> {
-    let info = s
-        .examine(&plan.wire, condstore)
-        .await
-        .during(|| format!("EXAMINE {:?}", plan.name))?;
+    let (info, mut listed_new) = match pre {
+        Some(p) => (p.mailbox, Some(p.fetched)),
+        None => (
+            s.examine(&plan.wire, condstore)
+                .await
+                .during(|| format!("EXAMINE {:?}", plan.name))?,
+            None,
+        ),
+    };
     let uidvalidity = info.uid_validity;
     let folder = FolderInfo {
         wire_name: plan.wire.clone(),
@@ -310,6 +323,15 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         .stage
         .index(|i| i.open_folder(mb.mailbox_id, &folder, uidvalidity))?;
     let (folder_id, restarted, highest) = (opened.id, opened.restarted, opened.highest_uid);
+    let failed = ctx.stage.index(|i| i.failed_uids(folder_id, uidvalidity))?;
+    if listed_new.is_some() && (highest != 0 || !failed.is_empty()) {
+        // Listed from UID 1 in the pipeline, yet the stage holds some: open it again (the
+        // pipeline left another folder selected) and list what is new as usual.
+        listed_new = None;
+        s.examine(&plan.wire, condstore)
+            .await
+            .during(|| format!("EXAMINE {:?}", plan.name))?;
+    }
     ctx.stage
         .index(|i| i.set_folder_source_count(folder_id, info.exists))?;
     if restarted {
@@ -328,11 +350,13 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         && info.exists > 0
         && info.uid_next.is_none_or(|next| next > first_new)
     {
-        let set = SequenceSet::from_start(first_new);
-        let metas = s
-            .uid_fetch_meta(&set, META_ITEMS)
-            .await
-            .during(|| format!("listing new messages of {:?}", plan.name))?;
+        let metas = match listed_new.take() {
+            Some(metas) => metas,
+            None => s
+                .uid_fetch_meta(&SequenceSet::from_start(first_new), META_ITEMS)
+                .await
+                .during(|| format!("listing new messages of {:?}", plan.name))?,
+        };
         new.extend(
             metas
                 .iter()
@@ -341,7 +365,6 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         );
     }
     let new_above_highest = new.len() as u64;
-    let failed = ctx.stage.index(|i| i.failed_uids(folder_id, uidvalidity))?;
     if !failed.is_empty() {
         let set = SequenceSet::from_uids(failed.iter().copied());
         let metas = s

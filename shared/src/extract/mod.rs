@@ -25,6 +25,7 @@ mod listing;
 mod mailbox;
 pub mod namespaces;
 pub mod plan;
+mod prefetch;
 mod resume;
 mod run;
 mod summary;

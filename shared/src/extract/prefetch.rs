@@ -1,0 +1,47 @@
+//! A first pass over many folders without a round trip per folder: the folders the stage
+//! holds nothing of yet are opened (EXAMINE) and listed (`UID FETCH 1:*` of their metadata)
+//! in one pipeline, before the pass reads them one by one.
+
+use std::collections::HashMap;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::ExtractError;
+use super::context::Ctx;
+use super::folders::FolderPlan;
+use crate::imap::pipeline::OpenedAndListed;
+use crate::imap::{During as _, Session};
+
+/// Opens and lists, pipelined, the folders among `plans` the stage has no message of (no
+/// row, or none up to a highest UID); returns them by wire name. A folder whose EXAMINE or
+/// FETCH the server refused is left out: the pass opens it on its own and meets the error
+/// there, naming it.
+pub(super) async fn open_new_folders<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    s: &mut Session<S>,
+    mailbox_id: i64,
+    plans: &[FolderPlan],
+    condstore: bool,
+    items: &str,
+) -> Result<HashMap<Vec<u8>, OpenedAndListed>, ExtractError> {
+    let mut new = Vec::new();
+    for plan in plans {
+        let stored = ctx.stage.index(|i| i.folder_sync(mailbox_id, &plan.wire))?;
+        if stored.is_none_or(|f| f.highest_uid == 0) {
+            new.push(plan.wire.clone());
+        }
+    }
+    // One folder gains nothing from a pipeline.
+    if new.len() < 2 {
+        return Ok(HashMap::new());
+    }
+    let answers = s
+        .examine_and_fetch_many(&new, condstore, "1:*", items)
+        .await
+        .during(|| format!("opening {} new folders", new.len()))?;
+    Ok(new
+        .into_iter()
+        .zip(answers)
+        .filter_map(|(wire, answer)| Some((wire, answer.ok()?)))
+        .collect())
+}
