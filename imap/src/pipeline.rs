@@ -93,8 +93,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 pub struct OpenedAndListed {
     /// What EXAMINE reported.
     pub mailbox: SelectedMailbox,
-    /// The FETCH responses of the `UID FETCH` that followed it.
-    pub fetched: Vec<FetchData>,
+    /// The FETCH responses of the `UID FETCH` that followed it (`None`: not listed).
+    pub fetched: Option<Vec<FetchData>>,
 }
 
 /// One command of an EXAMINE + UID FETCH pipeline, until its completion.
@@ -109,15 +109,15 @@ struct Pending {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    /// For each mailbox (wire names): `EXAMINE` (with `(CONDSTORE)` when asked) followed by
-    /// `UID FETCH <set> <items>`, pipelined: commands for up to [`PIPELINE_WINDOW`] / 2
-    /// mailboxes in flight. The server runs them in order, so each FETCH reads the mailbox
+    /// For each mailbox (wire name, and whether to list it): `EXAMINE` (with `(CONDSTORE)`
+    /// when asked) followed, when asked, by `UID FETCH <set> <items>`, pipelined: commands
+    /// for up to [`PIPELINE_WINDOW`] / 2 mailboxes in flight. The server runs them in order, so each FETCH reads the mailbox
     /// the EXAMINE before it opened. Afterwards the last mailbox is the selected one (or
     /// none, if its EXAMINE failed). The outer error is the session's; each inner result is
     /// one mailbox's (its EXAMINE's or its FETCH's refusal).
     pub async fn examine_and_fetch_many(
         &mut self,
-        mailboxes: &[Vec<u8>],
+        mailboxes: &[(Vec<u8>, bool)],
         condstore: bool,
         set: &str,
         items: &str,
@@ -130,7 +130,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut next = 0;
         while next < mailboxes.len() || !in_flight.is_empty() {
             while next < mailboxes.len() && in_flight.len() + 2 <= PIPELINE_WINDOW {
-                let mut examine = self.command("EXAMINE").mailbox_raw(&mailboxes[next]);
+                let (wire, list) = &mailboxes[next];
+                let mut examine = self.command("EXAMINE").mailbox_raw(wire);
                 if condstore {
                     examine = examine.raw("(CONDSTORE)");
                 }
@@ -138,8 +139,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 if has_sync_literal(&examine) && !in_flight.is_empty() {
                     break;
                 }
-                let fetch = self.command("UID FETCH").raw(set).raw(items).build();
-                for (cmd, is_examine) in [(examine, true), (fetch, false)] {
+                let mut cmds = vec![(examine, true)];
+                if *list {
+                    cmds.push((self.command("UID FETCH").raw(set).raw(items).build(), false));
+                }
+                for (cmd, is_examine) in cmds {
                     let mut untagged = Vec::new();
                     let tag = self.send(&cmd, &mut untagged).await?;
                     in_flight.push_back(Pending {
@@ -166,7 +170,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     let Some(done) = in_flight.remove(at) else {
                         continue;
                     };
-                    self.finish_pending(done, status, &mut opened, &mut results);
+                    let list = mailboxes[done.index].1;
+                    self.finish_pending(done, status, list, &mut opened, &mut results);
                 }
                 Response::Untagged(Untagged::Fetch(f)) if !front.examine => {
                     if f.uid.is_none() {
@@ -197,13 +202,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         &mut self,
         done: Pending,
         status: StatusText,
+        list: bool,
         opened: &mut [Option<Result<SelectedMailbox, ImapError>>],
         results: &mut [Option<Result<OpenedAndListed, ImapError>>],
     ) {
         let name = if done.examine { "EXAMINE" } else { "UID FETCH" };
         let completed = self.complete(name, status, done.untagged);
         if done.examine {
-            opened[done.index] = Some(completed.map(|c: Completed| selected_from("EXAMINE", &c)));
+            let mailbox = completed.map(|c: Completed| selected_from("EXAMINE", &c));
+            if list {
+                opened[done.index] = Some(mailbox);
+            } else {
+                results[done.index] = Some(mailbox.map(|mailbox| OpenedAndListed {
+                    mailbox,
+                    fetched: None,
+                }));
+            }
             return;
         }
         let mailbox = opened[done.index].take().unwrap_or_else(|| {
@@ -214,7 +228,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         results[done.index] = Some(mailbox.and_then(|mailbox| {
             completed.map(|_| OpenedAndListed {
                 mailbox,
-                fetched: done.fetched,
+                fetched: Some(done.fetched),
             })
         }));
     }

@@ -163,15 +163,30 @@ async fn sync_once(
     record_excluded(ctx, &mut s, mb.mailbox_id, &left_out, statuses.as_deref()).await?;
 
     // Folders nothing happened in since the last complete pass stay closed.
-    let unchanged =
-        unchanged_folders(ctx, &mut s, mb.mailbox_id, &plans, statuses, condstore).await?;
+    let unchanged = unchanged_folders(
+        ctx,
+        &mut s,
+        mb.mailbox_id,
+        &plans,
+        statuses.as_deref(),
+        condstore,
+    )
+    .await?;
     let to_open: Vec<FolderPlan> = plans
         .into_iter()
         .filter(|p| !unchanged.contains(&p.wire))
         .collect();
     // Folders the stage holds nothing of yet are opened and listed in one pipeline.
-    let mut prefetched =
-        open_new_folders(ctx, &mut s, mb.mailbox_id, &to_open, condstore, META_ITEMS).await?;
+    let mut prefetched = open_new_folders(
+        ctx,
+        &mut s,
+        mb.mailbox_id,
+        &to_open,
+        statuses.as_deref(),
+        condstore,
+        META_ITEMS,
+    )
+    .await?;
     let mut examined = Vec::with_capacity(to_open.len());
     for plan in to_open {
         let pre = prefetched.remove(&plan.wire);
@@ -303,8 +318,9 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     counts: &mut MailboxCounts,
     pre: Option<OpenedAndListed>,
 ) -> Result<Examined, ExtractError> {
+    let opened_ahead = pre.is_some();
     let (info, mut listed_new) = match pre {
-        Some(p) => (p.mailbox, Some(p.fetched)),
+        Some(p) => (p.mailbox, p.fetched),
         None => (
             s.examine(&plan.wire, condstore)
                 .await
@@ -324,8 +340,10 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         .index(|i| i.open_folder(mb.mailbox_id, &folder, uidvalidity))?;
     let (folder_id, restarted, highest) = (opened.id, opened.restarted, opened.highest_uid);
     let failed = ctx.stage.index(|i| i.failed_uids(folder_id, uidvalidity))?;
-    if listed_new.is_some() && (highest != 0 || !failed.is_empty()) {
-        // Listed from UID 1 in the pipeline, yet the stage holds some: open it again (the
+    let unlisted_mail = listed_new.is_none() && info.exists > 0;
+    if opened_ahead && (highest != 0 || !failed.is_empty() || unlisted_mail) {
+        // Opened in the pipeline, yet there is more to do than it did (the stage holds some
+        // of it, or mail arrived in a folder LIST-STATUS showed empty): open it again (the
         // pipeline left another folder selected) and list what is new as usual.
         listed_new = None;
         s.examine(&plan.wire, condstore)

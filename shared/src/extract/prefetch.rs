@@ -1,6 +1,7 @@
 //! A first pass over many folders without a round trip per folder: the folders the stage
-//! holds nothing of yet are opened (EXAMINE) and listed (`UID FETCH 1:*` of their metadata)
-//! in one pipeline, before the pass reads them one by one.
+//! holds nothing of yet are opened (EXAMINE) and listed (`UID FETCH 1:*` of their metadata,
+//! unless LIST-STATUS said they are empty) in one pipeline, before the pass reads them one
+//! by one.
 
 use std::collections::HashMap;
 
@@ -10,10 +11,12 @@ use super::ExtractError;
 use super::context::Ctx;
 use super::folders::FolderPlan;
 use crate::imap::pipeline::OpenedAndListed;
+use crate::imap::types::StatusResponse;
 use crate::imap::{During as _, Session};
 
 /// Opens and lists, pipelined, the folders among `plans` the stage has no message of (no
-/// row, or none up to a highest UID); returns them by wire name. A folder whose EXAMINE or
+/// row, or none up to a highest UID); returns them by wire name. `listed` holds the STATUS
+/// the listing returned, if it did: a folder it shows empty is opened, not listed. A folder whose EXAMINE or
 /// FETCH the server refused is left out: the pass opens it on its own and meets the error
 /// there, naming it.
 pub(super) async fn open_new_folders<S: AsyncRead + AsyncWrite + Unpin>(
@@ -21,6 +24,7 @@ pub(super) async fn open_new_folders<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut Session<S>,
     mailbox_id: i64,
     plans: &[FolderPlan],
+    listed: Option<&[StatusResponse]>,
     condstore: bool,
     items: &str,
 ) -> Result<HashMap<Vec<u8>, OpenedAndListed>, ExtractError> {
@@ -28,7 +32,10 @@ pub(super) async fn open_new_folders<S: AsyncRead + AsyncWrite + Unpin>(
     for plan in plans {
         let stored = ctx.stage.index(|i| i.folder_sync(mailbox_id, &plan.wire))?;
         if stored.is_none_or(|f| f.highest_uid == 0) {
-            new.push(plan.wire.clone());
+            let empty = listed
+                .and_then(|l| l.iter().find(|st| st.mailbox == plan.wire))
+                .is_some_and(|st| st.messages == Some(0));
+            new.push((plan.wire.clone(), !empty));
         }
     }
     // One folder gains nothing from a pipeline.
@@ -42,6 +49,6 @@ pub(super) async fn open_new_folders<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(new
         .into_iter()
         .zip(answers)
-        .filter_map(|(wire, answer)| Some((wire, answer.ok()?)))
+        .filter_map(|((wire, _), answer)| Some((wire, answer.ok()?)))
         .collect())
 }

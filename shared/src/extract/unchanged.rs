@@ -40,7 +40,7 @@ pub(super) async fn unchanged_folders<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut Session<S>,
     mailbox_id: i64,
     plans: &[FolderPlan],
-    listed: Option<Vec<StatusResponse>>,
+    listed: Option<&[StatusResponse]>,
     condstore: bool,
 ) -> Result<HashSet<Vec<u8>>, ExtractError> {
     if !condstore {
@@ -61,8 +61,8 @@ pub(super) async fn unchanged_folders<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let statuses: HashMap<Vec<u8>, StatusResponse> = match listed {
         Some(listed) => listed
-            .into_iter()
-            .map(|st| (st.mailbox.clone(), st))
+            .iter()
+            .map(|st| (st.mailbox.clone(), st.clone()))
             .collect(),
         None => {
             let wires: Vec<Vec<u8>> = candidates.iter().map(|(p, _)| p.wire.clone()).collect();
