@@ -71,13 +71,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// NAMESPACE (RFC 2342).
     pub async fn namespace(&mut self) -> Result<Namespaces, ImapError> {
         let done = self.execute(self.command("NAMESPACE").build()).await?;
-        done.untagged
-            .into_iter()
-            .find_map(|u| match u {
-                Untagged::Namespace(n) => Some(n),
-                _ => None,
-            })
-            .ok_or_else(|| ImapError::Protocol("NAMESPACE without a NAMESPACE response".into()))
+        namespaces_of(done)
+    }
+
+    /// NAMESPACE and LIST (as [`Session::list_with_status`] when `status` names items, else
+    /// as [`Session::list`]) sent together: one round trip for both. The outer error is the
+    /// LIST's or the session's; NAMESPACE's own refusal is the inner one.
+    pub async fn namespace_and_list(
+        &mut self,
+        reference: &[u8],
+        pattern: &[u8],
+        status: Option<&[&str]>,
+    ) -> Result<(Result<Namespaces, ImapError>, ListReply), ImapError> {
+        let namespace = self.command("NAMESPACE").build();
+        let list = self.list_command(reference, pattern, status);
+        let (mut ns_untagged, mut list_untagged) = (Vec::new(), Vec::new());
+        let ns_tag = self.send(&namespace, &mut ns_untagged).await?;
+        let list_tag = self.send(&list, &mut list_untagged).await?;
+        let ns_status = self.wait_tagged(&ns_tag, &mut ns_untagged).await?;
+        let ns = self
+            .complete("NAMESPACE", ns_status, ns_untagged)
+            .and_then(namespaces_of);
+        let list_status = self.wait_tagged(&list_tag, &mut list_untagged).await?;
+        let done = self.complete("LIST", list_status, list_untagged)?;
+        Ok((ns, list_reply(done)))
     }
 
     /// LIST with reference and pattern as wire bytes, adding `RETURN (SPECIAL-USE)` when
@@ -98,7 +115,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         reference: &[u8],
         pattern: &[u8],
         items: &[&str],
-    ) -> Result<(Vec<ListEntry>, Vec<StatusResponse>), ImapError> {
+    ) -> Result<ListReply, ImapError> {
         self.list_returning(reference, pattern, Some(items)).await
     }
 
@@ -107,7 +124,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         reference: &[u8],
         pattern: &[u8],
         status: Option<&[&str]>,
-    ) -> Result<(Vec<ListEntry>, Vec<StatusResponse>), ImapError> {
+    ) -> Result<ListReply, ImapError> {
+        let cmd = self.list_command(reference, pattern, status);
+        let done = self.execute(cmd).await?;
+        Ok(list_reply(done))
+    }
+
+    /// `LIST reference pattern [RETURN (SPECIAL-USE STATUS (items))]`.
+    fn list_command(
+        &self,
+        reference: &[u8],
+        pattern: &[u8],
+        status: Option<&[&str]>,
+    ) -> super::encode::Command {
         let mut builder = self.command("LIST").string(reference).string(pattern);
         let mut returning = Vec::new();
         if self.has_capability("SPECIAL-USE") {
@@ -119,16 +148,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if !returning.is_empty() {
             builder = builder.raw(&format!("RETURN ({})", returning.join(" ")));
         }
-        let done = self.execute(builder.build()).await?;
-        let (mut lists, mut statuses) = (Vec::new(), Vec::new());
-        for u in done.untagged {
-            match u {
-                Untagged::List(l) => lists.push(l),
-                Untagged::StatusResponse(st) => statuses.push(st),
-                _ => {}
-            }
-        }
-        Ok((lists, statuses))
+        builder.build()
     }
 
     /// The hierarchy delimiter, from `LIST "" ""` (RFC 3501 §6.3.8); `None` for a flat
@@ -247,6 +267,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.execute(cmd).await.map(drop)
     }
 
+    /// Sends LOGOUT without waiting for its answer, for a client about to close the
+    /// connection anyway (saves a round trip; the server ends the session either way).
+    pub async fn send_logout(&mut self) -> Result<(), ImapError> {
+        self.send(&self.command("LOGOUT").build(), &mut Vec::new())
+            .await
+            .map(drop)
+    }
+
     /// LOGOUT: expects BYE and the tagged OK; a connection closed right after BYE is fine.
     pub async fn logout(&mut self) -> Result<(), ImapError> {
         let tag = self
@@ -272,6 +300,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         }
     }
+}
+
+/// What a LIST returned: the mailboxes, and their STATUS when asked for (LIST-STATUS).
+pub type ListReply = (Vec<ListEntry>, Vec<StatusResponse>);
+
+fn list_reply(done: super::session::Completed) -> ListReply {
+    let (mut lists, mut statuses) = (Vec::new(), Vec::new());
+    for u in done.untagged {
+        match u {
+            Untagged::List(l) => lists.push(l),
+            Untagged::StatusResponse(st) => statuses.push(st),
+            _ => {}
+        }
+    }
+    (lists, statuses)
+}
+
+fn namespaces_of(done: super::session::Completed) -> Result<Namespaces, ImapError> {
+    done.untagged
+        .into_iter()
+        .find_map(|u| match u {
+            Untagged::Namespace(n) => Some(n),
+            _ => None,
+        })
+        .ok_or_else(|| ImapError::Protocol("NAMESPACE without a NAMESPACE response".into()))
 }
 
 /// What a completed SELECT or EXAMINE (`verb`) reported.

@@ -22,14 +22,15 @@ fn folders(n: usize) -> Vec<String> {
     f
 }
 
-/// One pass of `user` through `proxy` into `dir`: its counts and the commands it sent.
+/// One pass of `user` through `proxy` into `dir`: its counts, the commands it sent and the
+/// turns (round trips waited for, at most) they took.
 fn pass(
     dir: &std::path::Path,
     d: &Dovecot,
     proxy: &FaultProxy,
     user: &str,
     pass: Pass,
-) -> Result<(MailboxCounts, BTreeMap<String, u64>)> {
+) -> Result<(MailboxCounts, BTreeMap<String, u64>, u64)> {
     let password = format!("{user}-pw");
     let email = format!("{user}@contoso.edu");
     let mailbox = TestMailbox {
@@ -45,7 +46,8 @@ fn pass(
     };
     let out = run_via(dir, d, &[mailbox], default_limits(), pass, via)?;
     ensure!(out.len() == 1 && out[0].error.is_none(), "{out:?}");
-    Ok((out[0].counts.clone(), proxy.commands().by_name()))
+    let c = proxy.commands();
+    Ok((out[0].counts.clone(), c.by_name(), c.turns()))
 }
 
 fn total(commands: &BTreeMap<String, u64>) -> u64 {
@@ -69,16 +71,18 @@ fn a_no_change_pass_costs_the_same_commands_for_10_or_200_folders() -> Result<()
     let proxy = FaultProxy::start(d.port(), Faults::rtt(RTT))?;
     let (ten_dir, many_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
 
-    let (full_ten, _) = pass(ten_dir.path(), &d, &proxy, "ten", Pass::Full)?;
-    let (full_many, full_commands) = pass(many_dir.path(), &d, &proxy, "many", Pass::Full)?;
+    let (full_ten, _, _) = pass(ten_dir.path(), &d, &proxy, "ten", Pass::Full)?;
+    let (full_many, full_commands, _) = pass(many_dir.path(), &d, &proxy, "many", Pass::Full)?;
     assert_eq!((full_ten.staged, full_many.staged), (20, 400));
     assert!(
         full_commands.get("EXAMINE").copied().unwrap_or(0) >= 200,
         "{full_commands:?}"
     );
 
-    let (ten, ten_commands) = pass(ten_dir.path(), &d, &proxy, "ten", Pass::Incremental)?;
-    let (many, many_commands) = pass(many_dir.path(), &d, &proxy, "many", Pass::Incremental)?;
+    let (ten, ten_commands, ten_turns) =
+        pass(ten_dir.path(), &d, &proxy, "ten", Pass::Incremental)?;
+    let (many, many_commands, many_turns) =
+        pass(many_dir.path(), &d, &proxy, "many", Pass::Incremental)?;
     assert_eq!((ten.staged, many.staged), (0, 0));
     assert!(many.folders >= 200, "{many:?}");
     assert_eq!(
@@ -88,6 +92,8 @@ fn a_no_change_pass_costs_the_same_commands_for_10_or_200_folders() -> Result<()
     eprintln!("no-change pass: {many_commands:?}");
     assert!(total(&many_commands) <= 8, "{many_commands:?}");
     assert_eq!(many_commands.get("EXAMINE"), None, "{many_commands:?}");
+    // LOGIN; NAMESPACE and LIST together; LOGOUT.
+    assert_eq!((ten_turns, many_turns), (3, 3));
 
     // A new message, a flag change and an expunge, in three folders among 200.
     d.write_message_at("many", "Projects/F123", &[], 1_700_000_000, &simple(9_001))?;
@@ -98,7 +104,7 @@ fn a_no_change_pass_costs_the_same_commands_for_10_or_200_folders() -> Result<()
     probe.command("UID STORE 2 +FLAGS (\\Deleted)")?.ok()?;
     probe.command("EXPUNGE")?.ok()?;
     probe.logout()?;
-    let (changed, commands) = pass(many_dir.path(), &d, &proxy, "many", Pass::Incremental)?;
+    let (changed, commands, _) = pass(many_dir.path(), &d, &proxy, "many", Pass::Incremental)?;
     assert_eq!(
         (
             changed.staged,
@@ -117,7 +123,7 @@ fn a_no_change_pass_costs_the_same_commands_for_10_or_200_folders() -> Result<()
     );
 
     // And quiet again afterwards.
-    let (after, commands) = pass(many_dir.path(), &d, &proxy, "many", Pass::Incremental)?;
+    let (after, commands, _) = pass(many_dir.path(), &d, &proxy, "many", Pass::Incremental)?;
     assert_eq!((after.staged, after.flags_updated), (0, 0));
     assert_eq!(commands, many_commands);
     Ok(())

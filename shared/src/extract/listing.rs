@@ -32,37 +32,42 @@ pub(crate) async fn list_folders<S: AsyncRead + AsyncWrite + Unpin>(
     limits: &Limits,
 ) -> Result<Listing, ExtractError> {
     let exchange = s.greeting().text.contains("Microsoft Exchange");
-    let ownership = if s.has_capability("NAMESPACE") {
-        match s.namespace().await {
-            Ok(ns) => Ownership::from_namespaces(&ns),
-            Err(source) if source.is_transient() => {
-                return Err(ImapStepError {
-                    context: "asking for the namespaces".into(),
-                    source,
-                }
-                .into());
-            }
-            Err(e) => {
-                tracing::warn!(mailbox = %mb.email, "NAMESPACE failed ({e}); every listed folder counts as the user's own");
-                Ownership::everything_own()
-            }
-        }
-    } else {
-        Ownership::everything_own()
+    // NAMESPACE and LIST go out together: one round trip for both.
+    let items = s
+        .has_capability("LIST-STATUS")
+        .then(|| super::unchanged::status_items(s.has_capability("CONDSTORE")));
+    let what = match items {
+        Some(_) => "listing folders with their STATUS",
+        None => "listing folders",
     };
-    let (mut listed, statuses) = if s.has_capability("LIST-STATUS") {
-        let items = super::unchanged::status_items(s.has_capability("CONDSTORE"));
-        let (listed, statuses) = s
-            .list_with_status(b"", b"*", items)
+    let (namespaces, (mut listed, statuses)) = if s.has_capability("NAMESPACE") {
+        let (ns, reply) = s
+            .namespace_and_list(b"", b"*", items)
             .await
-            .during(|| "listing folders with their STATUS".into())?;
-        (listed, Some(statuses))
+            .during(|| what.into())?;
+        (Some(ns), reply)
     } else {
-        let listed = s
-            .list(b"", b"*")
-            .await
-            .during(|| "listing folders".into())?;
-        (listed, None)
+        let reply = match items {
+            Some(items) => s.list_with_status(b"", b"*", items).await,
+            None => s.list(b"", b"*").await.map(|l| (l, Vec::new())),
+        };
+        (None, reply.during(|| what.into())?)
+    };
+    let statuses = items.map(|_| statuses);
+    let ownership = match namespaces {
+        None => Ownership::everything_own(),
+        Some(Ok(ns)) => Ownership::from_namespaces(&ns),
+        Some(Err(source)) if source.is_transient() => {
+            return Err(ImapStepError {
+                context: "asking for the namespaces".into(),
+                source,
+            }
+            .into());
+        }
+        Some(Err(e)) => {
+            tracing::warn!(mailbox = %mb.email, "NAMESPACE failed ({e}); every listed folder counts as the user's own");
+            Ownership::everything_own()
+        }
     };
     if let Some(root) = root_pattern(mb.user_root.as_deref(), &listed) {
         let under_root = s

@@ -261,7 +261,8 @@ async fn sync_once(
             .index(|i| i.set_folder_modseq(e.folder_id, e.modseq))?;
         finished.insert(e.folder_id);
     }
-    let _ = s.logout().await;
+    // Everything is committed: say goodbye without waiting for the answer.
+    let _ = s.send_logout().await;
     Ok(())
 }
 
