@@ -163,12 +163,15 @@ async fn sync_once(
     record_excluded(ctx, &mut s, mb.mailbox_id, &left_out, statuses.as_deref()).await?;
 
     // Folders nothing happened in since the last complete pass stay closed.
+    let recorded = ctx.stage.index(|i| i.folder_syncs(mb.mailbox_id))?;
+    let listed = statuses.as_deref();
     let unchanged = unchanged_folders(
         ctx,
         &mut s,
         mb.mailbox_id,
         &plans,
-        statuses.as_deref(),
+        &recorded,
+        listed,
         condstore,
     )
     .await?;
@@ -177,16 +180,8 @@ async fn sync_once(
         .filter(|p| !unchanged.contains(&p.wire))
         .collect();
     // Folders the stage holds nothing of yet are opened and listed in one pipeline.
-    let mut prefetched = open_new_folders(
-        ctx,
-        &mut s,
-        mb.mailbox_id,
-        &to_open,
-        statuses.as_deref(),
-        condstore,
-        META_ITEMS,
-    )
-    .await?;
+    let mut prefetched =
+        open_new_folders(&mut s, &recorded, &to_open, listed, condstore, META_ITEMS).await?;
     let mut examined = Vec::with_capacity(to_open.len());
     for plan in to_open {
         let pre = prefetched.remove(&plan.wire);

@@ -8,21 +8,20 @@ use std::collections::HashMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::ExtractError;
-use super::context::Ctx;
 use super::folders::FolderPlan;
 use crate::imap::pipeline::OpenedAndListed;
 use crate::imap::types::StatusResponse;
 use crate::imap::{During as _, Session};
+use crate::stage::index::FolderSync;
 
 /// Opens and lists, pipelined, the folders among `plans` the stage has no message of (no
-/// row, or none up to a highest UID); returns them by wire name. `listed` holds the STATUS
+/// row in `recorded`, or none up to a highest UID); returns them by wire name. `listed` holds the STATUS
 /// the listing returned, if it did: a folder it shows empty is opened, not listed. A folder whose EXAMINE or
 /// FETCH the server refused is left out: the pass opens it on its own and meets the error
 /// there, naming it.
 pub(super) async fn open_new_folders<S: AsyncRead + AsyncWrite + Unpin>(
-    ctx: &Ctx,
     s: &mut Session<S>,
-    mailbox_id: i64,
+    recorded: &HashMap<Vec<u8>, FolderSync>,
     plans: &[FolderPlan],
     listed: Option<&[StatusResponse]>,
     condstore: bool,
@@ -30,8 +29,7 @@ pub(super) async fn open_new_folders<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<HashMap<Vec<u8>, OpenedAndListed>, ExtractError> {
     let mut new = Vec::new();
     for plan in plans {
-        let stored = ctx.stage.index(|i| i.folder_sync(mailbox_id, &plan.wire))?;
-        if stored.is_none_or(|f| f.highest_uid == 0) {
+        if recorded.get(&plan.wire).is_none_or(|f| f.highest_uid == 0) {
             let empty = listed
                 .and_then(|l| l.iter().find(|st| st.mailbox == plan.wire))
                 .is_some_and(|st| st.messages == Some(0));

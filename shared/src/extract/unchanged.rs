@@ -33,25 +33,31 @@ pub(super) fn status_items(condstore: bool) -> &'static [&'static str] {
 }
 
 /// The wire names of the folders among `plans` that need not be opened this pass; records
-/// their source counts as STATUS gave them. `listed` holds the STATUS the listing returned
+/// their source counts as STATUS gave them. `recorded` is what the index holds of the
+/// mailbox's folders ([`crate::stage::index::Index::folder_syncs`]); `listed` holds the STATUS the listing returned
 /// (LIST-STATUS), if it did.
 pub(super) async fn unchanged_folders<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     s: &mut Session<S>,
     mailbox_id: i64,
     plans: &[FolderPlan],
+    recorded: &HashMap<Vec<u8>, FolderSync>,
     listed: Option<&[StatusResponse]>,
     condstore: bool,
 ) -> Result<HashSet<Vec<u8>>, ExtractError> {
     if !condstore {
         return Ok(HashSet::new());
     }
-    // Only folders a complete pass recorded with a HIGHESTMODSEQ can be left closed.
+    // Only folders a complete pass recorded with a HIGHESTMODSEQ, and with no message to
+    // retry, can be left closed.
+    let with_failed = ctx.stage.index(|i| i.folders_with_failed(mailbox_id))?;
     let mut candidates = Vec::new();
     for plan in plans {
-        let stored = ctx.stage.index(|i| i.folder_sync(mailbox_id, &plan.wire))?;
-        if let Some(stored) = stored.filter(|f| {
-            f.state == "active" && f.highest_modseq.is_some() && f.uidvalidity.is_some()
+        if let Some(stored) = recorded.get(&plan.wire).filter(|f| {
+            f.state == "active"
+                && f.highest_modseq.is_some()
+                && f.uidvalidity.is_some()
+                && !with_failed.contains(&f.id)
         }) {
             candidates.push((plan, stored));
         }
@@ -79,6 +85,7 @@ pub(super) async fn unchanged_folders<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let mut unchanged = HashSet::new();
+    let mut counts = Vec::new();
     for (plan, stored) in candidates {
         let Some(st) = statuses
             .get(&plan.wire)
@@ -86,23 +93,13 @@ pub(super) async fn unchanged_folders<S: AsyncRead + AsyncWrite + Unpin>(
         else {
             continue;
         };
-        if !same_as_recorded(st, &stored) {
-            continue;
+        if same_as_recorded(st, stored) {
+            counts.extend(st.messages.map(|m| (stored.id, m)));
+            unchanged.insert(plan.wire.clone());
         }
-        let uidvalidity = stored.uidvalidity.unwrap_or_default();
-        if !ctx
-            .stage
-            .index(|i| i.failed_uids(stored.id, uidvalidity))?
-            .is_empty()
-        {
-            continue;
-        }
-        if let Some(messages) = st.messages {
-            ctx.stage
-                .index(|i| i.set_folder_source_count(stored.id, messages))?;
-        }
-        unchanged.insert(plan.wire.clone());
     }
+    // When the source was last counted, for the report: one transaction for all.
+    ctx.stage.index(|i| i.set_folder_source_counts(&counts))?;
     Ok(unchanged)
 }
 

@@ -1,6 +1,8 @@
 //! What an extraction pass reads and records besides message rows: a folder's sync state,
 //! UIDVALIDITY changes, folders that disappeared, flag changes.
 
+use std::collections::{HashMap, HashSet};
+
 use rusqlite::{Connection, OptionalExtension};
 
 use super::catalog::upsert_folder_on;
@@ -39,26 +41,31 @@ pub struct OpenedFolder {
     pub highest_modseq: Option<u64>,
 }
 
+const FOLDER_SYNC_COLUMNS: &str =
+    "id, uidvalidity, highest_uid, highest_modseq, source_messages, state";
+
+fn folder_sync_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<FolderSync> {
+    Ok(FolderSync {
+        id: r.get(0)?,
+        uidvalidity: r.get(1)?,
+        highest_uid: r.get(2)?,
+        highest_modseq: r.get::<_, Option<i64>>(3)?.map(|m| m as u64),
+        source_messages: r.get(4)?,
+        state: r.get(5)?,
+    })
+}
+
 fn folder_sync_on(
     conn: &Connection,
     mailbox_id: i64,
     wire_name: &[u8],
 ) -> rusqlite::Result<Option<FolderSync>> {
     conn.query_row(
-        "SELECT id, uidvalidity, highest_uid, highest_modseq, source_messages, state
-         FROM folders
-         WHERE mailbox_id = ?1 AND wire_name = ?2",
+        &format!(
+            "SELECT {FOLDER_SYNC_COLUMNS} FROM folders WHERE mailbox_id = ?1 AND wire_name = ?2"
+        ),
         (mailbox_id, wire_name),
-        |r| {
-            Ok(FolderSync {
-                id: r.get(0)?,
-                uidvalidity: r.get(1)?,
-                highest_uid: r.get(2)?,
-                highest_modseq: r.get::<_, Option<i64>>(3)?.map(|m| m as u64),
-                source_messages: r.get(4)?,
-                state: r.get(5)?,
-            })
-        },
+        folder_sync_of,
     )
     .optional()
 }
@@ -67,6 +74,43 @@ impl Index {
     /// The recorded state of a mailbox's folder, by its wire name.
     pub fn folder_sync(&self, mailbox_id: i64, wire_name: &[u8]) -> Result<Option<FolderSync>> {
         self.sql(folder_sync_on(&self.conn, mailbox_id, wire_name))
+    }
+
+    /// The recorded state of every folder of a mailbox, by wire name (one query for a pass
+    /// over many folders).
+    pub fn folder_syncs(&self, mailbox_id: i64) -> Result<HashMap<Vec<u8>, FolderSync>> {
+        let mut stmt = self.sql(self.conn.prepare(&format!(
+            "SELECT {FOLDER_SYNC_COLUMNS}, wire_name FROM folders WHERE mailbox_id = ?1"
+        )))?;
+        let rows = stmt.query_map([mailbox_id], |r| Ok((r.get(6)?, folder_sync_of(r)?)));
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// The folders of a mailbox holding messages whose last attempt failed under the
+    /// folder's current UIDVALIDITY (and that the source still has).
+    pub fn folders_with_failed(&self, mailbox_id: i64) -> Result<HashSet<i64>> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT DISTINCT f.id FROM folders f JOIN messages m ON m.folder_id = f.id
+             WHERE f.mailbox_id = ?1 AND m.uidvalidity = f.uidvalidity
+             AND m.state = 'failed' AND m.deleted_on_source IS NULL",
+        ))?;
+        let rows = stmt.query_map([mailbox_id], |r| r.get(0));
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// Records the source's message counts of several folders (as STATUS gave them) in one
+    /// transaction.
+    pub fn set_folder_source_counts(&mut self, counts: &[(i64, u32)]) -> Result<()> {
+        self.write_tx(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE folders SET source_messages = ?2,
+                     source_checked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1",
+            )?;
+            for (id, messages) in counts {
+                stmt.execute((id, messages))?;
+            }
+            Ok(())
+        })
     }
 
     /// Records a folder as EXAMINE found it and returns where its pass starts.
