@@ -1,7 +1,7 @@
 //! One mailbox's pass: log in, list, phase 1 (metadata), phase 2 (caps), phase 3 (bodies);
 //! transient failures reconnect with backoff and resume from what is committed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -19,7 +19,7 @@ use crate::imap::transport::connect;
 use crate::imap::types::StatusResponse;
 use crate::imap::{During as _, FetchData, SequenceSet, Session, SessionConfig};
 use crate::retry::{Attempts, Next};
-use crate::stage::index::{FolderInfo, MailboxState, MessageState};
+use crate::stage::index::{FolderInfo, MailboxState, MessageState, OpenedFolder};
 
 const META_ITEMS: &str = "(UID RFC822.SIZE INTERNALDATE FLAGS)";
 
@@ -180,8 +180,10 @@ async fn sync_once(
         .filter(|p| !unchanged.contains(&p.wire))
         .collect();
     // Folders the stage holds nothing of yet are opened and listed in one pipeline.
-    let mut prefetched =
+    let prefetched =
         open_new_folders(&mut s, &recorded, &to_open, listed, condstore, META_ITEMS).await?;
+    // ... and recorded in the index in one transaction.
+    let mut prefetched = record_opened(ctx, mb.mailbox_id, &to_open, prefetched)?;
     let mut examined = Vec::with_capacity(to_open.len());
     for plan in to_open {
         let pre = prefetched.remove(&plan.wire);
@@ -261,6 +263,41 @@ async fn sync_once(
     Ok(())
 }
 
+/// A folder opened in the pipeline, and where its pass starts.
+type OpenedAhead = (OpenedAndListed, OpenedFolder);
+
+/// Records the folders opened in the pipeline in the index, in one transaction.
+fn record_opened(
+    ctx: &Ctx,
+    mailbox_id: i64,
+    plans: &[FolderPlan],
+    mut prefetched: HashMap<Vec<u8>, OpenedAndListed>,
+) -> Result<HashMap<Vec<u8>, OpenedAhead>, ExtractError> {
+    let ahead: Vec<(&FolderPlan, OpenedAndListed)> = plans
+        .iter()
+        .filter_map(|p| Some((p, prefetched.remove(&p.wire)?)))
+        .collect();
+    let rows: Vec<(FolderInfo, u32, u32)> = ahead
+        .iter()
+        .map(|(p, o)| (folder_info(p), o.mailbox.uid_validity, o.mailbox.exists))
+        .collect();
+    let opened = ctx.stage.index(|i| i.open_folders(mailbox_id, &rows))?;
+    Ok(ahead
+        .into_iter()
+        .zip(opened)
+        .map(|((p, o), f)| (p.wire.clone(), (o, f)))
+        .collect())
+}
+
+fn folder_info(plan: &FolderPlan) -> FolderInfo {
+    FolderInfo {
+        wire_name: plan.wire.clone(),
+        name: plan.name.clone(),
+        delimiter: plan.delimiter,
+        special_use: plan.special_use.clone(),
+    }
+}
+
 /// Records the folders the batch's patterns leave out, with the source's STATUS MESSAGES
 /// when it answers (the report counts them as excluded by the admin); `listed` holds the
 /// STATUS the listing returned, if it did.
@@ -312,28 +349,26 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     plan: FolderPlan,
     condstore: bool,
     counts: &mut MailboxCounts,
-    pre: Option<OpenedAndListed>,
+    pre: Option<OpenedAhead>,
 ) -> Result<Examined, ExtractError> {
     let opened_ahead = pre.is_some();
-    let (info, mut listed_new) = match pre {
-        Some(p) => (p.mailbox, p.fetched),
-        None => (
-            s.examine(&plan.wire, condstore)
+    let (info, mut listed_new, opened) = match pre {
+        Some((p, opened)) => (p.mailbox, p.fetched, opened),
+        None => {
+            let info = s
+                .examine(&plan.wire, condstore)
                 .await
-                .during(|| format!("EXAMINE {:?}", plan.name))?,
-            None,
-        ),
+                .during(|| format!("EXAMINE {:?}", plan.name))?;
+            let folder = folder_info(&plan);
+            let opened = ctx
+                .stage
+                .index(|i| i.open_folder(mb.mailbox_id, &folder, info.uid_validity))?;
+            ctx.stage
+                .index(|i| i.set_folder_source_count(opened.id, info.exists))?;
+            (info, None, opened)
+        }
     };
     let uidvalidity = info.uid_validity;
-    let folder = FolderInfo {
-        wire_name: plan.wire.clone(),
-        name: plan.name.clone(),
-        delimiter: plan.delimiter,
-        special_use: plan.special_use.clone(),
-    };
-    let opened = ctx
-        .stage
-        .index(|i| i.open_folder(mb.mailbox_id, &folder, uidvalidity))?;
     let (folder_id, restarted, highest) = (opened.id, opened.restarted, opened.highest_uid);
     let failed = ctx.stage.index(|i| i.failed_uids(folder_id, uidvalidity))?;
     let unlisted_mail = listed_new.is_none() && info.exists > 0;
@@ -346,8 +381,6 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
             .await
             .during(|| format!("EXAMINE {:?}", plan.name))?;
     }
-    ctx.stage
-        .index(|i| i.set_folder_source_count(folder_id, info.exists))?;
     if restarted {
         ctx.stage
             .blobs

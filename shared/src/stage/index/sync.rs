@@ -70,6 +70,49 @@ fn folder_sync_on(
     .optional()
 }
 
+/// Records a folder as EXAMINE found it (see [`Index::open_folder`]) inside a transaction.
+fn open_folder_on(
+    tx: &rusqlite::Transaction<'_>,
+    mailbox_id: i64,
+    f: &FolderInfo,
+    uidvalidity: u32,
+) -> rusqlite::Result<OpenedFolder> {
+    let before = folder_sync_on(tx, mailbox_id, &f.wire_name)?;
+    let id = upsert_folder_on(tx, mailbox_id, f, uidvalidity)?;
+    let stale: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE folder_id = ?1
+             AND uidvalidity <> ?2 AND state <> 'retired')",
+        (id, uidvalidity),
+        |r| r.get(0),
+    )?;
+    let changed = before
+        .as_ref()
+        .is_some_and(|b| b.uidvalidity.is_some_and(|old| old != uidvalidity));
+    let retired = if changed || stale {
+        let retired = tx.execute(
+            "UPDATE messages SET state = 'retired', reason = 'UIDVALIDITY changed'
+                 WHERE folder_id = ?1 AND uidvalidity <> ?2 AND state <> 'retired'",
+            (id, uidvalidity),
+        )?;
+        tx.execute(
+            "UPDATE folders SET highest_uid = 0, highest_modseq = NULL WHERE id = ?1",
+            [id],
+        )?;
+        crate::crash_point::hit("uidvalidity-uncommitted");
+        Some(retired as u64)
+    } else {
+        None
+    };
+    let kept = before.filter(|_| retired.is_none());
+    Ok(OpenedFolder {
+        id,
+        restarted: retired.is_some(),
+        retired: retired.unwrap_or(0),
+        highest_uid: kept.as_ref().map_or(0, |b| b.highest_uid),
+        highest_modseq: kept.and_then(|b| b.highest_modseq),
+    })
+}
+
 impl Index {
     /// The recorded state of a mailbox's folder, by its wire name.
     pub fn folder_sync(&self, mailbox_id: i64, wire_name: &[u8]) -> Result<Option<FolderSync>> {
@@ -126,41 +169,29 @@ impl Index {
         f: &FolderInfo,
         uidvalidity: u32,
     ) -> Result<OpenedFolder> {
+        self.write_tx(|tx| open_folder_on(tx, mailbox_id, f, uidvalidity))
+    }
+
+    /// [`Index::open_folder`] for several folders in one transaction (one commit for a
+    /// pass opening many folders at once), each with the message count EXAMINE gave
+    /// ([`Index::set_folder_source_count`]): `(folder, UIDVALIDITY, EXISTS)`.
+    pub fn open_folders(
+        &mut self,
+        mailbox_id: i64,
+        folders: &[(FolderInfo, u32, u32)],
+    ) -> Result<Vec<OpenedFolder>> {
         self.write_tx(|tx| {
-            let before = folder_sync_on(tx, mailbox_id, &f.wire_name)?;
-            let id = upsert_folder_on(tx, mailbox_id, f, uidvalidity)?;
-            let stale: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM messages WHERE folder_id = ?1
-                 AND uidvalidity <> ?2 AND state <> 'retired')",
-                (id, uidvalidity),
-                |r| r.get(0),
+            let mut count = tx.prepare_cached(
+                "UPDATE folders SET source_messages = ?2,
+                     source_checked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1",
             )?;
-            let changed = before
-                .as_ref()
-                .is_some_and(|b| b.uidvalidity.is_some_and(|old| old != uidvalidity));
-            let retired = if changed || stale {
-                let retired = tx.execute(
-                    "UPDATE messages SET state = 'retired', reason = 'UIDVALIDITY changed'
-                     WHERE folder_id = ?1 AND uidvalidity <> ?2 AND state <> 'retired'",
-                    (id, uidvalidity),
-                )?;
-                tx.execute(
-                    "UPDATE folders SET highest_uid = 0, highest_modseq = NULL WHERE id = ?1",
-                    [id],
-                )?;
-                crate::crash_point::hit("uidvalidity-uncommitted");
-                Some(retired as u64)
-            } else {
-                None
-            };
-            let kept = before.filter(|_| retired.is_none());
-            Ok(OpenedFolder {
-                id,
-                restarted: retired.is_some(),
-                retired: retired.unwrap_or(0),
-                highest_uid: kept.as_ref().map_or(0, |b| b.highest_uid),
-                highest_modseq: kept.and_then(|b| b.highest_modseq),
-            })
+            let mut opened = Vec::with_capacity(folders.len());
+            for (f, uidvalidity, exists) in folders {
+                let o = open_folder_on(tx, mailbox_id, f, *uidvalidity)?;
+                count.execute((o.id, exists))?;
+                opened.push(o);
+            }
+            Ok(opened)
         })
     }
 
