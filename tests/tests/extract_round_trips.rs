@@ -2,7 +2,7 @@
 //! offers LIST-STATUS and CONDSTORE): a pass that finds nothing new costs the same few
 //! commands whether the mailbox has 10 folders or 200, and one that follows a new message,
 //! a flag change and an expunge in three folders among 200 opens those three only and
-//! records all three changes.
+//! records all three changes; and without LIST-STATUS, pipelined STATUS does the same.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -126,5 +126,47 @@ fn a_no_change_pass_costs_the_same_commands_for_10_or_200_folders() -> Result<()
     let (after, commands, _) = pass(many_dir.path(), &d, &proxy, "many", Pass::Incremental)?;
     assert_eq!((after.staged, after.flags_updated), (0, 0));
     assert_eq!(commands, many_commands);
+    Ok(())
+}
+
+/// Where the server has CONDSTORE but not LIST-STATUS, pipelined STATUS commands stand in:
+/// a no-change pass sends one STATUS per folder and opens none, and a new message is found.
+#[test]
+fn without_list_status_pipelined_status_leaves_unchanged_folders_closed() -> Result<()> {
+    let d = Dovecot::builder()
+        .user("stan", "stan-pw")
+        .extra_config(
+            "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ \
+             NAMESPACE CONDSTORE SPECIAL-USE UIDPLUS ESEARCH\n",
+        )
+        .start()?;
+    let names = folders(30);
+    for f in names.iter().skip(1) {
+        d.create_folder("stan", f)?;
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    d.write_sized("stan", &refs, &[1_500; 60], 13)?;
+    let proxy = FaultProxy::start(d.port(), Faults::rtt(RTT))?;
+    let dir = tempfile::tempdir()?;
+    let (full, full_commands, _) = pass(dir.path(), &d, &proxy, "stan", Pass::Full)?;
+    assert_eq!(full.staged, 60, "{full:?}");
+    assert_eq!(full_commands.get("STATUS"), None, "a first pass needs none");
+
+    let (quiet, commands, _) = pass(dir.path(), &d, &proxy, "stan", Pass::Incremental)?;
+    assert_eq!(quiet.staged, 0);
+    assert_eq!(commands.get("EXAMINE"), None, "{commands:?}");
+    let statuses = commands.get("STATUS").copied().unwrap_or(0);
+    assert!(
+        statuses >= 30 && statuses == quiet.folders,
+        "{commands:?} {quiet:?}"
+    );
+
+    d.write_message_at("stan", "Projects/F017", &[], 1_700_000_000, &simple(4_242))?;
+    let (changed, commands, _) = pass(dir.path(), &d, &proxy, "stan", Pass::Incremental)?;
+    assert_eq!(changed.staged, 1, "{changed:?}");
+    assert!(
+        commands.get("EXAMINE").copied().unwrap_or(0) <= 2,
+        "{commands:?}"
+    );
     Ok(())
 }
