@@ -8,6 +8,9 @@
 # and unpacked (apt-get download + dpkg-deb -x) into $MAILSTAGE_SERVERS_DIR
 # (/opt/mailstage-servers), where the test harness finds them.
 #   chromium (the HTML report is rendered headless in cli_report).
+#   slurmctld, slurmd, slurm-client and munge (the Slurm recipe in deploy/slurm runs on a
+#   private single-node Slurm in slurm_shards; nothing is started or configured system-wide:
+#   the test starts its own daemons with a private configuration).
 # The tests run their own Dovecot instances on free loopback ports, so the system Dovecot service
 # that the package would start on ports 143/993 is kept from starting and stopped if it runs.
 # Idempotent and silent when there is nothing to do. Needs root (or sudo) only to install.
@@ -25,7 +28,9 @@ wanted=(dovecot-imapd:/usr/sbin/dovecot isync:/usr/bin/mbsync openssl:/usr/bin/o
     cyrus-common:/usr/lib/cyrus/bin/master sasl2-bin:/usr/sbin/saslpasswd2
     courier-base:/usr/sbin/couriertcpd courier-authdaemon:/usr/lib/courier/courier-authlib/authdaemond
     courier-authlib-userdb:/usr/sbin/userdb
-    chromium:/usr/bin/chromium)
+    chromium:/usr/bin/chromium
+    slurmctld:/usr/sbin/slurmctld slurmd:/usr/sbin/slurmd slurm-client:/usr/bin/sbatch
+    munge:/usr/sbin/munged)
 missing=()
 for entry in "${wanted[@]}"; do
     pkg=${entry%%:*}
@@ -75,6 +80,14 @@ if ((${#to_unpack[@]} > 0)); then
         "${SUDO[@]}" dpkg-deb -x "$deb" "$servers_dir"
     done
     rm -rf "$debs"
+fi
+
+# kubernetes-validate (PyPI; it ships the Kubernetes API schemas) checks the manifests in
+# deploy/kubernetes offline (deploy_kubernetes); PyYAML comes with it.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    echo "setup: installing kubernetes-validate"
+    python3 -m pip install -q kubernetes-validate 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages kubernetes-validate
 fi
 
 # The system service must not hold 143/993; the tests start private instances.

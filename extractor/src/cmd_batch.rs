@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use mailstage::catalog::{BatchSettings, DEFAULT_MAX_ITEMS};
+use mailstage::commands::merge::StageView;
+use mailstage::extract::namespaces::ForeignNamespace;
 use mailstage::login::AuthChoice;
 use mailstage::report::print_json;
 use mailstage::report::reconcile::ReportRequest;
@@ -39,6 +41,12 @@ pub enum BatchCommand {
     /// excluded, reconciled, with a data consistency grade. Exit status 0 Perfect or Good,
     /// 2 Investigate or Poor.
     Report(ReportArgs),
+    /// Split the batch into N shards that run on different machines (a Slurm array, a
+    /// Kubernetes Indexed Job): sizes from one quick pass over the source (no bodies),
+    /// largest mailboxes first onto the lightest shard, stored in the batch. Mailboxes already
+    /// planned keep their shard; CSV rows the batch lacks are added and placed.
+    /// --export DIR seeds DIR/shard-I, a stage per shard, with the catalog (no secrets).
+    Plan(crate::cmd_shards::PlanArgs),
     /// Record that an admin approved the batch's skipped items (Set-MigrationBatch
     /// -ApproveSkippedItems); the report shows it.
     ApproveSkipped(ApproveArgs),
@@ -81,9 +89,14 @@ pub struct NewBatchArgs {
     /// Leave folders matching this pattern behind (repeatable).
     #[arg(long = "exclude-folder", value_name = "PATTERN")]
     exclude_folders: Vec<String>,
+    /// Also copy the folders of another namespace than the user's own (repeatable):
+    /// `shared` (shared or public folders, staged under `Shared/`) or `other` (other users'
+    /// folders shared with the user, under `Other Users/`). By default only the user's own.
+    #[arg(long = "include-namespace", value_name = "shared|other", value_parser = parse_namespace)]
+    include_namespaces: Vec<ForeignNamespace>,
     /// Leave messages larger than this behind, recorded as skipped (bytes, or with a unit:
     /// 500KB, 35MB, 35MiB; KB/MB/GB are binary, as in Exchange).
-    #[arg(long, default_value = "35MB", value_parser = parse_size)]
+    #[arg(long, default_value = "35MB", value_parser = mailstage::cli::parse_size)]
     max_message_size: u64,
     /// Copy at most this many items per mailbox, the newest first.
     #[arg(long, default_value_t = DEFAULT_MAX_ITEMS, value_parser = clap::value_parser!(u64).range(1..))]
@@ -125,8 +138,17 @@ pub struct RemoveArgs {
     json: bool,
 }
 
-/// Runs a `batch` subcommand on the stage at `stage_dir`; returns the exit status.
-pub fn run(stage_dir: &Path, cmd: BatchCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
+/// Runs a `batch` subcommand on the stage given (`status` and `report` read several
+/// stages as one); returns the exit status.
+pub fn run(stages: &[PathBuf], cmd: BatchCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let view = match &cmd {
+        BatchCommand::Status(_) | BatchCommand::Report(_) => Some(StageView::of(stages)?),
+        _ => None,
+    };
+    let stage_dir = match &view {
+        Some(v) => v.dir(),
+        None => mailstage::cli::single_stage(stages).map_err(anyhow::Error::msg)?,
+    };
     match cmd {
         BatchCommand::New(args) => {
             let autostart = args.autostart.then(|| args.name.clone());
@@ -142,6 +164,7 @@ pub fn run(stage_dir: &Path, cmd: BatchCommand, out: &mut dyn Write) -> anyhow::
         BatchCommand::Remove(args) => remove(stage_dir, args, out).map(|()| 0),
         BatchCommand::Start(args) => crate::cmd_pass::start(stage_dir, &args, out),
         BatchCommand::Sync(args) => crate::cmd_pass::sync(stage_dir, &args, out),
+        BatchCommand::Plan(args) => crate::cmd_shards::plan(stage_dir, args, out),
         BatchCommand::Report(args) => {
             let req = ReportRequest {
                 batch: args.name,
@@ -169,6 +192,7 @@ fn new_batch(stage_dir: &Path, a: NewBatchArgs, out: &mut dyn Write) -> anyhow::
         auth: a.auth,
         include_folders: a.include_folders,
         exclude_folders: a.exclude_folders,
+        include_namespaces: a.include_namespaces,
         max_message_size: a.max_message_size,
         max_items: a.max_items,
         ..BatchSettings::new(&a.name, &a.endpoint)
@@ -222,6 +246,7 @@ fn settings_list(b: &BatchInfo) -> Vec<(&'static str, String)> {
         ("MaxItems", grouped(s.max_items)),
         ("IncludeFolders", patterns(&s.include_folders, "(all)")),
         ("ExcludeFolders", patterns(&s.exclude_folders, "(none)")),
+        ("Namespaces", namespaces(&s.include_namespaces)),
         ("Created", b.created_at.clone()),
         ("LastSync", b.last_sync_at.clone().unwrap_or("never".into())),
         ("Mailboxes", grouped(b.mailboxes)),
@@ -289,11 +314,42 @@ fn status(stage_dir: &Path, a: StatusArgs, out: &mut dyn Write) -> anyhow::Resul
         ("SourceDeleted", grouped(c.deleted_on_source)),
     ]);
     write_list(out, &items)?;
+    let left_out: Vec<_> = s
+        .mailboxes
+        .iter()
+        .filter(|m| !m.left_out_namespaces.is_empty())
+        .collect();
+    if !left_out.is_empty() {
+        writeln!(
+            out,
+            "\nleft out (other users' or shared namespaces, not the user's own mail; \
+             batch new --include-namespace copies them):"
+        )?;
+        for m in left_out {
+            writeln!(out, "  {}: {}", m.email, m.left_out_namespaces.join(", "))?;
+        }
+    }
     if a.users {
         writeln!(out)?;
         users_table(&s).write(out)?;
     }
     Ok(())
+}
+
+/// `--include-namespace shared|other`.
+fn parse_namespace(s: &str) -> Result<ForeignNamespace, String> {
+    s.parse()
+}
+
+/// The namespaces a batch copies besides the user's own.
+fn namespaces(list: &[ForeignNamespace]) -> String {
+    let names = list
+        .iter()
+        .map(|n| format!("{} (under {}/)", n.describe(), n.subtree()));
+    std::iter::once("personal".to_owned())
+        .chain(names)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The folder count, with those whose server name is not modified UTF-7.
@@ -412,62 +468,4 @@ fn remove(stage_dir: &Path, a: RemoveArgs, out: &mut dyn Write) -> anyhow::Resul
         human_bytes(gc.orphan_bytes)
     )?;
     Ok(())
-}
-
-/// Parses a size: a number of bytes (`36700160`), or a whole number with a unit `K`, `KB`,
-/// `KiB`, `M`, `MB`, `MiB`, `G`, `GB`, `GiB` (any case, a space allowed: `500KB`, `35 MB`).
-///
-/// `KB`, `MB` and `GB` are binary multiples, the same as `KiB`, `MiB` and `GiB`: Microsoft's
-/// "35 MB" per-message limit is taken as 35 MiB = 36,700,160 bytes. That is how Exchange itself
-/// writes its size limits ("35 MB (36,700,160 bytes)"), and it is the conservative reading for
-/// the acceptance rule "a 36 MB message is skipped, a 34 MB one is staged": a 34 MB message
-/// is under the cap whichever way "MB" is read (34,000,000 or 35,651,584 bytes), while a
-/// decimal 35,000,000-byte cap would wrongly skip a 34 MiB one; a 36 MiB message
-/// (37,748,736 bytes) is over it.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => return Err(format!("{s:?}: unknown unit (use bytes, KB, MB or GB)")),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 35MB, 500KB or 36700160)"))?;
-    match n.checked_mul(1 << shift) {
-        Some(0) => Err("the size must be above 0".into()),
-        Some(bytes) => Ok(bytes),
-        None => Err(format!("{s:?} is too large")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_read_mb_as_mib() {
-        assert_eq!(parse_size("35MB"), Ok(36_700_160));
-        assert_eq!(parse_size("35MiB"), Ok(36_700_160));
-        assert_eq!(parse_size("35 mb"), Ok(36_700_160));
-        assert_eq!(parse_size("36700160"), Ok(36_700_160));
-        assert_eq!(parse_size("500KB"), Ok(512_000));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        for bad in [
-            "",
-            "MB",
-            "35TB",
-            "3.5MB",
-            "-1",
-            "0",
-            "0MB",
-            "99999999999999GB",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 }

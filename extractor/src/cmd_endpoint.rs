@@ -37,6 +37,9 @@ pub enum EndpointCommand {
     Remove {
         /// The endpoint's name.
         name: String,
+        /// Print what was removed as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -202,10 +205,17 @@ pub fn run(stage_dir: &Path, cmd: EndpointCommand, out: &mut dyn Write) -> anyho
                 list_table(&views).write(out)?;
             }
         }
-        EndpointCommand::Remove { name } => {
+        EndpointCommand::Remove { name, json } => {
             let mut stage = Stage::open(stage_dir, Access::Write)?;
             stage.index_mut().remove_endpoint(&name)?;
-            writeln!(out, "endpoint {name:?} removed")?;
+            if json {
+                print_json(
+                    out,
+                    &serde_json::json!({"removed": "endpoint", "name": name}),
+                )?;
+            } else {
+                writeln!(out, "endpoint {name:?} removed")?;
+            }
         }
     }
     Ok(0)

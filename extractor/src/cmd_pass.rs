@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use mailstage::cli::{RunOutput, RunTls};
+use mailstage::cli::{RunOutput, RunTls, ShardArgs};
 use mailstage::commands::pass::{PassRequest, prepare_pass};
 use mailstage::extract::Pass;
 use mailstage::report::bars::LiveProgress;
@@ -28,6 +28,8 @@ pub struct RunArgs {
     #[command(flatten)]
     tls: RunTls,
     #[command(flatten)]
+    shard: ShardArgs,
+    #[command(flatten)]
     output: RunOutput,
 }
 
@@ -38,6 +40,7 @@ impl RunArgs {
             name,
             csv: None,
             tls: RunTls::default(),
+            shard: ShardArgs::default(),
             output: RunOutput::default(),
         }
     }
@@ -98,6 +101,10 @@ fn run_once(
         ca_file: a.tls.ca_file.clone(),
         insecure: a.tls.insecure,
         tls_fingerprint: a.tls.tls_fingerprint,
+        shard: a
+            .shard
+            .request()
+            .map_err(|e| CommandError::Refused(e.to_string()))?,
         ..PassRequest::new(&a.name, pass)
     };
     let prepared = prepare_pass(stage_dir, &request)?;
@@ -109,20 +116,21 @@ fn run_once(
     let result = prepared.run(progress.clone());
     progress.finish();
     let report = result?;
+    // On a terminal each mailbox's line was shown as it finished.
+    let lines = if progress.showed_summaries() {
+        &[][..]
+    } else {
+        &report.mailboxes[..]
+    };
     let printed = if a.output.json {
         print_json(out, &report)
     } else {
-        report
-            .mailboxes
+        lines
             .iter()
             .try_for_each(|o| writeln!(out, "{}", printable(&o.summary_line())))
             .and_then(|()| writeln!(out, "batch {:?}: {}", report.batch, report.state))
     };
-    printed.map_err(|source| CommandError::File {
-        action: "write to",
-        path: "standard output".into(),
-        source,
-    })?;
+    printed.map_err(CommandError::Output)?;
     Ok(CycleReport {
         code: report.exit_code(),
         failed_mailboxes: report

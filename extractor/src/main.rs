@@ -6,6 +6,7 @@
 mod cmd_batch;
 mod cmd_endpoint;
 mod cmd_pass;
+mod cmd_shards;
 mod test_server;
 
 use std::io::Write;
@@ -22,9 +23,11 @@ use mailstage::stage::{Access, Stage, maildir};
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// The stage directory.
-    #[arg(long, global = true, env = "MAILSTAGE_DIR", default_value = "stage")]
-    stage: PathBuf,
+    /// The stage directory. `batch status` and `batch report` take it more than once to
+    /// read the stages of a batch's shards as one, without merging them.
+    #[arg(long, global = true, env = "MAILSTAGE_DIR", default_value = "stage",
+          action = clap::ArgAction::Append)]
+    stage: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,6 +59,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Stage maintenance across machines: merge shard stages (or a copied stage) into one.
+    #[command(subcommand)]
+    Stage(StageCommand),
     /// Shell completions and man pages.
     #[command(flatten)]
     Doc(mailstage::cli::DocCommand),
@@ -68,6 +74,26 @@ enum Command {
         #[arg(long)]
         batch: Option<String>,
         /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The `stage` subcommands.
+#[derive(Subcommand)]
+enum StageCommand {
+    /// Fold stages (a batch's shards, or a stage copied from another machine) into the stage
+    /// given by --into (created when missing): blobs are copied and checked by their hash and
+    /// made durable before the index rows, which merge without duplicates. Merging a stage
+    /// again changes nothing; an interrupted merge is run again.
+    Merge {
+        /// The stage to merge into.
+        #[arg(long)]
+        into: PathBuf,
+        /// The stages to merge.
+        #[arg(required = true)]
+        stages: Vec<PathBuf>,
+        /// Print what was merged as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -89,17 +115,22 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     // Whatever a server sent is escaped before it reaches a terminal.
     let mut stdout = Escaping(std::io::stdout().lock());
+    let stages = cli.stage;
+    let one = || mailstage::cli::single_stage(&stages).map_err(anyhow::Error::msg);
     match cli.command {
         Command::Doc(doc) => Ok(doc.run(Cli::command(), &mut stdout)?),
         Command::TestServer(args) => test_server::run(args, &mut stdout),
-        Command::Endpoint(cmd) => cmd_endpoint::run(&cli.stage, cmd, &mut stdout),
-        Command::Batch(cmd) => cmd_batch::run(&cli.stage, cmd, &mut stdout),
+        Command::Endpoint(cmd) => cmd_endpoint::run(one()?, cmd, &mut stdout),
+        Command::Batch(cmd) => cmd_batch::run(&stages, cmd, &mut stdout),
+        Command::Stage(StageCommand::Merge { into, stages, json }) => {
+            cmd_shards::merge(&into, &stages, json, &mut stdout)
+        }
         Command::Verify { json } => {
-            let code = mailstage::commands::verify::verify_command(&cli.stage, json, &mut stdout)?;
+            let code = mailstage::commands::verify::verify_command(one()?, json, &mut stdout)?;
             Ok(code as u8)
         }
         Command::Gc { json } => {
-            let stage = Stage::open(&cli.stage, Access::Write)?;
+            let stage = Stage::open(one()?, Access::Write)?;
             let report = stage.gc()?;
             if json {
                 print_json(&mut stdout, &report)?;
@@ -123,7 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Maildir { out, batch, json } => {
-            let stage = Stage::open(&cli.stage, Access::Read)?;
+            let stage = Stage::open(one()?, Access::Read)?;
             let report = maildir::build_maildir(&stage, &out, batch.as_deref())
                 .with_context(|| format!("building the maildir view at {}", out.display()))?;
             if json {

@@ -1,10 +1,15 @@
-//! APPEND with the message streamed from an `AsyncRead` of known length.
+//! APPEND with the message streamed from an `AsyncRead` of known length: one at a time
+//! ([`Session::append`]), or several in flight with non-synchronising literals (RFC 7888
+//! LITERAL+): [`Session::append_send`] writes one without waiting, [`Session::append_answer`]
+//! reads until one of those sent completes, matched by its tag.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
+use super::encode::LiteralMode;
 use super::error::ImapError;
 use super::session::Session;
-use super::types::Code;
+use super::sink::DiscardSink;
+use super::types::{Code, Response, StatusText};
 
 /// What the server reported about an appended message (RFC 4315 UIDPLUS).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -15,8 +20,24 @@ pub struct AppendOutcome {
     pub uid: Option<u32>,
 }
 
+impl AppendOutcome {
+    /// What a tagged OK says about the appended message.
+    fn of(status: &StatusText) -> Self {
+        match &status.code {
+            Some(Code::AppendUid { uid_validity, uids }) => Self {
+                uid_validity: Some(*uid_validity),
+                uid: uids.ranges().next().map(|r| *r.start()),
+            },
+            _ => Self::default(),
+        }
+    }
+}
+
 /// How much of a message goes out per write (the first write also carries the command).
 pub(crate) const APPEND_CHUNK: usize = 64 << 10;
+
+/// The largest literal LITERAL- lets a client send without waiting (RFC 7888).
+const LITERAL_MINUS_MAX: u64 = 4096;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// APPEND `len` bytes read from `data` to a mailbox (wire name), with flags and an
@@ -30,8 +51,79 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         flags: &[&str],
         internal_date: Option<&str>,
         len: u64,
-        mut data: R,
+        data: R,
     ) -> Result<AppendOutcome, ImapError> {
+        let tag = self
+            .write_append(mailbox, flags, internal_date, len, data)
+            .await?;
+        let mut untagged = Vec::new();
+        let status = self.wait_tagged(&tag, &mut untagged).await?;
+        let done = self.complete("APPEND", status, untagged)?;
+        Ok(AppendOutcome::of(&done.status))
+    }
+
+    /// True when an APPEND of `len` bytes goes out without waiting for the server's `+`
+    /// (LITERAL+, or LITERAL- up to 4096 bytes), so it may follow others still unanswered.
+    pub fn append_pipelines(&self, len: u64) -> bool {
+        match self.literal_mode() {
+            LiteralMode::Plus => true,
+            LiteralMode::Minus => len <= LITERAL_MINUS_MAX,
+            LiteralMode::Synchronizing => false,
+        }
+    }
+
+    /// Sends an APPEND (as [`Session::append`]) without waiting for its answer, and returns
+    /// its tag for [`Session::append_answer`]. Needs a literal that goes out without `+`
+    /// ([`Session::append_pipelines`]); otherwise nothing is sent and it is an error.
+    pub async fn append_send<R: AsyncRead + Unpin>(
+        &mut self,
+        mailbox: &[u8],
+        flags: &[&str],
+        internal_date: Option<&str>,
+        len: u64,
+        data: R,
+    ) -> Result<String, ImapError> {
+        if !self.append_pipelines(len) {
+            return Err(ImapError::Protocol(format!(
+                "an APPEND of {len} bytes cannot be sent ahead: the server offers no LITERAL+"
+            )));
+        }
+        self.write_append(mailbox, flags, internal_date, len, data)
+            .await
+    }
+
+    /// Reads until one of the APPENDs sent as `tags` completes: its tag, and what it became
+    /// (a NO or BAD is [`ImapError::Rejected`] for that message only). The outer error means
+    /// the link failed (BYE, I/O, timeout): no more answers will come on this session.
+    pub async fn append_answer(
+        &mut self,
+        tags: &[String],
+    ) -> Result<(String, Result<AppendOutcome, ImapError>), ImapError> {
+        let mut untagged = Vec::new();
+        loop {
+            match self.read(&mut DiscardSink).await?.response {
+                Response::Tagged { tag, status } if tags.contains(&tag) => {
+                    let done = self.complete("APPEND", status, Vec::new());
+                    return Ok((tag, done.map(|d| AppendOutcome::of(&d.status))));
+                }
+                other => {
+                    self.route_other(other, &mut untagged)?;
+                    untagged.clear();
+                }
+            }
+        }
+    }
+
+    /// Writes an APPEND command and its literal (waiting for `+` first when the literal is
+    /// synchronising) and flushes; returns its tag.
+    async fn write_append<R: AsyncRead + Unpin>(
+        &mut self,
+        mailbox: &[u8],
+        flags: &[&str],
+        internal_date: Option<&str>,
+        len: u64,
+        mut data: R,
+    ) -> Result<String, ImapError> {
         let mut builder = self.command("APPEND").mailbox_raw(mailbox);
         if !flags.is_empty() {
             builder = builder.raw(&format!("({})", flags.join(" ")));
@@ -77,13 +169,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         buf[filled..filled + 2].copy_from_slice(b"\r\n");
         self.write(&buf[..filled + 2]).await?;
         self.flush().await?;
-        let status = self.wait_tagged(&tag, &mut untagged).await?;
-        let done = self.complete(&cmd.name, status, untagged)?;
-        let mut outcome = AppendOutcome::default();
-        if let Some(Code::AppendUid { uid_validity, uids }) = &done.status.code {
-            outcome.uid_validity = Some(*uid_validity);
-            outcome.uid = uids.ranges().next().map(|r| *r.start());
-        }
-        Ok(outcome)
+        Ok(tag)
     }
 }
+
+#[cfg(test)]
+#[path = "append_tests.rs"]
+mod tests;

@@ -36,6 +36,9 @@ pub enum FailureKind {
     NotAuthorized,
     /// The login method is not available on this server.
     Unsupported,
+    /// The login worked but sees no folder to read (an admin login into a user that does
+    /// not exist, a root that matches nothing).
+    NoFolders,
 }
 
 /// A failed step: what happened, and what to do about it.

@@ -43,6 +43,14 @@ impl<S: std::fmt::Debug> std::fmt::Debug for IdleTimeout<S> {
     }
 }
 
+/// The error of a direction in which nothing moved for `limit`.
+fn timed_out(limit: Duration, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("no {what} moved for {limit:?}"),
+    )
+}
+
 /// One direction's timer: armed when an operation starts waiting, disarmed by progress.
 #[derive(Debug, Default)]
 struct Timer {
@@ -87,6 +95,31 @@ impl Timer {
     fn progressed(&mut self) {
         self.armed = false;
     }
+
+    /// What the inner stream's answer to a poll in this direction means: progress when it
+    /// is ready; while it waits, a [`io::ErrorKind::TimedOut`] naming `what` once nothing
+    /// has moved for `limit`.
+    fn watch<T>(
+        &mut self,
+        polled: Poll<io::Result<T>>,
+        limit: Option<Duration>,
+        cx: &mut Context<'_>,
+        send_queue: Option<&SendQueueProbe>,
+        what: &str,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Ready(r) => {
+                self.progressed();
+                Poll::Ready(r)
+            }
+            Poll::Pending => match limit {
+                Some(limit) if self.expired(limit, cx, send_queue) => {
+                    Poll::Ready(Err(timed_out(limit, what)))
+                }
+                _ => Poll::Pending,
+            },
+        }
+    }
 }
 
 impl<S> IdleTimeout<S> {
@@ -115,13 +148,6 @@ impl<S> IdleTimeout<S> {
     pub fn into_inner(self) -> S {
         self.inner
     }
-
-    fn timed_out(limit: Duration, what: &str) -> io::Error {
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("no {what} moved for {limit:?}"),
-        )
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
@@ -131,18 +157,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                this.read.progressed();
-                Poll::Ready(r)
-            }
-            Poll::Pending => match this.limit {
-                Some(limit) if this.read.expired(limit, cx, this.send_queue.as_ref()) => {
-                    Poll::Ready(Err(Self::timed_out(limit, "data from the server")))
-                }
-                _ => Poll::Pending,
-            },
-        }
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let queue = this.send_queue.as_ref();
+        this.read
+            .watch(polled, this.limit, cx, queue, "data from the server")
     }
 }
 
@@ -153,34 +171,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, data) {
-            Poll::Ready(r) => {
-                this.write.progressed();
-                Poll::Ready(r)
-            }
-            Poll::Pending => match this.limit {
-                Some(limit) if this.write.expired(limit, cx, this.send_queue.as_ref()) => {
-                    Poll::Ready(Err(Self::timed_out(limit, "data to the server")))
-                }
-                _ => Poll::Pending,
-            },
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, data);
+        let queue = this.send_queue.as_ref();
+        this.write
+            .watch(polled, this.limit, cx, queue, "data to the server")
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Ready(r) => {
-                this.write.progressed();
-                Poll::Ready(r)
-            }
-            Poll::Pending => match this.limit {
-                Some(limit) if this.write.expired(limit, cx, this.send_queue.as_ref()) => {
-                    Poll::Ready(Err(Self::timed_out(limit, "data to the server")))
-                }
-                _ => Poll::Pending,
-            },
-        }
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        let queue = this.send_queue.as_ref();
+        this.write
+            .watch(polled, this.limit, cx, queue, "data to the server")
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -26,6 +26,10 @@ pub struct SelectedMailbox {
     pub permanent_flags: Vec<String>,
     /// True when opened read-only (EXAMINE, or `[READ-ONLY]`)
     pub read_only: bool,
+    /// UIDs the server reported expunged since the given HIGHESTMODSEQ (`VANISHED
+    /// (EARLIER)`, RFC 7162), when the mailbox was opened with QRESYNC parameters; kept as
+    /// a set (a server may send `1:4294967295`)
+    pub vanished: Option<SequenceSet>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -190,7 +194,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         mailbox: &[u8],
         condstore: bool,
     ) -> Result<SelectedMailbox, ImapError> {
-        self.open_mailbox("EXAMINE", mailbox, condstore).await
+        self.open_mailbox(
+            "EXAMINE",
+            mailbox,
+            condstore.then_some("(CONDSTORE)".into()),
+        )
+        .await
+    }
+
+    /// EXAMINE with QRESYNC parameters (RFC 7162; `ENABLE QRESYNC` first): the server
+    /// reports the UIDs expunged since `modseq` as [`SelectedMailbox::vanished`], provided
+    /// the mailbox's UIDVALIDITY is still `uid_validity`.
+    pub async fn examine_qresync(
+        &mut self,
+        mailbox: &[u8],
+        uid_validity: u32,
+        modseq: u64,
+    ) -> Result<SelectedMailbox, ImapError> {
+        let params = format!("(QRESYNC ({uid_validity} {modseq}))");
+        self.open_mailbox("EXAMINE", mailbox, Some(params)).await
     }
 
     /// SELECT (read-write) a mailbox by wire name; `condstore` adds `(CONDSTORE)`.
@@ -199,18 +221,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         mailbox: &[u8],
         condstore: bool,
     ) -> Result<SelectedMailbox, ImapError> {
-        self.open_mailbox("SELECT", mailbox, condstore).await
+        self.open_mailbox("SELECT", mailbox, condstore.then_some("(CONDSTORE)".into()))
+            .await
     }
 
     async fn open_mailbox(
         &mut self,
         verb: &str,
         mailbox: &[u8],
-        condstore: bool,
+        params: Option<String>,
     ) -> Result<SelectedMailbox, ImapError> {
         let mut builder = self.command(verb).mailbox_raw(mailbox);
-        if condstore {
-            builder = builder.raw("(CONDSTORE)");
+        if let Some(params) = &params {
+            builder = builder.raw(params);
         }
         let done = self.execute(builder.build()).await?;
         Ok(selected_from(verb, &done))
@@ -339,6 +362,15 @@ pub(crate) fn selected_from(verb: &str, done: &super::session::Completed) -> Sel
             Untagged::Status(st) => codes.extend(st.code.as_ref()),
             Untagged::Exists(n) => info.exists = *n,
             Untagged::Flags(f) => info.flags.clone_from(f),
+            Untagged::Vanished {
+                earlier: true,
+                uids,
+            } => {
+                let before = info.vanished.take().unwrap_or_default();
+                info.vanished = Some(SequenceSet::from_ranges(
+                    before.ranges().chain(uids.ranges()),
+                ));
+            }
             _ => {}
         }
     }

@@ -51,6 +51,16 @@ impl SequenceSet {
         }
     }
 
+    /// True when the set holds `n` (an open `m:*` holds every number from `m`).
+    pub fn contains(&self, n: u32) -> bool {
+        let closed = match self.ranges.binary_search_by(|&(s, _)| s.cmp(&n)) {
+            Ok(_) => true,
+            Err(0) => false,
+            Err(i) => n <= self.ranges[i - 1].1,
+        };
+        closed || self.open_from.is_some_and(|from| n >= from)
+    }
+
     /// True when the set holds nothing.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty() && self.open_from.is_none()
@@ -137,6 +147,24 @@ impl fmt::Display for SequenceSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contains_without_expanding() {
+        let s = SequenceSet::from_ranges([5..=9, 1..=1, 20..=4_000_000_000]);
+        for (n, inside) in [
+            (0, false),
+            (1, true),
+            (2, false),
+            (5, true),
+            (9, true),
+            (10, false),
+        ] {
+            assert_eq!(s.contains(n), inside, "{n}");
+        }
+        assert!(s.contains(3_999_999_999) && !s.contains(u32::MAX));
+        assert!(SequenceSet::from_start(7).contains(u32::MAX));
+        assert!(!SequenceSet::from_start(7).contains(6));
+    }
     use proptest::prelude::*;
 
     #[test]

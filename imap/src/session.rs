@@ -118,6 +118,9 @@ pub struct Session<S> {
     capabilities: Vec<String>,
     greeting: StatusText,
     poisoned: bool,
+    /// A write failed: no command can be sent, but what the server sent before it closed
+    /// (answers to commands sent earlier) may still be read.
+    unwritable: bool,
     sink_error: Option<std::io::Error>,
     guard: InputGuard,
     exists: Option<u32>,
@@ -137,6 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 text: String::new(),
             },
             poisoned: false,
+            unwritable: false,
             sink_error: None,
             guard: InputGuard::default(),
             exists: None,
@@ -258,7 +262,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         cmd: &Command,
         untagged: &mut Vec<Untagged>,
     ) -> Result<(String, Unsent), ImapError> {
-        if self.poisoned {
+        if self.poisoned || self.unwritable {
             return Err(ImapError::Unusable);
         }
         let tag = format!("{}{:04}", self.config.tag_prefix, self.next_tag);
@@ -308,18 +312,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         res
     }
 
-    /// Writes all of `data`; a failure makes the session unusable.
+    /// Writes all of `data`; see [`Session::write_failed`] for a failure.
     pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), ImapError> {
         let res = self.conn.get_mut().write_all(data).await;
-        let limit = self.config.read_timeout;
-        res.map_err(|e| self.poison(name_timeout(ImapError::Io(e), limit)))
+        res.map_err(|e| self.write_failed(e))
     }
 
-    /// Flushes the stream; a failure makes the session unusable.
+    /// Flushes the stream; see [`Session::write_failed`] for a failure.
     pub(crate) async fn flush(&mut self) -> Result<(), ImapError> {
         let res = self.conn.get_mut().flush().await;
-        let limit = self.config.read_timeout;
-        res.map_err(|e| self.poison(name_timeout(ImapError::Io(e), limit)))
+        res.map_err(|e| self.write_failed(e))
+    }
+
+    /// A write failed: no more commands go out. A server that answered earlier commands
+    /// before it closed the link (a throttle answer to a pipelined APPEND, then BYE) left
+    /// those answers readable, so reads go on until they fail; a write that timed out
+    /// leaves nothing to wait for, and the session is unusable.
+    fn write_failed(&mut self, e: std::io::Error) -> ImapError {
+        let timed_out = e.kind() == std::io::ErrorKind::TimedOut;
+        let e = name_timeout(ImapError::Io(e), self.config.read_timeout);
+        self.unwritable = true;
+        if timed_out { self.poison(e) } else { e }
     }
 
     /// Marks the session unusable and passes the error on.

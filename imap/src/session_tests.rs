@@ -3,50 +3,12 @@
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::io::BufReader;
 
 use super::*;
 use crate::seqset::SequenceSet;
 use crate::sink::MemorySink;
-use crate::testio::{PiecewiseReader, WriteLog};
-
-/// The server side of a test connection: asserts on what the client sends.
-struct Peer {
-    io: BufReader<DuplexStream>,
-}
-
-impl Peer {
-    async fn expect(&mut self, line: &str) {
-        let mut got = Vec::new();
-        self.io.read_until(b'\n', &mut got).await.unwrap();
-        assert_eq!(String::from_utf8_lossy(&got), format!("{line}\r\n"));
-    }
-
-    async fn expect_bytes(&mut self, expected: &[u8]) {
-        let mut got = vec![0; expected.len()];
-        self.io.read_exact(&mut got).await.unwrap();
-        assert_eq!(got, expected);
-    }
-
-    async fn send(&mut self, data: &str) {
-        self.io.get_mut().write_all(data.as_bytes()).await.unwrap();
-    }
-}
-
-async fn connect_with(caps: &str, config: SessionConfig) -> (Session<DuplexStream>, Peer) {
-    let (client, server) = tokio::io::duplex(1 << 16);
-    let mut peer = Peer {
-        io: BufReader::new(server),
-    };
-    peer.send(&format!("* OK [CAPABILITY {caps}] ready\r\n"))
-        .await;
-    let session = Session::connect(client, config).await.unwrap();
-    (session, peer)
-}
-
-async fn connect(caps: &str) -> (Session<DuplexStream>, Peer) {
-    connect_with(caps, SessionConfig::default()).await
-}
+use crate::testio::{Peer, PiecewiseReader, WriteLog, connect, connect_with};
 
 fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_string())
@@ -579,3 +541,6 @@ async fn id_sends_ours_and_returns_the_servers() {
     assert!(session.id(&[]).await.unwrap().is_empty());
     server.await.unwrap();
 }
+
+#[path = "session_qresync_tests.rs"]
+mod qresync;

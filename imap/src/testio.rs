@@ -4,7 +4,12 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream,
+    ReadBuf,
+};
+
+use crate::session::{Session, SessionConfig};
 
 /// An `AsyncRead` over fixed bytes that never returns more than up to the next cut point.
 pub(crate) struct PiecewiseReader {
@@ -103,4 +108,47 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteLog<S> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
+}
+
+/// The server side of a test connection: asserts on what the client sends.
+pub(crate) struct Peer {
+    pub(crate) io: BufReader<DuplexStream>,
+}
+
+impl Peer {
+    pub(crate) async fn expect(&mut self, line: &str) {
+        let mut got = Vec::new();
+        self.io.read_until(b'\n', &mut got).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), format!("{line}\r\n"));
+    }
+
+    pub(crate) async fn expect_bytes(&mut self, expected: &[u8]) {
+        let mut got = vec![0; expected.len()];
+        self.io.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expected);
+    }
+
+    pub(crate) async fn send(&mut self, data: &str) {
+        self.io.get_mut().write_all(data.as_bytes()).await.unwrap();
+    }
+}
+
+/// A session over a pipe to a scripted peer that announced `caps`, with `config`.
+pub(crate) async fn connect_with(
+    caps: &str,
+    config: SessionConfig,
+) -> (Session<DuplexStream>, Peer) {
+    let (client, server) = tokio::io::duplex(1 << 16);
+    let mut peer = Peer {
+        io: BufReader::new(server),
+    };
+    peer.send(&format!("* OK [CAPABILITY {caps}] ready\r\n"))
+        .await;
+    let session = Session::connect(client, config).await.unwrap();
+    (session, peer)
+}
+
+/// A session over a pipe to a scripted peer that announced `caps`.
+pub(crate) async fn connect(caps: &str) -> (Session<DuplexStream>, Peer) {
+    connect_with(caps, SessionConfig::default()).await
 }

@@ -21,6 +21,44 @@ pub struct RunTls {
     pub tls_fingerprint: Option<crate::imap::Fingerprint>,
 }
 
+/// Which shard of the batch's plan a run works on (`batch plan` made the plan).
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct ShardArgs {
+    /// Only the mailboxes of shard I of N (counted from 0, e.g. 0/4); N must be the plan's.
+    #[arg(long, value_name = "I/N", conflicts_with = "shard_from_env")]
+    pub shard: Option<crate::shard::ShardSpec>,
+    /// Take the shard index from the scheduler: SLURM_ARRAY_TASK_ID (a Slurm array task) or
+    /// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job); the count is the plan's.
+    #[arg(long)]
+    pub shard_from_env: bool,
+}
+
+impl ShardArgs {
+    /// The shard asked for, if any (reading the environment for `--shard-from-env`).
+    pub fn request(self) -> Result<Option<crate::shard::ShardRequest>, crate::shard::ShardError> {
+        use crate::shard::{ShardRequest, ShardSpec};
+        if self.shard_from_env {
+            let index = ShardSpec::index_from_env(|k| std::env::var(k).ok())?;
+            return Ok(Some(ShardRequest::IndexOfPlan(index)));
+        }
+        Ok(self.shard.map(ShardRequest::Exactly))
+    }
+}
+
+/// The one stage a command works on: refused when `--stage` was given more than once (only
+/// `batch status` and the reports read several stages).
+pub fn single_stage(stages: &[PathBuf]) -> Result<&std::path::Path, String> {
+    match stages {
+        [one] => Ok(one),
+        [] => Err("no stage given (--stage DIR or MAILSTAGE_DIR)".into()),
+        _ => Err(
+            "this command works on one stage: give --stage once (batch status and the reports \
+             read several)"
+                .into(),
+        ),
+    }
+}
+
 /// How a run reports.
 #[derive(clap::Args, Clone, Copy, Debug, Default)]
 pub struct RunOutput {
@@ -145,5 +183,63 @@ impl DocCommand {
             }
         }
         Ok(0)
+    }
+}
+
+/// Parses a size: a number of bytes (`36700160`), or a whole number with a unit `K`, `KB`,
+/// `KiB`, `M`, `MB`, `MiB`, `G`, `GB`, `GiB` (any case, a space allowed: `500KB`, `35 MB`).
+///
+/// `KB`, `MB` and `GB` are binary multiples, the same as `KiB`, `MiB` and `GiB`: Microsoft's
+/// "35 MB" per-message limit is taken as 35 MiB = 36,700,160 bytes. That is how Exchange itself
+/// writes its size limits ("35 MB (36,700,160 bytes)"), and it is the conservative reading for
+/// the acceptance rule "a 36 MB message is skipped, a 34 MB one is staged": a 34 MB message
+/// is under the cap whichever way "MB" is read (34,000,000 or 35,651,584 bytes), while a
+/// decimal 35,000,000-byte cap would wrongly skip a 34 MiB one; a 36 MiB message
+/// (37,748,736 bytes) is over it.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{s:?}: unknown unit (use bytes, KB, MB or GB)")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 35MB, 500KB or 36700160)"))?;
+    match n.checked_mul(1 << shift) {
+        Some(0) => Err("the size must be above 0".into()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{s:?} is too large")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_mb_as_mib() {
+        assert_eq!(parse_size("35MB"), Ok(36_700_160));
+        assert_eq!(parse_size("35MiB"), Ok(36_700_160));
+        assert_eq!(parse_size("35 mb"), Ok(36_700_160));
+        assert_eq!(parse_size("36700160"), Ok(36_700_160));
+        assert_eq!(parse_size("500KB"), Ok(512_000));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        for bad in [
+            "",
+            "MB",
+            "35TB",
+            "3.5MB",
+            "-1",
+            "0",
+            "0MB",
+            "99999999999999GB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -29,5 +29,6 @@ pub mod oauth2;
 pub mod parallel;
 pub mod report;
 pub mod retry;
+pub mod shard;
 pub mod stage;
 pub mod upload;

@@ -17,13 +17,14 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn build(package: &str, bin: &str) -> PathBuf {
-    let dir = profile_dir();
-    let release = dir.file_name().is_some_and(|n| n == "release");
+/// `cargo ARGS…` with the same cargo as this test and without the variables Cargo set for
+/// the running test: left in place they make build scripts that watch them (ring's does)
+/// rerun, and the outer and inner builds then rebuild each other. `--release` is added
+/// when this test binary is a release build.
+pub fn cargo(args: &[&str]) -> Command {
+    let release = profile_dir().file_name().is_some_and(|n| n == "release");
     let mut cmd = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-    cmd.args(["build", "--quiet", "-p", package, "--bin", bin]);
-    // Cargo sets these for the running test; left in place they make build scripts that watch
-    // them (ring's does) rerun, and the outer and inner builds then rebuild each other.
+    cmd.args(args);
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
         let per_crate = [
@@ -48,9 +49,15 @@ fn build(package: &str, bin: &str) -> PathBuf {
     if release {
         cmd.arg("--release");
     }
-    let status = cmd.status().expect("cargo runs");
+    cmd
+}
+
+fn build(package: &str, bin: &str) -> PathBuf {
+    let status = cargo(&["build", "--quiet", "-p", package, "--bin", bin])
+        .status()
+        .expect("cargo runs");
     assert!(status.success(), "building {bin} failed");
-    let path = dir.join(bin);
+    let path = profile_dir().join(bin);
     assert!(path.is_file(), "{} missing after the build", path.display());
     path
 }

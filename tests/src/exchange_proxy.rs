@@ -1,5 +1,10 @@
 //! A scripted proxy in front of a harness Dovecot that behaves as Exchange Online's IMAP
 //! does where it matters to an upload (README, *Throttling* and *Uploading a batch*):
+//! - with a budget, each target mailbox (told by its login) may APPEND N messages per
+//!   second (a token bucket holding one second's worth, [`crate::exchange_budget`]); an
+//!   APPEND over it gets the throttle answer below, suggesting the refill interval of one token (1000/N ms);
+//! - a throttle answer comes after the answers to the APPENDs passed on before it (Exchange
+//!   works in order);
 //! - every Nth APPEND (or every Nth of each command kind it is told to throttle: SELECT,
 //!   STORE, SEARCH, FETCH, LIST, CREATE …, as Exchange throttles any command) is answered
 //!   `BAD Request is throttled. Suggested Backoff Time: M milliseconds`, then
@@ -26,6 +31,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::exchange_budget::{Budgets, InFlight, LoginWatch};
 use crate::exchange_names::ALREADY_EXISTS;
 pub use crate::exchange_names::KnownFolders;
 
@@ -54,6 +60,8 @@ pub struct ExchangeRules {
     pub reserved: Vec<String>,
     /// Folder names compare without regard to case (Microsoft 365).
     pub fold_case: bool,
+    /// APPENDs per second each target mailbox may make.
+    pub budget_per_second: Option<f64>,
 }
 
 /// What the proxy saw.
@@ -84,6 +92,10 @@ pub struct ExchangeStats {
     /// For each throttle: how long until the client connected again.
     pub pauses: Mutex<Vec<Duration>>,
     throttled_at: Mutex<Option<Instant>>,
+    /// The per-mailbox budgets and what they admitted and throttled.
+    pub budgets: Budgets,
+    /// The most APPENDs one connection had passed on to the server unanswered at once.
+    pub most_appends_in_flight: AtomicU64,
 }
 
 /// A running proxy; stops when dropped.
@@ -238,9 +250,11 @@ async fn relay(
     let (up_read, mut up_write) = upstream.into_split();
     let (client_read, client_write) = client.into_split();
     let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
+    let in_flight = Arc::new(InFlight::default());
     let down = {
         let client_write = client_write.clone();
         let learn = rules.fold_case.then(|| st.clone());
+        let in_flight = in_flight.clone();
         tokio::spawn(async move {
             let mut up_read = up_read;
             let mut buf = vec![0u8; 64 << 10];
@@ -261,30 +275,49 @@ async fn relay(
                 {
                     break;
                 }
+                // (After the client has them: a throttle answer waits for these.)
+                in_flight.scan_server(&buf[..n]);
             }
         })
     };
     let mut reader = BufReader::new(client_read);
     let mut line = Vec::new();
     let mut errors = 0;
+    let mut login = LoginWatch::default();
     loop {
         line.clear();
         if reader.read_until(b'\n', &mut line).await? == 0 {
             break;
         }
         let text = String::from_utf8_lossy(&line).to_string();
+        login.see(&text);
         let (tag, kind) = command_kind(&text);
         let literal = literal_at_end(&line);
         if kind == "APPEND" && literal.is_some() {
             stats.appends.fetch_add(1, Ordering::Relaxed);
         }
-        if stats.count(&kind, rules) {
+        let mut backoff = stats.count(&kind, rules).then_some(rules.backoff);
+        if let Some(rate) = rules.budget_per_second
+            && kind == "APPEND"
+            && backoff.is_none()
+        {
+            let mailbox = login.mailbox.as_deref().unwrap_or_default();
+            backoff = stats.budgets.take(mailbox, rate).err();
+        }
+        if let Some(backoff) = backoff {
             consume_command(&mut reader, &line, &client_write).await?;
+            // Exchange works in order: the commands before this one are answered first.
+            for _ in 0..500 {
+                if in_flight.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             stats.throttled.fetch_add(1, Ordering::Relaxed);
             *stats.throttled_by.lock().unwrap().entry(kind).or_default() += 1;
             let reply = format!(
                 "{tag} BAD Request is throttled. Suggested Backoff Time: {} milliseconds\r\n",
-                rules.backoff.as_millis()
+                backoff.as_millis().max(1)
             );
             let mut w = client_write.lock().await;
             w.write_all(reply.as_bytes()).await?;
@@ -324,6 +357,10 @@ async fn relay(
                 .replace("( ", "(")
                 .replace(" )", ")");
             line = cleaned.into_bytes();
+        }
+        if kind == "APPEND" {
+            let n = in_flight.sent(tag) as u64;
+            stats.most_appends_in_flight.fetch_max(n, Ordering::Relaxed);
         }
         up_write.write_all(&line).await?;
         if let Some((len, _)) = literal {

@@ -37,6 +37,7 @@ pub fn default_limits() -> Limits {
         max_items: 500_000,
         include: Vec::new(),
         exclude: Vec::new(),
+        include_namespaces: Vec::new(),
     }
 }
 

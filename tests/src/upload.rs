@@ -60,6 +60,24 @@ pub fn job(
     only: Option<&[&str]>,
     rules: MappingRules,
 ) -> Result<UploadJob> {
+    let credentials = Credentials::Password {
+        admin: Some(ADMIN.0.into()),
+        user_root: None,
+        secret: SecretString::from(ADMIN.1.to_owned()),
+        auth: AuthChoice::Auto,
+    };
+    job_to(dir, target.port(), credentials, only, rules)
+}
+
+/// The job uploading batch `b1`'s mailboxes (all, or those in `only`) into the server at
+/// loopback `port` as target `dst`, logging in with `credentials`.
+pub fn job_to(
+    dir: &Path,
+    port: u16,
+    credentials: Credentials,
+    only: Option<&[&str]>,
+    rules: MappingRules,
+) -> Result<UploadJob> {
     let stage = Stage::open(dir, Access::Read)?;
     let mailboxes = stage
         .index()
@@ -74,20 +92,17 @@ pub fn job(
             name: "dst".into(),
             kind: TargetKind::Imap {
                 server: "127.0.0.1".into(),
-                port: target.port(),
+                port,
                 security: Security::None,
                 auth: AuthChoice::Auto,
                 admin_user: Some(ADMIN.0.into()),
                 secret: SecretSource::Env("UNUSED_BY_THE_LIBRARY".into()),
+                user_root: None,
             },
             tls: Default::default(),
         },
-        connect: ConnectOptions::new("127.0.0.1", target.port(), Security::None),
-        credentials: Credentials::Password {
-            admin: Some(ADMIN.0.into()),
-            secret: SecretString::from(ADMIN.1.to_owned()),
-            auth: AuthChoice::Auto,
-        },
+        connect: ConnectOptions::new("127.0.0.1", port, Security::None),
+        credentials,
         rules,
         concurrency: 4,
         connections: 2,

@@ -1,6 +1,11 @@
 //! RFC 2342 namespaces: a user's stage holds only their own mail. A folder another user
 //! shared with them (Cyrus ACL), a shared folder (Cyrus) and a public namespace (Dovecot) are
-//! left out and named in the pass's outcome, for the user's own login and an admin's alike.
+//! left out and named in the pass's outcome, for the user's own login and an admin's alike,
+//! and listed per mailbox by `batch status` (text and `--json`); a batch made with
+//! `--include-namespace shared --include-namespace other` copies them into `Shared/…` and
+//! `Other Users/alice/…`.
+
+mod cli_support;
 
 use std::collections::BTreeSet;
 
@@ -55,7 +60,8 @@ fn bob_gets_only_his_own(
 }
 
 /// alice shares `Projects` with bob; the admin makes a shared `Announcements` readable by all.
-fn cyrus(kind: Kind) -> Result<()> {
+/// Returns the server and those two folders' names as bob sees them.
+fn cyrus_sharing(kind: Kind) -> Result<(TestServer, &'static str, &'static str)> {
     let server = TestServer::start(kind, &["alice", "bob"])?;
     server.create_folder("alice", "Projects")?;
     ensure!(server.append("alice", "Projects", &[], 1_700_000_000, &simple(1))?);
@@ -81,7 +87,73 @@ fn cyrus(kind: Kind) -> Result<()> {
         Kind::CyrusUnix => ("Other Users/alice/Projects", "Shared Folders/Announcements"),
         _ => ("user.alice.Projects", "Announcements"),
     };
+    Ok((server, other, shared))
+}
+
+fn cyrus(kind: Kind) -> Result<()> {
+    let (server, other, shared) = cyrus_sharing(kind)?;
     bob_gets_only_his_own(&server, &format!("bob*{ADMIN}"), &[other, shared])
+}
+
+#[test]
+fn batch_status_lists_what_was_left_out_and_include_namespace_copies_it() -> Result<()> {
+    let (server, other, shared) = cyrus_sharing(Kind::CyrusUnix)?;
+    let row = ["bob@contoso.edu,bob,bob-pw"];
+    let cli = cli_support::Cli::new();
+    cli.endpoint_on("src", server.port());
+    cli.batch("b1", "src", &row);
+    cli.ok(&["batch", "start", "b1", "--quiet"]);
+    let shown = cli.ok(&["batch", "status", "b1"]);
+    ensure!(
+        shown.contains("left out (other users' or shared namespaces")
+            && shown.contains(&format!("bob@contoso.edu: {other}, {shared}")),
+        "{shown}"
+    );
+    let json = cli.json(&["batch", "status", "b1"]);
+    ensure!(
+        json["mailboxes"][0]["left_out_namespaces"] == serde_json::json!([other, shared]),
+        "{json}"
+    );
+
+    let cli = cli_support::Cli::new();
+    cli.endpoint_on("src", server.port());
+    let csv = cli.write(
+        "b2.csv",
+        &format!("EmailAddress,UserName,Password\n{}\n", row[0]),
+    );
+    let (shared_ns, other_ns) = ("--include-namespace=shared", "--include-namespace=other");
+    let csv = csv.to_str().expect("UTF-8 temp path");
+    let args = [
+        "batch",
+        "new",
+        "--name",
+        "b2",
+        "--endpoint",
+        "src",
+        "--csv",
+        csv,
+    ];
+    cli.ok(&[&args[..], &[shared_ns, other_ns]].concat());
+    cli.ok(&["batch", "start", "b2", "--quiet"]);
+    let folders: BTreeSet<String> = staged_hashes(&cli.stage())?
+        .into_keys()
+        .map(|(_, folder)| folder)
+        .collect();
+    let expected = [
+        "INBOX",
+        "Other Users/alice/Projects",
+        "Shared/Announcements",
+    ];
+    ensure!(
+        folders == expected.iter().map(|s| s.to_string()).collect(),
+        "staged {folders:?}"
+    );
+    let shown = cli.ok(&["batch", "status", "b2"]);
+    ensure!(
+        shown.contains("Namespaces     : personal, shared namespace (under Shared/), other users' namespace (under Other Users/)") && !shown.contains("left out ("),
+        "{shown}"
+    );
+    Ok(())
 }
 
 #[test]

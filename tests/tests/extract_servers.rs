@@ -3,7 +3,8 @@
 //! user's own login and the admin's way in, every staged blob byte-identical to the server's
 //! copy, folder names without the personal namespace prefix, and a flag change taken up by
 //! the incremental pass (through CONDSTORE where the server has it, by FLAGS otherwise), and
-//! a message expunged on the source recorded `deleted_on_source` while it stays staged.
+//! a message expunged on the source recorded `deleted_on_source` while it stays staged (from
+//! QRESYNC's `VANISHED (EARLIER)` on Dovecot and Cyrus, from the FLAGS fetch on Courier).
 //! Each server is its own test, so a failing one names itself.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -93,7 +93,14 @@ fn throttling_oversize_flagged_and_reserved_names_as_exchange_does_them() -> Res
         pauses.iter().all(|p| *p >= BACKOFF),
         "reconnected before the backoff: {pauses:?}"
     );
-    assert_eq!(o.counts.uploaded, 41, "{:?}", o.counts);
+    // APPENDs in flight behind a throttled one may have been stored before the link
+    // dropped (their answers lost with it): found again by their resume key, not resent.
+    assert_eq!(
+        o.counts.uploaded + o.counts.found_present,
+        41,
+        "{:?}",
+        o.counts
+    );
     assert_eq!(o.counts.refused, 1, "{:?}", o.counts);
     assert_eq!(
         stats

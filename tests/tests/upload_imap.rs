@@ -347,7 +347,12 @@ fn a_message_the_link_never_carries_is_set_aside_and_the_rest_goes() -> Result<(
     let outcomes = run(dir.path(), job)?;
     let c = &outcomes[0].counts;
     assert_eq!(outcomes[0].error, None, "{c:?}");
-    assert_eq!((c.uploaded, c.refused, c.set_aside), (40, 0, 1), "{c:?}");
+    // Those in flight when a link was cut may have arrived (found by their resume key).
+    assert_eq!(
+        (c.uploaded + c.found_present, c.refused, c.set_aside),
+        (40, 0, 1),
+        "{c:?}"
+    );
     assert!(proxy.cuts() >= 3, "{} cuts", proxy.cuts());
     let stage = Stage::open(dir.path(), Access::Read)?;
     let status = &stage.index().upload_status("b1", "dst")?[0];

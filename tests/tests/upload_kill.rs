@@ -92,6 +92,7 @@ fn trial_stage(template: &Path, dir: &Path, port: u16) -> Result<()> {
             auth: AuthChoice::Auto,
             admin_user: Some(ADMIN.0.into()),
             secret: SecretSource::Env(SECRET_VAR.into()),
+            user_root: None,
         },
         tls: Default::default(),
     })?;
@@ -119,6 +120,22 @@ fn upload(dir: &Path) -> Command {
     cmd
 }
 
+/// Prints, per folder that differs, how many messages the stage and the target hold.
+fn print_differences(
+    staged: &mailstage_tests::upload::Contents,
+    uploaded: &mailstage_tests::upload::Contents,
+) {
+    for (folder, messages) in staged {
+        let on_target = uploaded.get(folder).map_or(0, Vec::len);
+        if uploaded.get(folder) != Some(messages) {
+            eprintln!(
+                "{folder:?}: staged {} on the target {on_target}",
+                messages.len()
+            );
+        }
+    }
+}
+
 /// Runs the upload to completion and checks the target against the stage.
 fn finish_and_check(dir: &Path, target: &Dovecot, context: &str) -> Result<()> {
     let out = upload(dir).output()?;
@@ -131,6 +148,9 @@ fn finish_and_check(dir: &Path, target: &Dovecot, context: &str) -> Result<()> {
     let mut uploaded = mailstage_tests::upload::Contents::new();
     for e in EMAILS {
         uploaded.extend(target_contents(target, e)?);
+    }
+    if uploaded != staged {
+        print_differences(&staged, &uploaded);
     }
     ensure!(
         uploaded == staged,

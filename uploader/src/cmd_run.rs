@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use mailstage::cli::{RunOutput, RunTls};
+use mailstage::cli::{RunOutput, RunTls, ShardArgs};
 use mailstage::commands::upload_run::{UploadRequest, prepare_upload};
 use mailstage::report::bars::LiveProgress;
 use mailstage::report::table::human_bytes;
 use mailstage::report::terminal::printable;
 use mailstage::report::{MailboxSummary, print_json};
-use mailstage::upload::{RateLimits, UploadOutcome};
+use mailstage::upload::{RateLimits, UploadOutcome, mailbox_label};
 
 use crate::predicted;
 
@@ -37,8 +37,8 @@ pub struct RunArgs {
     /// Mailboxes uploaded at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=200))]
     concurrency: u32,
-    /// Connections per mailbox, each sending from the mailbox's queue (hides the round trip
-    /// of each APPEND; the most APPENDs in flight is concurrency × this).
+    /// Connections per mailbox, each sending from the mailbox's queue (each has up to 16
+    /// APPENDs in flight where the target offers LITERAL+, else one).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
     connections_per_mailbox: u32,
     /// Rename a source folder (and its subfolders): 'Old/Path=New/Path' (levels separated
@@ -49,7 +49,8 @@ pub struct RunArgs {
     /// Repeatable.
     #[arg(long = "exclude", value_name = "PATTERN")]
     excludes: Vec<String>,
-    /// At most this many messages per second over all mailboxes.
+    /// At most this many messages per second over all mailboxes (a ceiling over the pace
+    /// each target mailbox's throttles teach).
     #[arg(long)]
     max_messages_per_second: Option<f64>,
     /// At most this many bytes per second over all mailboxes (e.g. 5000000 for ~40 Mbit/s).
@@ -57,6 +58,8 @@ pub struct RunArgs {
     max_bytes_per_second: Option<f64>,
     #[command(flatten)]
     tls: RunTls,
+    #[command(flatten)]
+    shard: ShardArgs,
     #[command(flatten)]
     output: RunOutput,
 }
@@ -83,6 +86,7 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
         ca_file: args.tls.ca_file.clone(),
         insecure: args.tls.insecure,
         tls_fingerprint: args.tls.tls_fingerprint,
+        shard: args.shard.request()?,
     };
     let prepared = prepare_upload(stage_dir, &request)?;
     let progress = Arc::new(LiveProgress::new(
@@ -96,7 +100,8 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
     if args.output.json {
         print_json(out, &report.mailboxes)?;
     } else {
-        summary(out, &args, &report.mailboxes, report.elapsed)?;
+        let shown = progress.showed_summaries();
+        summary(out, &args, &report.mailboxes, report.elapsed, shown)?;
     }
     Ok(report.exit_code())
 }
@@ -106,27 +111,10 @@ fn summary(
     args: &RunArgs,
     outcomes: &[UploadOutcome],
     elapsed: Duration,
+    lines_shown: bool,
 ) -> anyhow::Result<()> {
     for o in outcomes {
-        writeln!(out, "{}", printable(&o.summary_line()))?;
-        for f in &o.folders {
-            let to = f
-                .target
-                .as_ref()
-                .map_or_else(|| "(left out)".to_owned(), |t| t.join("/"));
-            if args.dry_run || f.note.is_some() {
-                let note = f
-                    .note
-                    .as_deref()
-                    .map(|n| format!("  [{n}]"))
-                    .unwrap_or_default();
-                let line = format!("{} -> {to}{note}", f.source);
-                writeln!(out, "    {}", printable(&line))?;
-            }
-        }
-        if args.dry_run {
-            predicted::print(out, o)?;
-        }
+        mailbox_plan(out, o, args.dry_run, lines_shown)?;
     }
     let (messages, bytes) = outcomes.iter().fold((0, 0), |(m, b), o| {
         (m + o.counts.uploaded, b + o.counts.uploaded_bytes)
@@ -144,6 +132,46 @@ fn summary(
             outcomes.iter().filter(|o| o.error.is_some()).count(),
             outcomes.len()
         )?;
+    }
+    Ok(())
+}
+
+/// Writes a mailbox's summary line and its folder plan: every folder for a plan (a dry run,
+/// `lint`), else those with a note; for a plan, its predicted skips too. When the summary
+/// line was shown already (`line_shown`: on a terminal, as the mailbox finished), the plan
+/// is headed by the mailbox's name only, and a mailbox with nothing under it is left out.
+pub fn mailbox_plan(
+    out: &mut dyn Write,
+    o: &UploadOutcome,
+    plan: bool,
+    line_shown: bool,
+) -> std::io::Result<()> {
+    let folders: Vec<_> = o
+        .folders
+        .iter()
+        .filter(|f| plan || f.note.is_some())
+        .collect();
+    if !line_shown {
+        writeln!(out, "{}", printable(&o.summary_line()))?;
+    } else if plan || !folders.is_empty() {
+        let label = mailbox_label(&o.email, &o.target_mailbox);
+        writeln!(out, "{}:", printable(&label))?;
+    }
+    for f in folders {
+        let to = f
+            .target
+            .as_ref()
+            .map_or_else(|| "(left out)".to_owned(), |t| t.join("/"));
+        let note = f
+            .note
+            .as_deref()
+            .map(|n| format!("  [{n}]"))
+            .unwrap_or_default();
+        let line = format!("{} -> {to}{note}", f.source);
+        writeln!(out, "    {}", printable(&line))?;
+    }
+    if plan {
+        predicted::print(out, o)?;
     }
     Ok(())
 }

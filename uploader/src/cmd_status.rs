@@ -40,6 +40,7 @@ pub fn run(stage_dir: &Path, args: StatusArgs, out: &mut dyn Write) -> anyhow::R
         ("DONE", Align::Right),
         ("PENDING", Align::Right),
         ("EXCLUDED", Align::Right),
+        ("SOURCE DELETED", Align::Right),
         ("IN FLIGHT", Align::Right),
         ("FAILED", Align::Right),
         ("BYTES DONE", Align::Right),
@@ -54,6 +55,7 @@ pub fn run(stage_dir: &Path, args: StatusArgs, out: &mut dyn Write) -> anyhow::R
             grouped(r.done),
             grouped(r.pending),
             grouped(r.excluded),
+            grouped(r.deleted_on_source),
             grouped(r.in_flight),
             grouped(r.failed),
             format!(

@@ -43,6 +43,9 @@ pub enum TargetCommand {
         /// everything again.
         #[arg(long)]
         force: bool,
+        /// Print what was removed as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -98,6 +101,11 @@ pub struct NewTargetArgs {
     /// without one, each mailbox logs in with the same password.
     #[arg(long)]
     admin_user: Option<String>,
+    /// imap: for an admin that cannot log in as another user (Courier-IMAP): where each
+    /// mailbox is, levels separated by `/`, `{user}` standing for the target mailbox, e.g.
+    /// `/#shared/{user}`. The admin logs in as itself; the root is the mailbox's INBOX.
+    #[arg(long, requires = "admin_user")]
+    user_root: Option<String>,
     /// imap: the environment variable holding the password at run time.
     #[arg(long, conflicts_with = "password_file")]
     password_env: Option<String>,
@@ -170,6 +178,7 @@ fn settings(a: NewTargetArgs) -> anyhow::Result<TargetSettings> {
             auth: a.auth,
             admin_user: a.admin_user,
             secret: secret_source(a.password_env, a.password_file, "--password")?,
+            user_root: a.user_root.filter(|r| !r.trim_matches('/').is_empty()),
         },
     };
     let tls = TlsTrust::to_store(a.ca_file.as_deref(), a.insecure, a.tls_fingerprint)?;
@@ -209,6 +218,7 @@ fn write_target(out: &mut dyn Write, t: &TargetSettings) -> std::io::Result<()> 
             auth,
             admin_user,
             secret,
+            user_root,
             ..
         } => {
             items.push(("Security", security.to_string()));
@@ -219,6 +229,9 @@ fn write_target(out: &mut dyn Write, t: &TargetSettings) -> std::io::Result<()> 
                     .clone()
                     .unwrap_or_else(|| "(each mailbox logs in itself)".into()),
             ));
+            if let Some(root) = user_root {
+                items.push(("UserRoot", root.clone()));
+            }
             items.push(("PasswordFrom", secret.to_string()));
         }
     }
@@ -275,11 +288,25 @@ pub fn run(stage_dir: &Path, cmd: TargetCommand, out: &mut dyn Write) -> anyhow:
                 table.write(out)?;
             }
         }
-        TargetCommand::Remove { name, force } => {
-            Stage::open(stage_dir, Access::Write)?
+        TargetCommand::Remove { name, force, json } => {
+            let forgotten = Stage::open(stage_dir, Access::Write)?
                 .index_mut()
                 .remove_target(&name, force)?;
-            writeln!(out, "target {name:?} removed")?;
+            if json {
+                let removed = serde_json::json!({
+                    "removed": "target",
+                    "name": name,
+                    "upload_records_forgotten": forgotten,
+                });
+                print_json(out, &removed)?;
+            } else if forgotten > 0 {
+                writeln!(
+                    out,
+                    "target {name:?} removed, with its {forgotten} upload record(s)"
+                )?;
+            } else {
+                writeln!(out, "target {name:?} removed")?;
+            }
         }
     }
     Ok(0)

@@ -1,6 +1,7 @@
 //! `mailstage-upload`: pushes staged messages into Microsoft 365 (or any IMAP server)
 //! mailboxes, exactly once, resuming where a previous run stopped.
 
+mod cmd_lint;
 mod cmd_report;
 mod cmd_run;
 mod cmd_status;
@@ -18,9 +19,11 @@ use mailstage::report::terminal::Escaping;
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// The stage directory.
-    #[arg(long, global = true, env = "MAILSTAGE_DIR", default_value = "stage")]
-    stage: PathBuf,
+    /// The stage directory. `status` and `report` take it more than once to read the
+    /// stages of a batch's shards as one, without merging them.
+    #[arg(long, global = true, env = "MAILSTAGE_DIR", default_value = "stage",
+          action = clap::ArgAction::Append)]
+    stage: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,6 +38,12 @@ enum Command {
     ///
     /// Exit status: 0 all done, 1 a mailbox failed, 2 done but messages were refused.
     Run(cmd_run::RunArgs),
+    /// The dry run's predictions from the stage alone, with no connection and no credentials:
+    /// where each folder goes (names Microsoft 365 reserves or merges), messages over the
+    /// size limit, lines Exchange Online refuses, messages refused before.
+    ///
+    /// Exit status: 0 no message predicted not to arrive, 2 some are.
+    Lint(cmd_lint::LintArgs),
     /// Where each mailbox's upload stands.
     Status(cmd_status::StatusArgs),
     /// The migration report of a batch through both phases (extraction and upload to a
@@ -61,19 +70,23 @@ fn main() -> ExitCode {
     mailstage::cli::init_logging("warn");
     // Whatever a server sent is escaped before it reaches a terminal.
     let mut stdout = Escaping(std::io::stdout().lock());
+    let stages = cli.stage;
+    let one = || mailstage::cli::single_stage(&stages).map_err(anyhow::Error::msg);
+    let view = || mailstage::commands::merge::StageView::of(&stages).map_err(anyhow::Error::from);
     let result = match cli.command {
         Command::Doc(doc) => doc
             .run(Cli::command(), &mut stdout)
             .map_err(anyhow::Error::from),
-        Command::Target(cmd) => cmd_target::run(&cli.stage, cmd, &mut stdout),
-        Command::Run(args) => cmd_run::run(&cli.stage, args, &mut stdout),
-        Command::Status(args) => cmd_status::run(&cli.stage, args, &mut stdout),
-        Command::Report(args) => cmd_report::run(&cli.stage, args, &mut stdout),
-        Command::Verify { json } => {
-            mailstage::commands::verify::verify_command(&cli.stage, json, &mut stdout)
+        Command::Target(cmd) => one().and_then(|s| cmd_target::run(s, cmd, &mut stdout)),
+        Command::Run(args) => one().and_then(|s| cmd_run::run(s, args, &mut stdout)),
+        Command::Lint(args) => one().and_then(|s| cmd_lint::run(s, args, &mut stdout)),
+        Command::Status(args) => view().and_then(|v| cmd_status::run(v.dir(), args, &mut stdout)),
+        Command::Report(args) => view().and_then(|v| cmd_report::run(v.dir(), args, &mut stdout)),
+        Command::Verify { json } => one().and_then(|s| {
+            mailstage::commands::verify::verify_command(s, json, &mut stdout)
                 .map(|c| c as u8)
                 .map_err(anyhow::Error::from)
-        }
+        }),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -28,6 +28,9 @@ pub struct BatchSettings {
     pub include_folders: Vec<String>,
     /// Folder patterns to leave behind.
     pub exclude_folders: Vec<String>,
+    /// Namespaces copied besides the personal one (`--include-namespace`), each into its
+    /// own subtree (`Shared/…`, `Other Users/alice/…`); empty: the user's own mail only.
+    pub include_namespaces: Vec<crate::extract::namespaces::ForeignNamespace>,
     /// Messages larger than this many bytes are recorded and left behind.
     pub max_message_size: u64,
     /// At most this many items per mailbox (the newest are kept).
@@ -44,6 +47,7 @@ impl BatchSettings {
             auth: AuthChoice::Auto,
             include_folders: Vec::new(),
             exclude_folders: Vec::new(),
+            include_namespaces: Vec::new(),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_items: DEFAULT_MAX_ITEMS,
         }

@@ -129,6 +129,11 @@ pub enum TargetKind {
         admin_user: Option<String>,
         /// Where the admin's (or the shared) password is read from.
         secret: SecretSource,
+        /// For an admin that cannot log in as another user (Courier): where each mailbox
+        /// is, levels separated by `/`, `{user}` standing for the target mailbox
+        /// (`/#shared/{user}`). The admin logs in as itself; the root is the mailbox's INBOX.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_root: Option<String>,
     },
 }
 
@@ -250,6 +255,7 @@ mod tests {
                 auth: AuthChoice::Plain,
                 admin_user: Some("admin".into()),
                 secret: SecretSource::File("/etc/mailstage/admin".into()),
+                user_root: None,
             }
         );
         assert!(matches!(

@@ -28,6 +28,10 @@ pub enum CommandError {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// Writing the command's output failed (standard output closed, a full disk under a
+    /// redirection).
+    #[error("writing to standard output: {0}")]
+    Output(#[source] std::io::Error),
     /// The server (source or target) cannot be reached at all: every mailbox would fail.
     #[error("cannot reach {what}: {message}\n  hint: {hint}")]
     Unreachable {

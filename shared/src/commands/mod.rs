@@ -7,15 +7,21 @@
 //! - [`pass`]: a first or incremental pass of a batch (prepare, then run).
 //! - [`sync_loop`]: `batch sync --every`, passes on a schedule that outlives outages.
 //! - [`upload_run`]: a batch's staged mail into a target (prepare, then run).
+//! - [`lint`]: the dry run's predictions from the stage alone (no connection).
 //! - [`verify`]: re-hash the stage and report (the same for both binaries).
 //! - [`report`]: a batch's migration report (text, JSON, CSV, HTML).
+//! - [`merge`]: shard stages folded into one, and several stages read as one.
+//! - [`shards`]: a batch's shard plan and the shards' own stages.
 //! - [`approve_skipped`]: record an admin's approval of a batch's skipped items.
 
 pub mod approve_skipped;
 mod error;
+pub mod lint;
+pub mod merge;
 pub mod new_batch;
 pub mod pass;
 pub mod report;
+pub mod shards;
 pub mod sync_loop;
 pub mod test_server;
 pub mod upload_run;

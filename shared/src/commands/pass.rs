@@ -3,7 +3,7 @@
 //! CSV against the batch and builds the job; [`PreparedPass::run`] reaches the server and
 //! runs it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -16,6 +16,7 @@ use crate::imap::Fingerprint;
 use crate::imap::diagnose::check_server_reachable;
 use crate::imap::transport::ConnectOptions;
 use crate::retry::RetryPolicy;
+use crate::shard::ShardRequest;
 use crate::stage::index::{BatchState, Index, MailboxInfo, NewMailbox};
 use crate::stage::{Access, Stage, with_index};
 
@@ -34,6 +35,8 @@ pub struct PassRequest {
     pub tls_fingerprint: Option<Fingerprint>,
     /// A first pass or an incremental one.
     pub pass: Pass,
+    /// Only the mailboxes of this shard of the batch's plan.
+    pub shard: Option<ShardRequest>,
 }
 
 impl PassRequest {
@@ -46,6 +49,7 @@ impl PassRequest {
             insecure: false,
             tls_fingerprint: None,
             pass,
+            shard: None,
         }
     }
 }
@@ -99,7 +103,11 @@ pub fn prepare_pass(stage_dir: &Path, req: &PassRequest) -> Result<PreparedPass>
             ))
         })?;
     let rows = read_batch_file(&csv)?;
-    let mailboxes = mailbox_jobs(index, &req.batch, &csv, &rows)?;
+    let members = match req.shard {
+        Some(shard) => Some(super::shards::shard_members(index, &req.batch, shard)?.1),
+        None => None,
+    };
+    let mailboxes = mailbox_jobs(index, &req.batch, &csv, &rows, members.as_ref())?;
     let mut connect = ConnectOptions::new(&endpoint.server, endpoint.port, endpoint.security);
     let run_trust = TlsTrust::for_run(req.ca_file.as_deref(), req.insecure, req.tls_fingerprint);
     endpoint.tls.apply(&run_trust, &mut connect);
@@ -115,6 +123,7 @@ pub fn prepare_pass(stage_dir: &Path, req: &PassRequest) -> Result<PreparedPass>
             max_message_size: batch.settings.max_message_size,
             max_items: batch.settings.max_items,
             include: batch.settings.include_folders.clone(),
+            include_namespaces: batch.settings.include_namespaces.clone(),
             exclude: batch.settings.exclude_folders.clone(),
         },
         retry: RetryPolicy::default(),
@@ -124,7 +133,8 @@ pub fn prepare_pass(stage_dir: &Path, req: &PassRequest) -> Result<PreparedPass>
     Ok(PreparedPass { stage, job })
 }
 
-/// One job per mailbox of the batch, with its CSV row's login; the CSV is the admin's
+/// One job per mailbox of the batch (of those in `wanted`, lower-cased, when given: a
+/// shard's), with its CSV row's login; the CSV is the admin's
 /// current word on logins, so changes are recorded (only changes: a batch of hundreds
 /// would otherwise commit once per mailbox each run).
 fn mailbox_jobs(
@@ -132,6 +142,7 @@ fn mailbox_jobs(
     batch: &str,
     csv: &Path,
     rows: &[BatchRow],
+    wanted: Option<&HashSet<String>>,
 ) -> Result<Vec<MailboxJob>> {
     let known = index.mailboxes(batch)?;
     let batch_id = index.batch_id(batch)?;
@@ -154,6 +165,9 @@ fn mailbox_jobs(
     let mut jobs = Vec::new();
     let mut missing = Vec::new();
     for m in &known {
+        if wanted.is_some_and(|w| !w.contains(&m.email.to_lowercase())) {
+            continue;
+        }
         let Some(&row) = by_email.get(&m.email.to_ascii_lowercase()) else {
             missing.push(m.email.as_str());
             continue;
@@ -199,6 +213,12 @@ impl PreparedPass {
     /// How many mailboxes the pass covers.
     pub fn mailboxes(&self) -> usize {
         self.job.mailboxes.len()
+    }
+
+    /// The stage (open for writing) and the job, for a use case that does something else
+    /// with them than a pass (`batch plan` measures the mailboxes).
+    pub fn into_parts(self) -> (Stage, PassJob) {
+        (self.stage, self.job)
     }
 
     /// Fails fast, with test-server's diagnosis, when the server cannot be reached at all

@@ -136,14 +136,14 @@ pub fn run_loop(
                 let give_up = limit.is_some_and(|n| failed_in_row >= n);
                 let detail = format!("cycle {cycles} failed ({failed_in_row} in a row): {why}");
                 tracing::warn!("{detail}");
-                writeln!(out, "sync cycle {cycles} failed: {why}").map_err(output)?;
+                writeln!(out, "sync cycle {cycles} failed: {why}").map_err(CommandError::Output)?;
                 journal.record("sync.cycle_failed", &detail);
                 give_up.then(|| format!("{failed_in_row} failed cycles in a row"))
             }
         };
         let why_stop = why_stop.or_else(|| signalled(stop));
         if let Some(why) = why_stop {
-            return stopped(out, journal, &why, cycles, code).map_err(output);
+            return stopped(out, journal, &why, cycles, code).map_err(CommandError::Output);
         }
         let start = settings.next_start(Instant::now(), tick, failed_in_row);
         let wait = start.saturating_duration_since(Instant::now());
@@ -152,11 +152,11 @@ pub fn run_loop(
         } else {
             "next sync in"
         };
-        writeln!(out, "{next} {}", show_wait(wait)).map_err(output)?;
-        out.flush().map_err(output)?;
+        writeln!(out, "{next} {}", show_wait(wait)).map_err(CommandError::Output)?;
+        out.flush().map_err(CommandError::Output)?;
         if !sleep_until(start, stop) {
             let why = signalled(stop).unwrap_or_default();
-            return stopped(out, journal, &why, cycles, code).map_err(output);
+            return stopped(out, journal, &why, cycles, code).map_err(CommandError::Output);
         }
     }
 }
@@ -179,15 +179,6 @@ fn chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text
-}
-
-/// Writing the loop's lines failed (standard output closed).
-fn output(source: std::io::Error) -> CommandError {
-    CommandError::File {
-        action: "write to",
-        path: "standard output".into(),
-        source,
-    }
 }
 
 fn signalled(stop: &AtomicBool) -> Option<String> {

@@ -13,7 +13,7 @@ use crate::imap::diagnose::check_server;
 use crate::imap::transport::ConnectOptions;
 use crate::oauth2::{OAuthConfig, TokenSource};
 use crate::retry::RetryPolicy;
-use crate::stage::{Access, Stage};
+use crate::stage::{Access, Index, Stage};
 use crate::upload::{
     Credentials, MailboxUpload, MappingRules, RateLimits, SharedProgress, UploadJob, UploadOutcome,
     run_upload,
@@ -46,6 +46,8 @@ pub struct UploadRequest {
     pub insecure: bool,
     /// Pin the target's certificate for this run (wins over the target's).
     pub tls_fingerprint: Option<Fingerprint>,
+    /// Only the mailboxes of this shard of the batch's plan.
+    pub shard: Option<crate::shard::ShardRequest>,
 }
 
 /// An upload ready to run.
@@ -86,34 +88,12 @@ impl UploadReport {
 pub fn prepare_upload(stage_dir: &Path, req: &UploadRequest) -> Result<PreparedUpload> {
     let stage = Stage::open(stage_dir, Access::Write)?;
     let target = stage.index().target(&req.target)?;
-    let mut mailboxes: Vec<MailboxUpload> = stage
-        .index()
-        .mailboxes(&req.batch)?
-        .into_iter()
-        .map(MailboxUpload::of)
-        .collect();
-    if !req.users.is_empty() {
-        if let Some(u) = req
-            .users
-            .iter()
-            .find(|u| !mailboxes.iter().any(|m| m.email.eq_ignore_ascii_case(u)))
-        {
-            return Err(CommandError::Refused(format!(
-                "--users: {u} is not a mailbox of batch {:?}",
-                req.batch
-            )));
-        }
-        mailboxes.retain(|m| req.users.iter().any(|u| u.eq_ignore_ascii_case(&m.email)));
+    let mut mailboxes = select_mailboxes(stage.index(), &req.batch, &req.users)?;
+    if let Some(shard) = req.shard {
+        let (_, members) = super::shards::shard_members(stage.index(), &req.batch, shard)?;
+        mailboxes.retain(|m| members.contains(&m.email.to_lowercase()));
     }
-    let rules = MappingRules {
-        renames: req
-            .maps
-            .iter()
-            .map(|m| MappingRules::parse_rename(m))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(CommandError::Refused)?,
-        excludes: req.excludes.clone(),
-    };
+    let rules = MappingRules::from_args(&req.maps, &req.excludes).map_err(CommandError::Refused)?;
     let ca_file = req.ca_file.clone().or_else(|| target.tls.ca_file.clone());
     let (mut connect, credentials) = credentials(&target, ca_file.as_deref())?;
     let run_trust = TlsTrust::for_run(req.ca_file.as_deref(), req.insecure, req.tls_fingerprint);
@@ -134,6 +114,32 @@ pub fn prepare_upload(stage_dir: &Path, req: &UploadRequest) -> Result<PreparedU
     Ok(PreparedUpload { stage, job })
 }
 
+/// The batch's mailboxes to upload, or those named in `users` (each of which must be in the
+/// batch).
+pub(crate) fn select_mailboxes(
+    index: &Index,
+    batch: &str,
+    users: &[String],
+) -> Result<Vec<MailboxUpload>> {
+    let mut mailboxes: Vec<MailboxUpload> = index
+        .mailboxes(batch)?
+        .into_iter()
+        .map(MailboxUpload::of)
+        .collect();
+    if let Some(u) = users
+        .iter()
+        .find(|u| !mailboxes.iter().any(|m| m.email.eq_ignore_ascii_case(u)))
+    {
+        return Err(CommandError::Refused(format!(
+            "--users: {u} is not a mailbox of batch {batch:?}"
+        )));
+    }
+    if !users.is_empty() {
+        mailboxes.retain(|m| users.iter().any(|u| u.eq_ignore_ascii_case(&m.email)));
+    }
+    Ok(mailboxes)
+}
+
 /// Where the target is and how each mailbox logs in; the secret is read now (never stored).
 fn credentials(
     t: &TargetSettings,
@@ -152,10 +158,12 @@ fn credentials(
             auth,
             admin_user,
             secret,
+            user_root,
         } => Ok((
             ConnectOptions::new(server, *port, *security),
             Credentials::Password {
                 admin: admin_user.clone(),
+                user_root: user_root.clone(),
                 secret: secret.read().map_err(secret_error)?,
                 auth: *auth,
             },

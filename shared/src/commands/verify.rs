@@ -3,11 +3,12 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::{CommandError, Result};
 use crate::stage::{Access, Stage, StageError, verify};
 
 /// Runs `verify` on the stage at `dir`, writes the report (text or JSON) to `out`, and
 /// returns the process exit code: 0 clean, 1 damaged or missing blobs, 2 garbage only.
-pub fn verify_command(dir: &Path, json: bool, out: &mut dyn Write) -> Result<i32, StageError> {
+pub fn verify_command(dir: &Path, json: bool, out: &mut dyn Write) -> Result<i32> {
     let stage = Stage::open(dir, Access::Read)?;
     let report = verify::verify(&stage)?;
     let text = if json {
@@ -19,10 +20,6 @@ pub fn verify_command(dir: &Path, json: bool, out: &mut dyn Write) -> Result<i32
         report.render_text()
     };
     out.write_all(text.as_bytes())
-        .map_err(|source| StageError::Io {
-            action: "write report to",
-            path: "standard output".into(),
-            source,
-        })?;
+        .map_err(CommandError::Output)?;
     Ok(report.exit_code())
 }

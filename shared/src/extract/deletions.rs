@@ -1,4 +1,5 @@
-//! Noticing messages expunged on the source since the last pass, at no cost when none were:
+//! Noticing messages expunged on the source since the last pass where QRESYNC does not name
+//! them (`VANISHED (EARLIER)`, read when the folder is opened), at no cost when none were:
 //! the server's message count up to the last recorded UID is compared with the rows the
 //! stage holds for it, and only a shortfall costs a `UID SEARCH UID 1:N` (or nothing, when
 //! the FLAGS of every staged UID were just fetched anyway, as without CONDSTORE).

@@ -73,8 +73,13 @@ pub fn select_folders(
             Some(_) => Place::Own(&entry.name),
             None => ownership.place(&entry.name),
         };
-        let own = match own {
-            Place::Own(own) => own,
+        let (own, subtree) = match own {
+            Place::Own(own) => (own, None),
+            // Opted in: read, named under the namespace's own subtree.
+            Place::Foreign(whose, prefix) if limits.include_namespaces.contains(&whose) => {
+                let rest = entry.name.get(prefix.len()..).unwrap_or_default();
+                (rest, Some(whose.subtree()))
+            }
             Place::Foreign(whose, prefix) => {
                 left_out.push(LeftOut {
                     name: entry
@@ -97,6 +102,11 @@ pub fn select_folders(
         {
             Ok(name) => (name, None),
             Err(e) => (String::from_utf8_lossy(own).into_owned(), Some(e)),
+        };
+        let decoded = match subtree {
+            Some(top) if decoded.is_empty() => top.to_owned(),
+            Some(top) => format!("{top}{}{decoded}", delimiter.unwrap_or('/')),
+            None => decoded,
         };
         let Some(name) = within_root(&decoded, user_root, delimiter) else {
             continue; // another user's folder in the admin's tree: not this mailbox's
@@ -180,6 +190,7 @@ mod tests {
             max_items: 1,
             include: include.iter().map(|s| s.to_string()).collect(),
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            include_namespaces: Vec::new(),
         }
     }
 
@@ -256,6 +267,18 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].name, "#shared.zoë.Café");
         assert_eq!(out[0].namespace, Some(ForeignNamespace::Shared));
+
+        // Opted in: the shared folder is read, named under its subtree; the wire stays.
+        let mut opted = limits(&[], &[]);
+        opted.include_namespaces = vec![ForeignNamespace::Shared];
+        let (chosen, out) = select_folders(&listed, None, &ownership, &opted, false);
+        let names: Vec<&str> = chosen.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["INBOX", "Café", "A.B", "Shared.zoë.Café"]);
+        assert_eq!(chosen[3].wire, b"#shared.zo&AOs-.Caf&AOk-");
+        assert!(out.is_empty());
+        opted.include_namespaces = vec![ForeignNamespace::OtherUsers];
+        let (chosen, _) = select_folders(&listed, None, &ownership, &opted, false);
+        assert_eq!(chosen.len(), 3, "only the namespaces asked for");
     }
 
     #[test]

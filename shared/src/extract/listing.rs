@@ -116,6 +116,34 @@ pub(crate) async fn list_folders<S: AsyncRead + AsyncWrite + Unpin>(
     })
 }
 
+/// Lists the folders a pass of this CSV row would read, on a logged-in session, with the
+/// batch's default folder filters: `Ok(Some(hint))` when there is none (the pass would fail
+/// the mailbox as having nothing to migrate), `Ok(None)` when there is one.
+pub(crate) async fn nothing_to_migrate<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut Session<S>,
+    row: &crate::catalog::BatchRow,
+) -> Result<Option<String>, ExtractError> {
+    let mb = MailboxJob {
+        mailbox_id: 0,
+        email: row.email.clone(),
+        user_name: row.user_name.clone(),
+        password: row.password.clone(),
+        user_root: row.user_root.clone(),
+    };
+    let limits = Limits {
+        max_message_size: u64::MAX,
+        max_items: u64::MAX,
+        include: Vec::new(),
+        exclude: Vec::new(),
+        include_namespaces: Vec::new(),
+    };
+    match list_folders(s, &mb, &limits).await {
+        Ok(_) => Ok(None),
+        Err(ExtractError::NothingToMigrate { hint, .. }) => Ok(Some(hint)),
+        Err(e) => Err(e),
+    }
+}
+
 /// `LIST` pattern for the `UserRoot` subtree (`#shared.alice*` for `/#shared/alice` on a
 /// server whose delimiter is `.`), in modified UTF-7.
 fn root_pattern(user_root: Option<&str>, listed: &[ListEntry]) -> Option<String> {

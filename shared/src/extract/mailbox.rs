@@ -17,7 +17,7 @@ use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
 use crate::imap::pipeline::OpenedAndListed;
 use crate::imap::transport::connect;
 use crate::imap::types::StatusResponse;
-use crate::imap::{During as _, FetchData, SequenceSet, Session, SessionConfig};
+use crate::imap::{During as _, FetchData, ImapStepError, SequenceSet, Session, SessionConfig};
 use crate::retry::{Attempts, Next};
 use crate::stage::index::{FolderInfo, MailboxState, MessageState, OpenedFolder};
 
@@ -136,11 +136,13 @@ async fn sync_once(
         left_out,
         statuses,
     } = list_folders(&mut s, mb, &ctx.limits).await?;
-    counts.left_out_namespaces = left_out
+    let foreign: Vec<_> = left_out
         .iter()
-        .filter(|l| l.namespace.is_some())
-        .map(|l| l.name.clone())
+        .filter_map(|l| Some((l.name.clone(), l.namespace?)))
         .collect();
+    ctx.stage
+        .index(|i| i.set_namespace_folders(mb.mailbox_id, &foreign))?;
+    counts.left_out_namespaces = foreign.into_iter().map(|(name, _)| name).collect();
     let not_mutf7: Vec<_> = plans
         .iter()
         .filter_map(|p| Some((&p.name, p.not_mutf7.as_ref()?)))
@@ -185,9 +187,17 @@ async fn sync_once(
     // ... and recorded in the index in one transaction.
     let mut prefetched = record_opened(ctx, mb.mailbox_id, &to_open, prefetched)?;
     let mut examined = Vec::with_capacity(to_open.len());
+    let mut open = Open {
+        condstore,
+        qresync: match condstore && s.has_capability("QRESYNC") {
+            true => Qresync::Offered,
+            false => Qresync::Unavailable,
+        },
+        finished,
+    };
     for plan in to_open {
         let pre = prefetched.remove(&plan.wire);
-        examined.push(examine_folder(ctx, &mut s, mb, plan, condstore, counts, pre).await?);
+        examined.push(examine_folder(ctx, &mut s, mb, plan, &mut open, counts, pre).await?);
     }
 
     let candidates: Vec<Candidate> = examined
@@ -342,30 +352,95 @@ async fn status_messages<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Phase 1 for one folder: EXAMINE, notice a UIDVALIDITY change, flag changes, new UIDs.
+/// How folders are opened on this connection.
+struct Open<'a> {
+    /// EXAMINE with `(CONDSTORE)`.
+    condstore: bool,
+    /// QRESYNC (RFC 7162): an EXAMINE with the last pass's UIDVALIDITY and HIGHESTMODSEQ
+    /// names what was expunged since, so a deletion costs no UID SEARCH.
+    qresync: Qresync,
+    /// Folders finished earlier in this pass (before a reconnection): not resynced again.
+    finished: &'a HashSet<i64>,
+}
+
+/// Where QRESYNC stands on a connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Qresync {
+    /// Not offered (or refused): deletions are found by counting.
+    Unavailable,
+    /// Offered, enabled at the first folder that has a HIGHESTMODSEQ from an earlier pass.
+    Offered,
+    /// Enabled on this connection.
+    Enabled,
+}
+
+impl Open<'_> {
+    /// The UIDVALIDITY and HIGHESTMODSEQ to resync `wire` from, enabling QRESYNC on the
+    /// connection at its first use; `None` to open it without.
+    async fn resync_from<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        ctx: &Ctx,
+        s: &mut Session<S>,
+        mb: &MailboxJob,
+        wire: &[u8],
+    ) -> Result<Option<(u32, u64)>, ExtractError> {
+        if self.qresync == Qresync::Unavailable {
+            return Ok(None);
+        }
+        let Some(known) = ctx
+            .stage
+            .index(|i| i.folder_sync(mb.mailbox_id, wire))?
+            .filter(|f| !self.finished.contains(&f.id))
+            .and_then(|f| Some((f.uidvalidity?, f.highest_modseq?)))
+        else {
+            return Ok(None);
+        };
+        if self.qresync == Qresync::Offered {
+            self.qresync = match s.enable(&["QRESYNC"]).await {
+                Ok(on) if on.iter().any(|e| e.eq_ignore_ascii_case("QRESYNC")) => Qresync::Enabled,
+                Ok(_) => Qresync::Unavailable,
+                Err(source) if source.is_transient() => {
+                    let context = "enabling QRESYNC".into();
+                    return Err(ImapStepError { context, source }.into());
+                }
+                Err(e) => {
+                    tracing::debug!(mailbox = %mb.email, "ENABLE QRESYNC refused ({e}); deletions are found by counting");
+                    Qresync::Unavailable
+                }
+            };
+        }
+        Ok((self.qresync == Qresync::Enabled).then_some(known))
+    }
+}
+
 async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     s: &mut Session<S>,
     mb: &MailboxJob,
     plan: FolderPlan,
-    condstore: bool,
+    open: &mut Open<'_>,
     counts: &mut MailboxCounts,
     pre: Option<OpenedAhead>,
 ) -> Result<Examined, ExtractError> {
+    let condstore = open.condstore;
     let opened_ahead = pre.is_some();
-    let (info, mut listed_new, opened) = match pre {
-        Some((p, opened)) => (p.mailbox, p.fetched, opened),
+    // `known`: the UIDVALIDITY and HIGHESTMODSEQ the folder was opened with under QRESYNC.
+    let (info, mut listed_new, opened, known) = match pre {
+        Some((p, opened)) => (p.mailbox, p.fetched, opened, None),
         None => {
-            let info = s
-                .examine(&plan.wire, condstore)
-                .await
-                .during(|| format!("EXAMINE {:?}", plan.name))?;
+            let known = open.resync_from(ctx, s, mb, &plan.wire).await?;
+            let info = match known {
+                Some((validity, modseq)) => s.examine_qresync(&plan.wire, validity, modseq).await,
+                None => s.examine(&plan.wire, condstore).await,
+            }
+            .during(|| format!("EXAMINE {:?}", plan.name))?;
             let folder = folder_info(&plan);
             let opened = ctx
                 .stage
                 .index(|i| i.open_folder(mb.mailbox_id, &folder, info.uid_validity))?;
             ctx.stage
                 .index(|i| i.set_folder_source_count(opened.id, info.exists))?;
-            (info, None, opened)
+            (info, None, opened, known)
         }
     };
     let uidvalidity = info.uid_validity;
@@ -456,7 +531,17 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
             listed = Some(changes.iter().map(|(uid, _)| *uid).collect());
         }
     }
-    if highest > 0 && !restarted {
+    // Opened with QRESYNC parameters the server accepted (same UIDVALIDITY): its `VANISHED
+    // (EARLIER)`, or the lack of one, says what was expunged since the last pass (RFC 7162:
+    // every such UID, possibly more); otherwise the message count decides.
+    let resynced = known.is_some_and(|(validity, _)| validity == uidvalidity);
+    if resynced && highest > 0 && !restarted {
+        if let Some(vanished) = &info.vanished {
+            counts.deleted_on_source += ctx.stage.index(|i| {
+                i.mark_vanished(folder_id, uidvalidity, highest, |u| vanished.contains(u))
+            })?;
+        }
+    } else if highest > 0 && !restarted {
         let seen = Seen {
             name: &plan.name,
             folder_id,

@@ -21,13 +21,14 @@ pub(crate) use bodies::message_id;
 mod context;
 mod deletions;
 pub mod folders;
-mod listing;
+pub(crate) mod listing;
 mod mailbox;
 pub mod namespaces;
 pub mod plan;
 mod prefetch;
 mod resume;
 mod run;
+pub mod sizing;
 mod summary;
 mod unchanged;
 
@@ -62,6 +63,9 @@ pub struct Limits {
     pub include: Vec<String>,
     /// Folders matching any of these are left out.
     pub exclude: Vec<String>,
+    /// Other users' or shared namespaces read besides the personal one, each staged under
+    /// its subtree ([`namespaces::ForeignNamespace::subtree`]).
+    pub include_namespaces: Vec<namespaces::ForeignNamespace>,
 }
 
 /// One mailbox to extract (a CSV row joined with its index row).

@@ -8,7 +8,9 @@
 use crate::imap::types::Namespaces;
 
 /// A namespace that is not the user's own.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ForeignNamespace {
     /// Other users' namespace (folders shared with this user by their owners).
@@ -23,6 +25,39 @@ impl ForeignNamespace {
         match self {
             ForeignNamespace::OtherUsers => "other users' namespace",
             ForeignNamespace::Shared => "shared namespace",
+        }
+    }
+
+    /// The top folder its folders are staged under when a batch includes it
+    /// (`--include-namespace`): `Other Users/alice/Projects`, `Shared/Announcements`.
+    pub fn subtree(self) -> &'static str {
+        match self {
+            ForeignNamespace::OtherUsers => "Other Users",
+            ForeignNamespace::Shared => "Shared",
+        }
+    }
+
+    /// Its word in the index and in JSON (`other_users`, `shared`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForeignNamespace::OtherUsers => "other_users",
+            ForeignNamespace::Shared => "shared",
+        }
+    }
+}
+
+impl std::str::FromStr for ForeignNamespace {
+    type Err = String;
+
+    /// `shared` (or `public`), `other` (or `other-users`), in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "shared" | "public" => Ok(ForeignNamespace::Shared),
+            "other" | "other-users" | "other_users" => Ok(ForeignNamespace::OtherUsers),
+            _ => Err(format!(
+                "unknown namespace {s:?}: expected shared (shared or public folders) or other \
+                 (other users' folders shared with the user)"
+            )),
         }
     }
 }

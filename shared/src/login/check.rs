@@ -1,5 +1,6 @@
 //! `test-server --csv`: logging in with each row of a batch file, timed, with a diagnosis
-//! an admin can act on when a login fails (the admin formats know whose password was wrong).
+//! an admin can act on when a login fails (the admin formats know whose password was wrong),
+//! then listing its folders as a pass would: a login that sees none fails as `no_folders`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -80,8 +81,30 @@ pub async fn check_login(opts: &ConnectOptions, row: &BatchRow, choice: AuthChoi
             match log_in(&mut session, &row.user_name, &row.password, choice).await {
                 Ok(method) => {
                     check.method = Some(method.to_string());
-                    check.ok = true;
                     check.capabilities = session.capabilities().to_vec();
+                    // Logged in: does it see anything a pass would read?
+                    match crate::extract::listing::nothing_to_migrate(&mut session, row).await {
+                        Ok(None) => check.ok = true,
+                        Ok(Some(hint)) => {
+                            check.failure = Some(Failure {
+                                kind: FailureKind::NoFolders,
+                                message: format!(
+                                    "{}: nothing to migrate: the login works but sees no folder to read",
+                                    row.email
+                                ),
+                                hint,
+                            });
+                        }
+                        Err(e) => {
+                            check.failure = Some(Failure {
+                                kind: FailureKind::Protocol,
+                                message: format!("{}: listing its folders: {e}", row.email),
+                                hint:
+                                    "the login works; check the server's logs for why LIST failed"
+                                        .into(),
+                            });
+                        }
+                    }
                     let _ = session.logout().await;
                 }
                 Err(e) => check.failure = Some(login_failure(&e, &row.user_name)),

@@ -85,6 +85,13 @@ impl LiveProgress {
         }
     }
 
+    /// True when each mailbox's summary line was shown above the bars as it finished, on a
+    /// terminal that standard output goes to as well: the final list need not repeat them
+    /// (redirected, standard output is the record and gets every line).
+    pub fn showed_summaries(&self) -> bool {
+        self.bars.is_some() && std::io::stdout().is_terminal()
+    }
+
     /// Removes the bars before the summary is printed.
     pub fn finish(&self) {
         if let Some(b) = &self.bars {

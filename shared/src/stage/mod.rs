@@ -18,6 +18,9 @@ mod hash;
 pub mod index;
 mod lock;
 pub mod maildir;
+mod merge;
+#[cfg(test)]
+mod merge_tests;
 mod partial;
 mod safe_name;
 mod schema;
@@ -33,6 +36,7 @@ pub use gc::GcReport;
 pub use hash::BlobHash;
 pub use index::Index;
 pub use lock::Access;
+pub use merge::MergedStage;
 pub use partial::{OVERLAP, PartialKey, PartialWriter};
 pub use safe_name::{safe_component, safe_file_name};
 pub use schema::SCHEMA_VERSION;

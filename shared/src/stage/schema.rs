@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -266,4 +266,39 @@ const V8: &str = r#"
 ALTER TABLE folders ADD COLUMN source_messages INTEGER;
 ALTER TABLE folders ADD COLUMN source_checked_at TEXT;
 ALTER TABLE folders ADD COLUMN note TEXT;
+"#;
+
+/// Version 9: a batch split into shards (`batch plan B --shards N`).
+///
+/// - `batches.shards`: how many shards the batch is planned in; NULL before a plan.
+/// - `mailboxes.shard`: the mailbox's shard (0 to `shards - 1`); set once and never moved, so
+///   every shard, every later sync and every merged stage agree. NULL until planned.
+/// - `mailboxes.planned_bytes`, `mailboxes.planned_messages`: what the source reported for the
+///   mailbox when it was planned (NULL when the size was unknown and the shard came from a
+///   hash of the address).
+/// - `events_at`: merging stages (`stage merge`) looks events up by time to copy each once.
+const V9: &str = r#"
+ALTER TABLE batches ADD COLUMN shards INTEGER CHECK (shards IS NULL OR shards > 0);
+ALTER TABLE mailboxes ADD COLUMN shard INTEGER CHECK (shard IS NULL OR shard >= 0);
+ALTER TABLE mailboxes ADD COLUMN planned_bytes INTEGER;
+ALTER TABLE mailboxes ADD COLUMN planned_messages INTEGER;
+CREATE INDEX events_at ON events(at);
+"#;
+
+/// Version 10: other users' and shared namespaces.
+///
+/// - `batches.include_namespaces`: the namespaces besides the personal one a batch copies
+///   (`batch new --include-namespace shared|other`), a JSON array of `other_users` /
+///   `shared`; empty (the default) copies the personal namespace only.
+/// - `namespace_folders`: the folders of other users' or shared namespaces the last pass of
+///   a mailbox listed and left out (not the user's own mail), for `batch status`; replaced
+///   by every pass.
+const V10: &str = r#"
+ALTER TABLE batches ADD COLUMN include_namespaces TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE namespace_folders (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    namespace TEXT NOT NULL CHECK (namespace IN ('other_users', 'shared')),
+    PRIMARY KEY (mailbox_id, name)
+);
 "#;

@@ -28,15 +28,10 @@ pub struct Outgoing {
 pub enum Delivery {
     /// Stored; the target's id for it when it gave one.
     Stored(Option<String>),
-    /// Stored, but its `\Flagged` (set by a STORE after the APPEND on Microsoft 365) could
-    /// not be set: the SELECT or STORE was throttled, cut or refused. The message must not
-    /// be sent again; the flag is set later by `id`.
-    StoredFlagPending {
-        /// The target's id for it (`uidvalidity:uid`).
-        id: String,
-        /// Why the flag is not set (a transient cause ends the connection's work).
-        cause: UploadError,
-    },
+    /// Stored, but its `\Flagged` is still to be set by [`Destination::set_flagged`] with
+    /// this id (`uidvalidity:uid`) once no answer is outstanding: Microsoft 365 drops it
+    /// from the APPEND.
+    StoredToFlag(String),
     /// Refused for this message only (too large, malformed …), with the target's words.
     Refused(String),
     /// Refused because of the folder (it does not exist, no permission …): its other
@@ -69,12 +64,26 @@ pub trait Destination: Send {
         &mut self,
         path: &[String],
     ) -> impl Future<Output = Result<Option<String>, UploadError>> + Send;
-    /// Stores a message in a folder.
-    fn append(
+    /// Starts storing a message in a folder; its answer comes later from
+    /// [`Destination::answer`] with `ticket`. An error means the link failed: no answer will
+    /// come for this message, but answers to those sent before it may still come from
+    /// [`Destination::answer`] until it fails.
+    fn start_append(
         &mut self,
         folder: &[String],
         message: Outgoing,
-    ) -> impl Future<Output = Result<Delivery, UploadError>> + Send;
+        ticket: u64,
+    ) -> impl Future<Output = Result<(), UploadError>> + Send;
+    /// True when a message of `size` bytes may be started while others are still
+    /// unanswered (IMAP: LITERAL+); otherwise every answer is awaited before it starts.
+    fn sends_ahead(&self, size: u64) -> bool;
+    /// The answer to one of the started messages: its ticket, and what became of it (an
+    /// error inside, such as a throttle, is the target's answer for that message only).
+    /// An error outside means the link failed: no more answers will come. Call it only
+    /// while a started message is unanswered.
+    fn answer(
+        &mut self,
+    ) -> impl Future<Output = Result<(u64, Result<Delivery, UploadError>), UploadError>> + Send;
     /// The messages in a folder that carry a resume key: the Message-ID, or the
     /// INTERNALDATE to the second with a Subject, Date and From that match decoded (see
     /// [`HeaderFingerprint::matches`](super::HeaderFingerprint::matches)). A folder that no
@@ -107,10 +116,15 @@ pub trait Destination: Send {
 #[derive(Clone)]
 pub enum Credentials {
     /// A password login: as `mailbox*admin` (SASL PLAIN with authzid where offered) when an
-    /// admin is given, else as the mailbox's address.
+    /// admin is given, else as the mailbox's address; with a user root, as the admin itself.
     Password {
         /// The admin (master user), if any.
         admin: Option<String>,
+        /// Where an admin that cannot log in as another user finds each mailbox (Courier:
+        /// `/#shared/{user}`, levels separated by `/`; `{user}` is the target mailbox): the
+        /// admin logs in as itself, the root is the mailbox's INBOX and its folders are
+        /// beneath it.
+        user_root: Option<String>,
         /// The admin's or the shared password, read at run time.
         secret: SecretString,
         /// LOGIN, PLAIN or auto.
@@ -123,9 +137,15 @@ pub enum Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Credentials::Password { admin, auth, .. } => f
+            Credentials::Password {
+                admin,
+                auth,
+                user_root,
+                ..
+            } => f
                 .debug_struct("Password")
                 .field("admin", admin)
+                .field("user_root", user_root)
                 .field("auth", auth)
                 .finish_non_exhaustive(),
             Credentials::Bearer(_) => f.write_str("Bearer(..)"),

@@ -6,13 +6,13 @@ use std::collections::BTreeSet;
 
 use secrecy::SecretString;
 
+use super::UploadError;
 use super::destination::{Credentials, Delivery, Destination, Matching, Outgoing};
 use super::fingerprint::{FIELDS, HeaderFingerprint};
+use super::home::Home;
 use super::key::ResumeKey;
 use super::mapping::{Role, TargetFolders};
 use super::refusal::{self, Scope};
-use super::{UploadError, is_flagged};
-use crate::imap::mutf7;
 use crate::imap::transport::{ConnectOptions, Transport, connect};
 use crate::imap::{
     AppendLimit, During as _, ImapError, ImapStepError, SequenceSet, Session, SessionConfig,
@@ -22,12 +22,17 @@ use crate::login::AuthChoice;
 
 /// A logged-in session with one target mailbox.
 pub struct ImapTarget {
-    session: Session<Transport>,
-    delimiter: char,
+    pub(super) session: Session<Transport>,
+    /// Where the mailbox's folders are: under the personal namespace prefix or a user root.
+    home: Home,
     /// Microsoft 365: `\Flagged` given to APPEND is dropped, so it is set by a STORE after.
-    store_flagged: bool,
+    pub(super) store_flagged: bool,
     /// The folder currently SELECTed (wire name) and its UIDVALIDITY.
     selected: Option<(Vec<u8>, u32)>,
+    /// APPENDs sent and not answered yet, oldest first.
+    pub(super) unanswered: Vec<super::imap_append::Unanswered>,
+    /// Answers already known (an APPEND sent one at a time), oldest first.
+    pub(super) answered: std::collections::VecDeque<super::imap_append::Answer>,
 }
 
 impl ImapTarget {
@@ -55,19 +60,38 @@ impl ImapTarget {
             .await
             .during(|| "asking the target for its hierarchy delimiter".into())?
             .unwrap_or('/');
+        let home = match credentials {
+            Credentials::Password {
+                user_root: Some(root),
+                ..
+            } => Home::under_root(delimiter, &user_root_of(root, mailbox)),
+            // Exchange's personal namespace is the top (`"" "/"`): no round trip to ask.
+            _ if m365 => Home::top(delimiter),
+            _ if session.has_capability("NAMESPACE") => match session.namespace().await {
+                Ok(ns) => Home::from_namespaces(delimiter, &ns),
+                Err(source) if source.is_transient() => {
+                    let context = "asking the target for its namespaces".into();
+                    return Err(ImapStepError { context, source }.into());
+                }
+                Err(e) => {
+                    tracing::warn!(%mailbox, "the target refused NAMESPACE ({e}); folders go to the top of its hierarchy");
+                    Home::top(delimiter)
+                }
+            },
+            _ => Home::top(delimiter),
+        };
         Ok(Self {
             session,
-            delimiter,
+            home,
             store_flagged: m365,
             selected: None,
+            unanswered: Vec::new(),
+            answered: std::collections::VecDeque::new(),
         })
     }
 
-    fn wire(&self, path: &[String]) -> Vec<u8> {
-        if path.len() == 1 && path[0].eq_ignore_ascii_case("INBOX") {
-            return b"INBOX".to_vec();
-        }
-        mutf7::encode(&path.join(&self.delimiter.to_string())).into_bytes()
+    pub(super) fn wire(&self, path: &[String]) -> Vec<u8> {
+        self.home.wire(path)
     }
 
     /// SELECTs a folder unless it is selected already; returns its UIDVALIDITY.
@@ -163,10 +187,13 @@ async fn log_in(
             admin,
             secret,
             auth,
+            user_root,
         } => {
-            let user = match admin {
-                Some(a) => format!("{mailbox}*{a}"),
-                None => mailbox.to_owned(),
+            let user = match (admin, user_root) {
+                // The admin reads and writes the mailbox under its user root as itself.
+                (Some(a), Some(_)) => a.clone(),
+                (Some(a), None) => format!("{mailbox}*{a}"),
+                (None, _) => mailbox.to_owned(),
             };
             crate::login::log_in(s, &user, secret, *auth)
                 .await
@@ -205,23 +232,24 @@ impl Destination for ImapTarget {
     async fn folders(&mut self) -> Result<TargetFolders, UploadError> {
         let listed = self
             .session
-            .list(b"", b"*")
+            .list(b"", &self.home.list_pattern())
             .await
             .during(|| "listing the target's folders".into())?;
-        let delimiter = listed
+        if let Some(d) = listed
             .iter()
             .find_map(|l| l.delimiter.as_deref()?.chars().next())
-            .unwrap_or('/');
-        self.delimiter = delimiter;
+        {
+            self.home.set_delimiter(d);
+        }
         let mut out = TargetFolders {
-            delimiter,
+            delimiter: self.home.delimiter(),
             ..TargetFolders::default()
         };
         for entry in &listed {
-            let Ok(name) = entry.decoded_name() else {
+            // Other users' and shared folders are not the mailbox's own.
+            let Some(path) = self.home.path(&entry.name) else {
                 continue;
             };
-            let path: Vec<String> = name.split(delimiter).map(str::to_owned).collect();
             if let Some(role) = entry.special_use().and_then(Role::of_attribute) {
                 out.roles.entry(role).or_insert_with(|| path.clone());
             }
@@ -255,57 +283,21 @@ impl Destination for ImapTarget {
         }
     }
 
-    async fn append(
+    async fn start_append(
         &mut self,
         folder: &[String],
         message: Outgoing,
-    ) -> Result<Delivery, UploadError> {
-        let wire = self.wire(folder);
-        let name = || folder.join("/");
-        let file = tokio::fs::File::from_std(message.blob);
-        let flags: Vec<&str> = message.flags.iter().map(String::as_str).collect();
-        let appended = self
-            .session
-            .append(
-                &wire,
-                &flags,
-                message.internaldate.as_deref(),
-                message.size,
-                tokio::io::BufReader::new(file),
-            )
-            .await;
-        let outcome = match appended {
-            Ok(o) => o,
-            Err(e) => {
-                return match refusal::scope(&e) {
-                    Some(Scope::Message) => Ok(Delivery::Refused(words_of(&e))),
-                    Some(Scope::Folder) => Ok(Delivery::FolderRefused(words_of(&e))),
-                    Some(Scope::Mailbox) => Ok(Delivery::MailboxFull(words_of(&e))),
-                    Some(Scope::Passing) => Err(UploadError::TryAgain(words_of(&e))),
-                    None => Err(e).during(|| format!("APPEND to {:?}", name()))?,
-                };
-            }
-        };
-        let id = outcome
-            .uid_validity
-            .zip(outcome.uid)
-            .map(|(v, u)| format!("{v}:{u}"));
-        if self.store_flagged
-            && is_flagged(&message.flags)
-            && let Some(uid) = outcome.uid
-        {
-            // Stored whatever happens now: a SELECT or STORE that fails leaves the flag to
-            // be set later by this id, never the message to be sent again.
-            let flagged = match self.select(&wire, folder).await {
-                Ok(_) => self.store_flagged(uid, folder).await,
-                Err(e) => Err(e),
-            };
-            if let Err(cause) = flagged {
-                let id = id.unwrap_or_else(|| format!("0:{uid}"));
-                return Ok(Delivery::StoredFlagPending { id, cause });
-            }
-        }
-        Ok(Delivery::Stored(id))
+        ticket: u64,
+    ) -> Result<(), UploadError> {
+        self.start(folder, message, ticket).await
+    }
+
+    fn sends_ahead(&self, size: u64) -> bool {
+        self.session.append_pipelines(size)
+    }
+
+    async fn answer(&mut self) -> Result<(u64, Result<Delivery, UploadError>), UploadError> {
+        self.next_answer().await
     }
 
     async fn matching(
@@ -390,8 +382,13 @@ impl Destination for ImapTarget {
     }
 }
 
+/// The user root of one target mailbox: `{user}` in the target's setting stands for it.
+fn user_root_of(pattern: &str, mailbox: &str) -> String {
+    pattern.replace("{user}", mailbox)
+}
+
 /// The server's words in a refusal: its tagged status as on the wire.
-fn words_of(e: &ImapError) -> String {
+pub(super) fn words_of(e: &ImapError) -> String {
     e.status().map_or_else(|| e.to_string(), |s| s.to_string())
 }
 

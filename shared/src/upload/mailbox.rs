@@ -1,17 +1,19 @@
 //! One mailbox's upload: folders, the resolution of what a crash left in flight, and the
 //! queue sent in groups; transient failures reconnect with backoff and resume.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 
 use super::context::Ctx;
 use super::destination::Destination;
 use super::key::{self, ResumeKey};
-use super::mapping::{MappedFolder, map_folders};
-use super::predict::{Prediction, SizeLimit, predict};
+use super::mapping::MappedFolder;
+use super::pace::Budget;
+use super::plan::{Staged, TargetView, destinations, map_mailbox, plan};
+use super::predict::{Prediction, SizeLimit};
 use super::send::{Group, groups, send_all};
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError, UploadOutcome};
-use super::{case_merge, create, flags};
+use super::{create, flags};
 use crate::retry::{Attempts, Next};
 use crate::stage::StageError;
 use crate::stage::index::{UploadItem, UploadResult, UploadState};
@@ -44,6 +46,7 @@ where
             .map_err(UploadError::from);
     }
     let mut attempts = Attempts::new(&ctx.retry);
+    let budget = Budget::new();
     while result.is_ok() {
         let before = progress_mark(&counts);
         let attempt = async {
@@ -51,7 +54,7 @@ where
             match upload_once(ctx, mb, &mut dest, &mut counts, &mut found).await {
                 Ok(work) => {
                     let refused = &mut found.refused_folders;
-                    send_all(ctx, mb, dest, &open, work, &mut counts, refused).await
+                    send_all(ctx, (mb, &budget), dest, &open, work, &mut counts, refused).await
                 }
                 Err(e) => {
                     dest.close().await;
@@ -73,7 +76,7 @@ where
                     }
                     Next::Retry { wait, fruitless } => {
                         if suggested.is_some() {
-                            ctx.pace.throttled();
+                            budget.throttled(suggested);
                             counts.throttled += 1;
                             counts.throttle_wait_ms += wait.as_millis() as u64;
                         }
@@ -85,6 +88,10 @@ where
             }
             Err(e) => result = Err(e),
         }
+    }
+    if let Some(rate) = budget.rate() {
+        tracing::info!(mailbox = %mb.label(), throttles = counts.throttled,
+            "the target's throttles taught a pace of {rate:.1} APPENDs per second");
     }
     if let Err(UploadError::TargetFull {
         messages, bytes, ..
@@ -190,7 +197,13 @@ struct Findings {
     /// Messages whose pending `\Flagged` the target refused in this run (not asked again
     /// until the next run).
     flags_refused: HashSet<i64>,
+    /// The first attempt has planned (messages a previous run left in flight were given
+    /// [`IN_FLIGHT_GRACE`]; later attempts wait their reconnect backoff instead).
+    planned_once: bool,
 }
+
+/// How long a run waits before looking for messages a previous run left in flight.
+const IN_FLIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Plans on one connection: maps the folders, creates what is missing, resolves what a
 /// crash left in flight, and returns the groups to send. A dry run stops after the plan
@@ -203,31 +216,36 @@ async fn upload_once<D: Destination>(
     found: &mut Findings,
 ) -> Result<Vec<Group>, UploadError> {
     let target = dest.folders().await?;
-    let sources = ctx.stage.index(|i| i.upload_folders(mb.mailbox_id))?;
-    let mut mapped = map_folders(&sources, &target, ctx.m365, &ctx.rules);
-    if ctx.m365 {
-        case_merge::merge_case_variants(&mut mapped, &target);
-    }
-    found.folders.clone_from(&mapped);
-    let queue = ctx
+    let staged = ctx
         .stage
-        .index(|i| i.upload_queue(&ctx.target, mb.mailbox_id, ctx.dry_run))?;
-    let dest_of: HashMap<i64, &Vec<String>> = mapped
-        .iter()
-        .filter_map(|m| Some((m.source_id, m.target.as_ref()?)))
-        .collect();
-    let (sendable, left_out): (Vec<&UploadItem>, Vec<&UploadItem>) = queue
+        .index(|i| Staged::read(i, &ctx.target, mb, ctx.dry_run))?;
+    if ctx.dry_run {
+        let view = TargetView {
+            folders: target,
+            m365: ctx.m365,
+            size_limit: SizeLimit::of_target(dest.append_limit(), ctx.m365),
+        };
+        let (blobs, rules) = (ctx.stage.blobs.clone(), ctx.rules.clone());
+        let planned =
+            tokio::task::spawn_blocking(move || plan(&staged, &blobs, &view, &rules)).await;
+        let planned = match planned {
+            Ok(p) => p?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(StageError::Refused(format!("planning stopped: {e}")).into()),
+        };
+        planned.count(counts);
+        found.folders = planned.folders;
+        found.prediction = planned.prediction;
+        return Ok(Vec::new());
+    }
+    let mapped = map_mailbox(&staged.sources, &target, ctx.m365, &ctx.rules);
+    found.folders.clone_from(&mapped);
+    let dest_of = destinations(&mapped);
+    let (sendable, left_out): (Vec<&UploadItem>, Vec<&UploadItem>) = staged
+        .queue
         .iter()
         .partition(|i| dest_of.contains_key(&i.folder_id));
     counts.left_out = left_out.len() as u64;
-    if ctx.dry_run {
-        counts.planned = sendable.len() as u64;
-        counts.planned_bytes = sendable.iter().map(|i| i.size).sum();
-        let limit = SizeLimit::of_target(dest.append_limit(), ctx.m365);
-        found.prediction = predict(ctx, mb, limit, &mapped, &sendable).await?;
-        found.prediction.count(counts);
-        return Ok(Vec::new());
-    }
     let left_out: Vec<i64> = mapped
         .iter()
         .filter(|m| m.target.is_none())
@@ -238,6 +256,13 @@ async fn upload_once<D: Destination>(
     let refused = &mut found.refused_folders;
     create::create_folders(dest, mb, &mapped, &target, counts, refused).await?;
     let sendable = create::refuse_items(ctx, mb, sendable, &dest_of, counts, refused)?;
+    if !found.planned_once && sendable.iter().any(|i| i.state == UploadState::InFlight) {
+        // A previous run stopped with APPENDs in flight: the server may still be storing
+        // those it had received (pipelined, or still in the dead client's socket buffer).
+        // Looking for them before it is done would find them absent and send them twice.
+        tokio::time::sleep(IN_FLIGHT_GRACE).await;
+    }
+    found.planned_once = true;
     let mut to_send = Vec::with_capacity(sendable.len());
     for item in sendable {
         if item.state == UploadState::InFlight {

@@ -102,6 +102,18 @@ pub struct MappingRules {
 }
 
 impl MappingRules {
+    /// The rules of `--map OLD=NEW` (each parsed by [`Self::parse_rename`]) and
+    /// `--exclude PATTERN` arguments.
+    pub fn from_args(maps: &[String], excludes: &[String]) -> Result<Self, String> {
+        Ok(Self {
+            renames: maps
+                .iter()
+                .map(|m| Self::parse_rename(m))
+                .collect::<Result<_, _>>()?,
+            excludes: excludes.to_vec(),
+        })
+    }
+
     /// Parses a `--map 'Old/Path=New/Path'` rule.
     pub fn parse_rename(rule: &str) -> Result<(String, String), String> {
         let (old, new) = rule.split_once('=').ok_or_else(|| {

@@ -1,15 +1,11 @@
-//! How fast a run may send: how many APPENDs at once (cut in half when the target throttles,
-//! grown back by one after a run of successes) and the admin's ceilings on messages and
-//! bytes per second.
+//! How fast a run may send: the admin's ceilings on messages and bytes per second, shared by
+//! all mailboxes of the run ([`Pace`]), and under them each target mailbox's throttle budget
+//! as its throttles teach it ([`Budget`]).
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
-
-/// Successful APPENDs in a row, without a throttle, before one more may run at once.
-const GROW_AFTER: u64 = 50;
 
 /// The ceilings an admin sets (`--max-messages-per-second`, `--max-bytes-per-second`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -20,104 +16,175 @@ pub struct RateLimits {
     pub bytes_per_second: Option<f64>,
 }
 
-/// The pace shared by all mailbox tasks of a run.
+/// The admin's ceilings, shared by all mailbox tasks of a run.
 pub struct Pace {
-    slots: Semaphore,
-    max: usize,
-    state: Mutex<PaceState>,
+    next_start: Mutex<Option<Instant>>,
     rates: RateLimits,
 }
 
-struct PaceState {
-    /// APPENDs allowed at once now.
-    current: usize,
-    /// Slots to take away as they come back (after a throttle).
-    owed: usize,
-    /// Successes since the last throttle or growth.
-    streak: u64,
-    /// When the next message may start under the rate ceilings.
-    next_start: Option<Instant>,
-}
-
 impl Pace {
-    /// At most `max` APPENDs at once, under `rates`.
-    pub fn new(max: usize, rates: RateLimits) -> Self {
-        let max = max.max(1);
+    /// Messages start no faster than `rates` allow.
+    pub fn new(rates: RateLimits) -> Self {
         Self {
-            slots: Semaphore::new(max),
-            max,
-            state: Mutex::new(PaceState {
-                current: max,
-                owed: 0,
-                streak: 0,
-                next_start: None,
-            }),
+            next_start: Mutex::new(None),
             rates,
         }
     }
 
-    /// Waits for a slot and for the rate ceilings, for a message of `bytes`.
-    pub async fn admit(&self, bytes: u64) -> Option<SemaphorePermit<'_>> {
-        let permit = self.slots.acquire().await.ok()?;
-        let wait_until = self.reserve(bytes);
-        if let Some(at) = wait_until {
-            tokio::time::sleep_until(at).await;
-        }
-        Some(permit)
-    }
-
-    /// Books the message's share of the rate ceilings; returns when it may start.
-    fn reserve(&self, bytes: u64) -> Option<Instant> {
+    /// Waits for the ceilings to let a message of `bytes` start.
+    pub async fn admit(&self, bytes: u64) {
         let cost = self.rates.messages_per_second.map_or(0.0, |r| 1.0 / r).max(
             self.rates
                 .bytes_per_second
                 .map_or(0.0, |r| bytes as f64 / r),
         );
-        if cost <= 0.0 {
-            return None;
+        if cost > 0.0
+            && let Some(at) = book(&self.next_start, cost)
+        {
+            tokio::time::sleep_until(at).await;
         }
-        let mut s = self.state.lock().ok()?;
-        let now = Instant::now();
-        let start = s.next_start.map_or(now, |t| t.max(now));
-        s.next_start = Some(start + Duration::from_secs_f64(cost));
-        Some(start)
+    }
+}
+
+/// Books `cost` seconds after the later of now and the next free start; returns when the
+/// booked message may start.
+fn book(next_start: &Mutex<Option<Instant>>, cost: f64) -> Option<Instant> {
+    let mut next = next_start.lock().ok()?;
+    let now = Instant::now();
+    let start = next.map_or(now, |t| t.max(now));
+    *next = Some(start + Duration::from_secs_f64(cost));
+    Some(start)
+}
+
+/// The rate cut to after a throttle, as a share of the rate that met it.
+const DECREASE: f64 = 0.88;
+/// The rate gained per second of successful APPENDs at the learned rate, as a share of the
+/// rate set by the last cut (additive increase: the same step until the next throttle).
+const INCREASE: f64 = 0.02;
+/// The least rate a throttle teaches (messages per second).
+const MIN_RATE: f64 = 0.5;
+/// A suggested backoff up to this long reads as the server's refill interval (one more
+/// APPEND allowed after it); a longer one is a penalty and teaches no rate.
+const REFILL_HINT_MAX: Duration = Duration::from_secs(2);
+/// The span over which the rate a throttle met is measured.
+const OBSERVED_SPAN: Duration = Duration::from_secs(2);
+/// APPENDs in flight on one connection at most.
+pub(crate) const MAX_WINDOW: usize = 16;
+
+/// One target mailbox's APPEND budget as its throttles teach it, shared by the mailbox's
+/// connections for the whole run: unpaced until the first throttle, then paced at a rate
+/// cut to [`DECREASE`] of the rate that met the throttle (no more than the suggested
+/// backoff's refill rate) and grown back by a fixed step per second of successes (AIMD),
+/// so a long run settles just under the budget instead of bouncing off it.
+///
+/// It also keeps how many APPENDs a connection may have in flight: one after a throttle
+/// (each one in flight when the link drops must be looked for on the target after the
+/// reconnect, a search that may be throttled in turn), grown by one after every
+/// [`MAX_WINDOW`] successes, up to [`MAX_WINDOW`].
+pub(crate) struct Budget {
+    state: Mutex<BudgetState>,
+}
+
+#[derive(Default)]
+struct BudgetState {
+    /// The rate APPENDs may start at (messages per second), once a throttle taught one.
+    rate: Option<f64>,
+    /// The rate gained per second of successes, set at the last cut.
+    step: f64,
+    /// When the next APPEND may start.
+    next_start: Option<Instant>,
+    /// Starts within the last [`OBSERVED_SPAN`].
+    recent: std::collections::VecDeque<Instant>,
+    /// Throttles met.
+    throttles: u64,
+    /// APPENDs a connection may have in flight.
+    window: usize,
+    /// Successes since the window last grew.
+    streak: usize,
+}
+
+impl Budget {
+    /// A budget nothing has taught yet.
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Mutex::new(BudgetState {
+                window: MAX_WINDOW,
+                ..BudgetState::default()
+            }),
+        }
     }
 
-    /// Hands back a slot after an APPEND; keeps it when slots are owed after a throttle.
-    pub fn release(&self, permit: SemaphorePermit<'_>, succeeded: bool) {
-        let Ok(mut s) = self.state.lock() else {
-            return;
-        };
-        if s.owed > 0 {
-            s.owed -= 1;
-            permit.forget();
-            return;
-        }
-        drop(permit);
-        if succeeded {
-            s.streak += 1;
-            if s.streak >= GROW_AFTER && s.current < self.max {
-                s.current += 1;
-                s.streak = 0;
-                self.slots.add_permits(1);
+    /// Waits until the next APPEND may start under the learned rate, and books it.
+    pub(crate) async fn admit(&self) {
+        let at = {
+            let Ok(mut s) = self.state.lock() else { return };
+            let now = Instant::now();
+            while s.recent.front().is_some_and(|&t| now - t > OBSERVED_SPAN) {
+                s.recent.pop_front();
             }
-        }
+            let start = match s.rate {
+                None => now,
+                Some(rate) => {
+                    let start = s.next_start.map_or(now, |t| t.max(now));
+                    s.next_start = Some(start + Duration::from_secs_f64(1.0 / rate));
+                    start
+                }
+            };
+            s.recent.push_back(start);
+            start
+        };
+        tokio::time::sleep_until(at).await;
     }
 
-    /// The target throttled: halve what may run at once (never below one).
-    pub fn throttled(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            let target = (s.current / 2).max(1);
-            s.owed += s.current - target;
-            s.current = target;
+    /// An APPEND was stored: the rate grows by its share of the step, the window by one
+    /// after a window's worth.
+    pub(crate) fn stored(&self) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if let Some(rate) = s.rate {
+            s.rate = Some(rate + s.step / rate);
+        }
+        s.streak += 1;
+        if s.streak >= MAX_WINDOW && s.window < MAX_WINDOW {
+            s.window += 1;
             s.streak = 0;
         }
     }
 
-    /// APPENDs allowed at once now.
-    #[cfg(test)]
-    fn current(&self) -> usize {
-        self.state.lock().map_or(1, |s| s.current)
+    /// APPENDs a connection may have in flight now.
+    pub(crate) fn window(&self) -> usize {
+        self.state.lock().map_or(1, |s| s.window)
+    }
+
+    /// The target throttled, suggesting a wait: cut the rate.
+    pub(crate) fn throttled(&self, suggested: Option<Duration>) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let now = Instant::now();
+        let span = s.recent.front().map_or(OBSERVED_SPAN, |&t| {
+            (now - t).max(Duration::from_millis(100))
+        });
+        let observed = s.recent.len() as f64 / span.as_secs_f64();
+        // The first throttle cuts from the rate it met; later ones from the learned rate.
+        let met = s.rate.unwrap_or(observed);
+        let refill = suggested
+            .filter(|d| *d <= REFILL_HINT_MAX && !d.is_zero())
+            .map(|d| 1.0 / d.as_secs_f64());
+        let met = refill.map_or(met, |r| met.min(r));
+        let rate = (met * DECREASE).max(MIN_RATE);
+        s.rate = Some(rate);
+        s.step = (rate * INCREASE).max(MIN_RATE * INCREASE);
+        s.throttles += 1;
+        s.recent.clear();
+        s.window = 1;
+        s.streak = 0;
+        // Nothing starts before the suggested wait is over.
+        let after = now + suggested.unwrap_or_default().min(REFILL_HINT_MAX);
+        s.next_start = Some(s.next_start.map_or(after, |t| t.max(after)));
+        tracing::debug!(rate, throttles = s.throttles, "throttled: pacing APPENDs");
+    }
+
+    /// The learned rate, if a throttle taught one.
+    pub(crate) fn rate(&self) -> Option<f64> {
+        self.state.lock().ok().and_then(|s| s.rate)
     }
 }
 
@@ -126,51 +193,79 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn throttling_halves_and_successes_grow_back_one_at_a_time() {
-        let pace = Pace::new(8, RateLimits::default());
-        pace.throttled();
-        assert_eq!(pace.current(), 4);
-        pace.throttled();
-        assert_eq!(pace.current(), 2);
-        // The owed slots are taken as permits come back: only 2 can be held afterwards.
-        for _ in 0..6 {
-            let p = pace.admit(0).await.unwrap();
-            pace.release(p, true);
-        }
-        let a = pace.admit(0).await.unwrap();
-        let b = pace.admit(0).await.unwrap();
-        assert!(pace.slots.try_acquire().is_err());
-        pace.release(a, true);
-        pace.release(b, true);
-        for _ in 0..GROW_AFTER {
-            let p = pace.admit(0).await.unwrap();
-            pace.release(p, true);
-        }
-        assert_eq!(pace.current(), 3);
-    }
-
-    #[tokio::test(start_paused = true)]
     async fn rate_ceilings_space_messages_out() {
-        let pace = Pace::new(
-            4,
-            RateLimits {
-                messages_per_second: Some(10.0),
-                bytes_per_second: Some(1000.0),
-            },
-        );
+        let pace = Pace::new(RateLimits {
+            messages_per_second: Some(10.0),
+            bytes_per_second: Some(1000.0),
+        });
         let t0 = Instant::now();
         for _ in 0..5 {
-            let p = pace.admit(10).await.unwrap();
-            pace.release(p, true);
+            pace.admit(10).await;
         }
         // 5 messages at 10/s: the fifth starts 0.4 s after the first.
         assert_eq!(t0.elapsed(), Duration::from_millis(400));
-        let p = pace.admit(1000).await.unwrap();
-        pace.release(p, true);
+        pace.admit(1000).await;
         let t1 = Instant::now();
-        let p = pace.admit(10).await.unwrap();
-        pace.release(p, true);
+        pace.admit(10).await;
         // 1000 bytes at 1000 B/s: the next waits a second.
         assert_eq!(t1.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_teaches_a_rate_under_the_refill_hint_and_successes_grow_it() {
+        let budget = Budget::new();
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            budget.admit().await;
+        }
+        assert_eq!(t0.elapsed(), Duration::ZERO, "unpaced until throttled");
+        // 25 per second refill: a 40 ms hint.
+        budget.throttled(Some(Duration::from_millis(40)));
+        let rate = budget.rate().unwrap();
+        assert!((rate - 25.0 * DECREASE).abs() < 1e-9, "{rate}");
+        let t1 = Instant::now();
+        for _ in 0..23 {
+            budget.admit().await;
+            budget.stored();
+        }
+        // The suggested wait, then 22 intervals at about 22 per second.
+        let took = t1.elapsed().as_secs_f64();
+        assert!((1.0..1.1).contains(&took), "{took}");
+        let grown = budget.rate().unwrap();
+        assert!(grown > rate && grown < rate * 1.03, "{rate} -> {grown}");
+        // Met again at the grown rate: cut below it.
+        budget.throttled(Some(Duration::from_millis(40)));
+        assert!(budget.rate().unwrap() < grown * DECREASE + 1e-9);
+    }
+
+    #[test]
+    fn a_throttle_closes_the_window_and_successes_open_it_again() {
+        let budget = Budget::new();
+        assert_eq!(budget.window(), MAX_WINDOW);
+        budget.throttled(None);
+        assert_eq!(budget.window(), 1);
+        for _ in 1..MAX_WINDOW {
+            budget.stored();
+        }
+        assert_eq!(budget.window(), 1);
+        budget.stored();
+        assert_eq!(budget.window(), 2);
+        for _ in 0..MAX_WINDOW * MAX_WINDOW {
+            budget.stored();
+        }
+        assert_eq!(budget.window(), MAX_WINDOW);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_penalty_backoff_teaches_the_observed_rate_not_its_inverse() {
+        let budget = Budget::new();
+        for _ in 0..10 {
+            budget.admit().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Ten starts a second, then a five-minute penalty.
+        budget.throttled(Some(Duration::from_secs(300)));
+        let rate = budget.rate().unwrap();
+        assert!((rate - 10.0 * DECREASE).abs() < 0.5, "{rate}");
     }
 }

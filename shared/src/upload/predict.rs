@@ -1,18 +1,17 @@
-//! A dry run's prediction of what the target will not store: messages over its size limit,
-//! messages with lines Exchange Online refuses, and messages it refused last time (which a
-//! real run retries). Nothing here talks to the target beyond what the session already
-//! announced.
+//! A dry run's (and `lint`'s) prediction of what the target will not store: messages over
+//! its size limit, messages with lines Exchange Online refuses, and messages it refused last
+//! time (which a real run retries). Nothing here talks to the target: it reads the index's
+//! records and the blobs, and takes the size limit as given.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use super::context::Ctx;
+use super::UploadCounts;
 use super::long_lines::{EXCHANGE_MAX_LINE, longest_lines};
 use super::mapping::MappedFolder;
-use super::{MailboxUpload, UploadCounts, UploadError};
 use crate::report::table::human_bytes;
-use crate::stage::index::UploadItem;
-use crate::stage::{BlobHash, StageError};
+use crate::stage::index::{RecordedRefusal, UploadItem};
+use crate::stage::{BlobHash, BlobStore, StageError};
 
 /// Exchange Online's default maximum message size, used for a Microsoft 365 target that
 /// announces no APPENDLIMIT: 35 MiB, the default MaxReceiveSize of a mailbox (Microsoft
@@ -41,6 +40,8 @@ pub enum LimitSource {
     Appendlimit,
     /// Microsoft 365 without APPENDLIMIT: [`EXCHANGE_DEFAULT_MAX_SIZE`].
     ExchangeDefault,
+    /// Given by the admin (`lint --size-limit`), e.g. a raised MaxReceiveSize.
+    Given,
 }
 
 /// The largest message a target accepts.
@@ -76,6 +77,7 @@ impl SizeLimit {
             LimitSource::ExchangeDefault => {
                 "Exchange Online's default; an admin can raise MaxReceiveSize for the mailbox"
             }
+            LimitSource::Given => "given with --size-limit",
         }
     }
 }
@@ -125,18 +127,21 @@ impl Prediction {
 }
 
 /// Predicts the skips among the messages a run would send (`sendable`, each in a folder
-/// `mapped` gives a target). Blobs are scanned for long lines only for Microsoft 365.
-pub(crate) async fn predict(
-    ctx: &Ctx,
-    mb: &MailboxUpload,
+/// `mapped` gives a target), given the refusals the index recorded for the mailbox. Blobs
+/// are scanned for long lines only for Microsoft 365 (in parallel, blocking: call it off
+/// the async runtime).
+pub(crate) fn predict(
+    blobs: &BlobStore,
+    m365: bool,
     size_limit: Option<SizeLimit>,
     mapped: &[MappedFolder],
     sendable: &[&UploadItem],
-) -> Result<Prediction, UploadError> {
-    let (refused, last_refusal) = refusals(ctx, mb, sendable)?;
-    let longest = if ctx.m365 {
+    recorded: &[RecordedRefusal],
+) -> Result<Prediction, StageError> {
+    let (refused, last_refusal) = refusals(recorded, sendable);
+    let longest = if m365 {
         let within = |i: &&&UploadItem| size_limit.is_none_or(|l| i.size <= l.bytes);
-        longest_line_of(ctx, sendable.iter().filter(within).copied()).await?
+        longest_line_of(blobs, sendable.iter().filter(within).copied())?
     } else {
         HashMap::new()
     };
@@ -168,67 +173,45 @@ pub(crate) async fn predict(
 }
 
 /// The server's words for each message of `sendable` it refused last time, and its words at
-/// the most recent of those refusals.
+/// the most recent of those refusals (`recorded` is oldest first).
 fn refusals(
-    ctx: &Ctx,
-    mb: &MailboxUpload,
+    recorded: &[RecordedRefusal],
     sendable: &[&UploadItem],
-) -> Result<(HashMap<i64, String>, Option<String>), UploadError> {
+) -> (HashMap<i64, String>, Option<String>) {
     let rows: HashSet<i64> = sendable.iter().map(|i| i.message_row).collect();
-    let recorded = ctx
-        .stage
-        .index(|i| i.refused_uploads(&ctx.target, mb.mailbox_id))?;
-    let (refused, last) = recorded
-        .into_iter()
+    recorded
+        .iter()
         .filter(|r| rows.contains(&r.message_row))
         .fold((HashMap::new(), None), |(mut all, _), r| {
             all.insert(r.message_row, r.words.clone());
-            (all, Some(r.words))
-        });
-    Ok((refused, last))
+            (all, Some(r.words.clone()))
+        })
 }
 
-/// The longest line of each distinct blob of `items`.
-async fn longest_line_of<'a>(
-    ctx: &Ctx,
+/// The longest line of each distinct blob of `items`; an unreadable blob is a stage error
+/// naming it (a real run would stop on it too).
+fn longest_line_of<'a>(
+    blobs: &BlobStore,
     items: impl Iterator<Item = &'a UploadItem>,
-) -> Result<HashMap<BlobHash, usize>, UploadError> {
-    let blobs: Vec<BlobHash> = items
+) -> Result<HashMap<BlobHash, usize>, StageError> {
+    let hashes: Vec<BlobHash> = items
         .map(|i| i.blob)
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let paths = blobs.iter().map(|b| ctx.stage.blobs.path_of(b)).collect();
-    Ok(blobs.into_iter().zip(scan(paths).await?).collect())
-}
-
-/// The longest line of each blob, scanned off the async runtime; an unreadable blob is a
-/// stage error naming it (a real run would stop on it too).
-async fn scan(paths: Vec<PathBuf>) -> Result<Vec<usize>, UploadError> {
-    if paths.is_empty() {
-        return Ok(Vec::new());
-    }
-    let scanned = tokio::task::spawn_blocking(move || {
-        let found = longest_lines(&paths);
-        paths
-            .into_iter()
-            .zip(found)
-            .map(|(path, r)| r.map_err(|source| (path, source)))
-            .collect::<Result<Vec<usize>, _>>()
-    })
-    .await;
-    let (path, source) = match scanned {
-        Ok(Ok(lengths)) => return Ok(lengths),
-        Ok(Err(failed)) => failed,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => (PathBuf::new(), std::io::Error::other(e.to_string())),
-    };
-    Err(StageError::Io {
-        action: "scan blob",
-        path,
-        source,
-    }
-    .into())
+    let paths: Vec<PathBuf> = hashes.iter().map(|b| blobs.path_of(b)).collect();
+    let found = longest_lines(&paths);
+    hashes
+        .into_iter()
+        .zip(paths.into_iter().zip(found))
+        .map(|(hash, (path, r))| {
+            r.map(|n| (hash, n)).map_err(|source| StageError::Io {
+                action: "scan blob",
+                path,
+                source,
+            })
+        })
+        .collect()
 }
 
 /// Why one message is expected not to arrive, if it is: too large first, then a long line,

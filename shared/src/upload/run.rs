@@ -25,7 +25,7 @@ pub async fn run_upload(
         dry_run: job.dry_run,
         retry: job.retry,
         connections: job.connections.max(1),
-        pace: Pace::new(job.concurrency * job.connections.max(1), job.rates),
+        pace: Pace::new(job.rates),
         stage: stage.handle(),
         progress,
     });

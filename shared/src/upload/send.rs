@@ -7,9 +7,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::context::Ctx;
-use super::destination::{Delivery, Destination, Outgoing};
+use super::destination::Destination;
+use super::pace::Budget;
+use super::pipeline::send_group;
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError};
-use crate::stage::index::{UploadItem, UploadResult};
+use crate::stage::index::UploadItem;
 
 /// Messages per group (one transaction before, one after).
 const GROUP_MESSAGES: usize = 32;
@@ -54,10 +56,10 @@ pub(crate) fn groups(path: &[String], items: &[&UploadItem]) -> Vec<Group> {
 /// fails, the others stop before their next APPEND; an error is returned, a
 /// lasting one before a transient one (the caller reconnects and plans again, or gives up).
 /// A further connection that cannot be opened is not an error: the others do its share
-/// (a throttled one lowers the pace).
+/// (a throttled one teaches the mailbox's budget).
 pub(crate) async fn send_all<D, F, Fut>(
     ctx: &Ctx,
-    mb: &MailboxUpload,
+    (mb, budget): (&MailboxUpload, &Budget),
     first: D,
     open: &F,
     work: Vec<Group>,
@@ -79,6 +81,7 @@ where
     let shared = Shared {
         ctx,
         mb,
+        budget,
         queue: &queue,
         stop: &stop,
         refused: &folders,
@@ -120,11 +123,14 @@ fn most_telling(errors: &[UploadError]) -> Option<usize> {
 }
 
 /// What the connections of one mailbox share.
-struct Shared<'a> {
-    ctx: &'a Ctx,
-    mb: &'a MailboxUpload,
+pub(super) struct Shared<'a> {
+    pub(super) ctx: &'a Ctx,
+    pub(super) mb: &'a MailboxUpload,
+    /// The mailbox's throttle budget.
+    pub(super) budget: &'a Budget,
     queue: &'a Mutex<Queue>,
-    stop: &'a AtomicBool,
+    /// Another connection failed: start no more APPENDs.
+    pub(super) stop: &'a AtomicBool,
     /// Folders refused while sending.
     refused: &'a Mutex<Vec<RefusedFolder>>,
 }
@@ -176,8 +182,8 @@ async fn worker<D: Destination>(
     let mut dest = match connection.await {
         Ok(d) => d,
         Err(e) => {
-            if e.throttle_backoff().is_some() {
-                s.ctx.pace.throttled();
+            if let Some(wait) = e.throttle_backoff() {
+                s.budget.throttled(Some(wait));
             }
             tracing::warn!(mailbox = %s.mb.label(), "one more connection to the target: {e}");
             return (counts, Ok(()));
@@ -240,166 +246,4 @@ fn refuse_unsent(s: &Shared<'_>, groups: &[Group], words: &str) -> Result<(), Up
             .index(|i| i.refuse_unsent(&ctx.target, &mb.record_key(), &key, &rows, words))?;
     }
     Ok(())
-}
-
-/// Sends one group: `in_flight` first (one transaction), then APPENDs, then the results
-/// (one transaction). A message stored whose `\Flagged` could not be set after it is done
-/// with its flag pending (set later by its id, never sent again); when that was a throttle
-/// or a broken link, the rest of the group goes back to pending. When the link breaks, the
-/// message being sent stays `in_flight` (the next attempt looks for it) with one more lost send, and the ones after it go back to
-/// pending; a message the server answered with a throttle goes back to pending. When
-/// another connection of the mailbox failed, the rest of the group goes back to pending
-/// before the next APPEND. A refusal that concerns the folder fails the rest of the group
-/// with the same words, unsent, and is returned (`Ok(Some((words, n)))`) so the connection drops
-/// the folder's other groups alike (with how many of this group it refused); one that says the mailbox is full puts the message and
-/// the rest back to pending and ends with [`UploadError::TargetFull`].
-async fn send_group<D: Destination>(
-    s: &Shared<'_>,
-    dest: &mut D,
-    Group { path, items: group }: &Group,
-    counts: &mut UploadCounts,
-) -> Result<Option<(String, u64)>, UploadError> {
-    let (ctx, mb) = (s.ctx, s.mb);
-    let key = serde_json::to_string(path).unwrap_or_default();
-    let rows: Vec<i64> = group.iter().map(|i| i.message_row).collect();
-    ctx.stage
-        .index(|i| i.begin_uploads(&ctx.target, &mb.record_key(), &key, &rows))?;
-    let mut results = Vec::with_capacity(group.len());
-    let (mut sent, mut sent_bytes) = (0, 0);
-    let mut failure = None;
-    let mut folder_refused = None;
-    for (n, item) in group.iter().enumerate() {
-        if s.stop.load(Ordering::Relaxed) {
-            let rest = group[n..].iter();
-            results.extend(rest.map(|i| (i.message_row, UploadResult::Pending)));
-            break;
-        }
-        let blob = match ctx.stage.blobs.open_blob(&item.blob) {
-            Ok(file) => file,
-            Err(e) => {
-                results.extend(
-                    group[n..]
-                        .iter()
-                        .map(|i| (i.message_row, UploadResult::Pending)),
-                );
-                failure = Some(e.into());
-                break;
-            }
-        };
-        let message = Outgoing {
-            blob,
-            size: item.size,
-            flags: super::flag_atoms::sendable(&item.flags),
-            internaldate: item.internaldate.clone(),
-        };
-        let permit = ctx.pace.admit(item.size).await;
-        let delivered = dest.append(path, message).await;
-        if let Some(p) = permit {
-            ctx.pace
-                .release(p, matches!(delivered, Ok(Delivery::Stored(_))));
-        }
-        match delivered {
-            Ok(Delivery::Stored(id)) => {
-                results.push((item.message_row, UploadResult::Done(id)));
-                sent += 1;
-                sent_bytes += item.size;
-            }
-            Ok(Delivery::StoredFlagPending { id, cause }) => {
-                // Stored: done, whatever became of the flag, which is set later by its id.
-                results.push((item.message_row, UploadResult::DoneFlagPending(id)));
-                sent += 1;
-                sent_bytes += item.size;
-                tracing::warn!(mailbox = %mb.label(), folder = %path.join("/"), uid = item.uid,
-                    "stored, \\Flagged to be set later: {cause}");
-                if cause.is_transient() {
-                    let rest = group[n + 1..].iter();
-                    results.extend(rest.map(|i| (i.message_row, UploadResult::Pending)));
-                    failure = Some(cause);
-                    break;
-                }
-            }
-            Ok(Delivery::Refused(words)) => {
-                tracing::warn!(mailbox = %mb.label(), folder = %path.join("/"), uid = item.uid,
-                    "the target refused a message: {words}");
-                results.push((item.message_row, UploadResult::Failed(words)));
-                counts.refused += 1;
-            }
-            Ok(Delivery::FolderRefused(words)) => {
-                let words = format!("the target refused folder {:?}: {words}", path.join("/"));
-                tracing::warn!(mailbox = %mb.label(), "{words}");
-                let rest = group[n..].iter();
-                results.extend(rest.map(|i| (i.message_row, UploadResult::Failed(words.clone()))));
-                counts.refused += (group.len() - n) as u64;
-                folder_refused = Some((words, (group.len() - n) as u64));
-                break;
-            }
-            Ok(Delivery::MailboxFull(words)) => {
-                tracing::warn!(mailbox = %mb.label(), "the target mailbox is full: {words}");
-                let rest = group[n..].iter();
-                results.extend(rest.map(|i| (i.message_row, UploadResult::Pending)));
-                failure = Some(UploadError::TargetFull {
-                    words,
-                    messages: 0,
-                    bytes: 0,
-                });
-                break;
-            }
-            Err(e) => {
-                // Answered (a throttle): not stored, back to pending. The link broke: it
-                // may have arrived, so it stays in flight (the next attempt looks for it)
-                // with one more lost send; the rest of the group goes back to pending.
-                let this = if e.was_answered() {
-                    UploadResult::Pending
-                } else {
-                    UploadResult::Lost
-                };
-                results.push((item.message_row, this));
-                let rest = group[n + 1..].iter();
-                results.extend(rest.map(|i| (i.message_row, UploadResult::Pending)));
-                failure = Some(e);
-                break;
-            }
-        }
-    }
-    let confirmed = Some((mb.mailbox_id, sent, sent_bytes));
-    ctx.stage
-        .index(|i| i.finish_group(&ctx.target, &results, confirmed))?;
-    counts.uploaded += sent;
-    counts.uploaded_bytes += sent_bytes;
-    ctx.progress.advanced(&mb.email, sent, sent_bytes);
-    failure.map_or(Ok(folder_refused), Err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn group(folder: &str) -> Group {
-        Group {
-            path: vec![folder.to_owned()],
-            items: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn connections_spread_over_folders_and_take_every_group_once() {
-        let mut q = Queue {
-            groups: ["A", "A", "A", "B", "C"].map(group).into(),
-            busy: Vec::new(),
-        };
-        let first = q.take().unwrap();
-        let second = q.take().unwrap();
-        let third = q.take().unwrap();
-        assert_eq!(
-            [&first.path[0], &second.path[0], &third.path[0]],
-            ["A", "B", "C"]
-        );
-        // Every folder busy: the next one in order, even if another connection has it.
-        let fourth = q.take().unwrap();
-        assert_eq!(fourth.path[0], "A");
-        q.done(&first.path);
-        q.done(&fourth.path);
-        assert_eq!(q.take().unwrap().path[0], "A");
-        assert!(q.take().is_none());
-    }
 }

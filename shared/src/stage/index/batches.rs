@@ -68,7 +68,7 @@ pub struct RemovedBatch {
 const BATCH_SELECT: &str = "
     SELECT b.name, e.name, b.csv_path, b.auth, b.include_folders, b.exclude_folders,
            b.max_message_size, b.max_items, b.state, b.created_at, b.last_sync_at,
-           (SELECT count(*) FROM mailboxes mb WHERE mb.batch_id = b.id)
+           (SELECT count(*) FROM mailboxes mb WHERE mb.batch_id = b.id), b.include_namespaces
     FROM batches b JOIN endpoints e ON e.id = b.endpoint_id";
 
 fn conversion(
@@ -93,6 +93,10 @@ fn batch_from_row(r: &Row<'_>) -> rusqlite::Result<BatchInfo> {
             auth: r.get(3)?,
             include_folders: patterns(r, 4)?,
             exclude_folders: patterns(r, 5)?,
+            include_namespaces: {
+                let text: String = r.get(12)?;
+                serde_json::from_str(&text).map_err(|e| conversion(12, e))?
+            },
             max_message_size: r.get::<_, i64>(6)?.max(0) as u64,
             max_items: r.get::<_, i64>(7)?.max(0) as u64,
         },
@@ -169,8 +173,8 @@ impl Index {
             let to_json = |v: &Vec<String>| serde_json::Value::from(v.clone()).to_string();
             tx.execute(
                 "INSERT INTO batches (name, endpoint_id, state, max_message_size, max_items,
-                     include_folders, exclude_folders, csv_path, auth)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     include_folders, exclude_folders, csv_path, auth, include_namespaces)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 (
                     &b.name,
                     endpoint,
@@ -181,6 +185,7 @@ impl Index {
                     to_json(&b.exclude_folders),
                     csv_path,
                     b.auth,
+                    serde_json::to_string(&b.include_namespaces).unwrap_or_else(|_| "[]".into()),
                 ),
             )?;
             let id = tx.last_insert_rowid();

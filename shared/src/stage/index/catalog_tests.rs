@@ -442,3 +442,33 @@ fn a_new_uidvalidity_retires_the_old_rows_in_the_same_transaction() {
     );
     assert_eq!(idx.highest_uid(repaired.id).unwrap(), 0);
 }
+
+#[test]
+fn namespaces_of_a_batch_and_what_its_passes_left_out_survive_a_merge() {
+    use crate::extract::namespaces::ForeignNamespace::{OtherUsers, Shared};
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = index(a_dir.path());
+    let mut settings = BatchSettings::new("b", "src");
+    settings.include_namespaces = vec![Shared];
+    a.create_batch_with_mailboxes(&settings, &[mailbox("x@y.z")])
+        .unwrap();
+    let id = a.mailboxes("b").unwrap()[0].id;
+    let left = [
+        ("Other Users/bob/Sent".to_owned(), OtherUsers),
+        ("Public".to_owned(), Shared),
+    ];
+    a.set_namespace_folders(id, &left).unwrap();
+    a.set_namespace_folders(id, &left[..1]).unwrap(); // a later pass replaces the list
+    assert_eq!(a.batch("b").unwrap().settings.include_namespaces, [Shared]);
+    let names = |idx: &Index| {
+        idx.batch_status("b").unwrap().mailboxes[0]
+            .left_out_namespaces
+            .clone()
+    };
+    assert_eq!(names(&a), ["Other Users/bob/Sent"]);
+
+    let mut b = Index::open(&b_dir.path().join("index.sqlite")).unwrap();
+    b.merge_rows_from(a.path(), MergeScope::Everything).unwrap();
+    assert_eq!(b.batch("b").unwrap().settings.include_namespaces, [Shared]);
+    assert_eq!(names(&b), ["Other Users/bob/Sent"]);
+}

@@ -31,6 +31,33 @@ impl Index {
         present: &[u32],
     ) -> Result<u64> {
         let present: HashSet<u32> = present.iter().copied().collect();
+        self.stamp_deleted(folder_id, uidvalidity, highest, |uid| {
+            !present.contains(&uid)
+        })
+    }
+
+    /// Stamps `deleted_on_source` (now) on every row of the folder's UIDVALIDITY up to
+    /// `highest` whose UID the server reported expunged (QRESYNC's `VANISHED (EARLIER)`:
+    /// `vanished` says whether a UID is in its set), in one transaction. Returns how many
+    /// were newly stamped.
+    pub fn mark_vanished(
+        &mut self,
+        folder_id: i64,
+        uidvalidity: u32,
+        highest: u32,
+        vanished: impl Fn(u32) -> bool,
+    ) -> Result<u64> {
+        self.stamp_deleted(folder_id, uidvalidity, highest, vanished)
+    }
+
+    /// Stamps the rows up to `highest`, not yet stamped, whose UID `gone` says is gone.
+    fn stamp_deleted(
+        &mut self,
+        folder_id: i64,
+        uidvalidity: u32,
+        highest: u32,
+        gone: impl Fn(u32) -> bool,
+    ) -> Result<u64> {
         self.write_tx(|tx| {
             let rows: Vec<(i64, u32)> = tx
                 .prepare_cached(
@@ -47,7 +74,7 @@ impl Index {
             )?;
             let mut stamped = 0;
             for (id, uid) in rows {
-                if !present.contains(&uid) {
+                if gone(uid) {
                     stamped += stamp.execute([id])? as u64;
                 }
             }

@@ -8,11 +8,13 @@ mod catalog;
 #[cfg(test)]
 mod catalog_tests;
 mod deletions;
+mod merge;
 mod messages;
 #[cfg(test)]
 mod migration_tests;
 mod partials;
 mod report;
+mod shards;
 mod states;
 mod status;
 mod sync;
@@ -28,8 +30,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 pub use batches::{BatchInfo, MailboxInfo, RemovedBatch};
 pub use catalog::{FolderInfo, NewMailbox};
+pub use merge::{MergeScope, RowsMerged};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
 pub use report::{FolderTally, MessageTrail, RatePoint, SIZE_BOUNDS, Tally};
+pub use shards::{Placement, PlannedMailbox};
 pub use states::{BatchState, MailboxState};
 pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 

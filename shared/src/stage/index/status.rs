@@ -65,6 +65,9 @@ pub struct MailboxStatus {
     pub last_error: Option<String>,
     /// When its last pass finished, if one has.
     pub last_sync_at: Option<String>,
+    /// Folders of other users' or shared namespaces its last pass listed and left out (not
+    /// this user's mail), by name.
+    pub left_out_namespaces: Vec<String>,
 }
 
 /// A batch's totals over its mailboxes.
@@ -115,6 +118,14 @@ const FOLDER_WIRES: &str = "
     JOIN mailboxes mb ON mb.id = f.mailbox_id
     JOIN batches b ON b.id = mb.batch_id
     WHERE f.state = 'active' AND (?1 IS NULL OR b.name = ?1)";
+
+/// The left-out namespace folders with their mailbox, of one batch (`?1`) or of all.
+const NAMESPACE_FOLDERS: &str = "
+    SELECT n.mailbox_id, n.name FROM namespace_folders n
+    JOIN mailboxes mb ON mb.id = n.mailbox_id
+    JOIN batches b ON b.id = mb.batch_id
+    WHERE ?1 IS NULL OR b.name = ?1
+    ORDER BY n.mailbox_id, n.name";
 
 /// Whether a folder's wire name is canonical modified UTF-7.
 fn is_mutf7(wire: &[u8]) -> bool {
@@ -181,6 +192,14 @@ impl Index {
                 *not_mutf7.entry(mailbox).or_default() += 1;
             }
         }
+        let mut foreign: HashMap<i64, Vec<String>> = HashMap::new();
+        let mut names = self.sql(self.conn.prepare_cached(NAMESPACE_FOLDERS))?;
+        let rows = names.query_map([batch], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)));
+        for (mailbox, name) in
+            self.sql(rows.and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>))?
+        {
+            foreign.entry(mailbox).or_default().push(name);
+        }
         let mut stmt = self.sql(self.conn.prepare_cached(MAILBOX_STATUS))?;
         let rows = stmt.query_map([batch], |r| {
             let n = |i| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
@@ -199,9 +218,33 @@ impl Index {
                     deleted_on_source: n(11)?,
                     folders_not_mutf7: not_mutf7.get(&r.get(12)?).copied().unwrap_or(0),
                 },
+                left_out_namespaces: foreign.remove(&r.get(12)?).unwrap_or_default(),
             };
             Ok((r.get(0)?, line))
         });
         self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// Records the folders of other users' or shared namespaces a mailbox's pass listed and
+    /// left out, replacing what the previous pass recorded (one transaction).
+    pub fn set_namespace_folders(
+        &mut self,
+        mailbox_id: i64,
+        folders: &[(String, crate::extract::namespaces::ForeignNamespace)],
+    ) -> Result<()> {
+        self.write_tx(|tx| {
+            tx.execute(
+                "DELETE FROM namespace_folders WHERE mailbox_id = ?1",
+                [mailbox_id],
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO namespace_folders (mailbox_id, name, namespace)
+                 VALUES (?1, ?2, ?3)",
+            )?;
+            for (name, whose) in folders {
+                insert.execute((mailbox_id, name, whose.as_str()))?;
+            }
+            Ok(())
+        })
     }
 }

@@ -60,9 +60,10 @@ impl Index {
         )
     }
 
-    /// Removes the target `name`. Refused while the index records uploads to it (their
-    /// history is what makes a later run upload nothing twice), unless `force`.
-    pub fn remove_target(&mut self, name: &str, force: bool) -> Result<()> {
+    /// Removes the target `name`; returns how many upload records were forgotten with it.
+    /// Refused while the index records uploads to it (their history is what makes a later
+    /// run upload nothing twice), unless `force`.
+    pub fn remove_target(&mut self, name: &str, force: bool) -> Result<u64> {
         self.target(name)?;
         let uploads: i64 = self.sql(self.conn.query_row(
             "SELECT count(*) FROM uploads WHERE target = ?1",
@@ -81,7 +82,8 @@ impl Index {
             }
             tx.execute("DELETE FROM targets WHERE name = ?1", [name])?;
             super::insert_event(tx, None, None, "target.removed", name)
-        })
+        })?;
+        Ok(uploads.max(0) as u64)
     }
 
     fn target_row(&self, name: &str) -> Result<Option<String>> {

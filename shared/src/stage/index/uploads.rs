@@ -97,6 +97,10 @@ pub enum UploadResult {
     /// Being sent when the link broke: stays in flight (the next attempt looks for it on
     /// the target), one more lost send counted.
     Lost,
+    /// Sent behind others when the link broke, before the server answered it: stays in
+    /// flight (the next attempt looks for it) without a lost send, the link having broken
+    /// over an earlier message.
+    Unanswered,
 }
 
 /// A message the target refused in an earlier run (state `failed`), with its words.
@@ -136,10 +140,12 @@ pub struct MailboxUploadStatus {
     pub state: Option<String>,
     /// Staged messages in all.
     pub staged: u64,
-    /// Not sent yet (and not in a folder the last run left out).
+    /// Not sent yet (and not in a folder the last run left out, nor deleted on the source).
     pub pending: u64,
     /// Not sent because the last run's mapping left their folder out (`--exclude` …).
     pub excluded: u64,
+    /// Not sent, and never to be: deleted on the source after they were staged.
+    pub deleted_on_source: u64,
     /// Sent without a confirmation recorded (resolved by the next run).
     pub in_flight: u64,
     /// Confirmed by the target.
@@ -408,6 +414,7 @@ impl Index {
                     UploadResult::Failed(e) => ("failed", None, Some(e.as_str()), 0),
                     UploadResult::Pending => ("pending", None, None, 0),
                     UploadResult::Lost => ("in_flight", None, None, 1),
+                    UploadResult::Unanswered => ("in_flight", None, None, 0),
                 };
                 let flag_pending = matches!(result, UploadResult::DoneFlagPending(_));
                 stmt.execute((row, target, state, id, error, lost, flag_pending))?;
@@ -508,6 +515,9 @@ impl Index {
                  coalesce(CAST(round((julianday(r.updated_at) - julianday(r.started_at))
                      * 86400000) AS INTEGER), 0),
                  count(m.id) FILTER (WHERE lo.folder_id IS NOT NULL
+                     AND (u.state IS NULL OR u.state = 'pending')),
+                 count(m.id) FILTER (WHERE lo.folder_id IS NULL
+                     AND m.deleted_on_source IS NOT NULL
                      AND (u.state IS NULL OR u.state = 'pending'))
              FROM mailboxes mb
              JOIN batches b ON b.id = mb.batch_id
@@ -524,7 +534,9 @@ impl Index {
             let n = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
             let staged = n(4)?;
             let (in_flight, done, failed, excluded) = (n(6)?, n(7)?, n(8)?, n(16)?);
-            let pending = staged.saturating_sub(in_flight + done + failed + excluded);
+            let deleted_on_source = n(17)?;
+            let settled = in_flight + done + failed + excluded + deleted_on_source;
+            let pending = staged.saturating_sub(settled);
             let state: Option<String> = r.get(1)?;
             Ok(MailboxUploadStatus {
                 email: r.get(0)?,
@@ -535,6 +547,7 @@ impl Index {
                 staged_bytes: n(5)?,
                 pending,
                 excluded,
+                deleted_on_source,
                 in_flight,
                 done,
                 failed,

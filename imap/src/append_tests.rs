@@ -1,0 +1,93 @@
+//! Pipelined APPEND against a scripted peer.
+
+use crate::error::ImapError;
+use crate::testio::connect;
+
+const MSG: &[u8] = b"Subject: x\r\n\r\nhi\r\n";
+
+#[tokio::test]
+async fn appends_sent_ahead_are_matched_to_their_answers_by_tag() {
+    let (mut s, mut peer) = connect("IMAP4rev1 LITERAL+ UIDPLUS").await;
+    assert!(s.append_pipelines(1 << 30));
+    let server = tokio::spawn(async move {
+        // All three arrive before any answer goes out.
+        for tag in ["A0001", "A0002", "A0003"] {
+            peer.expect(&format!("{tag} APPEND INBOX (\\Seen) {{18+}}"))
+                .await;
+            peer.expect_bytes(b"Subject: x\r\n\r\nhi\r\n\r\n").await;
+        }
+        // Out of order, with untagged data between, and one refusal.
+        peer.send("* 3 EXISTS\r\nA0002 NO [TRYCREATE] no such folder\r\n")
+            .await;
+        peer.send("A0001 OK [APPENDUID 7 41] done\r\nA0003 OK [APPENDUID 7 42] done\r\n")
+            .await;
+        peer.send("* BYE Connection closed. 14\r\n").await;
+    });
+    let mut tags = Vec::new();
+    for _ in 0..3 {
+        tags.push(
+            s.append_send(b"INBOX", &["\\Seen"], None, 18, MSG)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(tags, ["A0001", "A0002", "A0003"]);
+    let (tag, second) = s.append_answer(&tags).await.unwrap();
+    assert_eq!(tag, "A0002");
+    let refused = second.unwrap_err();
+    assert_eq!(refused.code_name().as_deref(), Some("TRYCREATE"));
+    tags.retain(|t| *t != tag);
+    let (tag, first) = s.append_answer(&tags).await.unwrap();
+    assert_eq!((tag.as_str(), first.unwrap().uid), ("A0001", Some(41)));
+    let (tag, third) = s.append_answer(&tags).await.unwrap();
+    assert_eq!((tag.as_str(), third.unwrap().uid), ("A0003", Some(42)));
+    // The link ends: an error of the session, not of a message.
+    let bye = s.append_answer(&tags).await.unwrap_err();
+    assert!(matches!(bye, ImapError::Bye(_)), "{bye}");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn without_literal_plus_nothing_is_sent_ahead() {
+    let (mut s, _peer) = connect("IMAP4rev1").await;
+    assert!(!s.append_pipelines(18));
+    let err = s
+        .append_send(b"INBOX", &[], None, 18, MSG)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("LITERAL+"), "{err}");
+
+    let (s, _peer) = connect("IMAP4rev1 LITERAL-").await;
+    assert!(s.append_pipelines(4096));
+    assert!(!s.append_pipelines(4097));
+}
+
+#[tokio::test]
+async fn a_throttle_answer_is_the_messages_and_the_bye_after_it_the_sessions() {
+    let (mut s, mut peer) = connect("IMAP4rev1 LITERAL+").await;
+    let server = tokio::spawn(async move {
+        for tag in ["A0001", "A0002"] {
+            peer.expect(&format!("{tag} APPEND INBOX {{18+}}")).await;
+            peer.expect_bytes(b"Subject: x\r\n\r\nhi\r\n\r\n").await;
+        }
+        peer.send(
+            "A0001 BAD Request is throttled. Suggested Backoff Time: 40 milliseconds\r\n\
+             * BYE Connection closed. 14\r\n",
+        )
+        .await;
+    });
+    let mut tags = Vec::new();
+    for _ in 0..2 {
+        tags.push(s.append_send(b"INBOX", &[], None, 18, MSG).await.unwrap());
+    }
+    let (tag, first) = s.append_answer(&tags).await.unwrap();
+    let throttled = first.unwrap_err();
+    assert_eq!(tag, "A0001");
+    assert_eq!(
+        throttled.throttle_backoff(),
+        Some(std::time::Duration::from_millis(40))
+    );
+    let err = s.append_answer(&tags[1..]).await.unwrap_err();
+    assert!(matches!(err, ImapError::Bye(_)), "{err}");
+    server.await.unwrap();
+}

@@ -1,0 +1,375 @@
+//! Folding another index's rows into this one (`stage merge`, a shard's catalog export, a
+//! combined view of several stages), matched by what names them rather than by row ids:
+//! endpoints, targets and batches by name, mailboxes by (batch, address), folders by
+//! (mailbox, wire name), messages by (folder, UIDVALIDITY, UID), uploads by (message,
+//! target). Rows already present are not duplicated, so merging twice changes nothing; the
+//! whole merge is one transaction, so a crash leaves the index as it was before.
+//!
+//! Where both sides hold a row, the one further along wins: a mailbox that was synced over
+//! one still queued (or synced later), a folder examined later, a staged message over a
+//! failed or skipped one, a `done` upload over any other. A batch's state becomes the worse
+//! of the two (a shard with errors makes the merged batch one with errors). Two plans that
+//! put one mailbox in different shards, or one batch name on different endpoints, are
+//! refused.
+
+use std::path::Path;
+
+use rusqlite::{OptionalExtension, Transaction};
+
+use super::{Index, insert_event, sqlite};
+use crate::stage::error::{Result, StageError};
+
+/// What to take from the other index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeScope {
+    /// Endpoints, targets, batches and mailboxes (with their shard plan), not their states:
+    /// what a shard's own stage starts from.
+    Catalog,
+    /// Every row: folders, messages, uploads and the audit log too.
+    Everything,
+}
+
+/// How many rows a merge added or brought forward, per table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RowsMerged {
+    /// Endpoints added.
+    pub endpoints: u64,
+    /// Upload targets added.
+    pub targets: u64,
+    /// Batches added.
+    pub batches: u64,
+    /// Mailboxes added or brought forward.
+    pub mailboxes: u64,
+    /// Folders added or brought forward.
+    pub folders: u64,
+    /// Messages added or brought forward.
+    pub messages: u64,
+    /// Uploads added or brought forward, with the upload runs and left-out folders.
+    pub uploads: u64,
+    /// Audit log entries copied.
+    pub events: u64,
+}
+
+impl RowsMerged {
+    /// Whether the merge changed nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Rank of a batch state when two are merged: the higher one is kept.
+const BATCH_RANK: &str = "CASE {} WHEN 'Created' THEN 0 WHEN 'Synced' THEN 1 WHEN 'Syncing' THEN 2
+    WHEN 'SyncedWithErrors' THEN 3 WHEN 'Failed' THEN 4 ELSE 5 END";
+
+fn rank(column: &str) -> String {
+    BATCH_RANK.replace("{}", column)
+}
+
+impl Index {
+    /// The distinct blob names the index's message rows hold.
+    pub fn blob_names(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .sql(self.conn.prepare(
+                "SELECT DISTINCT blob FROM messages WHERE blob IS NOT NULL ORDER BY blob",
+            ))?;
+        let rows = stmt.query_map([], |r| r.get(0));
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// Merges the rows of the index file `other` into this one, in one transaction; see the
+    /// module's documentation for which row wins. The caller makes sure the blobs those rows
+    /// name are durable here first (invariant 1) and that nothing writes `other` meanwhile.
+    pub fn merge_rows_from(&mut self, other: &Path, scope: MergeScope) -> Result<RowsMerged> {
+        let name = other.to_str().ok_or_else(|| {
+            StageError::Refused(format!("the index path {} is not UTF-8", other.display()))
+        })?;
+        let path = self.path.clone();
+        self.conn
+            .execute("ATTACH DATABASE ?1 AS src", [name])
+            .map_err(|e| sqlite(other, e))?;
+        let merged = self
+            .conn
+            .transaction()
+            .map_err(|e| sqlite(&path, e))
+            .and_then(|tx| {
+                let merged = merge_in(&tx, &path, scope)?;
+                tx.commit().map_err(|e| sqlite(&path, e))?;
+                Ok(merged)
+            });
+        let detached = self.conn.execute("DETACH DATABASE src", []);
+        let merged = merged?;
+        detached.map_err(|e| sqlite(other, e))?;
+        Ok(merged)
+    }
+}
+
+/// The merge's statements, inside its transaction.
+fn merge_in(tx: &Transaction<'_>, path: &Path, scope: MergeScope) -> Result<RowsMerged> {
+    let fail = |e| sqlite(path, e);
+    refuse_conflicts(tx).map_err(|e| match e {
+        Conflict::Sql(e) => fail(e),
+        Conflict::Refused(why) => StageError::Refused(why),
+    })?;
+    let mut m = RowsMerged::default();
+    let n = |sql: &str| tx.execute(sql, []).map(|n| n as u64).map_err(fail);
+    m.endpoints = n(
+        "INSERT INTO main.endpoints (name, server, port, security, max_concurrent_migrations,
+             max_concurrent_incremental_syncs, created_at, ca_file, insecure, tls_fingerprint)
+         SELECT name, server, port, security, max_concurrent_migrations,
+             max_concurrent_incremental_syncs, created_at, ca_file, insecure, tls_fingerprint
+         FROM src.endpoints s WHERE NOT EXISTS (SELECT 1 FROM main.endpoints t WHERE t.name = s.name)",
+    )?;
+    m.targets = n("INSERT INTO main.targets (name, kind, settings, created_at)
+         SELECT name, kind, settings, created_at FROM src.targets s
+         WHERE NOT EXISTS (SELECT 1 FROM main.targets t WHERE t.name = s.name)")?;
+    let (state, last_sync) = match scope {
+        MergeScope::Catalog => ("'Created'", "NULL"),
+        MergeScope::Everything => ("s.state", "s.last_sync_at"),
+    };
+    m.batches = n(&format!(
+        "INSERT INTO main.batches (name, endpoint_id, state, max_message_size, max_items,
+             include_folders, exclude_folders, created_at, last_sync_at, csv_path, auth, shards,
+             include_namespaces)
+         SELECT s.name, te.id, {state}, s.max_message_size, s.max_items, s.include_folders,
+             s.exclude_folders, s.created_at, {last_sync}, s.csv_path, s.auth, s.shards,
+             s.include_namespaces
+         FROM src.batches s JOIN src.endpoints se ON se.id = s.endpoint_id
+         JOIN main.endpoints te ON te.name = se.name
+         WHERE NOT EXISTS (SELECT 1 FROM main.batches t WHERE t.name = s.name)"
+    ))?;
+    n(
+        "UPDATE main.batches AS t SET shards = coalesce(t.shards, s.shards)
+       FROM src.batches s WHERE s.name = t.name AND t.shards IS NULL AND s.shards IS NOT NULL",
+    )?;
+    if scope == MergeScope::Everything {
+        n(&format!(
+            "UPDATE main.batches AS t SET state = s.state FROM src.batches s
+             WHERE s.name = t.name AND {} > {}",
+            rank("s.state"),
+            rank("t.state")
+        ))?;
+        n(
+            "UPDATE main.batches AS t SET last_sync_at = s.last_sync_at FROM src.batches s
+           WHERE s.name = t.name AND s.last_sync_at > coalesce(t.last_sync_at, '')",
+        )?;
+    }
+    let (state, error, last_sync) = match scope {
+        MergeScope::Catalog => ("'Queued'", "NULL", "NULL"),
+        MergeScope::Everything => ("s.state", "s.last_error", "s.last_sync_at"),
+    };
+    m.mailboxes = n(&format!(
+        "INSERT INTO main.mailboxes (batch_id, email, login_name, user_root, state, last_error,
+             last_sync_at, target_user, shard, planned_bytes, planned_messages)
+         SELECT tb.id, s.email, s.login_name, s.user_root, {state}, {error}, {last_sync},
+             s.target_user, s.shard, s.planned_bytes, s.planned_messages
+         FROM src.mailboxes s JOIN src.batches sb ON sb.id = s.batch_id
+         JOIN main.batches tb ON tb.name = sb.name
+         WHERE NOT EXISTS (SELECT 1 FROM main.mailboxes t
+                           WHERE t.batch_id = tb.id AND t.email = s.email)"
+    ))?;
+    tx.execute_batch(
+        "DROP TABLE IF EXISTS temp.map_mailbox;
+         CREATE TEMP TABLE map_mailbox (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
+         INSERT INTO map_mailbox
+         SELECT s.id, t.id FROM src.mailboxes s JOIN src.batches sb ON sb.id = s.batch_id
+         JOIN main.batches tb ON tb.name = sb.name
+         JOIN main.mailboxes t ON t.batch_id = tb.id AND t.email = s.email;",
+    )
+    .map_err(fail)?;
+    n(
+        "UPDATE main.mailboxes AS t SET shard = s.shard, planned_bytes = s.planned_bytes,
+           planned_messages = s.planned_messages
+       FROM src.mailboxes s JOIN map_mailbox mm ON mm.src = s.id
+       WHERE t.id = mm.dst AND t.shard IS NULL AND s.shard IS NOT NULL",
+    )?;
+    if scope == MergeScope::Catalog {
+        return Ok(m);
+    }
+    m.mailboxes += n(
+        "UPDATE main.mailboxes AS t SET state = s.state, last_error = s.last_error,
+             last_sync_at = s.last_sync_at
+         FROM src.mailboxes s JOIN map_mailbox mm ON mm.src = s.id
+         WHERE t.id = mm.dst AND s.state <> 'Queued'
+           AND (t.state = 'Queued' OR coalesce(s.last_sync_at, '') > coalesce(t.last_sync_at, ''))
+           AND NOT (s.state IS t.state AND s.last_error IS t.last_error
+               AND s.last_sync_at IS t.last_sync_at)",
+    )?;
+    merge_folders_and_messages(tx, path, &mut m)?;
+    merge_uploads(tx, path, &mut m)?;
+    // What the shard's last pass left out of other namespaces (its own rows win).
+    n(
+        "INSERT OR IGNORE INTO main.namespace_folders (mailbox_id, name, namespace)
+         SELECT mm.dst, s.name, s.namespace FROM src.namespace_folders s
+         JOIN map_mailbox mm ON mm.src = s.mailbox_id",
+    )?;
+    m.events = n("INSERT INTO main.events (at, batch, mailbox, kind, detail)
+         SELECT s.at, s.batch, s.mailbox, s.kind, s.detail FROM src.events s
+         WHERE NOT EXISTS (SELECT 1 FROM main.events t WHERE t.at = s.at
+             AND t.batch IS s.batch AND t.mailbox IS s.mailbox AND t.kind = s.kind
+             AND t.detail = s.detail)
+         ORDER BY s.id")?;
+    if !m.is_empty() {
+        let detail = serde_json::to_string(&m).unwrap_or_default();
+        insert_event(tx, None, None, "stage.merged", &detail).map_err(fail)?;
+    }
+    Ok(m)
+}
+
+/// Folders (the one examined later wins) and messages (a staged row over any other but a
+/// retired one; a retirement is final).
+fn merge_folders_and_messages(tx: &Transaction<'_>, path: &Path, m: &mut RowsMerged) -> Result<()> {
+    let fail = |e| sqlite(path, e);
+    let n = |sql: &str| tx.execute(sql, []).map(|n| n as u64).map_err(fail);
+    const FOLDER_COLUMNS: &str = "name = s.name, delimiter = s.delimiter,
+        special_use = s.special_use, uidvalidity = s.uidvalidity, highest_uid = s.highest_uid,
+        highest_modseq = s.highest_modseq, state = s.state, source_messages = s.source_messages,
+        source_checked_at = s.source_checked_at, note = s.note";
+    m.folders = n(
+        "INSERT INTO main.folders (mailbox_id, wire_name, name, delimiter, special_use,
+             uidvalidity, highest_uid, highest_modseq, state, source_messages, source_checked_at,
+             note)
+         SELECT mm.dst, s.wire_name, s.name, s.delimiter, s.special_use, s.uidvalidity,
+             s.highest_uid, s.highest_modseq, s.state, s.source_messages, s.source_checked_at,
+             s.note
+         FROM src.folders s JOIN map_mailbox mm ON mm.src = s.mailbox_id
+         WHERE NOT EXISTS (SELECT 1 FROM main.folders t
+                           WHERE t.mailbox_id = mm.dst AND t.wire_name = s.wire_name)",
+    )?;
+    tx.execute_batch(
+        "DROP TABLE IF EXISTS temp.map_folder;
+         CREATE TEMP TABLE map_folder (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
+         INSERT INTO map_folder
+         SELECT s.id, t.id FROM src.folders s JOIN map_mailbox mm ON mm.src = s.mailbox_id
+         JOIN main.folders t ON t.mailbox_id = mm.dst AND t.wire_name = s.wire_name;",
+    )
+    .map_err(fail)?;
+    m.folders += n(&format!(
+        "UPDATE main.folders AS t SET {FOLDER_COLUMNS}
+         FROM src.folders s JOIN map_folder mf ON mf.src = s.id
+         WHERE t.id = mf.dst AND (coalesce(s.source_checked_at, '') > coalesce(t.source_checked_at, '')
+             OR (s.source_checked_at IS t.source_checked_at AND s.uidvalidity IS t.uidvalidity
+                 AND s.highest_uid > t.highest_uid))"
+    ))?;
+    m.messages = n(
+        "INSERT INTO main.messages (folder_id, uidvalidity, uid, state, reason, blob, size,
+             internaldate, internaldate_unix, flags, message_id, staged_at, deleted_on_source)
+         SELECT mf.dst, s.uidvalidity, s.uid, s.state, s.reason, s.blob, s.size, s.internaldate,
+             s.internaldate_unix, s.flags, s.message_id, s.staged_at, s.deleted_on_source
+         FROM src.messages s JOIN map_folder mf ON mf.src = s.folder_id
+         WHERE NOT EXISTS (SELECT 1 FROM main.messages t WHERE t.folder_id = mf.dst
+                           AND t.uidvalidity = s.uidvalidity AND t.uid = s.uid)
+         ORDER BY s.id",
+    )?;
+    tx.execute_batch(
+        "DROP TABLE IF EXISTS temp.map_message;
+         CREATE TEMP TABLE map_message (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
+         INSERT INTO map_message
+         SELECT s.id, t.id FROM src.messages s JOIN map_folder mf ON mf.src = s.folder_id
+         JOIN main.messages t ON t.folder_id = mf.dst AND t.uidvalidity = s.uidvalidity
+             AND t.uid = s.uid;",
+    )
+    .map_err(fail)?;
+    m.messages += n(
+        "UPDATE main.messages AS t SET state = s.state, reason = s.reason, blob = s.blob,
+             size = s.size, internaldate = s.internaldate,
+             internaldate_unix = s.internaldate_unix, flags = s.flags,
+             message_id = s.message_id, staged_at = s.staged_at
+         FROM src.messages s JOIN map_message mg ON mg.src = s.id
+         WHERE t.id = mg.dst AND t.state <> 'retired' AND t.state <> s.state
+             AND (s.state = 'staged' OR s.state = 'retired')",
+    )?;
+    m.messages += n(
+        "UPDATE main.messages AS t SET deleted_on_source = s.deleted_on_source
+         FROM src.messages s JOIN map_message mg ON mg.src = s.id
+         WHERE t.id = mg.dst AND t.deleted_on_source IS NULL AND s.deleted_on_source IS NOT NULL",
+    )?;
+    Ok(())
+}
+
+/// Uploads (a `done` one over any other: the other is replaced, since the upload state
+/// machine allows no direct step to `done`), upload runs (the later one) and the folders a
+/// run left out.
+fn merge_uploads(tx: &Transaction<'_>, path: &Path, m: &mut RowsMerged) -> Result<()> {
+    let fail = |e| sqlite(path, e);
+    let n = |sql: &str| tx.execute(sql, []).map(|n| n as u64).map_err(fail);
+    n("DELETE FROM main.uploads WHERE id IN (
+           SELECT t.id FROM main.uploads t JOIN map_message mg ON mg.dst = t.message_id
+           JOIN src.uploads s ON s.message_id = mg.src AND s.target = t.target
+           WHERE t.state <> 'done' AND s.state = 'done')")?;
+    m.uploads = n(
+        "INSERT INTO main.uploads (message_id, target, state, target_id, attempts, last_error,
+             updated_at, mailbox, folder, lost_sends, flag_pending)
+         SELECT mg.dst, s.target, s.state, s.target_id, s.attempts, s.last_error, s.updated_at,
+             s.mailbox, s.folder, s.lost_sends, s.flag_pending
+         FROM src.uploads s JOIN map_message mg ON mg.src = s.message_id
+         WHERE NOT EXISTS (SELECT 1 FROM main.uploads t
+                           WHERE t.message_id = mg.dst AND t.target = s.target)",
+    )?;
+    m.uploads += n(
+        "INSERT INTO main.upload_runs (mailbox_id, target, state, last_error, updated_at,
+             started_at, run_messages, run_bytes)
+         SELECT mm.dst, s.target, s.state, s.last_error, s.updated_at, s.started_at,
+             s.run_messages, s.run_bytes
+         FROM src.upload_runs s JOIN map_mailbox mm ON mm.src = s.mailbox_id WHERE true
+         ON CONFLICT (mailbox_id, target) DO UPDATE SET state = excluded.state,
+             last_error = excluded.last_error, updated_at = excluded.updated_at,
+             started_at = excluded.started_at, run_messages = excluded.run_messages,
+             run_bytes = excluded.run_bytes
+         WHERE excluded.updated_at > upload_runs.updated_at",
+    )?;
+    m.uploads += n(
+        "INSERT OR IGNORE INTO main.upload_left_out (mailbox_id, target, folder_id)
+         SELECT mm.dst, s.target, mf.dst FROM src.upload_left_out s
+         JOIN map_mailbox mm ON mm.src = s.mailbox_id JOIN map_folder mf ON mf.src = s.folder_id",
+    )?;
+    Ok(())
+}
+
+enum Conflict {
+    Sql(rusqlite::Error),
+    Refused(String),
+}
+
+impl From<rusqlite::Error> for Conflict {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+/// Refuses to merge a batch that reads another endpoint here, or a mailbox another plan
+/// put in another shard.
+fn refuse_conflicts(tx: &Transaction<'_>) -> std::result::Result<(), Conflict> {
+    let endpoint: Option<(String, String, String)> = tx
+        .query_row(
+            "SELECT sb.name, se.name, te.name FROM src.batches sb
+             JOIN src.endpoints se ON se.id = sb.endpoint_id
+             JOIN main.batches tb ON tb.name = sb.name
+             JOIN main.endpoints te ON te.id = tb.endpoint_id
+             WHERE se.name <> te.name LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((batch, theirs, ours)) = endpoint {
+        return Err(Conflict::Refused(format!(
+            "batch {batch:?} reads endpoint {theirs:?} there but {ours:?} here: not the same batch"
+        )));
+    }
+    let shard: Option<(String, String, u32, u32)> = tx
+        .query_row(
+            "SELECT sb.name, s.email, s.shard, t.shard FROM src.mailboxes s
+             JOIN src.batches sb ON sb.id = s.batch_id JOIN main.batches tb ON tb.name = sb.name
+             JOIN main.mailboxes t ON t.batch_id = tb.id AND t.email = s.email
+             WHERE s.shard <> t.shard LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    if let Some((batch, email, theirs, ours)) = shard {
+        return Err(Conflict::Refused(format!(
+            "mailbox {email} of batch {batch:?} is in shard {theirs} there but shard {ours} \
+             here: the stages come from different plans"
+        )));
+    }
+    Ok(())
+}
