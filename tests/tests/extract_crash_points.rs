@@ -1,6 +1,7 @@
 //! A pass aborted at named crash points (`mailstage::crash_point`, built into the test
-//! crate's copy of the library) around a UIDVALIDITY change, then the next pass: the folder's
-//! new messages, whose UIDs lie at or below the old highest UID, must all be staged.
+//! crate's copy of the library), then the next pass: around a UIDVALIDITY change (the
+//! folder's new messages, whose UIDs lie at or below the old highest UID, must all be
+//! staged), and inside a group's sync under each durability (`stage::durable`).
 //!
 //! The aborted pass runs in a child process: this test binary again, running only
 //! `child_pass` with the stage and the Dovecot's port in its environment.
@@ -13,12 +14,13 @@ use std::process::Command;
 use anyhow::{Context, Result, ensure};
 use mailstage::crash_point;
 use mailstage::extract::{Pass, RetryPolicy};
+use mailstage::stage::durable::DURABILITY_ENV;
 use mailstage::stage::verify::verify;
 use mailstage::stage::{Access, Stage};
 use mailstage_tests::Dovecot;
 use mailstage_tests::extraction::{TestMailbox, Via, default_limits, run, run_at};
 use mailstage_tests::fixtures::simple;
-use mailstage_tests::stage_check::{message_rows, served};
+use mailstage_tests::stage_check::{blob_files, check_completed, message_rows, served};
 
 const T0: u64 = 1_690_000_000;
 const CHILD_STAGE: &str = "MAILSTAGE_TEST_CHILD_STAGE";
@@ -57,12 +59,14 @@ fn child_pass() -> Result<()> {
 }
 
 /// Runs an incremental pass in a child process that aborts at `point`; fails unless it did.
-fn aborted(dir: &Path, d: &Dovecot, point: &str) -> Result<()> {
+/// `durability` is the child's `MAILSTAGE_DURABILITY` (`auto`: the stage chooses).
+fn aborted(dir: &Path, d: &Dovecot, point: &str, durability: &str) -> Result<()> {
     let out = Command::new(std::env::current_exe()?)
         .args(["child_pass", "--exact", "--ignored", "--nocapture"])
         .env(CHILD_STAGE, dir)
         .env(CHILD_PORT, d.port().to_string())
         .env(crash_point::ENV, point)
+        .env(DURABILITY_ENV, durability)
         .output()
         .context("running the child pass")?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -118,13 +122,13 @@ fn a_pass_killed_around_a_uidvalidity_change_is_completed_by_the_next() -> Resul
     d.append("frank", "Keep", &[], Some((T0 + 51) as i64), &simple(51))?;
 
     // Killed inside the transaction: nothing of the change is committed.
-    aborted(dir.path(), &d, "uidvalidity-uncommitted")?;
+    aborted(dir.path(), &d, "uidvalidity-uncommitted", "auto")?;
     let (validity, highest, rows) = keep_state(dir.path())?;
     assert_eq!((validity, highest), (old_validity, 3), "{rows:?}");
     assert!(rows.iter().all(|r| r.2 == "staged"), "{rows:?}");
 
     // Killed after the commit, before the re-read: all of the change is.
-    aborted(dir.path(), &d, "uidvalidity-restarted")?;
+    aborted(dir.path(), &d, "uidvalidity-restarted", "auto")?;
     let (new_validity, highest, rows) = keep_state(dir.path())?;
     assert_ne!(new_validity, old_validity);
     assert_eq!(highest, 0);
@@ -167,5 +171,74 @@ fn a_pass_killed_around_a_uidvalidity_change_is_completed_by_the_next() -> Resul
     );
     assert!(keep.iter().all(|r| r.0 == new_validity), "{keep:?}");
     assert_eq!(keep.iter().map(|r| r.1).collect::<Vec<_>>(), [1, 2]);
+    Ok(())
+}
+
+/// Staged rows of Keep.
+fn staged_in_keep(dir: &Path) -> Result<usize> {
+    Ok(keep_state(dir)?
+        .2
+        .iter()
+        .filter(|r| r.2 == "staged")
+        .count())
+}
+
+#[test]
+fn a_pass_killed_inside_a_groups_sync_is_completed_by_the_next() -> Result<()> {
+    let d = Dovecot::builder().user("frank", "frank-pw").start()?;
+    d.create_folder("frank", "Keep")?;
+    for i in 0..3 {
+        d.write_message_at("frank", "Keep", &[], T0 + i, &simple(i))?;
+    }
+    for (round, durability) in [(0u64, "auto"), (1, "fsync")] {
+        let dir = tempfile::tempdir()?;
+        let first = run(dir.path(), &d, &frank(), default_limits(), Pass::Full)?;
+        assert_eq!(first[0].error, None);
+        let before = staged_in_keep(dir.path())?;
+        for i in 0..5 {
+            let n = 100 + 10 * round + i;
+            d.append("frank", "Keep", &[], Some((T0 + n) as i64), &simple(n))?;
+        }
+        // Killed after the group's data is durable, before any rename: nothing committed.
+        aborted(dir.path(), &d, "group-data-synced", durability)?;
+        assert_eq!(staged_in_keep(dir.path())?, before, "{durability}");
+        // Killed after the renames, before the names are durable: the blobs are in place,
+        // no row names them yet.
+        aborted(dir.path(), &d, "group-renamed", durability)?;
+        assert_eq!(staged_in_keep(dir.path())?, before, "{durability}");
+        assert_eq!(
+            blob_files(dir.path())?.len(),
+            before + 5,
+            "{durability}: the killed group's blobs are in place"
+        );
+        let next = run(
+            dir.path(),
+            &d,
+            &frank(),
+            default_limits(),
+            Pass::Incremental,
+        )?;
+        assert_eq!(next[0].error, None);
+        assert_eq!(
+            next[0].counts.staged, 5,
+            "{durability}: {:?}",
+            next[0].counts
+        );
+        assert_eq!(
+            next[0].counts.deduplicated, 5,
+            "{durability}: the blobs in place are reused"
+        );
+        check_completed(dir.path())?;
+        let staged: BTreeSet<String> = message_rows(dir.path())?
+            .into_iter()
+            .filter(|r| r.1 == "Keep" && r.7 == "staged")
+            .filter_map(|r| r.4)
+            .collect();
+        let want: BTreeSet<String> = served(&d, "frank", "Keep")?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(staged, want, "{durability}");
+    }
     Ok(())
 }

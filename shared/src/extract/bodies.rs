@@ -26,8 +26,10 @@ use crate::imap::{
 use crate::stage::index::{MessageState, NewMessage};
 use crate::stage::{PendingBlob, StageError};
 
-/// UIDs per group commit, and bytes: whichever fills first.
-const GROUP_UIDS: usize = 200;
+/// UIDs per group commit, and bytes: whichever fills first. A group pays for durability
+/// once (two `syncfs`, or an fsync per blob and directory) and for one index transaction, so
+/// small messages come in large groups; a crash costs at most one group's downloads.
+const GROUP_UIDS: usize = 1000;
 const GROUP_BYTES: u64 = 64 << 20;
 /// UIDs per `UID FETCH` command, and commands in flight.
 const FETCH_UIDS: u32 = 25;
@@ -285,10 +287,12 @@ where
         .await
 }
 
-/// Finished blobs of a connection being fsynced on blocking threads, which then close their
-/// descriptors: a group waiting for its commit holds none (a batch of many mailboxes at
-/// once stays within a small `ulimit -n`). At most [`SYNC_AHEAD`] run ahead; past that the
-/// fsync runs inline, pacing the download to the disk.
+/// Under per-file durability, finished blobs of a connection being fsynced on blocking
+/// threads, which then close their descriptors: a group waiting for its commit holds none (a
+/// batch of many mailboxes at once stays within a small `ulimit -n`). At most [`SYNC_AHEAD`]
+/// run ahead; past that the fsync runs inline, pacing the download to the disk. When the
+/// stage syncs whole groups at once, a finished blob holds no descriptor and goes straight
+/// to its group.
 #[derive(Default)]
 struct Syncer {
     syncing: Vec<(u32, Syncing, Option<String>)>,
@@ -310,6 +314,7 @@ impl Syncer {
     ) {
         let running = self.syncing.iter().filter(|s| !s.1.is_finished()).count();
         let outcome = match outcome {
+            Ok((pending, id)) if !pending.needs_sync() => Ok((pending, id)),
             Ok((pending, id)) if running < SYNC_AHEAD => {
                 let sync = tokio::task::spawn_blocking(|| pending.sync());
                 self.syncing.push((uid, sync, id));

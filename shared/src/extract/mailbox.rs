@@ -17,7 +17,10 @@ use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
 use crate::imap::pipeline::OpenedAndListed;
 use crate::imap::transport::connect;
 use crate::imap::types::StatusResponse;
-use crate::imap::{During as _, FetchData, ImapStepError, SequenceSet, Session, SessionConfig};
+use crate::imap::{
+    DiscardSink, During as _, FetchData, ImapError, ImapStepError, SequenceSet, Session,
+    SessionConfig,
+};
 use crate::retry::{Attempts, Next};
 use crate::stage::index::{FolderInfo, MailboxState, MessageState, OpenedFolder};
 
@@ -472,33 +475,28 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         && info.exists > 0
         && info.uid_next.is_none_or(|next| next > first_new)
     {
-        let metas = match listed_new.take() {
-            Some(metas) => metas,
-            None => s
-                .uid_fetch_meta(&SequenceSet::from_start(first_new), META_ITEMS)
-                .await
-                .during(|| format!("listing new messages of {:?}", plan.name))?,
-        };
-        new.extend(
-            metas
-                .iter()
-                .filter(|m| m.uid.is_some_and(|u| u > highest))
-                .filter_map(meta_of),
-        );
+        match listed_new.take() {
+            // Listed in the pipeline: converted from the responses it kept.
+            Some(metas) => new.extend(
+                metas
+                    .iter()
+                    .filter(|m| m.uid.is_some_and(|u| u > highest))
+                    .filter_map(meta_of),
+            ),
+            None => {
+                let set = SequenceSet::from_start(first_new);
+                list_meta(s, &set, |u| u > highest, &mut new)
+                    .await
+                    .during(|| format!("listing new messages of {:?}", plan.name))?;
+            }
+        }
     }
     let new_above_highest = new.len() as u64;
     if !failed.is_empty() {
         let set = SequenceSet::from_uids(failed.iter().copied());
-        let metas = s
-            .uid_fetch_meta(&set, META_ITEMS)
+        list_meta(s, &set, |u| u <= highest, &mut new)
             .await
             .during(|| format!("re-reading failed messages of {:?}", plan.name))?;
-        new.extend(
-            metas
-                .iter()
-                .filter(|m| m.uid.is_some_and(|u| u <= highest))
-                .filter_map(meta_of),
-        );
     }
     // Flag changes of staged messages: through CONDSTORE when the server offers it (only
     // what changed since the stored HIGHESTMODSEQ), otherwise every staged UID's FLAGS.
@@ -559,6 +557,30 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         modseq: info.highest_modseq,
         new,
     })
+}
+
+/// Reads the metadata of the messages of `set` whose UID `keep` accepts into `out`, each
+/// converted as its FETCH response arrives: the parsed responses of a large folder are never
+/// held all at once, only their compact [`Meta`].
+async fn list_meta<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut Session<S>,
+    set: &SequenceSet,
+    keep: impl Fn(u32) -> bool,
+    out: &mut Vec<Meta>,
+) -> Result<(), ImapError> {
+    s.uid_fetch(
+        std::slice::from_ref(set),
+        META_ITEMS,
+        1,
+        &mut DiscardSink,
+        |m| {
+            if m.fetch.uid.is_some_and(&keep) {
+                out.extend(meta_of(&m.fetch));
+            }
+            Ok(())
+        },
+    )
+    .await
 }
 
 fn meta_of(f: &FetchData) -> Option<Meta> {

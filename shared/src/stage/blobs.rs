@@ -2,12 +2,16 @@
 //!
 //! Writing is two-step so that many blobs share one durability point (group commit):
 //! [`BlobStore::writer`] streams chunks into `tmp/` while hashing them, [`BlobWriter::finish`]
-//! closes the file, and [`BlobStore::persist`] fsyncs a group of finished files, renames each
-//! into place (or drops it when identical bytes are already stored) and fsyncs the directories.
-//! A caller that keeps many finished blobs waiting calls [`PendingBlob::sync`] first (on a
-//! blocking thread): the data is fsynced and the descriptor closed, so a waiting group holds
-//! no descriptors.
-//! Only after `persist` returns may an index row name the blob (invariant 1).
+//! closes the file, and [`BlobStore::persist`] makes a group of finished files durable,
+//! renames each into place (or drops it when identical bytes are already stored) and makes
+//! the names durable. How is the store's [`Durability`]: one `syncfs(2)` for the group's data
+//! and one for its names where the kernel and filesystem can be trusted with it, else an
+//! fsync per file and per directory. In that second mode a finished blob keeps its descriptor
+//! until fsynced, and a caller that keeps many finished blobs waiting calls
+//! [`PendingBlob::sync`] first (on a blocking thread) so that a waiting group holds none.
+//! Only after `persist` returns may an index row name the blob (invariant 1). A blob in place
+//! always has durable data (its data is synced before the rename), so a later group may
+//! trust it for deduplication even when a crash lost the rename's durability.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -18,11 +22,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
+use super::durable::Durability;
 use super::error::{IoContext, Result};
 use super::hash::BlobHash;
 
 /// Buffer between the socket-sized chunks a caller hands in and the write(2) calls.
 const WRITE_BUFFER: usize = 256 * 1024;
+
+/// The buffer for a blob of about `expected` bytes: no larger than the blob (a 300-byte
+/// message does not allocate, fault in and free 256 KiB), at most [`WRITE_BUFFER`].
+pub(crate) fn buffer_for(expected: u64) -> usize {
+    usize::try_from(expected.saturating_add(1))
+        .map_or(WRITE_BUFFER, |e| e.clamp(1024, WRITE_BUFFER))
+}
 
 /// The blob directory and the temporary directory of one stage.
 #[derive(Debug)]
@@ -30,21 +42,39 @@ pub struct BlobStore {
     blobs: PathBuf,
     tmp: PathBuf,
     next_tmp: AtomicU64,
+    durability: Durability,
 }
 
 impl BlobStore {
-    /// Opens (creating when missing) `root/blobs` and `root/tmp`.
+    /// Opens (creating when missing) `root/blobs`, `root/tmp` and `root/tmp/partial`, and
+    /// chooses how groups are made durable there.
     pub fn open(root: &Path) -> Result<Self> {
+        Self::open_with(root, Durability::choose)
+    }
+
+    /// [`BlobStore::open`] with the durability `choose` returns for the stage's directories.
+    pub(crate) fn open_with(
+        root: &Path,
+        choose: impl FnOnce(&[&Path]) -> Durability,
+    ) -> Result<Self> {
         let blobs = root.join("blobs");
         let tmp = root.join("tmp");
-        for dir in [&blobs, &tmp] {
+        let partial = tmp.join("partial");
+        for dir in [&blobs, &tmp, &partial] {
             fs::create_dir_all(dir).at("create directory", dir)?;
         }
+        let durability = choose(&[&blobs, &tmp, &partial]);
         Ok(Self {
             blobs,
             tmp,
             next_tmp: AtomicU64::new(0),
+            durability,
         })
+    }
+
+    /// How [`BlobStore::persist`] makes groups durable.
+    pub fn durability(&self) -> &Durability {
+        &self.durability
     }
 
     /// The `blobs/` directory.
@@ -89,6 +119,7 @@ impl BlobStore {
             len: 0,
             done: false,
             keep: false,
+            keep_fd: self.durability.per_file(),
         })
     }
 
@@ -105,16 +136,45 @@ impl BlobStore {
 
     /// Makes a group of finished blobs durable and visible under their hash.
     ///
-    /// Each file's data is fsynced, then renamed into place unless identical bytes are already
-    /// stored (then the temporary copy is dropped), and every directory touched is fsynced once.
-    /// When this returns `Ok`, every returned blob survives a crash.
+    /// The files' data is made durable (one `syncfs`, or an fsync each), then each is renamed
+    /// into place unless identical bytes are already stored (then the temporary copy is
+    /// dropped), then the names are made durable (one `syncfs`, or an fsync of every directory
+    /// touched). When this returns `Ok`, every returned blob survives a crash.
     pub fn persist(&self, group: Vec<PendingBlob>) -> Result<Vec<StoredBlob>> {
-        for blob in &group {
-            if let Some(file) = &blob.file {
-                file.sync_data().at("fsync", &blob.path)?;
+        match &self.durability {
+            Durability::Syncfs(fs) => {
+                fs.sync().at("sync the group's data", &self.tmp)?;
+                crate::crash_point::hit("group-data-synced");
+                let stored = self.rename_into_place(group, &mut BTreeSet::new())?;
+                crate::crash_point::hit("group-renamed");
+                fs.sync().at("sync the group's names", &self.blobs)?;
+                Ok(stored)
+            }
+            Durability::PerFile(_) => {
+                for blob in &group {
+                    if let Some(file) = &blob.file {
+                        file.sync_data().at("fsync", &blob.path)?;
+                    }
+                }
+                crate::crash_point::hit("group-data-synced");
+                let mut dirs = BTreeSet::new();
+                let stored = self.rename_into_place(group, &mut dirs)?;
+                crate::crash_point::hit("group-renamed");
+                for dir in &dirs {
+                    fsync_dir(dir)?;
+                }
+                Ok(stored)
             }
         }
-        let mut dirs = BTreeSet::new();
+    }
+
+    /// Renames each blob into place, or drops it when identical bytes are stored; the
+    /// directories a name was added to go into `dirs`.
+    fn rename_into_place(
+        &self,
+        group: Vec<PendingBlob>,
+        dirs: &mut BTreeSet<PathBuf>,
+    ) -> Result<Vec<StoredBlob>> {
         let mut stored = Vec::with_capacity(group.len());
         for mut blob in group {
             let target = self.path_of(&blob.hash);
@@ -122,7 +182,7 @@ impl BlobStore {
                 .parent()
                 .expect("blob paths have a parent")
                 .to_path_buf();
-            self.create_fan_out_dirs(&parent, &mut dirs)?;
+            self.create_fan_out_dirs(&parent, dirs)?;
             let deduplicated = target.exists();
             if deduplicated {
                 fs::remove_file(&blob.path).at("remove duplicate", &blob.path)?;
@@ -136,9 +196,6 @@ impl BlobStore {
                 len: blob.len,
                 deduplicated,
             });
-        }
-        for dir in &dirs {
-            fsync_dir(dir)?;
         }
         Ok(stored)
     }
@@ -182,13 +239,21 @@ pub struct BlobWriter {
     len: u64,
     done: bool,
     keep: bool,
+    /// Whether the finished blob keeps its descriptor (to fsync it: per-file durability).
+    keep_fd: bool,
 }
 
 impl BlobWriter {
     /// Writes the blob at `path` from byte `from` on: the first `from` bytes already there
     /// are read back and hashed, anything after them is cut off (`from` 0 starts afresh).
     /// Dropped before [`BlobWriter::finish`], the file stays, with what was written.
-    pub(crate) fn continue_at(path: PathBuf, from: u64) -> Result<BlobWriter> {
+    /// `buffer` is the write buffer's size ([`buffer_for`]).
+    pub(crate) fn continue_at(
+        path: PathBuf,
+        from: u64,
+        buffer: usize,
+        keep_fd: bool,
+    ) -> Result<BlobWriter> {
         if path.exists() {
             // A body finished but never persisted (a kill between the two) is read-only.
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
@@ -215,12 +280,13 @@ impl BlobWriter {
         }
         io::Seek::seek(&mut file, io::SeekFrom::Start(from)).at("seek", &path)?;
         Ok(BlobWriter {
-            out: BufWriter::with_capacity(WRITE_BUFFER, file),
+            out: BufWriter::with_capacity(buffer, file),
             path,
             hasher,
             len: from,
             done: false,
             keep: true,
+            keep_fd,
         })
     }
 
@@ -247,17 +313,24 @@ impl BlobWriter {
         self.len == 0
     }
 
-    /// Closes the temporary file (flushed, read-only) and names it by its hash.
+    /// Closes the temporary file (flushed, read-only) and names it by its hash; under
+    /// per-file durability its descriptor is kept for the fsync.
     /// The blob is not durable until it goes through [`BlobStore::persist`].
     pub fn finish(mut self) -> Result<PendingBlob> {
         self.out.flush().at("write", &self.path)?;
-        let file = self.out.get_ref().try_clone().at("reopen", &self.path)?;
-        file.set_permissions(fs::Permissions::from_mode(0o444))
+        self.out
+            .get_ref()
+            .set_permissions(fs::Permissions::from_mode(0o444))
             .at("make read-only", &self.path)?;
+        let file = if self.keep_fd {
+            Some(self.out.get_ref().try_clone().at("reopen", &self.path)?)
+        } else {
+            None
+        };
         let hash = BlobHash::from_digest(std::mem::take(&mut self.hasher).finalize().into());
         self.done = true;
         Ok(PendingBlob {
-            file: Some(file),
+            file,
             path: std::mem::take(&mut self.path),
             hash,
             len: self.len,
@@ -319,6 +392,12 @@ impl PendingBlob {
         self.len == 0
     }
 
+    /// Whether it holds a descriptor to fsync before it is persisted (per-file durability);
+    /// when not, [`PendingBlob::sync`] does nothing.
+    pub fn needs_sync(&self) -> bool {
+        self.file.is_some()
+    }
+
     /// Fsyncs the blob's data and closes its descriptor (blocking: call it on a blocking
     /// thread). [`BlobStore::persist`] then only renames it into place. On error the
     /// temporary file is removed.
@@ -353,10 +432,63 @@ pub struct StoredBlob {
 mod tests {
     use super::*;
 
+    /// A store of each durability: one syncfs per group (when this machine trusts it) and
+    /// an fsync per file.
+    fn stores(dir: &Path) -> Vec<BlobStore> {
+        let mut out = vec![
+            BlobStore::open_with(&dir.join("f"), |_| Durability::PerFile("test".into())).unwrap(),
+        ];
+        let chosen = BlobStore::open(&dir.join("s")).unwrap();
+        if !chosen.durability().per_file() {
+            out.push(chosen);
+        }
+        out
+    }
+
+    #[test]
+    fn a_group_persists_under_either_durability_and_duplicates_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in stores(dir.path()) {
+            let finished = |bytes: &[u8]| {
+                let mut w = store.writer().unwrap();
+                w.write_chunk(bytes).unwrap();
+                w.finish().unwrap()
+            };
+            let group = vec![finished(b"one"), finished(b"two"), finished(b"one")];
+            assert!(
+                group
+                    .iter()
+                    .all(|b| b.needs_sync() == store.durability().per_file())
+            );
+            let stored = store.persist(group).unwrap();
+            let dedup: Vec<bool> = stored.iter().map(|s| s.deduplicated).collect();
+            assert_eq!(
+                dedup,
+                [false, false, true],
+                "{}",
+                store.durability().describe()
+            );
+            for (s, bytes) in stored.iter().zip([&b"one"[..], b"two", b"one"]) {
+                assert_eq!(s.hash, BlobHash::of(bytes));
+                assert_eq!(fs::read(store.path_of(&s.hash)).unwrap(), bytes);
+            }
+            let left: Vec<_> = fs::read_dir(store.tmp_dir())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(
+                left,
+                ["partial"],
+                "only the partial directory stays in tmp/"
+            );
+        }
+    }
+
     #[test]
     fn a_synced_blob_holds_no_descriptor_and_persists_like_the_others() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store =
+            BlobStore::open_with(dir.path(), |_| Durability::PerFile("test".into())).unwrap();
         let finished = |bytes: &[u8]| {
             let mut w = store.writer().unwrap();
             w.write_chunk(bytes).unwrap();
@@ -374,6 +506,10 @@ mod tests {
             assert_eq!(s.hash, BlobHash::of(bytes));
             assert_eq!(fs::read(store.path_of(&s.hash)).unwrap(), bytes);
         }
-        assert_eq!(fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(store.tmp_dir()).unwrap().count(),
+            1,
+            "tmp/partial/ only"
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! nothing from a server chooses a path.
 
 mod blobs;
+pub mod durable;
 mod error;
 mod gc;
 mod hash;
@@ -120,6 +121,7 @@ impl Stage {
             _lock: lock,
         };
         if access == Access::Write {
+            tracing::debug!(durability = %stage.blobs.durability().describe(), "stage opened");
             let removed = gc::clear_tmp(&stage.blobs)?;
             if removed.files > 0 {
                 tracing::info!(

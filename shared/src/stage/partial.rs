@@ -128,7 +128,12 @@ impl BlobStore {
                 .at("read", &path)?;
         }
         Ok(PartialWriter {
-            blob: BlobWriter::continue_at(path, origin)?,
+            blob: BlobWriter::continue_at(
+                path,
+                origin,
+                super::blobs::buffer_for(key.size.saturating_sub(origin)),
+                self.durability().per_file(),
+            )?,
             expect,
             checked: 0,
             kept: if origin > 0 { kept } else { 0 },

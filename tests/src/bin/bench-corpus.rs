@@ -14,6 +14,10 @@
 //! in turn, each small (2–8 KB): the many-folders benchmark (`scripts/bench.sh extract
 //! --folders N`).
 //!
+//! With `BENCH_SHAPE=small` in the environment, each mailbox instead gets `MESSAGES`
+//! messages of about 300 bytes, all in INBOX (a mailbox of notifications or tickets:
+//! `scripts/bench.sh extract --small` and `--huge`).
+//!
 //! Writes `DIR/users.csv` (a batch file of the users) and prints `KEY=value` lines
 //! (`PORT`, `CSV`, `USERS`, `MESSAGES`, `BYTES`, `FOLDERS`, `MAIL_DIR`, `FILL_S`, `WARM_S`),
 //! then runs until its standard input closes.
@@ -22,11 +26,32 @@ use std::io::{Read, Write};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use mailstage_tests::fixtures::{ODD_FOLDERS, Rng, corpus, message_of_size};
+use mailstage_tests::fixtures::{ODD_FOLDERS, Rng, corpus, message_of_size, simple};
 use mailstage_tests::{Dovecot, Probe};
+
+/// The size of a small message (`BENCH_SHAPE=small`).
+const SMALL: usize = 300;
+
+/// Whether the corpus is of small messages in one folder (`BENCH_SHAPE=small`).
+fn small_shape() -> bool {
+    std::env::var("BENCH_SHAPE").is_ok_and(|s| s == "small")
+}
+
+/// A distinct message of about [`SMALL`] bytes (its body line padded up to that).
+fn small_message(n: u64) -> Vec<u8> {
+    let mut m = simple(n);
+    if m.len() + 2 < SMALL {
+        let end = m.len() - 2; // before the last CRLF
+        m.splice(end..end, std::iter::repeat_n(b'x', SMALL - m.len()));
+    }
+    m
+}
 
 /// The folders that get mail, and each one's share of a mailbox's messages (in 1/100).
 fn folders() -> Vec<(String, u32)> {
+    if small_shape() {
+        return vec![("INBOX".to_string(), 100)];
+    }
     let mut f = vec![("INBOX".to_string(), 30), ("Sent".to_string(), 20)];
     f.extend(
         ODD_FOLDERS
@@ -96,6 +121,11 @@ fn main() -> Result<()> {
                         Box::new((0..messages).map(move |i| {
                             message_of_size(2_000 + (i * 7_919) % 6_000, user_seed + i as u64)
                         }))
+                    } else if small_shape() {
+                        Box::new(
+                            (0..messages as u64)
+                                .map(move |i| small_message(user_seed * 10_000_000 + i)),
+                        )
                     } else {
                         Box::new(corpus(user_seed, messages))
                     };
