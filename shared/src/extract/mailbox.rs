@@ -26,6 +26,9 @@ use crate::stage::index::{FolderInfo, MailboxState, MessageState, OpenedFolder};
 
 const META_ITEMS: &str = "(UID RFC822.SIZE INTERNALDATE FLAGS)";
 
+/// Finished folders whose HIGHESTMODSEQ is written in one transaction.
+const MODSEQ_BATCH: usize = 64;
+
 /// Runs one mailbox's pass to the end (retrying transient failures) and records its state.
 pub(super) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
     ctx.progress.mailbox_started(&mb.email);
@@ -230,47 +233,61 @@ async fn sync_once(
     ctx.progress.mailbox_planned(&mb.email, to_fetch, bytes);
 
     let mut verdict_of = verdicts.into_iter();
-    for e in examined {
-        let decided: Vec<Decided> = e
-            .new
-            .into_iter()
-            .map(|meta| {
-                let skip = match verdict_of.next() {
-                    Some(Verdict::SkipSize) => Some((
-                        MessageState::SkippedSize,
-                        format!(
-                            "{} bytes, over the {}-byte size cap",
-                            meta.size, ctx.limits.max_message_size
-                        ),
-                    )),
-                    Some(Verdict::SkipItemCap) => Some((
-                        MessageState::SkippedItemCap,
-                        format!(
-                            "beyond the newest {} items of the mailbox",
-                            ctx.limits.max_items
-                        ),
-                    )),
-                    _ => None,
-                };
-                Decided { meta, skip }
-            })
-            .collect();
-        if decided.iter().any(|d| d.skip.is_none()) {
-            s.examine(&e.plan.wire, false)
-                .await
-                .during(|| format!("EXAMINE {:?}", e.plan.name))?;
+    // HIGHESTMODSEQ of the folders finished, written MODSEQ_BATCH folders at a time (and
+    // whatever stops the loop): one commit instead of one per folder. Lost by a crash, a
+    // folder's is missing, so the next pass opens it and reads all its flags.
+    let mut pending: Vec<(i64, Option<u64>)> = Vec::new();
+    let fetched: Result<(), ExtractError> = async {
+        for e in examined {
+            let decided: Vec<Decided> = e
+                .new
+                .into_iter()
+                .map(|meta| {
+                    let skip = match verdict_of.next() {
+                        Some(Verdict::SkipSize) => Some((
+                            MessageState::SkippedSize,
+                            format!(
+                                "{} bytes, over the {}-byte size cap",
+                                meta.size, ctx.limits.max_message_size
+                            ),
+                        )),
+                        Some(Verdict::SkipItemCap) => Some((
+                            MessageState::SkippedItemCap,
+                            format!(
+                                "beyond the newest {} items of the mailbox",
+                                ctx.limits.max_items
+                            ),
+                        )),
+                        _ => None,
+                    };
+                    Decided { meta, skip }
+                })
+                .collect();
+            if decided.iter().any(|d| d.skip.is_none()) {
+                s.examine(&e.plan.wire, false)
+                    .await
+                    .during(|| format!("EXAMINE {:?}", e.plan.name))?;
+            }
+            let target = FolderTarget {
+                mailbox_id: mb.mailbox_id,
+                folder_id: e.folder_id,
+                uidvalidity: e.uidvalidity,
+                name: &e.plan.name,
+            };
+            fetch_folder(ctx, &mut s, &target, &mb.email, decided, counts).await?;
+            pending.push((e.folder_id, e.modseq));
+            finished.insert(e.folder_id);
+            if pending.len() >= MODSEQ_BATCH {
+                ctx.stage.index(|i| i.set_folder_modseqs(&pending))?;
+                pending.clear();
+            }
         }
-        let target = FolderTarget {
-            mailbox_id: mb.mailbox_id,
-            folder_id: e.folder_id,
-            uidvalidity: e.uidvalidity,
-            name: &e.plan.name,
-        };
-        fetch_folder(ctx, &mut s, &target, &mb.email, decided, counts).await?;
-        ctx.stage
-            .index(|i| i.set_folder_modseq(e.folder_id, e.modseq))?;
-        finished.insert(e.folder_id);
+        Ok(())
     }
+    .await;
+    let recorded = ctx.stage.index(|i| i.set_folder_modseqs(&pending));
+    fetched?;
+    recorded?;
     // Everything is committed: say goodbye without waiting for the answer.
     let _ = s.send_logout().await;
     Ok(())
@@ -506,6 +523,9 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         (true, Some(old), Some(now)) if now > old => {
             Some(format!("(UID FLAGS) (CHANGEDSINCE {old})"))
         }
+        // Staged before, but no HIGHESTMODSEQ recorded (a pass stopped between the folder's
+        // last commit and its HIGHESTMODSEQ's): every staged UID's flags, once.
+        (true, None, Some(_)) => Some("(UID FLAGS)".to_owned()),
         (true, _, _) => None,
         (false, _, _) if info.exists == 0 => None,
         (false, _, _) => Some("(UID FLAGS)".to_owned()),

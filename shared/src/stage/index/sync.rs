@@ -204,6 +204,22 @@ impl Index {
         Ok(())
     }
 
+    /// Records the HIGHESTMODSEQ of several folders whose pass completed, in one
+    /// transaction.
+    pub fn set_folder_modseqs(&mut self, folders: &[(i64, Option<u64>)]) -> Result<()> {
+        if folders.is_empty() {
+            return Ok(());
+        }
+        self.write_tx(|tx| {
+            let mut stmt =
+                tx.prepare_cached("UPDATE folders SET highest_modseq = ?2 WHERE id = ?1")?;
+            for (id, modseq) in folders {
+                stmt.execute((id, modseq.map(|m| m as i64)))?;
+            }
+            Ok(())
+        })
+    }
+
     /// Marks a folder with a state (`active`, `gone`, `excluded`).
     pub fn set_folder_state(&self, folder_id: i64, state: &str) -> Result<()> {
         self.sql(self.conn.execute(
