@@ -32,6 +32,7 @@ pub mod idle;
 mod lexer;
 pub mod mailboxes;
 pub mod mutf7;
+pub mod pipeline;
 pub mod response;
 mod scan;
 pub mod security;

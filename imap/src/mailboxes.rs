@@ -75,13 +75,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// NAMESPACE (RFC 2342).
     pub async fn namespace(&mut self) -> Result<Namespaces, ImapError> {
         let done = self.execute(self.command("NAMESPACE").build()).await?;
-        done.untagged
-            .into_iter()
-            .find_map(|u| match u {
-                Untagged::Namespace(n) => Some(n),
-                _ => None,
-            })
-            .ok_or_else(|| ImapError::Protocol("NAMESPACE without a NAMESPACE response".into()))
+        namespaces_of(done)
+    }
+
+    /// NAMESPACE and LIST (as [`Session::list_with_status`] when `status` names items, else
+    /// as [`Session::list`]) sent together: one round trip for both. The outer error is the
+    /// LIST's or the session's; NAMESPACE's own refusal is the inner one.
+    pub async fn namespace_and_list(
+        &mut self,
+        reference: &[u8],
+        pattern: &[u8],
+        status: Option<&[&str]>,
+    ) -> Result<(Result<Namespaces, ImapError>, ListReply), ImapError> {
+        let namespace = self.command("NAMESPACE").build();
+        let list = self.list_command(reference, pattern, status);
+        let (mut ns_untagged, mut list_untagged) = (Vec::new(), Vec::new());
+        let ns_tag = self.send(&namespace, &mut ns_untagged).await?;
+        let list_tag = self.send(&list, &mut list_untagged).await?;
+        let ns_status = self.wait_tagged(&ns_tag, &mut ns_untagged).await?;
+        let ns = self
+            .complete("NAMESPACE", ns_status, ns_untagged)
+            .and_then(namespaces_of);
+        let list_status = self.wait_tagged(&list_tag, &mut list_untagged).await?;
+        let done = self.complete("LIST", list_status, list_untagged)?;
+        Ok((ns, list_reply(done)))
     }
 
     /// LIST with reference and pattern as wire bytes, adding `RETURN (SPECIAL-USE)` when
@@ -91,19 +108,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         reference: &[u8],
         pattern: &[u8],
     ) -> Result<Vec<ListEntry>, ImapError> {
+        Ok(self.list_returning(reference, pattern, None).await?.0)
+    }
+
+    /// LIST that also returns the STATUS `items` of each selectable mailbox (RFC 5819, when
+    /// the server offers LIST-STATUS): one command for what would be a STATUS per mailbox.
+    /// The server leaves out the STATUS of a mailbox it cannot give one for.
+    pub async fn list_with_status(
+        &mut self,
+        reference: &[u8],
+        pattern: &[u8],
+        items: &[&str],
+    ) -> Result<ListReply, ImapError> {
+        self.list_returning(reference, pattern, Some(items)).await
+    }
+
+    async fn list_returning(
+        &mut self,
+        reference: &[u8],
+        pattern: &[u8],
+        status: Option<&[&str]>,
+    ) -> Result<ListReply, ImapError> {
+        let cmd = self.list_command(reference, pattern, status);
+        let done = self.execute(cmd).await?;
+        Ok(list_reply(done))
+    }
+
+    /// `LIST reference pattern [RETURN (SPECIAL-USE STATUS (items))]`.
+    fn list_command(
+        &self,
+        reference: &[u8],
+        pattern: &[u8],
+        status: Option<&[&str]>,
+    ) -> super::encode::Command {
         let mut builder = self.command("LIST").string(reference).string(pattern);
+        let mut returning = Vec::new();
         if self.has_capability("SPECIAL-USE") {
-            builder = builder.raw("RETURN (SPECIAL-USE)");
+            returning.push("SPECIAL-USE".to_owned());
         }
-        let done = self.execute(builder.build()).await?;
-        Ok(done
-            .untagged
-            .into_iter()
-            .filter_map(|u| match u {
-                Untagged::List(l) => Some(l),
-                _ => None,
-            })
-            .collect())
+        if let Some(items) = status {
+            returning.push(format!("STATUS ({})", items.join(" ")));
+        }
+        if !returning.is_empty() {
+            builder = builder.raw(&format!("RETURN ({})", returning.join(" ")));
+        }
+        builder.build()
     }
 
     /// The hierarchy delimiter, from `LIST "" ""` (RFC 3501 §6.3.8); `None` for a flat
@@ -187,41 +236,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             builder = builder.raw(params);
         }
         let done = self.execute(builder.build()).await?;
-        let mut info = SelectedMailbox {
-            read_only: verb == "EXAMINE",
-            ..SelectedMailbox::default()
-        };
-        let mut codes = Vec::new();
-        for u in &done.untagged {
-            match u {
-                Untagged::Status(st) => codes.extend(st.code.as_ref()),
-                Untagged::Exists(n) => info.exists = *n,
-                Untagged::Flags(f) => info.flags.clone_from(f),
-                Untagged::Vanished {
-                    earlier: true,
-                    uids,
-                } => {
-                    let before = info.vanished.take().unwrap_or_default();
-                    info.vanished = Some(SequenceSet::from_ranges(
-                        before.ranges().chain(uids.ranges()),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        codes.extend(done.status.code.as_ref());
-        for code in codes {
-            match code {
-                Code::UidValidity(n) => info.uid_validity = *n,
-                Code::UidNext(n) => info.uid_next = Some(*n),
-                Code::HighestModSeq(n) => info.highest_modseq = Some(*n),
-                Code::PermanentFlags(f) => info.permanent_flags.clone_from(f),
-                Code::ReadOnly => info.read_only = true,
-                Code::ReadWrite => info.read_only = false,
-                _ => {}
-            }
-        }
-        Ok(info)
+        Ok(selected_from(verb, &done))
     }
 
     /// UID SEARCH with raw criteria (e.g. `UID 100:*` or `ALL`); uses ESEARCH's
@@ -275,6 +290,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.execute(cmd).await.map(drop)
     }
 
+    /// Sends LOGOUT without waiting for its answer, for a client about to close the
+    /// connection anyway (saves a round trip; the server ends the session either way).
+    pub async fn send_logout(&mut self) -> Result<(), ImapError> {
+        self.send(&self.command("LOGOUT").build(), &mut Vec::new())
+            .await
+            .map(drop)
+    }
+
     /// LOGOUT: expects BYE and the tagged OK; a connection closed right after BYE is fine.
     pub async fn logout(&mut self) -> Result<(), ImapError> {
         let tag = self
@@ -300,4 +323,68 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         }
     }
+}
+
+/// What a LIST returned: the mailboxes, and their STATUS when asked for (LIST-STATUS).
+pub type ListReply = (Vec<ListEntry>, Vec<StatusResponse>);
+
+fn list_reply(done: super::session::Completed) -> ListReply {
+    let (mut lists, mut statuses) = (Vec::new(), Vec::new());
+    for u in done.untagged {
+        match u {
+            Untagged::List(l) => lists.push(l),
+            Untagged::StatusResponse(st) => statuses.push(st),
+            _ => {}
+        }
+    }
+    (lists, statuses)
+}
+
+fn namespaces_of(done: super::session::Completed) -> Result<Namespaces, ImapError> {
+    done.untagged
+        .into_iter()
+        .find_map(|u| match u {
+            Untagged::Namespace(n) => Some(n),
+            _ => None,
+        })
+        .ok_or_else(|| ImapError::Protocol("NAMESPACE without a NAMESPACE response".into()))
+}
+
+/// What a completed SELECT or EXAMINE (`verb`) reported.
+pub(crate) fn selected_from(verb: &str, done: &super::session::Completed) -> SelectedMailbox {
+    let mut info = SelectedMailbox {
+        read_only: verb == "EXAMINE",
+        ..SelectedMailbox::default()
+    };
+    let mut codes = Vec::new();
+    for u in &done.untagged {
+        match u {
+            Untagged::Status(st) => codes.extend(st.code.as_ref()),
+            Untagged::Exists(n) => info.exists = *n,
+            Untagged::Flags(f) => info.flags.clone_from(f),
+            Untagged::Vanished {
+                earlier: true,
+                uids,
+            } => {
+                let before = info.vanished.take().unwrap_or_default();
+                info.vanished = Some(SequenceSet::from_ranges(
+                    before.ranges().chain(uids.ranges()),
+                ));
+            }
+            _ => {}
+        }
+    }
+    codes.extend(done.status.code.as_ref());
+    for code in codes {
+        match code {
+            Code::UidValidity(n) => info.uid_validity = *n,
+            Code::UidNext(n) => info.uid_next = Some(*n),
+            Code::HighestModSeq(n) => info.highest_modseq = Some(*n),
+            Code::PermanentFlags(f) => info.permanent_flags.clone_from(f),
+            Code::ReadOnly => info.read_only = true,
+            Code::ReadWrite => info.read_only = false,
+            _ => {}
+        }
+    }
+    info
 }

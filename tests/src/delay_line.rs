@@ -38,7 +38,7 @@ struct Shared {
 }
 
 /// Where one direction of a proxied link writes: straight into the socket, or through a
-/// delay line. `delivered` (if any) is set each time bytes reach the socket.
+/// delay line. `delivered` (if any) is set each time bytes are about to reach the socket.
 pub(crate) enum Sink {
     /// No delay.
     Direct {
@@ -68,11 +68,12 @@ impl Sink {
     pub(crate) fn send(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
             Sink::Direct { socket, delivered } => {
-                socket.write_all(data)?;
+                // Set before the write: once written, the client may answer before this
+                // thread runs again.
                 if let Some(flag) = delivered {
                     flag.store(true, Ordering::SeqCst);
                 }
-                Ok(())
+                socket.write_all(data)
             }
             Sink::Delayed(line) => line.send(data.to_vec()),
         }
@@ -165,11 +166,10 @@ fn deliver(mut socket: TcpStream, shared: &Shared, delivered: Option<&AtomicBool
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
         let ok = match &piece {
             Piece::Data(data) => {
-                let ok = socket.write_all(data).is_ok();
-                if ok && let Some(flag) = delivered {
+                if let Some(flag) = delivered {
                     flag.store(true, Ordering::SeqCst);
                 }
-                ok
+                socket.write_all(data).is_ok()
             }
             Piece::ShutdownWrite => {
                 let _ = socket.shutdown(Shutdown::Write);

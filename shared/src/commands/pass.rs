@@ -13,7 +13,7 @@ use crate::catalog::TlsTrust;
 use crate::catalog::{BatchRow, read_batch_file};
 use crate::extract::{Limits, MailboxJob, MailboxOutcome, Pass, PassJob, SharedProgress, run_pass};
 use crate::imap::Fingerprint;
-use crate::imap::diagnose::check_server;
+use crate::imap::diagnose::check_server_reachable;
 use crate::imap::transport::ConnectOptions;
 use crate::retry::RetryPolicy;
 use crate::shard::ShardRequest;
@@ -227,7 +227,7 @@ impl PreparedPass {
         let Self { mut stage, job } = self;
         let batch = job.batch.clone();
         let runtime = runtime()?;
-        let reach = runtime.block_on(check_server(&job.connect));
+        let reach = runtime.block_on(check_server_reachable(&job.connect));
         let index = stage.index_mut();
         if let Some(f) = reach.failure {
             index.set_batch_state(&batch, BatchState::Failed)?;

@@ -1,7 +1,9 @@
 //! Listing one mailbox's folders: NAMESPACE when the server offers it, `LIST "" "*"`, and with
 //! a `UserRoot` also the root's own subtree (Courier shows an administrator the users'
 //! folders as `#shared.USER…`, outside what `*` lists), then [`select_folders`]. A listing in
-//! which no folder is left to read is an error with a hint, not an empty success.
+//! which no folder is left to read is an error with a hint, not an empty success. Where the
+//! server offers LIST-STATUS (RFC 5819), the `*` listing also returns each folder's STATUS,
+//! which lets a pass leave unchanged folders closed ([`super::unchanged`]).
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -9,6 +11,7 @@ use super::folders::{FolderPlan, LeftOut, select_folders};
 use super::namespaces::Ownership;
 use super::{ExtractError, Limits, MailboxJob};
 use crate::imap::mutf7;
+use crate::imap::types::StatusResponse;
 use crate::imap::{During as _, ImapStepError, ListEntry, Session};
 
 /// What a mailbox's listing gave.
@@ -17,6 +20,9 @@ pub(crate) struct Listing {
     pub plans: Vec<FolderPlan>,
     /// The folders left out, and why.
     pub left_out: Vec<LeftOut>,
+    /// The STATUS of the listed folders, when the server returned them with the listing
+    /// (LIST-STATUS); `None` otherwise.
+    pub statuses: Option<Vec<StatusResponse>>,
 }
 
 /// Lists and chooses the folders of `mb` on a logged-in session.
@@ -26,28 +32,43 @@ pub(crate) async fn list_folders<S: AsyncRead + AsyncWrite + Unpin>(
     limits: &Limits,
 ) -> Result<Listing, ExtractError> {
     let exchange = s.greeting().text.contains("Microsoft Exchange");
-    let ownership = if s.has_capability("NAMESPACE") {
-        match s.namespace().await {
-            Ok(ns) => Ownership::from_namespaces(&ns),
-            Err(source) if source.is_transient() => {
-                return Err(ImapStepError {
-                    context: "asking for the namespaces".into(),
-                    source,
-                }
-                .into());
-            }
-            Err(e) => {
-                tracing::warn!(mailbox = %mb.email, "NAMESPACE failed ({e}); every listed folder counts as the user's own");
-                Ownership::everything_own()
-            }
-        }
-    } else {
-        Ownership::everything_own()
+    // NAMESPACE and LIST go out together: one round trip for both.
+    let items = s
+        .has_capability("LIST-STATUS")
+        .then(|| super::unchanged::status_items(s.has_capability("CONDSTORE")));
+    let what = match items {
+        Some(_) => "listing folders with their STATUS",
+        None => "listing folders",
     };
-    let mut listed = s
-        .list(b"", b"*")
-        .await
-        .during(|| "listing folders".into())?;
+    let (namespaces, (mut listed, statuses)) = if s.has_capability("NAMESPACE") {
+        let (ns, reply) = s
+            .namespace_and_list(b"", b"*", items)
+            .await
+            .during(|| what.into())?;
+        (Some(ns), reply)
+    } else {
+        let reply = match items {
+            Some(items) => s.list_with_status(b"", b"*", items).await,
+            None => s.list(b"", b"*").await.map(|l| (l, Vec::new())),
+        };
+        (None, reply.during(|| what.into())?)
+    };
+    let statuses = items.map(|_| statuses);
+    let ownership = match namespaces {
+        None => Ownership::everything_own(),
+        Some(Ok(ns)) => Ownership::from_namespaces(&ns),
+        Some(Err(source)) if source.is_transient() => {
+            return Err(ImapStepError {
+                context: "asking for the namespaces".into(),
+                source,
+            }
+            .into());
+        }
+        Some(Err(e)) => {
+            tracing::warn!(mailbox = %mb.email, "NAMESPACE failed ({e}); every listed folder counts as the user's own");
+            Ownership::everything_own()
+        }
+    };
     if let Some(root) = root_pattern(mb.user_root.as_deref(), &listed) {
         let under_root = s
             .list(b"", root.as_bytes())
@@ -88,7 +109,11 @@ pub(crate) async fn list_folders<S: AsyncRead + AsyncWrite + Unpin>(
             hint: nothing_hint(mb),
         });
     }
-    Ok(Listing { plans, left_out })
+    Ok(Listing {
+        plans,
+        left_out,
+        statuses,
+    })
 }
 
 /// Lists the folders a pass of this CSV row would read, on a logged-in session, with the

@@ -1,7 +1,7 @@
 //! One mailbox's pass: log in, list, phase 1 (metadata), phase 2 (caps), phase 3 (bodies);
 //! transient failures reconnect with backoff and resume from what is committed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -11,16 +11,23 @@ use super::deletions::{Seen, notice_deletions};
 use super::folders::{FolderPlan, LeftOut};
 use super::listing::{Listing, list_folders};
 use super::plan::{Candidate, Verdict, apply_caps};
+use super::prefetch::open_new_folders;
+use super::unchanged::unchanged_folders;
 use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
+use crate::imap::pipeline::OpenedAndListed;
 use crate::imap::transport::connect;
+use crate::imap::types::StatusResponse;
 use crate::imap::{
     DiscardSink, During as _, FetchData, ImapError, ImapStepError, SequenceSet, Session,
     SessionConfig,
 };
 use crate::retry::{Attempts, Next};
-use crate::stage::index::{FolderInfo, MailboxState, MessageState};
+use crate::stage::index::{FolderInfo, MailboxState, MessageState, OpenedFolder};
 
 const META_ITEMS: &str = "(UID RFC822.SIZE INTERNALDATE FLAGS)";
+
+/// Finished folders whose HIGHESTMODSEQ is written in one transaction.
+const MODSEQ_BATCH: usize = 64;
 
 /// Runs one mailbox's pass to the end (retrying transient failures) and records its state.
 pub(super) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
@@ -130,7 +137,11 @@ async fn sync_once(
         .await
         .during(|| format!("logging in as {}", mb.user_name))?;
     let condstore = s.has_capability("CONDSTORE");
-    let Listing { plans, left_out } = list_folders(&mut s, mb, &ctx.limits).await?;
+    let Listing {
+        plans,
+        left_out,
+        statuses,
+    } = list_folders(&mut s, mb, &ctx.limits).await?;
     let foreign: Vec<_> = left_out
         .iter()
         .filter_map(|l| Some((l.name.clone(), l.namespace?)))
@@ -157,9 +168,31 @@ async fn sync_once(
         .index(|i| i.mark_gone_folders(mb.mailbox_id, &wires))?
         .len() as u64;
     counts.folders = plans.len() as u64;
-    record_excluded(ctx, &mut s, mb.mailbox_id, &left_out).await?;
+    record_excluded(ctx, &mut s, mb.mailbox_id, &left_out, statuses.as_deref()).await?;
 
-    let mut examined = Vec::with_capacity(plans.len());
+    // Folders nothing happened in since the last complete pass stay closed.
+    let recorded = ctx.stage.index(|i| i.folder_syncs(mb.mailbox_id))?;
+    let listed = statuses.as_deref();
+    let unchanged = unchanged_folders(
+        ctx,
+        &mut s,
+        mb.mailbox_id,
+        &plans,
+        &recorded,
+        listed,
+        condstore,
+    )
+    .await?;
+    let to_open: Vec<FolderPlan> = plans
+        .into_iter()
+        .filter(|p| !unchanged.contains(&p.wire))
+        .collect();
+    // Folders the stage holds nothing of yet are opened and listed in one pipeline.
+    let prefetched =
+        open_new_folders(&mut s, &recorded, &to_open, listed, condstore, META_ITEMS).await?;
+    // ... and recorded in the index in one transaction.
+    let mut prefetched = record_opened(ctx, mb.mailbox_id, &to_open, prefetched)?;
+    let mut examined = Vec::with_capacity(to_open.len());
     let mut open = Open {
         condstore,
         qresync: match condstore && s.has_capability("QRESYNC") {
@@ -168,8 +201,9 @@ async fn sync_once(
         },
         finished,
     };
-    for plan in plans {
-        examined.push(examine_folder(ctx, &mut s, mb, plan, &mut open, counts).await?);
+    for plan in to_open {
+        let pre = prefetched.remove(&plan.wire);
+        examined.push(examine_folder(ctx, &mut s, mb, plan, &mut open, counts, pre).await?);
     }
 
     let candidates: Vec<Candidate> = examined
@@ -199,67 +233,116 @@ async fn sync_once(
     ctx.progress.mailbox_planned(&mb.email, to_fetch, bytes);
 
     let mut verdict_of = verdicts.into_iter();
-    for e in examined {
-        let decided: Vec<Decided> = e
-            .new
-            .into_iter()
-            .map(|meta| {
-                let skip = match verdict_of.next() {
-                    Some(Verdict::SkipSize) => Some((
-                        MessageState::SkippedSize,
-                        format!(
-                            "{} bytes, over the {}-byte size cap",
-                            meta.size, ctx.limits.max_message_size
-                        ),
-                    )),
-                    Some(Verdict::SkipItemCap) => Some((
-                        MessageState::SkippedItemCap,
-                        format!(
-                            "beyond the newest {} items of the mailbox",
-                            ctx.limits.max_items
-                        ),
-                    )),
-                    _ => None,
-                };
-                Decided { meta, skip }
-            })
-            .collect();
-        if decided.iter().any(|d| d.skip.is_none()) {
-            s.examine(&e.plan.wire, false)
-                .await
-                .during(|| format!("EXAMINE {:?}", e.plan.name))?;
+    // HIGHESTMODSEQ of the folders finished, written MODSEQ_BATCH folders at a time (and
+    // whatever stops the loop): one commit instead of one per folder. Lost by a crash, a
+    // folder's is missing, so the next pass opens it and reads all its flags.
+    let mut pending: Vec<(i64, Option<u64>)> = Vec::new();
+    let fetched: Result<(), ExtractError> = async {
+        for e in examined {
+            let decided: Vec<Decided> = e
+                .new
+                .into_iter()
+                .map(|meta| {
+                    let skip = match verdict_of.next() {
+                        Some(Verdict::SkipSize) => Some((
+                            MessageState::SkippedSize,
+                            format!(
+                                "{} bytes, over the {}-byte size cap",
+                                meta.size, ctx.limits.max_message_size
+                            ),
+                        )),
+                        Some(Verdict::SkipItemCap) => Some((
+                            MessageState::SkippedItemCap,
+                            format!(
+                                "beyond the newest {} items of the mailbox",
+                                ctx.limits.max_items
+                            ),
+                        )),
+                        _ => None,
+                    };
+                    Decided { meta, skip }
+                })
+                .collect();
+            if decided.iter().any(|d| d.skip.is_none()) {
+                s.examine(&e.plan.wire, false)
+                    .await
+                    .during(|| format!("EXAMINE {:?}", e.plan.name))?;
+            }
+            let target = FolderTarget {
+                mailbox_id: mb.mailbox_id,
+                folder_id: e.folder_id,
+                uidvalidity: e.uidvalidity,
+                name: &e.plan.name,
+            };
+            fetch_folder(ctx, &mut s, &target, &mb.email, decided, counts).await?;
+            pending.push((e.folder_id, e.modseq));
+            finished.insert(e.folder_id);
+            if pending.len() >= MODSEQ_BATCH {
+                ctx.stage.index(|i| i.set_folder_modseqs(&pending))?;
+                pending.clear();
+            }
         }
-        let target = FolderTarget {
-            mailbox_id: mb.mailbox_id,
-            folder_id: e.folder_id,
-            uidvalidity: e.uidvalidity,
-            name: &e.plan.name,
-        };
-        fetch_folder(ctx, &mut s, &target, &mb.email, decided, counts).await?;
-        ctx.stage
-            .index(|i| i.set_folder_modseq(e.folder_id, e.modseq))?;
-        finished.insert(e.folder_id);
+        Ok(())
     }
-    let _ = s.logout().await;
+    .await;
+    let recorded = ctx.stage.index(|i| i.set_folder_modseqs(&pending));
+    fetched?;
+    recorded?;
+    // Everything is committed: say goodbye without waiting for the answer.
+    let _ = s.send_logout().await;
     Ok(())
 }
 
+/// A folder opened in the pipeline, and where its pass starts.
+type OpenedAhead = (OpenedAndListed, OpenedFolder);
+
+/// Records the folders opened in the pipeline in the index, in one transaction.
+fn record_opened(
+    ctx: &Ctx,
+    mailbox_id: i64,
+    plans: &[FolderPlan],
+    mut prefetched: HashMap<Vec<u8>, OpenedAndListed>,
+) -> Result<HashMap<Vec<u8>, OpenedAhead>, ExtractError> {
+    let ahead: Vec<(&FolderPlan, OpenedAndListed)> = plans
+        .iter()
+        .filter_map(|p| Some((p, prefetched.remove(&p.wire)?)))
+        .collect();
+    let rows: Vec<(FolderInfo, u32, u32)> = ahead
+        .iter()
+        .map(|(p, o)| (folder_info(p), o.mailbox.uid_validity, o.mailbox.exists))
+        .collect();
+    let opened = ctx.stage.index(|i| i.open_folders(mailbox_id, &rows))?;
+    Ok(ahead
+        .into_iter()
+        .zip(opened)
+        .map(|((p, o), f)| (p.wire.clone(), (o, f)))
+        .collect())
+}
+
+fn folder_info(plan: &FolderPlan) -> FolderInfo {
+    FolderInfo {
+        wire_name: plan.wire.clone(),
+        name: plan.name.clone(),
+        delimiter: plan.delimiter,
+        special_use: plan.special_use.clone(),
+    }
+}
+
 /// Records the folders the batch's patterns leave out, with the source's STATUS MESSAGES
-/// when it answers (the report counts them as excluded by the admin).
+/// when it answers (the report counts them as excluded by the admin); `listed` holds the
+/// STATUS the listing returned, if it did.
 async fn record_excluded<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     s: &mut Session<S>,
     mailbox_id: i64,
     left_out: &[LeftOut],
+    listed: Option<&[StatusResponse]>,
 ) -> Result<(), ExtractError> {
     for l in left_out.iter().filter(|l| l.by_batch) {
-        let messages = match s.status(&l.wire, &["MESSAGES"]).await {
-            Ok(st) => st.messages,
-            Err(e) if e.is_transient() => {
-                Err::<(), _>(e).during(|| format!("STATUS {:?}", l.name))?;
-                None
-            }
-            Err(_) => None,
+        let known = listed.and_then(|all| all.iter().find(|st| st.mailbox == l.wire));
+        let messages = match known {
+            Some(st) => st.messages,
+            None => status_messages(s, l).await?,
         };
         let folder = FolderInfo {
             wire_name: l.wire.clone(),
@@ -271,6 +354,21 @@ async fn record_excluded<S: AsyncRead + AsyncWrite + Unpin>(
             .index(|i| i.record_excluded_folder(mailbox_id, &folder, &l.reason, messages))?;
     }
     Ok(())
+}
+
+/// STATUS MESSAGES of a folder left out, `None` when the server refuses it.
+async fn status_messages<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut Session<S>,
+    l: &LeftOut,
+) -> Result<Option<u32>, ExtractError> {
+    match s.status(&l.wire, &["MESSAGES"]).await {
+        Ok(st) => Ok(st.messages),
+        Err(e) if e.is_transient() => {
+            Err::<(), _>(e).during(|| format!("STATUS {:?}", l.name))?;
+            Ok(None)
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// Phase 1 for one folder: EXAMINE, notice a UIDVALIDITY change, flag changes, new UIDs.
@@ -342,27 +440,42 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     plan: FolderPlan,
     open: &mut Open<'_>,
     counts: &mut MailboxCounts,
+    pre: Option<OpenedAhead>,
 ) -> Result<Examined, ExtractError> {
     let condstore = open.condstore;
-    let known = open.resync_from(ctx, s, mb, &plan.wire).await?;
-    let info = match known {
-        Some((validity, modseq)) => s.examine_qresync(&plan.wire, validity, modseq).await,
-        None => s.examine(&plan.wire, condstore).await,
-    }
-    .during(|| format!("EXAMINE {:?}", plan.name))?;
-    let uidvalidity = info.uid_validity;
-    let folder = FolderInfo {
-        wire_name: plan.wire.clone(),
-        name: plan.name.clone(),
-        delimiter: plan.delimiter,
-        special_use: plan.special_use.clone(),
+    let opened_ahead = pre.is_some();
+    // `known`: the UIDVALIDITY and HIGHESTMODSEQ the folder was opened with under QRESYNC.
+    let (info, mut listed_new, opened, known) = match pre {
+        Some((p, opened)) => (p.mailbox, p.fetched, opened, None),
+        None => {
+            let known = open.resync_from(ctx, s, mb, &plan.wire).await?;
+            let info = match known {
+                Some((validity, modseq)) => s.examine_qresync(&plan.wire, validity, modseq).await,
+                None => s.examine(&plan.wire, condstore).await,
+            }
+            .during(|| format!("EXAMINE {:?}", plan.name))?;
+            let folder = folder_info(&plan);
+            let opened = ctx
+                .stage
+                .index(|i| i.open_folder(mb.mailbox_id, &folder, info.uid_validity))?;
+            ctx.stage
+                .index(|i| i.set_folder_source_count(opened.id, info.exists))?;
+            (info, None, opened, known)
+        }
     };
-    let opened = ctx
-        .stage
-        .index(|i| i.open_folder(mb.mailbox_id, &folder, uidvalidity))?;
+    let uidvalidity = info.uid_validity;
     let (folder_id, restarted, highest) = (opened.id, opened.restarted, opened.highest_uid);
-    ctx.stage
-        .index(|i| i.set_folder_source_count(folder_id, info.exists))?;
+    let failed = ctx.stage.index(|i| i.failed_uids(folder_id, uidvalidity))?;
+    let unlisted_mail = listed_new.is_none() && info.exists > 0;
+    if opened_ahead && (highest != 0 || !failed.is_empty() || unlisted_mail) {
+        // Opened in the pipeline, yet there is more to do than it did (the stage holds some
+        // of it, or mail arrived in a folder LIST-STATUS showed empty): open it again (the
+        // pipeline left another folder selected) and list what is new as usual.
+        listed_new = None;
+        s.examine(&plan.wire, condstore)
+            .await
+            .during(|| format!("EXAMINE {:?}", plan.name))?;
+    }
     if restarted {
         ctx.stage
             .blobs
@@ -379,13 +492,23 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         && info.exists > 0
         && info.uid_next.is_none_or(|next| next > first_new)
     {
-        let set = SequenceSet::from_start(first_new);
-        list_meta(s, &set, |u| u > highest, &mut new)
-            .await
-            .during(|| format!("listing new messages of {:?}", plan.name))?;
+        match listed_new.take() {
+            // Listed in the pipeline: converted from the responses it kept.
+            Some(metas) => new.extend(
+                metas
+                    .iter()
+                    .filter(|m| m.uid.is_some_and(|u| u > highest))
+                    .filter_map(meta_of),
+            ),
+            None => {
+                let set = SequenceSet::from_start(first_new);
+                list_meta(s, &set, |u| u > highest, &mut new)
+                    .await
+                    .during(|| format!("listing new messages of {:?}", plan.name))?;
+            }
+        }
     }
     let new_above_highest = new.len() as u64;
-    let failed = ctx.stage.index(|i| i.failed_uids(folder_id, uidvalidity))?;
     if !failed.is_empty() {
         let set = SequenceSet::from_uids(failed.iter().copied());
         list_meta(s, &set, |u| u <= highest, &mut new)
@@ -400,6 +523,9 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         (true, Some(old), Some(now)) if now > old => {
             Some(format!("(UID FLAGS) (CHANGEDSINCE {old})"))
         }
+        // Staged before, but no HIGHESTMODSEQ recorded (a pass stopped between the folder's
+        // last commit and its HIGHESTMODSEQ's): every staged UID's flags, once.
+        (true, None, Some(_)) => Some("(UID FLAGS)".to_owned()),
         (true, _, _) => None,
         (false, _, _) if info.exists == 0 => None,
         (false, _, _) => Some("(UID FLAGS)".to_owned()),

@@ -25,10 +25,12 @@ pub(crate) mod listing;
 mod mailbox;
 pub mod namespaces;
 pub mod plan;
+mod prefetch;
 mod resume;
 mod run;
 pub mod sizing;
 mod summary;
+mod unchanged;
 
 use std::time::Duration;
 

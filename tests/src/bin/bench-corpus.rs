@@ -9,6 +9,11 @@
 //! `UID RFC822.SIZE INTERNALDATE FLAGS` fetched once, so Dovecot's index and cache exist and
 //! the first tool measured does not pay for building them.
 //!
+//! With `BENCH_FOLDERS=N` in the environment, each mailbox instead has N folders (INBOX and
+//! `Projects/P0001`…, a deep hierarchy as Exchange users keep) with the messages dealt out
+//! in turn, each small (2–8 KB): the many-folders benchmark (`scripts/bench.sh extract
+//! --folders N`).
+//!
 //! With `BENCH_SHAPE=small` in the environment, each mailbox instead gets `MESSAGES`
 //! messages of about 300 bytes, all in INBOX (a mailbox of notifications or tickets:
 //! `scripts/bench.sh extract --small` and `--huge`).
@@ -21,7 +26,7 @@ use std::io::{Read, Write};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use mailstage_tests::fixtures::{ODD_FOLDERS, Rng, corpus, simple};
+use mailstage_tests::fixtures::{ODD_FOLDERS, Rng, corpus, message_of_size, simple};
 use mailstage_tests::{Dovecot, Probe};
 
 /// The size of a small message (`BENCH_SHAPE=small`).
@@ -43,17 +48,29 @@ fn small_message(n: u64) -> Vec<u8> {
 }
 
 /// The folders that get mail, and each one's share of a mailbox's messages (in 1/100).
-fn folders() -> Vec<(&'static str, u32)> {
+fn folders() -> Vec<(String, u32)> {
     if small_shape() {
-        return vec![("INBOX", 100)];
+        return vec![("INBOX".to_string(), 100)];
     }
-    let mut f = vec![("INBOX", 30), ("Sent", 20)];
+    let mut f = vec![("INBOX".to_string(), 30), ("Sent".to_string(), 20)];
     f.extend(
         ODD_FOLDERS
             .iter()
-            .map(|o| (o.name, 50 / ODD_FOLDERS.len() as u32)),
+            .map(|o| (o.name.to_string(), 50 / ODD_FOLDERS.len() as u32)),
     );
     f
+}
+
+/// `BENCH_FOLDERS=N`: N folders, messages dealt out in turn.
+fn many_folders() -> Result<Option<Vec<String>>> {
+    let Ok(n) = std::env::var("BENCH_FOLDERS") else {
+        return Ok(None);
+    };
+    let n: usize = n.parse().context("BENCH_FOLDERS")?;
+    ensure!(n >= 1, "BENCH_FOLDERS must be at least 1");
+    let mut f = vec!["INBOX".to_string()];
+    f.extend((1..n).map(|i| format!("Projects/P{i:04}")));
+    Ok(Some(f))
 }
 
 fn user(k: usize) -> (String, String) {
@@ -78,25 +95,33 @@ fn main() -> Result<()> {
         builder = builder.user(&name, &pass);
     }
     let d = builder.start()?;
-    let folders = folders();
+    let many = many_folders()?;
+    let folders = match &many {
+        Some(names) => names.iter().map(|n| (n.clone(), 1)).collect(),
+        None => folders(),
+    };
     let weight: u32 = folders.iter().map(|f| f.1).sum();
 
     let t0 = Instant::now();
     let bytes = std::thread::scope(|s| -> Result<u64> {
         let workers: Vec<_> = (1..=mailboxes)
             .map(|k| {
-                let (d, folders) = (&d, &folders);
+                let (d, folders, many) = (&d, &folders, many.is_some());
                 s.spawn(move || -> Result<u64> {
                     let (name, _) = user(k);
                     for (folder, _) in folders {
-                        if *folder != "INBOX" {
+                        if folder != "INBOX" {
                             d.create_folder(&name, folder)?;
                         }
                     }
                     let user_seed = seed.wrapping_mul(1000).wrapping_add(k as u64);
                     let mut rng = Rng::new(user_seed ^ 0xF01D);
                     let mut bytes = 0;
-                    let bodies: Box<dyn Iterator<Item = Vec<u8>>> = if small_shape() {
+                    let bodies: Box<dyn Iterator<Item = Vec<u8>>> = if many {
+                        Box::new((0..messages).map(move |i| {
+                            message_of_size(2_000 + (i * 7_919) % 6_000, user_seed + i as u64)
+                        }))
+                    } else if small_shape() {
                         Box::new(
                             (0..messages as u64)
                                 .map(move |i| small_message(user_seed * 10_000_000 + i)),
@@ -106,14 +131,18 @@ fn main() -> Result<()> {
                     };
                     for (i, body) in bodies.enumerate() {
                         let mut pick = (rng.unit() * f64::from(weight)) as u32;
-                        let folder = folders
-                            .iter()
-                            .find(|(_, w)| {
-                                let hit = pick < *w;
-                                pick = pick.saturating_sub(*w);
-                                hit
-                            })
-                            .map_or("INBOX", |f| f.0);
+                        let folder = if many {
+                            folders[i % folders.len()].0.as_str()
+                        } else {
+                            folders
+                                .iter()
+                                .find(|(_, w)| {
+                                    let hit = pick < *w;
+                                    pick = pick.saturating_sub(*w);
+                                    hit
+                                })
+                                .map_or("INBOX", |f| f.0.as_str())
+                        };
                         let mut flags = Vec::new();
                         if i % 10 != 0 {
                             flags.push("\\Seen");

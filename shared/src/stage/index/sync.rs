@@ -1,6 +1,8 @@
 //! What an extraction pass reads and records besides message rows: a folder's sync state,
 //! UIDVALIDITY changes, folders that disappeared, flag changes.
 
+use std::collections::{HashMap, HashSet};
+
 use rusqlite::{Connection, OptionalExtension};
 
 use super::catalog::upsert_folder_on;
@@ -18,6 +20,10 @@ pub struct FolderSync {
     pub highest_uid: u32,
     /// HIGHESTMODSEQ after the last complete pass, with CONDSTORE.
     pub highest_modseq: Option<u64>,
+    /// The source's message count when the folder was last opened (EXAMINE's EXISTS).
+    pub source_messages: Option<u32>,
+    /// `active`, `gone` (no longer listed) or `excluded` (left out by the batch's patterns).
+    pub state: String,
 }
 
 /// Where a folder's pass starts, from [`Index::open_folder`].
@@ -35,31 +41,119 @@ pub struct OpenedFolder {
     pub highest_modseq: Option<u64>,
 }
 
+const FOLDER_SYNC_COLUMNS: &str =
+    "id, uidvalidity, highest_uid, highest_modseq, source_messages, state";
+
+fn folder_sync_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<FolderSync> {
+    Ok(FolderSync {
+        id: r.get(0)?,
+        uidvalidity: r.get(1)?,
+        highest_uid: r.get(2)?,
+        highest_modseq: r.get::<_, Option<i64>>(3)?.map(|m| m as u64),
+        source_messages: r.get(4)?,
+        state: r.get(5)?,
+    })
+}
+
 fn folder_sync_on(
     conn: &Connection,
     mailbox_id: i64,
     wire_name: &[u8],
 ) -> rusqlite::Result<Option<FolderSync>> {
     conn.query_row(
-        "SELECT id, uidvalidity, highest_uid, highest_modseq FROM folders
-         WHERE mailbox_id = ?1 AND wire_name = ?2",
+        &format!(
+            "SELECT {FOLDER_SYNC_COLUMNS} FROM folders WHERE mailbox_id = ?1 AND wire_name = ?2"
+        ),
         (mailbox_id, wire_name),
-        |r| {
-            Ok(FolderSync {
-                id: r.get(0)?,
-                uidvalidity: r.get(1)?,
-                highest_uid: r.get(2)?,
-                highest_modseq: r.get::<_, Option<i64>>(3)?.map(|m| m as u64),
-            })
-        },
+        folder_sync_of,
     )
     .optional()
+}
+
+/// Records a folder as EXAMINE found it (see [`Index::open_folder`]) inside a transaction.
+fn open_folder_on(
+    tx: &rusqlite::Transaction<'_>,
+    mailbox_id: i64,
+    f: &FolderInfo,
+    uidvalidity: u32,
+) -> rusqlite::Result<OpenedFolder> {
+    let before = folder_sync_on(tx, mailbox_id, &f.wire_name)?;
+    let id = upsert_folder_on(tx, mailbox_id, f, uidvalidity)?;
+    let stale: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE folder_id = ?1
+             AND uidvalidity <> ?2 AND state <> 'retired')",
+        (id, uidvalidity),
+        |r| r.get(0),
+    )?;
+    let changed = before
+        .as_ref()
+        .is_some_and(|b| b.uidvalidity.is_some_and(|old| old != uidvalidity));
+    let retired = if changed || stale {
+        let retired = tx.execute(
+            "UPDATE messages SET state = 'retired', reason = 'UIDVALIDITY changed'
+                 WHERE folder_id = ?1 AND uidvalidity <> ?2 AND state <> 'retired'",
+            (id, uidvalidity),
+        )?;
+        tx.execute(
+            "UPDATE folders SET highest_uid = 0, highest_modseq = NULL WHERE id = ?1",
+            [id],
+        )?;
+        crate::crash_point::hit("uidvalidity-uncommitted");
+        Some(retired as u64)
+    } else {
+        None
+    };
+    let kept = before.filter(|_| retired.is_none());
+    Ok(OpenedFolder {
+        id,
+        restarted: retired.is_some(),
+        retired: retired.unwrap_or(0),
+        highest_uid: kept.as_ref().map_or(0, |b| b.highest_uid),
+        highest_modseq: kept.and_then(|b| b.highest_modseq),
+    })
 }
 
 impl Index {
     /// The recorded state of a mailbox's folder, by its wire name.
     pub fn folder_sync(&self, mailbox_id: i64, wire_name: &[u8]) -> Result<Option<FolderSync>> {
         self.sql(folder_sync_on(&self.conn, mailbox_id, wire_name))
+    }
+
+    /// The recorded state of every folder of a mailbox, by wire name (one query for a pass
+    /// over many folders).
+    pub fn folder_syncs(&self, mailbox_id: i64) -> Result<HashMap<Vec<u8>, FolderSync>> {
+        let mut stmt = self.sql(self.conn.prepare(&format!(
+            "SELECT {FOLDER_SYNC_COLUMNS}, wire_name FROM folders WHERE mailbox_id = ?1"
+        )))?;
+        let rows = stmt.query_map([mailbox_id], |r| Ok((r.get(6)?, folder_sync_of(r)?)));
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// The folders of a mailbox holding messages whose last attempt failed under the
+    /// folder's current UIDVALIDITY (and that the source still has).
+    pub fn folders_with_failed(&self, mailbox_id: i64) -> Result<HashSet<i64>> {
+        let mut stmt = self.sql(self.conn.prepare(
+            "SELECT DISTINCT f.id FROM folders f JOIN messages m ON m.folder_id = f.id
+             WHERE f.mailbox_id = ?1 AND m.uidvalidity = f.uidvalidity
+             AND m.state = 'failed' AND m.deleted_on_source IS NULL",
+        ))?;
+        let rows = stmt.query_map([mailbox_id], |r| r.get(0));
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// Records the source's message counts of several folders (as STATUS gave them) in one
+    /// transaction.
+    pub fn set_folder_source_counts(&mut self, counts: &[(i64, u32)]) -> Result<()> {
+        self.write_tx(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE folders SET source_messages = ?2,
+                     source_checked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1",
+            )?;
+            for (id, messages) in counts {
+                stmt.execute((id, messages))?;
+            }
+            Ok(())
+        })
     }
 
     /// Records a folder as EXAMINE found it and returns where its pass starts.
@@ -75,41 +169,29 @@ impl Index {
         f: &FolderInfo,
         uidvalidity: u32,
     ) -> Result<OpenedFolder> {
+        self.write_tx(|tx| open_folder_on(tx, mailbox_id, f, uidvalidity))
+    }
+
+    /// [`Index::open_folder`] for several folders in one transaction (one commit for a
+    /// pass opening many folders at once), each with the message count EXAMINE gave
+    /// ([`Index::set_folder_source_count`]): `(folder, UIDVALIDITY, EXISTS)`.
+    pub fn open_folders(
+        &mut self,
+        mailbox_id: i64,
+        folders: &[(FolderInfo, u32, u32)],
+    ) -> Result<Vec<OpenedFolder>> {
         self.write_tx(|tx| {
-            let before = folder_sync_on(tx, mailbox_id, &f.wire_name)?;
-            let id = upsert_folder_on(tx, mailbox_id, f, uidvalidity)?;
-            let stale: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM messages WHERE folder_id = ?1
-                 AND uidvalidity <> ?2 AND state <> 'retired')",
-                (id, uidvalidity),
-                |r| r.get(0),
+            let mut count = tx.prepare_cached(
+                "UPDATE folders SET source_messages = ?2,
+                     source_checked_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1",
             )?;
-            let changed = before
-                .as_ref()
-                .is_some_and(|b| b.uidvalidity.is_some_and(|old| old != uidvalidity));
-            let retired = if changed || stale {
-                let retired = tx.execute(
-                    "UPDATE messages SET state = 'retired', reason = 'UIDVALIDITY changed'
-                     WHERE folder_id = ?1 AND uidvalidity <> ?2 AND state <> 'retired'",
-                    (id, uidvalidity),
-                )?;
-                tx.execute(
-                    "UPDATE folders SET highest_uid = 0, highest_modseq = NULL WHERE id = ?1",
-                    [id],
-                )?;
-                crate::crash_point::hit("uidvalidity-uncommitted");
-                Some(retired as u64)
-            } else {
-                None
-            };
-            let kept = before.filter(|_| retired.is_none());
-            Ok(OpenedFolder {
-                id,
-                restarted: retired.is_some(),
-                retired: retired.unwrap_or(0),
-                highest_uid: kept.as_ref().map_or(0, |b| b.highest_uid),
-                highest_modseq: kept.and_then(|b| b.highest_modseq),
-            })
+            let mut opened = Vec::with_capacity(folders.len());
+            for (f, uidvalidity, exists) in folders {
+                let o = open_folder_on(tx, mailbox_id, f, *uidvalidity)?;
+                count.execute((o.id, exists))?;
+                opened.push(o);
+            }
+            Ok(opened)
         })
     }
 
@@ -120,6 +202,22 @@ impl Index {
             (folder_id, modseq.map(|m| m as i64)),
         ))?;
         Ok(())
+    }
+
+    /// Records the HIGHESTMODSEQ of several folders whose pass completed, in one
+    /// transaction.
+    pub fn set_folder_modseqs(&mut self, folders: &[(i64, Option<u64>)]) -> Result<()> {
+        if folders.is_empty() {
+            return Ok(());
+        }
+        self.write_tx(|tx| {
+            let mut stmt =
+                tx.prepare_cached("UPDATE folders SET highest_modseq = ?2 WHERE id = ?1")?;
+            for (id, modseq) in folders {
+                stmt.execute((id, modseq.map(|m| m as i64)))?;
+            }
+            Ok(())
+        })
     }
 
     /// Marks a folder with a state (`active`, `gone`, `excluded`).
