@@ -131,7 +131,11 @@ fn reopening_for_write_clears_tmp_and_locks_out_other_writers() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(left, ["partial"], "a writer clears tmp/ but for partial bodies");
+    assert_eq!(
+        left,
+        ["partial"],
+        "a writer clears tmp/ but for partial bodies"
+    );
 }
 
 #[test]
