@@ -69,7 +69,7 @@ pub fn stop_group(child: &mut Child) {
 /// Whether a process of group `pgid` is still running. Zombies do not count: a daemon's
 /// children orphaned by its exit (Courier's authdaemond) wait for init to reap them, which
 /// can take a second, and they hold nothing. Without /proc, any member counts.
-fn group_alive(pgid: libc::pid_t) -> bool {
+pub fn group_alive(pgid: libc::pid_t) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         // SAFETY: signal 0 only probes whether any member of the group exists.
         return unsafe { libc::kill(-pgid, 0) } == 0;
