@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::process::Output;
 
 use anyhow::Result;
-use cli_support::{Cli, text};
+use cli_support::{Cli, imap_target_args, text};
 use mailstage_tests::Dovecot;
 use mailstage_tests::fixtures::simple;
 use mailstage_tests::upload::{ADMIN, target_dovecot};
@@ -145,25 +145,9 @@ fn every_command_that_shows_state_prints_json() -> Result<()> {
         &["maildir", "--out", view],
         &["stage", "merge", "--into", merged, stage],
     ];
+    let target_args = imap_target_args("dst", &dst_port, ADMIN.0, SECRET_VAR);
     let upload_runs: &[&[&str]] = &[
-        &[
-            "target",
-            "new",
-            "--name",
-            "dst",
-            "--kind",
-            "imap",
-            "--server",
-            "localhost",
-            "--port",
-            &dst_port,
-            "--security",
-            "none",
-            "--admin-user",
-            ADMIN.0,
-            "--password-env",
-            SECRET_VAR,
-        ],
+        &target_args,
         &["target", "show", "dst"],
         &["target", "list"],
         &[

@@ -171,29 +171,7 @@ fn a_plan_balances_skewed_mailboxes_and_keeps_them_when_one_is_added() -> Result
 fn catalog(cli: &Cli, source_port: u16, target_port: u16, rows: &[&str]) -> PathBuf {
     cli.endpoint_on("src", source_port);
     let csv = cli.batch("b", "src", rows);
-    let port = target_port.to_string();
-    let created = cli.upload(
-        &[
-            "target",
-            "new",
-            "--name",
-            "dst",
-            "--kind",
-            "imap",
-            "--server",
-            "localhost",
-            "--port",
-            &port,
-            "--security",
-            "none",
-            "--admin-user",
-            ADMIN.0,
-            "--password-env",
-            SECRET_VAR,
-        ],
-        &[],
-    );
-    assert_eq!(created.status.code(), Some(0), "{}", text(&created));
+    cli.imap_target("dst", target_port, ADMIN.0, SECRET_VAR);
     csv
 }
 

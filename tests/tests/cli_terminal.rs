@@ -95,29 +95,7 @@ fn each_mailboxs_summary_line_shows_once_on_a_terminal() -> Result<()> {
     }
 
     let target = target_dovecot(&EMAILS)?;
-    let port = target.port().to_string();
-    let new = cli.upload(
-        &[
-            "target",
-            "new",
-            "--name",
-            "dst",
-            "--kind",
-            "imap",
-            "--server",
-            "localhost",
-            "--port",
-            &port,
-            "--security",
-            "none",
-            "--admin-user",
-            ADMIN.0,
-            "--password-env",
-            SECRET_VAR,
-        ],
-        &[],
-    );
-    assert_eq!(new.status.code(), Some(0), "{}", text(&new));
+    cli.imap_target("dst", target.port(), ADMIN.0, SECRET_VAR);
     let env = [(SECRET_VAR, ADMIN.1)];
     let run = ["run", "--batch", "b1", "--target", "dst"];
     let screen = on_terminal(&cli, &bins::mailstage_upload(), &run, &env);

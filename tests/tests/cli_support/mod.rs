@@ -48,6 +48,14 @@ impl Cli {
             .expect("mailstage-upload runs")
     }
 
+    /// Creates IMAP target `name` on a loopback `port` with admin `admin`, whose password
+    /// is read from the environment variable `secret_var`; asserts it was created.
+    pub fn imap_target(&self, name: &str, port: u16, admin: &str, secret_var: &str) {
+        let port = port.to_string();
+        let created = self.upload(&imap_target_args(name, &port, admin, secret_var), &[]);
+        assert_eq!(created.status.code(), Some(0), "{}", text(&created));
+    }
+
     fn command_of(&self, binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(binary);
         cmd.env_remove("MAILSTAGE_DIR")
@@ -122,6 +130,34 @@ impl Cli {
         ]);
         csv
     }
+}
+
+/// `target new` arguments for an IMAP target on `localhost:port` with an admin login whose
+/// password is read from the environment variable `secret_var`.
+pub fn imap_target_args<'a>(
+    name: &'a str,
+    port: &'a str,
+    admin: &'a str,
+    secret_var: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "target",
+        "new",
+        "--name",
+        name,
+        "--kind",
+        "imap",
+        "--server",
+        "localhost",
+        "--port",
+        port,
+        "--security",
+        "none",
+        "--admin-user",
+        admin,
+        "--password-env",
+        secret_var,
+    ]
 }
 
 /// Standard output and error together, for assertion messages.
