@@ -300,6 +300,20 @@ impl Destination for ImapTarget {
         self.next_answer().await
     }
 
+    async fn folder_mark(&mut self, folder: &[String]) -> Result<Option<(u32, u32)>, UploadError> {
+        let wire = self.wire(folder);
+        match self.session.status(&wire, &["UIDNEXT", "MESSAGES"]).await {
+            Ok(s) => Ok(s.uid_next.zip(s.messages)),
+            // A refusal (folder gone, STATUS not allowed there) says nothing of its growth.
+            Err(e @ ImapError::Rejected { .. }) if !e.is_transient() => Ok(None),
+            Err(source) => Err(ImapStepError {
+                context: format!("asking the target how folder {:?} grows", folder.join("/")),
+                source,
+            }
+            .into()),
+        }
+    }
+
     async fn matching(
         &mut self,
         folder: &[String],

@@ -1,7 +1,7 @@
 //! One mailbox's upload: folders, the resolution of what a crash left in flight, and the
 //! queue sent in groups; transient failures reconnect with backoff and resume.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 
 use super::context::Ctx;
@@ -197,13 +197,66 @@ struct Findings {
     /// Messages whose pending `\Flagged` the target refused in this run (not asked again
     /// until the next run).
     flags_refused: HashSet<i64>,
-    /// The first attempt has planned (messages a previous run left in flight were given
-    /// [`IN_FLIGHT_GRACE`]; later attempts wait their reconnect backoff instead).
+    /// The first attempt has planned (the folders a previous run left messages in flight to
+    /// were given time to stop growing, see [`settle`]; later attempts wait their reconnect
+    /// backoff instead).
     planned_once: bool,
 }
 
-/// How long a run waits before looking for messages a previous run left in flight.
+/// How long the folders a previous run left messages in flight to must show no new message
+/// before this run looks for those messages.
 const IN_FLIGHT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The longest a run waits for those folders to stop growing.
+const IN_FLIGHT_SETTLE_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until the folders a previous run left APPENDs in flight to (`sent_to`, as the
+/// index records them) stop growing: the target may still be storing what it had received
+/// (pipelined, or still in the dead client's socket buffer), and looking for those messages
+/// before it is done would find them absent and send them twice. A folder counts as settled
+/// when its UIDNEXT and MESSAGES are the same [`IN_FLIGHT_GRACE`] apart; after
+/// [`IN_FLIGHT_SETTLE_MAX`] the run goes on, with a warning.
+async fn settle<D: Destination>(
+    mb: &MailboxUpload,
+    dest: &mut D,
+    sent_to: &BTreeSet<&str>,
+) -> Result<(), UploadError> {
+    let folders: Vec<Vec<String>> = sent_to
+        .iter()
+        .filter_map(|s| serde_json::from_str(s).ok())
+        .collect();
+    let started = std::time::Instant::now();
+    let mut before = folder_marks(dest, &folders).await?;
+    loop {
+        tokio::time::sleep(IN_FLIGHT_GRACE).await;
+        let now = folder_marks(dest, &folders).await?;
+        if now == before {
+            return Ok(());
+        }
+        if started.elapsed() >= IN_FLIGHT_SETTLE_MAX {
+            tracing::warn!(
+                mailbox = %mb.email,
+                "the target's folders were still growing {} s after a previous run's \
+                 messages in flight; looking for them now",
+                IN_FLIGHT_SETTLE_MAX.as_secs()
+            );
+            return Ok(());
+        }
+        before = now;
+    }
+}
+
+/// [`Destination::folder_mark`] of each folder, in order.
+async fn folder_marks<D: Destination>(
+    dest: &mut D,
+    folders: &[Vec<String>],
+) -> Result<Vec<Option<(u32, u32)>>, UploadError> {
+    let mut marks = Vec::with_capacity(folders.len());
+    for folder in folders {
+        marks.push(dest.folder_mark(folder).await?);
+    }
+    Ok(marks)
+}
 
 /// Plans on one connection: maps the folders, creates what is missing, resolves what a
 /// crash left in flight, and returns the groups to send. A dry run stops after the plan
@@ -256,11 +309,15 @@ async fn upload_once<D: Destination>(
     let refused = &mut found.refused_folders;
     create::create_folders(dest, mb, &mapped, &target, counts, refused).await?;
     let sendable = create::refuse_items(ctx, mb, sendable, &dest_of, counts, refused)?;
-    if !found.planned_once && sendable.iter().any(|i| i.state == UploadState::InFlight) {
-        // A previous run stopped with APPENDs in flight: the server may still be storing
-        // those it had received (pipelined, or still in the dead client's socket buffer).
-        // Looking for them before it is done would find them absent and send them twice.
-        tokio::time::sleep(IN_FLIGHT_GRACE).await;
+    if !found.planned_once {
+        let in_flight_to: BTreeSet<&str> = sendable
+            .iter()
+            .filter(|i| i.state == UploadState::InFlight)
+            .filter_map(|i| i.sent_to.as_deref())
+            .collect();
+        if !in_flight_to.is_empty() {
+            settle(mb, dest, &in_flight_to).await?;
+        }
     }
     found.planned_once = true;
     let mut to_send = Vec::with_capacity(sendable.len());
