@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::error::{CommandError, Result, runtime};
 use crate::catalog::{TargetKind, TargetSettings, TlsTrust};
 use crate::imap::Fingerprint;
-use crate::imap::diagnose::check_server;
+use crate::imap::diagnose::check_server_reachable;
 use crate::imap::transport::ConnectOptions;
 use crate::oauth2::{OAuthConfig, TokenSource};
 use crate::retry::RetryPolicy;
@@ -207,7 +207,10 @@ impl PreparedUpload {
         let started = Instant::now();
         let shared = stage.into_shared()?;
         let runtime = runtime()?;
-        if let Some(f) = runtime.block_on(check_server(&job.connect)).failure {
+        if let Some(f) = runtime
+            .block_on(check_server_reachable(&job.connect))
+            .failure
+        {
             return Err(CommandError::Unreachable {
                 what: format!(
                     "the target {:?} at {}",
