@@ -68,6 +68,8 @@ const MIN_RATE: f64 = 0.5;
 const REFILL_HINT_MAX: Duration = Duration::from_secs(2);
 /// The span over which the rate a throttle met is measured.
 const OBSERVED_SPAN: Duration = Duration::from_secs(2);
+/// Throttles within this span of a rate cut do not cut it again.
+const CUT_SPAN: Duration = Duration::from_millis(500);
 /// APPENDs in flight on one connection at most.
 pub(crate) const MAX_WINDOW: usize = 16;
 
@@ -97,6 +99,8 @@ struct BudgetState {
     recent: std::collections::VecDeque<Instant>,
     /// Throttles met.
     throttles: u64,
+    /// When the rate was last cut.
+    last_cut: Option<Instant>,
     /// APPENDs a connection may have in flight.
     window: usize,
     /// Successes since the window last grew.
@@ -163,15 +167,26 @@ impl Budget {
             (now - t).max(Duration::from_millis(100))
         });
         let observed = s.recent.len() as f64 / span.as_secs_f64();
-        // The first throttle cuts from the rate it met; later ones from the learned rate.
-        let met = s.rate.unwrap_or(observed);
+        // The first throttle cuts from the rate it met; later ones from the learned rate. A
+        // first throttle met while no APPEND was started (planning: LIST, SEARCH, CREATE)
+        // measured no APPEND rate, and teaches one only through the refill hint.
+        let met = s.rate.or((!s.recent.is_empty()).then_some(observed));
         let refill = suggested
             .filter(|d| *d <= REFILL_HINT_MAX && !d.is_zero())
             .map(|d| 1.0 / d.as_secs_f64());
-        let met = refill.map_or(met, |r| met.min(r));
-        let rate = (met * DECREASE).max(MIN_RATE);
-        s.rate = Some(rate);
-        s.step = (rate * INCREASE).max(MIN_RATE * INCREASE);
+        let met = match (met, refill) {
+            (Some(m), Some(r)) => Some(m.min(r)),
+            (m, r) => m.or(r),
+        };
+        // Throttles soon after a cut answer commands sent before it took effect (a burst of
+        // them after one reconnect): they cut once, as losses in one window do in TCP.
+        let settling = s.last_cut.is_some_and(|t| now - t < CUT_SPAN);
+        let rate = met.map(|m| (m * DECREASE).max(MIN_RATE));
+        if let Some(rate) = rate.filter(|_| !settling) {
+            s.rate = Some(rate);
+            s.step = (rate * INCREASE).max(MIN_RATE * INCREASE);
+            s.last_cut = Some(now);
+        }
         s.throttles += 1;
         s.recent.clear();
         s.window = 1;
@@ -236,6 +251,28 @@ mod tests {
         // Met again at the grown rate: cut below it.
         budget.throttled(Some(Duration::from_millis(40)));
         assert!(budget.rate().unwrap() < grown * DECREASE + 1e-9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_before_any_append_teaches_no_rate_and_a_burst_cuts_once() {
+        let budget = Budget::new();
+        budget.throttled(None);
+        assert_eq!(
+            budget.rate(),
+            None,
+            "planning was throttled, no APPEND measured"
+        );
+        for _ in 0..40 {
+            budget.admit().await;
+        }
+        budget.throttled(None);
+        let cut = budget.rate().expect("a rate from the APPENDs seen");
+        budget.throttled(None);
+        budget.throttled(None);
+        assert_eq!(budget.rate(), Some(cut), "a burst of throttles cuts once");
+        tokio::time::advance(CUT_SPAN).await;
+        budget.throttled(None);
+        assert!(budget.rate().unwrap() < cut, "a later throttle cuts again");
     }
 
     #[test]
