@@ -6,6 +6,8 @@
 #   scripts/fuzz.sh --check               does this machine have the fuzz toolchain (cargo-fuzz,
 #                                         installed if missing, and a C++ compiler for
 #                                         libFuzzer)? Exit 0 or 1; builds nothing.
+#   scripts/fuzz.sh --build               builds every target and runs none (scripts/test.sh
+#                                         builds them while the test suite runs)
 #
 # Installs cargo-fuzz when it is missing. The targets build with the project's stable
 # toolchain (RUSTC_BOOTSTRAP=1 lets it take cargo-fuzz's -Z flags; for these builds only),
@@ -29,8 +31,18 @@ ensure_cargo_fuzz() {
     fi
 }
 
+build_targets() {
+    echo "== building fuzz targets"
+    nice -n "${NICE:-19}" cargo fuzz build "${FLAGS[@]}"
+}
+
 if [[ "${1:-}" == "--check" ]]; then
     ensure_cargo_fuzz && command -v c++ >/dev/null
+    exit
+fi
+if [[ "${1:-}" == "--build" ]]; then
+    ensure_cargo_fuzz
+    build_targets
     exit
 fi
 
@@ -46,8 +58,7 @@ else
 fi
 
 ensure_cargo_fuzz
-echo "== building fuzz targets"
-nice -n "${NICE:-19}" cargo fuzz build "${FLAGS[@]}"
+build_targets
 
 jobs=()
 if ((${FUZZ_JOBS:-1} > 1)); then

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, ensure};
 use mailstage::catalog::Security;
@@ -23,6 +23,8 @@ use mailstage_tests::{Dovecot, bins};
 const EMAILS: [&str; 2] = ["alice@contoso.edu", "bob@contoso.edu"];
 const SECRET_VAR: &str = "MAILSTAGE_TEST_TARGET_PASSWORD";
 const T0: u64 = 1_690_000_000;
+/// Trials run at once.
+const WORKERS: u64 = 2;
 
 fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok()?.parse().ok()
@@ -166,6 +168,33 @@ fn finish_and_check(dir: &Path, target: &Dovecot, context: &str) -> Result<()> {
     Ok(())
 }
 
+/// One trial: a fresh target and stage, the upload killed once or twice at random instants
+/// within `window`, then run to the end and checked. Returns the messages left in flight.
+fn run_trial(template: &Path, work: &Path, window: Duration, seed: u64, trial: u64) -> Result<u64> {
+    let mut rng = Rng::new(seed ^ trial.wrapping_mul(0x9E37_79B9));
+    let target = target_dovecot(&EMAILS)?;
+    let dir = work.join(format!("trial-{trial}"));
+    trial_stage(template, &dir, target.port())?;
+    let kills = 1 + rng.next_u64() % 2;
+    for _ in 0..kills {
+        let mut child = upload(&dir).spawn()?;
+        std::thread::sleep(window.mul_f64(rng.unit()));
+        let _ = child.kill(); // SIGKILL
+        child.wait()?;
+    }
+    let stage = Stage::open(&dir, Access::Read)?;
+    let in_flight = stage
+        .index()
+        .upload_status("b1", "dst")?
+        .iter()
+        .map(|s| s.in_flight)
+        .sum::<u64>();
+    drop(stage);
+    finish_and_check(&dir, &target, &format!("trial {trial} (seed {seed})"))?;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(in_flight)
+}
+
 #[test]
 fn kill_9_at_random_moments_then_resume_uploads_every_message_exactly_once() -> Result<()> {
     bins::mailstage_upload();
@@ -176,7 +205,6 @@ fn kill_9_at_random_moments_then_resume_uploads_every_message_exactly_once() -> 
             .map_or(1, |d| d.as_nanos() as u64)
     });
     println!("seed {seed} (MAILSTAGE_KILL_SEED={seed} replays it), {trials} trials");
-    let mut rng = Rng::new(seed);
     let work = tempfile::tempdir()?;
     let template = work.path().join("template");
     let _source = stage_template(&template)?;
@@ -190,31 +218,29 @@ fn kill_9_at_random_moments_then_resume_uploads_every_message_exactly_once() -> 
     let window = started.elapsed();
     println!("an uninterrupted run takes {window:?}");
 
-    let (mut killed_in_flight, mut trials_in_flight) = (0, 0);
-    for trial in 1..=trials {
-        let target = target_dovecot(&EMAILS)?;
-        let dir = work.path().join(format!("trial-{trial}"));
-        trial_stage(&template, &dir, target.port())?;
-        let kills = 1 + rng.next_u64() % 2;
-        for _ in 0..kills {
-            let mut child = upload(&dir).spawn()?;
-            std::thread::sleep(window.mul_f64(rng.unit()));
-            let _ = child.kill(); // SIGKILL
-            child.wait()?;
-        }
-        let stage = Stage::open(&dir, Access::Read)?;
-        let in_flight = stage
-            .index()
-            .upload_status("b1", "dst")?
-            .iter()
-            .map(|s| s.in_flight)
-            .sum::<u64>();
-        killed_in_flight += in_flight;
-        trials_in_flight += u64::from(in_flight > 0);
-        drop(stage);
-        finish_and_check(&dir, &target, &format!("trial {trial} (seed {seed})"))?;
-        std::fs::remove_dir_all(&dir)?;
-    }
+    // The trials run on two threads: each mostly waits (a server starting, a kill's
+    // instant, the target settling), and each has its own target, stage and random draws
+    // (`seed` and its number), so the split changes nothing of what a trial does.
+    let (template, work) = (template.as_path(), work.path());
+    let outcomes = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|worker| {
+                scope.spawn(move || {
+                    (1..=trials)
+                        .filter(|trial| trial % WORKERS == worker)
+                        .map(|trial| run_trial(template, work, window, seed, trial))
+                        .collect::<Result<Vec<u64>>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a trial thread panicked"))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let in_flight: Vec<u64> = outcomes.into_iter().flatten().collect();
+    let trials_in_flight = in_flight.iter().filter(|&&n| n > 0).count();
+    let killed_in_flight: u64 = in_flight.iter().sum();
     println!(
         "{trials} trials, {trials_in_flight} with messages in flight at a kill; \
          {killed_in_flight} message(s) in flight, all resolved"
