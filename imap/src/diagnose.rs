@@ -36,6 +36,9 @@ pub enum FailureKind {
     NotAuthorized,
     /// The login method is not available on this server.
     Unsupported,
+    /// The server refused for now, not for good (a throttle, `[UNAVAILABLE]`, Exchange's
+    /// "Server Unavailable" or "User is authenticated but not connected").
+    Unavailable,
     /// The login worked but sees no folder to read (an admin login into a user that does
     /// not exist, a root that matches nothing).
     NoFolders,

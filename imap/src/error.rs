@@ -120,7 +120,7 @@ impl ImapError {
             | Self::Timeout(_)
             | Self::NoGreeting(_)
             | Self::Unusable => true,
-            Self::Rejected { .. } => self.throttle_backoff().is_some(),
+            Self::Rejected { .. } | Self::AuthFailed { .. } => self.is_passing_refusal(),
             _ => false,
         }
     }
@@ -147,6 +147,21 @@ impl ImapError {
         })
     }
 
+    /// True for a NO or BAD that means "not now" rather than "never": a throttle, an RFC 5530
+    /// `UNAVAILABLE` or `INUSE` code, or the words servers use for it without a code
+    /// ([`PASSING_WORDS`]). Reconnecting later may succeed; the command changed nothing.
+    pub fn is_passing_refusal(&self) -> bool {
+        let Some(status) = self.status() else {
+            return false;
+        };
+        if self.throttle_backoff().is_some() {
+            return true;
+        }
+        let code = self.code_name().unwrap_or_default();
+        let text = status.text.to_ascii_lowercase();
+        PASSING_CODES.contains(&code.as_str()) || PASSING_WORDS.iter().any(|w| text.contains(w))
+    }
+
     /// Exchange's throttling answer: `BAD Request is throttled. Suggested Backoff Time: N
     /// milliseconds`.
     pub fn throttle_backoff(&self) -> Option<Duration> {
@@ -159,6 +174,26 @@ impl ImapError {
         Some(Duration::from_millis(ms))
     }
 }
+
+/// Response codes of refusals that pass (RFC 5530): a subsystem is down for now
+/// (Dovecot's "Temporary authentication failure"), the mailbox is in use.
+const PASSING_CODES: [&str; 2] = ["UNAVAILABLE", "INUSE"];
+
+/// Words of passing refusals that carry no code, lower-cased: Exchange's
+/// `NO Server Unavailable. 15` and `NO User is authenticated but not connected.` (the
+/// mailbox's back end is not reachable yet, often right after a login), and the common
+/// wordings of "later" and of a connection limit (Dovecot's `Maximum number of
+/// connections from user+IP exceeded`).
+pub const PASSING_WORDS: [&str; 8] = [
+    "server unavailable",
+    "authenticated but not connected",
+    "temporarily unavailable",
+    "temporary failure",
+    "try again later",
+    "server is busy",
+    "too many connections",
+    "maximum number of connections",
+];
 
 /// The reason of a refused certificate: the refusal's own words when there is one (they
 /// name the fingerprints), else rustls's reason.
@@ -255,6 +290,37 @@ mod tests {
                 .as_deref(),
             Some("TRYCREATE")
         );
+    }
+
+    #[test]
+    fn refusals_that_mean_not_now_are_transient_and_the_rest_are_not() {
+        let unavailable = Some(Code::Other {
+            name: "UNAVAILABLE".into(),
+            args: None,
+        });
+        for e in [
+            rejected(Status::No, None, "Server Unavailable. 15"),
+            rejected(Status::No, None, "User is authenticated but not connected."),
+            rejected(Status::No, unavailable.clone(), "Backend down"),
+            ImapError::AuthFailed {
+                mechanism: "PLAIN".into(),
+                status: Box::new(StatusText {
+                    status: Status::No,
+                    code: unavailable,
+                    text: "Temporary authentication failure.".into(),
+                }),
+                detail: None,
+            },
+        ] {
+            assert!(e.is_passing_refusal() && e.is_transient(), "{e}");
+        }
+        for e in [
+            rejected(Status::No, None, "LOGIN failed."),
+            rejected(Status::No, Some(Code::TryCreate), "Mailbox doesn't exist"),
+            rejected(Status::Bad, None, "Command Argument Error. 11"),
+        ] {
+            assert!(!e.is_passing_refusal() && !e.is_transient(), "{e}");
+        }
     }
 
     #[test]

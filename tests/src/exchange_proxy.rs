@@ -12,6 +12,7 @@
 //! - after [`MAX_ERRORS`] NO or BAD answers of its own on one connection it says `* BYE` and
 //!   drops the link, as Exchange does after ten errors;
 //! - an APPEND larger than a limit gets `BAD Command Argument Error. 11`;
+//! - every Nth APPEND may get `NO Server Unavailable. 15` (a refusal for now, no code);
 //! - with `fold_case`, folder names compare without regard to case, as on Microsoft 365
 //!   ([`KnownFolders`]): a CREATE of a case variant of a folder gets `NO Mailbox already
 //!   exists.`, other commands naming one reach the server with the known spelling;
@@ -62,6 +63,9 @@ pub struct ExchangeRules {
     pub fold_case: bool,
     /// APPENDs per second each target mailbox may make.
     pub budget_per_second: Option<f64>,
+    /// Answer every Nth APPEND (counted over all connections) `NO Server Unavailable. 15`,
+    /// Exchange's "not now" without a code, and keep the link.
+    pub unavailable_every: Option<u64>,
 }
 
 /// What the proxy saw.
@@ -85,6 +89,8 @@ pub struct ExchangeStats {
     pub flagged_dropped: AtomicU64,
     /// Commands throttled, by kind.
     pub throttled_by: Mutex<BTreeMap<String, u64>>,
+    /// APPENDs answered `NO Server Unavailable. 15`.
+    pub unavailable: AtomicU64,
     /// Connections dropped after [`MAX_ERRORS`] errors.
     pub dropped_after_errors: AtomicU64,
     /// Commands seen, by kind.
@@ -225,6 +231,15 @@ fn own_answer(
             stats.reserved_refused.fetch_add(1, Ordering::Relaxed);
             return Some(format!("NO Folder name {name} is reserved."));
         }
+    }
+    if kind == "APPEND"
+        && literal.is_some()
+        && rules
+            .unavailable_every
+            .is_some_and(|e| stats.appends.load(Ordering::Relaxed).is_multiple_of(e))
+    {
+        stats.unavailable.fetch_add(1, Ordering::Relaxed);
+        return Some("NO Server Unavailable. 15".into());
     }
     if kind == "APPEND"
         && let Some((len, _)) = literal

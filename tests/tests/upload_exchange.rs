@@ -303,3 +303,46 @@ fn folders_differing_only_in_case_merge_as_microsoft_365_compares_them() -> Resu
     assert_eq!(names, ["Projects:6", "Projects/Q1:3", "Reports:1"]);
     Ok(())
 }
+
+#[test]
+fn a_refusal_for_now_without_a_code_is_sent_again_not_recorded_as_refused() -> Result<()> {
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..24 {
+        source.write_message_at("alice", "INBOX", &["\\Seen"], T0 + i, &simple(i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
+    let target = target_dovecot(&[ALICE])?;
+    let proxy = ExchangeProxy::start(
+        target.port(),
+        ExchangeRules {
+            unavailable_every: Some(5),
+            ..ExchangeRules::default()
+        },
+    )?;
+    let mut job = job(dir.path(), &target, None, MappingRules::default())?;
+    mailstage_tests::upload::as_m365(&mut job);
+    job.connect.port = proxy.port();
+    let o = run(dir.path(), job)?.remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    let unavailable = proxy
+        .stats()
+        .unavailable
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(unavailable >= 4, "answered unavailable {unavailable} times");
+    assert_eq!(
+        (o.counts.uploaded, o.counts.refused),
+        (24, 0),
+        "{:?}",
+        o.counts
+    );
+    // Every message once on the target.
+    let mut p = target.connect()?;
+    p.login(&format!("{ALICE}*{}", ADMIN.0), ADMIN.1)?.ok()?;
+    p.examine("INBOX")?;
+    assert_eq!(p.uids()?.len(), 24);
+    let stage = Stage::open(dir.path(), Access::Read)?;
+    let status = &stage.index().upload_status("b1", "dst")?[0];
+    assert_eq!((status.done, status.failed), (24, 0), "{status:?}");
+    Ok(())
+}

@@ -117,6 +117,15 @@ pub async fn check_login(opts: &ConnectOptions, row: &BatchRow, choice: AuthChoi
 
 /// Diagnoses a failed login for a CSV `UserName`.
 pub fn login_failure(e: &ImapError, user_name: &str) -> Failure {
+    if e.is_passing_refusal() {
+        return Failure {
+            kind: FailureKind::Unavailable,
+            message: format!("{user_name}: {e}"),
+            hint: "the server refused for now, not for good: try again later (a run retries \
+                   it by itself)"
+                .into(),
+        };
+    }
     let rejected = matches!(e, ImapError::AuthFailed { .. } | ImapError::Rejected { .. });
     if !rejected {
         if let ImapError::Unsupported(what) = e {
@@ -151,5 +160,43 @@ pub fn login_failure(e: &ImapError, user_name: &str) -> Failure {
         kind,
         message: format!("{user_name}: {e}"),
         hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailstage_imap::{Code, Status, StatusText};
+
+    fn auth_failed(code: Option<&str>, text: &str) -> ImapError {
+        ImapError::AuthFailed {
+            mechanism: "PLAIN".into(),
+            status: Box::new(StatusText {
+                status: Status::No,
+                code: code.map(|name| Code::Other {
+                    name: name.into(),
+                    args: None,
+                }),
+                text: text.into(),
+            }),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_refusal_for_now_is_not_taken_for_a_wrong_password() {
+        let later = login_failure(
+            &auth_failed(Some("UNAVAILABLE"), "Temporary authentication failure."),
+            "alice",
+        );
+        assert_eq!(later.kind, FailureKind::Unavailable, "{later:?}");
+        assert!(later.message.starts_with("alice: "), "{later:?}");
+        let wrong = login_failure(
+            &auth_failed(Some("AUTHENTICATIONFAILED"), "Authentication failed."),
+            "alice",
+        );
+        assert_eq!(wrong.kind, FailureKind::BadCredentials, "{wrong:?}");
+        let admin = login_failure(&auth_failed(None, "LOGIN failed."), "alice*admin");
+        assert_eq!(admin.kind, FailureKind::AdminRefused, "{admin:?}");
     }
 }

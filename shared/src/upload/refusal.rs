@@ -19,9 +19,9 @@ pub(crate) enum Scope {
     Passing,
 }
 
-/// Response codes of refusals that pass (RFC 5530), and Dovecot's ALREADYEXISTS to an
-/// APPEND when two connections create a new mailbox's INBOX at the same moment.
-const PASSING_CODES: [&str; 3] = ["UNAVAILABLE", "INUSE", "ALREADYEXISTS"];
+/// Dovecot's answer to an APPEND when two connections create a new mailbox's INBOX at the
+/// same moment: passing here, though not in general.
+const ALREADY_EXISTS: &str = "ALREADYEXISTS";
 
 /// Words of "the mailbox is full" answers without an `[OVERQUOTA]` code, lower-cased:
 /// Exchange ("Mailbox has exceeded maximum mailbox size.", "The mailbox is full",
@@ -58,7 +58,7 @@ pub(crate) fn scope(e: &ImapError) -> Option<Scope> {
     }
     let code = e.code_name().unwrap_or_default();
     let text = status.text.to_ascii_lowercase();
-    Some(if PASSING_CODES.contains(&code.as_str()) {
+    Some(if e.is_passing_refusal() || code == ALREADY_EXISTS {
         Scope::Passing
     } else if code == "OVERQUOTA" || FULL_WORDS.iter().any(|w| text.contains(w)) {
         Scope::Mailbox
@@ -124,6 +124,17 @@ mod tests {
         }
         assert_eq!(
             scope(&no(other("ALREADYEXISTS"), "Mailbox already exists")),
+            Some(Scope::Passing)
+        );
+        for text in [
+            "Server Unavailable. 15",
+            "User is authenticated but not connected.",
+            "Service temporarily unavailable, try again later",
+        ] {
+            assert_eq!(scope(&no(None, text)), Some(Scope::Passing), "{text}");
+        }
+        assert_eq!(
+            scope(&no(other("UNAVAILABLE"), "Backend down")),
             Some(Scope::Passing)
         );
         let throttle = no(
