@@ -9,6 +9,9 @@ mod catalog;
 mod catalog_tests;
 mod deletions;
 mod merge;
+mod merge_columns;
+#[cfg(test)]
+mod merge_columns_tests;
 mod messages;
 #[cfg(test)]
 mod migration_tests;
