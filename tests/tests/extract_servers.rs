@@ -140,15 +140,10 @@ fn scenario(kind: Kind) -> Result<()> {
     let (first, _) = inbox[0];
     server.set_flags("alice", "INBOX", first, &["\\Flagged", "$Important"])?;
     let again = pass(Pass::Incremental)?;
+    let counts = &again[0].counts;
     ensure!(
-        again[0].counts.flags_updated == 1,
-        "{kind}: {:?}",
-        again[0].counts
-    );
-    ensure!(
-        again[0].counts.staged == 0,
-        "{kind}: nothing new: {:?}",
-        again[0].counts
+        (counts.flags_updated, counts.staged) == (1, 0),
+        "{kind}: one flag change, nothing new: {counts:?}"
     );
     let flags = staged_flags(dir.path())?;
     for (uid, on_server) in server.flags("alice", "INBOX")? {
@@ -173,15 +168,10 @@ fn scenario(kind: Kind) -> Result<()> {
     let (second, _) = inbox[1];
     server.expunge("alice", "INBOX", second)?;
     let after = pass(Pass::Incremental)?;
+    let (alice, bob) = (&after[0].counts, &after[1].counts);
     ensure!(
-        after[0].counts.deleted_on_source == 1,
-        "{kind}: {:?}",
-        after[0].counts
-    );
-    ensure!(
-        after[1].counts.deleted_on_source == 0,
-        "{kind}: {:?}",
-        after[1].counts
+        (alice.deleted_on_source, bob.deleted_on_source) == (1, 0),
+        "{kind}: alice {alice:?}, bob {bob:?}"
     );
     let deleted = deleted_on_source(dir.path())?;
     ensure!(

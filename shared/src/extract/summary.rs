@@ -74,7 +74,7 @@ mod tests {
     use crate::extract::MailboxCounts;
 
     #[test]
-    fn a_line_shows_the_counts_then_only_the_parts_that_happened() {
+    fn a_pass_line_shows_its_counts_then_only_the_parts_that_happened() {
         let outcome = MailboxOutcome {
             email: "a@b.c".into(),
             counts: MailboxCounts {

@@ -82,7 +82,7 @@ mod tests {
     use crate::upload::{RefusedFolder, UploadCounts};
 
     #[test]
-    fn a_line_shows_the_counts_then_only_the_parts_that_happened() {
+    fn an_upload_line_names_the_target_mailbox_and_each_refused_folder() {
         let outcome = UploadOutcome {
             email: "a@b.c".into(),
             target_mailbox: "d@e.f".into(),

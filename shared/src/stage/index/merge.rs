@@ -175,13 +175,12 @@ fn merge_in(tx: &Transaction<'_>, path: &Path, scope: MergeScope) -> Result<Rows
          WHERE NOT EXISTS (SELECT 1 FROM main.mailboxes t
                            WHERE t.batch_id = tb.id AND t.email = s.email)",
     ))?;
-    tx.execute_batch(
-        "DROP TABLE IF EXISTS temp.map_mailbox;
-         CREATE TEMP TABLE map_mailbox (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
-         INSERT INTO map_mailbox
-         SELECT s.id, t.id FROM src.mailboxes s JOIN src.batches sb ON sb.id = s.batch_id
+    map_ids(
+        tx,
+        "map_mailbox",
+        "SELECT s.id, t.id FROM src.mailboxes s JOIN src.batches sb ON sb.id = s.batch_id
          JOIN main.batches tb ON tb.name = sb.name
-         JOIN main.mailboxes t ON t.batch_id = tb.id AND t.email = s.email;",
+         JOIN main.mailboxes t ON t.batch_id = tb.id AND t.email = s.email",
     )
     .map_err(fail)?;
     n(&format!(
@@ -252,12 +251,11 @@ fn merge_folders_and_messages(tx: &Transaction<'_>, path: &Path, m: &mut RowsMer
          WHERE NOT EXISTS (SELECT 1 FROM main.folders t
                            WHERE t.mailbox_id = mm.dst AND t.wire_name = s.wire_name)",
     ))?;
-    tx.execute_batch(
-        "DROP TABLE IF EXISTS temp.map_folder;
-         CREATE TEMP TABLE map_folder (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
-         INSERT INTO map_folder
-         SELECT s.id, t.id FROM src.folders s JOIN map_mailbox mm ON mm.src = s.mailbox_id
-         JOIN main.folders t ON t.mailbox_id = mm.dst AND t.wire_name = s.wire_name;",
+    map_ids(
+        tx,
+        "map_folder",
+        "SELECT s.id, t.id FROM src.folders s JOIN map_mailbox mm ON mm.src = s.mailbox_id
+         JOIN main.folders t ON t.mailbox_id = mm.dst AND t.wire_name = s.wire_name",
     )
     .map_err(fail)?;
     m.folders += n(&format!(
@@ -277,13 +275,12 @@ fn merge_folders_and_messages(tx: &Transaction<'_>, path: &Path, m: &mut RowsMer
                            AND t.uidvalidity = s.uidvalidity AND t.uid = s.uid)
          ORDER BY s.id",
     ))?;
-    tx.execute_batch(
-        "DROP TABLE IF EXISTS temp.map_message;
-         CREATE TEMP TABLE map_message (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
-         INSERT INTO map_message
-         SELECT s.id, t.id FROM src.messages s JOIN map_folder mf ON mf.src = s.folder_id
+    map_ids(
+        tx,
+        "map_message",
+        "SELECT s.id, t.id FROM src.messages s JOIN map_folder mf ON mf.src = s.folder_id
          JOIN main.messages t ON t.folder_id = mf.dst AND t.uidvalidity = s.uidvalidity
-             AND t.uid = s.uid;",
+             AND t.uid = s.uid",
     )
     .map_err(fail)?;
     // The keys, and the deletion noticed on the source, which has its own rule below.
@@ -339,6 +336,16 @@ fn merge_uploads(tx: &Transaction<'_>, path: &Path, m: &mut RowsMerged) -> Resul
          JOIN map_mailbox mm ON mm.src = s.mailbox_id JOIN map_folder mf ON mf.src = s.folder_id",
     ))?;
     Ok(())
+}
+
+/// Fills the temporary table `map` with the (source row id, row id here) pairs `select`
+/// yields: how rows of the other index that name a row of this table are remapped.
+fn map_ids(tx: &Transaction<'_>, map: &str, select: &str) -> rusqlite::Result<()> {
+    tx.execute_batch(&format!(
+        "DROP TABLE IF EXISTS temp.{map};
+         CREATE TEMP TABLE {map} (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
+         INSERT INTO {map} {select};"
+    ))
 }
 
 enum Conflict {
