@@ -22,6 +22,8 @@ mod states;
 mod status;
 mod sync;
 mod targets;
+#[cfg(test)]
+pub(crate) mod test_rows;
 mod upload_flags;
 mod upload_refusals;
 mod uploads;
