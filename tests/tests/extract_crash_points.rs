@@ -27,12 +27,7 @@ const CHILD_STAGE: &str = "MAILSTAGE_TEST_CHILD_STAGE";
 const CHILD_PORT: &str = "MAILSTAGE_TEST_CHILD_PORT";
 
 fn frank() -> [TestMailbox<'static>; 1] {
-    [TestMailbox {
-        email: "frank@contoso.edu",
-        login: "frank",
-        password: "frank-pw",
-        user_root: None,
-    }]
+    [TestMailbox::own("frank@contoso.edu", "frank", "frank-pw")]
 }
 
 /// Run by [`aborted`] in a child process; does nothing when run by itself.

@@ -55,18 +55,8 @@ fn stage_template(dir: &Path) -> Result<Dovecot> {
         )?;
     }
     let mailboxes = [
-        TestMailbox {
-            email: EMAILS[0],
-            login: "alice",
-            password: "a-pw",
-            user_root: None,
-        },
-        TestMailbox {
-            email: EMAILS[1],
-            login: "bob",
-            password: "b-pw",
-            user_root: None,
-        },
+        TestMailbox::own(EMAILS[0], "alice", "a-pw"),
+        TestMailbox::own(EMAILS[1], "bob", "b-pw"),
     ];
     let outcomes =
         mailstage_tests::extraction::run(dir, &d, &mailboxes, default_limits(), Pass::Full)?;
