@@ -216,6 +216,15 @@ pub fn target_contents(d: &Dovecot, email: &str) -> Result<Contents> {
     Ok(out)
 }
 
+/// The job of [`job`] (every mailbox, the default mapping) into `target` as Microsoft 365
+/// ([`as_m365`]), connecting through `proxy_port` (an Exchange emulator in front of it).
+pub fn m365_job_via(dir: &Path, target: &Dovecot, proxy_port: u16) -> Result<UploadJob> {
+    let mut job = job(dir, target, None, MappingRules::default())?;
+    as_m365(&mut job);
+    job.connect.port = proxy_port;
+    Ok(job)
+}
+
 /// Makes `job`'s target a Microsoft 365 one (its folder names and quirks apply), keeping its
 /// name and where it connects; the login stays the job's own credentials.
 pub fn as_m365(job: &mut UploadJob) {
