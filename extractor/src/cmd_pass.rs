@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -108,16 +107,13 @@ fn run_once(
         ..PassRequest::new(&a.name, pass)
     };
     let prepared = prepare_pass(stage_dir, &request)?;
-    let progress = Arc::new(LiveProgress::new(
-        a.output.show(),
-        prepared.mailboxes(),
-        "fetch",
-    ));
-    let result = prepared.run(progress.clone());
-    progress.finish();
+    let (result, shown) =
+        LiveProgress::around(a.output.show(), prepared.mailboxes(), "fetch", |p| {
+            prepared.run(p)
+        });
     let report = result?;
     // On a terminal each mailbox's line was shown as it finished.
-    let lines = if progress.showed_summaries() {
+    let lines = if shown {
         &[][..]
     } else {
         &report.mailboxes[..]

@@ -129,16 +129,24 @@ impl TlsConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
-        if self.insecure {
+        let trust = if self.insecure {
             tracing::warn!(host = %host, "TLS certificate verification is DISABLED (--insecure)");
-            let verifier = Arc::new(AcceptAnyCertificate(provider));
-            return Ok(Arc::new(
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(verifier)
-                    .with_no_client_auth(),
-            ));
-        }
+            Trust::Any
+        } else {
+            self.pinned_trust(&provider)?
+        };
+        let verifier = Arc::new(Verifier { provider, trust });
+        Ok(Arc::new(
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth(),
+        ))
+    }
+
+    /// The system's CAs and `--ca-file`'s certificates (each also a pin), and the
+    /// fingerprint, which makes the pins the only choice.
+    fn pinned_trust(&self, provider: &Arc<CryptoProvider>) -> Result<Trust, TlsSetupError> {
         let mut roots = RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         for e in &native.errors {
@@ -179,33 +187,37 @@ impl TlsConfig {
                     .build()?,
             )
         };
-        let verifier = Arc::new(PinningVerifier {
-            provider,
+        Ok(Trust::Pinned {
             chains,
             pins,
             strict: self.fingerprint.is_some(),
-        });
-        Ok(Arc::new(
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth(),
-        ))
+        })
     }
 }
 
-/// Trusts a pinned certificate as it is; otherwise (unless a fingerprint makes the pins
-/// the only choice) the usual chain, name and date checks. Handshake signatures are checked
-/// in every case.
+/// Which server certificates a [`Verifier`] accepts.
 #[derive(Debug)]
-struct PinningVerifier {
-    provider: Arc<CryptoProvider>,
-    chains: Option<Arc<WebPkiServerVerifier>>,
-    pins: Vec<Fingerprint>,
-    strict: bool,
+enum Trust {
+    /// Every one (`--insecure`).
+    Any,
+    /// A pinned certificate as it is; otherwise (unless `strict`: a fingerprint makes the
+    /// pins the only choice) the usual chain, name and date checks.
+    Pinned {
+        chains: Option<Arc<WebPkiServerVerifier>>,
+        pins: Vec<Fingerprint>,
+        strict: bool,
+    },
 }
 
-impl ServerCertVerifier for PinningVerifier {
+/// Checks the server's certificate as its [`Trust`] says, and handshake signatures in every
+/// case.
+#[derive(Debug)]
+struct Verifier {
+    provider: Arc<CryptoProvider>,
+    trust: Trust,
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -214,11 +226,19 @@ impl ServerCertVerifier for PinningVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Trust::Pinned {
+            chains,
+            pins,
+            strict,
+        } = &self.trust
+        else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let presented = Fingerprint::of(end_entity);
-        if self.pins.contains(&presented) {
+        if pins.contains(&presented) {
             return Ok(ServerCertVerified::assertion());
         }
-        let cause = match (&self.chains, self.strict) {
+        let cause = match (chains, strict) {
             (_, true) => None,
             (None, false) => Some(CertificateError::UnknownIssuer),
             (Some(chains), false) => match chains.verify_server_cert(
@@ -235,7 +255,7 @@ impl ServerCertVerifier for PinningVerifier {
         };
         let refusal = CertificateRefusal {
             presented,
-            pinned: self.pins.clone(),
+            pinned: pins.clone(),
             cause,
             self_signed: is_self_signed(end_entity),
         };
@@ -250,7 +270,12 @@ impl ServerCertVerifier for PinningVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12(&self.provider, message, cert, dss)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -259,7 +284,12 @@ impl ServerCertVerifier for PinningVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13(&self.provider, message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -273,73 +303,6 @@ impl ServerCertVerifier for PinningVerifier {
 pub fn is_self_signed(der: &[u8]) -> bool {
     x509_parser::parse_x509_certificate(der)
         .is_ok_and(|(_, cert)| cert.subject().as_raw() == cert.issuer().as_raw())
-}
-
-fn verify_tls12(
-    provider: &CryptoProvider,
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    rustls::crypto::verify_tls12_signature(
-        message,
-        cert,
-        dss,
-        &provider.signature_verification_algorithms,
-    )
-}
-
-fn verify_tls13(
-    provider: &CryptoProvider,
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    rustls::crypto::verify_tls13_signature(
-        message,
-        cert,
-        dss,
-        &provider.signature_verification_algorithms,
-    )
-}
-
-/// Accepts every certificate but still checks handshake signatures (`--insecure`).
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12(&self.0, message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13(&self.0, message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -31,23 +31,16 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 
-use crate::probe::Probe;
-use crate::process::{await_greeting, free_port, is_root, stop_group};
+use crate::process::{ServerProcess, ensure_plain_name, is_root, on_a_free_port, spawn_and_greet};
 use crate::servers_dir;
 
 /// Courier's authentication daemon (package courier-authdaemon), run in the foreground.
 pub const AUTHDAEMOND: &str = "/usr/lib/courier/courier-authlib/authdaemond";
-/// How long a start waits for the greeting.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// Attempts at starting when the picked port turns out to be taken.
-const START_ATTEMPTS: usize = 3;
 /// `IMAP_CAPABILITY` as Debian's `/etc/courier/imapd` sets it.
 const CAPABILITY: &str =
     "IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT THREAD=REFERENCES SORT QUOTA IDLE";
@@ -95,10 +88,7 @@ impl CourierBuilder {
         )?;
         let mut index = String::new();
         for (name, pass) in self.users.iter().chain([&self.admin]) {
-            ensure!(
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                "user {name:?} must be plain ASCII letters and digits"
-            );
+            ensure_plain_name(name)?;
             let home = root.join("mail").join(name);
             run(Command::new("maildirmake.courier").arg(&home))?;
             let admin = name == &self.admin.0;
@@ -119,24 +109,13 @@ impl CourierBuilder {
         // The mount point of the private /run/courier (it may be gone after a reboot).
         fs::create_dir_all("/run/courier")?;
 
-        let mut last_err = None;
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port()?;
+        let (child, port) = on_a_free_port("Courier", |port| {
             fs::write(root.join("start.sh"), start_script(root, &imapd, port))?;
-            match launch(root, port) {
-                Ok(child) => {
-                    return Ok(Courier {
-                        child: Some(child),
-                        port,
-                        users: self.users,
-                        admin: self.admin,
-                        dir,
-                    });
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.expect("at least one attempt")).context("Courier did not start")
+            Ok((launch(root, port)?, port))
+        })?;
+        Ok(Courier {
+            server: ServerProcess::new(child, port, self.users, self.admin, dir),
+        })
     }
 }
 
@@ -237,32 +216,24 @@ fn start_script(root: &Path, imapd: &Path, port: u16) -> String {
 
 /// Starts `unshare -m sh DIR/start.sh` in its own process group and waits for the greeting.
 fn launch(root: &Path, port: u16) -> Result<Child> {
-    let log = fs::File::create(root.join("start.log"))?;
-    let mut child = Command::new("unshare")
+    let mut unshare = Command::new("unshare");
+    unshare
         .args(["--mount", "--propagation", "private", "sh"])
-        .arg(root.join("start.sh"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .context("spawn unshare")?;
-    await_greeting(&mut child, port, START_TIMEOUT, "courier", || {
-        fs::read_to_string(root.join("start.log")).unwrap_or_default()
-    })?;
-    Ok(child)
+        .arg(root.join("start.sh"));
+    let log = root.join("start.log");
+    spawn_and_greet(&mut unshare, &log, port, "courier", || {
+        fs::read_to_string(&log).unwrap_or_default()
+    })
 }
 
-/// A running private Courier-IMAP; stopped (whole process group) and deleted on drop.
+/// A running private Courier-IMAP; stopped (whole process group) and deleted on drop. Its
+/// port, accounts and logins are those of its [`ServerProcess`].
 #[derive(Debug)]
 pub struct Courier {
-    child: Option<Child>,
-    port: u16,
-    users: Vec<(String, String)>,
-    admin: (String, String),
-    // Last field: dropped after the process group is gone.
-    dir: tempfile::TempDir,
+    server: ServerProcess,
 }
+
+crate::process::deref_to_server_process!(Courier);
 
 impl Courier {
     /// A builder with no users and the admin `mailadmin` / `mailadmin-pw` (member of
@@ -272,50 +243,5 @@ impl Courier {
             users: Vec::new(),
             admin: ("mailadmin".into(), "mailadmin-pw".into()),
         }
-    }
-
-    /// The plain IMAP port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The temp dir holding config and mail.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The admin's login and password.
-    pub fn admin(&self) -> (&str, &str) {
-        (&self.admin.0, &self.admin.1)
-    }
-
-    /// The configured password of `user`.
-    pub fn password_of(&self, user: &str) -> Result<&str> {
-        self.users
-            .iter()
-            .chain([&self.admin])
-            .find(|(n, _)| n == user)
-            .map(|(_, p)| p.as_str())
-            .with_context(|| format!("no user {user}"))
-    }
-
-    /// A probe logged in as `user` with its configured password.
-    pub fn login(&self, user: &str) -> Result<Probe> {
-        let mut probe = Probe::connect(self.port)?;
-        probe.login(user, self.password_of(user)?)?.ok()?;
-        Ok(probe)
-    }
-
-    /// Stops Courier now (drop does the same).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            stop_group(&mut child);
-        }
-    }
-}
-
-impl Drop for Courier {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

@@ -21,23 +21,16 @@
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::probe::Probe;
-use crate::process::{await_greeting, free_port, is_root, stop_group};
+use crate::process::{ServerProcess, ensure_plain_name, is_root, on_a_free_port, spawn_and_greet};
 use crate::servers_dir;
 
 /// Cyrus's `master` (package cyrus-common).
 pub const CYRUS_MASTER: &str = "/usr/lib/cyrus/bin/master";
-/// How long a start waits for the greeting.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
-/// Attempts at starting when the picked port turns out to be taken.
-const START_ATTEMPTS: usize = 3;
 
 /// Options of a [`Cyrus`] before it starts. Get one from [`Cyrus::builder`].
 #[derive(Clone, Debug)]
@@ -82,11 +75,10 @@ impl CyrusBuilder {
             imapd.display()
         );
         for (name, pass) in self.users.iter().chain([&self.admin]) {
+            ensure_plain_name(name)?;
             ensure!(
-                !name.is_empty()
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !pass.contains('\n'),
-                "user {name:?} must be plain ASCII letters and digits"
+                !pass.contains('\n'),
+                "the password of {name} holds a line break"
             );
         }
         let dir = tempfile::Builder::new()
@@ -107,27 +99,16 @@ impl CyrusBuilder {
             .status()?;
         ensure!(status.success(), "chown -R cyrus:mail {}", root.display());
 
-        let mut last_err = None;
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port()?;
+        let (child, port) = on_a_free_port("Cyrus", |port| {
             fs::write(root.join("cyrus.conf"), cyrus_conf(root, &imapd, port))?;
-            match launch(root, port) {
-                Ok(child) => {
-                    let cyrus = Cyrus {
-                        child: Some(child),
-                        port,
-                        users: self.users,
-                        admin: self.admin,
-                        unix_separator: self.unix_separator,
-                        dir,
-                    };
-                    cyrus.create_user_mailboxes()?;
-                    return Ok(cyrus);
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.expect("at least one attempt")).context("Cyrus did not start")
+            Ok((launch(root, port)?, port))
+        })?;
+        let cyrus = Cyrus {
+            server: ServerProcess::new(child, port, self.users, self.admin, dir),
+            unix_separator: self.unix_separator,
+        };
+        cyrus.create_user_mailboxes()?;
+        Ok(cyrus)
     }
 
     /// The text of `imapd.conf`.
@@ -179,37 +160,29 @@ fn cyrus_conf(root: &Path, imapd: &Path, port: u16) -> String {
 
 /// Starts `master` in the foreground in its own process group and waits for the greeting.
 fn launch(root: &Path, port: u16) -> Result<Child> {
-    let log = fs::File::create(root.join("master.log"))?;
-    let mut child = Command::new(CYRUS_MASTER)
+    let mut master = Command::new(CYRUS_MASTER);
+    master
         .arg("-C")
         .arg(root.join("imapd.conf"))
         .arg("-M")
         .arg(root.join("cyrus.conf"))
         .arg("-p")
-        .arg(root.join("master.pid"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("spawn {CYRUS_MASTER} (package cyrus-common)"))?;
-    await_greeting(&mut child, port, START_TIMEOUT, "cyrus master", || {
-        fs::read_to_string(root.join("master.log")).unwrap_or_default()
-    })?;
-    Ok(child)
+        .arg(root.join("master.pid"));
+    let log = root.join("master.log");
+    spawn_and_greet(&mut master, &log, port, "cyrus master", || {
+        fs::read_to_string(&log).unwrap_or_default()
+    })
 }
 
-/// A running private Cyrus; stopped (whole process group) and deleted on drop.
+/// A running private Cyrus; stopped (whole process group) and deleted on drop. Its port,
+/// accounts and logins are those of its [`ServerProcess`].
 #[derive(Debug)]
 pub struct Cyrus {
-    child: Option<Child>,
-    port: u16,
-    users: Vec<(String, String)>,
-    admin: (String, String),
+    server: ServerProcess,
     unix_separator: bool,
-    // Last field: dropped after the process group is gone.
-    dir: tempfile::TempDir,
 }
+
+crate::process::deref_to_server_process!(Cyrus);
 
 impl Cyrus {
     /// A builder with no users, admin `mailadmin` / `mailadmin-pw`, `unixhierarchysep` and
@@ -222,16 +195,6 @@ impl Cyrus {
         }
     }
 
-    /// The plain IMAP port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The temp dir holding config and mail.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// The hierarchy delimiter: `/` with `unixhierarchysep`, `.` without.
     pub fn delimiter(&self) -> char {
         if self.unix_separator { '/' } else { '.' }
@@ -242,56 +205,15 @@ impl Cyrus {
         if self.unix_separator { "" } else { "INBOX." }
     }
 
-    /// The admin's login and password.
-    pub fn admin(&self) -> (&str, &str) {
-        (&self.admin.0, &self.admin.1)
-    }
-
-    /// The configured password of `user`.
-    pub fn password_of(&self, user: &str) -> Result<&str> {
-        self.users
-            .iter()
-            .find(|(n, _)| n == user)
-            .map(|(_, p)| p.as_str())
-            .with_context(|| format!("no user {user}"))
-    }
-
-    /// A probe logged in as `user` with its configured password.
-    pub fn login(&self, user: &str) -> Result<Probe> {
-        let mut probe = Probe::connect(self.port)?;
-        probe.login(user, self.password_of(user)?)?.ok()?;
-        Ok(probe)
-    }
-
-    /// A probe logged in as the admin.
-    pub fn login_admin(&self) -> Result<Probe> {
-        let mut probe = Probe::connect(self.port)?;
-        probe.login(&self.admin.0, &self.admin.1)?.ok()?;
-        Ok(probe)
-    }
-
     /// The admin creates `user/NAME` (or `user.NAME`) for every user.
     fn create_user_mailboxes(&self) -> Result<()> {
         let mut admin = self.login_admin()?;
-        for (name, _) in &self.users {
+        for (name, _) in self.users() {
             let mailbox = format!("user{}{name}", self.delimiter());
             if let Err(e) = admin.create(&mailbox) {
                 bail!("creating {mailbox} as the admin: {e}");
             }
         }
         admin.logout()
-    }
-
-    /// Stops Cyrus now (drop does the same).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            stop_group(&mut child);
-        }
-    }
-}
-
-impl Drop for Cyrus {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

@@ -41,22 +41,18 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command};
 
 use anyhow::{Context, Result, ensure};
 
 use crate::dovecot_certs::{make_certificate, make_self_signed, write_public};
 use crate::probe::Probe;
-use crate::process::{await_greeting, free_port, stop_group};
+use crate::process::{free_port, spawn_and_greet, stop_group};
 use crate::token_endpoint::{CHECK_TOKEN_SCRIPT, write_check_token_script};
 
 /// The Dovecot master binary.
 pub const DOVECOT_BIN: &str = "/usr/sbin/dovecot";
-/// How long [`DovecotBuilder::start`] waits for the greeting.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts at starting when the picked port turns out to be taken.
 const START_ATTEMPTS: usize = 5;
 /// Special-use folders declared in `namespace inbox`, as (name, attribute).
@@ -384,21 +380,15 @@ impl DovecotBuilder {
 
 /// Starts `dovecot -F -c DIR/dovecot.conf` in its own process group and waits for `* OK`.
 fn launch(root: &Path, port: u16) -> Result<Child> {
-    let stderr = fs::File::create(root.join("stderr.log"))?;
-    let mut child = Command::new(DOVECOT_BIN)
-        .arg("-F")
-        .arg("-c")
-        .arg(root.join("dovecot.conf"))
-        .stdin(Stdio::null())
-        .stdout(stderr.try_clone()?)
-        .stderr(stderr)
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("spawn {DOVECOT_BIN}"))?;
-    await_greeting(&mut child, port, START_TIMEOUT, "dovecot", || {
-        read_logs(root)
-    })?;
-    Ok(child)
+    let mut dovecot = Command::new(DOVECOT_BIN);
+    dovecot.arg("-F").arg("-c").arg(root.join("dovecot.conf"));
+    spawn_and_greet(
+        &mut dovecot,
+        &root.join("stderr.log"),
+        port,
+        "dovecot",
+        || read_logs(root),
+    )
 }
 
 /// The master's stderr followed by the Dovecot log.

@@ -30,6 +30,33 @@ pub struct TestMailbox<'a> {
     pub user_root: Option<&'a str>,
 }
 
+impl<'a> TestMailbox<'a> {
+    /// A mailbox read by its own user's login (no UserRoot).
+    pub fn own(email: &'a str, login: &'a str, password: &'a str) -> Self {
+        Self {
+            email,
+            login,
+            password,
+            user_root: None,
+        }
+    }
+}
+
+/// Fails, naming `what` and the mailbox, unless every outcome ended without an error and
+/// without a failed message.
+pub fn ensure_clean(what: impl std::fmt::Display, outcomes: &[MailboxOutcome]) -> Result<()> {
+    for o in outcomes {
+        anyhow::ensure!(
+            o.error.is_none() && o.counts.failed == 0,
+            "{what}: {}: {:?} {:?}",
+            o.email,
+            o.error,
+            o.counts
+        );
+    }
+    Ok(())
+}
+
 /// Microsoft's defaults: 35 MiB per message, 500,000 items.
 pub fn default_limits() -> Limits {
     Limits {

@@ -203,6 +203,15 @@ pub struct OddFolder {
     pub wire: &'static str,
 }
 
+/// Flag sets the upload tests give their messages in turn: system flags, none, and
+/// keywords beside `\Seen`.
+pub const FLAG_SETS: [&[&str]; 4] = [
+    &["\\Seen"],
+    &["\\Flagged", "\\Answered"],
+    &[],
+    &["\\Seen", "$Forwarded", "Work"],
+];
+
 /// Odd but selectable folders (the non-ASCII wire names are checked against Dovecot's LIST).
 pub const ODD_FOLDERS: &[OddFolder] = &[
     OddFolder {

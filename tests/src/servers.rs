@@ -15,6 +15,7 @@ use mailstage::imap::mutf7;
 use crate::courier::Courier;
 use crate::cyrus::Cyrus;
 use crate::dovecot::Dovecot;
+use crate::extraction::TestMailbox;
 use crate::probe::{Probe, imap_date};
 
 /// Every user's password is `{user}-pw`; the admin is `mailadmin` / this password.
@@ -77,6 +78,18 @@ pub struct AdminLogin {
     pub password: String,
     /// `UserRoot`.
     pub user_root: Option<String>,
+}
+
+impl AdminLogin {
+    /// `email`'s mailbox read by this admin login.
+    pub fn mailbox<'a>(&'a self, email: &'a str) -> TestMailbox<'a> {
+        TestMailbox {
+            email,
+            login: &self.login,
+            password: &self.password,
+            user_root: self.user_root.as_deref(),
+        }
+    }
 }
 
 impl TestServer {

@@ -88,19 +88,7 @@ pub fn job_to(
         .collect();
     Ok(UploadJob {
         batch: "b1".into(),
-        target: TargetSettings {
-            name: "dst".into(),
-            kind: TargetKind::Imap {
-                server: "127.0.0.1".into(),
-                port,
-                security: Security::None,
-                auth: AuthChoice::Auto,
-                admin_user: Some(ADMIN.0.into()),
-                secret: SecretSource::Env("UNUSED_BY_THE_LIBRARY".into()),
-                user_root: None,
-            },
-            tls: Default::default(),
-        },
+        target: dst_target(port, "UNUSED_BY_THE_LIBRARY"),
         connect: ConnectOptions::new("127.0.0.1", port, Security::None),
         credentials,
         rules,
@@ -114,6 +102,24 @@ pub fn job_to(
         },
         mailboxes,
     })
+}
+
+/// Target `dst`: the IMAP server at loopback `port` without TLS, written as [`ADMIN`]
+/// whose password the binaries read from the environment variable `secret_var`.
+pub fn dst_target(port: u16, secret_var: &str) -> TargetSettings {
+    TargetSettings {
+        name: "dst".into(),
+        kind: TargetKind::Imap {
+            server: "127.0.0.1".into(),
+            port,
+            security: Security::None,
+            auth: AuthChoice::Auto,
+            admin_user: Some(ADMIN.0.into()),
+            secret: SecretSource::Env(secret_var.into()),
+            user_root: None,
+        },
+        tls: Default::default(),
+    }
 }
 
 /// Simulates a crash in the middle of a group: every staged message of `email`'s source
@@ -208,6 +214,15 @@ pub fn target_contents(d: &Dovecot, email: &str) -> Result<Contents> {
         }
     }
     Ok(out)
+}
+
+/// The job of [`job`] (every mailbox, the default mapping) into `target` as Microsoft 365
+/// ([`as_m365`]), connecting through `proxy_port` (an Exchange emulator in front of it).
+pub fn m365_job_via(dir: &Path, target: &Dovecot, proxy_port: u16) -> Result<UploadJob> {
+    let mut job = job(dir, target, None, MappingRules::default())?;
+    as_m365(&mut job);
+    job.connect.port = proxy_port;
+    Ok(job)
 }
 
 /// Makes `job`'s target a Microsoft 365 one (its folder names and quirks apply), keeping its

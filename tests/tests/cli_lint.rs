@@ -7,15 +7,14 @@
 mod cli_support;
 
 use anyhow::Result;
-use cli_support::{Cli, text};
+use cli_support::{Cli, SECRET_VAR, text};
 use mailstage::upload::EXCHANGE_DEFAULT_MAX_SIZE;
 use mailstage_tests::fixtures::{long_line, message_of_size, simple};
-use mailstage_tests::token_endpoint::{CLIENT_ID, CLIENT_SECRET, TENANT};
+use mailstage_tests::token_endpoint::{CLIENT_SECRET, TENANT};
 use mailstage_tests::{Dovecot, TokenEndpoint};
 use serde_json::Value;
 
 const EMAIL: &str = "alice@contoso.edu";
-const SECRET_VAR: &str = "MAILSTAGE_TEST_CLIENT_SECRET";
 const T0: u64 = 1_695_000_000;
 
 /// alice's INBOX (a plain message, one with a 20,000-character line, one a byte over
@@ -53,37 +52,6 @@ fn extracted(cli: &Cli) -> Result<Dovecot> {
     Ok(d)
 }
 
-/// `target new --name m365 --kind m365-imap` for the XOAUTH2 Dovecot at `port`.
-fn new_m365_target(cli: &Cli, port: u16, endpoint: &TokenEndpoint) {
-    let (port, login) = (port.to_string(), endpoint.login_base());
-    let out = cli.upload(
-        &[
-            "target",
-            "new",
-            "--name",
-            "m365",
-            "--kind",
-            "m365-imap",
-            "--tenant",
-            TENANT,
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret-env",
-            SECRET_VAR,
-            "--imap-host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--security",
-            "none",
-            "--login-url",
-            &login,
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-}
-
 /// A predicted skip as (folder, UID, reason, target folder, size).
 type Skip = (String, u64, String, String, u64);
 
@@ -118,7 +86,7 @@ fn lint_predicts_the_dry_runs_skips_offline_without_a_secret() -> Result<()> {
         .user(EMAIL, "unused-password")
         .master_user("admin", "admin-pw")
         .start()?;
-    new_m365_target(&cli, target.port(), &endpoint);
+    cli.m365_target("m365", TENANT, target.port(), &endpoint);
     let dry = cli.upload(
         &[
             "run",

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
 use mailstage::crash_point;
-use mailstage::extract::{Pass, RetryPolicy};
+use mailstage::extract::{MailboxCounts, Pass, RetryPolicy};
 use mailstage::stage::durable::DURABILITY_ENV;
 use mailstage::stage::verify::verify;
 use mailstage::stage::{Access, Stage};
@@ -27,12 +27,14 @@ const CHILD_STAGE: &str = "MAILSTAGE_TEST_CHILD_STAGE";
 const CHILD_PORT: &str = "MAILSTAGE_TEST_CHILD_PORT";
 
 fn frank() -> [TestMailbox<'static>; 1] {
-    [TestMailbox {
-        email: "frank@contoso.edu",
-        login: "frank",
-        password: "frank-pw",
-        user_root: None,
-    }]
+    [TestMailbox::own("frank@contoso.edu", "frank", "frank-pw")]
+}
+
+/// An incremental pass over frank that must end without an error; returns its counts.
+fn next_pass(dir: &Path, d: &Dovecot) -> Result<MailboxCounts> {
+    let out = run(dir, d, &frank(), default_limits(), Pass::Incremental)?;
+    assert_eq!(out[0].error, None);
+    Ok(out[0].counts.clone())
 }
 
 /// Run by [`aborted`] in a child process; does nothing when run by itself.
@@ -134,15 +136,8 @@ fn a_pass_killed_around_a_uidvalidity_change_is_completed_by_the_next() -> Resul
     assert_eq!(highest, 0);
     assert!(rows.iter().all(|r| r.2 == "retired"), "{rows:?}");
 
-    let next = run(
-        dir.path(),
-        &d,
-        &frank(),
-        default_limits(),
-        Pass::Incremental,
-    )?;
-    assert_eq!(next[0].error, None);
-    assert_eq!(next[0].counts.staged, 2, "{:?}", next[0].counts);
+    let next = next_pass(dir.path(), &d)?;
+    assert_eq!(next.staged, 2, "{:?}", next);
     // (Not `check_completed`: Keep's retired rows share their UIDs with the new ones.)
     let report = verify(&Stage::open(dir.path(), Access::Read)?)?;
     assert!(report.is_clean(), "{}", report.render_text());
@@ -211,21 +206,10 @@ fn a_pass_killed_inside_a_groups_sync_is_completed_by_the_next() -> Result<()> {
             before + 5,
             "{durability}: the killed group's blobs are in place"
         );
-        let next = run(
-            dir.path(),
-            &d,
-            &frank(),
-            default_limits(),
-            Pass::Incremental,
-        )?;
-        assert_eq!(next[0].error, None);
+        let next = next_pass(dir.path(), &d)?;
+        assert_eq!(next.staged, 5, "{durability}: {:?}", next);
         assert_eq!(
-            next[0].counts.staged, 5,
-            "{durability}: {:?}",
-            next[0].counts
-        );
-        assert_eq!(
-            next[0].counts.deduplicated, 5,
+            next.deduplicated, 5,
             "{durability}: the blobs in place are reused"
         );
         check_completed(dir.path())?;

@@ -15,12 +15,7 @@ use mailstage_tests::{Dovecot, served_form};
 const T0: u64 = 1_690_000_000;
 
 fn frank() -> [TestMailbox<'static>; 1] {
-    [TestMailbox {
-        email: "frank@contoso.edu",
-        login: "frank",
-        password: "frank-pw",
-        user_root: None,
-    }]
+    [TestMailbox::own("frank@contoso.edu", "frank", "frank-pw")]
 }
 
 /// Staged blobs (and their flags) of one folder, from the index.
@@ -158,18 +153,8 @@ fn a_wrong_password_fails_that_mailbox_only() -> Result<()> {
     d.write_message_at("frank", "INBOX", &[], T0, &simple(1))?;
     let dir = tempfile::tempdir()?;
     let mailboxes = [
-        TestMailbox {
-            email: "gina@contoso.edu",
-            login: "gina",
-            password: "not-ginas",
-            user_root: None,
-        },
-        TestMailbox {
-            email: "frank@contoso.edu",
-            login: "frank",
-            password: "frank-pw",
-            user_root: None,
-        },
+        TestMailbox::own("gina@contoso.edu", "gina", "not-ginas"),
+        TestMailbox::own("frank@contoso.edu", "frank", "frank-pw"),
     ];
     let outcomes = run(dir.path(), &d, &mailboxes, default_limits(), Pass::Full)?;
     let error = outcomes[0].error.as_deref().unwrap_or_default();

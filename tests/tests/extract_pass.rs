@@ -89,18 +89,8 @@ fn own_master_user_and_user_root_logins_stage_byte_identical_mail() -> Result<()
     }
     let dir = tempfile::tempdir()?;
     let mailboxes = [
-        TestMailbox {
-            email: "alice@contoso.edu",
-            login: "alice",
-            password: "alice-pw",
-            user_root: None,
-        },
-        TestMailbox {
-            email: "bob@contoso.edu",
-            login: "bob*mailadmin",
-            password: "master-pw",
-            user_root: None,
-        },
+        TestMailbox::own("alice@contoso.edu", "alice", "alice-pw"),
+        TestMailbox::own("bob@contoso.edu", "bob*mailadmin", "master-pw"),
         TestMailbox {
             email: "carol@contoso.edu",
             login: "archive",
@@ -241,18 +231,8 @@ fn size_cap_and_item_cap_are_applied_from_metadata() -> Result<()> {
     )?;
     let dir = tempfile::tempdir()?;
     let mailboxes = [
-        TestMailbox {
-            email: "dave@contoso.edu",
-            login: "dave",
-            password: "dave-pw",
-            user_root: None,
-        },
-        TestMailbox {
-            email: "erin@contoso.edu",
-            login: "erin",
-            password: "erin-pw",
-            user_root: None,
-        },
+        TestMailbox::own("dave@contoso.edu", "dave", "dave-pw"),
+        TestMailbox::own("erin@contoso.edu", "erin", "erin-pw"),
     ];
     let mut limits = default_limits();
     limits.max_items = 100;

@@ -33,12 +33,7 @@ fn pass(
 ) -> Result<(MailboxCounts, BTreeMap<String, u64>, u64)> {
     let password = format!("{user}-pw");
     let email = format!("{user}@contoso.edu");
-    let mailbox = TestMailbox {
-        email: &email,
-        login: user,
-        password: &password,
-        user_root: None,
-    };
+    let mailbox = TestMailbox::own(&email, user, &password);
     proxy.commands().reset();
     let via = Via {
         port: proxy.port(),

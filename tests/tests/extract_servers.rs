@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{Result, ensure};
 use mailstage::extract::{MailboxOutcome, Pass};
 use mailstage::stage::BlobHash;
-use mailstage_tests::extraction::{TestMailbox, default_limits, run};
+use mailstage_tests::extraction::{TestMailbox, default_limits, ensure_clean, run};
 use mailstage_tests::fixtures::{self, ODD_FOLDERS, simple};
 use mailstage_tests::servers::{Kind, TestServer};
 use mailstage_tests::stage_check::{
@@ -34,19 +34,6 @@ fn odd_messages() -> Vec<(&'static str, Vec<u8>)> {
         ("200 KB line", fixtures::long_line(200_000)),
         ("nested multipart", fixtures::nested_multipart()),
     ]
-}
-
-fn ok(kind: Kind, outcomes: &[MailboxOutcome]) -> Result<()> {
-    for o in outcomes {
-        ensure!(
-            o.error.is_none() && o.counts.failed == 0,
-            "{kind}: {}: {:?} {:?}",
-            o.email,
-            o.error,
-            o.counts
-        );
-    }
-    Ok(())
 }
 
 /// The whole scenario against one server.
@@ -100,28 +87,16 @@ fn scenario(kind: Kind) -> Result<()> {
 
     let admin = server.admin_login("bob");
     let mailboxes = [
-        TestMailbox {
-            email: ALICE,
-            login: "alice",
-            password: "alice-pw",
-            user_root: None,
-        },
-        TestMailbox {
-            email: BOB,
-            login: &admin.login,
-            password: &admin.password,
-            user_root: admin.user_root.as_deref(),
-        },
+        TestMailbox::own(ALICE, "alice", "alice-pw"),
+        admin.mailbox(BOB),
     ];
     let dir = tempfile::tempdir()?;
-    let outcomes = run(
-        dir.path(),
-        &server,
-        &mailboxes,
-        default_limits(),
-        Pass::Full,
-    )?;
-    ok(kind, &outcomes)?;
+    let pass = |pass: Pass| -> Result<Vec<MailboxOutcome>> {
+        let outcomes = run(dir.path(), &server, &mailboxes, default_limits(), pass)?;
+        ensure_clean(kind, &outcomes)?;
+        Ok(outcomes)
+    };
+    pass(Pass::Full)?;
 
     // Every folder staged byte for byte as the server serves it, under its own name.
     let hashes = |user: &str, path: &str| -> Result<BTreeSet<BlobHash>> {
@@ -164,23 +139,11 @@ fn scenario(kind: Kind) -> Result<()> {
     let inbox = server.flags("alice", "INBOX")?;
     let (first, _) = inbox[0];
     server.set_flags("alice", "INBOX", first, &["\\Flagged", "$Important"])?;
-    let again = run(
-        dir.path(),
-        &server,
-        &mailboxes,
-        default_limits(),
-        Pass::Incremental,
-    )?;
-    ok(kind, &again)?;
+    let again = pass(Pass::Incremental)?;
+    let counts = &again[0].counts;
     ensure!(
-        again[0].counts.flags_updated == 1,
-        "{kind}: {:?}",
-        again[0].counts
-    );
-    ensure!(
-        again[0].counts.staged == 0,
-        "{kind}: nothing new: {:?}",
-        again[0].counts
+        (counts.flags_updated, counts.staged) == (1, 0),
+        "{kind}: one flag change, nothing new: {counts:?}"
     );
     let flags = staged_flags(dir.path())?;
     for (uid, on_server) in server.flags("alice", "INBOX")? {
@@ -194,14 +157,7 @@ fn scenario(kind: Kind) -> Result<()> {
         );
     }
     // And a pass without changes changes nothing.
-    let quiet = run(
-        dir.path(),
-        &server,
-        &mailboxes,
-        default_limits(),
-        Pass::Incremental,
-    )?;
-    ok(kind, &quiet)?;
+    let quiet = pass(Pass::Incremental)?;
     ensure!(
         quiet[0].counts.flags_updated + quiet[0].counts.deleted_on_source == 0,
         "{kind}: {:?}",
@@ -211,23 +167,11 @@ fn scenario(kind: Kind) -> Result<()> {
     // A message expunged on the source is recorded, and stays staged.
     let (second, _) = inbox[1];
     server.expunge("alice", "INBOX", second)?;
-    let after = run(
-        dir.path(),
-        &server,
-        &mailboxes,
-        default_limits(),
-        Pass::Incremental,
-    )?;
-    ok(kind, &after)?;
+    let after = pass(Pass::Incremental)?;
+    let (alice, bob) = (&after[0].counts, &after[1].counts);
     ensure!(
-        after[0].counts.deleted_on_source == 1,
-        "{kind}: {:?}",
-        after[0].counts
-    );
-    ensure!(
-        after[1].counts.deleted_on_source == 0,
-        "{kind}: {:?}",
-        after[1].counts
+        (alice.deleted_on_source, bob.deleted_on_source) == (1, 0),
+        "{kind}: alice {alice:?}, bob {bob:?}"
     );
     let deleted = deleted_on_source(dir.path())?;
     ensure!(
@@ -244,13 +188,7 @@ fn scenario(kind: Kind) -> Result<()> {
         staged_hashes(dir.path())? == expected,
         "{kind}: the stage keeps it"
     );
-    let again = run(
-        dir.path(),
-        &server,
-        &mailboxes,
-        default_limits(),
-        Pass::Incremental,
-    )?;
+    let again = pass(Pass::Incremental)?;
     ensure!(
         again[0].counts.deleted_on_source == 0,
         "{kind}: noticed once"

@@ -40,12 +40,7 @@ fn fetch_through(size: usize, rate: u64, timeout: Duration) -> Result<Duration> 
     d.write_sized("lena", &["INBOX"], &[size, 4_000], 23)?;
     let proxy = proxy_at(&d, rate)?;
     let dir = tempfile::tempdir()?;
-    let m = [TestMailbox {
-        email: "lena@contoso.edu",
-        login: "lena",
-        password: "lena-pw",
-        user_root: None,
-    }];
+    let m = [TestMailbox::own("lena@contoso.edu", "lena", "lena-pw")];
     // One attempt only: any cut would fail the mailbox.
     let retry = RetryPolicy {
         attempts_without_progress: 1,

@@ -11,12 +11,12 @@ use mailstage::extract::Pass;
 use mailstage::stage::{Access, Stage};
 use mailstage::upload::long_lines::EXCHANGE_MAX_LINE;
 use mailstage::upload::{
-    EXCHANGE_DEFAULT_MAX_SIZE, LimitSource, MappingRules, SizeLimit, SkipReason, UploadOutcome,
+    EXCHANGE_DEFAULT_MAX_SIZE, LimitSource, SizeLimit, SkipReason, UploadOutcome,
 };
 use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules};
 use mailstage_tests::extraction::stage_user;
 use mailstage_tests::fixtures::{long_line, message_of_size, simple};
-use mailstage_tests::upload::{ADMIN, job, run, target_contents, target_dovecot};
+use mailstage_tests::upload::{ADMIN, m365_job_via, run, target_contents, target_dovecot};
 use mailstage_tests::{Dovecot, Probe};
 
 const ALICE: &str = "alice@contoso.edu";
@@ -68,9 +68,7 @@ fn throttling_oversize_flagged_and_reserved_names_as_exchange_does_them() -> Res
             ..ExchangeRules::default()
         },
     )?;
-    let mut job = job(dir.path(), &target, None, MappingRules::default())?;
-    mailstage_tests::upload::as_m365(&mut job);
-    job.connect.port = proxy.port();
+    let job = m365_job_via(dir.path(), &target, proxy.port())?;
     let outcomes = run(dir.path(), job)?;
     let o = &outcomes[0];
     assert!(o.error.is_none(), "{o:?}");
@@ -176,10 +174,8 @@ fn dry_run_on_microsoft_365_predicts_long_lines_and_retries_of_refusals() -> Res
         },
     )?;
     let upload = |dry_run: bool| -> Result<UploadOutcome> {
-        let mut job = job(dir.path(), &target, None, MappingRules::default())?;
-        mailstage_tests::upload::as_m365(&mut job);
+        let mut job = m365_job_via(dir.path(), &target, proxy.port())?;
         job.dry_run = dry_run;
-        job.connect.port = proxy.port();
         let o = run(dir.path(), job)?.remove(0);
         assert!(o.error.is_none(), "{o:?}");
         Ok(o)
@@ -264,9 +260,7 @@ fn folders_differing_only_in_case_merge_as_microsoft_365_compares_them() -> Resu
     );
     p.logout()?;
 
-    let mut job = job(dir.path(), &target, None, MappingRules::default())?;
-    mailstage_tests::upload::as_m365(&mut job);
-    job.connect.port = proxy.port();
+    let job = m365_job_via(dir.path(), &target, proxy.port())?;
     let o = run(dir.path(), job)?.remove(0);
     assert!(o.error.is_none(), "{o:?}");
     assert_eq!(o.counts.uploaded, 10, "{o:?}");

@@ -12,7 +12,7 @@ use mailstage::upload::{MappingRules, UploadOutcome};
 use mailstage_tests::Dovecot;
 use mailstage_tests::extraction::{TestMailbox, default_limits, stage_user};
 use mailstage_tests::fault_proxy::{FaultProxy, Faults};
-use mailstage_tests::fixtures::{self, ODD_FOLDERS, simple};
+use mailstage_tests::fixtures::{self, FLAG_SETS, ODD_FOLDERS, simple};
 use mailstage_tests::upload::{
     ADMIN, job, mark_in_flight, run, staged_contents, target_contents, target_dovecot,
 };
@@ -36,14 +36,8 @@ fn staged_source(dir: &Path) -> Result<Dovecot> {
         fixtures::nested_multipart(),
         simple(1), // the same message twice in one folder: two copies on the target
     ];
-    let flag_sets: [&[&str]; 4] = [
-        &["\\Seen"],
-        &["\\Flagged", "\\Answered"],
-        &[],
-        &["\\Seen", "$Forwarded", "Work"],
-    ];
     for (i, m) in odd.iter().enumerate() {
-        let flags = flag_sets[i % flag_sets.len()];
+        let flags = FLAG_SETS[i % FLAG_SETS.len()];
         let date = 1_600_000_000 + i as i64 * 1000;
         d.append("alice", "INBOX", flags, Some(date), m)?;
     }
@@ -68,18 +62,8 @@ fn staged_source(dir: &Path) -> Result<Dovecot> {
         )?;
     }
     let mailboxes = [
-        TestMailbox {
-            email: ALICE,
-            login: "alice",
-            password: "alice-pw",
-            user_root: None,
-        },
-        TestMailbox {
-            email: BOB,
-            login: "bob",
-            password: "bob-pw",
-            user_root: None,
-        },
+        TestMailbox::own(ALICE, "alice", "alice-pw"),
+        TestMailbox::own(BOB, "bob", "bob-pw"),
     ];
     let outcomes =
         mailstage_tests::extraction::run(dir, &d, &mailboxes, default_limits(), Pass::Full)?;

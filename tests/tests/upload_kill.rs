@@ -10,14 +10,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, ensure};
-use mailstage::catalog::Security;
-use mailstage::catalog::{SecretSource, TargetKind, TargetSettings};
 use mailstage::extract::Pass;
-use mailstage::login::AuthChoice;
 use mailstage::stage::{Access, Stage};
 use mailstage_tests::extraction::{TestMailbox, default_limits};
 use mailstage_tests::fixtures::{Rng, message_of_size, simple};
-use mailstage_tests::upload::{ADMIN, staged_contents, target_contents, target_dovecot};
+use mailstage_tests::upload::{
+    ADMIN, dst_target, staged_contents, target_contents, target_dovecot,
+};
 use mailstage_tests::{Dovecot, bins};
 
 const EMAILS: [&str; 2] = ["alice@contoso.edu", "bob@contoso.edu"];
@@ -57,18 +56,8 @@ fn stage_template(dir: &Path) -> Result<Dovecot> {
         )?;
     }
     let mailboxes = [
-        TestMailbox {
-            email: EMAILS[0],
-            login: "alice",
-            password: "a-pw",
-            user_root: None,
-        },
-        TestMailbox {
-            email: EMAILS[1],
-            login: "bob",
-            password: "b-pw",
-            user_root: None,
-        },
+        TestMailbox::own(EMAILS[0], "alice", "a-pw"),
+        TestMailbox::own(EMAILS[1], "bob", "b-pw"),
     ];
     let outcomes =
         mailstage_tests::extraction::run(dir, &d, &mailboxes, default_limits(), Pass::Full)?;
@@ -85,19 +74,7 @@ fn trial_stage(template: &Path, dir: &Path, port: u16) -> Result<()> {
         .status()?;
     ensure!(status.success(), "cp -a failed");
     let stage = Stage::open(dir, Access::Write)?;
-    stage.index().add_target(&TargetSettings {
-        name: "dst".into(),
-        kind: TargetKind::Imap {
-            server: "127.0.0.1".into(),
-            port,
-            security: Security::None,
-            auth: AuthChoice::Auto,
-            admin_user: Some(ADMIN.0.into()),
-            secret: SecretSource::Env(SECRET_VAR.into()),
-            user_root: None,
-        },
-        tls: Default::default(),
-    })?;
+    stage.index().add_target(&dst_target(port, SECRET_VAR))?;
     Ok(())
 }
 

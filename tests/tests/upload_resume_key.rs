@@ -96,12 +96,7 @@ fn staged_group(dir: &std::path::Path, group: &[InFlight]) -> Result<Dovecot> {
     for m in group {
         source.append("alice", "INBOX", &[], Some(m.date), m.staged.as_bytes())?;
     }
-    let alice = TestMailbox {
-        email: ALICE,
-        login: "alice",
-        password: "alice-pw",
-        user_root: None,
-    };
+    let alice = TestMailbox::own(ALICE, "alice", "alice-pw");
     let outcomes =
         mailstage_tests::extraction::run(dir, &source, &[alice], default_limits(), Pass::Full)?;
     assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");

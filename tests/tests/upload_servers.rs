@@ -14,8 +14,8 @@ use anyhow::{Result, ensure};
 use mailstage::extract::Pass;
 use mailstage::stage::{Access, Stage};
 use mailstage::upload::{MappingRules, UploadOutcome};
-use mailstage_tests::extraction::{TestMailbox, default_limits, run};
-use mailstage_tests::fixtures::{self, ODD_FOLDERS, simple};
+use mailstage_tests::extraction::{TestMailbox, default_limits, ensure_clean, run};
+use mailstage_tests::fixtures::{self, FLAG_SETS, ODD_FOLDERS, simple};
 use mailstage_tests::servers::{Kind, TestServer};
 use mailstage_tests::upload::{self, Seen, job_to, staged_contents};
 
@@ -34,15 +34,9 @@ fn fill(source: &TestServer) -> Result<()> {
         fixtures::long_line(20_000),
         simple(1), // the same message twice in one folder: two copies on the target
     ];
-    let flag_sets: [&[&str]; 4] = [
-        &["\\Seen"],
-        &["\\Flagged", "\\Answered"],
-        &[],
-        &["\\Seen", "$Forwarded", "Work"],
-    ];
     for (i, m) in messages.iter().enumerate() {
         let date = 1_600_000_000 + i as i64 * 1000;
-        ensure!(source.append("alice", "INBOX", flag_sets[i % 4], date, m)?);
+        ensure!(source.append("alice", "INBOX", FLAG_SETS[i % FLAG_SETS.len()], date, m)?);
     }
     source.create_folder("alice", "Sent")?;
     ensure!(source.append("alice", "Sent", &["\\Seen"], 1_600_500_000, &simple(50))?);
@@ -65,31 +59,11 @@ fn fill(source: &TestServer) -> Result<()> {
 fn stage(dir: &Path, source: &TestServer) -> Result<()> {
     let admin = source.admin_login("bob");
     let mailboxes = [
-        TestMailbox {
-            email: ALICE,
-            login: "alice",
-            password: "alice-pw",
-            user_root: None,
-        },
-        TestMailbox {
-            email: BOB,
-            login: &admin.login,
-            password: &admin.password,
-            user_root: admin.user_root.as_deref(),
-        },
+        TestMailbox::own(ALICE, "alice", "alice-pw"),
+        admin.mailbox(BOB),
     ];
     let outcomes = run(dir, source, &mailboxes, default_limits(), Pass::Full)?;
-    for o in &outcomes {
-        ensure!(
-            o.error.is_none() && o.counts.failed == 0,
-            "{}: staging {}: {:?} {:?}",
-            source.kind(),
-            o.email,
-            o.error,
-            o.counts
-        );
-    }
-    Ok(())
+    ensure_clean(format_args!("{}: staging", source.kind()), &outcomes)
 }
 
 /// Uploads batch `b1` into `target`, each mailbox into its user there.

@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 use mailstage::extract::Pass;
-use mailstage::upload::MappingRules;
 use mailstage_tests::Dovecot;
 use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules, MAX_ERRORS};
 use mailstage_tests::extraction::stage_user;
 use mailstage_tests::fixtures::{message_of_size, simple};
 use mailstage_tests::upload::{
-    ADMIN, job, mark_in_flight, run, staged_contents, target_contents, target_dovecot,
+    ADMIN, m365_job_via, mark_in_flight, run, staged_contents, target_contents, target_dovecot,
 };
 
 const ALICE: &str = "alice@contoso.edu";
@@ -94,9 +93,7 @@ fn every_message_once_with_its_flags_when_every_command_kind_is_throttled() -> R
         },
     )?;
     let upload = || -> Result<mailstage::upload::UploadOutcome> {
-        let mut job = job(dir.path(), &target, None, MappingRules::default())?;
-        mailstage_tests::upload::as_m365(&mut job);
-        job.connect.port = proxy.port();
+        let job = m365_job_via(dir.path(), &target, proxy.port())?;
         Ok(run(dir.path(), job)?.remove(0))
     };
     let o = upload()?;
@@ -177,10 +174,8 @@ fn ten_errors_drop_the_connection_and_the_run_goes_on() -> Result<()> {
         1
     );
 
-    let mut job = job(dir.path(), &target, None, MappingRules::default())?;
-    mailstage_tests::upload::as_m365(&mut job);
+    let mut job = m365_job_via(dir.path(), &target, proxy.port())?;
     job.connections = 1;
-    job.connect.port = proxy.port();
     let o = run(dir.path(), job)?.remove(0);
     assert!(o.error.is_none(), "{o:?}");
     assert_eq!((o.counts.uploaded, o.counts.refused), (3, 12), "{o:?}");

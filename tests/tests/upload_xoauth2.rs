@@ -8,16 +8,15 @@ mod cli_support;
 use std::time::Duration;
 
 use anyhow::Result;
-use cli_support::{Cli, contains, index_bytes, text};
+use cli_support::{Cli, SECRET_VAR, contains, index_bytes, text};
 use mailstage::extract::Pass;
 use mailstage_tests::extraction::{TestMailbox, default_limits};
 use mailstage_tests::fixtures::simple;
-use mailstage_tests::token_endpoint::{CLIENT_ID, CLIENT_SECRET, TENANT};
+use mailstage_tests::token_endpoint::{CLIENT_SECRET, TENANT};
 use mailstage_tests::upload::{Contents, staged_contents, target_contents};
 use mailstage_tests::{Dovecot, TokenEndpoint};
 
 const EMAILS: [&str; 3] = ["a@contoso.edu", "b@contoso.edu", "c@contoso.edu"];
-const SECRET_VAR: &str = "MAILSTAGE_TEST_CLIENT_SECRET";
 
 /// Three mailboxes of 12 messages each, staged into the CLI's stage as batch `b1`.
 fn staged(cli: &Cli) -> Result<Dovecot> {
@@ -59,37 +58,6 @@ fn staged(cli: &Cli) -> Result<Dovecot> {
     Ok(d)
 }
 
-fn new_target(cli: &Cli, name: &str, tenant: &str, imap_port: u16, endpoint: &TokenEndpoint) {
-    let port = imap_port.to_string();
-    let login = endpoint.login_base();
-    let out = cli.upload(
-        &[
-            "target",
-            "new",
-            "--name",
-            name,
-            "--kind",
-            "m365-imap",
-            "--tenant",
-            tenant,
-            "--client-id",
-            CLIENT_ID,
-            "--client-secret-env",
-            SECRET_VAR,
-            "--imap-host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--security",
-            "none",
-            "--login-url",
-            &login,
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-}
-
 #[test]
 fn a_run_outliving_several_token_lifetimes_completes() -> Result<()> {
     let cli = Cli::new();
@@ -103,7 +71,7 @@ fn a_run_outliving_several_token_lifetimes_completes() -> Result<()> {
         b = b.user(e, "unused-password");
     }
     let target = b.master_user("admin", "admin-pw").start()?;
-    new_target(&cli, "m365", TENANT, target.port(), &endpoint);
+    cli.m365_target("m365", TENANT, target.port(), &endpoint);
 
     // One mailbox at a time, 8 messages a second: about 4.5 s, so later mailboxes log in
     // with tokens issued after the first expired.
@@ -155,9 +123,8 @@ fn a_wrong_secret_or_tenant_stops_the_run_with_entra_ids_words() -> Result<()> {
         .xoauth2_introspection(&endpoint.introspection_url())
         .user(EMAILS[0], "x")
         .start()?;
-    new_target(&cli, "m365", TENANT, target.port(), &endpoint);
-    new_target(
-        &cli,
+    cli.m365_target("m365", TENANT, target.port(), &endpoint);
+    cli.m365_target(
         "elsewhere",
         "fabrikam.onmicrosoft.com",
         target.port(),

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -89,18 +88,14 @@ pub fn run(stage_dir: &Path, args: RunArgs, out: &mut dyn Write) -> anyhow::Resu
         shard: args.shard.request()?,
     };
     let prepared = prepare_upload(stage_dir, &request)?;
-    let progress = Arc::new(LiveProgress::new(
-        args.output.show(),
-        prepared.mailboxes(),
-        "upload",
-    ));
-    let result = prepared.run(progress.clone());
-    progress.finish();
+    let (result, shown) =
+        LiveProgress::around(args.output.show(), prepared.mailboxes(), "upload", |p| {
+            prepared.run(p)
+        });
     let report = result?;
     if args.output.json {
         print_json(out, &report.mailboxes)?;
     } else {
-        let shown = progress.showed_summaries();
         summary(out, &args, &report.mailboxes, report.elapsed, shown)?;
     }
     Ok(report.exit_code())

@@ -85,6 +85,20 @@ impl LiveProgress {
         }
     }
 
+    /// Runs `run` with a new display (as [`LiveProgress::new`]), removes the bars whatever
+    /// it returns, and returns its result with [`LiveProgress::showed_summaries`].
+    pub fn around<T>(
+        show: Show,
+        mailboxes: usize,
+        verb: &'static str,
+        run: impl FnOnce(std::sync::Arc<Self>) -> T,
+    ) -> (T, bool) {
+        let progress = std::sync::Arc::new(Self::new(show, mailboxes, verb));
+        let result = run(progress.clone());
+        progress.finish();
+        (result, progress.showed_summaries())
+    }
+
     /// True when each mailbox's summary line was shown above the bars as it finished, on a
     /// terminal that standard output goes to as well: the final list need not repeat them
     /// (redirected, standard output is the record and gets every line).

@@ -1,7 +1,8 @@
 //! What the binaries show an admin: aligned tables and `Key : value` lists ([`table`]), and
 //! live progress ([`bars`]): indicatif bars on a terminal, plain log lines elsewhere; a
 //! server's control characters escaped on their way to a terminal ([`terminal`]); the
-//! migration report ([`reconcile`], [`grade`]) and its formats.
+//! migration report ([`reconcile`], [`grade`]) and its formats; a mailbox's one-line summary
+//! ([`summary_line`]).
 
 pub mod bars;
 mod charts;
@@ -9,6 +10,7 @@ pub mod formats;
 pub mod grade;
 pub mod html;
 pub mod reconcile;
+pub mod summary_line;
 pub mod table;
 pub mod terminal;
 

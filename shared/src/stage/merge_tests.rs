@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use super::index::{FolderInfo, MessageState, NewMailbox, NewMessage, Placement};
+use super::index::test_rows::inbox;
+use super::index::{MessageState, NewMailbox, NewMessage, Placement};
 use super::{Access, BlobHash, Stage};
 use crate::catalog::{BatchSettings, EndpointSettings, Security};
 
@@ -46,13 +47,7 @@ fn add_messages(stage: &mut Stage, email: &str, first_uid: u32, bodies: &[&[u8]]
         .find(|m| m.email == email)
         .unwrap()
         .id;
-    let folder = FolderInfo {
-        wire_name: b"INBOX".to_vec(),
-        name: "INBOX".into(),
-        delimiter: Some('/'),
-        special_use: None,
-    };
-    let folder_id = stage.index().upsert_folder(mailbox, &folder, 7).unwrap();
+    let folder_id = stage.index().upsert_folder(mailbox, &inbox(), 7).unwrap();
     let rows: Vec<NewMessage> = bodies
         .iter()
         .enumerate()

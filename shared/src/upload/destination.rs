@@ -103,13 +103,14 @@ pub trait Destination: Send {
         folder: &[String],
         id: &str,
     ) -> impl Future<Output = Result<Option<String>, UploadError>> + Send;
-    /// What a folder shows of the messages it holds, to tell when it stops growing (IMAP:
-    /// STATUS UIDNEXT and MESSAGES). `Ok(None)` when the target will not say (the folder is
-    /// gone, or the target refuses STATUS on it); an error when the conversation failed.
-    fn folder_mark(
+    /// What each folder shows of the messages it holds, in order, to tell when they stop
+    /// growing (IMAP: STATUS UIDNEXT and MESSAGES, pipelined: one round trip for them all).
+    /// `None` for a folder the target will not say of (gone, or STATUS refused there); an
+    /// error when the conversation failed.
+    fn folder_marks(
         &mut self,
-        folder: &[String],
-    ) -> impl Future<Output = Result<Option<(u32, u32)>, UploadError>> + Send;
+        folders: &[Vec<String>],
+    ) -> impl Future<Output = Result<Vec<Option<(u32, u32)>>, UploadError>> + Send;
     /// The largest message the target accepts in every folder, when it says so (IMAP:
     /// `APPENDLIMIT=N`).
     fn append_limit(&self) -> Option<u64> {

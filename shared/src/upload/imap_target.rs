@@ -300,18 +300,30 @@ impl Destination for ImapTarget {
         self.next_answer().await
     }
 
-    async fn folder_mark(&mut self, folder: &[String]) -> Result<Option<(u32, u32)>, UploadError> {
-        let wire = self.wire(folder);
-        match self.session.status(&wire, &["UIDNEXT", "MESSAGES"]).await {
-            Ok(s) => Ok(s.uid_next.zip(s.messages)),
-            // A refusal (folder gone, STATUS not allowed there) says nothing of its growth.
-            Err(e @ ImapError::Rejected { .. }) if !e.is_transient() => Ok(None),
-            Err(source) => Err(ImapStepError {
-                context: format!("asking the target how folder {:?} grows", folder.join("/")),
-                source,
-            }
-            .into()),
-        }
+    async fn folder_marks(
+        &mut self,
+        folders: &[Vec<String>],
+    ) -> Result<Vec<Option<(u32, u32)>>, UploadError> {
+        let wires: Vec<Vec<u8>> = folders.iter().map(|f| self.wire(f)).collect();
+        let answers = self
+            .session
+            .status_many(&wires, &["UIDNEXT", "MESSAGES"])
+            .await
+            .during(|| "asking the target how the folders of messages in flight grow".into())?;
+        folders
+            .iter()
+            .zip(answers)
+            .map(|(folder, answer)| match answer {
+                Ok(s) => Ok(s.uid_next.zip(s.messages)),
+                // A refusal (folder gone, STATUS not allowed there) says nothing of its growth.
+                Err(e @ ImapError::Rejected { .. }) if !e.is_transient() => Ok(None),
+                Err(source) => Err(ImapStepError {
+                    context: format!("asking the target how folder {:?} grows", folder.join("/")),
+                    source,
+                }
+                .into()),
+            })
+            .collect()
     }
 
     async fn matching(

@@ -226,10 +226,10 @@ async fn settle<D: Destination>(
         .filter_map(|s| serde_json::from_str(s).ok())
         .collect();
     let started = std::time::Instant::now();
-    let mut before = folder_marks(dest, &folders).await?;
+    let mut before = dest.folder_marks(&folders).await?;
     loop {
         tokio::time::sleep(IN_FLIGHT_GRACE).await;
-        let now = folder_marks(dest, &folders).await?;
+        let now = dest.folder_marks(&folders).await?;
         if now == before {
             return Ok(());
         }
@@ -244,18 +244,6 @@ async fn settle<D: Destination>(
         }
         before = now;
     }
-}
-
-/// [`Destination::folder_mark`] of each folder, in order.
-async fn folder_marks<D: Destination>(
-    dest: &mut D,
-    folders: &[Vec<String>],
-) -> Result<Vec<Option<(u32, u32)>>, UploadError> {
-    let mut marks = Vec::with_capacity(folders.len());
-    for folder in folders {
-        marks.push(dest.folder_mark(folder).await?);
-    }
-    Ok(marks)
 }
 
 /// Plans on one connection: maps the folders, creates what is missing, resolves what a

@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mailstage_tests::bins;
+use mailstage_tests::token_endpoint::{CLIENT_ID, TokenEndpoint};
+
+/// The environment variable the tests' `m365-imap` targets read their client secret from.
+pub const SECRET_VAR: &str = "MAILSTAGE_TEST_CLIENT_SECRET";
 
 /// A temporary directory holding a stage (`DIR/stage`) and the files the commands read.
 pub struct Cli {
@@ -54,6 +58,39 @@ impl Cli {
         let port = port.to_string();
         let created = self.upload(&imap_target_args(name, &port, admin, secret_var), &[]);
         assert_eq!(created.status.code(), Some(0), "{}", text(&created));
+    }
+
+    /// Creates `m365-imap` target `name` for `tenant`: XOAUTH2 without TLS to the IMAP
+    /// server on loopback `imap_port` (allowed for a loopback emulator), tokens from
+    /// `endpoint`, the client secret read from [`SECRET_VAR`]; asserts it was created.
+    pub fn m365_target(&self, name: &str, tenant: &str, imap_port: u16, endpoint: &TokenEndpoint) {
+        let (port, login) = (imap_port.to_string(), endpoint.login_base());
+        let out = self.upload(
+            &[
+                "target",
+                "new",
+                "--name",
+                name,
+                "--kind",
+                "m365-imap",
+                "--tenant",
+                tenant,
+                "--client-id",
+                CLIENT_ID,
+                "--client-secret-env",
+                SECRET_VAR,
+                "--imap-host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--security",
+                "none",
+                "--login-url",
+                &login,
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     }
 
     fn command_of(&self, binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {

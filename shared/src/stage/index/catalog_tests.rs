@@ -1,28 +1,22 @@
 //! Endpoints, batches, status and removal against a real index file.
 
+use super::test_rows::{self, inbox, index, mailbox};
 use super::*;
 use crate::catalog::{BatchSettings, EndpointSettings, Security};
 use crate::login::AuthChoice;
 
-fn index(dir: &Path) -> Index {
-    let idx = Index::open(&dir.join("index.sqlite")).unwrap();
-    idx.add_endpoint(&EndpointSettings::new(
-        "src",
-        "imap.example.com",
-        993,
-        Security::Ssl,
-    ))
-    .unwrap();
-    idx
-}
-
-fn mailbox(email: &str) -> NewMailbox {
-    NewMailbox {
-        email: email.into(),
-        login_name: email.split('@').next().unwrap().into(),
-        user_root: None,
-        target_user: None,
-    }
+/// An index in `dir` with batch `b1` (see [`batch`]) of one mailbox, `a@example.com`, whose
+/// INBOX holds a staged message of 10 bytes per blob byte; returns it and the mailbox's id.
+fn staged(dir: &Path, blobs: &[u8]) -> (Index, i64) {
+    let mut idx = index(dir);
+    batch(&mut idx, "b1", &["a@example.com"]);
+    let a = idx.mailboxes("b1").unwrap()[0].id;
+    let rows: Vec<_> = blobs
+        .iter()
+        .map(|b| (MessageState::Staged, 10, Some(*b)))
+        .collect();
+    messages(&mut idx, a, &rows);
+    (idx, a)
 }
 
 fn count(idx: &Index, table: &str) -> i64 {
@@ -39,34 +33,10 @@ fn batch(idx: &mut Index, name: &str, emails: &[&str]) -> i64 {
     idx.create_batch_with_mailboxes(&b, &boxes).unwrap()
 }
 
-/// Adds folder INBOX to the mailbox and one message row per (state, size, blob byte).
+/// Adds INBOX (UIDVALIDITY 1) to the mailbox with one message row per (state, size, blob
+/// byte).
 fn messages(idx: &mut Index, mailbox_id: i64, rows: &[(MessageState, u64, Option<u8>)]) {
-    let folder = FolderInfo {
-        wire_name: b"INBOX".to_vec(),
-        name: "INBOX".into(),
-        delimiter: Some('/'),
-        special_use: None,
-    };
-    let folder_id = idx.upsert_folder(mailbox_id, &folder, 1).unwrap();
-    let rows: Vec<NewMessage> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, (state, size, blob))| NewMessage {
-            folder_id,
-            uidvalidity: 1,
-            uid: i as u32 + 1,
-            state: *state,
-            reason: None,
-            blob: blob
-                .map(|b| crate::stage::BlobHash::parse(&format!("{b:02x}").repeat(32)).unwrap()),
-            size: *size,
-            internaldate: None,
-            internaldate_unix: None,
-            flags: String::new(),
-            message_id: None,
-        })
-        .collect();
-    idx.commit_messages(&rows).unwrap();
+    test_rows::messages(idx, mailbox_id, 1, rows);
 }
 
 #[test]
@@ -204,17 +174,7 @@ fn status_counts_come_from_the_rows() {
 #[test]
 fn removal_waits_for_uploads_unless_forced_and_keeps_events() {
     let dir = tempfile::tempdir().unwrap();
-    let mut idx = index(dir.path());
-    batch(&mut idx, "b1", &["a@example.com"]);
-    let a = idx.mailboxes("b1").unwrap()[0].id;
-    messages(
-        &mut idx,
-        a,
-        &[
-            (MessageState::Staged, 10, Some(1)),
-            (MessageState::Staged, 10, Some(2)),
-        ],
-    );
+    let (mut idx, _) = staged(dir.path(), &[1, 2]);
     idx.conn
         .execute_batch(
             "INSERT INTO uploads (message_id, target) SELECT id, 'imap' FROM messages;
@@ -251,10 +211,7 @@ fn removal_waits_for_uploads_unless_forced_and_keeps_events() {
 #[test]
 fn a_group_with_one_bad_row_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut idx = index(dir.path());
-    batch(&mut idx, "b1", &["a@example.com"]);
-    let a = idx.mailboxes("b1").unwrap()[0].id;
-    messages(&mut idx, a, &[(MessageState::Staged, 10, Some(1))]);
+    let (mut idx, a) = staged(dir.path(), &[1]);
     let folder = idx.folder_sync(a, b"INBOX").unwrap().unwrap();
     let row = |uid, blob: Option<u8>| NewMessage {
         folder_id: folder.id,
@@ -279,10 +236,7 @@ fn a_group_with_one_bad_row_commits_nothing() {
 #[test]
 fn a_malformed_blob_in_the_index_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut idx = index(dir.path());
-    batch(&mut idx, "b1", &["a@example.com"]);
-    let a = idx.mailboxes("b1").unwrap()[0].id;
-    messages(&mut idx, a, &[(MessageState::Staged, 10, Some(1))]);
+    let (idx, a) = staged(dir.path(), &[1]);
     let bad = "Z".repeat(64);
     idx.conn
         .execute("UPDATE messages SET blob = ?1", [&bad])
@@ -392,23 +346,8 @@ fn a_mailbox_state_commits_with_its_events_and_names_what_is_missing() {
 #[test]
 fn a_new_uidvalidity_retires_the_old_rows_in_the_same_transaction() {
     let dir = tempfile::tempdir().unwrap();
-    let mut idx = index(dir.path());
-    batch(&mut idx, "b1", &["a@example.com"]);
-    let a = idx.mailboxes("b1").unwrap()[0].id;
-    messages(
-        &mut idx,
-        a,
-        &[
-            (MessageState::Staged, 10, Some(1)),
-            (MessageState::Staged, 10, Some(2)),
-        ],
-    );
-    let inbox = FolderInfo {
-        wire_name: b"INBOX".to_vec(),
-        name: "INBOX".into(),
-        delimiter: Some('/'),
-        special_use: None,
-    };
+    let (mut idx, a) = staged(dir.path(), &[1, 2]);
+    let inbox = inbox();
     let same = idx.open_folder(a, &inbox, 1).unwrap();
     assert_eq!((same.restarted, same.highest_uid), (false, 2));
 

@@ -96,50 +96,16 @@ impl Index {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::catalog::BatchSettings;
-    use crate::catalog::{EndpointSettings, Security};
-    use crate::stage::BlobHash;
-    use crate::stage::index::{FolderInfo, MessageState, NewMailbox, NewMessage};
+    use crate::stage::index::MessageState;
+    use crate::stage::index::test_rows::{index, messages, one_mailbox};
 
     #[test]
     fn stamped_once_kept_and_not_queued_for_upload() {
         let dir = tempfile::tempdir().unwrap();
-        let mut idx = Index::open(&dir.path().join("index.sqlite")).unwrap();
-        idx.add_endpoint(&EndpointSettings::new("src", "h", 143, Security::None))
-            .unwrap();
-        let mailbox = NewMailbox {
-            email: "a@example.com".into(),
-            login_name: "a".into(),
-            user_root: None,
-            target_user: None,
-        };
-        idx.create_batch_with_mailboxes(&BatchSettings::new("b1", "src"), &[mailbox])
-            .unwrap();
-        let mailbox_id = idx.mailboxes("b1").unwrap()[0].id;
-        let folder = FolderInfo {
-            wire_name: b"INBOX".to_vec(),
-            name: "INBOX".into(),
-            delimiter: Some('/'),
-            special_use: None,
-        };
-        let folder_id = idx.upsert_folder(mailbox_id, &folder, 7).unwrap();
-        let rows: Vec<NewMessage> = (1..=3u8)
-            .map(|uid| NewMessage {
-                folder_id,
-                uidvalidity: 7,
-                uid: u32::from(uid),
-                state: MessageState::Staged,
-                reason: None,
-                blob: Some(BlobHash::parse(&format!("{uid:02x}").repeat(32)).unwrap()),
-                size: 10,
-                internaldate: None,
-                internaldate_unix: None,
-                flags: String::new(),
-                message_id: None,
-            })
-            .collect();
-        idx.commit_messages(&rows).unwrap();
+        let mut idx = index(dir.path());
+        let mailbox_id = one_mailbox(&mut idx, "a@example.com");
+        let staged = |blob| (MessageState::Staged, 10, Some(blob));
+        let folder_id = messages(&mut idx, mailbox_id, 7, &[staged(1), staged(2), staged(3)]);
 
         assert_eq!(idx.present_count(folder_id, 7, 3).unwrap(), 3);
         assert_eq!(

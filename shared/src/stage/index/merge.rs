@@ -16,6 +16,7 @@ use std::path::Path;
 
 use rusqlite::{OptionalExtension, Transaction};
 
+use super::merge_columns::Columns;
 use super::{Index, insert_event, sqlite};
 use crate::stage::error::{Result, StageError};
 
@@ -103,39 +104,42 @@ impl Index {
     }
 }
 
-/// The merge's statements, inside its transaction.
+/// The merge's statements, inside its transaction. Column lists come from the schema
+/// ([`Columns`]); what is written out is how rows are matched, which ids are remapped and
+/// which row wins.
 fn merge_in(tx: &Transaction<'_>, path: &Path, scope: MergeScope) -> Result<RowsMerged> {
     let fail = |e| sqlite(path, e);
     refuse_conflicts(tx).map_err(|e| match e {
         Conflict::Sql(e) => fail(e),
         Conflict::Refused(why) => StageError::Refused(why),
     })?;
+    let cols = |table| Columns::read(tx, path, table);
     let mut m = RowsMerged::default();
     let n = |sql: &str| tx.execute(sql, []).map(|n| n as u64).map_err(fail);
-    m.endpoints = n(
-        "INSERT INTO main.endpoints (name, server, port, security, max_concurrent_migrations,
-             max_concurrent_incremental_syncs, created_at, ca_file, insecure, tls_fingerprint)
-         SELECT name, server, port, security, max_concurrent_migrations,
-             max_concurrent_incremental_syncs, created_at, ca_file, insecure, tls_fingerprint
-         FROM src.endpoints s WHERE NOT EXISTS (SELECT 1 FROM main.endpoints t WHERE t.name = s.name)",
-    )?;
-    m.targets = n("INSERT INTO main.targets (name, kind, settings, created_at)
-         SELECT name, kind, settings, created_at FROM src.targets s
-         WHERE NOT EXISTS (SELECT 1 FROM main.targets t WHERE t.name = s.name)")?;
+    m.endpoints = n(&cols("endpoints")?.insert(
+        "",
+        &[],
+        "FROM src.endpoints s WHERE NOT EXISTS (SELECT 1 FROM main.endpoints t WHERE t.name = s.name)",
+    ))?;
+    m.targets = n(&cols("targets")?.insert(
+        "",
+        &[],
+        "FROM src.targets s WHERE NOT EXISTS (SELECT 1 FROM main.targets t WHERE t.name = s.name)",
+    ))?;
     let (state, last_sync) = match scope {
         MergeScope::Catalog => ("'Created'", "NULL"),
         MergeScope::Everything => ("s.state", "s.last_sync_at"),
     };
-    m.batches = n(&format!(
-        "INSERT INTO main.batches (name, endpoint_id, state, max_message_size, max_items,
-             include_folders, exclude_folders, created_at, last_sync_at, csv_path, auth, shards,
-             include_namespaces)
-         SELECT s.name, te.id, {state}, s.max_message_size, s.max_items, s.include_folders,
-             s.exclude_folders, s.created_at, {last_sync}, s.csv_path, s.auth, s.shards,
-             s.include_namespaces
-         FROM src.batches s JOIN src.endpoints se ON se.id = s.endpoint_id
+    m.batches = n(&cols("batches")?.insert(
+        "",
+        &[
+            ("endpoint_id", "te.id"),
+            ("state", state),
+            ("last_sync_at", last_sync),
+        ],
+        "FROM src.batches s JOIN src.endpoints se ON se.id = s.endpoint_id
          JOIN main.endpoints te ON te.name = se.name
-         WHERE NOT EXISTS (SELECT 1 FROM main.batches t WHERE t.name = s.name)"
+         WHERE NOT EXISTS (SELECT 1 FROM main.batches t WHERE t.name = s.name)",
     ))?;
     n(
         "UPDATE main.batches AS t SET shards = coalesce(t.shards, s.shards)
@@ -157,57 +161,65 @@ fn merge_in(tx: &Transaction<'_>, path: &Path, scope: MergeScope) -> Result<Rows
         MergeScope::Catalog => ("'Queued'", "NULL", "NULL"),
         MergeScope::Everything => ("s.state", "s.last_error", "s.last_sync_at"),
     };
-    m.mailboxes = n(&format!(
-        "INSERT INTO main.mailboxes (batch_id, email, login_name, user_root, state, last_error,
-             last_sync_at, target_user, shard, planned_bytes, planned_messages)
-         SELECT tb.id, s.email, s.login_name, s.user_root, {state}, {error}, {last_sync},
-             s.target_user, s.shard, s.planned_bytes, s.planned_messages
-         FROM src.mailboxes s JOIN src.batches sb ON sb.id = s.batch_id
+    let mailboxes = cols("mailboxes")?;
+    m.mailboxes = n(&mailboxes.insert(
+        "",
+        &[
+            ("batch_id", "tb.id"),
+            ("state", state),
+            ("last_error", error),
+            ("last_sync_at", last_sync),
+        ],
+        "FROM src.mailboxes s JOIN src.batches sb ON sb.id = s.batch_id
          JOIN main.batches tb ON tb.name = sb.name
          WHERE NOT EXISTS (SELECT 1 FROM main.mailboxes t
-                           WHERE t.batch_id = tb.id AND t.email = s.email)"
+                           WHERE t.batch_id = tb.id AND t.email = s.email)",
     ))?;
-    tx.execute_batch(
-        "DROP TABLE IF EXISTS temp.map_mailbox;
-         CREATE TEMP TABLE map_mailbox (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
-         INSERT INTO map_mailbox
-         SELECT s.id, t.id FROM src.mailboxes s JOIN src.batches sb ON sb.id = s.batch_id
+    map_ids(
+        tx,
+        "map_mailbox",
+        "SELECT s.id, t.id FROM src.mailboxes s JOIN src.batches sb ON sb.id = s.batch_id
          JOIN main.batches tb ON tb.name = sb.name
-         JOIN main.mailboxes t ON t.batch_id = tb.id AND t.email = s.email;",
+         JOIN main.mailboxes t ON t.batch_id = tb.id AND t.email = s.email",
     )
     .map_err(fail)?;
-    n(
-        "UPDATE main.mailboxes AS t SET shard = s.shard, planned_bytes = s.planned_bytes,
-           planned_messages = s.planned_messages
+    n(&format!(
+        "UPDATE main.mailboxes AS t SET {}
        FROM src.mailboxes s JOIN map_mailbox mm ON mm.src = s.id
        WHERE t.id = mm.dst AND t.shard IS NULL AND s.shard IS NOT NULL",
-    )?;
+        Columns::assign_only(MAILBOX_PLAN, "s")
+    ))?;
     if scope == MergeScope::Catalog {
         return Ok(m);
     }
-    m.mailboxes += n(
-        "UPDATE main.mailboxes AS t SET state = s.state, last_error = s.last_error,
-             last_sync_at = s.last_sync_at
+    // A mailbox's pass state: every column but its keys, its catalog columns and its plan.
+    let not_pass: Vec<&str> = [MAILBOX_KEYS, MAILBOX_PLAN].concat();
+    m.mailboxes += n(&format!(
+        "UPDATE main.mailboxes AS t SET {}
          FROM src.mailboxes s JOIN map_mailbox mm ON mm.src = s.id
          WHERE t.id = mm.dst AND s.state <> 'Queued'
            AND (t.state = 'Queued' OR coalesce(s.last_sync_at, '') > coalesce(t.last_sync_at, ''))
-           AND NOT (s.state IS t.state AND s.last_error IS t.last_error
-               AND s.last_sync_at IS t.last_sync_at)",
-    )?;
+           AND NOT ({})",
+        mailboxes.assign(&not_pass, "s"),
+        mailboxes.same(&not_pass)
+    ))?;
     merge_folders_and_messages(tx, path, &mut m)?;
     merge_uploads(tx, path, &mut m)?;
     // What the shard's last pass left out of other namespaces (its own rows win).
-    n(
-        "INSERT OR IGNORE INTO main.namespace_folders (mailbox_id, name, namespace)
-         SELECT mm.dst, s.name, s.namespace FROM src.namespace_folders s
-         JOIN map_mailbox mm ON mm.src = s.mailbox_id",
-    )?;
-    m.events = n("INSERT INTO main.events (at, batch, mailbox, kind, detail)
-         SELECT s.at, s.batch, s.mailbox, s.kind, s.detail FROM src.events s
+    n(&cols("namespace_folders")?.insert(
+        "OR IGNORE",
+        &[("mailbox_id", "mm.dst")],
+        "FROM src.namespace_folders s JOIN map_mailbox mm ON mm.src = s.mailbox_id",
+    ))?;
+    m.events = n(&cols("events")?.insert(
+        "",
+        &[],
+        "FROM src.events s
          WHERE NOT EXISTS (SELECT 1 FROM main.events t WHERE t.at = s.at
              AND t.batch IS s.batch AND t.mailbox IS s.mailbox AND t.kind = s.kind
              AND t.detail = s.detail)
-         ORDER BY s.id")?;
+         ORDER BY s.id",
+    ))?;
     if !m.is_empty() {
         let detail = serde_json::to_string(&m).unwrap_or_default();
         insert_event(tx, None, None, "stage.merged", &detail).map_err(fail)?;
@@ -215,69 +227,71 @@ fn merge_in(tx: &Transaction<'_>, path: &Path, scope: MergeScope) -> Result<Rows
     Ok(m)
 }
 
+/// A mailbox's keys and what its batch's CSV says of it: never brought forward by a pass.
+const MAILBOX_KEYS: &[&str] = &[
+    "batch_id",
+    "email",
+    "login_name",
+    "user_root",
+    "target_user",
+];
+/// A mailbox's shard plan: set once, taken from the other side only where this one has none.
+const MAILBOX_PLAN: &[&str] = &["shard", "planned_bytes", "planned_messages"];
+
 /// Folders (the one examined later wins) and messages (a staged row over any other but a
 /// retired one; a retirement is final).
 fn merge_folders_and_messages(tx: &Transaction<'_>, path: &Path, m: &mut RowsMerged) -> Result<()> {
     let fail = |e| sqlite(path, e);
     let n = |sql: &str| tx.execute(sql, []).map(|n| n as u64).map_err(fail);
-    const FOLDER_COLUMNS: &str = "name = s.name, delimiter = s.delimiter,
-        special_use = s.special_use, uidvalidity = s.uidvalidity, highest_uid = s.highest_uid,
-        highest_modseq = s.highest_modseq, state = s.state, source_messages = s.source_messages,
-        source_checked_at = s.source_checked_at, note = s.note";
-    m.folders = n(
-        "INSERT INTO main.folders (mailbox_id, wire_name, name, delimiter, special_use,
-             uidvalidity, highest_uid, highest_modseq, state, source_messages, source_checked_at,
-             note)
-         SELECT mm.dst, s.wire_name, s.name, s.delimiter, s.special_use, s.uidvalidity,
-             s.highest_uid, s.highest_modseq, s.state, s.source_messages, s.source_checked_at,
-             s.note
-         FROM src.folders s JOIN map_mailbox mm ON mm.src = s.mailbox_id
+    let folders = Columns::read(tx, path, "folders")?;
+    m.folders = n(&folders.insert(
+        "",
+        &[("mailbox_id", "mm.dst")],
+        "FROM src.folders s JOIN map_mailbox mm ON mm.src = s.mailbox_id
          WHERE NOT EXISTS (SELECT 1 FROM main.folders t
                            WHERE t.mailbox_id = mm.dst AND t.wire_name = s.wire_name)",
-    )?;
-    tx.execute_batch(
-        "DROP TABLE IF EXISTS temp.map_folder;
-         CREATE TEMP TABLE map_folder (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
-         INSERT INTO map_folder
-         SELECT s.id, t.id FROM src.folders s JOIN map_mailbox mm ON mm.src = s.mailbox_id
-         JOIN main.folders t ON t.mailbox_id = mm.dst AND t.wire_name = s.wire_name;",
+    ))?;
+    map_ids(
+        tx,
+        "map_folder",
+        "SELECT s.id, t.id FROM src.folders s JOIN map_mailbox mm ON mm.src = s.mailbox_id
+         JOIN main.folders t ON t.mailbox_id = mm.dst AND t.wire_name = s.wire_name",
     )
     .map_err(fail)?;
     m.folders += n(&format!(
-        "UPDATE main.folders AS t SET {FOLDER_COLUMNS}
+        "UPDATE main.folders AS t SET {}
          FROM src.folders s JOIN map_folder mf ON mf.src = s.id
          WHERE t.id = mf.dst AND (coalesce(s.source_checked_at, '') > coalesce(t.source_checked_at, '')
              OR (s.source_checked_at IS t.source_checked_at AND s.uidvalidity IS t.uidvalidity
-                 AND s.highest_uid > t.highest_uid))"
+                 AND s.highest_uid > t.highest_uid))",
+        folders.assign(&["mailbox_id", "wire_name"], "s")
     ))?;
-    m.messages = n(
-        "INSERT INTO main.messages (folder_id, uidvalidity, uid, state, reason, blob, size,
-             internaldate, internaldate_unix, flags, message_id, staged_at, deleted_on_source)
-         SELECT mf.dst, s.uidvalidity, s.uid, s.state, s.reason, s.blob, s.size, s.internaldate,
-             s.internaldate_unix, s.flags, s.message_id, s.staged_at, s.deleted_on_source
-         FROM src.messages s JOIN map_folder mf ON mf.src = s.folder_id
+    let messages = Columns::read(tx, path, "messages")?;
+    m.messages = n(&messages.insert(
+        "",
+        &[("folder_id", "mf.dst")],
+        "FROM src.messages s JOIN map_folder mf ON mf.src = s.folder_id
          WHERE NOT EXISTS (SELECT 1 FROM main.messages t WHERE t.folder_id = mf.dst
                            AND t.uidvalidity = s.uidvalidity AND t.uid = s.uid)
          ORDER BY s.id",
-    )?;
-    tx.execute_batch(
-        "DROP TABLE IF EXISTS temp.map_message;
-         CREATE TEMP TABLE map_message (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
-         INSERT INTO map_message
-         SELECT s.id, t.id FROM src.messages s JOIN map_folder mf ON mf.src = s.folder_id
+    ))?;
+    map_ids(
+        tx,
+        "map_message",
+        "SELECT s.id, t.id FROM src.messages s JOIN map_folder mf ON mf.src = s.folder_id
          JOIN main.messages t ON t.folder_id = mf.dst AND t.uidvalidity = s.uidvalidity
-             AND t.uid = s.uid;",
+             AND t.uid = s.uid",
     )
     .map_err(fail)?;
-    m.messages += n(
-        "UPDATE main.messages AS t SET state = s.state, reason = s.reason, blob = s.blob,
-             size = s.size, internaldate = s.internaldate,
-             internaldate_unix = s.internaldate_unix, flags = s.flags,
-             message_id = s.message_id, staged_at = s.staged_at
+    // The keys, and the deletion noticed on the source, which has its own rule below.
+    let not_state = ["folder_id", "uidvalidity", "uid", "deleted_on_source"];
+    m.messages += n(&format!(
+        "UPDATE main.messages AS t SET {}
          FROM src.messages s JOIN map_message mg ON mg.src = s.id
          WHERE t.id = mg.dst AND t.state <> 'retired' AND t.state <> s.state
              AND (s.state = 'staged' OR s.state = 'retired')",
-    )?;
+        messages.assign(&not_state, "s")
+    ))?;
     m.messages += n(
         "UPDATE main.messages AS t SET deleted_on_source = s.deleted_on_source
          FROM src.messages s JOIN map_message mg ON mg.src = s.id
@@ -296,33 +310,42 @@ fn merge_uploads(tx: &Transaction<'_>, path: &Path, m: &mut RowsMerged) -> Resul
            SELECT t.id FROM main.uploads t JOIN map_message mg ON mg.dst = t.message_id
            JOIN src.uploads s ON s.message_id = mg.src AND s.target = t.target
            WHERE t.state <> 'done' AND s.state = 'done')")?;
-    m.uploads = n(
-        "INSERT INTO main.uploads (message_id, target, state, target_id, attempts, last_error,
-             updated_at, mailbox, folder, lost_sends, flag_pending)
-         SELECT mg.dst, s.target, s.state, s.target_id, s.attempts, s.last_error, s.updated_at,
-             s.mailbox, s.folder, s.lost_sends, s.flag_pending
-         FROM src.uploads s JOIN map_message mg ON mg.src = s.message_id
+    m.uploads = n(&Columns::read(tx, path, "uploads")?.insert(
+        "",
+        &[("message_id", "mg.dst")],
+        "FROM src.uploads s JOIN map_message mg ON mg.src = s.message_id
          WHERE NOT EXISTS (SELECT 1 FROM main.uploads t
                            WHERE t.message_id = mg.dst AND t.target = s.target)",
-    )?;
-    m.uploads += n(
-        "INSERT INTO main.upload_runs (mailbox_id, target, state, last_error, updated_at,
-             started_at, run_messages, run_bytes)
-         SELECT mm.dst, s.target, s.state, s.last_error, s.updated_at, s.started_at,
-             s.run_messages, s.run_bytes
-         FROM src.upload_runs s JOIN map_mailbox mm ON mm.src = s.mailbox_id WHERE true
-         ON CONFLICT (mailbox_id, target) DO UPDATE SET state = excluded.state,
-             last_error = excluded.last_error, updated_at = excluded.updated_at,
-             started_at = excluded.started_at, run_messages = excluded.run_messages,
-             run_bytes = excluded.run_bytes
+    ))?;
+    let runs = Columns::read(tx, path, "upload_runs")?;
+    m.uploads += n(&format!(
+        "{} WHERE true
+         ON CONFLICT (mailbox_id, target) DO UPDATE SET {}
          WHERE excluded.updated_at > upload_runs.updated_at",
-    )?;
-    m.uploads += n(
-        "INSERT OR IGNORE INTO main.upload_left_out (mailbox_id, target, folder_id)
-         SELECT mm.dst, s.target, mf.dst FROM src.upload_left_out s
+        runs.insert(
+            "",
+            &[("mailbox_id", "mm.dst")],
+            "FROM src.upload_runs s JOIN map_mailbox mm ON mm.src = s.mailbox_id",
+        ),
+        runs.assign(&["mailbox_id", "target"], "excluded")
+    ))?;
+    m.uploads += n(&Columns::read(tx, path, "upload_left_out")?.insert(
+        "OR IGNORE",
+        &[("mailbox_id", "mm.dst"), ("folder_id", "mf.dst")],
+        "FROM src.upload_left_out s
          JOIN map_mailbox mm ON mm.src = s.mailbox_id JOIN map_folder mf ON mf.src = s.folder_id",
-    )?;
+    ))?;
     Ok(())
+}
+
+/// Fills the temporary table `map` with the (source row id, row id here) pairs `select`
+/// yields: how rows of the other index that name a row of this table are remapped.
+fn map_ids(tx: &Transaction<'_>, map: &str, select: &str) -> rusqlite::Result<()> {
+    tx.execute_batch(&format!(
+        "DROP TABLE IF EXISTS temp.{map};
+         CREATE TEMP TABLE {map} (src INTEGER PRIMARY KEY, dst INTEGER NOT NULL);
+         INSERT INTO {map} {select};"
+    ))
 }
 
 enum Conflict {

@@ -9,6 +9,9 @@ mod catalog;
 mod catalog_tests;
 mod deletions;
 mod merge;
+mod merge_columns;
+#[cfg(test)]
+mod merge_columns_tests;
 mod messages;
 #[cfg(test)]
 mod migration_tests;
@@ -19,6 +22,8 @@ mod states;
 mod status;
 mod sync;
 mod targets;
+#[cfg(test)]
+pub(crate) mod test_rows;
 mod upload_flags;
 mod upload_refusals;
 mod uploads;

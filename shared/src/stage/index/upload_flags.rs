@@ -79,51 +79,17 @@ impl Index {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::{FolderInfo, MessageState, NewMailbox, NewMessage};
     use super::*;
-    use crate::catalog::BatchSettings;
-    use crate::catalog::{EndpointSettings, Security};
-    use crate::stage::index::UploadResult;
+    use crate::stage::index::test_rows::{index, messages, one_mailbox};
+    use crate::stage::index::{MessageState, UploadResult};
 
     /// An index in `dir` with batch `b1` of one mailbox whose INBOX holds `n` staged
     /// messages; returns it, the mailbox's id and the messages' rows.
     pub(crate) fn staged_index(dir: &std::path::Path, n: u32) -> (Index, i64, Vec<i64>) {
-        let mut idx = Index::open(&dir.join("index.sqlite")).unwrap();
-        let endpoint = EndpointSettings::new("src", "imap.example.com", 993, Security::Ssl);
-        idx.add_endpoint(&endpoint).unwrap();
-        let mailbox = NewMailbox {
-            email: "alice@x".into(),
-            login_name: "alice".into(),
-            user_root: None,
-            target_user: None,
-        };
-        let batch = BatchSettings::new("b1", "src");
-        idx.create_batch_with_mailboxes(&batch, &[mailbox]).unwrap();
-        let mailbox_id = idx.mailboxes("b1").unwrap()[0].id;
-        let folder = FolderInfo {
-            wire_name: b"INBOX".to_vec(),
-            name: "INBOX".into(),
-            delimiter: Some('/'),
-            special_use: None,
-        };
-        let folder_id = idx.upsert_folder(mailbox_id, &folder, 1).unwrap();
-        let blob = crate::stage::BlobHash::parse(&"ab".repeat(32)).unwrap();
-        let rows: Vec<NewMessage> = (1..=n)
-            .map(|uid| NewMessage {
-                folder_id,
-                uidvalidity: 1,
-                uid,
-                state: MessageState::Staged,
-                reason: None,
-                blob: Some(blob),
-                size: 10,
-                internaldate: None,
-                internaldate_unix: None,
-                flags: String::new(),
-                message_id: None,
-            })
-            .collect();
-        idx.commit_messages(&rows).unwrap();
+        let mut idx = index(dir);
+        let mailbox_id = one_mailbox(&mut idx, "alice@x");
+        let rows = vec![(MessageState::Staged, 10, Some(0xab)); n as usize];
+        messages(&mut idx, mailbox_id, 1, &rows);
         let queue = idx.upload_queue("t", mailbox_id, false).unwrap();
         let rows = queue.iter().map(|i| i.message_row).collect();
         (idx, mailbox_id, rows)
