@@ -314,9 +314,7 @@ fn a_refusal_for_now_without_a_code_is_sent_again_not_recorded_as_refused() -> R
             ..ExchangeRules::default()
         },
     )?;
-    let mut job = job(dir.path(), &target, None, MappingRules::default())?;
-    mailstage_tests::upload::as_m365(&mut job);
-    job.connect.port = proxy.port();
+    let job = m365_job_via(dir.path(), &target, proxy.port())?;
     let o = run(dir.path(), job)?.remove(0);
     assert!(o.error.is_none(), "{o:?}");
     let unavailable = proxy
