@@ -5,12 +5,21 @@ use std::collections::VecDeque;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::encode::Command;
 use super::error::ImapError;
 use super::framing::StreamedBody;
 use super::seqset::SequenceSet;
-use super::session::Session;
+use super::session::{Completed, Session};
 use super::sink::{LiteralSink, LiteralStart};
 use super::types::{FetchData, Response, Untagged};
+
+/// The `UID FETCH` commands of [`Session::uid_fetch`]: one per set, `items` raw, at most
+/// `max_in_flight` outstanding.
+pub(crate) struct Fetch<'a> {
+    pub(crate) sets: &'a [SequenceSet],
+    pub(crate) items: &'a str,
+    pub(crate) max_in_flight: usize,
+}
 
 /// One FETCH response: its items and, when a whole message was fetched, the sink's output.
 ///
@@ -38,26 +47,73 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         items: &str,
         max_in_flight: usize,
         sink: &mut K,
-        mut on_message: F,
+        on_message: F,
     ) -> Result<(), ImapError>
     where
         K: LiteralSink,
         F: FnMut(FetchedMessage<K::Output>) -> Result<(), ImapError>,
     {
+        let fetch = Fetch {
+            sets,
+            items,
+            max_in_flight,
+        };
+        self.uid_fetch_then(fetch, None, sink, on_message)
+            .await
+            .map(drop)
+    }
+
+    /// [`Session::uid_fetch`], then `then` sent right behind the last `UID FETCH` (before
+    /// their completions are read) and read to its completion too: its result, or `None`
+    /// when it was not sent (a chunk failed first). The server answers commands in order, so
+    /// every response that arrives before the last `UID FETCH` completes belongs to the
+    /// fetches, and every untagged response after it to `then`.
+    pub(crate) async fn uid_fetch_then<K, F>(
+        &mut self,
+        fetch: Fetch<'_>,
+        then: Option<Command>,
+        sink: &mut K,
+        mut on_message: F,
+    ) -> Result<Option<Result<Completed, ImapError>>, ImapError>
+    where
+        K: LiteralSink,
+        F: FnMut(FetchedMessage<K::Output>) -> Result<(), ImapError>,
+    {
+        let Fetch {
+            sets,
+            items,
+            max_in_flight,
+        } = fetch;
         let max_in_flight = max_in_flight.max(1);
-        let mut next = sets.iter().filter(|s| !s.is_empty());
+        let sets: Vec<&SequenceSet> = sets.iter().filter(|s| !s.is_empty()).collect();
+        let mut next = sets.into_iter().peekable();
         let mut pending: VecDeque<String> = VecDeque::new();
         let mut first_error: Option<ImapError> = None;
+        // `then` until it is sent; then its tag, name and the untagged responses it gathers.
+        let mut then = then;
+        let mut then_sent: Option<(String, String, Vec<Untagged>)> = None;
+        let mut then_result = None;
         // A mailbox of N messages answers with at most N FETCH responses; past that (plus
         // EXISTS announced meanwhile) they count as unsolicited, so an endless stream ends.
         let mut answered = 0u64;
         for set in next.by_ref().take(max_in_flight) {
             pending.push_back(self.send_fetch(set, items).await?);
         }
-        while !pending.is_empty() {
+        loop {
+            if next.peek().is_none()
+                && first_error.is_none()
+                && let Some(cmd) = then.take()
+            {
+                let mut untagged = Vec::new();
+                let tag = self.send(&cmd, &mut untagged).await?;
+                then_sent = Some((tag, cmd.name.clone(), untagged));
+            }
+            if pending.is_empty() && then_sent.is_none() {
+                break;
+            }
             let incoming = self.read(sink).await?;
             match incoming.response {
-                Response::Untagged(Untagged::Fetch(fetch)) => {
+                Response::Untagged(Untagged::Fetch(fetch)) if !pending.is_empty() => {
                     answered += u64::from(fetch.uid.is_some());
                     let beyond = answered > u64::from(self.exists().unwrap_or(u32::MAX));
                     if fetch.uid.is_none() || beyond {
@@ -90,12 +146,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         first_error = Some(e);
                     }
                 }
-                Response::Tagged { tag, status } => {
-                    let Some(pos) = pending.iter().position(|t| *t == tag) else {
-                        tracing::warn!(%tag, %status, "completion for an unknown tag");
-                        continue;
-                    };
-                    pending.remove(pos);
+                Response::Tagged { tag, status } if pending.contains(&tag) => {
+                    pending.retain(|t| *t != tag);
                     if let Err(e) = self.complete("UID FETCH", status, Vec::new()) {
                         first_error.get_or_insert(e);
                     }
@@ -105,12 +157,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         pending.push_back(self.send_fetch(set, items).await?);
                     }
                 }
-                other => self.route_other(other, &mut Vec::new())?,
+                Response::Tagged { tag, status }
+                    if then_sent.as_ref().is_some_and(|(t, ..)| *t == tag) =>
+                {
+                    if let Some((_, name, untagged)) = then_sent.take() {
+                        then_result = Some(self.complete(&name, status, untagged));
+                    }
+                }
+                // After the last fetch completed, untagged data is `then`'s.
+                other => match then_sent.as_mut() {
+                    Some((_, _, untagged)) if pending.is_empty() => {
+                        self.route_other(other, untagged)?;
+                    }
+                    _ => self.route_other(other, &mut Vec::new())?,
+                },
             }
         }
         match first_error {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => Ok(then_result),
         }
     }
 

@@ -62,6 +62,9 @@ pub enum Hostility {
     Banner(Vec<u8>),
     /// Accepts connections and says nothing (as a TLS port does to a client without TLS).
     Silent,
+    /// INBOX deleted and recreated right after the first EXAMINE the server answers (on any
+    /// connection): every later EXAMINE shows UIDVALIDITY 8 instead of 7, the same mail.
+    RecreatedAfterFirstExamine,
 }
 
 /// What the server has seen.
@@ -86,7 +89,11 @@ impl HostileServer {
         let port = listener.local_addr()?.port();
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let script = Arc::new(Script { mails, hostility });
+        let script = Arc::new(Script {
+            mails,
+            hostility,
+            examines: AtomicU64::new(0),
+        });
         let accept = {
             let (counters, stop) = (counters.clone(), stop.clone());
             std::thread::spawn(move || {
@@ -148,6 +155,8 @@ impl Drop for HostileServer {
 struct Script {
     mails: Vec<Mail>,
     hostility: Hostility,
+    /// EXAMINE/SELECT commands answered, over all connections.
+    examines: AtomicU64,
 }
 
 /// A writer that counts what it sends.
@@ -254,10 +263,14 @@ impl Conn<'_> {
 
     fn examine(&mut self, tag: &str) -> io::Result<()> {
         let mails = &self.script.mails;
+        let earlier = self.script.examines.fetch_add(1, Ordering::SeqCst);
+        let recreated =
+            self.script.hostility == Hostility::RecreatedAfterFirstExamine && earlier > 0;
+        let validity = if recreated { 8 } else { 7 };
         let mut lines = vec![
             "* FLAGS (\\Seen \\Flagged)".to_string(),
             format!("* {} EXISTS", mails.len()),
-            "* OK [UIDVALIDITY 7] UIDs valid".to_string(),
+            format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
         ];
         let highest = mails.iter().map(|m| m.uid).max().unwrap_or(0);
         if let Some(next) = highest.checked_add(1) {

@@ -144,6 +144,20 @@ fn the_scripted_server_behaving_is_staged() -> Result<()> {
     Ok(())
 }
 
+/// A folder recreated (a new UIDVALIDITY) between the pass listing its messages and opening
+/// it for their bodies: nothing is fetched by the listed UIDs, which may name other messages
+/// now; the attempt stops and the next one reads the folder again under the new UIDVALIDITY.
+#[test]
+fn a_folder_recreated_between_listing_and_bodies_is_read_again() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::RecreatedAfterFirstExamine)?;
+    let cli = staged(&server, 2);
+    // The reachability check, the attempt the change stopped, the one that staged.
+    assert_eq!(server.connections(), 3);
+    let status = cli.ok(&["batch", "status", "b", "--users"]);
+    assert!(status.contains("Synced"), "{status}");
+    Ok(())
+}
+
 #[test]
 fn fetches_nested_thousands_deep_stage_without_overflowing_the_stack() -> Result<()> {
     let server = HostileServer::start(two_mails(), Hostility::DeepFetch(20_000))?;

@@ -186,3 +186,98 @@ fn a_wrong_password_fails_that_mailbox_only() -> Result<()> {
     );
     Ok(())
 }
+
+/// The HIGHESTMODSEQ recorded for frank's folder `wire`, from the index.
+fn recorded_modseq(dir: &std::path::Path, wire: &str) -> Result<Option<i64>> {
+    let db = rusqlite::Connection::open(dir.join("index.sqlite"))?;
+    Ok(db.query_row(
+        "SELECT highest_modseq FROM folders WHERE wire_name = ?1",
+        [wire.as_bytes()],
+        |r| r.get(0),
+    )?)
+}
+
+/// A folder staged while the server did not offer CONDSTORE has no HIGHESTMODSEQ recorded.
+/// When the server offers it later, the next pass reads every staged UID's flags once (a
+/// change made meanwhile is taken), records the HIGHESTMODSEQ, and from then on reads only
+/// what changed since it.
+#[test]
+fn condstore_offered_later_reads_every_flag_once_then_only_changes() -> Result<()> {
+    let hidden = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE \
+                  LITERAL+ NAMESPACE SPECIAL-USE UIDPLUS ESEARCH LIST-STATUS\n";
+    let mut d = Dovecot::builder()
+        .user("frank", "frank-pw")
+        .extra_config(hidden)
+        .start()?;
+    for i in 0..3 {
+        d.write_message_at("frank", "INBOX", &[], T0 + i, &simple(i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    let first = run(dir.path(), &d, &frank(), default_limits(), Pass::Full)?;
+    assert_eq!(
+        (first[0].error.as_deref(), first[0].counts.staged),
+        (None, 3)
+    );
+    assert_eq!(
+        recorded_modseq(dir.path(), "INBOX")?,
+        None,
+        "no CONDSTORE yet"
+    );
+
+    // The server now offers CONDSTORE; a flag changes.
+    d.stop();
+    let config = std::fs::read_to_string(d.config_path())?;
+    anyhow::ensure!(
+        config.contains(hidden),
+        "the capability line is in the config"
+    );
+    std::fs::write(d.config_path(), config.replace(hidden, ""))?;
+    d.restart()?;
+    let mut p = d.login("frank")?;
+    p.select("INBOX")?;
+    p.command("UID STORE 2 +FLAGS (\\Flagged)")?.ok()?;
+    p.logout()?;
+
+    let second = run(
+        dir.path(),
+        &d,
+        &frank(),
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    assert_eq!(second[0].error, None);
+    assert_eq!(second[0].counts.flags_updated, 1, "{:?}", second[0].counts);
+    let flags: Vec<(u32, String)> = folder_rows(dir.path(), "INBOX")?
+        .into_iter()
+        .map(|(uid, _, flags)| (uid, flags))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            (1, String::new()),
+            (2, "\\Flagged".into()),
+            (3, String::new())
+        ]
+    );
+    let recorded = recorded_modseq(dir.path(), "INBOX")?;
+    assert!(recorded.is_some_and(|m| m > 0), "{recorded:?}");
+
+    // From now on only what changed since: a later change is found, nothing else counted.
+    let mut p = d.login("frank")?;
+    p.select("INBOX")?;
+    p.command("UID STORE 3 +FLAGS (\\Seen)")?.ok()?;
+    p.logout()?;
+    let third = run(
+        dir.path(),
+        &d,
+        &frank(),
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    assert_eq!(
+        (third[0].error.as_deref(), third[0].counts.flags_updated),
+        (None, 1)
+    );
+    assert!(recorded_modseq(dir.path(), "INBOX")? > recorded);
+    Ok(())
+}

@@ -3,9 +3,12 @@
 //! The folder's decided messages are walked in ascending UID order in groups. A group's
 //! bodies come through pipelined `UID FETCH … BODY.PEEK[]` straight into blob writers; then
 //! its blobs are persisted and all its rows (staged, skipped, failed) committed in one
-//! transaction on a blocking thread while the next group downloads. Groups commit strictly in
-//! order, so every UID up to the folder's `highest_uid` always has a row, and a pass that
-//! stops anywhere resumes after the last committed group. When the link drops part-way
+//! transaction on a blocking thread while the next group downloads ([`super::commits`]: the
+//! small groups of several folders commit together). Groups commit strictly in order, so
+//! every UID up to the folder's `highest_uid` always has a row, and a pass that stops
+//! anywhere resumes after the last committed group. The last group's fetch carries the
+//! EXAMINE of the next folder to read right behind it ([`OpenNext`]), so the connection goes
+//! from one folder's bodies to the next folder without waiting a round trip for it. When the link drops part-way
 //! through a group, the messages that arrived whole before the first missing one are
 //! committed before the error is returned: a link that drops every few megabytes then still
 //! makes progress with each connection, even when a group is larger than that.
@@ -17,11 +20,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
 
+use super::commits::Committer;
 use super::context::Ctx;
 use super::resume::{Body, Keys};
 use super::{ExtractError, MailboxCounts};
+use crate::imap::pipeline::OpenNext;
 use crate::imap::{
-    During as _, FetchedMessage, ImapError, LiteralStart, SequenceSet, Session, WriterSink,
+    During as _, FetchedMessage, ImapError, LiteralStart, SelectedMailbox, SequenceSet, Session,
+    WriterSink,
 };
 use crate::stage::index::{MessageState, NewMessage};
 use crate::stage::{PendingBlob, StageError};
@@ -29,8 +35,8 @@ use crate::stage::{PendingBlob, StageError};
 /// UIDs per group commit, and bytes: whichever fills first. A group pays for durability
 /// once (two `syncfs`, or an fsync per blob and directory) and for one index transaction, so
 /// small messages come in large groups; a crash costs at most one group's downloads.
-const GROUP_UIDS: usize = 1000;
-const GROUP_BYTES: u64 = 64 << 20;
+pub(super) const GROUP_UIDS: usize = 1000;
+pub(super) const GROUP_BYTES: u64 = 64 << 20;
 /// UIDs per `UID FETCH` command, and commands in flight.
 const FETCH_UIDS: u32 = 25;
 const FETCH_IN_FLIGHT: usize = 4;
@@ -69,27 +75,30 @@ pub(crate) fn message_id(head: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Fetches and commits a folder's decided messages; the folder must be selected.
+/// The answer to an EXAMINE sent behind a fetch (`None`: it was not sent).
+pub(crate) type OpenedNext = Option<Result<SelectedMailbox, ImapError>>;
+
+/// Fetches a folder's decided messages and hands their rows to `committer`; the folder must
+/// be selected. `next`, if any, is opened right behind the last body fetch: its answer is
+/// returned (`None` when it was not sent: no body to fetch, or the fetch failed first).
 pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     session: &mut Session<S>,
     target: &FolderTarget<'_>,
-    email: &str,
     mut decided: Vec<Decided>,
     counts: &mut MailboxCounts,
-) -> Result<(), ExtractError> {
+    committer: &mut Committer<'_>,
+    mut next: Option<OpenNext<'_>>,
+) -> Result<OpenedNext, ExtractError> {
     decided.sort_by_key(|d| d.meta.uid);
-    let mut inflight: Option<JoinHandle<Result<GroupDone, StageError>>> = None;
+    let mut opened = None;
     let mut rest = &decided[..];
     while !rest.is_empty() {
         let take = group_len(rest);
         let (group, tail) = rest.split_at(take);
         rest = tail;
-        let (fetched, result) = fetch_group(ctx, session, group, target, counts).await;
-        // Whatever happened to this group, the one before it is committed first.
-        if let Some(handle) = inflight.take() {
-            add(counts, await_group(handle).await?, ctx, email);
-        }
+        let then = if rest.is_empty() { next.take() } else { None };
+        let (fetched, result) = fetch_group(ctx, session, group, target, counts, then).await;
         if let Err(e) = result {
             // Keep what arrived whole: the group's messages before the first one missing.
             let whole = group
@@ -103,28 +112,39 @@ pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
                     target,
                     ctx.limits.max_message_size,
                 );
-                add(counts, await_group(commit(ctx, rows)).await?, ctx, email);
+                committer.add(rows, counts).await?;
             }
+            committer.flush(counts).await?;
             return Err(match group.get(whole) {
                 Some(d) => e.stopped_at(d.meta.uid, d.meta.size),
                 None => e,
             });
         }
+        if let Ok(o) = result {
+            opened = o;
+        }
         let rows = rows_for(group, fetched, target, ctx.limits.max_message_size);
-        inflight = Some(commit(ctx, rows));
+        committer.add(rows, counts).await?;
     }
-    if let Some(handle) = inflight {
-        add(counts, await_group(handle).await?, ctx, email);
-    }
-    Ok(())
+    Ok(opened)
 }
 
-/// Persists a group's blobs, then commits its rows, on a blocking thread.
-fn commit(ctx: &Ctx, rows: GroupRows) -> JoinHandle<Result<GroupDone, StageError>> {
+/// Persists a group's blobs, then commits its rows and the HIGHESTMODSEQ of the folders it
+/// finishes (`modseqs`), on a blocking thread.
+pub(super) fn commit(
+    ctx: &Ctx,
+    rows: GroupRows,
+    modseqs: Vec<(i64, Option<u64>)>,
+) -> JoinHandle<Result<GroupDone, StageError>> {
     let (blobs, index) = (ctx.stage.blobs.clone(), ctx.stage.index.clone());
     tokio::task::spawn_blocking(move || {
         let stored = blobs.persist(rows.pending)?;
-        crate::stage::with_index(&index, |i| i.commit_messages(&rows.rows))?;
+        crate::stage::with_index(&index, |i| {
+            i.commit_messages(&rows.rows)?;
+            // A crash here loses only these HIGHESTMODSEQs: those folders' flags are all
+            // read again by the next pass.
+            i.set_folder_modseqs(&modseqs)
+        })?;
         let mut done = GroupDone::tally(
             &rows.rows,
             stored.iter().filter(|s| s.deduplicated).count() as u64,
@@ -164,38 +184,43 @@ async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
     group: &[Decided],
     target: &FolderTarget<'_>,
     counts: &mut MailboxCounts,
-) -> (Fetched, Result<(), ExtractError>) {
+    then: Option<OpenNext<'_>>,
+) -> (Fetched, Result<OpenedNext, ExtractError>) {
     let mut fetched = Fetched::new();
     let keys = Keys::new(ctx, target, group);
     let gained = Arc::new(AtomicU64::new(0));
-    let result = fetch_bodies(
-        ctx,
-        session,
+    let at = Place {
         group,
         target,
-        &keys,
-        &gained,
-        &mut fetched,
-        counts,
-    )
-    .await
-    .during(|| format!("fetching messages of folder {:?}", target.name))
-    .map_err(ExtractError::from);
+        keys: &keys,
+        then,
+    };
+    let result = fetch_bodies(ctx, session, at, &gained, &mut fetched, counts)
+        .await
+        .during(|| format!("fetching messages of folder {:?}", target.name))
+        .map_err(ExtractError::from);
     counts.partial_bytes += gained.load(Ordering::Relaxed);
     (fetched, result)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A group being fetched: its messages, folder, partials' keys, and the folder to open
+/// behind it.
+struct Place<'a, 'n> {
+    group: &'a [Decided],
+    target: &'a FolderTarget<'a>,
+    keys: &'a Keys,
+    then: Option<OpenNext<'n>>,
+}
+
 async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     session: &mut Session<S>,
-    group: &[Decided],
-    target: &FolderTarget<'_>,
-    keys: &Keys,
+    at: Place<'_, '_>,
     gained: &Arc<AtomicU64>,
     fetched: &mut Fetched,
     counts: &mut MailboxCounts,
-) -> Result<(), ImapError> {
+) -> Result<OpenedNext, ImapError> {
+    let keys = at.keys;
     let mut sink = WriterSink::new(|start: &LiteralStart| Ok(Body::open(ctx, keys, start, gained)));
     let mut syncer = Syncer::default();
     let result = {
@@ -210,41 +235,35 @@ async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
             syncer.take(uid, outcome, fetched);
             Ok(())
         };
-        request_bodies(
-            ctx,
-            session,
-            group,
-            target,
-            keys,
-            counts,
-            &mut sink,
-            &mut on_message,
-        )
-        .await
+        request_bodies(ctx, session, at, counts, &mut sink, &mut on_message).await
     };
     syncer.drain(fetched).await;
     result
 }
 
 /// Asks for the group's bodies: each one kept in part by an earlier attempt from where it
-/// stopped (`BODY.PEEK[]<origin.length>`), the others whole, pipelined.
-#[allow(clippy::too_many_arguments)]
+/// stopped (`BODY.PEEK[]<origin.length>`), the others whole, pipelined, with the EXAMINE of
+/// `at.then` behind them.
 async fn request_bodies<S, F>(
     ctx: &Ctx,
     session: &mut Session<S>,
-    group: &[Decided],
-    target: &FolderTarget<'_>,
-    keys: &Keys,
+    at: Place<'_, '_>,
     counts: &mut MailboxCounts,
     sink: &mut WriterSink<impl FnMut(&LiteralStart) -> std::io::Result<Body>, Body>,
     on_message: &mut F,
-) -> Result<(), ImapError>
+) -> Result<OpenedNext, ImapError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnMut(FetchedMessage<Body>) -> Result<(), ImapError>,
 {
     // The longest literal a body may come in (the framing's bound for streamed bodies).
     let span = ctx.limits.max_message_size + (1 << 20);
+    let Place {
+        group,
+        target,
+        keys,
+        then,
+    } = at;
     let mut whole = Vec::new();
     for d in group.iter().filter(|d| d.skip.is_none()) {
         let uid = d.meta.uid;
@@ -273,18 +292,21 @@ where
             .await?;
     }
     if whole.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let sets = SequenceSet::from_uids(whole).chunks(FETCH_UIDS);
-    session
-        .uid_fetch(
-            &sets,
-            "(UID BODY.PEEK[])",
-            FETCH_IN_FLIGHT,
-            sink,
-            on_message,
-        )
-        .await
+    let items = "(UID BODY.PEEK[])";
+    match then {
+        Some(next) => {
+            session
+                .uid_fetch_then_examine(&sets, items, FETCH_IN_FLIGHT, sink, on_message, next)
+                .await
+        }
+        None => session
+            .uid_fetch(&sets, items, FETCH_IN_FLIGHT, sink, on_message)
+            .await
+            .map(|()| None),
+    }
 }
 
 /// Under per-file durability, finished blobs of a connection being fsynced on blocking
@@ -344,9 +366,10 @@ impl Syncer {
 
 /// A group's rows in UID order, the blobs its staged rows name, and how many of those
 /// arrived with another length than announced.
-struct GroupRows {
-    pending: Vec<PendingBlob>,
-    rows: Vec<NewMessage>,
+#[derive(Default)]
+pub(super) struct GroupRows {
+    pub(super) pending: Vec<PendingBlob>,
+    pub(super) rows: Vec<NewMessage>,
     size_mismatches: u64,
 }
 
@@ -426,8 +449,17 @@ fn rows_for(
     out
 }
 
+impl GroupRows {
+    /// Appends `other`'s rows and blobs after these.
+    pub(super) fn append(&mut self, mut other: GroupRows) {
+        self.pending.append(&mut other.pending);
+        self.rows.append(&mut other.rows);
+        self.size_mismatches += other.size_mismatches;
+    }
+}
+
 /// What one committed group added.
-struct GroupDone {
+pub(super) struct GroupDone {
     staged: u64,
     bytes: u64,
     deduplicated: u64,
@@ -456,7 +488,7 @@ impl GroupDone {
     }
 }
 
-async fn await_group(
+pub(super) async fn await_group(
     handle: JoinHandle<Result<GroupDone, StageError>>,
 ) -> Result<GroupDone, ExtractError> {
     handle
@@ -465,7 +497,7 @@ async fn await_group(
         .map_err(ExtractError::from)
 }
 
-fn add(counts: &mut MailboxCounts, g: GroupDone, ctx: &Ctx, email: &str) {
+pub(super) fn add(counts: &mut MailboxCounts, g: GroupDone, ctx: &Ctx, email: &str) {
     counts.staged += g.staged;
     counts.staged_bytes += g.bytes;
     counts.deduplicated += g.deduplicated;

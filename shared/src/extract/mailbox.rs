@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::bodies::{Decided, FolderTarget, Meta, fetch_folder};
+use super::bodies::Meta;
+use super::bodies_pass::{FolderBodies, decide, fetch_folders};
 use super::context::Ctx;
 use super::deletions::{Seen, notice_deletions};
 use super::folders::{FolderPlan, LeftOut};
@@ -22,12 +23,9 @@ use crate::imap::{
     SessionConfig,
 };
 use crate::retry::{Attempts, Next};
-use crate::stage::index::{FolderInfo, MailboxState, MessageState, OpenedFolder};
+use crate::stage::index::{FolderInfo, MailboxState, OpenedFolder};
 
 const META_ITEMS: &str = "(UID RFC822.SIZE INTERNALDATE FLAGS)";
-
-/// Finished folders whose HIGHESTMODSEQ is written in one transaction.
-const MODSEQ_BATCH: usize = 64;
 
 /// Runs one mailbox's pass to the end (retrying transient failures) and records its state.
 pub(super) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
@@ -233,61 +231,17 @@ async fn sync_once(
     ctx.progress.mailbox_planned(&mb.email, to_fetch, bytes);
 
     let mut verdict_of = verdicts.into_iter();
-    // HIGHESTMODSEQ of the folders finished, written MODSEQ_BATCH folders at a time (and
-    // whatever stops the loop): one commit instead of one per folder. Lost by a crash, a
-    // folder's is missing, so the next pass opens it and reads all its flags.
-    let mut pending: Vec<(i64, Option<u64>)> = Vec::new();
-    let fetched: Result<(), ExtractError> = async {
-        for e in examined {
-            let decided: Vec<Decided> = e
-                .new
-                .into_iter()
-                .map(|meta| {
-                    let skip = match verdict_of.next() {
-                        Some(Verdict::SkipSize) => Some((
-                            MessageState::SkippedSize,
-                            format!(
-                                "{} bytes, over the {}-byte size cap",
-                                meta.size, ctx.limits.max_message_size
-                            ),
-                        )),
-                        Some(Verdict::SkipItemCap) => Some((
-                            MessageState::SkippedItemCap,
-                            format!(
-                                "beyond the newest {} items of the mailbox",
-                                ctx.limits.max_items
-                            ),
-                        )),
-                        _ => None,
-                    };
-                    Decided { meta, skip }
-                })
-                .collect();
-            if decided.iter().any(|d| d.skip.is_none()) {
-                s.examine(&e.plan.wire, false)
-                    .await
-                    .during(|| format!("EXAMINE {:?}", e.plan.name))?;
-            }
-            let target = FolderTarget {
-                mailbox_id: mb.mailbox_id,
-                folder_id: e.folder_id,
-                uidvalidity: e.uidvalidity,
-                name: &e.plan.name,
-            };
-            fetch_folder(ctx, &mut s, &target, &mb.email, decided, counts).await?;
-            pending.push((e.folder_id, e.modseq));
-            finished.insert(e.folder_id);
-            if pending.len() >= MODSEQ_BATCH {
-                ctx.stage.index(|i| i.set_folder_modseqs(&pending))?;
-                pending.clear();
-            }
-        }
-        Ok(())
-    }
-    .await;
-    let recorded = ctx.stage.index(|i| i.set_folder_modseqs(&pending));
-    fetched?;
-    recorded?;
+    let folders: Vec<FolderBodies> = examined
+        .into_iter()
+        .map(|e| FolderBodies {
+            decided: decide(&ctx.limits, e.new, &mut verdict_of),
+            plan: e.plan,
+            folder_id: e.folder_id,
+            uidvalidity: e.uidvalidity,
+            modseq: e.modseq,
+        })
+        .collect();
+    fetch_folders(ctx, &mut s, mb, folders, counts, finished).await?;
     // Everything is committed: say goodbye without waiting for the answer.
     let _ = s.send_logout().await;
     Ok(())

@@ -16,6 +16,8 @@
 //! backoff and resume.
 
 mod bodies;
+mod bodies_pass;
+mod commits;
 #[cfg(feature = "fuzzing")]
 pub(crate) use bodies::message_id;
 mod context;
@@ -182,6 +184,22 @@ pub enum ExtractError {
         /// What to check, naming the login or the UserRoot.
         hint: String,
     },
+    /// A folder's UIDVALIDITY changed between its listing and its bodies' fetch in the same
+    /// pass: the UIDs listed name other messages now, so nothing of it is fetched; the next
+    /// attempt reads the folder again.
+    #[error(
+        "{mailbox}: folder {folder:?} changed UIDVALIDITY during the pass ({listed} when listed, {now} now); reading it again"
+    )]
+    UidValidityChanged {
+        /// The mailbox's address.
+        mailbox: String,
+        /// The folder's name.
+        folder: String,
+        /// UIDVALIDITY when its messages were listed.
+        listed: u32,
+        /// UIDVALIDITY when it was opened for the bodies.
+        now: u32,
+    },
     /// Transient failures went on without any progress until the retries ran out.
     #[error(
         "{mailbox}: gave up after {attempts} attempts in a row without progress; the last one failed at {last}"
@@ -199,7 +217,11 @@ pub enum ExtractError {
 impl ExtractError {
     /// True when reconnecting may help (connection lost, timeout, BYE, throttling).
     pub fn is_transient(&self) -> bool {
-        matches!(self, ExtractError::Imap(e) if e.is_transient())
+        match self {
+            ExtractError::Imap(e) => e.is_transient(),
+            ExtractError::UidValidityChanged { .. } => true,
+            _ => false,
+        }
     }
 
     /// The wait the server asked for, when it throttled.

@@ -405,6 +405,13 @@ fn namespaces_of_a_batch_and_what_its_passes_left_out_survive_a_merge() {
             .clone()
     };
     assert_eq!(names(&a), ["Other Users/bob/Sent"]);
+    // The same list again (most passes) writes nothing; an empty one clears it.
+    let writes = a.conn.total_changes();
+    a.set_namespace_folders(id, &left[..1]).unwrap();
+    assert_eq!(a.conn.total_changes(), writes);
+    a.set_namespace_folders(id, &[]).unwrap();
+    assert!(names(&a).is_empty());
+    a.set_namespace_folders(id, &left[..1]).unwrap();
 
     let mut b = Index::open(&b_dir.path().join("index.sqlite")).unwrap();
     b.merge_rows_from(a.path(), MergeScope::Everything).unwrap();

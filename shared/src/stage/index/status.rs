@@ -226,12 +226,30 @@ impl Index {
     }
 
     /// Records the folders of other users' or shared namespaces a mailbox's pass listed and
-    /// left out, replacing what the previous pass recorded (one transaction).
+    /// left out, replacing what the previous pass recorded (one transaction; none when the
+    /// same folders are recorded already, as on most passes: a write costs a sync of the log).
     pub fn set_namespace_folders(
         &mut self,
         mailbox_id: i64,
         folders: &[(String, crate::extract::namespaces::ForeignNamespace)],
     ) -> Result<()> {
+        let mut stmt = self.sql(
+            self.conn
+                .prepare("SELECT name, namespace FROM namespace_folders WHERE mailbox_id = ?1"),
+        )?;
+        let rows = stmt.query_map([mailbox_id], |r| Ok((r.get(0)?, r.get(1)?)));
+        let mut recorded: Vec<(String, String)> = self.sql(rows.and_then(Iterator::collect))?;
+        drop(stmt);
+        let mut now: Vec<(String, String)> = folders
+            .iter()
+            .map(|(name, whose)| (name.clone(), whose.as_str().to_owned()))
+            .collect();
+        recorded.sort();
+        now.sort();
+        now.dedup_by(|a, b| a.0 == b.0);
+        if recorded == now {
+            return Ok(());
+        }
         self.write_tx(|tx| {
             tx.execute(
                 "DELETE FROM namespace_folders WHERE mailbox_id = ?1",
