@@ -8,6 +8,7 @@ mod catalog;
 #[cfg(test)]
 mod catalog_tests;
 mod deletions;
+mod listed;
 mod merge;
 mod messages;
 #[cfg(test)]
@@ -30,6 +31,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 pub use batches::{BatchInfo, MailboxInfo, RemovedBatch};
 pub use catalog::{FolderInfo, NewMailbox};
+pub use listed::{ListedMessage, ListedTotals, ListedVerdict};
 pub use merge::{MergeScope, RowsMerged};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
 pub use report::{FolderTally, MessageTrail, RatePoint, SIZE_BOUNDS, Tally};
