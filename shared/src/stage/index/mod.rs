@@ -21,6 +21,7 @@ mod status;
 mod sync;
 mod targets;
 mod upload_flags;
+mod upload_queue;
 mod upload_refusals;
 mod uploads;
 
@@ -41,6 +42,7 @@ pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 
 pub use sync::{FolderSync, OpenedFolder};
 pub use upload_flags::PendingFlag;
+pub use upload_queue::QueuedFolder;
 pub use uploads::{
     MailboxUploadStatus, RecordedRefusal, SourceFolder, UploadItem, UploadResult, UploadState,
 };
