@@ -389,7 +389,8 @@ RC
         [ $status = 0 ] || { [ $shape = huge ] && [ $status = 2 ]; } ||
             { echo "mailstage-extract batch $cmd exited $status:" >&2; cat "$work/ms-$pass.txt" >&2; return 1; }
         wall[ms_$pass]=$(python3 -c "print(f'{$t1-$t0:.2f}')")
-        rss[ms_$pass]=$(awk '{printf "%.1f", $2/1024}' "$TIMING")
+        # (The last line: time(1) writes "Command exited with non-zero status 2" before it.)
+        rss[ms_$pass]=$(tail -1 "$TIMING" | awk '{printf "%.1f", $2/1024}')
         # What this pass staged, from the JSON status (messages and bytes over all mailboxes).
         read -r n b < <("$ms" batch status bench --json | python3 -c '
 import json, sys
