@@ -37,7 +37,9 @@
 #                                            mailbox. --rtt D: the same upload again into a
 #                                            second target Dovecot through the delay proxy
 #                                            (RTT D; default 2 x 300 messages), against the
-#                                            loopback time.
+#                                            loopback time. BENCH_SHAPE=small: messages of
+#                                            ~300 bytes in INBOX (one large mailbox:
+#                                            BENCH_SHAPE=small scripts/bench.sh upload 1 50000).
 #   scripts/bench.sh merge [BLOBS] [SIZE]    stage merge of a stage of BLOBS blobs of SIZE bytes
 #                                            (default 20000 x 100 KiB) into an empty stage on the
 #                                            same disk (what copying a stage in costs: every blob
