@@ -226,3 +226,54 @@ fn a_pass_killed_inside_a_groups_sync_is_completed_by_the_next() -> Result<()> {
     }
     Ok(())
 }
+
+/// Rows of `listed_messages` (metadata a pass listed and has not yet stored).
+fn listed_rows(dir: &Path) -> Result<i64> {
+    let db = rusqlite::Connection::open(dir.join("index.sqlite"))?;
+    Ok(db.query_row("SELECT count(*) FROM listed_messages", [], |r| r.get(0))?)
+}
+
+#[test]
+fn a_pass_killed_after_listing_before_any_body_is_completed_by_the_next() -> Result<()> {
+    let d = Dovecot::builder().user("frank", "frank-pw").start()?;
+    d.create_folder("frank", "Keep")?;
+    for i in 0..3 {
+        d.write_message_at("frank", "Keep", &[], T0 + i, &simple(i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    let first = run(dir.path(), &d, &frank(), default_limits(), Pass::Full)?;
+    assert_eq!(first[0].error, None);
+    assert_eq!(listed_rows(dir.path())?, 0, "a finished pass leaves none");
+    for i in 0..4 {
+        d.append(
+            "frank",
+            "Keep",
+            &[],
+            Some((T0 + 10 + i) as i64),
+            &simple(10 + i),
+        )?;
+    }
+    // Killed with the new messages' metadata in the index and the caps decided, before any
+    // body: those rows are no staged messages (verify and the rows say so).
+    aborted(dir.path(), &d, "metadata-listed", "auto")?;
+    assert_eq!(listed_rows(dir.path())?, 4);
+    assert_eq!(staged_in_keep(dir.path())?, 3);
+    let report = verify(&Stage::open(dir.path(), Access::Read)?)?;
+    assert!(report.is_clean(), "{}", report.render_text());
+    // Killed again at the same point: the rows are listed afresh, not added twice.
+    aborted(dir.path(), &d, "metadata-listed", "auto")?;
+    assert_eq!(listed_rows(dir.path())?, 4);
+
+    let next = run(
+        dir.path(),
+        &d,
+        &frank(),
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    assert_eq!(next[0].error, None);
+    assert_eq!(next[0].counts.staged, 4, "{:?}", next[0].counts);
+    assert_eq!(listed_rows(dir.path())?, 0);
+    check_completed(dir.path())?;
+    Ok(())
+}

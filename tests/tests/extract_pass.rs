@@ -275,6 +275,14 @@ fn size_cap_and_item_cap_are_applied_from_metadata() -> Result<()> {
             ),
         ]
     );
+    assert_eq!(
+        sql_strings(
+            dir.path(),
+            "SELECT CAST(count(*) AS TEXT) FROM listed_messages"
+        )?,
+        [Some("0".to_owned())],
+        "the listed metadata is cleared when the pass ends"
+    );
     assert!(verify(&Stage::open(dir.path(), Access::Read)?)?.is_clean());
     Ok(())
 }

@@ -19,15 +19,14 @@ use std::collections::HashSet;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::bodies::{Decided, FolderTarget, Meta, fetch_folder};
+use super::bodies::{FolderTarget, fetch_folder};
 use super::commits::Committer;
 use super::context::Ctx;
 use super::folders::FolderPlan;
-use super::plan::Verdict;
-use super::{ExtractError, Limits, MailboxCounts, MailboxJob};
+use super::plan::{FETCH_CHUNK, next_chunk};
+use super::{ExtractError, MailboxCounts, MailboxJob};
 use crate::imap::pipeline::OpenNext;
 use crate::imap::{During as _, ImapError, SelectedMailbox, Session};
-use crate::stage::index::MessageState;
 
 /// A folder's part of phase 3.
 pub(super) struct FolderBodies {
@@ -39,8 +38,9 @@ pub(super) struct FolderBodies {
     pub uidvalidity: u32,
     /// The HIGHESTMODSEQ to record once its rows are committed.
     pub modseq: Option<u64>,
-    /// Its new messages, each to fetch or skip.
-    pub decided: Vec<Decided>,
+    /// Whether some of its listed messages are to be fetched (else only skips are
+    /// recorded, and it is not opened again).
+    pub fetches: bool,
 }
 
 /// Fetches and commits the bodies of `folders`, in order; every folder's rows and
@@ -49,7 +49,7 @@ pub(super) async fn fetch_folders<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     s: &mut Session<S>,
     mb: &MailboxJob,
-    mut folders: Vec<FolderBodies>,
+    folders: Vec<FolderBodies>,
     counts: &mut MailboxCounts,
     finished: &mut HashSet<i64>,
 ) -> Result<(), ExtractError> {
@@ -59,9 +59,8 @@ pub(super) async fn fetch_folders<S: AsyncRead + AsyncWrite + Unpin>(
         // The folder opened behind the previous folder's bodies, and the answer.
         let mut opened: Option<(usize, Result<SelectedMailbox, ImapError>)> = None;
         for at in 0..folders.len() {
-            let decided = std::mem::take(&mut folders[at].decided);
             let f = &folders[at];
-            if fetches(&decided) {
+            if f.fetches {
                 let info = match opened.take() {
                     Some((k, answer)) if k == at => answer,
                     _ => s.examine(&f.plan.wire, false).await,
@@ -76,22 +75,34 @@ pub(super) async fn fetch_folders<S: AsyncRead + AsyncWrite + Unpin>(
                     });
                 }
             }
-            // The next folder with a body to fetch is opened behind this one's bodies.
-            let next = (at + 1..folders.len()).find(|&k| fetches(&folders[k].decided));
-            let open_next = next.map(|k| OpenNext {
-                wire: &folders[k].plan.wire,
-                condstore: false,
-            });
+            // The next folder with a body to fetch is opened behind this one's last bodies.
+            let next = (at + 1..folders.len()).find(|&k| folders[k].fetches);
             let target = FolderTarget {
                 mailbox_id: mb.mailbox_id,
                 folder_id: f.folder_id,
                 uidvalidity: f.uidvalidity,
                 name: &f.plan.name,
             };
-            let answer =
-                fetch_folder(ctx, s, &target, decided, counts, &mut committer, open_next).await?;
-            if let (Some(k), Some(answer)) = (next, answer) {
-                opened = Some((k, answer));
+            // The folder's listed messages, read from the index a chunk at a time.
+            let mut after = 0;
+            loop {
+                let chunk = next_chunk(ctx, f.folder_id, after)?;
+                let Some(last) = chunk.last() else { break };
+                after = last.meta.uid;
+                let last_chunk = chunk.len() < FETCH_CHUNK;
+                let open_next = next.filter(|_| last_chunk).map(|k| OpenNext {
+                    wire: &folders[k].plan.wire,
+                    condstore: false,
+                });
+                let answer =
+                    fetch_folder(ctx, s, &target, chunk, counts, &mut committer, open_next)
+                        .await?;
+                if let (Some(k), Some(answer)) = (next, answer) {
+                    opened = Some((k, answer));
+                }
+                if last_chunk {
+                    break;
+                }
             }
             committer.folder_done(f.folder_id, f.modseq);
         }
@@ -102,39 +113,4 @@ pub(super) async fn fetch_folders<S: AsyncRead + AsyncWrite + Unpin>(
     let flushed = committer.flush(counts).await;
     fetched?;
     flushed
-}
-
-/// True when some of a folder's decided messages are to be fetched.
-fn fetches(decided: &[Decided]) -> bool {
-    decided.iter().any(|d| d.skip.is_none())
-}
-
-/// Decides each new message of a folder from its verdict: fetch it, or the skip and why.
-pub(super) fn decide(
-    limits: &Limits,
-    new: Vec<Meta>,
-    verdict_of: &mut impl Iterator<Item = Verdict>,
-) -> Vec<Decided> {
-    new.into_iter()
-        .map(|meta| {
-            let skip = match verdict_of.next() {
-                Some(Verdict::SkipSize) => Some((
-                    MessageState::SkippedSize,
-                    format!(
-                        "{} bytes, over the {}-byte size cap",
-                        meta.size, limits.max_message_size
-                    ),
-                )),
-                Some(Verdict::SkipItemCap) => Some((
-                    MessageState::SkippedItemCap,
-                    format!(
-                        "beyond the newest {} items of the mailbox",
-                        limits.max_items
-                    ),
-                )),
-                _ => None,
-            };
-            Decided { meta, skip }
-        })
-        .collect()
 }

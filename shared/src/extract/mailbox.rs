@@ -6,12 +6,12 @@ use std::collections::{HashMap, HashSet};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::bodies::Meta;
-use super::bodies_pass::{FolderBodies, decide, fetch_folders};
+use super::bodies_pass::{FolderBodies, fetch_folders};
 use super::context::Ctx;
 use super::deletions::{Seen, notice_deletions};
 use super::folders::{FolderPlan, LeftOut};
 use super::listing::{Listing, list_folders};
-use super::plan::{Candidate, Verdict, apply_caps};
+use super::plan::Lister;
 use super::prefetch::open_new_folders;
 use super::unchanged::unchanged_folders;
 use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
@@ -110,7 +110,6 @@ struct Examined {
     folder_id: i64,
     uidvalidity: u32,
     modseq: Option<u64>,
-    new: Vec<Meta>,
 }
 
 async fn sync_once(
@@ -191,6 +190,8 @@ async fn sync_once(
     // ... and recorded in the index in one transaction.
     let mut prefetched = record_opened(ctx, mb.mailbox_id, &to_open, prefetched)?;
     let mut examined = Vec::with_capacity(to_open.len());
+    // What an earlier attempt listed is listed again (from the committed highest UIDs).
+    ctx.stage.index(|i| i.clear_listed(mb.mailbox_id))?;
     let mut open = Open {
         condstore,
         qresync: match condstore && s.has_capability("QRESYNC") {
@@ -198,50 +199,35 @@ async fn sync_once(
             false => Qresync::Unavailable,
         },
         finished,
+        listed: Lister::new(mb.mailbox_id),
     };
     for plan in to_open {
         let pre = prefetched.remove(&plan.wire);
         examined.push(examine_folder(ctx, &mut s, mb, plan, &mut open, counts, pre).await?);
     }
+    open.listed.finish(ctx)?;
 
-    let candidates: Vec<Candidate> = examined
-        .iter()
-        .enumerate()
-        .flat_map(|(folder, e)| {
-            e.new.iter().map(move |m| Candidate {
-                folder,
-                uid: m.uid,
-                size: m.size,
-                date: m.unix,
-            })
-        })
-        .collect();
     let staged_before = ctx.stage.index(|i| i.staged_count(mb.mailbox_id))?;
-    let verdicts = apply_caps(
-        &candidates,
-        ctx.limits.max_message_size,
-        ctx.limits.max_items,
-        staged_before,
-    );
-    let (to_fetch, bytes) = candidates
-        .iter()
-        .zip(&verdicts)
-        .filter(|(_, v)| **v == Verdict::Fetch)
-        .fold((0, 0), |(n, b), (c, _)| (n + 1, b + c.size));
+    let (max_size, max_items) = (ctx.limits.max_message_size, ctx.limits.max_items);
+    let planned = ctx
+        .stage
+        .index(|i| i.decide_listed_caps(mb.mailbox_id, max_size, max_items, staged_before))?;
+    crate::crash_point::hit("metadata-listed");
+    let (to_fetch, bytes) = (planned.fetch, planned.fetch_bytes);
     ctx.progress.mailbox_planned(&mb.email, to_fetch, bytes);
 
-    let mut verdict_of = verdicts.into_iter();
-    let folders: Vec<FolderBodies> = examined
-        .into_iter()
-        .map(|e| FolderBodies {
-            decided: decide(&ctx.limits, e.new, &mut verdict_of),
+    let mut folders = Vec::with_capacity(examined.len());
+    for e in examined {
+        folders.push(FolderBodies {
+            fetches: ctx.stage.index(|i| i.listed_to_fetch(e.folder_id))?,
             plan: e.plan,
             folder_id: e.folder_id,
             uidvalidity: e.uidvalidity,
             modseq: e.modseq,
-        })
-        .collect();
+        });
+    }
     fetch_folders(ctx, &mut s, mb, folders, counts, finished).await?;
+    ctx.stage.index(|i| i.clear_listed(mb.mailbox_id))?;
     // Everything is committed: say goodbye without waiting for the answer.
     let _ = s.send_logout().await;
     Ok(())
@@ -335,6 +321,8 @@ struct Open<'a> {
     qresync: Qresync,
     /// Folders finished earlier in this pass (before a reconnection): not resynced again.
     finished: &'a HashSet<i64>,
+    /// Where the metadata of the new messages goes: the index, as it arrives.
+    listed: Lister,
 }
 
 /// Where QRESYNC stands on a connection.
@@ -420,6 +408,8 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     let uidvalidity = info.uid_validity;
     let (folder_id, restarted, highest) = (opened.id, opened.restarted, opened.highest_uid);
     let failed = ctx.stage.index(|i| i.failed_uids(folder_id, uidvalidity))?;
+    let lister = &mut open.listed;
+    lister.next_folder(folder_id);
     let unlisted_mail = listed_new.is_none() && info.exists > 0;
     if opened_ahead && (highest != 0 || !failed.is_empty() || unlisted_mail) {
         // Opened in the pipeline, yet there is more to do than it did (the stage holds some
@@ -440,7 +430,7 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         crate::crash_point::hit("uidvalidity-restarted");
     }
 
-    let mut new = Vec::new();
+    let mut new_above_highest = 0;
     // No UID comes after 4294967295 (`highest + 1` would overflow): nothing new to list.
     if let Some(first_new) = highest.checked_add(1)
         && info.exists > 0
@@ -448,27 +438,28 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     {
         match listed_new.take() {
             // Listed in the pipeline: converted from the responses it kept.
-            Some(metas) => new.extend(
-                metas
-                    .iter()
-                    .filter(|m| m.uid.is_some_and(|u| u > highest))
-                    .filter_map(meta_of),
-            ),
+            Some(metas) => {
+                let new = metas.iter().filter(|m| m.uid.is_some_and(|u| u > highest));
+                for m in new.filter_map(meta_of) {
+                    new_above_highest += 1;
+                    lister.push(ctx, m);
+                }
+            }
             None => {
                 let set = SequenceSet::from_start(first_new);
-                list_meta(s, &set, |u| u > highest, &mut new)
+                new_above_highest = list_meta(ctx, s, &set, |u| u > highest, lister)
                     .await
                     .during(|| format!("listing new messages of {:?}", plan.name))?;
             }
         }
     }
-    let new_above_highest = new.len() as u64;
     if !failed.is_empty() {
         let set = SequenceSet::from_uids(failed.iter().copied());
-        list_meta(s, &set, |u| u <= highest, &mut new)
+        list_meta(ctx, s, &set, |u| u <= highest, lister)
             .await
             .during(|| format!("re-reading failed messages of {:?}", plan.name))?;
     }
+    lister.check()?;
     // Flag changes of staged messages: through CONDSTORE when the server offers it (only
     // what changed since the stored HIGHESTMODSEQ), otherwise every staged UID's FLAGS.
     let stored_modseq = opened.highest_modseq;
@@ -529,32 +520,46 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         folder_id,
         uidvalidity,
         modseq: info.highest_modseq,
-        new,
     })
 }
 
-/// Reads the metadata of the messages of `set` whose UID `keep` accepts into `out`, each
-/// converted as its FETCH response arrives: the parsed responses of a large folder are never
-/// held all at once, only their compact [`Meta`].
+/// Reads the metadata of the messages of `set` whose UID `keep` accepts into the index, each
+/// converted as its FETCH response arrives and written in groups: neither the parsed
+/// responses of a large folder nor their [`Meta`] are ever held all at once. Returns how
+/// many it listed; a failed write stops the FETCH, and [`Lister::finish`] reports it.
 async fn list_meta<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
     s: &mut Session<S>,
     set: &SequenceSet,
     keep: impl Fn(u32) -> bool,
-    out: &mut Vec<Meta>,
-) -> Result<(), ImapError> {
-    s.uid_fetch(
-        std::slice::from_ref(set),
-        META_ITEMS,
-        1,
-        &mut DiscardSink,
-        |m| {
-            if m.fetch.uid.is_some_and(&keep) {
-                out.extend(meta_of(&m.fetch));
-            }
-            Ok(())
-        },
-    )
-    .await
+    lister: &mut Lister,
+) -> Result<u64, ImapError> {
+    let mut listed = 0;
+    let fetched = s
+        .uid_fetch(
+            std::slice::from_ref(set),
+            META_ITEMS,
+            1,
+            &mut DiscardSink,
+            |m| {
+                let Some(meta) = meta_of(&m.fetch).filter(|m| keep(m.uid)) else {
+                    return Ok(());
+                };
+                listed += 1;
+                match lister.push(ctx, meta) {
+                    true => Ok(()),
+                    false => Err(ImapError::Sink(std::io::Error::other(
+                        "the stage's index refused the listed messages",
+                    ))),
+                }
+            },
+        )
+        .await;
+    match (fetched, lister.failed()) {
+        // The index's error is reported by `Lister::finish`, naming it.
+        (Err(_), true) => Ok(listed),
+        (result, _) => result.map(|()| listed),
+    }
 }
 
 fn meta_of(f: &FetchData) -> Option<Meta> {

@@ -1,142 +1,146 @@
 //! The caps, decided from metadata before any body is downloaded: messages over the size cap
 //! are left behind; of the rest, at most `max_items` per mailbox are staged, the newest by
 //! INTERNALDATE across all its folders (Microsoft's "500,000 items, newest first").
+//!
+//! The metadata a pass lists goes to the index (`listed_messages`) as the FETCH responses
+//! arrive, [`LISTED_GROUP`] rows per transaction; the caps are decided there in SQL
+//! ([`crate::stage::index::Index::decide_listed_caps`]); the bodies are then fetched walking
+//! each folder's rows in chunks of [`FETCH_CHUNK`]. A pass's memory does not grow with the
+//! mailbox. These rows are no record: `messages` is, and a crash before the bodies leaves
+//! rows the next pass clears and lists again.
 
-/// A message the server listed that has no row yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Candidate {
-    /// Which of the pass's folders it is in.
-    pub folder: usize,
-    /// Its UID there.
-    pub uid: u32,
-    /// RFC822.SIZE.
-    pub size: u64,
-    /// INTERNALDATE as seconds since the epoch (`None` sorts as oldest).
-    pub date: Option<i64>,
+use super::ExtractError;
+use super::bodies::{Decided, Meta};
+use super::context::Ctx;
+use crate::stage::StageError;
+use crate::stage::index::{ListedMessage, ListedVerdict, MessageState};
+
+/// Listed messages written per transaction.
+const LISTED_GROUP: usize = 4096;
+/// Listed messages of a folder read back and fetched at a time.
+pub(super) const FETCH_CHUNK: usize = 8192;
+
+/// Writes a mailbox's listed metadata to the index in groups, folder by folder.
+pub(super) struct Lister {
+    mailbox_id: i64,
+    folder_id: i64,
+    folder_pos: u32,
+    /// Folders listed so far.
+    folders: u32,
+    buffer: Vec<ListedMessage>,
+    /// A write that failed inside a FETCH callback, reported once the FETCH returns.
+    failed: Option<StageError>,
 }
 
-/// What becomes of a candidate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Download and stage it.
-    Fetch,
-    /// Larger than the size cap.
-    SkipSize,
-    /// Beyond the item cap.
-    SkipItemCap,
-}
+impl Lister {
+    /// A lister for one mailbox (its earlier listed rows must be cleared).
+    pub(super) fn new(mailbox_id: i64) -> Self {
+        Lister {
+            mailbox_id,
+            folder_id: 0,
+            folder_pos: 0,
+            folders: 0,
+            buffer: Vec::new(),
+            failed: None,
+        }
+    }
 
-/// Decides every candidate. `already_staged` counts the mailbox's messages staged by earlier
-/// passes, which keep their place: new mail beyond the cap is skipped, not swapped in.
-/// Ties on date are broken by folder and UID, so a resumed pass decides the same.
-pub fn apply_caps(
-    candidates: &[Candidate],
-    max_size: u64,
-    max_items: u64,
-    already_staged: u64,
-) -> Vec<Verdict> {
-    let mut verdicts: Vec<Verdict> = candidates
-        .iter()
-        .map(|c| {
-            if c.size > max_size {
-                Verdict::SkipSize
-            } else {
-                Verdict::Fetch
-            }
-        })
-        .collect();
-    let mut fitting: Vec<usize> = (0..candidates.len())
-        .filter(|&i| verdicts[i] == Verdict::Fetch)
-        .collect();
-    let room = max_items.saturating_sub(already_staged) as usize;
-    if fitting.len() > room {
-        fitting.sort_by_key(|&i| {
-            let c = &candidates[i];
-            (
-                std::cmp::Reverse(c.date.unwrap_or(i64::MIN)),
-                c.folder,
-                c.uid,
-            )
+    /// What follows is listed in `folder_id`, the pass's next folder (the folders' order in
+    /// the pass breaks ties on date).
+    pub(super) fn next_folder(&mut self, folder_id: i64) {
+        self.folder_id = folder_id;
+        self.folder_pos = self.folders;
+        self.folders += 1;
+    }
+
+    /// Whether a write failed.
+    pub(super) fn failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// Takes one message's metadata; a full group is written at once. `false` when a write
+    /// failed (the error comes from [`Lister::finish`]).
+    pub(super) fn push(&mut self, ctx: &Ctx, m: Meta) -> bool {
+        self.buffer.push(ListedMessage {
+            folder_id: self.folder_id,
+            folder_pos: self.folder_pos,
+            uid: m.uid,
+            size: m.size,
+            internaldate: m.internaldate,
+            internaldate_unix: m.unix,
+            flags: m.flags,
         });
-        for &i in &fitting[room..] {
-            verdicts[i] = Verdict::SkipItemCap;
+        if self.buffer.len() >= LISTED_GROUP {
+            self.flush(ctx);
+        }
+        self.failed.is_none()
+    }
+
+    fn flush(&mut self, ctx: &Ctx) {
+        if self.failed.is_some() || self.buffer.is_empty() {
+            return;
+        }
+        let rows = std::mem::take(&mut self.buffer);
+        if let Err(e) = ctx.stage.index(|i| i.record_listed(self.mailbox_id, &rows)) {
+            self.failed = Some(e);
+        }
+        self.buffer = rows;
+        self.buffer.clear();
+    }
+
+    /// Writes what is buffered; the first write that failed, if any.
+    pub(super) fn finish(&mut self, ctx: &Ctx) -> Result<(), ExtractError> {
+        self.flush(ctx);
+        self.check()
+    }
+
+    /// The first write that failed, if any.
+    pub(super) fn check(&mut self) -> Result<(), ExtractError> {
+        match self.failed.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
         }
     }
-    verdicts
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn c(folder: usize, uid: u32, size: u64, date: i64) -> Candidate {
-        Candidate {
-            folder,
-            uid,
-            size,
-            date: Some(date),
-        }
-    }
-
-    #[test]
-    fn size_cap_is_inclusive_and_item_cap_keeps_the_newest_across_folders() {
-        let cands = [
-            c(0, 1, 100, 10),
-            c(1, 1, 100, 30),
-            c(0, 2, 101, 40),
-            c(1, 2, 100, 20),
-            c(0, 3, 100, 5),
-        ];
-        let v = apply_caps(&cands, 100, 2, 0);
-        assert_eq!(
-            v,
-            [
-                Verdict::SkipItemCap,
-                Verdict::Fetch,
-                Verdict::SkipSize,
-                Verdict::Fetch,
-                Verdict::SkipItemCap
-            ]
-        );
-        let v = apply_caps(&cands, 100, 3, 2);
-        assert_eq!(
-            v.iter().filter(|&&v| v == Verdict::Fetch).count(),
-            1,
-            "room for one more"
-        );
-        assert_eq!(v[1], Verdict::Fetch);
-        assert!(
-            apply_caps(&cands, 100, 5, 9)
-                .iter()
-                .all(|&v| v != Verdict::Fetch)
-        );
-    }
-
-    #[test]
-    fn a_resumed_pass_decides_the_same() {
-        let cands: Vec<_> = (0..150u32)
-            .map(|i| c((i % 3) as usize, i + 1, 10, i64::from(i % 50)))
-            .collect();
-        let first = apply_caps(&cands, 100, 100, 0);
-        // Pretend the first 40 fetches were staged; the rest (and the skips) are candidates again.
-        let staged: Vec<usize> = (0..cands.len())
-            .filter(|&i| first[i] == Verdict::Fetch)
-            .take(40)
-            .collect();
-        let rest: Vec<(usize, Candidate)> = cands
-            .iter()
-            .cloned()
-            .enumerate()
-            .filter(|(i, _)| !staged.contains(i))
-            .collect();
-        let again = apply_caps(
-            &rest.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(),
-            100,
-            100,
-            40,
-        );
-        for (k, (i, _)) in rest.iter().enumerate() {
-            assert_eq!(again[k], first[*i], "candidate {i}");
-        }
-    }
+/// The next chunk of a folder's listed messages after UID `after`, decided, in UID order.
+pub(super) fn next_chunk(
+    ctx: &Ctx,
+    folder_id: i64,
+    after: u32,
+) -> Result<Vec<Decided>, ExtractError> {
+    let rows = ctx
+        .stage
+        .index(|i| i.listed_after(folder_id, after, FETCH_CHUNK))?;
+    let limits = &ctx.limits;
+    Ok(rows
+        .into_iter()
+        .map(|(m, verdict)| {
+            let skip = match verdict {
+                ListedVerdict::Fetch => None,
+                ListedVerdict::SkippedSize => Some((
+                    MessageState::SkippedSize,
+                    format!(
+                        "{} bytes, over the {}-byte size cap",
+                        m.size, limits.max_message_size
+                    ),
+                )),
+                ListedVerdict::SkippedItemCap => Some((
+                    MessageState::SkippedItemCap,
+                    format!(
+                        "beyond the newest {} items of the mailbox",
+                        limits.max_items
+                    ),
+                )),
+            };
+            let meta = Meta {
+                uid: m.uid,
+                size: m.size,
+                internaldate: m.internaldate,
+                unix: m.internaldate_unix,
+                flags: m.flags,
+            };
+            Decided { meta, skip }
+        })
+        .collect())
 }

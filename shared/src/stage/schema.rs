@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -301,4 +301,31 @@ CREATE TABLE namespace_folders (
     namespace TEXT NOT NULL CHECK (namespace IN ('other_users', 'shared')),
     PRIMARY KEY (mailbox_id, name)
 );
+"#;
+
+/// Version 11: `listed_messages`, the metadata a pass listed and has not yet stored (one row
+/// per new message, written as the FETCH responses arrive), so that a pass holds no
+/// mailbox-sized list in memory and decides the caps in SQL. Scratch space of one pass, not a
+/// record: a pass clears its mailbox's rows when it starts and when it ends, nothing else reads
+/// them (status, report, verify, upload and `stage merge` see `messages` only), and a crash
+/// leaves rows the mailbox's next pass clears. `sort_date` is INTERNALDATE in seconds, the
+/// smallest integer when unknown (oldest); `folder_pos` is the folder's place in the pass,
+/// which breaks ties on date before the UID.
+const V11: &str = r#"
+CREATE TABLE listed_messages (
+    id INTEGER PRIMARY KEY,
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    folder_pos INTEGER NOT NULL,
+    uid INTEGER NOT NULL CHECK (uid > 0),
+    size INTEGER NOT NULL CHECK (size >= 0),
+    internaldate TEXT,
+    internaldate_unix INTEGER,
+    sort_date INTEGER NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',
+    verdict TEXT NOT NULL DEFAULT 'fetch'
+        CHECK (verdict IN ('fetch', 'skipped_size', 'skipped_item_cap')),
+    UNIQUE (folder_id, uid)
+);
+CREATE INDEX listed_newest ON listed_messages(mailbox_id, sort_date DESC, folder_pos, uid);
 "#;

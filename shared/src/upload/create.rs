@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use super::context::Ctx;
 use super::destination::Destination;
 use super::mapping::{MappedFolder, TargetFolders, folders_to_create};
+use super::send::{Lane, REFUSE_CHUNK};
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError};
-use crate::stage::index::{UploadItem, UploadState};
+use crate::stage::index::UploadState;
 
 /// Creates the missing target folders (parents first). A folder the target refuses, and
 /// every folder under it, joins `refused` (with the server's words); one refused earlier in
@@ -53,40 +54,38 @@ fn refused_words<'a>(refused: &'a [RefusedFolder], path: &[String]) -> Option<&'
         .map(|r| r.words.as_str())
 }
 
-/// Takes out of `items` the messages bound for a refused folder (except those a previous
-/// attempt left in flight, which are looked for first) and records them refused with its
-/// words, unsent; counts them in `counts.refused` and in their folder's report.
-pub(crate) fn refuse_items<'a>(
+/// Records the queued messages bound for a refused folder (except those a previous attempt
+/// left in flight, which are looked for first) refused with its words, unsent, reading each
+/// folder's queue in chunks; counts them in `counts.refused` and in their folder's report.
+pub(crate) fn refuse_queued(
     ctx: &Ctx,
     mb: &MailboxUpload,
-    items: Vec<&'a UploadItem>,
     dest_of: &HashMap<i64, &Vec<String>>,
     counts: &mut UploadCounts,
     refused: &mut [RefusedFolder],
-) -> Result<Vec<&'a UploadItem>, UploadError> {
-    if refused.is_empty() {
-        return Ok(items);
-    }
-    let mut keep = Vec::with_capacity(items.len());
-    let mut unsent: HashMap<&Vec<String>, Vec<i64>> = HashMap::new();
-    for item in items {
-        let path = dest_of[&item.folder_id];
-        if item.state != UploadState::InFlight && refused_words(refused, path).is_some() {
-            unsent.entry(path).or_default().push(item.message_row);
-        } else {
-            keep.push(item);
-        }
-    }
-    for (path, rows) in unsent {
+) -> Result<(), UploadError> {
+    for (&folder_id, &path) in dest_of {
         let Some(r) = refused.iter_mut().find(|r| path.starts_with(&r.path)) else {
             continue;
         };
         let key = serde_json::to_string(path).unwrap_or_default();
-        let words = r.words.clone();
-        ctx.stage
-            .index(|i| i.refuse_unsent(&ctx.target, &mb.record_key(), &key, &rows, &words))?;
-        r.messages += rows.len() as u64;
-        counts.refused += rows.len() as u64;
+        let mut lane = Lane::new(folder_id, path.clone());
+        loop {
+            let items = lane.next(ctx, mb, REFUSE_CHUNK)?;
+            if items.is_empty() {
+                break;
+            }
+            let rows: Vec<i64> = items
+                .iter()
+                .filter(|i| i.state != UploadState::InFlight)
+                .map(|i| i.message_row)
+                .collect();
+            let words = &r.words;
+            ctx.stage
+                .index(|i| i.refuse_unsent(&ctx.target, &mb.record_key(), &key, &rows, words))?;
+            r.messages += rows.len() as u64;
+            counts.refused += rows.len() as u64;
+        }
     }
-    Ok(keep)
+    Ok(())
 }

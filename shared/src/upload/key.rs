@@ -97,6 +97,7 @@ mod tests {
             message_row: 1,
             folder_id: 1,
             uid: 1,
+            uidvalidity: 1,
             blob,
             size: 0,
             internaldate: None,

@@ -11,12 +11,12 @@ use super::mapping::MappedFolder;
 use super::pace::Budget;
 use super::plan::{Staged, TargetView, destinations, map_mailbox, plan};
 use super::predict::{Prediction, SizeLimit};
-use super::send::{Group, groups, send_all};
+use super::send::{GROUP_MESSAGES, Lane, Work, send_all};
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError, UploadOutcome};
 use super::{create, flags};
 use crate::retry::{Attempts, Next};
 use crate::stage::StageError;
-use crate::stage::index::{UploadItem, UploadResult, UploadState};
+use crate::stage::index::{UploadItem, UploadResult};
 
 /// Uploads one mailbox to the end (reconnecting after transient failures) and records the
 /// run's state.
@@ -247,20 +247,21 @@ async fn settle<D: Destination>(
 }
 
 /// Plans on one connection: maps the folders, creates what is missing, resolves what a
-/// crash left in flight, and returns the groups to send. A dry run stops after the plan
-/// and its prediction (and returns no groups).
+/// crash left in flight, and returns the work to send (a lane per source folder, read from
+/// the index a group at a time). A dry run stops after the plan and its prediction (and
+/// returns no work).
 async fn upload_once<D: Destination>(
     ctx: &Ctx,
     mb: &MailboxUpload,
     dest: &mut D,
     counts: &mut UploadCounts,
     found: &mut Findings,
-) -> Result<Vec<Group>, UploadError> {
+) -> Result<Work, UploadError> {
     let target = dest.folders().await?;
-    let staged = ctx
-        .stage
-        .index(|i| Staged::read(i, &ctx.target, mb, ctx.dry_run))?;
     if ctx.dry_run {
+        let staged = ctx
+            .stage
+            .index(|i| Staged::read(i, &ctx.target, mb, true))?;
         let view = TargetView {
             folders: target,
             m365: ctx.m365,
@@ -277,16 +278,24 @@ async fn upload_once<D: Destination>(
         planned.count(counts);
         found.folders = planned.folders;
         found.prediction = planned.prediction;
-        return Ok(Vec::new());
+        return Ok(Work {
+            lanes: Vec::new(),
+            groups_at_least: 0,
+        });
     }
-    let mapped = map_mailbox(&staged.sources, &target, ctx.m365, &ctx.rules);
+    let sources = ctx.stage.index(|i| i.upload_folders(mb.mailbox_id))?;
+    let mapped = map_mailbox(&sources, &target, ctx.m365, &ctx.rules);
     found.folders.clone_from(&mapped);
     let dest_of = destinations(&mapped);
-    let (sendable, left_out): (Vec<&UploadItem>, Vec<&UploadItem>) = staged
-        .queue
+    let queued = |ctx: &Ctx| {
+        ctx.stage
+            .index(|i| i.upload_queue_folders(&ctx.target, mb.mailbox_id, false))
+    };
+    counts.left_out = queued(ctx)?
         .iter()
-        .partition(|i| dest_of.contains_key(&i.folder_id));
-    counts.left_out = left_out.len() as u64;
+        .filter(|q| !dest_of.contains_key(&q.folder_id))
+        .map(|q| q.messages)
+        .sum();
     let left_out: Vec<i64> = mapped
         .iter()
         .filter(|m| m.target.is_none())
@@ -296,11 +305,16 @@ async fn upload_once<D: Destination>(
         .index(|i| i.set_left_out(&ctx.target, mb.mailbox_id, &left_out))?;
     let refused = &mut found.refused_folders;
     create::create_folders(dest, mb, &mapped, &target, counts, refused).await?;
-    let sendable = create::refuse_items(ctx, mb, sendable, &dest_of, counts, refused)?;
+    create::refuse_queued(ctx, mb, &dest_of, counts, refused)?;
+    let in_flight: Vec<UploadItem> = ctx
+        .stage
+        .index(|i| i.upload_in_flight(&ctx.target, mb.mailbox_id))?
+        .into_iter()
+        .filter(|i| dest_of.contains_key(&i.folder_id))
+        .collect();
     if !found.planned_once {
-        let in_flight_to: BTreeSet<&str> = sendable
+        let in_flight_to: BTreeSet<&str> = in_flight
             .iter()
-            .filter(|i| i.state == UploadState::InFlight)
             .filter_map(|i| i.sent_to.as_deref())
             .collect();
         if !in_flight_to.is_empty() {
@@ -308,23 +322,30 @@ async fn upload_once<D: Destination>(
         }
     }
     found.planned_once = true;
-    let mut to_send = Vec::with_capacity(sendable.len());
-    for item in sendable {
-        if item.state == UploadState::InFlight {
-            match resolve_in_flight(ctx, mb, dest, item, counts).await? {
-                Resolved::Present | Resolved::SetAside => continue,
-                Resolved::Absent => counts.resent += 1,
-            }
+    for item in &in_flight {
+        // Present or set aside: done or failed; absent: back in the queue, sent again.
+        if resolve_in_flight(ctx, mb, dest, item, counts).await? == Resolved::Absent {
+            counts.resent += 1;
         }
-        to_send.push(item);
     }
     flags::set_pending_flags(ctx, mb, dest, counts, &mut found.flags_refused).await?;
-    let (messages, bytes) = (to_send.len() as u64, to_send.iter().map(|i| i.size).sum());
+    let to_send: Vec<_> = queued(ctx)?
+        .into_iter()
+        .filter_map(|q| Some((q, dest_of.get(&q.folder_id)?)))
+        .collect();
+    let messages = to_send.iter().map(|(q, _)| q.messages).sum();
+    let bytes = to_send.iter().map(|(q, _)| q.bytes).sum();
     ctx.progress.mailbox_planned(&mb.email, messages, bytes);
-    Ok(to_send
-        .chunk_by(|a, b| a.folder_id == b.folder_id)
-        .flat_map(|items| groups(dest_of[&items[0].folder_id], items))
-        .collect())
+    Ok(Work {
+        groups_at_least: to_send
+            .iter()
+            .map(|(q, _)| (q.messages as usize).div_ceil(GROUP_MESSAGES))
+            .sum(),
+        lanes: to_send
+            .into_iter()
+            .map(|(q, path)| Lane::new(q.folder_id, path.to_vec()))
+            .collect(),
+    })
 }
 
 /// Looks for a message a previous attempt or run left in flight where it was sent: present

@@ -11,10 +11,11 @@ use super::destination::Destination;
 use super::pace::Budget;
 use super::pipeline::send_group;
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError};
+use crate::stage::StageError;
 use crate::stage::index::UploadItem;
 
 /// Messages per group (one transaction before, one after).
-const GROUP_MESSAGES: usize = 32;
+pub(crate) const GROUP_MESSAGES: usize = 32;
 /// Bytes per group.
 const GROUP_BYTES: u64 = 32 << 20;
 
@@ -26,29 +27,84 @@ pub(crate) struct Group {
     pub items: Vec<UploadItem>,
 }
 
-/// Splits a folder's queue into groups of at most [`GROUP_MESSAGES`] and about
-/// [`GROUP_BYTES`], all going to `path`.
-pub(crate) fn groups(path: &[String], items: &[&UploadItem]) -> Vec<Group> {
-    let mut out = Vec::new();
-    let mut rest = items;
-    while !rest.is_empty() {
-        let mut bytes = 0;
-        let mut n = 0;
-        while n < rest.len()
-            && n < GROUP_MESSAGES
-            && (n == 0 || bytes + rest[n].size <= GROUP_BYTES)
-        {
-            bytes += rest[n].size;
-            n += 1;
+/// Messages read at a time when a folder's remaining queue is refused unsent.
+pub(crate) const REFUSE_CHUNK: usize = 1024;
+
+/// One source folder's messages still to send to `path`, read from the index a group at a
+/// time after a cursor: a run holds no list of a whole mailbox.
+pub(crate) struct Lane {
+    /// The source folder's row.
+    pub folder_id: i64,
+    /// The target folder.
+    pub path: Vec<String>,
+    /// The last message taken (UIDVALIDITY, UID).
+    after: (u32, u32),
+}
+
+impl Lane {
+    /// A lane from the start of the folder's queue.
+    pub(crate) fn new(folder_id: i64, path: Vec<String>) -> Self {
+        Lane {
+            folder_id,
+            path,
+            after: (0, 0),
         }
-        let (group, tail) = rest.split_at(n);
-        out.push(Group {
-            path: path.to_vec(),
-            items: group.iter().map(|&i| i.clone()).collect(),
-        });
-        rest = tail;
     }
-    out
+
+    /// The next messages of the queue (refused ones left out), at most `limit`; the cursor
+    /// moves past them.
+    pub(crate) fn next(
+        &mut self,
+        ctx: &Ctx,
+        mb: &MailboxUpload,
+        limit: usize,
+    ) -> Result<Vec<UploadItem>, StageError> {
+        let items = ctx.stage.index(|i| {
+            i.upload_queue_after(
+                &ctx.target,
+                mb.mailbox_id,
+                self.folder_id,
+                self.after,
+                limit,
+            )
+        })?;
+        if let Some(last) = items.last() {
+            self.after = (last.uidvalidity, last.uid);
+        }
+        Ok(items)
+    }
+
+    /// The next group: at most [`GROUP_MESSAGES`] and about [`GROUP_BYTES`] (a larger
+    /// message goes alone); `None` when the folder's queue is done.
+    fn next_group(&mut self, ctx: &Ctx, mb: &MailboxUpload) -> Result<Option<Group>, StageError> {
+        let start = self.after;
+        let mut items = self.next(ctx, mb, GROUP_MESSAGES)?;
+        let mut bytes = 0;
+        let fit = items
+            .iter()
+            .enumerate()
+            .take_while(|(n, i)| {
+                let fits = *n == 0 || bytes + i.size <= GROUP_BYTES;
+                bytes += i.size;
+                fits
+            })
+            .count();
+        items.truncate(fit);
+        self.after = items.last().map_or(start, |i| (i.uidvalidity, i.uid));
+        Ok((!items.is_empty()).then(|| Group {
+            path: self.path.clone(),
+            items,
+        }))
+    }
+}
+
+/// A mailbox's work: its lanes in folder order, and how many groups they make at least
+/// (connections beyond that would find nothing to send).
+pub(crate) struct Work {
+    /// One lane per source folder with messages to send.
+    pub lanes: Vec<Lane>,
+    /// At least this many groups.
+    pub groups_at_least: usize,
 }
 
 /// Sends every group over `first` and up to `ctx.connections - 1` more connections to the
@@ -62,7 +118,7 @@ pub(crate) async fn send_all<D, F, Fut>(
     (mb, budget): (&MailboxUpload, &Budget),
     first: D,
     open: &F,
-    work: Vec<Group>,
+    work: Work,
     counts: &mut UploadCounts,
     refused: &mut Vec<RefusedFolder>,
 ) -> Result<(), UploadError>
@@ -71,9 +127,9 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<D, UploadError>>,
 {
-    let extra = ctx.connections.max(1).min(work.len().max(1)) - 1;
+    let extra = ctx.connections.max(1).min(work.groups_at_least.max(1)) - 1;
     let queue = Mutex::new(Queue {
-        groups: VecDeque::from(work),
+        lanes: VecDeque::from(work.lanes),
         busy: Vec::new(),
     });
     let stop = AtomicBool::new(false);
@@ -135,9 +191,9 @@ pub(super) struct Shared<'a> {
     refused: &'a Mutex<Vec<RefusedFolder>>,
 }
 
-/// The groups left, and the target folders connections are sending to right now.
+/// The lanes left, and the target folders connections are sending to right now.
 struct Queue {
-    groups: VecDeque<Group>,
+    lanes: VecDeque<Lane>,
     busy: Vec<Vec<String>>,
 }
 
@@ -145,23 +201,30 @@ impl Queue {
     /// The next group, preferring a folder no other connection is sending to (servers
     /// lock a folder while they append to it, so two connections on one folder mostly
     /// wait for each other); it is marked busy until [`Queue::done`].
-    fn take(&mut self) -> Option<Group> {
-        let free = self
-            .groups
-            .iter()
-            .position(|g| !self.busy.contains(&g.path))
-            .unwrap_or(0);
-        let group = self.groups.remove(free)?;
-        self.busy.push(group.path.clone());
-        Some(group)
+    fn take(&mut self, ctx: &Ctx, mb: &MailboxUpload) -> Result<Option<Group>, StageError> {
+        loop {
+            let free = self
+                .lanes
+                .iter()
+                .position(|l| !self.busy.contains(&l.path))
+                .unwrap_or(0);
+            let Some(lane) = self.lanes.get_mut(free) else {
+                return Ok(None);
+            };
+            if let Some(group) = lane.next_group(ctx, mb)? {
+                self.busy.push(group.path.clone());
+                return Ok(Some(group));
+            }
+            self.lanes.remove(free);
+        }
     }
 
-    /// Takes every group still queued for `path` out of the queue.
-    fn remove_path(&mut self, path: &[String]) -> Vec<Group> {
-        let (gone, kept) = std::mem::take(&mut self.groups)
+    /// Takes every lane still queued for `path` out of the queue.
+    fn remove_path(&mut self, path: &[String]) -> Vec<Lane> {
+        let (gone, kept) = std::mem::take(&mut self.lanes)
             .into_iter()
-            .partition(|g| g.path == path);
-        self.groups = kept;
+            .partition(|l| l.path == path);
+        self.lanes = kept;
         gone.into()
     }
 
@@ -191,8 +254,19 @@ async fn worker<D: Destination>(
     };
     let mut result = Ok(());
     while !s.stop.load(Ordering::Relaxed) {
-        let next = s.queue.lock().map(|mut q| q.take()).unwrap_or(None);
-        let Some(group) = next else { break };
+        let next = match s.queue.lock() {
+            Ok(mut q) => q.take(s.ctx, s.mb),
+            Err(_) => Ok(None),
+        };
+        let group = match next {
+            Ok(Some(group)) => group,
+            Ok(None) => break,
+            Err(e) => {
+                s.stop.store(true, Ordering::Relaxed);
+                result = Err(e.into());
+                break;
+            }
+        };
         let sent = send_group(s, &mut dest, &group, &mut counts).await;
         let unsent = match s.queue.lock() {
             Ok(mut q) => {
@@ -208,12 +282,14 @@ async fn worker<D: Destination>(
             Ok(None) => {}
             Ok(Some((words, in_group))) => {
                 // The folder refused a message: its other messages fail alike, unsent.
-                if let Err(e) = refuse_unsent(s, &unsent, &words) {
-                    s.stop.store(true, Ordering::Relaxed);
-                    result = Err(e);
-                    break;
-                }
-                let unsent_count: u64 = unsent.iter().map(|g| g.items.len() as u64).sum();
+                let unsent_count = match refuse_unsent(s, unsent, &words) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        s.stop.store(true, Ordering::Relaxed);
+                        result = Err(e);
+                        break;
+                    }
+                };
                 counts.refused += unsent_count;
                 if let Ok(mut r) = s.refused.lock() {
                     r.push(RefusedFolder {
@@ -235,15 +311,23 @@ async fn worker<D: Destination>(
     (counts, result)
 }
 
-/// Records the messages of `groups` as refused with the folder's `words`, unsent (the next
-/// run tries them again).
-fn refuse_unsent(s: &Shared<'_>, groups: &[Group], words: &str) -> Result<(), UploadError> {
+/// Records the messages left in `lanes` as refused with the folder's `words`, unsent (the
+/// next run tries them again); returns how many.
+fn refuse_unsent(s: &Shared<'_>, lanes: Vec<Lane>, words: &str) -> Result<u64, UploadError> {
     let (ctx, mb) = (s.ctx, s.mb);
-    for group in groups {
-        let key = serde_json::to_string(&group.path).unwrap_or_default();
-        let rows: Vec<i64> = group.items.iter().map(|i| i.message_row).collect();
-        ctx.stage
-            .index(|i| i.refuse_unsent(&ctx.target, &mb.record_key(), &key, &rows, words))?;
+    let mut refused = 0;
+    for mut lane in lanes {
+        let key = serde_json::to_string(&lane.path).unwrap_or_default();
+        loop {
+            let items = lane.next(ctx, mb, REFUSE_CHUNK)?;
+            if items.is_empty() {
+                break;
+            }
+            let rows: Vec<i64> = items.iter().map(|i| i.message_row).collect();
+            ctx.stage
+                .index(|i| i.refuse_unsent(&ctx.target, &mb.record_key(), &key, &rows, words))?;
+            refused += rows.len() as u64;
+        }
     }
-    Ok(())
+    Ok(refused)
 }

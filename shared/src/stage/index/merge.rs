@@ -10,7 +10,7 @@
 //! failed or skipped one, a `done` upload over any other. A batch's state becomes the worse
 //! of the two (a shard with errors makes the merged batch one with errors). Two plans that
 //! put one mailbox in different shards, or one batch name on different endpoints, are
-//! refused.
+//! refused. `listed_messages` is not merged: it holds one pass's working rows, no record.
 
 use std::path::Path;
 

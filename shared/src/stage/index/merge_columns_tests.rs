@@ -22,6 +22,10 @@ const TABLES: &[&str] = &[
     "events",
 ];
 
+/// Tables the merge leaves out, on purpose: `listed_messages` holds one pass's working
+/// rows (metadata listed before the bodies), cleared when a pass starts and ends; no record.
+const NOT_MERGED: &[&str] = &["listed_messages"];
+
 fn open(dir: &Path) -> Index {
     Index::open(&dir.join("index.sqlite")).unwrap()
 }
@@ -98,7 +102,11 @@ fn every_table_of_the_schema_is_merged() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let mut merged: Vec<String> = TABLES.iter().map(|t| (*t).to_owned()).collect();
+    let mut merged: Vec<String> = TABLES
+        .iter()
+        .chain(NOT_MERGED)
+        .map(|t| (*t).to_owned())
+        .collect();
     tables.sort();
     merged.sort();
     assert_eq!(

@@ -8,6 +8,7 @@ mod catalog;
 #[cfg(test)]
 mod catalog_tests;
 mod deletions;
+mod listed;
 mod merge;
 mod merge_columns;
 #[cfg(test)]
@@ -25,6 +26,7 @@ mod targets;
 #[cfg(test)]
 pub(crate) mod test_rows;
 mod upload_flags;
+mod upload_queue;
 mod upload_refusals;
 mod uploads;
 
@@ -35,6 +37,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 pub use batches::{BatchInfo, MailboxInfo, RemovedBatch};
 pub use catalog::{FolderInfo, NewMailbox};
+pub use listed::{ListedMessage, ListedTotals, ListedVerdict};
 pub use merge::{MergeScope, RowsMerged};
 pub use messages::{BlobRef, MessageState, NewMessage, StagedMessage};
 pub use report::{FolderTally, MessageTrail, RatePoint, SIZE_BOUNDS, Tally};
@@ -44,6 +47,7 @@ pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 
 pub use sync::{FolderSync, OpenedFolder};
 pub use upload_flags::PendingFlag;
+pub use upload_queue::QueuedFolder;
 pub use uploads::{
     MailboxUploadStatus, RecordedRefusal, SourceFolder, UploadItem, UploadResult, UploadState,
 };

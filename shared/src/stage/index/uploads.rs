@@ -61,6 +61,8 @@ pub struct UploadItem {
     pub folder_id: i64,
     /// Its UID in the source folder.
     pub uid: u32,
+    /// The source folder's UIDVALIDITY it was staged under.
+    pub uidvalidity: u32,
     /// Its blob.
     pub blob: BlobHash,
     /// Its size in bytes.
@@ -194,18 +196,24 @@ fn settled_state(state: String, unsent: u64) -> String {
     }
 }
 
-const QUEUE_SELECT: &str = "
+/// The columns [`item_from_row`] reads.
+pub(super) const QUEUE_COLUMNS: &str = "
     SELECT m.id, m.folder_id, m.uid, m.blob, m.size, m.internaldate, m.flags, m.message_id,
-           u.state, u.folder, m.internaldate_unix, coalesce(u.lost_sends, 0)
+           u.state, u.folder, m.internaldate_unix, coalesce(u.lost_sends, 0), m.uidvalidity";
+
+/// A mailbox's upload queue (`?1` the target, `?2` the mailbox, `?3` with the refused ones).
+pub(super) const QUEUE_FROM: &str = "
     FROM messages m
     JOIN folders f ON f.id = m.folder_id
     LEFT JOIN uploads u ON u.message_id = m.id AND u.target = ?1
     WHERE f.mailbox_id = ?2 AND f.state <> 'excluded' AND m.state = 'staged'
       AND (u.state IS NULL OR u.state <> 'done') AND (?3 OR u.state IS NOT 'failed')
-      AND (m.deleted_on_source IS NULL OR u.state IS 'in_flight')
-    ORDER BY m.folder_id, m.uidvalidity, m.uid";
+      AND (m.deleted_on_source IS NULL OR u.state IS 'in_flight')";
 
-fn item_from_row(r: &Row<'_>) -> rusqlite::Result<UploadItem> {
+/// The queue's order: by folder, UIDVALIDITY and UID.
+pub(super) const QUEUE_ORDER: &str = " ORDER BY m.folder_id, m.uidvalidity, m.uid";
+
+pub(super) fn item_from_row(r: &Row<'_>) -> rusqlite::Result<UploadItem> {
     let state: Option<String> = r.get(8)?;
     Ok(UploadItem {
         message_row: r.get(0)?,
@@ -220,6 +228,7 @@ fn item_from_row(r: &Row<'_>) -> rusqlite::Result<UploadItem> {
         state: UploadState::parse(state.as_deref()),
         sent_to: r.get(9)?,
         lost_sends: r.get(11)?,
+        uidvalidity: r.get(12)?,
     })
 }
 
@@ -257,7 +266,8 @@ impl Index {
         mailbox_id: i64,
         with_refused: bool,
     ) -> Result<Vec<UploadItem>> {
-        let mut stmt = self.sql(self.conn.prepare(QUEUE_SELECT))?;
+        let sql = format!("{QUEUE_COLUMNS}{QUEUE_FROM}{QUEUE_ORDER}");
+        let mut stmt = self.sql(self.conn.prepare(&sql))?;
         let rows = stmt.query_map((target, mailbox_id, with_refused), item_from_row);
         self.sql(rows.and_then(Iterator::collect))
     }
