@@ -1,4 +1,5 @@
-//! The content-addressed blob store: `blobs/ab/cd/<sha256>` holds a message's raw bytes.
+//! The content-addressed blob store: `blobs/ab/<sha256>` holds a message's raw bytes (stages
+//! made before index v11 used `blobs/ab/cd/<sha256>` until they are moved: `stage::layout`).
 //!
 //! Writing is two-step so that many blobs share one durability point (group commit):
 //! [`BlobStore::writer`] streams chunks into `tmp/` while hashing them, [`BlobWriter::finish`]
@@ -43,6 +44,9 @@ pub struct BlobStore {
     tmp: PathBuf,
     next_tmp: AtomicU64,
     durability: Durability,
+    /// Whether blobs may still be at their two-level path (a stage from before index v11
+    /// opened for reading only): lookups then try it when the one-level path is missing.
+    two_levels: bool,
 }
 
 impl BlobStore {
@@ -69,6 +73,7 @@ impl BlobStore {
             tmp,
             next_tmp: AtomicU64::new(0),
             durability,
+            two_levels: false,
         })
     }
 
@@ -87,9 +92,36 @@ impl BlobStore {
         &self.tmp
     }
 
-    /// Where a blob lives (whether or not it exists).
+    /// Where a blob lives: its one-level path `blobs/ab/<sha256>`, or, in a stage whose blobs
+    /// were not all moved yet, its two-level path when only that one exists. The one-level
+    /// path when neither exists.
     pub fn path_of(&self, hash: &BlobHash) -> PathBuf {
-        self.blobs.join(hash.relative_path())
+        let path = self.blobs.join(hash.relative_path());
+        if self.two_levels && !path.exists() {
+            let old = self.blobs.join(hash.two_level_path());
+            if old.exists() {
+                return old;
+            }
+        }
+        path
+    }
+
+    /// Records whether blobs may still be at their two-level path (see [`BlobStore::path_of`]).
+    pub(crate) fn set_two_levels(&mut self, two_levels: bool) {
+        self.two_levels = two_levels;
+    }
+
+    /// How deep blob files lie below `blobs/`: 1, or 2 while blobs may be at their two-level
+    /// path.
+    pub(crate) fn fan_out_depth(&self) -> usize {
+        if self.two_levels { 2 } else { 1 }
+    }
+
+    /// Whether `path` is where a blob named `hash` belongs (either layout while blobs may be
+    /// at their two-level path): a file elsewhere is not a blob.
+    pub(crate) fn is_place_of(&self, hash: &BlobHash, path: &Path) -> bool {
+        path == self.blobs.join(hash.relative_path())
+            || (self.two_levels && path == self.blobs.join(hash.two_level_path()))
     }
 
     /// Whether a blob with this hash is stored.
@@ -177,17 +209,16 @@ impl BlobStore {
     ) -> Result<Vec<StoredBlob>> {
         let mut stored = Vec::with_capacity(group.len());
         for mut blob in group {
-            let target = self.path_of(&blob.hash);
+            let target = self.blobs.join(blob.hash.relative_path());
             let parent = target
                 .parent()
                 .expect("blob paths have a parent")
                 .to_path_buf();
-            self.create_fan_out_dirs(&parent, dirs)?;
             let deduplicated = target.exists();
             if deduplicated {
                 fs::remove_file(&blob.path).at("remove duplicate", &blob.path)?;
             } else {
-                fs::rename(&blob.path, &target).at("rename into place", &target)?;
+                self.rename_creating_parent(&blob.path, &target, &parent, dirs)?;
             }
             blob.persisted = true;
             dirs.insert(parent);
@@ -200,23 +231,50 @@ impl BlobStore {
         Ok(stored)
     }
 
-    /// Creates `blobs/ab/cd` when missing; new directories' parents go into `dirs` for fsync.
-    fn create_fan_out_dirs(&self, leaf: &Path, dirs: &mut BTreeSet<PathBuf>) -> Result<()> {
-        if leaf.is_dir() {
-            return Ok(());
+    /// Renames `from` to `target`; when the fan-out directory `parent` is missing (a store
+    /// opened without [`BlobStore::create_fan_out`]) it is created first and `blobs/` goes
+    /// into `dirs` for fsync.
+    fn rename_creating_parent(
+        &self,
+        from: &Path,
+        target: &Path,
+        parent: &Path,
+        dirs: &mut BTreeSet<PathBuf>,
+    ) -> Result<()> {
+        match fs::rename(from, target) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !parent.is_dir() => {
+                create_dir_if_missing(parent)?;
+                dirs.insert(self.blobs.clone());
+                fs::rename(from, target).at("rename into place", target)
+            }
+            other => other.at("rename into place", target),
         }
-        let mid = leaf.parent().expect("fan-out dirs have parents");
-        if !mid.is_dir() {
-            fs::create_dir_all(mid).at("create directory", mid)?;
-            dirs.insert(self.blobs.clone());
+    }
+
+    /// Creates the 256 fan-out directories `blobs/00` … `blobs/ff` that are missing, so that
+    /// persisting a blob is a rename and never a `mkdir`; when any was created, `blobs/` is
+    /// fsynced. Returns how many were created.
+    pub(crate) fn create_fan_out(&self) -> Result<u32> {
+        let mut created = 0;
+        for byte in 0..=255u8 {
+            let dir = self.blobs.join(hex::encode([byte]));
+            if create_dir_if_missing(&dir)? {
+                created += 1;
+            }
         }
-        match fs::create_dir(leaf) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).at("create directory", leaf),
+        if created > 0 {
+            fsync_dir(&self.blobs)?;
         }
-        dirs.insert(mid.to_path_buf());
-        Ok(())
+        Ok(created)
+    }
+}
+
+/// Creates one directory; `Ok(false)` when it was already there.
+fn create_dir_if_missing(dir: &Path) -> Result<bool> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).at("create directory", dir),
     }
 }
 
