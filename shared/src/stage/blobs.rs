@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -139,11 +139,7 @@ impl BlobStore {
     pub fn writer(&self) -> Result<BlobWriter> {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let path = self.tmp.join(format!("{}-{n}.part", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .at("create", &path)?;
+        let file = create_read_only(&path).at("create", &path)?;
         Ok(BlobWriter {
             out: BufWriter::with_capacity(WRITE_BUFFER, file),
             path,
@@ -152,6 +148,7 @@ impl BlobStore {
             done: false,
             keep: false,
             keep_fd: self.durability.per_file(),
+            read_only: true,
         })
     }
 
@@ -278,6 +275,15 @@ fn create_dir_if_missing(dir: &Path) -> Result<bool> {
     }
 }
 
+/// Creates a new file, read-only (mode 0444), open for writing.
+fn create_read_only(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(path)
+}
+
 /// Fsyncs a directory so that the names created in it are durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -299,6 +305,8 @@ pub struct BlobWriter {
     keep: bool,
     /// Whether the finished blob keeps its descriptor (to fsync it: per-file durability).
     keep_fd: bool,
+    /// Whether the file was created read-only (else [`BlobWriter::finish`] makes it so).
+    read_only: bool,
 }
 
 impl BlobWriter {
@@ -312,6 +320,34 @@ impl BlobWriter {
         buffer: usize,
         keep_fd: bool,
     ) -> Result<BlobWriter> {
+        if from == 0 {
+            // The usual case, a new file: created read-only (its descriptor still writes),
+            // so finishing it needs no chmod.
+            let created = match create_read_only(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let dir = path.parent().unwrap_or(Path::new("."));
+                    fs::create_dir_all(dir).at("create directory", dir)?;
+                    create_read_only(&path)
+                }
+                other => other,
+            };
+            match created {
+                Ok(file) => {
+                    return Ok(BlobWriter {
+                        out: BufWriter::with_capacity(buffer, file),
+                        path,
+                        hasher: Sha256::new(),
+                        len: 0,
+                        done: false,
+                        keep: true,
+                        keep_fd,
+                        read_only: true,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).at("create", &path),
+            }
+        }
         if path.exists() {
             // A body finished but never persisted (a kill between the two) is read-only.
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
@@ -345,6 +381,7 @@ impl BlobWriter {
             done: false,
             keep: true,
             keep_fd,
+            read_only: false,
         })
     }
 
@@ -376,10 +413,12 @@ impl BlobWriter {
     /// The blob is not durable until it goes through [`BlobStore::persist`].
     pub fn finish(mut self) -> Result<PendingBlob> {
         self.out.flush().at("write", &self.path)?;
-        self.out
-            .get_ref()
-            .set_permissions(fs::Permissions::from_mode(0o444))
-            .at("make read-only", &self.path)?;
+        if !self.read_only {
+            self.out
+                .get_ref()
+                .set_permissions(fs::Permissions::from_mode(0o444))
+                .at("make read-only", &self.path)?;
+        }
         let file = if self.keep_fd {
             Some(self.out.get_ref().try_clone().at("reopen", &self.path)?)
         } else {
@@ -487,87 +526,5 @@ pub struct StoredBlob {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A store of each durability: one syncfs per group (when this machine trusts it) and
-    /// an fsync per file.
-    fn stores(dir: &Path) -> Vec<BlobStore> {
-        let mut out = vec![
-            BlobStore::open_with(&dir.join("f"), |_| Durability::PerFile("test".into())).unwrap(),
-        ];
-        let chosen = BlobStore::open(&dir.join("s")).unwrap();
-        if !chosen.durability().per_file() {
-            out.push(chosen);
-        }
-        out
-    }
-
-    #[test]
-    fn a_group_persists_under_either_durability_and_duplicates_are_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        for store in stores(dir.path()) {
-            let finished = |bytes: &[u8]| {
-                let mut w = store.writer().unwrap();
-                w.write_chunk(bytes).unwrap();
-                w.finish().unwrap()
-            };
-            let group = vec![finished(b"one"), finished(b"two"), finished(b"one")];
-            assert!(
-                group
-                    .iter()
-                    .all(|b| b.needs_sync() == store.durability().per_file())
-            );
-            let stored = store.persist(group).unwrap();
-            let dedup: Vec<bool> = stored.iter().map(|s| s.deduplicated).collect();
-            assert_eq!(
-                dedup,
-                [false, false, true],
-                "{}",
-                store.durability().describe()
-            );
-            for (s, bytes) in stored.iter().zip([&b"one"[..], b"two", b"one"]) {
-                assert_eq!(s.hash, BlobHash::of(bytes));
-                assert_eq!(fs::read(store.path_of(&s.hash)).unwrap(), bytes);
-            }
-            let left: Vec<_> = fs::read_dir(store.tmp_dir())
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect();
-            assert_eq!(
-                left,
-                ["partial"],
-                "only the partial directory stays in tmp/"
-            );
-        }
-    }
-
-    #[test]
-    fn a_synced_blob_holds_no_descriptor_and_persists_like_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            BlobStore::open_with(dir.path(), |_| Durability::PerFile("test".into())).unwrap();
-        let finished = |bytes: &[u8]| {
-            let mut w = store.writer().unwrap();
-            w.write_chunk(bytes).unwrap();
-            w.finish().unwrap()
-        };
-        let synced = finished(b"one").sync().unwrap();
-        assert!(
-            synced.file.is_none(),
-            "the descriptor is closed once synced"
-        );
-        let unsynced = finished(b"two");
-        assert!(unsynced.file.is_some());
-        let stored = store.persist(vec![synced, unsynced]).unwrap();
-        for (s, bytes) in stored.iter().zip([&b"one"[..], b"two"]) {
-            assert_eq!(s.hash, BlobHash::of(bytes));
-            assert_eq!(fs::read(store.path_of(&s.hash)).unwrap(), bytes);
-        }
-        assert_eq!(
-            fs::read_dir(store.tmp_dir()).unwrap().count(),
-            1,
-            "tmp/partial/ only"
-        );
-    }
-}
+#[path = "blobs_tests.rs"]
+mod tests;
