@@ -67,6 +67,7 @@ fn move_to_one_level(store: &BlobStore) -> Result<u64> {
                 fs::rename(&path, &to).at("move blob to one level", &to)?;
                 moved += 1;
             }
+            crate::crash_point::hit("layout-dir-moved");
             match fs::remove_dir(&mid) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {

@@ -288,7 +288,10 @@ mod tests {
         let once = store.persist(vec![w.finish().unwrap()]).unwrap()[0].hash;
         for hash in [stored[0].hash, once] {
             let mode = fs::metadata(store.path_of(&hash)).unwrap().permissions();
-            assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o444);
+            assert_eq!(
+                std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+                0o444
+            );
         }
     }
 
