@@ -15,9 +15,13 @@ cargo build --release -q -p mailstage-tests --bin bench-corpus
 work=$(mktemp -d "${TMPDIR:-/tmp}/mailstage-ab.XXXXXX")
 [ "${SHAPE:-small}" = small ] && export BENCH_SHAPE=small
 exec 3> >(target/release/bench-corpus "$work" "${MAILBOXES:-1}" "$messages" > "$work/corpus.env")
+corpus=$!
 # shellcheck disable=SC2064
 trap "exec 3>&-; sleep 1; rm -rf '$work'" EXIT
-while ! grep -q '^WARM_S=' "$work/corpus.env" 2>/dev/null; do sleep 0.5; done
+while ! grep -q '^WARM_S=' "$work/corpus.env" 2>/dev/null; do
+    kill -0 "$corpus" 2> /dev/null || { echo "bench-corpus ended before its corpus was ready" >&2; exit 1; }
+    sleep 0.5
+done
 # shellcheck disable=SC1091
 . "$work/corpus.env"
 secs() { date +%s.%N; }
