@@ -5,14 +5,14 @@
 
 writes MESSAGES blobs of SIZE bytes (default 20000 x 300, groups of 200) under DIR (default a
 new directory in the current one, removed afterwards) the way the stage does (a temporary file,
-renamed to blobs/ab/cd/<sha256>), made durable in each candidate way, and prints the wall time
+renamed to blobs/ab/cd/<sha256> as before index v11), made durable in each candidate way, and prints the wall time
 of each next to the write floor (the same files written, one syncfs at the end):
 
   floor          write everything, one syncfs at the end (no crash guarantee per group)
   fsync          fdatasync each file, rename, fsync each directory touched (the old path)
   fsync-pool     the same fdatasyncs and directory fsyncs issued from a pool of 8 threads
-  syncfs2        syncfs, rename, syncfs per group (what the stage does; see stage/durable.rs)
-  syncfs2-flat   the same into one fan-out level (blobs/ab/<sha256>)
+  syncfs2        syncfs, rename, syncfs per group (stage/durable.rs), two fan-out levels
+  syncfs2-flat   the same into one fan-out level (blobs/ab/<sha256>): what the stage does now
   syncfs1        rename, one syncfs per group: NOT safe with deduplication (a blob in place
                  whose data is not durable would be trusted), shown for its cost only
   pack           one pack file per group, fdatasync'd, its directory fsynced (blobs would

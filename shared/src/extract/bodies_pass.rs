@@ -95,8 +95,7 @@ pub(super) async fn fetch_folders<S: AsyncRead + AsyncWrite + Unpin>(
                     condstore: false,
                 });
                 let answer =
-                    fetch_folder(ctx, s, &target, chunk, counts, &mut committer, open_next)
-                        .await?;
+                    fetch_folder(ctx, s, &target, chunk, counts, &mut committer, open_next).await?;
                 if let (Some(k), Some(answer)) = (next, answer) {
                     opened = Some((k, answer));
                 }

@@ -1,4 +1,5 @@
-//! The content-addressed blob store: `blobs/ab/cd/<sha256>` holds a message's raw bytes.
+//! The content-addressed blob store: `blobs/ab/<sha256>` holds a message's raw bytes (stages
+//! made before index v12 used `blobs/ab/cd/<sha256>` until they are moved: `stage::layout`).
 //!
 //! Writing is two-step so that many blobs share one durability point (group commit):
 //! [`BlobStore::writer`] streams chunks into `tmp/` while hashing them, [`BlobWriter::finish`]
@@ -16,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,6 +44,9 @@ pub struct BlobStore {
     tmp: PathBuf,
     next_tmp: AtomicU64,
     durability: Durability,
+    /// Whether blobs may still be at their two-level path (a stage from before index v12
+    /// opened for reading only): lookups then try it when the one-level path is missing.
+    two_levels: bool,
 }
 
 impl BlobStore {
@@ -69,6 +73,7 @@ impl BlobStore {
             tmp,
             next_tmp: AtomicU64::new(0),
             durability,
+            two_levels: false,
         })
     }
 
@@ -87,9 +92,36 @@ impl BlobStore {
         &self.tmp
     }
 
-    /// Where a blob lives (whether or not it exists).
+    /// Where a blob lives: its one-level path `blobs/ab/<sha256>`, or, in a stage whose blobs
+    /// were not all moved yet, its two-level path when only that one exists. The one-level
+    /// path when neither exists.
     pub fn path_of(&self, hash: &BlobHash) -> PathBuf {
-        self.blobs.join(hash.relative_path())
+        let path = self.blobs.join(hash.relative_path());
+        if self.two_levels && !path.exists() {
+            let old = self.blobs.join(hash.two_level_path());
+            if old.exists() {
+                return old;
+            }
+        }
+        path
+    }
+
+    /// Records whether blobs may still be at their two-level path (see [`BlobStore::path_of`]).
+    pub(crate) fn set_two_levels(&mut self, two_levels: bool) {
+        self.two_levels = two_levels;
+    }
+
+    /// How deep blob files lie below `blobs/`: 1, or 2 while blobs may be at their two-level
+    /// path.
+    pub(crate) fn fan_out_depth(&self) -> usize {
+        if self.two_levels { 2 } else { 1 }
+    }
+
+    /// Whether `path` is where a blob named `hash` belongs (either layout while blobs may be
+    /// at their two-level path): a file elsewhere is not a blob.
+    pub(crate) fn is_place_of(&self, hash: &BlobHash, path: &Path) -> bool {
+        path == self.blobs.join(hash.relative_path())
+            || (self.two_levels && path == self.blobs.join(hash.two_level_path()))
     }
 
     /// Whether a blob with this hash is stored.
@@ -107,11 +139,7 @@ impl BlobStore {
     pub fn writer(&self) -> Result<BlobWriter> {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let path = self.tmp.join(format!("{}-{n}.part", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .at("create", &path)?;
+        let file = create_read_only(&path).at("create", &path)?;
         Ok(BlobWriter {
             out: BufWriter::with_capacity(WRITE_BUFFER, file),
             path,
@@ -120,6 +148,7 @@ impl BlobStore {
             done: false,
             keep: false,
             keep_fd: self.durability.per_file(),
+            read_only: true,
         })
     }
 
@@ -177,17 +206,16 @@ impl BlobStore {
     ) -> Result<Vec<StoredBlob>> {
         let mut stored = Vec::with_capacity(group.len());
         for mut blob in group {
-            let target = self.path_of(&blob.hash);
+            let target = self.blobs.join(blob.hash.relative_path());
             let parent = target
                 .parent()
                 .expect("blob paths have a parent")
                 .to_path_buf();
-            self.create_fan_out_dirs(&parent, dirs)?;
             let deduplicated = target.exists();
             if deduplicated {
                 fs::remove_file(&blob.path).at("remove duplicate", &blob.path)?;
             } else {
-                fs::rename(&blob.path, &target).at("rename into place", &target)?;
+                self.rename_creating_parent(&blob.path, &target, &parent, dirs)?;
             }
             blob.persisted = true;
             dirs.insert(parent);
@@ -200,24 +228,60 @@ impl BlobStore {
         Ok(stored)
     }
 
-    /// Creates `blobs/ab/cd` when missing; new directories' parents go into `dirs` for fsync.
-    fn create_fan_out_dirs(&self, leaf: &Path, dirs: &mut BTreeSet<PathBuf>) -> Result<()> {
-        if leaf.is_dir() {
-            return Ok(());
+    /// Renames `from` to `target`; when the fan-out directory `parent` is missing (a store
+    /// opened without [`BlobStore::create_fan_out`]) it is created first and `blobs/` goes
+    /// into `dirs` for fsync.
+    fn rename_creating_parent(
+        &self,
+        from: &Path,
+        target: &Path,
+        parent: &Path,
+        dirs: &mut BTreeSet<PathBuf>,
+    ) -> Result<()> {
+        match fs::rename(from, target) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !parent.is_dir() => {
+                create_dir_if_missing(parent)?;
+                dirs.insert(self.blobs.clone());
+                fs::rename(from, target).at("rename into place", target)
+            }
+            other => other.at("rename into place", target),
         }
-        let mid = leaf.parent().expect("fan-out dirs have parents");
-        if !mid.is_dir() {
-            fs::create_dir_all(mid).at("create directory", mid)?;
-            dirs.insert(self.blobs.clone());
-        }
-        match fs::create_dir(leaf) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).at("create directory", leaf),
-        }
-        dirs.insert(mid.to_path_buf());
-        Ok(())
     }
+
+    /// Creates the 256 fan-out directories `blobs/00` … `blobs/ff` that are missing, so that
+    /// persisting a blob is a rename and never a `mkdir`; when any was created, `blobs/` is
+    /// fsynced. Returns how many were created.
+    pub(crate) fn create_fan_out(&self) -> Result<u32> {
+        let mut created = 0;
+        for byte in 0..=255u8 {
+            let dir = self.blobs.join(hex::encode([byte]));
+            if create_dir_if_missing(&dir)? {
+                created += 1;
+            }
+        }
+        if created > 0 {
+            fsync_dir(&self.blobs)?;
+        }
+        Ok(created)
+    }
+}
+
+/// Creates one directory; `Ok(false)` when it was already there.
+fn create_dir_if_missing(dir: &Path) -> Result<bool> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).at("create directory", dir),
+    }
+}
+
+/// Creates a new file, read-only (mode 0444), open for writing.
+fn create_read_only(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(path)
 }
 
 /// Fsyncs a directory so that the names created in it are durable.
@@ -241,6 +305,8 @@ pub struct BlobWriter {
     keep: bool,
     /// Whether the finished blob keeps its descriptor (to fsync it: per-file durability).
     keep_fd: bool,
+    /// Whether the file was created read-only (else [`BlobWriter::finish`] makes it so).
+    read_only: bool,
 }
 
 impl BlobWriter {
@@ -254,6 +320,34 @@ impl BlobWriter {
         buffer: usize,
         keep_fd: bool,
     ) -> Result<BlobWriter> {
+        if from == 0 {
+            // The usual case, a new file: created read-only (its descriptor still writes),
+            // so finishing it needs no chmod.
+            let created = match create_read_only(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let dir = path.parent().unwrap_or(Path::new("."));
+                    fs::create_dir_all(dir).at("create directory", dir)?;
+                    create_read_only(&path)
+                }
+                other => other,
+            };
+            match created {
+                Ok(file) => {
+                    return Ok(BlobWriter {
+                        out: BufWriter::with_capacity(buffer, file),
+                        path,
+                        hasher: Sha256::new(),
+                        len: 0,
+                        done: false,
+                        keep: true,
+                        keep_fd,
+                        read_only: true,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).at("create", &path),
+            }
+        }
         if path.exists() {
             // A body finished but never persisted (a kill between the two) is read-only.
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
@@ -287,6 +381,7 @@ impl BlobWriter {
             done: false,
             keep: true,
             keep_fd,
+            read_only: false,
         })
     }
 
@@ -318,10 +413,12 @@ impl BlobWriter {
     /// The blob is not durable until it goes through [`BlobStore::persist`].
     pub fn finish(mut self) -> Result<PendingBlob> {
         self.out.flush().at("write", &self.path)?;
-        self.out
-            .get_ref()
-            .set_permissions(fs::Permissions::from_mode(0o444))
-            .at("make read-only", &self.path)?;
+        if !self.read_only {
+            self.out
+                .get_ref()
+                .set_permissions(fs::Permissions::from_mode(0o444))
+                .at("make read-only", &self.path)?;
+        }
         let file = if self.keep_fd {
             Some(self.out.get_ref().try_clone().at("reopen", &self.path)?)
         } else {
@@ -429,87 +526,5 @@ pub struct StoredBlob {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A store of each durability: one syncfs per group (when this machine trusts it) and
-    /// an fsync per file.
-    fn stores(dir: &Path) -> Vec<BlobStore> {
-        let mut out = vec![
-            BlobStore::open_with(&dir.join("f"), |_| Durability::PerFile("test".into())).unwrap(),
-        ];
-        let chosen = BlobStore::open(&dir.join("s")).unwrap();
-        if !chosen.durability().per_file() {
-            out.push(chosen);
-        }
-        out
-    }
-
-    #[test]
-    fn a_group_persists_under_either_durability_and_duplicates_are_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        for store in stores(dir.path()) {
-            let finished = |bytes: &[u8]| {
-                let mut w = store.writer().unwrap();
-                w.write_chunk(bytes).unwrap();
-                w.finish().unwrap()
-            };
-            let group = vec![finished(b"one"), finished(b"two"), finished(b"one")];
-            assert!(
-                group
-                    .iter()
-                    .all(|b| b.needs_sync() == store.durability().per_file())
-            );
-            let stored = store.persist(group).unwrap();
-            let dedup: Vec<bool> = stored.iter().map(|s| s.deduplicated).collect();
-            assert_eq!(
-                dedup,
-                [false, false, true],
-                "{}",
-                store.durability().describe()
-            );
-            for (s, bytes) in stored.iter().zip([&b"one"[..], b"two", b"one"]) {
-                assert_eq!(s.hash, BlobHash::of(bytes));
-                assert_eq!(fs::read(store.path_of(&s.hash)).unwrap(), bytes);
-            }
-            let left: Vec<_> = fs::read_dir(store.tmp_dir())
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect();
-            assert_eq!(
-                left,
-                ["partial"],
-                "only the partial directory stays in tmp/"
-            );
-        }
-    }
-
-    #[test]
-    fn a_synced_blob_holds_no_descriptor_and_persists_like_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            BlobStore::open_with(dir.path(), |_| Durability::PerFile("test".into())).unwrap();
-        let finished = |bytes: &[u8]| {
-            let mut w = store.writer().unwrap();
-            w.write_chunk(bytes).unwrap();
-            w.finish().unwrap()
-        };
-        let synced = finished(b"one").sync().unwrap();
-        assert!(
-            synced.file.is_none(),
-            "the descriptor is closed once synced"
-        );
-        let unsynced = finished(b"two");
-        assert!(unsynced.file.is_some());
-        let stored = store.persist(vec![synced, unsynced]).unwrap();
-        for (s, bytes) in stored.iter().zip([&b"one"[..], b"two"]) {
-            assert_eq!(s.hash, BlobHash::of(bytes));
-            assert_eq!(fs::read(store.path_of(&s.hash)).unwrap(), bytes);
-        }
-        assert_eq!(
-            fs::read_dir(store.tmp_dir()).unwrap().count(),
-            1,
-            "tmp/partial/ only"
-        );
-    }
-}
+#[path = "blobs_tests.rs"]
+mod tests;

@@ -56,7 +56,7 @@ pub(crate) fn clear_tmp(store: &BlobStore) -> Result<Cleared> {
     Ok(cleared)
 }
 
-/// One file found under `blobs/ab/cd/`.
+/// One file found under `blobs/ab/` (or `blobs/ab/cd/` in a stage not yet moved to one level).
 pub(crate) struct BlobFile {
     /// Its path.
     pub path: PathBuf,
@@ -66,16 +66,18 @@ pub(crate) struct BlobFile {
     pub len: u64,
 }
 
-/// Lists every file in the two-level fan-out under `blobs/`.
+/// Lists every file in the fan-out under `blobs/` (a directory deeper than the fan-out is
+/// listed as a file that is not a blob).
 pub(crate) fn list_blob_files(store: &BlobStore) -> Result<Vec<BlobFile>> {
     let mut out = Vec::new();
+    let depth_of_blobs = store.fan_out_depth();
     let mut stack = vec![(store.blobs_dir().to_path_buf(), 0)];
     while let Some((dir, depth)) = stack.pop() {
         for entry in fs::read_dir(&dir).at("read directory", &dir)? {
             let entry = entry.at("read directory", &dir)?;
             let path = entry.path();
             let meta = entry.metadata().at("stat", &path)?;
-            if meta.is_dir() && depth < 2 {
+            if meta.is_dir() && depth < depth_of_blobs {
                 stack.push((path, depth + 1));
                 continue;
             }
@@ -83,7 +85,7 @@ pub(crate) fn list_blob_files(store: &BlobStore) -> Result<Vec<BlobFile>> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| BlobHash::parse(n).ok())
-                .filter(|h| depth == 2 && store.path_of(h) == path);
+                .filter(|h| store.is_place_of(h, &path));
             out.push(BlobFile {
                 path,
                 hash,

@@ -39,8 +39,15 @@ impl BlobHash {
         hex::encode(self.0)
     }
 
-    /// Where the blob lives below `blobs/`: `ab/cd/<hex>`.
+    /// Where the blob lives below `blobs/`: `ab/<hex>` (one fan-out level of 256 directories).
     pub fn relative_path(&self) -> PathBuf {
+        let hex = self.to_hex();
+        [&hex[0..2], &hex[..]].iter().collect()
+    }
+
+    /// Where stages made before index v12 kept it: `ab/cd/<hex>` (two fan-out levels), read
+    /// until the stage's blobs are moved to [`BlobHash::relative_path`] (`stage::layout`).
+    pub(crate) fn two_level_path(&self) -> PathBuf {
         let hex = self.to_hex();
         [&hex[0..2], &hex[2..4], &hex[..]].iter().collect()
     }
@@ -85,7 +92,8 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(BlobHash::parse(&hex).unwrap(), h);
-        assert_eq!(h.relative_path(), PathBuf::from(format!("ba/78/{hex}")));
+        assert_eq!(h.relative_path(), PathBuf::from(format!("ba/{hex}")));
+        assert_eq!(h.two_level_path(), PathBuf::from(format!("ba/78/{hex}")));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::catalog::{BatchSettings, EndpointSettings, Security};
 
 /// A stage with endpoint `src`, batch `b` of `emails`, and for the first mailbox one INBOX
 /// message per body (UIDs from 1) whose blobs are stored.
-fn stage_with(dir: &Path, emails: &[&str], bodies: &[&[u8]]) -> Stage {
+pub(super) fn stage_with(dir: &Path, emails: &[&str], bodies: &[&[u8]]) -> Stage {
     let mut stage = Stage::open(dir, Access::Write).unwrap();
     let index = stage.index_mut();
     index

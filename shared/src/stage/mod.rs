@@ -3,7 +3,8 @@
 //! ```text
 //! STAGE/lock            advisory lock: one writing process, or any number of readers
 //! STAGE/index.sqlite    the index (WAL)
-//! STAGE/blobs/ab/cd/<sha256>   raw messages, read-only, stored once
+//! STAGE/blobs/ab/<sha256>   raw messages, read-only, stored once (`ab/cd/<sha256>` in stages
+//!                          not yet moved to one level: see `layout`)
 //! STAGE/tmp/            blobs being written; leftovers are garbage
 //! STAGE/tmp/partial/    bodies cut part-way, kept to be resumed (see `partial`)
 //! ```
@@ -17,6 +18,7 @@ mod error;
 mod gc;
 mod hash;
 pub mod index;
+mod layout;
 mod lock;
 pub mod maildir;
 mod merge;
@@ -97,8 +99,9 @@ impl Stage {
     /// Opens the stage at `root`.
     ///
     /// For [`Access::Write`] the directory is created when missing, the lock is exclusive, and
-    /// leftovers of an interrupted run in `tmp/` are removed. For [`Access::Read`] the stage
-    /// must exist and other readers may share it.
+    /// leftovers of an interrupted run in `tmp/` are removed; a stage whose blobs are still in
+    /// two fan-out levels is moved to one (`layout`). For [`Access::Read`] the stage must exist
+    /// and other readers may share it.
     pub fn open(root: &Path, access: Access) -> Result<Self> {
         match access {
             Access::Write => fs::create_dir_all(root).at("create stage directory", root)?,
@@ -111,12 +114,13 @@ impl Stage {
             Access::Read => {}
         }
         let lock = StageLock::acquire(root, access)?;
-        let blobs = Arc::new(BlobStore::open(root)?);
+        let mut blobs = BlobStore::open(root)?;
         let index = Index::open(&root.join("index.sqlite"))?;
+        layout::settle(&mut blobs, &index, access)?;
         let stage = Self {
             root: root.to_path_buf(),
             access,
-            blobs,
+            blobs: Arc::new(blobs),
             index,
             _lock: lock,
         };

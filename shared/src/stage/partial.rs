@@ -109,18 +109,17 @@ impl BlobStore {
     /// least `origin` bytes; the bytes it holds past `origin` are checked against the
     /// server's as they arrive. Dropped unfinished, the writer keeps what arrived.
     pub fn partial_writer(&self, key: &PartialKey, origin: u64) -> Result<PartialWriter> {
-        let dir = self.partial_dir();
-        fs::create_dir_all(&dir).at("create directory", &dir)?;
         let path = self.partial_path(key);
-        let kept = fs::metadata(&path).map_or(0, |m| m.len());
-        if origin > kept {
-            return Err(StageError::Refused(format!(
-                "the server continued UID {} at byte {origin}, but only {kept} bytes of it are kept",
-                key.uid
-            )));
-        }
+        let mut kept = 0;
         let mut expect = Vec::new();
         if origin > 0 {
+            kept = fs::metadata(&path).map_or(0, |m| m.len());
+            if origin > kept {
+                return Err(StageError::Refused(format!(
+                    "the server continued UID {} at byte {origin}, but only {kept} bytes of it are kept",
+                    key.uid
+                )));
+            }
             let mut file = fs::File::open(&path).at("open", &path)?;
             file.seek(SeekFrom::Start(origin)).at("seek", &path)?;
             file.take(kept - origin)
@@ -136,7 +135,7 @@ impl BlobStore {
             )?,
             expect,
             checked: 0,
-            kept: if origin > 0 { kept } else { 0 },
+            kept,
         })
     }
 
@@ -282,6 +281,18 @@ mod tests {
         let stored = store.persist(vec![pending]).unwrap();
         assert_eq!(stored[0].len, 5000);
         assert_eq!(store.partial_len(&k), 0, "the partial became the blob");
+        // A body written in one go (its partial created read-only) and a continued one
+        // (made read-only when finished) end up alike.
+        let mut w = store.partial_writer(&key(11), 0).unwrap();
+        w.write_chunk(b"in one go").unwrap();
+        let once = store.persist(vec![w.finish().unwrap()]).unwrap()[0].hash;
+        for hash in [stored[0].hash, once] {
+            let mode = fs::metadata(store.path_of(&hash)).unwrap().permissions();
+            assert_eq!(
+                std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+                0o444
+            );
+        }
     }
 
     #[test]

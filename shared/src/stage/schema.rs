@@ -4,7 +4,7 @@
 //! missing ones, each in its own transaction, so a crash mid-upgrade leaves the previous version.
 
 /// Migration `i` (0-based) brings a file from version `i` to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -328,4 +328,17 @@ CREATE TABLE listed_messages (
     UNIQUE (folder_id, uid)
 );
 CREATE INDEX listed_newest ON listed_messages(mailbox_id, sort_date DESC, folder_pos, uid);
+"#;
+
+/// Version 12: `stage_format.blob_levels`, the fan-out levels of the blob directory. A stage
+/// upgraded to v12 still holds its blobs as `blobs/ab/cd/<sha256>` (2) until it is opened for
+/// writing, which moves every blob to `blobs/ab/<sha256>` and then records 1
+/// (`stage::layout`); readers look in both places while it is 2. A new stage records 2 here
+/// and 1 as soon as it is opened for writing (its empty blob directory has nothing to move).
+const V12: &str = r#"
+CREATE TABLE stage_format (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    blob_levels INTEGER NOT NULL CHECK (blob_levels IN (1, 2))
+);
+INSERT INTO stage_format (id, blob_levels) VALUES (1, 2);
 "#;

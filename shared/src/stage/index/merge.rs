@@ -10,7 +10,8 @@
 //! failed or skipped one, a `done` upload over any other. A batch's state becomes the worse
 //! of the two (a shard with errors makes the merged batch one with errors). Two plans that
 //! put one mailbox in different shards, or one batch name on different endpoints, are
-//! refused. `listed_messages` is not merged: it holds one pass's working rows, no record.
+//! refused. Not merged: `listed_messages` (one pass's working rows, no record) and
+//! `stage_format` (the layout of each stage's own blob directory).
 
 use std::path::Path;
 

@@ -23,8 +23,9 @@ const TABLES: &[&str] = &[
 ];
 
 /// Tables the merge leaves out, on purpose: `listed_messages` holds one pass's working
-/// rows (metadata listed before the bodies), cleared when a pass starts and ends; no record.
-const NOT_MERGED: &[&str] = &["listed_messages"];
+/// rows (metadata listed before the bodies), cleared when a pass starts and ends, no record;
+/// `stage_format` describes the stage's own blob directory, not the rows.
+const NOT_MERGED: &[&str] = &["listed_messages", "stage_format"];
 
 fn open(dir: &Path) -> Index {
     Index::open(&dir.join("index.sqlite")).unwrap()

@@ -132,6 +132,26 @@ impl Index {
         self.sql(rows.and_then(Iterator::collect))
     }
 
+    /// The fan-out levels of the stage's blob directory (index v12): 2 while blobs may still
+    /// be at `blobs/ab/cd/<sha256>` (a stage made before v12, not yet opened for writing), 1
+    /// once every blob is at `blobs/ab/<sha256>`.
+    pub fn blob_levels(&self) -> Result<u8> {
+        self.sql(self.conn.query_row(
+            "SELECT blob_levels FROM stage_format WHERE id = 1",
+            [],
+            |r| r.get(0),
+        ))
+    }
+
+    /// Records the blob directory's fan-out levels (after the blobs were moved and synced).
+    pub(crate) fn set_blob_levels(&self, levels: u8) -> Result<()> {
+        self.sql(self.conn.execute(
+            "UPDATE stage_format SET blob_levels = ?1 WHERE id = 1",
+            [levels],
+        ))
+        .map(drop)
+    }
+
     /// WAL, full synchronous commits (a committed row survives power loss), foreign keys.
     fn configure(&self) -> Result<()> {
         self.sql(self.conn.busy_timeout(Duration::from_secs(10)))?;
