@@ -65,6 +65,10 @@ pub enum Hostility {
     /// INBOX deleted and recreated right after the first EXAMINE the server answers (on any
     /// connection): every later EXAMINE shows UIDVALIDITY 8 instead of 7, the same mail.
     RecreatedAfterFirstExamine,
+    /// A body `UID FETCH` whose set holds this UID is answered `NO [SERVERBUG]` with no
+    /// data at all, as servers do with a damaged message (Exchange, Zimbra): the other
+    /// messages are sent only when asked for without it.
+    UnreadableBody(u32),
 }
 
 /// What the server has seen.
@@ -324,6 +328,14 @@ impl Conn<'_> {
                 );
                 self.send(line.as_bytes())?; // until the client hangs up
             }
+        }
+        if let Hostility::UnreadableBody(bad) = self.script.hostility
+            && bodies
+            && in_set(set, bad, highest)
+        {
+            return self.send_lines(&[&format!(
+                "{tag} NO [SERVERBUG] UID FETCH failed: message {bad} could not be read"
+            )]);
         }
         let mut out = Vec::new();
         for (seq, m) in mails.iter().enumerate() {

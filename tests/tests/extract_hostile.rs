@@ -309,3 +309,37 @@ fn a_service_that_is_not_imap_fails_fast_with_the_hint() -> Result<()> {
     not_imap(http.port(), "no greeting within");
     Ok(())
 }
+
+/// A server that refuses a whole body fetch for one damaged message (`NO [SERVERBUG]`, no
+/// data for the others) costs that message only: the rest is asked for in smaller parts and
+/// staged on the same connection, the damaged one recorded failed with the server's words.
+#[test]
+fn a_message_the_server_refuses_to_send_fails_alone_and_the_rest_is_staged() -> Result<()> {
+    let mails = (1..=30)
+        .map(|uid| {
+            Mail::new(
+                uid,
+                format!("Subject: {uid}\r\n\r\nbody {uid}\r\n").as_bytes(),
+            )
+        })
+        .collect();
+    let server = HostileServer::start(mails, Hostility::UnreadableBody(7))?;
+    let cli = batch_on(server.port());
+    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert!(run.text.contains(&format!("{ALICE}: 29 staged")), "{run}");
+    assert!(run.text.contains("1 failed"), "{run}");
+    // The reachability check and one attempt: no reconnect for a refusal.
+    assert_eq!(server.connections(), 2, "{run}");
+    // The report lists it as needing attention (exit status 2), in the server's words.
+    let out = cli.run(&["batch", "report", "b", "--format", "csv"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    assert!(
+        report.contains("alice@contoso.edu,INBOX,7,")
+            && report.contains("refused to send it")
+            && report.contains("SERVERBUG"),
+        "{report}"
+    );
+    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    Ok(())
+}

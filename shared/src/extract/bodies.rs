@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::commits::Committer;
 use super::context::Ctx;
+use super::refused::{fetch_in_parts, is_refused_fetch};
 use super::resume::{Body, Keys};
 use super::{ExtractError, MailboxCounts};
 use crate::imap::pipeline::OpenNext;
@@ -65,6 +66,10 @@ pub(crate) struct FolderTarget<'a> {
     pub folder_id: i64,
     pub uidvalidity: u32,
     pub name: &'a str,
+    /// Its name as the server spells it.
+    pub wire: &'a [u8],
+    /// The mailbox's address.
+    pub email: &'a str,
 }
 
 /// The Message-ID of a message from its first bytes (mail-parser reads the header).
@@ -98,7 +103,15 @@ pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
         let (group, tail) = rest.split_at(take);
         rest = tail;
         let then = if rest.is_empty() { next.take() } else { None };
-        let (fetched, result) = fetch_group(ctx, session, group, target, counts, then).await;
+        let (mut fetched, result) = fetch_group(ctx, session, group, target, counts, then).await;
+        let result = match result {
+            Err(refusal) if is_refused_fetch(&refusal) => {
+                fetch_in_parts(ctx, session, group, target, counts, &mut fetched, &refusal)
+                    .await
+                    .map(|()| None)
+            }
+            other => other,
+        };
         if let Err(e) = result {
             // Keep what arrived whole: the group's messages before the first one missing.
             let whole = group
@@ -171,14 +184,14 @@ fn group_len(rest: &[Decided]) -> usize {
 }
 
 /// A fetched body: its blob, or why there is none.
-type Fetched = HashMap<u32, Result<(PendingBlob, Option<String>), String>>;
+pub(super) type Fetched = HashMap<u32, Result<(PendingBlob, Option<String>), String>>;
 
 /// Fetches a group's bodies; what arrived whole is returned also when the fetch failed.
 ///
 /// Messages with a partial body kept from an earlier attempt go first, each continued from
 /// where it stopped (`BODY.PEEK[]<origin.length>`); the rest come through pipelined
 /// `UID FETCH … BODY.PEEK[]`, each into its own partial until it is whole.
-async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn fetch_group<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     session: &mut Session<S>,
     group: &[Decided],

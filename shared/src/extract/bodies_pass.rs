@@ -82,6 +82,8 @@ pub(super) async fn fetch_folders<S: AsyncRead + AsyncWrite + Unpin>(
                 folder_id: f.folder_id,
                 uidvalidity: f.uidvalidity,
                 name: &f.plan.name,
+                wire: &f.plan.wire,
+                email: &mb.email,
             };
             // The folder's listed messages, read from the index a chunk at a time.
             let mut after = 0;

@@ -29,6 +29,7 @@ mod mailbox;
 pub mod namespaces;
 mod plan;
 mod prefetch;
+mod refused;
 mod resume;
 mod run;
 pub mod sizing;
