@@ -322,22 +322,31 @@ mod tests {
     use super::*;
     use crate::session::SessionConfig;
 
+    /// The server's side: a greeting with `capabilities`, then `lines` command lines read
+    /// before any answer.
+    async fn greet_then_read(
+        server: tokio::io::DuplexStream,
+        capabilities: &str,
+        lines: usize,
+    ) -> (BufReader<tokio::io::DuplexStream>, Vec<String>) {
+        let mut io = BufReader::new(server);
+        let greeting = format!("* OK [CAPABILITY {capabilities}] hi\r\n");
+        io.get_mut().write_all(greeting.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        for _ in 0..lines {
+            let mut line = String::new();
+            io.read_line(&mut line).await.unwrap();
+            got.push(line);
+        }
+        (io, got)
+    }
+
     #[tokio::test]
     async fn status_many_sends_before_reading_and_matches_answers() {
         let (client, server) = tokio::io::duplex(1 << 16);
         let peer = tokio::spawn(async move {
-            let mut io = BufReader::new(server);
-            io.get_mut()
-                .write_all(b"* OK [CAPABILITY IMAP4rev1 LIST-STATUS] hi\r\n")
-                .await
-                .unwrap();
             // All three commands arrive before any answer is sent: they were pipelined.
-            let mut got = Vec::new();
-            for _ in 0..3 {
-                let mut line = String::new();
-                io.read_line(&mut line).await.unwrap();
-                got.push(line);
-            }
+            let (mut io, got) = greet_then_read(server, "IMAP4rev1 LIST-STATUS", 3).await;
             assert_eq!(
                 got,
                 [
@@ -387,18 +396,8 @@ mod tests {
     async fn examine_goes_out_behind_the_fetches_and_gets_its_own_answers() {
         let (client, server) = tokio::io::duplex(1 << 16);
         let peer = tokio::spawn(async move {
-            let mut io = BufReader::new(server);
-            io.get_mut()
-                .write_all(b"* OK [CAPABILITY IMAP4rev1] hi\r\n")
-                .await
-                .unwrap();
             // Both fetches and the EXAMINE arrive before any answer: pipelined.
-            let mut got = Vec::new();
-            for _ in 0..3 {
-                let mut line = String::new();
-                io.read_line(&mut line).await.unwrap();
-                got.push(line);
-            }
+            let (mut io, got) = greet_then_read(server, "IMAP4rev1", 3).await;
             assert_eq!(
                 got,
                 [

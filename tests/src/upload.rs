@@ -238,3 +238,18 @@ pub fn as_m365(job: &mut UploadJob) {
         login_url: mailstage::catalog::M365_LOGIN_URL.into(),
     };
 }
+
+/// Stages `user`'s mailbox of `source` as `email` into `dir` (batch `b1`), starts a target
+/// Dovecot holding that mailbox and an Exchange emulator with `rules` in front of it.
+pub fn staged_behind_exchange(
+    dir: &Path,
+    source: &Dovecot,
+    email: &str,
+    user: &str,
+    rules: crate::exchange_proxy::ExchangeRules,
+) -> Result<(Dovecot, crate::exchange_proxy::ExchangeProxy)> {
+    crate::extraction::stage_user(dir, source, email, user, mailstage::extract::Pass::Full)?;
+    let target = target_dovecot(&[email])?;
+    let proxy = crate::exchange_proxy::ExchangeProxy::start(target.port(), rules)?;
+    Ok((target, proxy))
+}

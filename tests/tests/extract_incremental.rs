@@ -281,3 +281,61 @@ fn condstore_offered_later_reads_every_flag_once_then_only_changes() -> Result<(
     assert!(recorded_modseq(dir.path(), "INBOX")? > recorded);
     Ok(())
 }
+
+/// Without CONDSTORE every staged message's FLAGS are read each pass, in parts of 5,000
+/// staged UIDs (one range each): a change in either part is found, and an expunge is
+/// noticed from the UIDs the parts listed.
+#[test]
+fn without_condstore_all_flags_are_read_in_parts_and_changes_in_each_are_found() -> Result<()> {
+    let hidden = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE \
+                  LITERAL+ NAMESPACE SPECIAL-USE UIDPLUS ESEARCH LIST-STATUS\n";
+    let d = Dovecot::builder()
+        .user("frank", "frank-pw")
+        .extra_config(hidden)
+        .start()?;
+    let n = 5_003;
+    for i in 0..n {
+        d.write_message_at(
+            "frank",
+            "INBOX",
+            &[],
+            T0 + i,
+            format!("Subject: {i}\r\n\r\n.\r\n").as_bytes(),
+        )?;
+    }
+    let dir = tempfile::tempdir()?;
+    let first = run(dir.path(), &d, &frank(), default_limits(), Pass::Full)?;
+    assert_eq!(
+        (first[0].error.as_deref(), first[0].counts.staged),
+        (None, n)
+    );
+
+    let mut p = d.login("frank")?;
+    p.select("INBOX")?;
+    p.command("UID STORE 5 +FLAGS (\\Flagged)")?.ok()?;
+    p.command("UID STORE 5002 +FLAGS (\\Answered)")?.ok()?;
+    p.command("UID STORE 5001 +FLAGS (\\Deleted)")?.ok()?;
+    p.command("EXPUNGE")?.ok()?;
+    p.logout()?;
+
+    let second = run(
+        dir.path(),
+        &d,
+        &frank(),
+        default_limits(),
+        Pass::Incremental,
+    )?;
+    let c = &second[0].counts;
+    assert_eq!(second[0].error, None);
+    assert_eq!((c.flags_updated, c.deleted_on_source), (2, 1), "{c:?}");
+    let flags: Vec<(u32, String)> = folder_rows(dir.path(), "INBOX")?
+        .into_iter()
+        .filter(|(uid, _, flags)| !flags.is_empty() || [5, 5_002].contains(uid))
+        .map(|(uid, _, flags)| (uid, flags))
+        .collect();
+    assert_eq!(
+        flags,
+        [(5, "\\Flagged".into()), (5_002, "\\Answered".into())]
+    );
+    Ok(())
+}

@@ -16,7 +16,9 @@ use mailstage::upload::{
 use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules};
 use mailstage_tests::extraction::stage_user;
 use mailstage_tests::fixtures::{long_line, message_of_size, simple};
-use mailstage_tests::upload::{ADMIN, m365_job_via, run, target_contents, target_dovecot};
+use mailstage_tests::upload::{
+    ADMIN, m365_job_via, run, staged_behind_exchange, target_contents, target_dovecot,
+};
 use mailstage_tests::{Dovecot, Probe};
 
 const ALICE: &str = "alice@contoso.edu";
@@ -54,11 +56,11 @@ fn throttling_oversize_flagged_and_reserved_names_as_exchange_does_them() -> Res
     source.create_folder("alice", "Files")?;
     source.write_message_at("alice", "Files", &[], T0 + 101, &simple(101))?;
     let dir = tempfile::tempdir()?;
-    stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
-
-    let target = target_dovecot(&[ALICE])?;
-    let proxy = ExchangeProxy::start(
-        target.port(),
+    let (target, proxy) = staged_behind_exchange(
+        dir.path(),
+        &source,
+        ALICE,
+        "alice",
         ExchangeRules {
             throttle_every: Some(15),
             backoff: BACKOFF,
@@ -164,10 +166,11 @@ fn dry_run_on_microsoft_365_predicts_long_lines_and_retries_of_refusals() -> Res
         source.write_message_at("alice", "INBOX", &[], T0 + i, m)?;
     }
     let dir = tempfile::tempdir()?;
-    stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
-    let target = target_dovecot(&[ALICE])?;
-    let proxy = ExchangeProxy::start(
-        target.port(),
+    let (target, proxy) = staged_behind_exchange(
+        dir.path(),
+        &source,
+        ALICE,
+        "alice",
         ExchangeRules {
             max_append: Some(200_000),
             ..ExchangeRules::default()
@@ -305,10 +308,11 @@ fn a_refusal_for_now_without_a_code_is_sent_again_not_recorded_as_refused() -> R
         source.write_message_at("alice", "INBOX", &["\\Seen"], T0 + i, &simple(i))?;
     }
     let dir = tempfile::tempdir()?;
-    stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
-    let target = target_dovecot(&[ALICE])?;
-    let proxy = ExchangeProxy::start(
-        target.port(),
+    let (target, proxy) = staged_behind_exchange(
+        dir.path(),
+        &source,
+        ALICE,
+        "alice",
         ExchangeRules {
             unavailable_every: Some(5),
             ..ExchangeRules::default()

@@ -15,7 +15,8 @@ use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules, MAX_ERRORS};
 use mailstage_tests::extraction::stage_user;
 use mailstage_tests::fixtures::{message_of_size, simple};
 use mailstage_tests::upload::{
-    ADMIN, m365_job_via, mark_in_flight, run, staged_contents, target_contents, target_dovecot,
+    ADMIN, m365_job_via, mark_in_flight, run, staged_behind_exchange, staged_contents,
+    target_contents, target_dovecot,
 };
 
 const ALICE: &str = "alice@contoso.edu";
@@ -147,10 +148,11 @@ fn ten_errors_drop_the_connection_and_the_run_goes_on() -> Result<()> {
         source.write_message_at("alice", "INBOX", &[], T0 + 50 + i, &simple(i))?;
     }
     let dir = tempfile::tempdir()?;
-    stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
-    let target = target_dovecot(&[ALICE])?;
-    let proxy = ExchangeProxy::start(
-        target.port(),
+    let (target, proxy) = staged_behind_exchange(
+        dir.path(),
+        &source,
+        ALICE,
+        "alice",
         ExchangeRules {
             max_append: Some(20_000),
             reserved: vec!["Files".into()],

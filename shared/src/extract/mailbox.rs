@@ -9,6 +9,7 @@ use super::bodies::Meta;
 use super::bodies_pass::{FolderBodies, fetch_folders};
 use super::context::Ctx;
 use super::deletions::{Seen, notice_deletions};
+use super::flags::{FlagsOf, flags_text, read_flags};
 use super::folders::{FolderPlan, LeftOut};
 use super::listing::{Listing, list_folders};
 use super::plan::Lister;
@@ -476,24 +477,18 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         (false, _, _) => Some("(UID FLAGS)".to_owned()),
     };
     // Every UID up to `highest` the server holds, when the FLAGS fetch listed them all.
-    let mut listed = None;
-    if let Some(items) = flag_items {
-        let set = SequenceSet::from_ranges([1..=highest]);
-        let changed = s
-            .uid_fetch_meta(&set, &items)
-            .await
-            .during(|| format!("reading flag changes of {:?}", plan.name))?;
-        let changes: Vec<(u32, String)> = changed
-            .iter()
-            .filter_map(|m| Some((m.uid?, flags_text(m.flags.as_ref()?))))
-            .collect();
-        counts.flags_updated += ctx
-            .stage
-            .index(|i| i.update_flags(folder_id, uidvalidity, &changes))?;
-        if !condstore {
-            listed = Some(changes.iter().map(|(uid, _)| *uid).collect());
+    let listed = match flag_items {
+        Some(items) => {
+            let at = FlagsOf {
+                name: &plan.name,
+                folder_id,
+                uidvalidity,
+                highest,
+            };
+            read_flags(ctx, s, &at, &items, condstore, counts).await?
         }
-    }
+        None => None,
+    };
     // Opened with QRESYNC parameters the server accepted (same UIDVALIDITY): its `VANISHED
     // (EARLIER)`, or the lack of one, says what was expunged since the last pass (RFC 7162:
     // every such UID, possibly more); otherwise the message count decides.
@@ -570,15 +565,4 @@ fn meta_of(f: &FetchData) -> Option<Meta> {
         unix: f.internal_date.as_ref().and_then(|d| d.unix),
         flags: f.flags.as_deref().map(flags_text).unwrap_or_default(),
     })
-}
-
-/// A message's flags as stored: space-separated, without `\Recent` (which says which session
-/// saw the message first, not anything about the message).
-fn flags_text(flags: &[String]) -> String {
-    let kept: Vec<&str> = flags
-        .iter()
-        .map(String::as_str)
-        .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-        .collect();
-    kept.join(" ")
 }

@@ -23,6 +23,7 @@ mod commits;
 pub(crate) use bodies::message_id;
 mod context;
 mod deletions;
+mod flags;
 pub mod folders;
 pub(crate) mod listing;
 mod mailbox;
