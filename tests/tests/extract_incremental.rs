@@ -18,6 +18,37 @@ fn frank() -> [TestMailbox<'static>; 1] {
     [TestMailbox::own("frank@contoso.edu", "frank", "frank-pw")]
 }
 
+/// A Dovecot configuration line that announces every capability but CONDSTORE.
+const NO_CONDSTORE: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE \
+                            LITERAL+ NAMESPACE SPECIAL-USE UIDPLUS ESEARCH LIST-STATUS\n";
+
+/// A Dovecot with user frank that does not offer CONDSTORE.
+fn without_condstore() -> Result<Dovecot> {
+    Dovecot::builder()
+        .user("frank", "frank-pw")
+        .extra_config(NO_CONDSTORE)
+        .start()
+}
+
+/// Runs `commands` as frank with his INBOX selected.
+fn frank_inbox(d: &Dovecot, commands: &[&str]) -> Result<()> {
+    let mut p = d.login("frank")?;
+    p.select("INBOX")?;
+    for c in commands {
+        p.command(c)?.ok()?;
+    }
+    p.logout()?;
+    Ok(())
+}
+
+/// frank's incremental pass into the stage at `dir`.
+fn incremental(
+    dir: &std::path::Path,
+    d: &Dovecot,
+) -> Result<Vec<mailstage::extract::MailboxOutcome>> {
+    run(dir, d, &frank(), default_limits(), Pass::Incremental)
+}
+
 /// Staged blobs (and their flags) of one folder, from the index.
 fn folder_rows(dir: &std::path::Path, folder: &str) -> Result<Vec<(u32, BlobHash, String)>> {
     let stage = Stage::open(dir, Access::Read)?;
@@ -62,23 +93,19 @@ fn the_next_pass_fetches_exactly_the_delta() -> Result<()> {
         new_bytes += m.len() as u64;
         d.write_message_at("frank", "INBOX", &[], T0 + i, &m)?;
     }
-    let mut p = d.login("frank")?;
-    p.select("INBOX")?;
-    p.command("UID STORE 1 +FLAGS (\\Flagged)")?.ok()?;
-    p.command("DELETE Old")?.ok()?;
-    p.command("DELETE Keep")?.ok()?;
-    p.command("CREATE Keep")?.ok()?;
-    p.logout()?;
+    frank_inbox(
+        &d,
+        &[
+            "UID STORE 1 +FLAGS (\\Flagged)",
+            "DELETE Old",
+            "DELETE Keep",
+            "CREATE Keep",
+        ],
+    )?;
     d.append("frank", "Keep", &[], Some((T0 + 50) as i64), &simple(50))?;
     d.append("frank", "Keep", &[], Some((T0 + 51) as i64), &simple(51))?;
 
-    let second = run(
-        dir.path(),
-        &d,
-        &frank(),
-        default_limits(),
-        Pass::Incremental,
-    )?;
+    let second = incremental(dir.path(), &d)?;
     let c = &second[0].counts;
     assert_eq!(second[0].error, None);
     assert_eq!(
@@ -118,13 +145,7 @@ fn the_next_pass_fetches_exactly_the_delta() -> Result<()> {
     );
     assert_eq!(keep.len(), 2, "the retired row is not staged any more");
 
-    let third = run(
-        dir.path(),
-        &d,
-        &frank(),
-        default_limits(),
-        Pass::Incremental,
-    )?;
+    let third = incremental(dir.path(), &d)?;
     let c = &third[0].counts;
     assert_eq!(
         (
@@ -203,12 +224,7 @@ fn recorded_modseq(dir: &std::path::Path, wire: &str) -> Result<Option<i64>> {
 /// what changed since it.
 #[test]
 fn condstore_offered_later_reads_every_flag_once_then_only_changes() -> Result<()> {
-    let hidden = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE \
-                  LITERAL+ NAMESPACE SPECIAL-USE UIDPLUS ESEARCH LIST-STATUS\n";
-    let mut d = Dovecot::builder()
-        .user("frank", "frank-pw")
-        .extra_config(hidden)
-        .start()?;
+    let mut d = without_condstore()?;
     for i in 0..3 {
         d.write_message_at("frank", "INBOX", &[], T0 + i, &simple(i))?;
     }
@@ -228,23 +244,14 @@ fn condstore_offered_later_reads_every_flag_once_then_only_changes() -> Result<(
     d.stop();
     let config = std::fs::read_to_string(d.config_path())?;
     anyhow::ensure!(
-        config.contains(hidden),
+        config.contains(NO_CONDSTORE),
         "the capability line is in the config"
     );
-    std::fs::write(d.config_path(), config.replace(hidden, ""))?;
+    std::fs::write(d.config_path(), config.replace(NO_CONDSTORE, ""))?;
     d.restart()?;
-    let mut p = d.login("frank")?;
-    p.select("INBOX")?;
-    p.command("UID STORE 2 +FLAGS (\\Flagged)")?.ok()?;
-    p.logout()?;
+    frank_inbox(&d, &["UID STORE 2 +FLAGS (\\Flagged)"])?;
 
-    let second = run(
-        dir.path(),
-        &d,
-        &frank(),
-        default_limits(),
-        Pass::Incremental,
-    )?;
+    let second = incremental(dir.path(), &d)?;
     assert_eq!(second[0].error, None);
     assert_eq!(second[0].counts.flags_updated, 1, "{:?}", second[0].counts);
     let flags: Vec<(u32, String)> = folder_rows(dir.path(), "INBOX")?
@@ -263,17 +270,8 @@ fn condstore_offered_later_reads_every_flag_once_then_only_changes() -> Result<(
     assert!(recorded.is_some_and(|m| m > 0), "{recorded:?}");
 
     // From now on only what changed since: a later change is found, nothing else counted.
-    let mut p = d.login("frank")?;
-    p.select("INBOX")?;
-    p.command("UID STORE 3 +FLAGS (\\Seen)")?.ok()?;
-    p.logout()?;
-    let third = run(
-        dir.path(),
-        &d,
-        &frank(),
-        default_limits(),
-        Pass::Incremental,
-    )?;
+    frank_inbox(&d, &["UID STORE 3 +FLAGS (\\Seen)"])?;
+    let third = incremental(dir.path(), &d)?;
     assert_eq!(
         (third[0].error.as_deref(), third[0].counts.flags_updated),
         (None, 1)
@@ -287,12 +285,7 @@ fn condstore_offered_later_reads_every_flag_once_then_only_changes() -> Result<(
 /// noticed from the UIDs the parts listed.
 #[test]
 fn without_condstore_all_flags_are_read_in_parts_and_changes_in_each_are_found() -> Result<()> {
-    let hidden = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE \
-                  LITERAL+ NAMESPACE SPECIAL-USE UIDPLUS ESEARCH LIST-STATUS\n";
-    let d = Dovecot::builder()
-        .user("frank", "frank-pw")
-        .extra_config(hidden)
-        .start()?;
+    let d = without_condstore()?;
     let n = 5_003;
     for i in 0..n {
         d.write_message_at(
@@ -310,21 +303,17 @@ fn without_condstore_all_flags_are_read_in_parts_and_changes_in_each_are_found()
         (None, n)
     );
 
-    let mut p = d.login("frank")?;
-    p.select("INBOX")?;
-    p.command("UID STORE 5 +FLAGS (\\Flagged)")?.ok()?;
-    p.command("UID STORE 5002 +FLAGS (\\Answered)")?.ok()?;
-    p.command("UID STORE 5001 +FLAGS (\\Deleted)")?.ok()?;
-    p.command("EXPUNGE")?.ok()?;
-    p.logout()?;
-
-    let second = run(
-        dir.path(),
+    frank_inbox(
         &d,
-        &frank(),
-        default_limits(),
-        Pass::Incremental,
+        &[
+            "UID STORE 5 +FLAGS (\\Flagged)",
+            "UID STORE 5002 +FLAGS (\\Answered)",
+            "UID STORE 5001 +FLAGS (\\Deleted)",
+            "EXPUNGE",
+        ],
     )?;
+
+    let second = incremental(dir.path(), &d)?;
     let c = &second[0].counts;
     assert_eq!(second[0].error, None);
     assert_eq!((c.flags_updated, c.deleted_on_source), (2, 1), "{c:?}");
