@@ -102,13 +102,19 @@ fn keep_state(dir: &Path) -> Result<(u32, u32, KeepRows)> {
     Ok((uidvalidity, highest, rows))
 }
 
-#[test]
-fn a_pass_killed_around_a_uidvalidity_change_is_completed_by_the_next() -> Result<()> {
+/// A Dovecot where frank has a folder `Keep` of three messages.
+fn frank_with_keep() -> Result<Dovecot> {
     let d = Dovecot::builder().user("frank", "frank-pw").start()?;
     d.create_folder("frank", "Keep")?;
     for i in 0..3 {
         d.write_message_at("frank", "Keep", &[], T0 + i, &simple(i))?;
     }
+    Ok(d)
+}
+
+#[test]
+fn a_pass_killed_around_a_uidvalidity_change_is_completed_by_the_next() -> Result<()> {
+    let d = frank_with_keep()?;
     let dir = tempfile::tempdir()?;
     let first = run(dir.path(), &d, &frank(), default_limits(), Pass::Full)?;
     assert_eq!(first[0].error, None);
@@ -180,11 +186,7 @@ fn staged_in_keep(dir: &Path) -> Result<usize> {
 
 #[test]
 fn a_pass_killed_inside_a_groups_sync_is_completed_by_the_next() -> Result<()> {
-    let d = Dovecot::builder().user("frank", "frank-pw").start()?;
-    d.create_folder("frank", "Keep")?;
-    for i in 0..3 {
-        d.write_message_at("frank", "Keep", &[], T0 + i, &simple(i))?;
-    }
+    let d = frank_with_keep()?;
     for (round, durability) in [(0u64, "auto"), (1, "fsync")] {
         let dir = tempfile::tempdir()?;
         let first = run(dir.path(), &d, &frank(), default_limits(), Pass::Full)?;
@@ -235,11 +237,7 @@ fn listed_rows(dir: &Path) -> Result<i64> {
 
 #[test]
 fn a_pass_killed_after_listing_before_any_body_is_completed_by_the_next() -> Result<()> {
-    let d = Dovecot::builder().user("frank", "frank-pw").start()?;
-    d.create_folder("frank", "Keep")?;
-    for i in 0..3 {
-        d.write_message_at("frank", "Keep", &[], T0 + i, &simple(i))?;
-    }
+    let d = frank_with_keep()?;
     let dir = tempfile::tempdir()?;
     let first = run(dir.path(), &d, &frank(), default_limits(), Pass::Full)?;
     assert_eq!(first[0].error, None);
