@@ -9,7 +9,7 @@ use super::destination::Destination;
 use super::key::{self, ResumeKey};
 use super::mapping::MappedFolder;
 use super::pace::Budget;
-use super::plan::{Staged, TargetView, destinations, map_mailbox, plan};
+use super::plan::{TargetView, destinations, map_mailbox, plan};
 use super::predict::{Prediction, SizeLimit};
 use super::send::{GROUP_MESSAGES, Lane, Work, send_all};
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError, UploadOutcome};
@@ -259,17 +259,21 @@ async fn upload_once<D: Destination>(
 ) -> Result<Work, UploadError> {
     let target = dest.folders().await?;
     if ctx.dry_run {
-        let staged = ctx
-            .stage
-            .index(|i| Staged::read(i, &ctx.target, mb, true))?;
         let view = TargetView {
             folders: target,
             m365: ctx.m365,
             size_limit: SizeLimit::of_target(dest.append_limit(), ctx.m365),
         };
-        let (blobs, rules) = (ctx.stage.blobs.clone(), ctx.rules.clone());
-        let planned =
-            tokio::task::spawn_blocking(move || plan(&staged, &blobs, &view, &rules)).await;
+        let (stage, name, rules, mb) = (
+            ctx.stage.clone(),
+            ctx.target.clone(),
+            ctx.rules.clone(),
+            mb.clone(),
+        );
+        let planned = tokio::task::spawn_blocking(move || {
+            plan(&stage, &stage.blobs, &name, &mb, &view, &rules)
+        })
+        .await;
         let planned = match planned {
             Ok(p) => p?,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

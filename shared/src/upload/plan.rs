@@ -4,44 +4,35 @@
 //! with what it assumes offline ([`TargetView::offline`]). Both call [`plan`], so they
 //! predict the same skips from the same facts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::case_merge::merge_case_variants;
 use super::mapping::{MappedFolder, MappingRules, Role, TargetFolders, map_folders};
-use super::predict::{Prediction, SizeLimit, predict};
+use super::predict::{Prediction, SizeLimit, predict_skips};
 use super::{MailboxUpload, UploadCounts};
-use crate::stage::index::{RecordedRefusal, SourceFolder, UploadItem};
-use crate::stage::{BlobStore, Index, Stage, StageError};
+use crate::stage::index::{QueuedFolder, SourceFolder};
+use crate::stage::{BlobStore, Index, Stage, StageError, StageHandle};
 
-/// What the index says about one mailbox's upload to a target.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Staged {
-    /// Its source folders that hold staged mail.
-    pub sources: Vec<SourceFolder>,
-    /// Its staged messages the target has not confirmed, by folder and UID.
-    pub queue: Vec<UploadItem>,
-    /// Those the target refused before (read for a plan only; a real run retries them).
-    pub refusals: Vec<RecordedRefusal>,
+/// How many queued messages a plan reads (and scans for long lines) at a time, so planning
+/// a mailbox holds no list of all of it.
+const PLAN_CHUNK: usize = 4096;
+
+/// Read access to the index for a plan: `lint` holds the index, a dry run reaches it
+/// through the pipeline's mutex (taken for one read at a time).
+pub(crate) trait ReadIndex {
+    /// Runs `f` on the index.
+    fn read<T>(&self, f: impl FnOnce(&Index) -> Result<T, StageError>) -> Result<T, StageError>;
 }
 
-impl Staged {
-    /// Reads a mailbox's folders and queue for `target`; for a plan (`planning`) the queue
-    /// holds the messages refused last time too, and their refusals are read.
-    pub fn read(
-        index: &Index,
-        target: &str,
-        mb: &MailboxUpload,
-        planning: bool,
-    ) -> Result<Self, StageError> {
-        Ok(Self {
-            sources: index.upload_folders(mb.mailbox_id)?,
-            queue: index.upload_queue(target, mb.mailbox_id, planning)?,
-            refusals: if planning {
-                index.refused_uploads(target, mb.mailbox_id)?
-            } else {
-                Vec::new()
-            },
-        })
+impl ReadIndex for Index {
+    fn read<T>(&self, f: impl FnOnce(&Index) -> Result<T, StageError>) -> Result<T, StageError> {
+        f(self)
+    }
+}
+
+impl ReadIndex for StageHandle {
+    fn read<T>(&self, f: impl FnOnce(&Index) -> Result<T, StageError>) -> Result<T, StageError> {
+        self.index(|i| f(i))
     }
 }
 
@@ -140,34 +131,66 @@ impl Plan {
     }
 }
 
-/// Plans one mailbox: maps its folders onto `target`, counts what would be sent and predicts
-/// what the target will not store (reading blobs for long lines on Microsoft 365: call it
-/// off the async runtime).
+/// Plans one mailbox's upload to the target named `target`: maps its folders onto `view`,
+/// counts what would be sent (the messages refused last time too: a real run retries them)
+/// and predicts what the target will not store, reading the queue a part at a time (and,
+/// on Microsoft 365, blobs for long lines: call it off the async runtime).
 pub(crate) fn plan(
-    staged: &Staged,
+    index: &impl ReadIndex,
     blobs: &BlobStore,
-    target: &TargetView,
+    target: &str,
+    mb: &MailboxUpload,
+    view: &TargetView,
     rules: &MappingRules,
 ) -> Result<Plan, StageError> {
-    let folders = map_mailbox(&staged.sources, &target.folders, target.m365, rules);
+    plan_in_parts(index, blobs, target, mb, view, rules, PLAN_CHUNK)
+}
+
+/// [`plan`], reading the queue `part` messages at a time.
+fn plan_in_parts(
+    index: &impl ReadIndex,
+    blobs: &BlobStore,
+    target: &str,
+    mb: &MailboxUpload,
+    view: &TargetView,
+    rules: &MappingRules,
+    part: usize,
+) -> Result<Plan, StageError> {
+    let sources = index.read(|i| i.upload_folders(mb.mailbox_id))?;
+    let folders = map_mailbox(&sources, &view.folders, view.m365, rules);
     let dest_of = destinations(&folders);
-    let (sendable, left_out): (Vec<&UploadItem>, Vec<&UploadItem>) = staged
-        .queue
+    let queued = index.read(|i| i.upload_queue_folders(target, mb.mailbox_id, true))?;
+    let (sendable, left_out): (Vec<&QueuedFolder>, Vec<&QueuedFolder>) = queued
         .iter()
-        .partition(|i| dest_of.contains_key(&i.folder_id));
-    let planned = (sendable.len() as u64, sendable.iter().map(|i| i.size).sum());
-    let prediction = predict(
-        blobs,
-        target.m365,
-        target.size_limit,
-        &folders,
-        &sendable,
-        &staged.refusals,
-    )?;
+        .partition(|q| dest_of.contains_key(&q.folder_id));
+    let planned = (
+        sendable.iter().map(|q| q.messages).sum(),
+        sendable.iter().map(|q| q.bytes).sum(),
+    );
+    let sendable_ids: HashSet<i64> = sendable.iter().map(|q| q.folder_id).collect();
+    let mut prediction = Prediction {
+        size_limit: view.size_limit,
+        skips: Vec::new(),
+        last_refusal: index.read(|i| i.latest_refusal(target, mb.mailbox_id, &sendable_ids))?,
+    };
+    let by_source: HashMap<i64, &MappedFolder> = folders.iter().map(|m| (m.source_id, m)).collect();
+    for folder in &sendable {
+        let mut after = (0, 0);
+        loop {
+            let items = index.read(|i| {
+                i.planned_queue_after(target, mb.mailbox_id, folder.folder_id, after, part)
+            })?;
+            let Some(last) = items.last() else { break };
+            after = (last.item.uidvalidity, last.item.uid);
+            let skips = predict_skips(blobs, view.m365, view.size_limit, &by_source, &items)?;
+            prediction.skips.extend(skips);
+        }
+    }
+    prediction.sort();
     Ok(Plan {
         folders,
         planned,
-        left_out: left_out.len() as u64,
+        left_out: left_out.iter().map(|q| q.messages).sum(),
         prediction,
     })
 }
@@ -181,13 +204,84 @@ pub(crate) fn plan_offline(
     view: &TargetView,
     rules: &MappingRules,
 ) -> Result<Plan, StageError> {
-    let staged = Staged::read(stage.index(), target, mb, true)?;
-    plan(&staged, stage.blobs(), view, rules)
+    plan(stage.index(), stage.blobs(), target, mb, view, rules)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::index::MessageState;
+    use crate::stage::index::test_rows::{index, messages, one_mailbox};
+    use crate::upload::predict::{LimitSource, SkipReason};
+
+    #[test]
+    fn a_plan_read_in_parts_is_the_plan_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = index(dir.path());
+        let mailbox_id = one_mailbox(&mut idx, "alice@x");
+        // UIDs 1..=10; the even ones are over the limit below.
+        let rows: Vec<_> = (1..=10u64)
+            .map(|n| {
+                (
+                    MessageState::Staged,
+                    if n % 2 == 0 { 5000 } else { 10 },
+                    Some(0xab),
+                )
+            })
+            .collect();
+        messages(&mut idx, mailbox_id, 1, &rows);
+        let queue = idx.upload_queue("t", mailbox_id, false).unwrap();
+        let row = |uid: u32| queue.iter().find(|i| i.uid == uid).unwrap().message_row;
+        let inbox = "[\"INBOX\"]";
+        idx.refuse_unsent("t", "alice@x", inbox, &[row(3)], "NO first")
+            .unwrap();
+        idx.refuse_unsent("t", "alice@x", inbox, &[row(7)], "NO second")
+            .unwrap();
+        let blobs = BlobStore::open(&dir.path().join("blobs")).unwrap();
+        let mb = MailboxUpload {
+            mailbox_id,
+            email: "alice@x".into(),
+            target_mailbox: "alice@x".into(),
+        };
+        let view = TargetView {
+            size_limit: Some(SizeLimit {
+                bytes: 1000,
+                source: LimitSource::Given,
+            }),
+            ..TargetView::default()
+        };
+        let rules = MappingRules::default();
+        let whole = plan_in_parts(&idx, &blobs, "t", &mb, &view, &rules, PLAN_CHUNK).unwrap();
+        let parts = plan_in_parts(&idx, &blobs, "t", &mb, &view, &rules, 3).unwrap();
+        for p in [&whole, &parts] {
+            assert_eq!(p.planned, (10, 5 * 5000 + 5 * 10));
+            assert_eq!(p.left_out, 0);
+            let skips: Vec<(u32, SkipReason)> = p
+                .prediction
+                .skips
+                .iter()
+                .map(|s| (s.uid, s.reason))
+                .collect();
+            let mut expected: Vec<(u32, SkipReason)> = [2, 4, 6, 8, 10]
+                .map(|u| (u, SkipReason::OverSizeLimit))
+                .into();
+            expected.extend([
+                (3, SkipReason::RefusedBefore),
+                (7, SkipReason::RefusedBefore),
+            ]);
+            expected.sort_by_key(|s| s.0);
+            assert_eq!(skips, expected);
+            assert_eq!(p.prediction.last_refusal.as_deref(), Some("NO second"));
+        }
+        let texts = |p: &Plan| {
+            p.prediction
+                .skips
+                .iter()
+                .map(|s| s.text.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(texts(&whole), texts(&parts));
+    }
 
     #[test]
     fn an_offline_microsoft_365_knows_its_role_folders_and_default_limit() {

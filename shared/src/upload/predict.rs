@@ -10,7 +10,7 @@ use super::UploadCounts;
 use super::long_lines::{EXCHANGE_MAX_LINE, longest_lines};
 use super::mapping::MappedFolder;
 use crate::report::table::human_bytes;
-use crate::stage::index::{RecordedRefusal, UploadItem};
+use crate::stage::index::{PlanItem, UploadItem};
 use crate::stage::{BlobHash, BlobStore, StageError};
 
 /// Exchange Online's default maximum message size, used for a Microsoft 365 target that
@@ -107,13 +107,19 @@ pub struct PredictedSkip {
 pub(crate) struct Prediction {
     /// The target's size limit, when one is known.
     pub size_limit: Option<SizeLimit>,
-    /// Predicted skips, by source folder name, then UID.
+    /// Predicted skips, by source folder name, then UID ([`Prediction::sort`]).
     pub skips: Vec<PredictedSkip>,
     /// The server's words at the most recent refusal of a message it will be sent again.
     pub last_refusal: Option<String>,
 }
 
 impl Prediction {
+    /// Puts the skips in their order: by source folder name, then UID.
+    pub fn sort(&mut self) {
+        self.skips
+            .sort_by(|a, b| (&a.folder, a.uid).cmp(&(&b.folder, b.uid)));
+    }
+
     /// Adds the prediction's figures to a mailbox's counts.
     pub fn count(&self, counts: &mut UploadCounts) {
         let refusals = |s: &&PredictedSkip| s.reason != SkipReason::RefusedBefore;
@@ -126,30 +132,27 @@ impl Prediction {
     }
 }
 
-/// Predicts the skips among the messages a run would send (`sendable`, each in a folder
-/// `mapped` gives a target), given the refusals the index recorded for the mailbox. Blobs
-/// are scanned for long lines only for Microsoft 365 (in parallel, blocking: call it off
-/// the async runtime).
-pub(crate) fn predict(
+/// The skips among one part of the messages a run would send (`sendable`, each in a folder
+/// of `folders` that has a target; the words of a refusal last time with each). Blobs are
+/// scanned for long lines only for Microsoft 365 (in parallel, blocking: call it off the
+/// async runtime). Skips come in the order of `sendable`.
+pub(crate) fn predict_skips(
     blobs: &BlobStore,
     m365: bool,
     size_limit: Option<SizeLimit>,
-    mapped: &[MappedFolder],
-    sendable: &[&UploadItem],
-    recorded: &[RecordedRefusal],
-) -> Result<Prediction, StageError> {
-    let (refused, last_refusal) = refusals(recorded, sendable);
+    folders: &HashMap<i64, &MappedFolder>,
+    sendable: &[PlanItem],
+) -> Result<Vec<PredictedSkip>, StageError> {
     let longest = if m365 {
-        let within = |i: &&&UploadItem| size_limit.is_none_or(|l| i.size <= l.bytes);
-        longest_line_of(blobs, sendable.iter().filter(within).copied())?
+        let within = |p: &&PlanItem| size_limit.is_none_or(|l| p.item.size <= l.bytes);
+        longest_line_of(blobs, sendable.iter().filter(within).map(|p| &p.item))?
     } else {
         HashMap::new()
     };
-    let folders: HashMap<i64, &MappedFolder> = mapped.iter().map(|m| (m.source_id, m)).collect();
-    let mut skips: Vec<PredictedSkip> = sendable
+    Ok(sendable
         .iter()
-        .filter_map(|item| {
-            let words = refused.get(&item.message_row).map(String::as_str);
+        .filter_map(|PlanItem { item, refused_with }| {
+            let words = refused_with.as_deref();
             let line = longest.get(&item.blob).copied();
             let (reason, text) = judge(item.size, size_limit, line, words)?;
             let folder = folders.get(&item.folder_id)?;
@@ -160,32 +163,10 @@ pub(crate) fn predict(
                 size: item.size,
                 reason,
                 text,
-                refused_last_time: words.map(str::to_owned),
+                refused_last_time: refused_with.clone(),
             })
         })
-        .collect();
-    skips.sort_by(|a, b| (&a.folder, a.uid).cmp(&(&b.folder, b.uid)));
-    Ok(Prediction {
-        size_limit,
-        skips,
-        last_refusal,
-    })
-}
-
-/// The server's words for each message of `sendable` it refused last time, and its words at
-/// the most recent of those refusals (`recorded` is oldest first).
-fn refusals(
-    recorded: &[RecordedRefusal],
-    sendable: &[&UploadItem],
-) -> (HashMap<i64, String>, Option<String>) {
-    let rows: HashSet<i64> = sendable.iter().map(|i| i.message_row).collect();
-    recorded
-        .iter()
-        .filter(|r| rows.contains(&r.message_row))
-        .fold((HashMap::new(), None), |(mut all, _), r| {
-            all.insert(r.message_row, r.words.clone());
-            (all, Some(r.words.clone()))
-        })
+        .collect())
 }
 
 /// The longest line of each distinct blob of `items`; an unreadable blob is a stage error

@@ -47,10 +47,8 @@ pub use status::{BatchStatus, ItemCounts, MailboxStatus, StatusTotals};
 
 pub use sync::{FolderSync, OpenedFolder};
 pub use upload_flags::PendingFlag;
-pub use upload_queue::QueuedFolder;
-pub use uploads::{
-    MailboxUploadStatus, RecordedRefusal, SourceFolder, UploadItem, UploadResult, UploadState,
-};
+pub use upload_queue::{PlanItem, QueuedFolder};
+pub use uploads::{MailboxUploadStatus, SourceFolder, UploadItem, UploadResult, UploadState};
 
 use super::error::{Result, StageError};
 use super::schema::{MIGRATIONS, SCHEMA_VERSION};

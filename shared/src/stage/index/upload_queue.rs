@@ -1,11 +1,34 @@
 //! A mailbox's upload queue read in parts, so a run holds no list of a whole mailbox: what
 //! each source folder holds to send (counts and bytes), the messages a previous attempt
-//! left in flight, and a folder's next messages after a cursor.
+//! left in flight, and a folder's next messages after a cursor (for a plan, with the words
+//! of the target's refusal of each one it refused before).
+
+use std::collections::HashSet;
 
 use super::uploads::{QUEUE_COLUMNS, QUEUE_FROM, QUEUE_ORDER, item_from_row};
 use super::{Index, to_sql_int};
 use crate::stage::error::Result;
 use crate::stage::index::UploadItem;
+
+/// A message of a plan's queue ([`Index::planned_queue_after`]).
+#[derive(Clone, Debug)]
+pub struct PlanItem {
+    /// The message as a run would send it.
+    pub item: UploadItem,
+    /// The server's words when the target refused it in an earlier run (a real run sends
+    /// it again).
+    pub refused_with: Option<String>,
+}
+
+/// The queue of one folder after a cursor: `?4` the folder, `?5`/`?6` the UIDVALIDITY and
+/// UID to start after, `?7` how many at most; `extra` adds columns after [`QUEUE_COLUMNS`].
+fn queue_after_sql(extra: &str) -> String {
+    format!(
+        "{QUEUE_COLUMNS}{extra}{QUEUE_FROM} AND m.folder_id = ?4
+           AND (m.uidvalidity, m.uid) > (?5, ?6)
+         {QUEUE_ORDER} LIMIT ?7"
+    )
+}
 
 /// What one source folder holds in a mailbox's upload queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,12 +84,7 @@ impl Index {
         after: (u32, u32),
         limit: usize,
     ) -> Result<Vec<UploadItem>> {
-        let sql = format!(
-            "{QUEUE_COLUMNS}{QUEUE_FROM} AND m.folder_id = ?4
-               AND (m.uidvalidity, m.uid) > (?5, ?6)
-             {QUEUE_ORDER} LIMIT ?7"
-        );
-        let mut stmt = self.sql(self.conn.prepare_cached(&sql))?;
+        let mut stmt = self.sql(self.conn.prepare_cached(&queue_after_sql("")))?;
         let params = (
             target,
             mailbox_id,
@@ -78,6 +96,61 @@ impl Index {
         );
         let rows = stmt.query_map(params, item_from_row);
         self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// As [`Index::upload_queue_after`] for a plan, which changes nothing: the messages the
+    /// target refused before are in the queue too, each with the server's words.
+    pub fn planned_queue_after(
+        &self,
+        target: &str,
+        mailbox_id: i64,
+        folder_id: i64,
+        after: (u32, u32),
+        limit: usize,
+    ) -> Result<Vec<PlanItem>> {
+        let refused = ", CASE WHEN u.state = 'failed' THEN coalesce(u.last_error, '') END";
+        let mut stmt = self.sql(self.conn.prepare_cached(&queue_after_sql(refused)))?;
+        let params = (
+            target,
+            mailbox_id,
+            true,
+            folder_id,
+            after.0,
+            after.1,
+            to_sql_int(limit as u64),
+        );
+        let rows = stmt.query_map(params, |r| {
+            Ok(PlanItem {
+                item: item_from_row(r)?,
+                refused_with: r.get(13)?,
+            })
+        });
+        self.sql(rows.and_then(Iterator::collect))
+    }
+
+    /// The server's words at the most recent refusal of a message of a mailbox's queue in
+    /// one of `folders` (a message a real run would send again), if any.
+    pub fn latest_refusal(
+        &self,
+        target: &str,
+        mailbox_id: i64,
+        folders: &HashSet<i64>,
+    ) -> Result<Option<String>> {
+        let sql = format!(
+            "SELECT m.folder_id, coalesce(u.last_error, '') {QUEUE_FROM} AND u.state = 'failed'
+             ORDER BY u.updated_at DESC, u.id DESC"
+        );
+        let mut stmt = self.sql(self.conn.prepare_cached(&sql))?;
+        let rows = stmt.query_map((target, mailbox_id, true), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        });
+        for row in self.sql(rows)? {
+            let (folder, words) = self.sql(row)?;
+            if folders.contains(&folder) {
+                return Ok(Some(words));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -85,9 +85,31 @@ mod tests {
         index
             .refuse_unsent("t", "alice@x", "[\"Shared\"]", &rows, words)
             .unwrap();
-        let refused = index.refused_uploads("t", mailbox_id).unwrap();
-        assert_eq!(refused.len(), 3);
-        assert!(refused.iter().all(|r| r.words == words));
+        let folder_id = index.upload_queue_folders("t", mailbox_id, true).unwrap()[0].folder_id;
+        let planned = index
+            .planned_queue_after("t", mailbox_id, folder_id, (0, 0), 10)
+            .unwrap();
+        assert_eq!(planned.len(), 3);
+        assert!(
+            planned
+                .iter()
+                .all(|p| p.refused_with.as_deref() == Some(words))
+        );
+        let folders = std::collections::HashSet::from([folder_id]);
+        assert_eq!(
+            index
+                .latest_refusal("t", mailbox_id, &folders)
+                .unwrap()
+                .as_deref(),
+            Some(words)
+        );
+        assert_eq!(
+            index
+                .latest_refusal("t", mailbox_id, &Default::default())
+                .unwrap(),
+            None,
+            "only refusals in the folders asked for"
+        );
         assert!(
             index
                 .upload_queue("t", mailbox_id, false)

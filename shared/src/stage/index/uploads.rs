@@ -105,17 +105,6 @@ pub enum UploadResult {
     Unanswered,
 }
 
-/// A message the target refused in an earlier run (state `failed`), with its words.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordedRefusal {
-    /// The message's row.
-    pub message_row: i64,
-    /// What the server said.
-    pub words: String,
-    /// When the refusal was recorded (UTC, `YYYY-MM-DDTHH:MM:SSZ`).
-    pub at: String,
-}
-
 /// Records a mailbox's run state; `Uploading` starts a new run (clock and counts from zero).
 const UPSERT_RUN: &str = "
     INSERT INTO upload_runs (mailbox_id, target, state, last_error, started_at, updated_at)
@@ -269,25 +258,6 @@ impl Index {
         let sql = format!("{QUEUE_COLUMNS}{QUEUE_FROM}{QUEUE_ORDER}");
         let mut stmt = self.sql(self.conn.prepare(&sql))?;
         let rows = stmt.query_map((target, mailbox_id, with_refused), item_from_row);
-        self.sql(rows.and_then(Iterator::collect))
-    }
-
-    /// A mailbox's messages the target refused (state `failed`), oldest refusal first.
-    pub fn refused_uploads(&self, target: &str, mailbox_id: i64) -> Result<Vec<RecordedRefusal>> {
-        let mut stmt = self.sql(self.conn.prepare(
-            "SELECT u.message_id, coalesce(u.last_error, ''), u.updated_at
-             FROM uploads u JOIN messages m ON m.id = u.message_id
-             JOIN folders f ON f.id = m.folder_id
-             WHERE u.target = ?1 AND u.state = 'failed' AND f.mailbox_id = ?2
-             ORDER BY u.updated_at, u.id",
-        ))?;
-        let rows = stmt.query_map((target, mailbox_id), |r| {
-            Ok(RecordedRefusal {
-                message_row: r.get(0)?,
-                words: r.get(1)?,
-                at: r.get(2)?,
-            })
-        });
         self.sql(rows.and_then(Iterator::collect))
     }
 
