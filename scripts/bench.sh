@@ -39,7 +39,10 @@
 #                                            (RTT D; default 2 x 300 messages), against the
 #                                            loopback time. BENCH_SHAPE=small: messages of
 #                                            ~300 bytes in INBOX (one large mailbox:
-#                                            BENCH_SHAPE=small scripts/bench.sh upload 1 50000).
+#                                            BENCH_SHAPE=small scripts/bench.sh upload 1 50000;
+#                                            the target then runs with maildir_very_dirty_syncs).
+#                                            TARGET_DOVECOT_EXTRA: lines added to the target's
+#                                            dovecot.conf.
 #   scripts/bench.sh merge [BLOBS] [SIZE]    stage merge of a stage of BLOBS blobs of SIZE bytes
 #                                            (default 20000 x 100 KiB) into an empty stage on the
 #                                            same disk (what copying a stage in costs: every blob
@@ -138,7 +141,11 @@ bench_upload() {
     . "$work/corpus.env"
     local emails=() u
     for u in $USERS; do emails+=("$u@bench.test"); done
-    exec 4> >(target/release/target-dovecot "${emails[@]}" > "$work/target.env")
+    # One large folder: Dovecot told that only it writes the maildirs (no directory scan
+    # per APPEND); TARGET_DOVECOT_EXTRA adds other configuration lines.
+    local extra=${TARGET_DOVECOT_EXTRA-}
+    [ "${BENCH_SHAPE:-}" = small ] && extra=${extra:-maildir_very_dirty_syncs = yes}
+    exec 4> >(TARGET_DOVECOT_EXTRA="$extra" target/release/target-dovecot "${emails[@]}" > "$work/target.env")
     while ! grep -q '^MAIL_DIR=' "$work/target.env" 2>/dev/null; do sleep 0.2; done
     local tport; tport=$(sed -n 's/^PORT=//p' "$work/target.env")
     if [ -n "$budget" ]; then
