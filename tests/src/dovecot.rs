@@ -144,6 +144,7 @@ pub struct DovecotBuilder {
     extra: Vec<String>,
     xoauth2_introspection: Option<String>,
     separator: Option<char>,
+    format: Option<String>,
 }
 
 impl DovecotBuilder {
@@ -198,6 +199,14 @@ impl DovecotBuilder {
     /// live. Any live token logs in as any mailbox; password logins keep working.
     pub fn xoauth2_introspection(mut self, url: &str) -> Self {
         self.xoauth2_introspection = Some(url.into());
+        self
+    }
+
+    /// Stores mail in `format` (`sdbox` or `mdbox`, under `DIR/mail/USER/FORMAT`) instead of
+    /// maildir, e.g. for a benchmark appending into one large folder (Dovecot rewrites a
+    /// maildir's `dovecot-uidlist` as it grows). [`Dovecot::maildir_of`] then does not apply.
+    pub fn mailbox_format(mut self, format: &str) -> Self {
+        self.format = Some(format.into());
         self
     }
 
@@ -288,6 +297,10 @@ impl DovecotBuilder {
     /// The text of `dovecot.conf`.
     fn render(&self, root: &Path, owner: &Owner, port: u16, tls_port: Option<u16>) -> String {
         let d = root.display();
+        let location = match &self.format {
+            Some(f) => format!("{f}:{d}/mail/%u/{f}"),
+            None => format!("maildir:{d}/mail/%u/Maildir:LAYOUT=fs:UTF-8"),
+        };
         let mut mechs = vec!["plain", "login"];
         mechs.extend(self.mechanisms.iter().map(String::as_str));
         if self.xoauth2_introspection.is_some() {
@@ -305,7 +318,7 @@ impl DovecotBuilder {
              default_internal_group = {}\n\
              first_valid_uid = {uid}\nlast_valid_uid = {uid}\n\
              first_valid_gid = {gid}\nlast_valid_gid = {gid}\n\
-             mail_location = maildir:{d}/mail/%u/Maildir:LAYOUT=fs:UTF-8\n\
+             mail_location = {location}\n\
              mail_save_crlf = yes\nmail_max_userip_connections = 1000\n",
             mechs.join(" "),
             owner.login_user,

@@ -21,8 +21,8 @@ use mailstage::upload::{
 };
 use secrecy::SecretString;
 
-use crate::Dovecot;
 use crate::probe::flag_set;
+use crate::{Dovecot, DovecotBuilder};
 
 /// The master user every target Dovecot of the tests has.
 pub const ADMIN: (&str, &str) = ("admin", "admin-pw");
@@ -42,7 +42,17 @@ pub fn target_dovecot(emails: &[&str]) -> Result<Dovecot> {
 /// A target Dovecot as [`target_dovecot`] makes it, with `extra` lines at the end of its
 /// configuration (e.g. `imap_capability = +APPENDLIMIT=200000`).
 pub fn target_dovecot_with(emails: &[&str], extra: &[&str]) -> Result<Dovecot> {
-    let mut b = Dovecot::builder().master_user(ADMIN.0, ADMIN.1);
+    target_dovecot_from(Dovecot::builder(), emails, extra)
+}
+
+/// A target Dovecot as [`target_dovecot_with`] makes it, from `builder`'s options (e.g. its
+/// mailbox format).
+pub fn target_dovecot_from(
+    builder: DovecotBuilder,
+    emails: &[&str],
+    extra: &[&str],
+) -> Result<Dovecot> {
+    let mut b = builder.master_user(ADMIN.0, ADMIN.1);
     for e in emails {
         b = b.user(e, &format!("pw-{}", e.len()));
     }
