@@ -46,6 +46,9 @@ pub struct Faults {
     /// Deliver each direction's bytes this long after they were read (a one-way delay: half
     /// the round trip). Throughput is unchanged; a cut drops what is still on the line.
     pub delay: Option<Duration>,
+    /// Cut (and stall) the first connection only; later ones are forwarded uncut, with the
+    /// delay and rate (a balancer whose first backend hangs, once).
+    pub first_only: bool,
 }
 
 impl Faults {
@@ -118,6 +121,9 @@ impl FaultProxy {
                     if let Some((low, high)) = faults.cut_between {
                         let mut rng = Rng::new(faults.seed.wrapping_add(n));
                         faults.down_limit = Some(low + rng.next_u64() % (high - low).max(1));
+                    }
+                    if faults.first_only && n > 0 {
+                        (faults.down_limit, faults.up_limit) = (None, None);
                     }
                     std::thread::spawn(move || {
                         if let Err(e) = serve(client, target, &faults, &counters, commands) {

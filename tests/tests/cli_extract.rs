@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use cli_support::{Cli, text};
 use mailstage_tests::Dovecot;
+use mailstage_tests::fault_proxy::{FaultProxy, Faults};
 use mailstage_tests::fixtures::simple;
 
 const T0: u64 = 1_695_000_000;
@@ -141,6 +142,76 @@ fn an_unreachable_server_fails_fast_and_a_csv_must_match_its_batch() -> Result<(
         other.to_str().expect("UTF-8 path"),
     ]);
     assert!(err.contains("not in batch"), "{err}");
+    Ok(())
+}
+
+/// The reachability check runs beside the pass, on the first connection: here a balancer
+/// holds that one without a greeting and then drops it, while the mailboxes' connections go
+/// through to a Dovecot behind a slow link. The pass is stopped part-way (mid-body: the
+/// next run continues from partial bodies) with the check's diagnosis,
+/// and the index says so truthfully: no mailbox left `Syncing`, the batch `Failed`, the stage
+/// verified; the next run completes.
+#[test]
+fn a_failed_check_stops_a_started_pass_and_leaves_a_truthful_index() -> Result<()> {
+    let d = Dovecot::builder()
+        .user("alice", "alice-pw")
+        .user("bob", "bob-pw")
+        .start()?;
+    let folders = ["INBOX", "F1", "F2", "F3"];
+    for (user, seed) in [("alice", 5), ("bob", 6)] {
+        d.write_sized(user, &folders, &[20_000; 80], seed)?;
+    }
+    // Each mailbox's 1.6 MB take 1.6 s at 1 MB/s; the check's connection is dropped after
+    // 0.6 s without a greeting.
+    let proxy = FaultProxy::start(
+        d.port(),
+        Faults {
+            down_limit: Some(0),
+            stall: Some(Duration::from_millis(600)),
+            first_only: true,
+            rate: Some(1_000_000),
+            ..Faults::rtt(Duration::from_millis(20))
+        },
+    )?;
+    let cli = Cli::new();
+    cli.endpoint_on("src", proxy.port());
+    let rows = [
+        "alice@contoso.edu,alice,alice-pw",
+        "bob@contoso.edu,bob,bob-pw",
+    ];
+    cli.batch("b", "src", &rows);
+    let err = cli.fails(&["batch", "start", "b", "--quiet"]);
+    assert!(
+        err.contains("cannot reach the source server") && err.contains("hint:"),
+        "{err}"
+    );
+    assert!(proxy.connections() >= 3, "the mailboxes had connected");
+    let status = cli.json(&["batch", "status", "b", "--users"]);
+    assert_eq!(status["batch"]["state"], "Failed", "{status}");
+    for m in status["mailboxes"].as_array().expect("mailboxes") {
+        assert_eq!(m["state"], "Failed", "{status}");
+        let why = m["last_error"].as_str().unwrap_or_default();
+        assert!(
+            why.starts_with("the pass stopped: cannot reach"),
+            "{status}"
+        );
+    }
+    let verified = cli.ok(&["verify"]);
+    assert!(verified.contains("result: clean"), "{verified}");
+
+    // The balancer lets every later connection through.
+    let done = cli.ok(&["batch", "start", "b", "--quiet"]);
+    eprintln!("{done}");
+    assert!(done.contains("batch \"b\": Synced"), "{done}");
+    let again = cli.ok(&["batch", "sync", "b", "--quiet"]);
+    assert!(
+        again.contains("alice@contoso.edu: 0 staged")
+            && again.contains("bob@contoso.edu: 0 staged"),
+        "{again}"
+    );
+    let status = cli.json(&["batch", "status", "b", "--users"]);
+    assert_eq!(status["totals"]["staged"], 160, "{status}");
+    assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
 

@@ -5,20 +5,23 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::pin::pin;
 
 use serde::Serialize;
 
 use super::error::{CommandError, Result, runtime};
 use crate::catalog::TlsTrust;
 use crate::catalog::{BatchRow, read_batch_file};
-use crate::extract::{Limits, MailboxJob, MailboxOutcome, Pass, PassJob, SharedProgress, run_pass};
+use crate::extract::{
+    Limits, MailboxCounts, MailboxJob, MailboxOutcome, Pass, PassJob, SharedProgress, run_pass,
+};
 use crate::imap::Fingerprint;
-use crate::imap::diagnose::check_server_reachable;
+use crate::imap::diagnose::{Failure, ServerReport, check_server_reachable};
 use crate::imap::transport::ConnectOptions;
 use crate::retry::RetryPolicy;
 use crate::shard::ShardRequest;
-use crate::stage::index::{BatchState, Index, MailboxInfo, NewMailbox};
-use crate::stage::{Access, Stage, with_index};
+use crate::stage::index::{BatchState, Index, MailboxInfo, MailboxState, NewMailbox};
+use crate::stage::{Access, SharedStage, Stage, with_index};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -221,32 +224,121 @@ impl PreparedPass {
         (self.stage, self.job)
     }
 
-    /// Fails fast, with test-server's diagnosis, when the server cannot be reached at all
-    /// (the batch is then `Failed`); otherwise runs the pass and records the batch's state.
+    /// Runs the pass while a connection of its own checks that the server can be reached at
+    /// all (test-server's first steps): when it cannot, the pass is stopped and this fails
+    /// with the diagnosis (the batch is then `Failed`); otherwise records the batch's state
+    /// from the mailboxes' outcomes.
     pub fn run(self, progress: SharedProgress) -> Result<PassReport> {
         let Self { mut stage, job } = self;
         let batch = job.batch.clone();
+        let mailboxes: Vec<(i64, String)> = job
+            .mailboxes
+            .iter()
+            .map(|m| (m.mailbox_id, m.email.clone()))
+            .collect();
+        let connect = job.connect.clone();
         let runtime = runtime()?;
-        let reach = runtime.block_on(check_server_reachable(&job.connect));
-        let index = stage.index_mut();
-        if let Some(f) = reach.failure {
-            index.set_batch_state(&batch, BatchState::Failed)?;
-            return Err(CommandError::Unreachable {
-                what: "the source server".into(),
-                message: f.message,
-                hint: f.hint,
-            });
-        }
-        index.set_batch_state(&batch, BatchState::Syncing)?;
+        stage
+            .index_mut()
+            .set_batch_state(&batch, BatchState::Syncing)?;
         let shared = stage.into_shared()?;
-        let mailboxes = runtime.block_on(run_pass(job, &shared, progress));
-        let (state, _) = verdict(&mailboxes);
+        let raced = runtime.block_on(unless_unreachable(
+            check_server_reachable(&connect),
+            run_pass(job, &shared, progress.clone()),
+        ));
+        // A stopped pass's tasks were aborted at their next await; the index writes they had
+        // handed to blocking threads (whole transactions) end before the runtime is gone.
+        drop(runtime);
+        let outcomes = match raced {
+            Ok(outcomes) => outcomes,
+            // The check failed after a pass that got somewhere: the pass's word stands.
+            Err((_, Some(outcomes))) if outcomes.iter().any(|o| o.error.is_none()) => outcomes,
+            Err((failure, _)) => {
+                return Err(record_unreachable(
+                    &shared, &batch, &mailboxes, failure, &progress,
+                ));
+            }
+        };
+        let (state, _) = verdict(&outcomes);
         with_index(&shared.index, |i| i.set_batch_state(&batch, state))?;
         Ok(PassReport {
             batch,
             state,
-            mailboxes,
+            mailboxes: outcomes,
         })
+    }
+}
+
+/// Races the reachability `check` against the `pass`. The check is polled first, so its
+/// connection is the first the server sees. When it fails before the pass is done, the pass
+/// is dropped (its mailbox tasks aborted) and `Err` carries the diagnosis; when the pass is
+/// done first, the check is still waited for (it started with the pass, so it is about done)
+/// and a failure comes with the pass's output.
+async fn unless_unreachable<T>(
+    check: impl Future<Output = ServerReport>,
+    pass: impl Future<Output = T>,
+) -> std::result::Result<T, (Failure, Option<T>)> {
+    let (mut check, mut pass) = (pin!(check), pin!(pass));
+    let (report, done) = tokio::select! {
+        biased;
+        report = &mut check => (report, None),
+        done = &mut pass => (check.await, Some(done)),
+    };
+    match (report.failure, done) {
+        (Some(failure), done) => Err((failure, done)),
+        (None, Some(done)) => Ok(done),
+        (None, None) => Ok(pass.await),
+    }
+}
+
+/// Records a pass stopped because the server cannot be reached, and returns the error that
+/// says so: each of its mailboxes still `Syncing` is `Failed` with the diagnosis (and its
+/// listed scratch rows cleared), the batch `Failed`.
+fn record_unreachable(
+    shared: &SharedStage,
+    batch: &str,
+    mailboxes: &[(i64, String)],
+    failure: Failure,
+    progress: &SharedProgress,
+) -> CommandError {
+    let why = format!(
+        "the pass stopped: cannot reach the source server: {}",
+        failure.message
+    );
+    let error = CommandError::Unreachable {
+        what: "the source server".into(),
+        message: failure.message,
+        hint: failure.hint,
+    };
+    let recorded = with_index(&shared.index, |i| {
+        let syncing: HashSet<String> = i
+            .mailboxes(batch)?
+            .into_iter()
+            .filter(|m| m.state == MailboxState::Syncing)
+            .map(|m| m.email)
+            .collect();
+        for (id, email) in mailboxes.iter().filter(|(_, e)| syncing.contains(e)) {
+            i.clear_listed(*id)?;
+            let failed = MailboxState::Failed;
+            i.set_mailbox_state_with_event(
+                batch,
+                email,
+                failed,
+                Some(&why),
+                "mailbox.failed",
+                &why,
+            )?;
+            progress.mailbox_finished(&MailboxOutcome {
+                email: email.clone(),
+                counts: MailboxCounts::default(),
+                error: Some(why.clone()),
+            });
+        }
+        i.set_batch_state(batch, BatchState::Failed)
+    });
+    match recorded {
+        Ok(()) => error,
+        Err(e) => e.into(),
     }
 }
 
@@ -264,5 +356,68 @@ fn verdict(outcomes: &[MailboxOutcome]) -> (BatchState, u8) {
         (BatchState::SyncedWithErrors, 2)
     } else {
         (BatchState::Synced, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::imap::diagnose::FailureKind;
+
+    /// A check that answers after `after`, failing when `fails`.
+    async fn check(after: u64, fails: bool) -> ServerReport {
+        tokio::time::sleep(Duration::from_millis(after)).await;
+        ServerReport {
+            failure: fails.then(|| Failure {
+                kind: FailureKind::Refused,
+                message: "refused".into(),
+                hint: "the port".into(),
+            }),
+            ..ServerReport::default()
+        }
+    }
+
+    /// Sets its flag when dropped: the pass was stopped.
+    struct Dropped(Arc<AtomicBool>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_check_stops_the_pass_and_a_finished_pass_waits_for_the_check() {
+        let stopped = Arc::new(AtomicBool::new(false));
+        let guard = Dropped(stopped.clone());
+        let endless = async move {
+            let _guard = guard;
+            std::future::pending::<u8>().await
+        };
+        let raced = unless_unreachable(check(40, true), endless).await;
+        assert!(matches!(raced, Err((ref f, None)) if f.message == "refused"));
+        assert!(stopped.load(Ordering::SeqCst), "the pass was dropped");
+
+        let quick = async { 7u8 };
+        let raced = unless_unreachable(check(40, true), quick).await;
+        assert!(matches!(raced, Err((_, Some(7)))), "{raced:?}");
+
+        let slow = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            8u8
+        };
+        assert!(matches!(
+            unless_unreachable(check(40, false), slow).await,
+            Ok(8)
+        ));
+        let quick = async { 9u8 };
+        assert!(matches!(
+            unless_unreachable(check(40, false), quick).await,
+            Ok(9)
+        ));
     }
 }
