@@ -9,7 +9,7 @@ use super::destination::Destination;
 use super::key::{self, ResumeKey};
 use super::mapping::MappedFolder;
 use super::pace::Budget;
-use super::plan::{TargetView, destinations, map_mailbox, plan};
+use super::plan::{PLAN_CHUNK, TargetView, destinations, map_mailbox, plan};
 use super::predict::{Prediction, SizeLimit};
 use super::send::{GROUP_MESSAGES, Lane, Work, send_all};
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError, UploadOutcome};
@@ -271,7 +271,7 @@ async fn upload_once<D: Destination>(
             mb.clone(),
         );
         let planned = tokio::task::spawn_blocking(move || {
-            plan(&stage, &stage.blobs, &name, &mb, &view, &rules)
+            plan(&stage, &stage.blobs, &name, &mb, &view, &rules, PLAN_CHUNK)
         })
         .await;
         let planned = match planned {

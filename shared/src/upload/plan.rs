@@ -15,7 +15,7 @@ use crate::stage::{BlobStore, Index, Stage, StageError, StageHandle};
 
 /// How many queued messages a plan reads (and scans for long lines) at a time, so planning
 /// a mailbox holds no list of all of it.
-const PLAN_CHUNK: usize = 4096;
+pub(crate) const PLAN_CHUNK: usize = 4096;
 
 /// Read access to the index for a plan: `lint` holds the index, a dry run reaches it
 /// through the pipeline's mutex (taken for one read at a time).
@@ -133,21 +133,10 @@ impl Plan {
 
 /// Plans one mailbox's upload to the target named `target`: maps its folders onto `view`,
 /// counts what would be sent (the messages refused last time too: a real run retries them)
-/// and predicts what the target will not store, reading the queue a part at a time (and,
-/// on Microsoft 365, blobs for long lines: call it off the async runtime).
+/// and predicts what the target will not store, reading the queue `part` messages at a time
+/// ([`PLAN_CHUNK`]) and, on Microsoft 365, blobs for long lines: call it off the async
+/// runtime.
 pub(crate) fn plan(
-    index: &impl ReadIndex,
-    blobs: &BlobStore,
-    target: &str,
-    mb: &MailboxUpload,
-    view: &TargetView,
-    rules: &MappingRules,
-) -> Result<Plan, StageError> {
-    plan_in_parts(index, blobs, target, mb, view, rules, PLAN_CHUNK)
-}
-
-/// [`plan`], reading the queue `part` messages at a time.
-fn plan_in_parts(
     index: &impl ReadIndex,
     blobs: &BlobStore,
     target: &str,
@@ -204,7 +193,15 @@ pub(crate) fn plan_offline(
     view: &TargetView,
     rules: &MappingRules,
 ) -> Result<Plan, StageError> {
-    plan(stage.index(), stage.blobs(), target, mb, view, rules)
+    plan(
+        stage.index(),
+        stage.blobs(),
+        target,
+        mb,
+        view,
+        rules,
+        PLAN_CHUNK,
+    )
 }
 
 #[cfg(test)]
@@ -251,8 +248,8 @@ mod tests {
             ..TargetView::default()
         };
         let rules = MappingRules::default();
-        let whole = plan_in_parts(&idx, &blobs, "t", &mb, &view, &rules, PLAN_CHUNK).unwrap();
-        let parts = plan_in_parts(&idx, &blobs, "t", &mb, &view, &rules, 3).unwrap();
+        let whole = plan(&idx, &blobs, "t", &mb, &view, &rules, PLAN_CHUNK).unwrap();
+        let parts = plan(&idx, &blobs, "t", &mb, &view, &rules, 3).unwrap();
         for p in [&whole, &parts] {
             assert_eq!(p.planned, (10, 5 * 5000 + 5 * 10));
             assert_eq!(p.left_out, 0);

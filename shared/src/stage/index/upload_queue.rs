@@ -10,6 +10,30 @@ use super::{Index, to_sql_int};
 use crate::stage::error::Result;
 use crate::stage::index::UploadItem;
 
+/// The parameters of [`queue_after_sql`]: target, mailbox, with the refused ones, folder,
+/// cursor and limit.
+fn after_params(
+    (target, mailbox_id, with_refused, folder_id, after, limit): (
+        &str,
+        i64,
+        bool,
+        i64,
+        (u32, u32),
+        usize,
+    ),
+) -> (&str, i64, bool, i64, u32, u32, i64) {
+    let limit = to_sql_int(limit as u64);
+    (
+        target,
+        mailbox_id,
+        with_refused,
+        folder_id,
+        after.0,
+        after.1,
+        limit,
+    )
+}
+
 /// A message of a plan's queue ([`Index::planned_queue_after`]).
 #[derive(Clone, Debug)]
 pub struct PlanItem {
@@ -85,16 +109,8 @@ impl Index {
         limit: usize,
     ) -> Result<Vec<UploadItem>> {
         let mut stmt = self.sql(self.conn.prepare_cached(&queue_after_sql("")))?;
-        let params = (
-            target,
-            mailbox_id,
-            false,
-            folder_id,
-            after.0,
-            after.1,
-            to_sql_int(limit as u64),
-        );
-        let rows = stmt.query_map(params, item_from_row);
+        let params = (target, mailbox_id, false, folder_id, after, limit);
+        let rows = stmt.query_map(after_params(params), item_from_row);
         self.sql(rows.and_then(Iterator::collect))
     }
 
@@ -110,16 +126,8 @@ impl Index {
     ) -> Result<Vec<PlanItem>> {
         let refused = ", CASE WHEN u.state = 'failed' THEN coalesce(u.last_error, '') END";
         let mut stmt = self.sql(self.conn.prepare_cached(&queue_after_sql(refused)))?;
-        let params = (
-            target,
-            mailbox_id,
-            true,
-            folder_id,
-            after.0,
-            after.1,
-            to_sql_int(limit as u64),
-        );
-        let rows = stmt.query_map(params, |r| {
+        let params = (target, mailbox_id, true, folder_id, after, limit);
+        let rows = stmt.query_map(after_params(params), |r| {
             Ok(PlanItem {
                 item: item_from_row(r)?,
                 refused_with: r.get(13)?,
