@@ -1,7 +1,7 @@
 //! The session core: tags, sending commands (with synchronising literals), reading
 //! responses until the tagged completion, and routing untagged data.
 //!
-//! Commands live in sibling modules: [`super::auth`], [`super::commands`],
+//! Commands live in sibling modules: [`super::auth`], `commands`,
 //! [`super::fetch`], [`super::append`].
 
 use std::time::Duration;

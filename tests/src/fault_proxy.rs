@@ -7,7 +7,7 @@
 //! while, and cuts the link: both sockets are shut down, so the client sees the connection
 //! end, mid-literal if that is where the budget ran out. It can also rewrite the sizes the
 //! server announces and limit the rate (a slow link). It can also delay each direction
-//! (distance: [`Faults::rtt`], a [`delay_line`](crate::delay_line)), and it counts the
+//! (distance: [`Faults::rtt`], a `delay_line`), and it counts the
 //! commands clients send ([`FaultProxy::commands`]), so a test can count a pass's commands
 //! and round trips. Plain threads, no runtime: the proxy outlives any number of passes, each
 //! with its own tokio runtime.

@@ -5,13 +5,13 @@
 //! 1. per folder, EXAMINE and fetch the metadata (`UID RFC822.SIZE INTERNALDATE FLAGS`) of
 //!    UIDs not yet recorded, written to the index as it arrives, plus flag changes since the
 //!    last HIGHESTMODSEQ with CONDSTORE;
-//! 2. apply the caps across the mailbox, in SQL ([`plan`]): over the size cap →
+//! 2. apply the caps across the mailbox, in SQL (`plan`): over the size cap →
 //!    `skipped_size`, beyond the newest N → `skipped_item_cap`;
 //! 3. per folder, walking its listed messages in chunks, fetch the bodies with pipelined `UID FETCH … BODY.PEEK[]`, streamed into
 //!    blobs, and commit rows in UID order in groups after their blobs are durable
-//!    ([`bodies`]), so "every UID up to `highest_uid` has a row" holds at every instant and
+//!    (`bodies`), so "every UID up to `highest_uid` has a row" holds at every instant and
 //!    an interrupted pass resumes where it stopped; a body cut part-way is kept and
-//!    continued from where it stopped ([`resume`]).
+//!    continued from where it stopped (`resume`).
 //!
 //! Mailboxes run in parallel up to the endpoint's limit; transient failures reconnect with
 //! backoff and resume.

@@ -294,7 +294,7 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
 /// A blob being written: chunks in, SHA-256 computed in the same pass.
 ///
 /// Dropping it before [`BlobWriter::finish`] removes the temporary file, unless it is a kept
-/// partial body ([`BlobWriter::continue_at`]), whose bytes stay to be resumed.
+/// partial body (`BlobWriter::continue_at`), whose bytes stay to be resumed.
 #[derive(Debug)]
 pub struct BlobWriter {
     out: BufWriter<File>,

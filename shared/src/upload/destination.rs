@@ -53,7 +53,7 @@ pub struct Matching {
 /// A live connection to one target mailbox.
 ///
 /// Errors are per connection: a transient one (see [`UploadError::is_transient`]) means
-/// reconnect and go on; per-message refusals come back as [`Delivery::Refused`].
+/// reconnect and go on; per-message refusals come back as `Delivery::Refused`.
 pub trait Destination: Send {
     /// The target mailbox's folders, their roles and its delimiter.
     fn folders(&mut self) -> impl Future<Output = Result<TargetFolders, UploadError>> + Send;
