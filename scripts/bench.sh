@@ -102,10 +102,14 @@ start_corpus() {
     local work=$1 mailboxes=$2 messages=$3 t0 t1
     t0=$(secs)
     exec 3> >(target/release/bench-corpus "$work" "$mailboxes" "$messages" > "$work/corpus.env")
+    local corpus=$!
     # (An EXIT trap: a RETURN trap would also fire when `.` and the inner functions return.)
     # shellcheck disable=SC2064
     trap "exec 3>&-; exec 4>&- 2>/dev/null; sleep 1; [ -n \"\${BENCH_KEEP:-}\" ] || rm -rf '$work'" EXIT
-    while ! grep -q '^WARM_S=' "$work/corpus.env" 2>/dev/null; do sleep 0.5; done
+    while ! grep -q '^WARM_S=' "$work/corpus.env" 2>/dev/null; do
+        kill -0 "$corpus" 2> /dev/null || { echo "bench-corpus ended before its corpus was ready" >&2; return 1; }
+        sleep 0.5
+    done
     t1=$(secs)
     local PORT CSV USERS MESSAGES BYTES FOLDERS MAIL_DIR FILL_S WARM_S
     # shellcheck disable=SC1091
