@@ -7,7 +7,8 @@
 //!   works in order);
 //! - every Nth APPEND (or every Nth of each command kind it is told to throttle: SELECT,
 //!   STORE, SEARCH, FETCH, LIST, CREATE …, as Exchange throttles any command) is answered
-//!   `BAD Request is throttled. Suggested Backoff Time: M milliseconds`, then
+//!   `BAD Request is throttled. Suggested Backoff Time: M milliseconds` (or other words
+//!   given, such as a garbled backoff), then
 //!   `* BYE Connection closed. 14`, and the link is dropped;
 //! - after [`MAX_ERRORS`] NO or BAD answers of its own on one connection it says `* BYE` and
 //!   drops the link, as Exchange does after ten errors;
@@ -53,6 +54,9 @@ pub struct ExchangeRules {
     pub throttle_commands: Vec<String>,
     /// The backoff the throttle response suggests.
     pub backoff: Duration,
+    /// The throttle answer's words after the tag, instead of `BAD Request is throttled.
+    /// Suggested Backoff Time: M milliseconds` (a garbled or missing backoff, a code).
+    pub throttle_reply: Option<String>,
     /// APPENDs above this many bytes are refused.
     pub max_append: Option<u64>,
     /// Drop `\Flagged` from APPEND flags.
@@ -330,10 +334,13 @@ async fn relay(
             }
             stats.throttled.fetch_add(1, Ordering::Relaxed);
             *stats.throttled_by.lock().unwrap().entry(kind).or_default() += 1;
-            let reply = format!(
-                "{tag} BAD Request is throttled. Suggested Backoff Time: {} milliseconds\r\n",
-                backoff.as_millis().max(1)
-            );
+            let reply = match &rules.throttle_reply {
+                Some(words) => format!("{tag} {words}\r\n"),
+                None => format!(
+                    "{tag} BAD Request is throttled. Suggested Backoff Time: {} milliseconds\r\n",
+                    backoff.as_millis().max(1)
+                ),
+            };
             let mut w = client_write.lock().await;
             w.write_all(reply.as_bytes()).await?;
             w.write_all(BYE).await?;

@@ -142,6 +142,13 @@ mod tests {
             "Request is throttled. Suggested Backoff Time: 5 milliseconds",
         );
         assert_eq!(scope(&throttle), None);
+        for garbled in [
+            "Request is throttled. Suggested Backoff Time: NaN milliseconds",
+            "Request is throttled.",
+        ] {
+            assert_eq!(scope(&no(None, garbled)), None, "{garbled}");
+        }
+        assert_eq!(scope(&no(other("THROTTLED"), "Slow down")), None);
         assert_eq!(scope(&ImapError::Unusable), None);
     }
 }
