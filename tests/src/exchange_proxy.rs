@@ -18,7 +18,9 @@
 //!   ([`KnownFolders`]): a CREATE of a case variant of a folder gets `NO Mailbox already
 //!   exists.`, other commands naming one reach the server with the known spelling;
 //! - `\Flagged` in an APPEND's flags is silently dropped (only a later STORE sets it);
-//! - `CREATE` of a reserved name (`Files`) is refused.
+//! - `CREATE` of a reserved name (`Files`) is refused;
+//! - a folder may be deleted on the server just before the first APPEND into it, as a
+//!   user deleting it mid-run (the APPEND meets a real `NO [TRYCREATE]`).
 //!
 //! It understands just enough IMAP: client lines and the literals they announce.
 
@@ -70,6 +72,9 @@ pub struct ExchangeRules {
     /// Answer every Nth APPEND (counted over all connections) `NO Server Unavailable. 15`,
     /// Exchange's "not now" without a code, and keep the link.
     pub unavailable_every: Option<u64>,
+    /// Delete this folder on the server just before the first APPEND into it is passed on
+    /// (as a user deleting it in Outlook mid-run): that APPEND meets a real `NO [TRYCREATE]`.
+    pub vanish_folder: Option<String>,
 }
 
 /// What the proxy saw.
@@ -104,6 +109,8 @@ pub struct ExchangeStats {
     throttled_at: Mutex<Option<Instant>>,
     /// The per-mailbox budgets and what they admitted and throttled.
     pub budgets: Budgets,
+    /// Folders deleted by [`ExchangeRules::vanish_folder`] (0 or 1).
+    pub vanished: AtomicU64,
     /// The most APPENDs one connection had passed on to the server unanswered at once.
     pub most_appends_in_flight: AtomicU64,
 }
@@ -383,6 +390,18 @@ async fn relay(
         if kind == "APPEND" {
             let n = in_flight.sent(tag) as u64;
             stats.most_appends_in_flight.fetch_max(n, Ordering::Relaxed);
+        }
+        if kind == "APPEND"
+            && let Some(folder) = &rules.vanish_folder
+            && created_name(&text).eq_ignore_ascii_case(folder)
+            && stats
+                .vanished
+                .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // Its tagged OK reaches the client as an answer to no command of its own.
+            let delete = format!("vanish1 DELETE \"{folder}\"\r\n");
+            up_write.write_all(delete.as_bytes()).await?;
         }
         up_write.write_all(&line).await?;
         if let Some((len, _)) = literal {

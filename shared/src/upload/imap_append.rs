@@ -119,6 +119,9 @@ fn stored(outcome: &AppendOutcome, flag: bool) -> Delivery {
 fn refused(e: ImapError, folder: &str) -> Result<Delivery, UploadError> {
     match refusal::scope(&e) {
         Some(Scope::Message) => Ok(Delivery::Refused(words_of(&e))),
+        Some(Scope::Folder) if refusal::folder_missing(&e) => {
+            Ok(Delivery::FolderMissing(words_of(&e)))
+        }
         Some(Scope::Folder) => Ok(Delivery::FolderRefused(words_of(&e))),
         Some(Scope::Mailbox) => Ok(Delivery::MailboxFull(words_of(&e))),
         Some(Scope::Passing) => Err(UploadError::TryAgain(words_of(&e))),

@@ -248,7 +248,19 @@ impl Sending {
                 counts.refused += 1;
                 UploadResult::Failed(words)
             }
-            Ok(Delivery::FolderRefused(words)) => {
+            Ok(Delivery::FolderMissing(words)) if s.vanished.recreate(path) => {
+                // Deleted on the target while the run sends to it: the next attempt lists
+                // the folders, creates it again and sends this message once more.
+                tracing::warn!(mailbox = %mb.label(), %folder,
+                    "the folder is gone from the target ({words}); creating it again");
+                self.no_more = true;
+                self.answered_failure = true;
+                self.fail(UploadError::TryAgain(format!(
+                    "folder {folder:?} is gone from the target ({words}); creating it again"
+                )));
+                UploadResult::Pending
+            }
+            Ok(Delivery::FolderRefused(words) | Delivery::FolderMissing(words)) => {
                 let words = format!("the target refused folder {folder:?}: {words}");
                 tracing::warn!(mailbox = %mb.label(), "{words}");
                 counts.refused += 1;

@@ -50,6 +50,29 @@ const FOLDER_WORDS: [&str; 5] = [
     "mailbox doesn't exist",
 ];
 
+/// Response codes that say the folder does not exist (RFC 3501's TRYCREATE, RFC 5530).
+const MISSING_CODES: [&str; 2] = ["TRYCREATE", "NONEXISTENT"];
+
+/// Words of "no such folder" answers without a code, lower-cased (Exchange's among them).
+const MISSING_WORDS: [&str; 3] = [
+    "could not be found in the store",
+    "folder doesn't exist",
+    "mailbox doesn't exist",
+];
+
+/// True when a folder refusal says the folder does not exist (it may have been deleted on
+/// the target while the run was sending to it: create it again and send once more).
+pub(crate) fn folder_missing(e: &ImapError) -> bool {
+    let code = e.code_name().unwrap_or_default();
+    let text = e
+        .status()
+        .map(|s| s.text.to_ascii_lowercase())
+        .unwrap_or_default();
+    scope(e) == Some(Scope::Folder)
+        && (MISSING_CODES.contains(&code.as_str())
+            || MISSING_WORDS.iter().any(|w| text.contains(w)))
+}
+
 /// What `e` (a tagged NO or BAD that is not a throttle) concerns; `None` for anything else.
 pub(crate) fn scope(e: &ImapError) -> Option<Scope> {
     let status = e.status()?;
@@ -116,6 +139,16 @@ mod tests {
             Some(Scope::Folder)
         );
         assert_eq!(scope(&no(None, "Access denied")), Some(Scope::Folder));
+        assert!(folder_missing(&no(
+            other("TRYCREATE"),
+            "Mailbox doesn't exist: X"
+        )));
+        assert!(folder_missing(&no(
+            None,
+            "The specified folder could not be found in the store"
+        )));
+        assert!(!folder_missing(&no(None, "Access denied")));
+        assert!(!folder_missing(&no(other("NOPERM"), "Permission denied")));
         for text in [
             "Maximum size of appendable message has been exceeded.",
             "Message contains invalid header",
