@@ -159,3 +159,48 @@ fn a_wrong_secret_or_tenant_stops_the_run_with_entra_ids_words() -> Result<()> {
     assert!(text(&out).contains(SECRET_VAR), "{}", text(&out));
     Ok(())
 }
+
+#[test]
+fn a_throttled_authenticate_waits_and_keeps_its_token() -> Result<()> {
+    use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules};
+    let cli = Cli::new();
+    let _source = staged(&cli)?;
+    let endpoint = TokenEndpoint::builder()
+        .scope("https://127.0.0.1/.default")
+        .start()?;
+    let mut b = Dovecot::builder().xoauth2_introspection(&endpoint.introspection_url());
+    for e in EMAILS {
+        b = b.user(e, "unused-password");
+    }
+    let target = b.master_user("admin", "admin-pw").start()?;
+    // Every second AUTHENTICATE is throttled, as Exchange throttles any command.
+    let proxy = ExchangeProxy::start(
+        target.port(),
+        ExchangeRules {
+            throttle_every: Some(2),
+            throttle_commands: vec!["AUTHENTICATE".into()],
+            backoff: Duration::from_millis(50),
+            ..ExchangeRules::default()
+        },
+    )?;
+    cli.m365_target("m365", TENANT, proxy.port(), &endpoint);
+    let out = cli.upload(
+        &["run", "--batch", "b1", "--target", "m365", "--quiet"],
+        &[(SECRET_VAR, CLIENT_SECRET)],
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    let throttled = proxy.stats().throttled_kinds();
+    assert!(
+        throttled.get("AUTHENTICATE").is_some_and(|&n| n >= 1),
+        "{throttled:?}"
+    );
+    // A throttle says nothing about the token: the one token serves the whole run.
+    assert_eq!(endpoint.counters().tokens_issued, 1, "{shown}");
+    let mut uploaded = Contents::new();
+    for e in EMAILS {
+        uploaded.extend(target_contents(&target, e)?);
+    }
+    assert_eq!(uploaded, staged_contents(&cli.stage())?);
+    Ok(())
+}

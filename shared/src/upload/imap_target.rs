@@ -204,6 +204,9 @@ async fn log_in(
             let token_error = |e: crate::oauth2::TokenError| UploadError::Token(e.for_record());
             let token = tokens.token().await.map_err(token_error)?;
             match xoauth2(s, mailbox, token.secret()).await {
+                // A throttle or "not now" says nothing of the token: keep it (a fresh one per
+                // throttled login would hammer the token endpoint); the reconnect waits.
+                Err(e @ ImapError::AuthFailed { .. }) if e.is_passing_refusal() => Err(e),
                 Err(ImapError::AuthFailed { .. }) => {
                     // Revoked or expired early: one fresh token, then the refusal stands.
                     tokens.invalidate(&token).await;
