@@ -167,17 +167,25 @@ impl ImapError {
     /// understood), or [`UNSTATED_BACKOFF`] for a throttle that states no usable wait (a
     /// garbled or overflowing N, a `[THROTTLED]` code, the words of [`THROTTLE_WORDS`]). A
     /// throttle must never read as a refusal of the message it answered.
+    /// An untagged `* BYE` in those words is a throttle too (the server ends the session
+    /// rather than answer the command).
     pub fn throttle_backoff(&self) -> Option<Duration> {
-        let status = self.status()?;
-        if status.status != Status::Bad && status.status != Status::No {
-            return None;
-        }
-        if let Some((_, after)) = status.text.split_once("Suggested Backoff Time:") {
+        let (text, coded) = match self {
+            Self::Bye(text) => (text.as_str(), false),
+            _ => {
+                let status = self.status()?;
+                if status.status != Status::Bad && status.status != Status::No {
+                    return None;
+                }
+                let coded = self.code_name().as_deref() == Some("THROTTLED");
+                (status.text.as_str(), coded)
+            }
+        };
+        if let Some((_, after)) = text.split_once("Suggested Backoff Time:") {
             return Some(stated_backoff(after).unwrap_or(UNSTATED_BACKOFF));
         }
-        let text = status.text.to_ascii_lowercase();
-        let throttled = self.code_name().as_deref() == Some("THROTTLED")
-            || THROTTLE_WORDS.iter().any(|w| text.contains(w));
+        let text = text.to_ascii_lowercase();
+        let throttled = coded || THROTTLE_WORDS.iter().any(|w| text.contains(w));
         throttled.then_some(UNSTATED_BACKOFF)
     }
 }
@@ -428,6 +436,14 @@ mod tests {
             "Slow down",
         );
         assert_eq!(coded.throttle_backoff(), Some(UNSTATED_BACKOFF));
+        let bye = ImapError::Bye(
+            "Request is throttled. Suggested Backoff Time: 1500 milliseconds".into(),
+        );
+        assert_eq!(bye.throttle_backoff(), Some(ms(1500)));
+        assert_eq!(
+            ImapError::Bye("Connection is closed. 13".into()).throttle_backoff(),
+            None
+        );
         assert_eq!(
             rejected(Status::No, None, "Message too large").throttle_backoff(),
             None

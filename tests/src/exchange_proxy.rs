@@ -59,6 +59,9 @@ pub struct ExchangeRules {
     /// The throttle answer's words after the tag, instead of `BAD Request is throttled.
     /// Suggested Backoff Time: M milliseconds` (a garbled or missing backoff, a code).
     pub throttle_reply: Option<String>,
+    /// Throttle by an untagged `* BYE Request is throttled. Suggested Backoff Time: M
+    /// milliseconds` alone, the command left unanswered.
+    pub throttle_by_bye: bool,
     /// APPENDs above this many bytes are refused.
     pub max_append: Option<u64>,
     /// Drop `\Flagged` from APPEND flags.
@@ -349,8 +352,13 @@ async fn relay(
                 ),
             };
             let mut w = client_write.lock().await;
-            w.write_all(reply.as_bytes()).await?;
-            w.write_all(BYE).await?;
+            if rules.throttle_by_bye {
+                let words = reply.split_once(" BAD ").map_or("", |(_, w)| w);
+                w.write_all(format!("* BYE {words}").as_bytes()).await?;
+            } else {
+                w.write_all(reply.as_bytes()).await?;
+                w.write_all(BYE).await?;
+            }
             *stats.throttled_at.lock().unwrap() = Some(Instant::now());
             return drop_link(&mut w, up_write, down).await;
         }

@@ -207,10 +207,12 @@ impl Sending {
     }
 
     /// The link broke (no more answers come): every unanswered message stays in flight,
-    /// the oldest with one more lost send unless an answer already explained the break.
+    /// the oldest with one more lost send unless an answer already explained the break or
+    /// the break is a throttle itself (a `* BYE` in a throttle's words).
     fn link_broke(&mut self, e: UploadError) {
+        let explained = self.answered_failure || e.throttle_backoff().is_some();
         for (k, n) in self.unanswered.drain(..).enumerate() {
-            self.results[n] = Some(if k == 0 && !self.answered_failure {
+            self.results[n] = Some(if k == 0 && !explained {
                 UploadResult::Lost
             } else {
                 UploadResult::Unanswered
