@@ -26,15 +26,24 @@ const ALREADY_EXISTS: &str = "ALREADYEXISTS";
 /// Words of "the mailbox is full" answers without an `[OVERQUOTA]` code, lower-cased:
 /// Exchange ("Mailbox has exceeded maximum mailbox size.", "The mailbox is full",
 /// `QuotaExceeded`), GroupWise ("The 1500 MB storage limit has been exceeded"), and the
-/// generic quota wordings (Dovecot's default "Quota exceeded (mailbox for user is full)").
-const FULL_WORDS: [&str; 7] = [
+/// generic quota wordings (Dovecot's default "Quota exceeded (mailbox for user is full)",
+/// Gmail's "Account exceeded storage quota"), and a server out of disk (Dovecot's "Not
+/// enough disk space"): nothing more can be stored, so sending on would only refuse every
+/// message one by one.
+const FULL_WORDS: [&str; 13] = [
     "quota exceeded",
     "quotaexceeded",
     "over quota",
+    "exceeds quota",
+    "exceeded quota",
+    "storage quota",
     "mailbox is full",
     "mailbox full",
     "maximum mailbox size",
+    "mailbox size limit",
     "storage limit has been exceeded",
+    "not enough disk space",
+    "no space left on device",
 ];
 
 /// Response codes that concern the folder (RFC 5530 and RFC 3501's TRYCREATE).
@@ -127,6 +136,9 @@ mod tests {
             (None, "APPEND failed: The mailbox is full."),
             (None, "QuotaExceededException"),
             (None, "The 1500 MB storage limit has been exceeded."),
+            (None, "Account exceeded storage quota"),
+            (None, "Mailbox size limit exceeded"),
+            (other("SERVERBUG"), "Not enough disk space"),
         ] {
             assert_eq!(scope(&no(code, text)), Some(Scope::Mailbox), "{text}");
         }
