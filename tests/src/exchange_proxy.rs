@@ -18,6 +18,7 @@
 //!   ([`KnownFolders`]): a CREATE of a case variant of a folder gets `NO Mailbox already
 //!   exists.`, other commands naming one reach the server with the known spelling;
 //! - `\Flagged` in an APPEND's flags is silently dropped (only a later STORE sets it);
+//! - `[APPENDUID …]` may be taken out of the answers (a target without UIDPLUS);
 //! - `CREATE` of a reserved name (`Files`) is refused;
 //! - a folder may be deleted on the server just before the first APPEND into it, as a
 //!   user deleting it mid-run (the APPEND meets a real `NO [TRYCREATE]`).
@@ -62,6 +63,8 @@ pub struct ExchangeRules {
     /// Throttle by an untagged `* BYE Request is throttled. Suggested Backoff Time: M
     /// milliseconds` alone, the command left unanswered.
     pub throttle_by_bye: bool,
+    /// Take `[APPENDUID …]` out of the server's answers, as a target without UIDPLUS.
+    pub strip_appenduid: bool,
     /// APPENDs above this many bytes are refused.
     pub max_append: Option<u64>,
     /// Drop `\Flagged` from APPEND flags.
@@ -283,6 +286,7 @@ async fn relay(
     let down = {
         let client_write = client_write.clone();
         let learn = rules.fold_case.then(|| st.clone());
+        let strip = rules.strip_appenduid;
         let in_flight = in_flight.clone();
         tokio::spawn(async move {
             let mut up_read = up_read;
@@ -295,13 +299,12 @@ async fn relay(
                 if let Some(st) = &learn {
                     st.folders.scan_server(&buf[..n]);
                 }
-                if client_write
-                    .lock()
-                    .await
-                    .write_all(&buf[..n])
-                    .await
-                    .is_err()
-                {
+                let out = if strip {
+                    without_appenduid(&buf[..n])
+                } else {
+                    buf[..n].to_vec()
+                };
+                if client_write.lock().await.write_all(&out).await.is_err() {
                     break;
                 }
                 // (After the client has them: a throttle answer waits for these.)
@@ -420,6 +423,25 @@ async fn relay(
     Ok(())
 }
 
+/// `bytes` with every `[APPENDUID …] ` response code taken out.
+fn without_appenduid(bytes: &[u8]) -> Vec<u8> {
+    const CODE: &[u8] = b"[APPENDUID ";
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(at) = rest.windows(CODE.len()).position(|w| w == CODE) {
+        out.extend_from_slice(&rest[..at]);
+        let after = &rest[at..];
+        let end = after
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(after.len(), |e| e + 1);
+        rest = &after[end..];
+        rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
 /// Reads the rest of a command the proxy answers itself: each literal it announces (asking
 /// for a synchronizing one first) and the line after it.
 async fn consume_command<R: tokio::io::AsyncBufRead + Unpin>(
@@ -487,5 +509,13 @@ mod tests {
             Some((7, true))
         );
         assert_eq!(literal_at_end(b"a NOOP\r\n"), None);
+    }
+
+    #[test]
+    fn appenduid_codes_are_taken_out() {
+        assert_eq!(
+            without_appenduid(b"A1 OK [APPENDUID 7 41] Append completed.\r\nA2 OK done\r\n"),
+            b"A1 OK Append completed.\r\nA2 OK done\r\n"
+        );
     }
 }

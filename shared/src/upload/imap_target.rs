@@ -382,6 +382,13 @@ impl Destination for ImapTarget {
         folder: &[String],
         id: &str,
     ) -> Result<Option<String>, UploadError> {
+        if id == super::imap_append::NO_APPENDUID {
+            return Ok(Some(
+                "the target's answer to its APPEND carried no APPENDUID, so \\Flagged cannot \
+                 be set by its UID: set it by hand"
+                    .into(),
+            ));
+        }
         let Some((validity, uid)) = parse_target_id(id) else {
             return Ok(Some(format!("the target's id {id:?} names no message")));
         };
