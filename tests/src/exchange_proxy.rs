@@ -13,7 +13,8 @@
 //! - after [`MAX_ERRORS`] NO or BAD answers of its own on one connection it says `* BYE` and
 //!   drops the link, as Exchange does after ten errors;
 //! - an APPEND larger than a limit gets `BAD Command Argument Error. 11`;
-//! - every Nth APPEND may get `NO Server Unavailable. 15` (a refusal for now, no code);
+//! - every Nth APPEND, or every APPEND of one size, may get `NO Server Unavailable. 15` (a
+//!   refusal for now, no code);
 //! - with `fold_case`, folder names compare without regard to case, as on Microsoft 365
 //!   ([`KnownFolders`]): a CREATE of a case variant of a folder gets `NO Mailbox already
 //!   exists.`, other commands naming one reach the server with the known spelling;
@@ -78,6 +79,9 @@ pub struct ExchangeRules {
     /// Answer every Nth APPEND (counted over all connections) `NO Server Unavailable. 15`,
     /// Exchange's "not now" without a code, and keep the link.
     pub unavailable_every: Option<u64>,
+    /// Answer every APPEND of exactly this many bytes `NO Server Unavailable. 15`, as
+    /// Exchange answers an item it cannot convert, again and again.
+    pub unavailable_size: Option<u64>,
     /// Delete this folder on the server just before the first APPEND into it is passed on
     /// (as a user deleting it in Outlook mid-run): that APPEND meets a real `NO [TRYCREATE]`.
     pub vanish_folder: Option<String>,
@@ -250,10 +254,11 @@ fn own_answer(
         }
     }
     if kind == "APPEND"
-        && literal.is_some()
-        && rules
+        && let Some((len, _)) = literal
+        && (rules
             .unavailable_every
             .is_some_and(|e| stats.appends.load(Ordering::Relaxed).is_multiple_of(e))
+            || rules.unavailable_size == Some(len))
     {
         stats.unavailable.fetch_add(1, Ordering::Relaxed);
         return Some("NO Server Unavailable. 15".into());

@@ -11,7 +11,8 @@ use super::mapping::MappedFolder;
 use super::pace::Budget;
 use super::plan::{TargetView, destinations, map_mailbox, plan};
 use super::predict::{Prediction, SizeLimit};
-use super::send::{GROUP_MESSAGES, Lane, Vanished, Work, send_all};
+use super::send::{GROUP_MESSAGES, Lane, Work, send_all};
+use super::setbacks::Setbacks;
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError, UploadOutcome};
 use super::{create, flags};
 use crate::retry::{Attempts, Next};
@@ -47,9 +48,9 @@ where
     }
     let mut attempts = Attempts::new(&ctx.retry);
     let budget = Budget::new();
-    let vanished = Vanished::default();
+    let setbacks = Setbacks::default();
     while result.is_ok() {
-        vanished.next_attempt();
+        setbacks.next_attempt();
         let before = progress_mark(&counts);
         let attempt = async {
             let mut dest = open().await?;
@@ -58,7 +59,7 @@ where
                     let refused = &mut found.refused_folders;
                     send_all(
                         ctx,
-                        (mb, &budget, &vanished),
+                        (mb, &budget, &setbacks),
                         dest,
                         &open,
                         work,

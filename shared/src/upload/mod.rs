@@ -35,6 +35,7 @@ mod predict;
 mod refusal;
 mod run;
 mod send;
+mod setbacks;
 mod summary;
 
 use std::sync::Arc;

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use super::destination::{Delivery, Destination, Outgoing};
 use super::send::{Group, Shared};
+use super::setbacks::MAX_DEFERRALS;
 use super::{UploadCounts, UploadError};
 use crate::stage::index::{UploadItem, UploadResult};
 
@@ -250,7 +251,7 @@ impl Sending {
                 counts.refused += 1;
                 UploadResult::Failed(words)
             }
-            Ok(Delivery::FolderMissing(words)) if s.vanished.recreate(path) => {
+            Ok(Delivery::FolderMissing(words)) if s.setbacks.recreate(path) => {
                 // Deleted on the target while the run sends to it: the next attempt lists
                 // the folders, creates it again and sends this message once more.
                 tracing::warn!(mailbox = %mb.label(), %folder,
@@ -280,8 +281,22 @@ impl Sending {
                 });
                 UploadResult::Pending
             }
+            Err(UploadError::TryAgain(words))
+                if s.setbacks.deferred(item.message_row) >= MAX_DEFERRALS =>
+            {
+                // "Not now" to this message again and again (Exchange's `Server
+                // Unavailable. 15` for an item it cannot convert): set aside so the rest of
+                // the mailbox goes on; the next run tries it again.
+                let words = format!(
+                    "the target answered \"not now\" to this message {MAX_DEFERRALS} times \
+                     (last: {words}); set aside until the next run"
+                );
+                tracing::warn!(mailbox = %mb.label(), %folder, uid = item.uid, "{words}");
+                counts.refused += 1;
+                UploadResult::Failed(words)
+            }
             Err(e) => {
-                // Answered (a throttle): not stored, back to pending.
+                // Answered (a throttle, a "not now"): not stored, back to pending.
                 self.no_more = true;
                 self.answered_failure |= e.was_answered();
                 let this = if e.was_answered() {

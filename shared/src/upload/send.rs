@@ -1,15 +1,16 @@
 //! Sending a mailbox's queue: groups of messages, each recorded `in_flight` before its
 //! APPENDs and settled after, sent over one or several connections to the target mailbox.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::context::Ctx;
 use super::destination::Destination;
 use super::pace::Budget;
 use super::pipeline::send_group;
+use super::setbacks::Setbacks;
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError};
 use crate::stage::StageError;
 use crate::stage::index::UploadItem;
@@ -98,35 +99,6 @@ impl Lane {
     }
 }
 
-/// Target folders that vanished while the run sent to them (an APPEND answered
-/// `[TRYCREATE]`: deleted on the target meanwhile). Each is created again by the next
-/// attempt and its messages sent once more, once per run: if it vanishes again, its
-/// messages are refused with the target's words.
-#[derive(Default)]
-pub(crate) struct Vanished {
-    /// The mailbox's current attempt.
-    attempt: AtomicU32,
-    /// Each folder that vanished, and the attempt it vanished in.
-    seen: Mutex<HashMap<Vec<String>, u32>>,
-}
-
-impl Vanished {
-    /// A new attempt (reconnect and plan) starts.
-    pub(crate) fn next_attempt(&self) {
-        self.attempt.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// True when `path` is to be created again: it did not vanish earlier in this run (the
-    /// answers of one attempt, several APPENDs in flight to it, count as one vanishing).
-    pub(crate) fn recreate(&self, path: &[String]) -> bool {
-        let attempt = self.attempt.load(Ordering::Relaxed);
-        let Ok(mut seen) = self.seen.lock() else {
-            return false;
-        };
-        *seen.entry(path.to_vec()).or_insert(attempt) == attempt
-    }
-}
-
 /// A mailbox's work: its lanes in folder order, and how many groups they make at least
 /// (connections beyond that would find nothing to send).
 pub(crate) struct Work {
@@ -144,7 +116,7 @@ pub(crate) struct Work {
 /// (a throttled one teaches the mailbox's budget).
 pub(crate) async fn send_all<D, F, Fut>(
     ctx: &Ctx,
-    (mb, budget, vanished): (&MailboxUpload, &Budget, &Vanished),
+    (mb, budget, setbacks): (&MailboxUpload, &Budget, &Setbacks),
     first: D,
     open: &F,
     work: Work,
@@ -167,7 +139,7 @@ where
         ctx,
         mb,
         budget,
-        vanished,
+        setbacks,
         queue: &queue,
         stop: &stop,
         refused: &folders,
@@ -214,8 +186,8 @@ pub(super) struct Shared<'a> {
     pub(super) mb: &'a MailboxUpload,
     /// The mailbox's throttle budget.
     pub(super) budget: &'a Budget,
-    /// Folders that vanished in this run.
-    pub(super) vanished: &'a Vanished,
+    /// What went wrong earlier in this run with folders and messages.
+    pub(super) setbacks: &'a Setbacks,
     queue: &'a Mutex<Queue>,
     /// Another connection failed: start no more APPENDs.
     pub(super) stop: &'a AtomicBool,
