@@ -204,3 +204,49 @@ fn a_throttled_authenticate_waits_and_keeps_its_token() -> Result<()> {
     assert_eq!(uploaded, staged_contents(&cli.stage())?);
     Ok(())
 }
+
+#[test]
+fn a_token_endpoint_outage_mid_run_is_waited_out_not_a_failed_mailbox() -> Result<()> {
+    use mailstage::oauth2::{OAuthConfig, TokenRetry, TokenSource};
+    use mailstage::upload::{Credentials, MappingRules};
+    use mailstage_tests::Fault;
+    use mailstage_tests::token_endpoint::CLIENT_ID;
+    const ALICE: &str = "alice@contoso.edu";
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..4 {
+        source.write_message_at("alice", "INBOX", &[], 1_700_000_000 + i, &simple(i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    mailstage_tests::extraction::stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
+    let endpoint = TokenEndpoint::builder()
+        .scope("https://127.0.0.1/.default")
+        .start()?;
+    let target = Dovecot::builder()
+        .xoauth2_introspection(&endpoint.introspection_url())
+        .user(ALICE, "unused-password")
+        .master_user("admin", "admin-pw")
+        .start()?;
+    let mut config = OAuthConfig::new(TENANT, CLIENT_ID, CLIENT_SECRET.into(), "127.0.0.1")
+        .with_login_base(&endpoint.login_base());
+    // The client's own retries are spent at once: the mailbox meets the outage.
+    config.retry = TokenRetry {
+        max_attempts: 1,
+        ..TokenRetry::default()
+    };
+    endpoint.fail_next(2, Fault::ServerError);
+    let credentials = Credentials::Bearer(TokenSource::new(&config)?);
+    let mut job = mailstage_tests::upload::job_to(
+        dir.path(),
+        target.port(),
+        credentials,
+        None,
+        MappingRules::default(),
+    )?;
+    mailstage_tests::upload::as_m365(&mut job);
+    job.connections = 1;
+    let o = mailstage_tests::upload::run(dir.path(), job)?.remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!(o.counts.uploaded, 4, "{:?}", o.counts);
+    assert_eq!(endpoint.counters().faults, 2);
+    Ok(())
+}

@@ -201,7 +201,15 @@ async fn log_in(
         }
         Credentials::Bearer(tokens) => {
             // What is stored in upload_runs.last_error: the code, never a server's echo.
-            let token_error = |e: crate::oauth2::TokenError| UploadError::Token(e.for_record());
+            // An outage of the token endpoint mid-run (its own retries spent) passes: the
+            // mailbox reconnects later rather than fail.
+            let token_error = |e: crate::oauth2::TokenError| {
+                if e.is_transient() {
+                    UploadError::TokenForNow(e.for_record())
+                } else {
+                    UploadError::Token(e.for_record())
+                }
+            };
             let token = tokens.token().await.map_err(token_error)?;
             match xoauth2(s, mailbox, token.secret()).await {
                 // A throttle or "not now" says nothing of the token: keep it (a fresh one per
