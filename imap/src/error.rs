@@ -162,17 +162,74 @@ impl ImapError {
         PASSING_CODES.contains(&code.as_str()) || PASSING_WORDS.iter().any(|w| text.contains(w))
     }
 
-    /// Exchange's throttling answer: `BAD Request is throttled. Suggested Backoff Time: N
-    /// milliseconds`.
+    /// The wait a throttle answer asks for: Exchange's `BAD Request is throttled. Suggested
+    /// Backoff Time: N milliseconds` (N read as far as its digits go; `seconds` also
+    /// understood), or [`UNSTATED_BACKOFF`] for a throttle that states no usable wait (a
+    /// garbled or overflowing N, a `[THROTTLED]` code, the words of [`THROTTLE_WORDS`]). A
+    /// throttle must never read as a refusal of the message it answered.
+    /// An untagged `* BYE` in those words is a throttle too (the server ends the session
+    /// rather than answer the command).
     pub fn throttle_backoff(&self) -> Option<Duration> {
-        let status = self.status()?;
-        if status.status != Status::Bad && status.status != Status::No {
-            return None;
+        let (text, coded) = match self {
+            Self::Bye(text) => (text.as_str(), false),
+            _ => {
+                let status = self.status()?;
+                if status.status != Status::Bad && status.status != Status::No {
+                    return None;
+                }
+                let coded = self.code_name().as_deref() == Some("THROTTLED");
+                (status.text.as_str(), coded)
+            }
+        };
+        if let Some((_, after)) = text.split_once("Suggested Backoff Time:") {
+            return Some(stated_backoff(after).unwrap_or(UNSTATED_BACKOFF));
         }
-        let (_, after) = status.text.split_once("Suggested Backoff Time:")?;
-        let ms: u64 = after.trim_start().split(' ').next()?.parse().ok()?;
-        Some(Duration::from_millis(ms))
+        let text = text.to_ascii_lowercase();
+        let throttled = coded || THROTTLE_WORDS.iter().any(|w| text.contains(w));
+        throttled.then_some(UNSTATED_BACKOFF)
     }
+}
+
+/// The wait a throttle asks for when it states none that can be read: longer than a refill
+/// interval (2 s), so it reads as a penalty and teaches the upload pace no rate by itself.
+pub const UNSTATED_BACKOFF: Duration = Duration::from_secs(3);
+
+/// Words of throttle answers without a readable backoff, lower-cased (Exchange's own
+/// wording, and the common ones of rate limits).
+pub const THROTTLE_WORDS: [&str; 4] = [
+    "request is throttled",
+    "throttled",
+    "rate limit",
+    "too many requests",
+];
+
+/// The wait stated after `Suggested Backoff Time:`: its number (digits, thousands
+/// separators ignored) in milliseconds, or seconds when it says so (a number too large
+/// for a `u64` is the longest wait, which the retry policy caps); `None` when there is no
+/// number.
+fn stated_backoff(after: &str) -> Option<Duration> {
+    let after = after.trim_start();
+    let number: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(char::is_ascii_digit)
+        .collect();
+    if number.is_empty() {
+        return None;
+    }
+    let n: u64 = number.parse().unwrap_or(u64::MAX);
+    let unit = after[after
+        .find(|c: char| c.is_ascii_whitespace())
+        .unwrap_or(after.len())..]
+        .trim_start()
+        .to_ascii_lowercase();
+    Some(
+        if unit.starts_with("sec") || unit.starts_with("s ") || unit == "s" {
+            Duration::from_secs(n)
+        } else {
+            Duration::from_millis(n)
+        },
+    )
 }
 
 /// Response codes of refusals that pass (RFC 5530): a subsystem is down for now
@@ -321,6 +378,76 @@ mod tests {
         ] {
             assert!(!e.is_passing_refusal() && !e.is_transient(), "{e}");
         }
+    }
+
+    #[test]
+    fn every_throttle_reads_as_one_whatever_wait_it_states() {
+        let ms = Duration::from_millis;
+        for (text, wait) in [
+            (
+                "Request is throttled. Suggested Backoff Time: 299609 milliseconds",
+                ms(299_609),
+            ),
+            (
+                "Request is throttled. Suggested Backoff Time: 0 milliseconds",
+                ms(0),
+            ),
+            (
+                "Request is throttled. Suggested Backoff Time: 1,500 milliseconds",
+                ms(1500),
+            ),
+            (
+                "Request is throttled. Suggested Backoff Time: 3 seconds",
+                ms(3000),
+            ),
+            (
+                "Request is throttled. Suggested Backoff Time:250ms",
+                ms(250),
+            ),
+            (
+                "Request is throttled. Suggested Backoff Time: abc milliseconds",
+                UNSTATED_BACKOFF,
+            ),
+            (
+                "Request is throttled. Suggested Backoff Time: -5 milliseconds",
+                UNSTATED_BACKOFF,
+            ),
+            (
+                "Request is throttled. Suggested Backoff Time:",
+                UNSTATED_BACKOFF,
+            ),
+            ("Request is throttled.", UNSTATED_BACKOFF),
+            ("Rate limit exceeded, slow down", UNSTATED_BACKOFF),
+            (
+                "Request is throttled. Suggested Backoff Time: 99999999999999999999999 milliseconds",
+                ms(u64::MAX),
+            ),
+        ] {
+            let e = rejected(Status::Bad, None, text);
+            assert_eq!(e.throttle_backoff(), Some(wait), "{text}");
+            assert!(e.is_passing_refusal() && e.is_transient(), "{text}");
+        }
+        let coded = rejected(
+            Status::No,
+            Some(Code::Other {
+                name: "THROTTLED".into(),
+                args: None,
+            }),
+            "Slow down",
+        );
+        assert_eq!(coded.throttle_backoff(), Some(UNSTATED_BACKOFF));
+        let bye = ImapError::Bye(
+            "Request is throttled. Suggested Backoff Time: 1500 milliseconds".into(),
+        );
+        assert_eq!(bye.throttle_backoff(), Some(ms(1500)));
+        assert_eq!(
+            ImapError::Bye("Connection is closed. 13".into()).throttle_backoff(),
+            None
+        );
+        assert_eq!(
+            rejected(Status::No, None, "Message too large").throttle_backoff(),
+            None
+        );
     }
 
     #[test]

@@ -58,8 +58,16 @@ impl RetryPolicy {
 #[derive(Debug)]
 pub struct Attempts<'a> {
     policy: &'a RetryPolicy,
+    /// Failed attempts in a row without progress, throttles left out.
     fruitless: u32,
+    /// Throttled attempts in a row without progress.
+    throttled: u32,
 }
+
+/// A throttle is the server's "come back in N ms", not a failure of the mailbox: attempts
+/// ended by one are allowed this many times `attempts_without_progress` in a row (each
+/// waiting the suggested backoff, at most 5 min) before the mailbox fails.
+pub const THROTTLE_ALLOWANCE: u32 = 4;
 
 /// What to do after a transient failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,22 +92,32 @@ impl<'a> Attempts<'a> {
         Self {
             policy,
             fruitless: 0,
+            throttled: 0,
         }
     }
 
     /// After an attempt failed transiently: `progressed` tells whether it got anything done
     /// first (then the count and the backoff start again), `suggested` is the server's
     /// requested backoff, if it throttled.
+    ///
+    /// Throttled attempts count apart, against [`THROTTLE_ALLOWANCE`] times the limit.
     pub fn failed(&mut self, progressed: bool, suggested: Option<Duration>) -> Next {
-        self.fruitless = if progressed { 0 } else { self.fruitless + 1 };
-        if self.fruitless >= self.policy.attempts_without_progress {
+        if progressed {
+            (self.fruitless, self.throttled) = (0, 0);
+        } else if suggested.is_some() {
+            self.throttled += 1;
+        } else {
+            self.fruitless += 1;
+        }
+        let limit = self.policy.attempts_without_progress;
+        if self.fruitless >= limit || self.throttled >= limit.saturating_mul(THROTTLE_ALLOWANCE) {
             return Next::GiveUp {
-                fruitless: self.fruitless,
+                fruitless: self.fruitless + self.throttled,
             };
         }
         Next::Retry {
             wait: self.policy.wait(suggested, self.fruitless),
-            fruitless: self.fruitless,
+            fruitless: self.fruitless + self.throttled,
         }
     }
 }
@@ -135,6 +153,40 @@ mod tests {
         a.failed(false, None);
         a.failed(false, None);
         assert_eq!(a.failed(false, None), Next::GiveUp { fruitless: 3 });
+    }
+
+    #[test]
+    fn throttles_in_a_row_are_allowed_longer_than_other_failures_but_not_forever() {
+        let policy = RetryPolicy {
+            attempts_without_progress: 3,
+            ..RetryPolicy::default()
+        };
+        let mut a = Attempts::new(&policy);
+        let throttle = Some(Duration::from_millis(200));
+        for n in 1..3 * THROTTLE_ALLOWANCE {
+            assert_eq!(
+                a.failed(false, throttle),
+                Next::Retry {
+                    wait: Duration::from_millis(200),
+                    fruitless: n
+                },
+                "throttle {n}"
+            );
+        }
+        assert_eq!(
+            a.failed(false, throttle),
+            Next::GiveUp {
+                fruitless: 3 * THROTTLE_ALLOWANCE
+            }
+        );
+        let mut a = Attempts::new(&policy);
+        a.failed(false, throttle);
+        a.failed(false, None);
+        a.failed(false, None);
+        assert!(matches!(
+            a.failed(false, None),
+            Next::GiveUp { fruitless: 4 }
+        ));
     }
 
     #[test]

@@ -7,17 +7,22 @@
 //!   works in order);
 //! - every Nth APPEND (or every Nth of each command kind it is told to throttle: SELECT,
 //!   STORE, SEARCH, FETCH, LIST, CREATE …, as Exchange throttles any command) is answered
-//!   `BAD Request is throttled. Suggested Backoff Time: M milliseconds`, then
+//!   `BAD Request is throttled. Suggested Backoff Time: M milliseconds` (or other words
+//!   given, such as a garbled backoff), then
 //!   `* BYE Connection closed. 14`, and the link is dropped;
 //! - after [`MAX_ERRORS`] NO or BAD answers of its own on one connection it says `* BYE` and
 //!   drops the link, as Exchange does after ten errors;
 //! - an APPEND larger than a limit gets `BAD Command Argument Error. 11`;
-//! - every Nth APPEND may get `NO Server Unavailable. 15` (a refusal for now, no code);
+//! - every Nth APPEND, or every APPEND of one size, may get `NO Server Unavailable. 15` (a
+//!   refusal for now, no code);
 //! - with `fold_case`, folder names compare without regard to case, as on Microsoft 365
 //!   ([`KnownFolders`]): a CREATE of a case variant of a folder gets `NO Mailbox already
 //!   exists.`, other commands naming one reach the server with the known spelling;
 //! - `\Flagged` in an APPEND's flags is silently dropped (only a later STORE sets it);
-//! - `CREATE` of a reserved name (`Files`) is refused.
+//! - `[APPENDUID …]` may be taken out of the answers (a target without UIDPLUS);
+//! - `CREATE` of a reserved name (`Files`) is refused;
+//! - a folder may be deleted on the server just before the first APPEND into it, as a
+//!   user deleting it mid-run (the APPEND meets a real `NO [TRYCREATE]`).
 //!
 //! It understands just enough IMAP: client lines and the literals they announce.
 
@@ -53,6 +58,14 @@ pub struct ExchangeRules {
     pub throttle_commands: Vec<String>,
     /// The backoff the throttle response suggests.
     pub backoff: Duration,
+    /// The throttle answer's words after the tag, instead of `BAD Request is throttled.
+    /// Suggested Backoff Time: M milliseconds` (a garbled or missing backoff, a code).
+    pub throttle_reply: Option<String>,
+    /// Throttle by an untagged `* BYE Request is throttled. Suggested Backoff Time: M
+    /// milliseconds` alone, the command left unanswered.
+    pub throttle_by_bye: bool,
+    /// Take `[APPENDUID …]` out of the server's answers, as a target without UIDPLUS.
+    pub strip_appenduid: bool,
     /// APPENDs above this many bytes are refused.
     pub max_append: Option<u64>,
     /// Drop `\Flagged` from APPEND flags.
@@ -66,6 +79,12 @@ pub struct ExchangeRules {
     /// Answer every Nth APPEND (counted over all connections) `NO Server Unavailable. 15`,
     /// Exchange's "not now" without a code, and keep the link.
     pub unavailable_every: Option<u64>,
+    /// Answer every APPEND of exactly this many bytes `NO Server Unavailable. 15`, as
+    /// Exchange answers an item it cannot convert, again and again.
+    pub unavailable_size: Option<u64>,
+    /// Delete this folder on the server just before the first APPEND into it is passed on
+    /// (as a user deleting it in Outlook mid-run): that APPEND meets a real `NO [TRYCREATE]`.
+    pub vanish_folder: Option<String>,
 }
 
 /// What the proxy saw.
@@ -100,6 +119,8 @@ pub struct ExchangeStats {
     throttled_at: Mutex<Option<Instant>>,
     /// The per-mailbox budgets and what they admitted and throttled.
     pub budgets: Budgets,
+    /// Folders deleted by [`ExchangeRules::vanish_folder`] (0 or 1).
+    pub vanished: AtomicU64,
     /// The most APPENDs one connection had passed on to the server unanswered at once.
     pub most_appends_in_flight: AtomicU64,
 }
@@ -233,10 +254,11 @@ fn own_answer(
         }
     }
     if kind == "APPEND"
-        && literal.is_some()
-        && rules
+        && let Some((len, _)) = literal
+        && (rules
             .unavailable_every
             .is_some_and(|e| stats.appends.load(Ordering::Relaxed).is_multiple_of(e))
+            || rules.unavailable_size == Some(len))
     {
         stats.unavailable.fetch_add(1, Ordering::Relaxed);
         return Some("NO Server Unavailable. 15".into());
@@ -269,6 +291,7 @@ async fn relay(
     let down = {
         let client_write = client_write.clone();
         let learn = rules.fold_case.then(|| st.clone());
+        let strip = rules.strip_appenduid;
         let in_flight = in_flight.clone();
         tokio::spawn(async move {
             let mut up_read = up_read;
@@ -281,13 +304,12 @@ async fn relay(
                 if let Some(st) = &learn {
                     st.folders.scan_server(&buf[..n]);
                 }
-                if client_write
-                    .lock()
-                    .await
-                    .write_all(&buf[..n])
-                    .await
-                    .is_err()
-                {
+                let out = if strip {
+                    without_appenduid(&buf[..n])
+                } else {
+                    buf[..n].to_vec()
+                };
+                if client_write.lock().await.write_all(&out).await.is_err() {
                     break;
                 }
                 // (After the client has them: a throttle answer waits for these.)
@@ -330,13 +352,21 @@ async fn relay(
             }
             stats.throttled.fetch_add(1, Ordering::Relaxed);
             *stats.throttled_by.lock().unwrap().entry(kind).or_default() += 1;
-            let reply = format!(
-                "{tag} BAD Request is throttled. Suggested Backoff Time: {} milliseconds\r\n",
-                backoff.as_millis().max(1)
-            );
+            let reply = match &rules.throttle_reply {
+                Some(words) => format!("{tag} {words}\r\n"),
+                None => format!(
+                    "{tag} BAD Request is throttled. Suggested Backoff Time: {} milliseconds\r\n",
+                    backoff.as_millis().max(1)
+                ),
+            };
             let mut w = client_write.lock().await;
-            w.write_all(reply.as_bytes()).await?;
-            w.write_all(BYE).await?;
+            if rules.throttle_by_bye {
+                let words = reply.split_once(" BAD ").map_or("", |(_, w)| w);
+                w.write_all(format!("* BYE {words}").as_bytes()).await?;
+            } else {
+                w.write_all(reply.as_bytes()).await?;
+                w.write_all(BYE).await?;
+            }
             *stats.throttled_at.lock().unwrap() = Some(Instant::now());
             return drop_link(&mut w, up_write, down).await;
         }
@@ -377,6 +407,18 @@ async fn relay(
             let n = in_flight.sent(tag) as u64;
             stats.most_appends_in_flight.fetch_max(n, Ordering::Relaxed);
         }
+        if kind == "APPEND"
+            && let Some(folder) = &rules.vanish_folder
+            && created_name(&text).eq_ignore_ascii_case(folder)
+            && stats
+                .vanished
+                .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // Its tagged OK reaches the client as an answer to no command of its own.
+            let delete = format!("vanish1 DELETE \"{folder}\"\r\n");
+            up_write.write_all(delete.as_bytes()).await?;
+        }
         up_write.write_all(&line).await?;
         if let Some((len, _)) = literal {
             forward(&mut reader, &mut up_write, len).await?;
@@ -384,6 +426,25 @@ async fn relay(
     }
     down.abort();
     Ok(())
+}
+
+/// `bytes` with every `[APPENDUID …] ` response code taken out.
+fn without_appenduid(bytes: &[u8]) -> Vec<u8> {
+    const CODE: &[u8] = b"[APPENDUID ";
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(at) = rest.windows(CODE.len()).position(|w| w == CODE) {
+        out.extend_from_slice(&rest[..at]);
+        let after = &rest[at..];
+        let end = after
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(after.len(), |e| e + 1);
+        rest = &after[end..];
+        rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// Reads the rest of a command the proxy answers itself: each literal it announces (asking
@@ -453,5 +514,13 @@ mod tests {
             Some((7, true))
         );
         assert_eq!(literal_at_end(b"a NOOP\r\n"), None);
+    }
+
+    #[test]
+    fn appenduid_codes_are_taken_out() {
+        assert_eq!(
+            without_appenduid(b"A1 OK [APPENDUID 7 41] Append completed.\r\nA2 OK done\r\n"),
+            b"A1 OK Append completed.\r\nA2 OK done\r\n"
+        );
     }
 }

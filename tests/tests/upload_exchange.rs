@@ -4,6 +4,7 @@
 //! completes, honours every backoff, merges folders that differ only in case, and reports
 //! what was refused.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -340,5 +341,78 @@ fn a_refusal_for_now_without_a_code_is_sent_again_not_recorded_as_refused() -> R
     let stage = Stage::open(dir.path(), Access::Read)?;
     let status = &stage.index().upload_status("b1", "dst")?[0];
     assert_eq!((status.done, status.failed), (24, 0), "{status:?}");
+    Ok(())
+}
+
+#[test]
+fn a_flag_owed_to_a_message_stored_without_appenduid_is_reported_pending_not_dropped() -> Result<()>
+{
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..4 {
+        let flags: &[&str] = if i == 1 { &["\\Flagged"] } else { &[] };
+        source.write_message_at("alice", "INBOX", flags, T0 + i, &simple(i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    let (target, proxy) = staged_behind_exchange(
+        dir.path(),
+        &source,
+        ALICE,
+        "alice",
+        ExchangeRules {
+            drop_flagged: true,
+            strip_appenduid: true,
+            ..ExchangeRules::default()
+        },
+    )?;
+    let job = m365_job_via(dir.path(), &target, proxy.port())?;
+    let o = run(dir.path(), job)?.remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!(o.counts.uploaded, 4, "{:?}", o.counts);
+    // Exchange dropped the flag from the APPEND and no UID names the copy for a STORE:
+    // the run says so instead of counting the message done with its flag.
+    assert_eq!(o.counts.flags_pending, 1, "{:?}", o.counts);
+    let mut p = target.connect()?;
+    p.login(&format!("{ALICE}*{}", ADMIN.0), ADMIN.1)?.ok()?;
+    p.examine("INBOX")?;
+    assert_eq!(p.uids()?.len(), 4);
+    assert!(flagged_uids(&mut p)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_message_answered_not_now_again_and_again_is_set_aside_and_the_rest_goes_on() -> Result<()> {
+    const POISON: usize = 7_777;
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..5 {
+        source.write_message_at("alice", "INBOX", &[], T0 + i, &simple(i))?;
+    }
+    let poison = message_of_size(POISON, 9);
+    source.write_message_at("alice", "INBOX", &[], T0 + 9, &poison)?;
+    let dir = tempfile::tempdir()?;
+    let (target, proxy) = staged_behind_exchange(
+        dir.path(),
+        &source,
+        ALICE,
+        "alice",
+        ExchangeRules {
+            unavailable_size: Some(POISON as u64),
+            ..ExchangeRules::default()
+        },
+    )?;
+    let mut job = m365_job_via(dir.path(), &target, proxy.port())?;
+    job.connections = 1;
+    let o = run(dir.path(), job)?.remove(0);
+    assert!(o.error.is_none(), "one message failed the mailbox: {o:?}");
+    assert_eq!(
+        (o.counts.uploaded, o.counts.refused),
+        (5, 1),
+        "{:?}",
+        o.counts
+    );
+    let unavailable = proxy.stats().unavailable.load(Ordering::Relaxed);
+    assert_eq!(unavailable, 3, "asked {unavailable} times");
+    let stage = Stage::open(dir.path(), Access::Read)?;
+    let status = &stage.index().upload_status("b1", "dst")?[0];
+    assert_eq!((status.done, status.failed), (5, 1), "{status:?}");
     Ok(())
 }

@@ -249,3 +249,44 @@ fn status_counts_excluded_folders_apart_and_says_uploaded_only_when_nothing_is_p
     );
     Ok(())
 }
+
+#[test]
+fn a_folder_deleted_on_the_target_mid_run_is_created_again_and_its_messages_sent_once() -> Result<()>
+{
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..3 {
+        source.write_message_at("alice", "INBOX", &[], T0 + i, &simple(i))?;
+    }
+    for i in 0..5 {
+        source.write_message_at("alice", "Projects", &[], T0 + 10 + i, &simple(10 + i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    let (target, proxy) = mailstage_tests::upload::staged_behind_exchange(
+        dir.path(),
+        &source,
+        ALICE,
+        "alice",
+        ExchangeRules {
+            vanish_folder: Some("Projects".into()),
+            ..ExchangeRules::default()
+        },
+    )?;
+    let job = mailstage_tests::upload::m365_job_via(dir.path(), &target, proxy.port())?;
+    let o = run(dir.path(), job)?.remove(0);
+    assert_eq!(proxy.stats().vanished.load(Ordering::Relaxed), 1);
+    assert!(o.error.is_none(), "{o:?}");
+    assert!(o.refused_folders.is_empty(), "{:?}", o.refused_folders);
+    assert_eq!(o.counts.refused, 0, "{:?}", o.counts);
+    assert_eq!(
+        o.counts.uploaded + o.counts.found_present,
+        8,
+        "{:?}",
+        o.counts
+    );
+    let names: Vec<String> = target_contents(&target, ALICE)?
+        .into_iter()
+        .map(|((_, folder), messages)| format!("{folder}:{}", messages.len()))
+        .collect();
+    assert_eq!(names, ["INBOX:3", "Projects:5"]);
+    Ok(())
+}

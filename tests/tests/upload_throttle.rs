@@ -186,3 +186,80 @@ fn ten_errors_drop_the_connection_and_the_run_goes_on() -> Result<()> {
     assert_eq!(on_target.iter().map(Vec::len).sum::<usize>(), 3);
     Ok(())
 }
+
+#[test]
+fn a_throttle_without_a_readable_backoff_is_waited_out_not_taken_for_a_refusal() -> Result<()> {
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..6 {
+        source.write_message_at("alice", "INBOX", &["\\Seen"], T0 + i, &simple(i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    let (target, proxy) = staged_behind_exchange(
+        dir.path(),
+        &source,
+        ALICE,
+        "alice",
+        ExchangeRules {
+            throttle_every: Some(4),
+            throttle_reply: Some(
+                "BAD Request is throttled. Suggested Backoff Time: NaN milliseconds".into(),
+            ),
+            ..ExchangeRules::default()
+        },
+    )?;
+    let mut job = m365_job_via(dir.path(), &target, proxy.port())?;
+    job.connections = 1;
+    let o = run(dir.path(), job)?.remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    let throttled = proxy.stats().throttled.load(Ordering::Relaxed);
+    assert!(throttled >= 1, "never throttled");
+    assert_eq!(o.counts.throttled, throttled, "{:?}", o.counts);
+    assert_eq!(o.counts.refused, 0, "a throttle taken for a refusal: {o:?}");
+    assert_eq!(o.counts.uploaded + o.counts.found_present, 6, "{o:?}");
+    // The unstated wait was honoured before each reconnect.
+    let pauses = proxy.stats().pauses.lock().unwrap().clone();
+    assert!(
+        pauses
+            .iter()
+            .all(|p| *p >= mailstage::imap::error::UNSTATED_BACKOFF),
+        "{pauses:?}"
+    );
+    let on_target: Vec<_> = target_contents(&target, ALICE)?.into_values().collect();
+    assert_eq!(on_target.iter().map(Vec::len).sum::<usize>(), 6);
+    Ok(())
+}
+
+#[test]
+fn a_bye_in_a_throttles_words_is_honoured_as_a_throttle() -> Result<()> {
+    const LONG: Duration = Duration::from_millis(1500);
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..6 {
+        source.write_message_at("alice", "INBOX", &["\\Seen"], T0 + i, &simple(i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    let (target, proxy) = staged_behind_exchange(
+        dir.path(),
+        &source,
+        ALICE,
+        "alice",
+        ExchangeRules {
+            throttle_every: Some(4),
+            throttle_by_bye: true,
+            // Longer than the reconnect backoff after progress (1 s).
+            backoff: LONG,
+            ..ExchangeRules::default()
+        },
+    )?;
+    let mut job = m365_job_via(dir.path(), &target, proxy.port())?;
+    job.connections = 1;
+    let o = run(dir.path(), job)?.remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    let throttled = proxy.stats().throttled.load(Ordering::Relaxed);
+    assert!(throttled >= 1, "never throttled");
+    assert_eq!(o.counts.throttled, throttled, "{:?}", o.counts);
+    let pauses = proxy.stats().pauses.lock().unwrap().clone();
+    assert!(pauses.iter().all(|p| *p >= LONG), "{pauses:?}");
+    let on_target: Vec<_> = target_contents(&target, ALICE)?.into_values().collect();
+    assert_eq!(on_target.iter().map(Vec::len).sum::<usize>(), 6);
+    Ok(())
+}

@@ -159,3 +159,94 @@ fn a_wrong_secret_or_tenant_stops_the_run_with_entra_ids_words() -> Result<()> {
     assert!(text(&out).contains(SECRET_VAR), "{}", text(&out));
     Ok(())
 }
+
+#[test]
+fn a_throttled_authenticate_waits_and_keeps_its_token() -> Result<()> {
+    use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules};
+    let cli = Cli::new();
+    let _source = staged(&cli)?;
+    let endpoint = TokenEndpoint::builder()
+        .scope("https://127.0.0.1/.default")
+        .start()?;
+    let mut b = Dovecot::builder().xoauth2_introspection(&endpoint.introspection_url());
+    for e in EMAILS {
+        b = b.user(e, "unused-password");
+    }
+    let target = b.master_user("admin", "admin-pw").start()?;
+    // Every second AUTHENTICATE is throttled, as Exchange throttles any command.
+    let proxy = ExchangeProxy::start(
+        target.port(),
+        ExchangeRules {
+            throttle_every: Some(2),
+            throttle_commands: vec!["AUTHENTICATE".into()],
+            backoff: Duration::from_millis(50),
+            ..ExchangeRules::default()
+        },
+    )?;
+    cli.m365_target("m365", TENANT, proxy.port(), &endpoint);
+    let out = cli.upload(
+        &["run", "--batch", "b1", "--target", "m365", "--quiet"],
+        &[(SECRET_VAR, CLIENT_SECRET)],
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    let throttled = proxy.stats().throttled_kinds();
+    assert!(
+        throttled.get("AUTHENTICATE").is_some_and(|&n| n >= 1),
+        "{throttled:?}"
+    );
+    // A throttle says nothing about the token: the one token serves the whole run.
+    assert_eq!(endpoint.counters().tokens_issued, 1, "{shown}");
+    let mut uploaded = Contents::new();
+    for e in EMAILS {
+        uploaded.extend(target_contents(&target, e)?);
+    }
+    assert_eq!(uploaded, staged_contents(&cli.stage())?);
+    Ok(())
+}
+
+#[test]
+fn a_token_endpoint_outage_mid_run_is_waited_out_not_a_failed_mailbox() -> Result<()> {
+    use mailstage::oauth2::{OAuthConfig, TokenRetry, TokenSource};
+    use mailstage::upload::{Credentials, MappingRules};
+    use mailstage_tests::Fault;
+    use mailstage_tests::token_endpoint::CLIENT_ID;
+    const ALICE: &str = "alice@contoso.edu";
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..4 {
+        source.write_message_at("alice", "INBOX", &[], 1_700_000_000 + i, &simple(i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    mailstage_tests::extraction::stage_user(dir.path(), &source, ALICE, "alice", Pass::Full)?;
+    let endpoint = TokenEndpoint::builder()
+        .scope("https://127.0.0.1/.default")
+        .start()?;
+    let target = Dovecot::builder()
+        .xoauth2_introspection(&endpoint.introspection_url())
+        .user(ALICE, "unused-password")
+        .master_user("admin", "admin-pw")
+        .start()?;
+    let mut config = OAuthConfig::new(TENANT, CLIENT_ID, CLIENT_SECRET.into(), "127.0.0.1")
+        .with_login_base(&endpoint.login_base());
+    // The client's own retries are spent at once: the mailbox meets the outage.
+    config.retry = TokenRetry {
+        max_attempts: 1,
+        ..TokenRetry::default()
+    };
+    endpoint.fail_next(2, Fault::ServerError);
+    let credentials = Credentials::Bearer(TokenSource::new(&config)?);
+    let mut job = mailstage_tests::upload::job_to(
+        dir.path(),
+        target.port(),
+        credentials,
+        None,
+        MappingRules::default(),
+    )?;
+    mailstage_tests::upload::as_m365(&mut job);
+    job.connections = 1;
+    let o = mailstage_tests::upload::run(dir.path(), job)?.remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!(o.counts.uploaded, 4, "{:?}", o.counts);
+    assert_eq!(endpoint.counters().faults, 2);
+    Ok(())
+}

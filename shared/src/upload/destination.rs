@@ -37,6 +37,9 @@ pub enum Delivery {
     /// Refused because of the folder (it does not exist, no permission …): its other
     /// messages would be refused alike. The target's words.
     FolderRefused(String),
+    /// Refused because the folder does not exist (`[TRYCREATE]`: deleted on the target while
+    /// the run sends to it). The target's words.
+    FolderMissing(String),
     /// Refused because the whole target mailbox is full (over quota). The target's words.
     MailboxFull(String),
 }

@@ -103,6 +103,8 @@ impl ImapTarget {
 }
 
 /// A stored message: its id from `[APPENDUID]`, and whether `\Flagged` is still to be set.
+/// Without a usable APPENDUID the flag stays owed under [`NO_APPENDUID`], which no STORE
+/// can use: the run reports it pending rather than the message silently done without it.
 fn stored(outcome: &AppendOutcome, flag: bool) -> Delivery {
     let id = outcome
         .uid_validity
@@ -110,15 +112,23 @@ fn stored(outcome: &AppendOutcome, flag: bool) -> Delivery {
         .map(|(v, u)| format!("{v}:{u}"));
     match outcome.uid {
         Some(uid) if flag => Delivery::StoredToFlag(id.unwrap_or_else(|| format!("0:{uid}"))),
+        None if flag => Delivery::StoredToFlag(NO_APPENDUID.into()),
         _ => Delivery::Stored(id),
     }
 }
+
+/// The id recorded for a stored message whose APPEND answer carried no usable
+/// `[APPENDUID]` (a server without UIDPLUS, a malformed code).
+pub(super) const NO_APPENDUID: &str = "no-appenduid";
 
 /// What a NO or BAD to an APPEND in `folder` means: a refusal of the message, its folder or
 /// the whole mailbox, a passing one, or (a throttle among them) an error of that message.
 fn refused(e: ImapError, folder: &str) -> Result<Delivery, UploadError> {
     match refusal::scope(&e) {
         Some(Scope::Message) => Ok(Delivery::Refused(words_of(&e))),
+        Some(Scope::Folder) if refusal::folder_missing(&e) => {
+            Ok(Delivery::FolderMissing(words_of(&e)))
+        }
         Some(Scope::Folder) => Ok(Delivery::FolderRefused(words_of(&e))),
         Some(Scope::Mailbox) => Ok(Delivery::MailboxFull(words_of(&e))),
         Some(Scope::Passing) => Err(UploadError::TryAgain(words_of(&e))),

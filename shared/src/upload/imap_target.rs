@@ -201,9 +201,20 @@ async fn log_in(
         }
         Credentials::Bearer(tokens) => {
             // What is stored in upload_runs.last_error: the code, never a server's echo.
-            let token_error = |e: crate::oauth2::TokenError| UploadError::Token(e.for_record());
+            // An outage of the token endpoint mid-run (its own retries spent) passes: the
+            // mailbox reconnects later rather than fail.
+            let token_error = |e: crate::oauth2::TokenError| {
+                if e.is_transient() {
+                    UploadError::TokenForNow(e.for_record())
+                } else {
+                    UploadError::Token(e.for_record())
+                }
+            };
             let token = tokens.token().await.map_err(token_error)?;
             match xoauth2(s, mailbox, token.secret()).await {
+                // A throttle or "not now" says nothing of the token: keep it (a fresh one per
+                // throttled login would hammer the token endpoint); the reconnect waits.
+                Err(e @ ImapError::AuthFailed { .. }) if e.is_passing_refusal() => Err(e),
                 Err(ImapError::AuthFailed { .. }) => {
                     // Revoked or expired early: one fresh token, then the refusal stands.
                     tokens.invalidate(&token).await;
@@ -379,6 +390,13 @@ impl Destination for ImapTarget {
         folder: &[String],
         id: &str,
     ) -> Result<Option<String>, UploadError> {
+        if id == super::imap_append::NO_APPENDUID {
+            return Ok(Some(
+                "the target's answer to its APPEND carried no APPENDUID, so \\Flagged cannot \
+                 be set by its UID: set it by hand"
+                    .into(),
+            ));
+        }
         let Some((validity, uid)) = parse_target_id(id) else {
             return Ok(Some(format!("the target's id {id:?} names no message")));
         };

@@ -12,6 +12,7 @@ use super::pace::Budget;
 use super::plan::{PLAN_CHUNK, TargetView, destinations, map_mailbox, plan};
 use super::predict::{Prediction, SizeLimit};
 use super::send::{GROUP_MESSAGES, Lane, Work, send_all};
+use super::setbacks::Setbacks;
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError, UploadOutcome};
 use super::{create, flags};
 use crate::retry::{Attempts, Next};
@@ -47,14 +48,25 @@ where
     }
     let mut attempts = Attempts::new(&ctx.retry);
     let budget = Budget::new();
+    let setbacks = Setbacks::default();
     while result.is_ok() {
+        setbacks.next_attempt();
         let before = progress_mark(&counts);
         let attempt = async {
             let mut dest = open().await?;
             match upload_once(ctx, mb, &mut dest, &mut counts, &mut found).await {
                 Ok(work) => {
                     let refused = &mut found.refused_folders;
-                    send_all(ctx, (mb, &budget), dest, &open, work, &mut counts, refused).await
+                    send_all(
+                        ctx,
+                        (mb, &budget, &setbacks),
+                        dest,
+                        &open,
+                        work,
+                        &mut counts,
+                        refused,
+                    )
+                    .await
                 }
                 Err(e) => {
                     dest.close().await;

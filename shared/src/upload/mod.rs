@@ -35,6 +35,7 @@ mod predict;
 mod refusal;
 mod run;
 mod send;
+mod setbacks;
 mod summary;
 
 use std::sync::Arc;
@@ -227,6 +228,10 @@ pub enum UploadError {
     /// No token could be had for XOAUTH2.
     #[error("getting an access token: {0}")]
     Token(String),
+    /// No token could be had for now (the token endpoint down, throttling, a timeout):
+    /// reconnect later, as after a dropped link.
+    #[error("getting an access token (for now): {0}")]
+    TokenForNow(String),
     /// Upload records of this target say the mailbox's messages went to another target
     /// mailbox than the batch names now (its `TargetUserName` changed).
     #[error(
@@ -284,7 +289,7 @@ fn megabytes(bytes: u64) -> String {
 impl UploadError {
     /// True when reconnecting may help (connection lost, timeout, BYE, throttling).
     pub fn is_transient(&self) -> bool {
-        matches!(self, UploadError::TryAgain(_))
+        matches!(self, UploadError::TryAgain(_) | UploadError::TokenForNow(_))
             || matches!(self, UploadError::Imap(e) if e.is_transient())
     }
 

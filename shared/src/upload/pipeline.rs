@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use super::destination::{Delivery, Destination, Outgoing};
 use super::send::{Group, Shared};
+use super::setbacks::MAX_DEFERRALS;
 use super::{UploadCounts, UploadError};
 use crate::stage::index::{UploadItem, UploadResult};
 
@@ -207,10 +208,12 @@ impl Sending {
     }
 
     /// The link broke (no more answers come): every unanswered message stays in flight,
-    /// the oldest with one more lost send unless an answer already explained the break.
+    /// the oldest with one more lost send unless an answer already explained the break or
+    /// the break is a throttle itself (a `* BYE` in a throttle's words).
     fn link_broke(&mut self, e: UploadError) {
+        let explained = self.answered_failure || e.throttle_backoff().is_some();
         for (k, n) in self.unanswered.drain(..).enumerate() {
-            self.results[n] = Some(if k == 0 && !self.answered_failure {
+            self.results[n] = Some(if k == 0 && !explained {
                 UploadResult::Lost
             } else {
                 UploadResult::Unanswered
@@ -248,7 +251,19 @@ impl Sending {
                 counts.refused += 1;
                 UploadResult::Failed(words)
             }
-            Ok(Delivery::FolderRefused(words)) => {
+            Ok(Delivery::FolderMissing(words)) if s.setbacks.recreate(path) => {
+                // Deleted on the target while the run sends to it: the next attempt lists
+                // the folders, creates it again and sends this message once more.
+                tracing::warn!(mailbox = %mb.label(), %folder,
+                    "the folder is gone from the target ({words}); creating it again");
+                self.no_more = true;
+                self.answered_failure = true;
+                self.fail(UploadError::TryAgain(format!(
+                    "folder {folder:?} is gone from the target ({words}); creating it again"
+                )));
+                UploadResult::Pending
+            }
+            Ok(Delivery::FolderRefused(words) | Delivery::FolderMissing(words)) => {
                 let words = format!("the target refused folder {folder:?}: {words}");
                 tracing::warn!(mailbox = %mb.label(), "{words}");
                 counts.refused += 1;
@@ -266,8 +281,22 @@ impl Sending {
                 });
                 UploadResult::Pending
             }
+            Err(UploadError::TryAgain(words))
+                if s.setbacks.deferred(item.message_row) >= MAX_DEFERRALS =>
+            {
+                // "Not now" to this message again and again (Exchange's `Server
+                // Unavailable. 15` for an item it cannot convert): set aside so the rest of
+                // the mailbox goes on; the next run tries it again.
+                let words = format!(
+                    "the target answered \"not now\" to this message {MAX_DEFERRALS} times \
+                     (last: {words}); set aside until the next run"
+                );
+                tracing::warn!(mailbox = %mb.label(), %folder, uid = item.uid, "{words}");
+                counts.refused += 1;
+                UploadResult::Failed(words)
+            }
             Err(e) => {
-                // Answered (a throttle): not stored, back to pending.
+                // Answered (a throttle, a "not now"): not stored, back to pending.
                 self.no_more = true;
                 self.answered_failure |= e.was_answered();
                 let this = if e.was_answered() {

@@ -26,15 +26,24 @@ const ALREADY_EXISTS: &str = "ALREADYEXISTS";
 /// Words of "the mailbox is full" answers without an `[OVERQUOTA]` code, lower-cased:
 /// Exchange ("Mailbox has exceeded maximum mailbox size.", "The mailbox is full",
 /// `QuotaExceeded`), GroupWise ("The 1500 MB storage limit has been exceeded"), and the
-/// generic quota wordings (Dovecot's default "Quota exceeded (mailbox for user is full)").
-const FULL_WORDS: [&str; 7] = [
+/// generic quota wordings (Dovecot's default "Quota exceeded (mailbox for user is full)",
+/// Gmail's "Account exceeded storage quota"), and a server out of disk (Dovecot's "Not
+/// enough disk space"): nothing more can be stored, so sending on would only refuse every
+/// message one by one.
+const FULL_WORDS: [&str; 13] = [
     "quota exceeded",
     "quotaexceeded",
     "over quota",
+    "exceeds quota",
+    "exceeded quota",
+    "storage quota",
     "mailbox is full",
     "mailbox full",
     "maximum mailbox size",
+    "mailbox size limit",
     "storage limit has been exceeded",
+    "not enough disk space",
+    "no space left on device",
 ];
 
 /// Response codes that concern the folder (RFC 5530 and RFC 3501's TRYCREATE).
@@ -49,6 +58,29 @@ const FOLDER_WORDS: [&str; 5] = [
     "folder doesn't exist",
     "mailbox doesn't exist",
 ];
+
+/// Response codes that say the folder does not exist (RFC 3501's TRYCREATE, RFC 5530).
+const MISSING_CODES: [&str; 2] = ["TRYCREATE", "NONEXISTENT"];
+
+/// Words of "no such folder" answers without a code, lower-cased (Exchange's among them).
+const MISSING_WORDS: [&str; 3] = [
+    "could not be found in the store",
+    "folder doesn't exist",
+    "mailbox doesn't exist",
+];
+
+/// True when a folder refusal says the folder does not exist (it may have been deleted on
+/// the target while the run was sending to it: create it again and send once more).
+pub(crate) fn folder_missing(e: &ImapError) -> bool {
+    let code = e.code_name().unwrap_or_default();
+    let text = e
+        .status()
+        .map(|s| s.text.to_ascii_lowercase())
+        .unwrap_or_default();
+    scope(e) == Some(Scope::Folder)
+        && (MISSING_CODES.contains(&code.as_str())
+            || MISSING_WORDS.iter().any(|w| text.contains(w)))
+}
 
 /// What `e` (a tagged NO or BAD that is not a throttle) concerns; `None` for anything else.
 pub(crate) fn scope(e: &ImapError) -> Option<Scope> {
@@ -104,6 +136,9 @@ mod tests {
             (None, "APPEND failed: The mailbox is full."),
             (None, "QuotaExceededException"),
             (None, "The 1500 MB storage limit has been exceeded."),
+            (None, "Account exceeded storage quota"),
+            (None, "Mailbox size limit exceeded"),
+            (other("SERVERBUG"), "Not enough disk space"),
         ] {
             assert_eq!(scope(&no(code, text)), Some(Scope::Mailbox), "{text}");
         }
@@ -116,6 +151,16 @@ mod tests {
             Some(Scope::Folder)
         );
         assert_eq!(scope(&no(None, "Access denied")), Some(Scope::Folder));
+        assert!(folder_missing(&no(
+            other("TRYCREATE"),
+            "Mailbox doesn't exist: X"
+        )));
+        assert!(folder_missing(&no(
+            None,
+            "The specified folder could not be found in the store"
+        )));
+        assert!(!folder_missing(&no(None, "Access denied")));
+        assert!(!folder_missing(&no(other("NOPERM"), "Permission denied")));
         for text in [
             "Maximum size of appendable message has been exceeded.",
             "Message contains invalid header",
@@ -142,6 +187,13 @@ mod tests {
             "Request is throttled. Suggested Backoff Time: 5 milliseconds",
         );
         assert_eq!(scope(&throttle), None);
+        for garbled in [
+            "Request is throttled. Suggested Backoff Time: NaN milliseconds",
+            "Request is throttled.",
+        ] {
+            assert_eq!(scope(&no(None, garbled)), None, "{garbled}");
+        }
+        assert_eq!(scope(&no(other("THROTTLED"), "Slow down")), None);
         assert_eq!(scope(&ImapError::Unusable), None);
     }
 }

@@ -10,6 +10,7 @@ use super::context::Ctx;
 use super::destination::Destination;
 use super::pace::Budget;
 use super::pipeline::send_group;
+use super::setbacks::Setbacks;
 use super::{MailboxUpload, RefusedFolder, UploadCounts, UploadError};
 use crate::stage::StageError;
 use crate::stage::index::UploadItem;
@@ -115,7 +116,7 @@ pub(crate) struct Work {
 /// (a throttled one teaches the mailbox's budget).
 pub(crate) async fn send_all<D, F, Fut>(
     ctx: &Ctx,
-    (mb, budget): (&MailboxUpload, &Budget),
+    (mb, budget, setbacks): (&MailboxUpload, &Budget, &Setbacks),
     first: D,
     open: &F,
     work: Work,
@@ -138,6 +139,7 @@ where
         ctx,
         mb,
         budget,
+        setbacks,
         queue: &queue,
         stop: &stop,
         refused: &folders,
@@ -184,6 +186,8 @@ pub(super) struct Shared<'a> {
     pub(super) mb: &'a MailboxUpload,
     /// The mailbox's throttle budget.
     pub(super) budget: &'a Budget,
+    /// What went wrong earlier in this run with folders and messages.
+    pub(super) setbacks: &'a Setbacks,
     queue: &'a Mutex<Queue>,
     /// Another connection failed: start no more APPENDs.
     pub(super) stop: &'a AtomicBool,
