@@ -48,6 +48,10 @@
 #                                            same disk (what copying a stage in costs: every blob
 #                                            read, hashed, written, fsynced), then the same merge
 #                                            again (nothing to copy), wall time and peak RSS.
+#   scripts/bench.sh lint [MESSAGES...]      `mailstage-upload lint --assume m365` (every blob
+#                                            scanned for long lines) of one mailbox of MESSAGES
+#                                            ~300-byte messages each (default 5000 100000), with
+#                                            its time and peak RSS: the plan is read in parts.
 #   scripts/bench.sh report                  the migration report of a synthetic 200,000-message
 #                                            batch (scripts/report-bench-index.py) in each format:
 #                                            wall time and peak RSS.
@@ -463,6 +467,32 @@ PY
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
+bench_lint() {
+    local sizes=("$@") n
+    [ ${#sizes[@]} -gt 0 ] || sizes=(5000 100000)
+    cargo build --release -q -p mailstage-extract -p mailstage-upload -p mailstage-tests \
+        --bin mailstage-extract --bin mailstage-upload --bin bench-corpus
+    local ms="$PWD/target/release/mailstage-extract" mu="$PWD/target/release/mailstage-upload"
+    export BENCH_SHAPE=small
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+    for n in "${sizes[@]}"; do
+        # Each size in its own shell: start_corpus's EXIT trap stops its Dovecot there.
+        (
+            work=$(mktemp -d "${TMPDIR:-/tmp}/mailstage-bench.XXXXXX")
+            start_corpus "$work" 1 "$n" > /dev/null
+            # shellcheck disable=SC1091
+            . "$work/corpus.env"
+            export MAILSTAGE_DIR="$work/stage"
+            "$ms" endpoint new --name bench --server 127.0.0.1 --port "$PORT" --security none > /dev/null
+            "$ms" batch new --name bench --endpoint bench --csv "$CSV" > /dev/null
+            "$ms" batch start bench --quiet > /dev/null
+            /usr/bin/time -f "lint of 1 x $n messages: %e s, %M KiB peak RSS" \
+                "$mu" lint --batch bench --assume m365 > /dev/null || [ $? = 2 ]
+        )
+    done
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 bench_report() {
     cargo build --release -q -p mailstage-extract
     local work; work=$(mktemp -d "${TMPDIR:-/tmp}/mailstage-bench.XXXXXX")
@@ -501,5 +531,6 @@ case "$what" in
     upload) shift || true; bench_upload "$@" ;;
     merge) shift || true; bench_merge "$@" ;;
     report) bench_report ;;
-    *) echo "usage: scripts/bench.sh verify|merge [BLOBS] [SIZE] | extract [--rtt RTT] [--folders N] [MAILBOXES] [MESSAGES] | upload [--rtt RTT] [--budget N] [MAILBOXES] [MESSAGES] | report" >&2; exit 2 ;;
+    lint) shift || true; bench_lint "$@" ;;
+    *) echo "usage: scripts/bench.sh verify|merge [BLOBS] [SIZE] | extract [--rtt RTT] [--folders N] [MAILBOXES] [MESSAGES] | upload [--rtt RTT] [--budget N] [MAILBOXES] [MESSAGES] | lint [MESSAGES...] | report" >&2; exit 2 ;;
 esac
