@@ -69,6 +69,21 @@ pub enum Hostility {
     /// data at all, as servers do with a damaged message (Exchange, Zimbra): the other
     /// messages are sent only when asked for without it.
     UnreadableBody(u32),
+    /// Every FETCH response (metadata and body) followed by an unsolicited `* n FETCH (UID u
+    /// FLAGS (…))` for the same message, as a server does when another session changes its
+    /// flags meanwhile (RFC 3501 7.4.2; with UID, as RFC 7162 3.2.4 asks).
+    FlagUpdates,
+    /// The body of this UID answered `* n FETCH (UID u BODY[] NIL)`: expunged by another
+    /// session between the listing and the fetch (Dovecot, Cyrus).
+    NilBody(u32),
+    /// `* 1 EXPUNGE` after the first body response: the following responses' sequence
+    /// numbers shift down by one.
+    ExpungeBetweenBodies,
+    /// LIST names `INBOX` twice.
+    ListedTwice,
+    /// LIST also names a folder `Locked` whose EXAMINE is refused `NO [NOPERM]` (an ACL that
+    /// allows listing and not reading, a damaged folder).
+    FolderRefused,
 }
 
 /// What the server has seen.
@@ -223,7 +238,7 @@ impl Conn<'_> {
                     self.send_lines(&[&format!("{tag} OK [CAPABILITY IMAP4rev1] logged in")])?
                 }
                 "LIST" => self.list(client, &tag)?,
-                "EXAMINE" | "SELECT" => self.examine(&tag)?,
+                "EXAMINE" | "SELECT" => self.examine(&tag, &rest)?,
                 "UID" => self.uid_command(&tag, &rest)?,
                 "LOGOUT" => {
                     self.send_lines(&["* BYE bye", &ok(&tag)])?;
@@ -261,11 +276,24 @@ impl Conn<'_> {
                 self.send(&random_bytes(n, 0x9e37_79b9_7f4a_7c15))?;
                 hold_open(client)
             }
+            Hostility::ListedTwice => self.send_lines(&[
+                "* LIST (\\HasNoChildren) \"/\" INBOX",
+                "* LIST (\\HasNoChildren) \"/\" INBOX",
+                &ok(tag),
+            ]),
+            Hostility::FolderRefused => self.send_lines(&[
+                "* LIST (\\HasNoChildren) \"/\" INBOX",
+                "* LIST (\\HasNoChildren) \"/\" Locked",
+                &ok(tag),
+            ]),
             _ => self.send_lines(&["* LIST (\\HasNoChildren) \"/\" INBOX", &ok(tag)]),
         }
     }
 
-    fn examine(&mut self, tag: &str) -> io::Result<()> {
+    fn examine(&mut self, tag: &str, name: &str) -> io::Result<()> {
+        if self.script.hostility == Hostility::FolderRefused && name.contains("Locked") {
+            return self.send_lines(&[&format!("{tag} NO [NOPERM] Permission denied")]);
+        }
         let mails = &self.script.mails;
         let earlier = self.script.examines.fetch_add(1, Ordering::SeqCst);
         let recreated =
@@ -338,12 +366,22 @@ impl Conn<'_> {
             )]);
         }
         let mut out = Vec::new();
+        let expunging = bodies && self.script.hostility == Hostility::ExpungeBetweenBodies;
         for (seq, m) in mails.iter().enumerate() {
             if !in_set(set, m.uid, highest) {
                 continue;
             }
-            let seq = seq + 1;
-            if bodies {
+            // Renumbered by the EXPUNGE of message 1 sent after its body.
+            let (expunge, seq) = match (expunging, seq) {
+                (true, 0) => (true, 1),
+                (true, n) => (false, n),
+                (false, n) => (false, n + 1),
+            };
+            if bodies && self.script.hostility == Hostility::NilBody(m.uid) {
+                out.extend_from_slice(
+                    format!("* {seq} FETCH (UID {} BODY[] NIL)\r\n", m.uid).as_bytes(),
+                );
+            } else if bodies {
                 out.extend_from_slice(format!("* {seq} FETCH (UID {} ", m.uid).as_bytes());
                 out.extend_from_slice(&deep);
                 out.extend_from_slice(format!("BODY[] {{{}}}\r\n", m.body.len()).as_bytes());
@@ -357,6 +395,9 @@ impl Conn<'_> {
                     }
                 }
                 out.extend_from_slice(b")\r\n");
+                if expunge {
+                    out.extend_from_slice(b"* 1 EXPUNGE\r\n");
+                }
             } else {
                 let mut line = format!(
                     "* {seq} FETCH (UID {} RFC822.SIZE {} INTERNALDATE \"",
@@ -367,6 +408,10 @@ impl Conn<'_> {
                 line.extend_from_slice(m.date.as_bytes());
                 line.extend_from_slice(b"\" FLAGS (\\Seen))\r\n");
                 out.extend_from_slice(&line);
+            }
+            if self.script.hostility == Hostility::FlagUpdates {
+                let update = format!("* {seq} FETCH (UID {} FLAGS (\\Seen \\Flagged))\r\n", m.uid);
+                out.extend_from_slice(update.as_bytes());
             }
         }
         out.extend_from_slice(format!("{tag} OK UID FETCH done\r\n").as_bytes());

@@ -343,3 +343,76 @@ fn a_message_the_server_refuses_to_send_fails_alone_and_the_rest_is_staged() -> 
     assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
+
+/// One text per staged message of INBOX, in UID order, from the stage's index.
+fn inbox_rows(cli: &Cli, column: &str) -> Result<Vec<String>> {
+    let conn = rusqlite::Connection::open(cli.stage().join("index.sqlite"))?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT m.uid || ' ' || m.state || ' ' || coalesce({column}, '-') FROM messages m \
+         JOIN folders f ON f.id = m.folder_id WHERE f.name = 'INBOX' ORDER BY m.uid"
+    ))?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Another session changing flags meanwhile: each FETCH answer (metadata and body) followed
+/// by an unsolicited `FETCH (UID u FLAGS …)` for the same message. Such an update neither
+/// replaces the listed metadata (size, INTERNALDATE) nor counts as a message sent without
+/// its body.
+#[test]
+fn flag_updates_interleaved_with_fetch_answers_change_nothing_staged() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::FlagUpdates)?;
+    let cli = staged(&server, 2);
+    let rows = inbox_rows(&cli, "m.internaldate || ' ' || m.size")?;
+    assert_eq!(
+        rows,
+        [
+            "1 staged 17-Jul-1996 02:44:25 -0700 42",
+            "2 staged 17-Jul-1996 02:44:25 -0700 43"
+        ]
+    );
+    Ok(())
+}
+
+/// A message expunged by another session between the listing and the fetch, answered
+/// `BODY[] NIL`: that message is recorded failed with the cause, the other staged.
+#[test]
+fn a_body_answered_nil_fails_that_message_alone() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::NilBody(1))?;
+    let cli = batch_on(server.port());
+    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert!(run.text.contains(&format!("{ALICE}: 1 staged")), "{run}");
+    assert!(run.text.contains("1 failed"), "{run}");
+    let rows = inbox_rows(&cli, "m.reason")?;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[0].starts_with("1 failed ") && rows[0].contains("no body"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[1], "2 staged -");
+    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    Ok(())
+}
+
+/// `* 1 EXPUNGE` between two body answers (the next answer's sequence number shifts): both
+/// bodies are staged under their UIDs.
+#[test]
+fn an_expunge_between_body_answers_stages_both_by_uid() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::ExpungeBetweenBodies)?;
+    let cli = staged(&server, 2);
+    let rows = inbox_rows(&cli, "m.size")?;
+    assert_eq!(rows, ["1 staged 42", "2 staged 43"]);
+    Ok(())
+}
+
+/// LIST naming the same folder twice: it is read once.
+#[test]
+fn a_folder_listed_twice_is_read_once() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::ListedTwice)?;
+    let cli = staged(&server, 2);
+    let status = cli.ok(&["batch", "status", "b", "--users"]);
+    assert!(status.contains("Synced"), "{status}");
+    Ok(())
+}

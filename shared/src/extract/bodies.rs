@@ -242,6 +242,9 @@ async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
                 return Ok(()); // an unsolicited FETCH (a flag change): nothing to store
             };
             let outcome = match m.body {
+                // Another session's flag change (RFC 3501 7.4.2) after the body came: not
+                // an answer, and no reason to drop the body.
+                None if syncer.holds(uid, fetched) => return Ok(()),
                 None => Err("the server sent no body for it".to_owned()),
                 Some(body) => body.output.finish(),
             };
@@ -362,6 +365,11 @@ impl Syncer {
             Err(why) => Err(why),
         };
         fetched.insert(uid, outcome);
+    }
+
+    /// Whether `uid`'s body arrived already (its outcome recorded, or its fsync running).
+    fn holds(&self, uid: u32, fetched: &Fetched) -> bool {
+        fetched.contains_key(&uid) || self.syncing.iter().any(|s| s.0 == uid)
     }
 
     /// Waits for every fsync started and records its blob.

@@ -441,9 +441,11 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
             // Listed in the pipeline: converted from the responses it kept.
             Some(metas) => {
                 let new = metas.iter().filter(|m| m.uid.is_some_and(|u| u > highest));
-                for m in new.filter_map(meta_of) {
-                    new_above_highest += 1;
-                    lister.push(ctx, m);
+                for f in new {
+                    if let Some(m) = meta_of(f) {
+                        new_above_highest += u64::from(answers(f));
+                        lister.take(ctx, m, answers(f));
+                    }
                 }
             }
             None => {
@@ -540,8 +542,9 @@ async fn list_meta<S: AsyncRead + AsyncWrite + Unpin>(
                 let Some(meta) = meta_of(&m.fetch).filter(|m| keep(m.uid)) else {
                     return Ok(());
                 };
-                listed += 1;
-                match lister.push(ctx, meta) {
+                let answer = answers(&m.fetch);
+                listed += u64::from(answer);
+                match lister.take(ctx, meta, answer) {
                     true => Ok(()),
                     false => Err(ImapError::Sink(std::io::Error::other(
                         "the stage's index refused the listed messages",
@@ -555,6 +558,12 @@ async fn list_meta<S: AsyncRead + AsyncWrite + Unpin>(
         (Err(_), true) => Ok(listed),
         (result, _) => result.map(|()| listed),
     }
+}
+
+/// Whether a FETCH response answers the metadata listing (it carries what was asked beyond
+/// UID and FLAGS), rather than reporting a flag change.
+fn answers(f: &FetchData) -> bool {
+    f.rfc822_size.is_some() || f.internal_date.is_some()
 }
 
 fn meta_of(f: &FetchData) -> Option<Meta> {

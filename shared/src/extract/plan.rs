@@ -28,6 +28,8 @@ pub(super) struct Lister {
     /// Folders listed so far.
     folders: u32,
     buffer: Vec<ListedMessage>,
+    /// The highest UID of the current folder listed with its RFC822.SIZE or INTERNALDATE.
+    answered_up_to: u32,
     /// A write that failed inside a FETCH callback, reported once the FETCH returns.
     failed: Option<StageError>,
 }
@@ -41,6 +43,7 @@ impl Lister {
             folder_pos: 0,
             folders: 0,
             buffer: Vec::new(),
+            answered_up_to: 0,
             failed: None,
         }
     }
@@ -51,6 +54,7 @@ impl Lister {
         self.folder_id = folder_id;
         self.folder_pos = self.folders;
         self.folders += 1;
+        self.answered_up_to = 0;
     }
 
     /// Whether a write failed.
@@ -58,9 +62,23 @@ impl Lister {
         self.failed.is_some()
     }
 
+    /// Takes one FETCH response of a metadata listing, `answer` when it carries RFC822.SIZE
+    /// or INTERNALDATE. One with neither, for a UID already listed, is a flag change another
+    /// session made meanwhile (RFC 3501 7.4.2: unsolicited FETCH may come at any time), not
+    /// the answer: it would replace the listed size and date, so it is left out. `false` when
+    /// a write failed (the error comes from [`Lister::finish`]).
+    pub(super) fn take(&mut self, ctx: &Ctx, m: Meta, answer: bool) -> bool {
+        if answer {
+            self.answered_up_to = self.answered_up_to.max(m.uid);
+        } else if m.uid <= self.answered_up_to {
+            return self.failed.is_none();
+        }
+        self.push(ctx, m)
+    }
+
     /// Takes one message's metadata; a full group is written at once. `false` when a write
     /// failed (the error comes from [`Lister::finish`]).
-    pub(super) fn push(&mut self, ctx: &Ctx, m: Meta) -> bool {
+    fn push(&mut self, ctx: &Ctx, m: Meta) -> bool {
         self.buffer.push(ListedMessage {
             folder_id: self.folder_id,
             folder_pos: self.folder_pos,
