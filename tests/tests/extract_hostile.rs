@@ -416,3 +416,24 @@ fn a_folder_listed_twice_is_read_once() -> Result<()> {
     assert!(status.contains("Synced"), "{status}");
     Ok(())
 }
+/// A listed folder whose EXAMINE is refused (`NO [NOPERM]`): the other folders are staged,
+/// and the mailbox ends Failed naming the folder and the server's words, not Synced.
+#[test]
+fn a_folder_that_cannot_be_opened_fails_the_mailbox_after_the_others_are_staged() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::FolderRefused)?;
+    let cli = batch_on(server.port());
+    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.text.contains(&format!("{ALICE}: 2 staged")), "{run}");
+    assert!(
+        run.text.contains("\"Locked\"") && run.text.contains("Permission denied"),
+        "{run}"
+    );
+    // A refusal is not retried by reconnecting: the reachability check and one attempt.
+    assert_eq!(server.connections(), 2, "{run}");
+    let status = cli.ok(&["batch", "status", "b", "--users"]);
+    assert!(status.contains("Failed"), "{status}");
+    assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
+    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    Ok(())
+}

@@ -14,6 +14,7 @@ use super::folders::{FolderPlan, LeftOut};
 use super::listing::{Listing, list_folders};
 use super::plan::Lister;
 use super::prefetch::open_new_folders;
+use super::refused::is_refused_open;
 use super::unchanged::unchanged_folders;
 use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
 use crate::imap::pipeline::OpenedAndListed;
@@ -202,9 +203,19 @@ async fn sync_once(
         finished,
         listed: Lister::new(mb.mailbox_id),
     };
+    // A folder the server refuses to open does not stop the others (the mailbox fails after).
+    let mut refused = Vec::new();
     for plan in to_open {
         let pre = prefetched.remove(&plan.wire);
-        examined.push(examine_folder(ctx, &mut s, mb, plan, &mut open, counts, pre).await?);
+        let name = plan.name.clone();
+        match examine_folder(ctx, &mut s, mb, plan, &mut open, counts, pre).await {
+            Ok(e) => examined.push(e),
+            Err(e) if is_refused_open(&e) => {
+                tracing::warn!(mailbox = %mb.email, folder = %name, "{e}; reading the other folders");
+                refused.push(e.to_string());
+            }
+            Err(e) => return Err(e),
+        }
     }
     open.listed.finish(ctx)?;
 
@@ -231,7 +242,13 @@ async fn sync_once(
     ctx.stage.index(|i| i.clear_listed(mb.mailbox_id))?;
     // Everything is committed: say goodbye without waiting for the answer.
     let _ = s.send_logout().await;
-    Ok(())
+    match refused.is_empty() {
+        true => Ok(()),
+        false => Err(ExtractError::FoldersNotOpened {
+            mailbox: mb.email.clone(),
+            refused,
+        }),
+    }
 }
 
 /// A folder opened in the pipeline, and where its pass starts.

@@ -21,6 +21,16 @@ pub(super) fn is_refused_fetch(e: &ExtractError) -> bool {
         if matches!(step.source, ImapError::Rejected { .. }) && !step.is_transient())
 }
 
+/// True for a folder the server refused to open for good (EXAMINE answered NO or BAD that
+/// is not a throttle or another "not now"): an ACL that lets the login list the folder but
+/// not read it, a damaged folder. The pass reads the other folders and fails the mailbox
+/// afterwards, naming it ([`ExtractError::FoldersNotOpened`]).
+pub(super) fn is_refused_open(e: &ExtractError) -> bool {
+    matches!(e, ExtractError::Imap(step)
+        if matches!(&step.source, ImapError::Rejected { command, .. } if command == "EXAMINE")
+            && !step.is_transient())
+}
+
 /// Fetches what `group` still lacks in `fetched` in ever smaller parts after `refusal`;
 /// a message refused alone gets its failure in `fetched`.
 pub(super) async fn fetch_in_parts<S: AsyncRead + AsyncWrite + Unpin>(
