@@ -84,6 +84,14 @@ pub enum Hostility {
     /// LIST also names a folder `Locked` whose EXAMINE is refused `NO [NOPERM]` (an ACL that
     /// allows listing and not reading, a damaged folder).
     FolderRefused,
+    /// EXAMINE without UIDVALIDITY and UIDNEXT (RFC 3501 6.3.1: then UIDs need not persist).
+    NoUidValidity,
+    /// Body answers with FLAGS first, the body as `BODY[]<0>` and the UID after it.
+    OddBodyAnswers,
+    /// The body of this UID answered with a zero-length literal `BODY[] {0}`.
+    EmptyBody(u32),
+    /// Every body answer sent twice in a row.
+    DuplicateBodies,
 }
 
 /// What the server has seen.
@@ -302,10 +310,13 @@ impl Conn<'_> {
         let mut lines = vec![
             "* FLAGS (\\Seen \\Flagged)".to_string(),
             format!("* {} EXISTS", mails.len()),
-            format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
         ];
+        let told = self.script.hostility != Hostility::NoUidValidity;
+        if told {
+            lines.push(format!("* OK [UIDVALIDITY {validity}] UIDs valid"));
+        }
         let highest = mails.iter().map(|m| m.uid).max().unwrap_or(0);
-        if let Some(next) = highest.checked_add(1) {
+        if let Some(next) = highest.checked_add(1).filter(|_| told) {
             lines.push(format!("* OK [UIDNEXT {next}] predicted"));
         }
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
@@ -381,7 +392,20 @@ impl Conn<'_> {
                 out.extend_from_slice(
                     format!("* {seq} FETCH (UID {} BODY[] NIL)\r\n", m.uid).as_bytes(),
                 );
+            } else if bodies && self.script.hostility == Hostility::OddBodyAnswers {
+                let head = format!(
+                    "* {seq} FETCH (FLAGS (\\Seen) BODY[]<0> {{{}}}\r\n",
+                    m.body.len()
+                );
+                out.extend_from_slice(head.as_bytes());
+                out.extend_from_slice(&m.body);
+                out.extend_from_slice(format!(" UID {})\r\n", m.uid).as_bytes());
+            } else if bodies && self.script.hostility == Hostility::EmptyBody(m.uid) {
+                out.extend_from_slice(
+                    format!("* {seq} FETCH (UID {} BODY[] {{0}}\r\n)\r\n", m.uid).as_bytes(),
+                );
             } else if bodies {
+                let at = out.len();
                 out.extend_from_slice(format!("* {seq} FETCH (UID {} ", m.uid).as_bytes());
                 out.extend_from_slice(&deep);
                 out.extend_from_slice(format!("BODY[] {{{}}}\r\n", m.body.len()).as_bytes());
@@ -395,6 +419,9 @@ impl Conn<'_> {
                     }
                 }
                 out.extend_from_slice(b")\r\n");
+                if self.script.hostility == Hostility::DuplicateBodies {
+                    out.extend_from_within(at..);
+                }
                 if expunge {
                     out.extend_from_slice(b"* 1 EXPUNGE\r\n");
                 }

@@ -437,3 +437,34 @@ fn a_folder_that_cannot_be_opened_fails_the_mailbox_after_the_others_are_staged(
     assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
+
+/// EXAMINE without UIDVALIDITY (and UIDNEXT): the folder is staged, and a second pass finds
+/// nothing new.
+#[test]
+fn a_folder_opened_without_uidvalidity_is_staged_once() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::NoUidValidity)?;
+    let cli = staged(&server, 2);
+    let run = extract(&cli, &["batch", "sync", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.text.contains(&format!("{ALICE}: 0 staged")), "{run}");
+    Ok(())
+}
+
+/// Body answers in another shape: FLAGS first, `BODY[]<0>` for a plain `BODY[]`, the UID
+/// after the literal. Each body is staged under its UID.
+#[test]
+fn body_answers_with_the_uid_last_and_an_origin_stage_by_uid() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::OddBodyAnswers)?;
+    let cli = staged(&server, 2);
+    assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
+    Ok(())
+}
+
+/// Each body answer sent twice: each message staged once.
+#[test]
+fn a_body_answer_sent_twice_stages_the_message_once() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::DuplicateBodies)?;
+    let cli = staged(&server, 2);
+    assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
+    Ok(())
+}

@@ -13,7 +13,7 @@
 //! committed before the error is returned: a link that drops every few megabytes then still
 //! makes progress with each connection, even when a group is larger than that.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -234,7 +234,17 @@ async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
     counts: &mut MailboxCounts,
 ) -> Result<OpenedNext, ImapError> {
     let keys = at.keys;
-    let mut sink = WriterSink::new(|start: &LiteralStart| Ok(Body::open(ctx, keys, start, gained)));
+    // A server repeating a body answer: the repeat must not write over the partial of the
+    // first, finished and waiting for its commit; it goes to a blob of its own, dropped.
+    let mut begun = HashSet::new();
+    let mut sink = WriterSink::new(|start: &LiteralStart| {
+        let repeat = start.uid_hint.is_some_and(|uid| !begun.insert(uid));
+        let start = &LiteralStart {
+            uid_hint: start.uid_hint.filter(|_| !repeat),
+            ..start.clone()
+        };
+        Ok(Body::open(ctx, keys, start, gained))
+    });
     let mut syncer = Syncer::default();
     let result = {
         let mut on_message = |m: FetchedMessage<Body>| {
@@ -244,8 +254,10 @@ async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
             let outcome = match m.body {
                 // Another session's flag change (RFC 3501 7.4.2) after the body came: not
                 // an answer, and no reason to drop the body.
-                None if syncer.holds(uid, fetched) => return Ok(()),
+                None if syncer.holds(uid, fetched, false) => return Ok(()),
                 None => Err("the server sent no body for it".to_owned()),
+                // The same body again: the first is kept.
+                Some(_) if syncer.holds(uid, fetched, true) => return Ok(()),
                 Some(body) => body.output.finish(),
             };
             syncer.take(uid, outcome, fetched);
@@ -367,9 +379,11 @@ impl Syncer {
         fetched.insert(uid, outcome);
     }
 
-    /// Whether `uid`'s body arrived already (its outcome recorded, or its fsync running).
-    fn holds(&self, uid: u32, fetched: &Fetched) -> bool {
-        fetched.contains_key(&uid) || self.syncing.iter().any(|s| s.0 == uid)
+    /// Whether an answer for `uid` arrived already (its outcome recorded, or its fsync
+    /// running); with `body`, only an answer that brought its body counts.
+    fn holds(&self, uid: u32, fetched: &Fetched, body: bool) -> bool {
+        let recorded = fetched.get(&uid).is_some_and(|o| !body || o.is_ok());
+        recorded || self.syncing.iter().any(|s| s.0 == uid)
     }
 
     /// Waits for every fsync started and records its blob.
