@@ -468,3 +468,25 @@ fn a_body_answer_sent_twice_stages_the_message_once() -> Result<()> {
     assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
     Ok(())
 }
+
+/// A body answered with a zero-length literal for a message RFC822.SIZE says is not empty:
+/// not staged as an empty message but recorded failed with the cause (the next pass tries
+/// it again), the other staged.
+#[test]
+fn an_empty_body_literal_is_not_staged_as_the_message() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::EmptyBody(1))?;
+    let cli = batch_on(server.port());
+    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert!(run.text.contains(&format!("{ALICE}: 1 staged")), "{run}");
+    assert!(run.text.contains("1 failed"), "{run}");
+    let rows = inbox_rows(&cli, "m.reason")?;
+    assert_eq!(
+        rows,
+        [
+            "1 failed the server sent an empty body for a message of 42 bytes (RFC822.SIZE)",
+            "2 staged -"
+        ]
+    );
+    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    Ok(())
+}

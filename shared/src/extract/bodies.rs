@@ -459,7 +459,15 @@ fn rows_for(
                     );
                 }
                 row.size = sent;
-                if sent > max_size {
+                if sent == 0 && m.size > 0 {
+                    Some((
+                        MessageState::Failed,
+                        format!(
+                            "the server sent an empty body for a message of {} bytes (RFC822.SIZE)",
+                            m.size
+                        ),
+                    ))
+                } else if sent > max_size {
                     Some((
                         MessageState::SkippedSize,
                         format!(
