@@ -92,6 +92,10 @@ pub enum Hostility {
     EmptyBody(u32),
     /// Every body answer sent twice in a row.
     DuplicateBodies,
+    /// LIST names `INBOX`, `Doomed` and `Later`; `Doomed` opens once, then it is deleted:
+    /// every later EXAMINE of it is answered `NO [NONEXISTENT]` (a user deleting a folder
+    /// while the pass runs, between its listing and its bodies).
+    DeletedMidPass,
 }
 
 /// What the server has seen.
@@ -120,6 +124,7 @@ impl HostileServer {
             mails,
             hostility,
             examines: AtomicU64::new(0),
+            doomed: AtomicU64::new(0),
         });
         let accept = {
             let (counters, stop) = (counters.clone(), stop.clone());
@@ -184,6 +189,8 @@ struct Script {
     hostility: Hostility,
     /// EXAMINE/SELECT commands answered, over all connections.
     examines: AtomicU64,
+    /// EXAMINEs of `Doomed` answered ([`Hostility::DeletedMidPass`]).
+    doomed: AtomicU64,
 }
 
 /// A writer that counts what it sends.
@@ -294,6 +301,12 @@ impl Conn<'_> {
                 "* LIST (\\HasNoChildren) \"/\" Locked",
                 &ok(tag),
             ]),
+            Hostility::DeletedMidPass => self.send_lines(&[
+                "* LIST (\\HasNoChildren) \"/\" INBOX",
+                "* LIST (\\HasNoChildren) \"/\" Doomed",
+                "* LIST (\\HasNoChildren) \"/\" Later",
+                &ok(tag),
+            ]),
             _ => self.send_lines(&["* LIST (\\HasNoChildren) \"/\" INBOX", &ok(tag)]),
         }
     }
@@ -301,6 +314,12 @@ impl Conn<'_> {
     fn examine(&mut self, tag: &str, name: &str) -> io::Result<()> {
         if self.script.hostility == Hostility::FolderRefused && name.contains("Locked") {
             return self.send_lines(&[&format!("{tag} NO [NOPERM] Permission denied")]);
+        }
+        if self.script.hostility == Hostility::DeletedMidPass
+            && name.contains("Doomed")
+            && self.script.doomed.fetch_add(1, Ordering::SeqCst) > 0
+        {
+            return self.send_lines(&[&format!("{tag} NO [NONEXISTENT] Mailbox doesn't exist")]);
         }
         let mails = &self.script.mails;
         let earlier = self.script.examines.fetch_add(1, Ordering::SeqCst);

@@ -490,3 +490,22 @@ fn an_empty_body_literal_is_not_staged_as_the_message() -> Result<()> {
     assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
+
+/// A folder deleted while the pass runs, between its listing and its bodies (its second
+/// EXAMINE answered `NO [NONEXISTENT]`): the folders after it are still read, and the
+/// mailbox fails naming it and the server's words, on one connection.
+#[test]
+fn a_folder_deleted_between_listing_and_bodies_does_not_stop_the_folders_after_it() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::DeletedMidPass)?;
+    let cli = batch_on(server.port());
+    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.text.contains(&format!("{ALICE}: 4 staged")), "{run}");
+    assert!(
+        run.text.contains("\"Doomed\"") && run.text.contains("NONEXISTENT"),
+        "{run}"
+    );
+    assert_eq!(server.connections(), 2, "{run}");
+    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    Ok(())
+}

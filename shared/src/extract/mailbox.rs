@@ -238,7 +238,7 @@ async fn sync_once(
             modseq: e.modseq,
         });
     }
-    fetch_folders(ctx, &mut s, mb, folders, counts, finished).await?;
+    fetch_folders(ctx, &mut s, mb, folders, counts, finished, &mut refused).await?;
     ctx.stage.index(|i| i.clear_listed(mb.mailbox_id))?;
     // Everything is committed: say goodbye without waiting for the answer.
     let _ = s.send_logout().await;
