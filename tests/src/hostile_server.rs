@@ -96,6 +96,8 @@ pub enum Hostility {
     /// every later EXAMINE of it is answered `NO [NONEXISTENT]` (a user deleting a folder
     /// while the pass runs, between its listing and its bodies).
     DeletedMidPass,
+    /// EXAMINE announces `UIDNEXT 1` whatever the folder holds (a stale UIDNEXT).
+    StaleUidNext,
 }
 
 /// What the server has seen.
@@ -335,7 +337,9 @@ impl Conn<'_> {
             lines.push(format!("* OK [UIDVALIDITY {validity}] UIDs valid"));
         }
         let highest = mails.iter().map(|m| m.uid).max().unwrap_or(0);
-        if let Some(next) = highest.checked_add(1).filter(|_| told) {
+        if self.script.hostility == Hostility::StaleUidNext {
+            lines.push("* OK [UIDNEXT 1] predicted".into());
+        } else if let Some(next) = highest.checked_add(1).filter(|_| told) {
             lines.push(format!("* OK [UIDNEXT {next}] predicted"));
         }
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();

@@ -509,3 +509,12 @@ fn a_folder_deleted_between_listing_and_bodies_does_not_stop_the_folders_after_i
     assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
+
+/// EXAMINE announcing a stale `UIDNEXT 1` over a folder of two messages: the folder the
+/// stage holds nothing of is listed all the same, and both are staged.
+#[test]
+fn a_stale_uidnext_does_not_hide_a_new_folder() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::StaleUidNext)?;
+    staged(&server, 2);
+    Ok(())
+}

@@ -449,10 +449,12 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     }
 
     let mut new_above_highest = 0;
-    // No UID comes after 4294967295 (`highest + 1` would overflow): nothing new to list.
+    // No UID comes after 4294967295 (`highest + 1` would overflow): nothing new to list. A
+    // UIDNEXT at the first new UID says nothing is new, except in a folder the stage holds
+    // nothing of: a server's stale UIDNEXT must not hide a whole folder.
     if let Some(first_new) = highest.checked_add(1)
         && info.exists > 0
-        && info.uid_next.is_none_or(|next| next > first_new)
+        && (highest == 0 || info.uid_next.is_none_or(|next| next > first_new))
     {
         match listed_new.take() {
             // Listed in the pipeline: converted from the responses it kept.
