@@ -98,7 +98,13 @@ pub enum Hostility {
     DeletedMidPass,
     /// EXAMINE announces `UIDNEXT 1` whatever the folder holds (a stale UIDNEXT).
     StaleUidNext,
+    /// The body of this UID sent as a literal of [`OVERSIZED`] bytes (its RFC822.SIZE far
+    /// understated), past the extractor's 64 MiB streaming limit.
+    OversizedBody(u32),
 }
+
+/// The literal length of [`Hostility::OversizedBody`].
+pub const OVERSIZED: usize = 65 << 20;
 
 /// What the server has seen.
 #[derive(Debug, Default)]
@@ -423,6 +429,12 @@ impl Conn<'_> {
                 out.extend_from_slice(head.as_bytes());
                 out.extend_from_slice(&m.body);
                 out.extend_from_slice(format!(" UID {})\r\n", m.uid).as_bytes());
+            } else if bodies && self.script.hostility == Hostility::OversizedBody(m.uid) {
+                let head = format!("* {seq} FETCH (UID {} BODY[] {{{OVERSIZED}}}\r\n", m.uid);
+                out.extend_from_slice(head.as_bytes());
+                out.extend_from_slice(&m.body);
+                out.resize(out.len() + OVERSIZED - m.body.len(), b'x');
+                out.extend_from_slice(b")\r\n");
             } else if bodies && self.script.hostility == Hostility::EmptyBody(m.uid) {
                 out.extend_from_slice(
                     format!("* {seq} FETCH (UID {} BODY[] {{0}}\r\n)\r\n", m.uid).as_bytes(),

@@ -518,3 +518,24 @@ fn a_stale_uidnext_does_not_hide_a_new_folder() -> Result<()> {
     staged(&server, 2);
     Ok(())
 }
+
+/// A body sent far longer than its RFC822.SIZE, past the 64 MiB streaming limit: read and
+/// dropped, that message recorded failed with the cause, the other staged on the same
+/// connection (it failed the whole mailbox before).
+#[test]
+fn a_body_far_over_its_announced_size_fails_that_message_alone() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::OversizedBody(1))?;
+    let cli = batch_on(server.port());
+    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert!(run.text.contains(&format!("{ALICE}: 1 staged")), "{run}");
+    assert!(run.text.contains("1 failed"), "{run}");
+    assert_eq!(server.connections(), 2, "{run}");
+    let rows = inbox_rows(&cli, "m.reason")?;
+    assert!(
+        rows[0].starts_with("1 failed the server sent a body of 68157440 bytes"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[1], "2 staged -");
+    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    Ok(())
+}

@@ -255,7 +255,12 @@ async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
                 // Another session's flag change (RFC 3501 7.4.2) after the body came: not
                 // an answer, and no reason to drop the body.
                 None if syncer.holds(uid, fetched, false) => return Ok(()),
-                None => Err("the server sent no body for it".to_owned()),
+                None => Err(match m.oversized {
+                    Some(len) => format!(
+                        "the server sent a body of {len} bytes, far over its RFC822.SIZE and the size cap: read and dropped"
+                    ),
+                    None => "the server sent no body for it".to_owned(),
+                }),
                 // The same body again: the first is kept.
                 Some(_) if syncer.holds(uid, fetched, true) => return Ok(()),
                 Some(body) => body.output.finish(),
