@@ -101,6 +101,12 @@ pub enum Hostility {
     /// The body of this UID sent as a literal of [`OVERSIZED`] bytes (its RFC822.SIZE far
     /// understated), past the extractor's 64 MiB streaming limit.
     OversizedBody(u32),
+    /// A body `UID FETCH` answered with its first body only, then `* BYE` and the link
+    /// closed (a server shutting down or recycling its process mid-fetch).
+    ByeAfterFirstBody,
+    /// This UID was expunged by another session: a body `UID FETCH` holding it sends the
+    /// other bodies, then completes `NO [EXPUNGEISSUED]` (Dovecot, RFC 5530).
+    ExpungeIssued(u32),
 }
 
 /// The literal length of [`Hostility::OversizedBody`].
@@ -417,6 +423,9 @@ impl Conn<'_> {
                 (true, n) => (false, n),
                 (false, n) => (false, n + 1),
             };
+            if bodies && self.script.hostility == Hostility::ExpungeIssued(m.uid) {
+                continue;
+            }
             if bodies && self.script.hostility == Hostility::NilBody(m.uid) {
                 out.extend_from_slice(
                     format!("* {seq} FETCH (UID {} BODY[] NIL)\r\n", m.uid).as_bytes(),
@@ -460,6 +469,11 @@ impl Conn<'_> {
                 if expunge {
                     out.extend_from_slice(b"* 1 EXPUNGE\r\n");
                 }
+                if self.script.hostility == Hostility::ByeAfterFirstBody {
+                    out.extend_from_slice(b"* BYE shutting down\r\n");
+                    self.send(&out)?;
+                    return Err(io::Error::other("closed after BYE"));
+                }
             } else {
                 let mut line = format!(
                     "* {seq} FETCH (UID {} RFC822.SIZE {} INTERNALDATE \"",
@@ -476,7 +490,13 @@ impl Conn<'_> {
                 out.extend_from_slice(update.as_bytes());
             }
         }
-        out.extend_from_slice(format!("{tag} OK UID FETCH done\r\n").as_bytes());
+        let done = match self.script.hostility {
+            Hostility::ExpungeIssued(gone) if bodies && in_set(set, gone, highest) => {
+                format!("{tag} NO [EXPUNGEISSUED] Some of the requested messages no longer exist")
+            }
+            _ => format!("{tag} OK UID FETCH done"),
+        };
+        out.extend_from_slice(format!("{done}\r\n").as_bytes());
         self.send(&out)
     }
 }

@@ -539,3 +539,34 @@ fn a_body_far_over_its_announced_size_fails_that_message_alone() -> Result<()> {
     assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
+
+/// `* BYE` after the first body of each fetch, the link closed: what arrived is kept, the
+/// pass reconnects and goes on from there until every message is staged.
+#[test]
+fn a_bye_in_the_middle_of_the_bodies_reconnects_and_finishes() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::ByeAfterFirstBody)?;
+    let cli = staged(&server, 2);
+    // The reachability check, then one attempt per body and the one that finds the end.
+    assert!(server.connections() >= 3, "{}", server.connections());
+    assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
+    Ok(())
+}
+
+/// A body fetch completed `NO [EXPUNGEISSUED]` after the bodies of the messages still
+/// there: those are staged, the expunged one recorded failed with the server's words.
+#[test]
+fn a_fetch_completed_expungeissued_stages_the_messages_still_there() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::ExpungeIssued(1))?;
+    let cli = batch_on(server.port());
+    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert!(run.text.contains(&format!("{ALICE}: 1 staged")), "{run}");
+    assert!(run.text.contains("1 failed"), "{run}");
+    assert_eq!(server.connections(), 2, "{run}");
+    let rows = inbox_rows(&cli, "m.reason")?;
+    assert!(
+        rows[0].starts_with("1 failed") && rows[0].contains("EXPUNGEISSUED"),
+        "{rows:?}"
+    );
+    assert_eq!(rows[1], "2 staged -");
+    Ok(())
+}
