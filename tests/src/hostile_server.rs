@@ -122,6 +122,7 @@ struct Counters {
 /// A running server; dropping it stops accepting.
 pub struct HostileServer {
     port: u16,
+    script: Arc<Script>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
@@ -139,7 +140,9 @@ impl HostileServer {
             hostility,
             examines: AtomicU64::new(0),
             doomed: AtomicU64::new(0),
+            hide_last: AtomicBool::new(false),
         });
+        let script_handle = script.clone();
         let accept = {
             let (counters, stop) = (counters.clone(), stop.clone());
             std::thread::spawn(move || {
@@ -166,6 +169,7 @@ impl HostileServer {
         };
         Ok(Self {
             port,
+            script: script_handle,
             counters,
             stop,
             accept: Some(accept),
@@ -175,6 +179,11 @@ impl HostileServer {
     /// The port to point the extractor at (plain IMAP on 127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the last mail is hidden (not yet delivered) from now on.
+    pub fn hide_last(&self, hidden: bool) {
+        self.script.hide_last.store(hidden, Ordering::SeqCst);
     }
 
     /// Connections accepted so far.
@@ -205,6 +214,16 @@ struct Script {
     examines: AtomicU64,
     /// EXAMINEs of `Doomed` answered ([`Hostility::DeletedMidPass`]).
     doomed: AtomicU64,
+    /// The last mail is not there yet ([`HostileServer::hide_last`]).
+    hide_last: AtomicBool,
+}
+
+impl Script {
+    /// The mails served now.
+    fn mails(&self) -> &[Mail] {
+        let hidden = usize::from(self.hide_last.load(Ordering::SeqCst));
+        &self.mails[..self.mails.len().saturating_sub(hidden)]
+    }
 }
 
 /// A writer that counts what it sends.
@@ -335,7 +354,7 @@ impl Conn<'_> {
         {
             return self.send_lines(&[&format!("{tag} NO [NONEXISTENT] Mailbox doesn't exist")]);
         }
-        let mails = &self.script.mails;
+        let mails = self.script.mails();
         let earlier = self.script.examines.fetch_add(1, Ordering::SeqCst);
         let recreated =
             self.script.hostility == Hostility::RecreatedAfterFirstExamine && earlier > 0;
@@ -378,7 +397,7 @@ impl Conn<'_> {
         if !cmd.eq_ignore_ascii_case("FETCH") {
             return self.send_lines(&[&format!("{tag} BAD only UID FETCH here")]);
         }
-        let mails = &self.script.mails;
+        let mails = self.script.mails();
         let highest = mails.iter().map(|m| m.uid).max().unwrap_or(0);
         let bodies = items.to_ascii_uppercase().contains("BODY.PEEK[]");
         let deep = match self.script.hostility {

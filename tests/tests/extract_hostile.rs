@@ -570,3 +570,18 @@ fn a_fetch_completed_expungeissued_stages_the_messages_still_there() -> Result<(
     assert_eq!(rows[1], "2 staged -");
     Ok(())
 }
+
+/// A stale `UIDNEXT 1` on later passes too: a message that arrives after the first pass is
+/// still found (the server holds more messages than the stage has rows for).
+#[test]
+fn a_stale_uidnext_does_not_hide_new_mail_from_a_later_pass() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::StaleUidNext)?;
+    server.hide_last(true);
+    let cli = staged(&server, 1);
+    server.hide_last(false);
+    let run = extract(&cli, &["batch", "sync", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.text.contains(&format!("{ALICE}: 1 staged")), "{run}");
+    assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
+    Ok(())
+}

@@ -5,14 +5,13 @@ use std::collections::{HashMap, HashSet};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::bodies::Meta;
 use super::bodies_pass::{FolderBodies, fetch_folders};
 use super::context::Ctx;
 use super::deletions::{Seen, notice_deletions};
-use super::flags::{FlagsOf, flags_text, read_flags};
+use super::flags::{FlagsOf, read_flags};
 use super::folders::{FolderPlan, LeftOut};
 use super::listing::{Listing, list_folders};
-use super::plan::Lister;
+use super::plan::{Lister, meta_of};
 use super::prefetch::open_new_folders;
 use super::refused::is_refused_open;
 use super::unchanged::unchanged_folders;
@@ -21,8 +20,7 @@ use crate::imap::pipeline::OpenedAndListed;
 use crate::imap::transport::connect;
 use crate::imap::types::StatusResponse;
 use crate::imap::{
-    DiscardSink, During as _, FetchData, ImapError, ImapStepError, SequenceSet, Session,
-    SessionConfig,
+    DiscardSink, During as _, ImapError, ImapStepError, SequenceSet, Session, SessionConfig,
 };
 use crate::retry::{Attempts, Next};
 use crate::stage::index::{FolderInfo, MailboxState, OpenedFolder};
@@ -450,21 +448,29 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
 
     let mut new_above_highest = 0;
     // No UID comes after 4294967295 (`highest + 1` would overflow): nothing new to list. A
-    // UIDNEXT at the first new UID says nothing is new, except in a folder the stage holds
-    // nothing of: a server's stale UIDNEXT must not hide a whole folder.
+    // UIDNEXT at the first new UID says nothing is new, unless the server holds more
+    // messages than the stage has rows for up to `highest` (all of them, in a folder it holds
+    // nothing of): a server's stale UIDNEXT must not hide new mail.
+    let stale_next = || {
+        highest == 0
+            || ctx
+                .stage
+                .index(|i| i.present_count(folder_id, uidvalidity, highest))
+                .is_ok_and(|present| u64::from(info.exists) > present)
+    };
     if let Some(first_new) = highest.checked_add(1)
         && info.exists > 0
-        && (highest == 0 || info.uid_next.is_none_or(|next| next > first_new))
+        && info
+            .uid_next
+            .is_none_or(|next| next > first_new || stale_next())
     {
         match listed_new.take() {
             // Listed in the pipeline: converted from the responses it kept.
             Some(metas) => {
                 let new = metas.iter().filter(|m| m.uid.is_some_and(|u| u > highest));
-                for f in new {
-                    if let Some(m) = meta_of(f) {
-                        new_above_highest += u64::from(answers(f));
-                        lister.take(ctx, m, answers(f));
-                    }
+                for (m, answer) in new.filter_map(meta_of) {
+                    new_above_highest += u64::from(answer);
+                    lister.take(ctx, m, answer);
                 }
             }
             None => {
@@ -558,10 +564,9 @@ async fn list_meta<S: AsyncRead + AsyncWrite + Unpin>(
             1,
             &mut DiscardSink,
             |m| {
-                let Some(meta) = meta_of(&m.fetch).filter(|m| keep(m.uid)) else {
+                let Some((meta, answer)) = meta_of(&m.fetch).filter(|(m, _)| keep(m.uid)) else {
                     return Ok(());
                 };
-                let answer = answers(&m.fetch);
                 listed += u64::from(answer);
                 match lister.take(ctx, meta, answer) {
                     true => Ok(()),
@@ -577,20 +582,4 @@ async fn list_meta<S: AsyncRead + AsyncWrite + Unpin>(
         (Err(_), true) => Ok(listed),
         (result, _) => result.map(|()| listed),
     }
-}
-
-/// Whether a FETCH response answers the metadata listing (it carries what was asked beyond
-/// UID and FLAGS), rather than reporting a flag change.
-fn answers(f: &FetchData) -> bool {
-    f.rfc822_size.is_some() || f.internal_date.is_some()
-}
-
-fn meta_of(f: &FetchData) -> Option<Meta> {
-    Some(Meta {
-        uid: f.uid?,
-        size: u64::from(f.rfc822_size.unwrap_or(0)),
-        internaldate: f.internal_date.as_ref().map(|d| d.raw.clone()),
-        unix: f.internal_date.as_ref().and_then(|d| d.unix),
-        flags: f.flags.as_deref().map(flags_text).unwrap_or_default(),
-    })
 }

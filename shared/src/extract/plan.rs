@@ -12,6 +12,8 @@
 use super::ExtractError;
 use super::bodies::{Decided, Meta};
 use super::context::Ctx;
+use super::flags::flags_text;
+use crate::imap::FetchData;
 use crate::stage::StageError;
 use crate::stage::index::{ListedMessage, ListedVerdict, MessageState};
 
@@ -119,6 +121,19 @@ impl Lister {
             None => Ok(()),
         }
     }
+}
+
+/// A metadata listing's FETCH response as [`Meta`], and whether it answers the listing (it
+/// carries RFC822.SIZE or INTERNALDATE) rather than reporting a flag change.
+pub(super) fn meta_of(f: &FetchData) -> Option<(Meta, bool)> {
+    let meta = Meta {
+        uid: f.uid?,
+        size: u64::from(f.rfc822_size.unwrap_or(0)),
+        internaldate: f.internal_date.as_ref().map(|d| d.raw.clone()),
+        unix: f.internal_date.as_ref().and_then(|d| d.unix),
+        flags: f.flags.as_deref().map(flags_text).unwrap_or_default(),
+    };
+    Some((meta, f.rfc822_size.is_some() || f.internal_date.is_some()))
 }
 
 /// The next chunk of a folder's listed messages after UID `after`, decided, in UID order.
