@@ -107,6 +107,9 @@ pub enum Hostility {
     /// This UID was expunged by another session: a body `UID FETCH` holding it sends the
     /// other bodies, then completes `NO [EXPUNGEISSUED]` (Dovecot, RFC 5530).
     ExpungeIssued(u32),
+    /// [`Hostility::NilBody`] for this UID, and each metadata answer followed by unsolicited
+    /// `FETCH (UID u FLAGS …)` for every other message (another session changing flags).
+    NilBodyAmidUpdates(u32),
 }
 
 /// The literal length of [`Hostility::OversizedBody`].
@@ -445,7 +448,10 @@ impl Conn<'_> {
             if bodies && self.script.hostility == Hostility::ExpungeIssued(m.uid) {
                 continue;
             }
-            if bodies && self.script.hostility == Hostility::NilBody(m.uid) {
+            let nil = Hostility::NilBody(m.uid);
+            if bodies
+                && [nil, Hostility::NilBodyAmidUpdates(m.uid)].contains(&self.script.hostility)
+            {
                 out.extend_from_slice(
                     format!("* {seq} FETCH (UID {} BODY[] NIL)\r\n", m.uid).as_bytes(),
                 );
@@ -503,6 +509,13 @@ impl Conn<'_> {
                 line.extend_from_slice(m.date.as_bytes());
                 line.extend_from_slice(b"\" FLAGS (\\Seen))\r\n");
                 out.extend_from_slice(&line);
+                if let Hostility::NilBodyAmidUpdates(_) = self.script.hostility {
+                    for (other, o) in mails.iter().enumerate().filter(|(_, o)| o.uid != m.uid) {
+                        let update =
+                            format!("* {} FETCH (UID {} FLAGS (\\Seen))\r\n", other + 1, o.uid);
+                        out.extend_from_slice(update.as_bytes());
+                    }
+                }
             }
             if self.script.hostility == Hostility::FlagUpdates {
                 let update = format!("* {seq} FETCH (UID {} FLAGS (\\Seen \\Flagged))\r\n", m.uid);

@@ -585,3 +585,20 @@ fn a_stale_uidnext_does_not_hide_new_mail_from_a_later_pass() -> Result<()> {
     assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
     Ok(())
 }
+
+/// A failed message read again by the next pass while another session changes the flags
+/// of the staged ones: only the failed one is listed again, nothing staged is fetched twice.
+#[test]
+fn rereading_a_failed_message_amid_flag_changes_fetches_only_it() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::NilBodyAmidUpdates(1))?;
+    let cli = batch_on(server.port());
+    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert!(run.text.contains(&format!("{ALICE}: 1 staged")), "{run}");
+    let run = extract(&cli, &["batch", "sync", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert!(
+        run.text.contains(&format!("{ALICE}: 0 staged")) && run.text.contains("1 failed"),
+        "{run}"
+    );
+    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    Ok(())
+}

@@ -483,7 +483,8 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     }
     if !failed.is_empty() {
         let set = SequenceSet::from_uids(failed.iter().copied());
-        list_meta(ctx, s, &set, |u| u <= highest, lister)
+        // Only those: a flag change of a staged message may come meanwhile.
+        list_meta(ctx, s, &set, |u| u <= highest && set.contains(u), lister)
             .await
             .during(|| format!("re-reading failed messages of {:?}", plan.name))?;
     }
