@@ -110,6 +110,9 @@ pub enum Hostility {
     /// [`Hostility::NilBody`] for this UID, and each metadata answer followed by unsolicited
     /// `FETCH (UID u FLAGS …)` for every other message (another session changing flags).
     NilBodyAmidUpdates(u32),
+    /// LIST also names a folder `Damaged` that opens, but whose metadata `UID FETCH` is
+    /// answered `NO [SERVERBUG]`.
+    ListingRefused,
 }
 
 /// The literal length of [`Hostility::OversizedBody`].
@@ -163,6 +166,7 @@ impl HostileServer {
                                 counters: &counters,
                             },
                             script: &script,
+                            selected: String::new(),
                         };
                         // The client hanging up mid-script is the usual end here.
                         let _ = conn.serve(&client);
@@ -252,6 +256,8 @@ impl Write for Counted<'_> {
 struct Conn<'a> {
     out: Counted<'a>,
     script: &'a Script,
+    /// The EXAMINE argument last answered.
+    selected: String,
 }
 
 /// Longest command line read (the extractor's are short).
@@ -332,11 +338,17 @@ impl Conn<'_> {
                 "* LIST (\\HasNoChildren) \"/\" INBOX",
                 &ok(tag),
             ]),
-            Hostility::FolderRefused => self.send_lines(&[
-                "* LIST (\\HasNoChildren) \"/\" INBOX",
-                "* LIST (\\HasNoChildren) \"/\" Locked",
-                &ok(tag),
-            ]),
+            Hostility::FolderRefused | Hostility::ListingRefused => {
+                let other = match self.script.hostility {
+                    Hostility::FolderRefused => "Locked",
+                    _ => "Damaged",
+                };
+                self.send_lines(&[
+                    "* LIST (\\HasNoChildren) \"/\" INBOX",
+                    &format!("* LIST (\\HasNoChildren) \"/\" {other}"),
+                    &ok(tag),
+                ])
+            }
             Hostility::DeletedMidPass => self.send_lines(&[
                 "* LIST (\\HasNoChildren) \"/\" INBOX",
                 "* LIST (\\HasNoChildren) \"/\" Doomed",
@@ -357,6 +369,7 @@ impl Conn<'_> {
         {
             return self.send_lines(&[&format!("{tag} NO [NONEXISTENT] Mailbox doesn't exist")]);
         }
+        self.selected = name.to_owned();
         let mails = self.script.mails();
         let earlier = self.script.examines.fetch_add(1, Ordering::SeqCst);
         let recreated =
@@ -424,6 +437,12 @@ impl Conn<'_> {
                 );
                 self.send(line.as_bytes())?; // until the client hangs up
             }
+        }
+        if !bodies
+            && self.script.hostility == Hostility::ListingRefused
+            && self.selected.contains("Damaged")
+        {
+            return self.send_lines(&[&format!("{tag} NO [SERVERBUG] Internal error")]);
         }
         if let Hostility::UnreadableBody(bad) = self.script.hostility
             && bodies

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::commits::Committer;
 use super::context::Ctx;
-use super::refused::{fetch_in_parts, is_refused_fetch};
+use super::refused::{fetch_in_parts, is_refusal};
 use super::resume::{Body, Keys};
 use super::{ExtractError, MailboxCounts};
 use crate::imap::pipeline::OpenNext;
@@ -105,7 +105,7 @@ pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
         let then = if rest.is_empty() { next.take() } else { None };
         let (mut fetched, result) = fetch_group(ctx, session, group, target, counts, then).await;
         let result = match result {
-            Err(refusal) if is_refused_fetch(&refusal) => {
+            Err(refusal) if is_refusal(&refusal) => {
                 fetch_in_parts(ctx, session, group, target, counts, &mut fetched, &refusal)
                     .await
                     .map(|()| None)

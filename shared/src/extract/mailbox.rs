@@ -13,7 +13,7 @@ use super::folders::{FolderPlan, LeftOut};
 use super::listing::{Listing, list_folders};
 use super::plan::{Lister, meta_of};
 use super::prefetch::open_new_folders;
-use super::refused::is_refused_open;
+use super::refused::is_refusal;
 use super::unchanged::unchanged_folders;
 use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
 use crate::imap::pipeline::OpenedAndListed;
@@ -208,7 +208,8 @@ async fn sync_once(
         let name = plan.name.clone();
         match examine_folder(ctx, &mut s, mb, plan, &mut open, counts, pre).await {
             Ok(e) => examined.push(e),
-            Err(e) if is_refused_open(&e) => {
+            // Its EXAMINE or its listing refused for good.
+            Err(e) if is_refusal(&e) => {
                 tracing::warn!(mailbox = %mb.email, folder = %name, "{e}; reading the other folders");
                 refused.push(e.to_string());
             }

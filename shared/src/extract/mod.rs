@@ -203,10 +203,11 @@ pub enum ExtractError {
         /// UIDVALIDITY when it was opened for the bodies.
         now: u32,
     },
-    /// Folders the server refused to open (EXAMINE answered NO): the pass read the others,
-    /// and the mailbox is not done until these are read or excluded.
+    /// Folders the server refused to open or list (EXAMINE or their metadata FETCH answered
+    /// NO): the pass read the others, and the mailbox is not done until these are read or
+    /// excluded.
     #[error(
-        "{mailbox}: {} folder(s) could not be opened (the other folders were staged): {}; the next pass tries again, or leave such a folder out with --exclude-folder",
+        "{mailbox}: {} folder(s) could not be read (the other folders were staged): {}; the next pass tries again, or leave such a folder out with --exclude-folder",
         refused.len(), refused.join("; ")
     )]
     FoldersNotOpened {

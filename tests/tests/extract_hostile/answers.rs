@@ -263,3 +263,21 @@ fn rereading_a_failed_message_amid_flag_changes_fetches_only_it() -> Result<()> 
     assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
+
+/// A folder that opens but whose metadata listing is refused (`NO [SERVERBUG]`): the other
+/// folders are staged, then the mailbox fails naming it and the server's words.
+#[test]
+fn a_folder_whose_listing_is_refused_fails_the_mailbox_after_the_others_are_staged() -> Result<()> {
+    let server = HostileServer::start(two_mails(), Hostility::ListingRefused)?;
+    let cli = batch_on(server.port());
+    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.text.contains(&format!("{ALICE}: 2 staged")), "{run}");
+    assert!(
+        run.text.contains("\"Damaged\"") && run.text.contains("SERVERBUG"),
+        "{run}"
+    );
+    assert_eq!(server.connections(), 2, "{run}");
+    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    Ok(())
+}
