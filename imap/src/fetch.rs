@@ -31,6 +31,9 @@ pub struct FetchedMessage<O> {
     pub fetch: FetchData,
     /// The streamed (or inline) whole-message body: item name, exact length, sink output.
     pub body: Option<StreamedBody<O>>,
+    /// The length of a whole-message body the server sent over the framing's limit, read
+    /// and dropped ([`super::framing::OVERSIZED_DRAIN`]); `body` is then `None`.
+    pub oversized: Option<u64>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -119,6 +122,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     if fetch.uid.is_none() || beyond {
                         self.unsolicited()?; // a UID FETCH answers with UIDs
                     }
+                    let oversized = incoming.frame.oversized;
                     let mut bodies = incoming.frame.bodies.into_iter();
                     let mut body = bodies.next();
                     if bodies.next().is_some() {
@@ -132,7 +136,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                     let mut fetch = fetch;
                     let inline = fetch.body.take();
+                    // An oversized body left `BODY[] {0}` in its place: no inline body.
                     if body.is_none()
+                        && oversized.is_none()
                         && let Some(data) = inline
                     {
                         match feed_inline(sink, &fetch, &data) {
@@ -141,7 +147,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         }
                     }
                     if first_error.is_none()
-                        && let Err(e) = on_message(FetchedMessage { fetch, body })
+                        && let Err(e) = on_message(FetchedMessage {
+                            fetch,
+                            body,
+                            oversized,
+                        })
                     {
                         first_error = Some(e);
                     }

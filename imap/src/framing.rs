@@ -119,7 +119,17 @@ pub struct Frame<O> {
     pub bytes: Vec<u8>,
     /// Streamed bodies in the order they appeared.
     pub bodies: Vec<StreamedBody<O>>,
+    /// The announced length of a whole-message body over the streaming limit that was read
+    /// and dropped ([`OVERSIZED_DRAIN`]): the message's answer came without its body.
+    pub oversized: Option<u64>,
 }
+
+/// A whole-message body longer than the streaming limit, up to this many times the limit,
+/// is read and dropped, and the response goes on without it (a server whose RFC822.SIZE
+/// understated the message costs that message, not the session); a longer one is an error
+/// ([`FramingError::StreamedTooLarge`]), so a server announcing an endless literal is not
+/// read for ever.
+pub const OVERSIZED_DRAIN: u64 = 4;
 
 /// Reads complete responses from any `AsyncRead` (TCP, TLS, test pipes) with its own buffer.
 ///
@@ -176,6 +186,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let mut uid_hint = None;
         let mut sink_error = None;
         let mut streamed = 0u64;
+        let mut oversized = None;
         loop {
             let seg_start = frame.len();
             self.read_line(&mut frame, seg_start).await?;
@@ -202,6 +213,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return Ok(Frame {
                     bytes: frame,
                     bodies,
+                    oversized,
                 });
             };
             let item = match kind {
@@ -211,15 +223,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             };
             match item {
                 Some((seq, item_pos, item)) => {
-                    if marker.len > self.limits.max_streamed_literal {
+                    let limit = self.limits.max_streamed_literal;
+                    if marker.len > limit.saturating_mul(OVERSIZED_DRAIN) {
                         return Err(FramingError::StreamedTooLarge {
                             len: marker.len,
-                            limit: self.limits.max_streamed_literal,
+                            limit,
                         });
                     }
                     frame.truncate(item_pos);
                     push_bounded(&mut frame, b"BODY[] {0}\r\n", self.limits.max_frame)?;
-                    if streamed > 0 {
+                    if marker.len > limit {
+                        tracing::warn!(
+                            seq,
+                            len = marker.len,
+                            limit,
+                            "a message body over the limit: read and dropped"
+                        );
+                        self.skip_literal(marker.len).await?;
+                        oversized.get_or_insert(marker.len);
+                    } else if streamed > 0 {
                         // One body per FETCH response: a server sending many would cost a
                         // temporary file and a buffer each. The rest are read and dropped.
                         self.skip_literal(marker.len).await?;

@@ -154,8 +154,8 @@ fn limits_are_errors_not_allocations() {
     );
     let (_, err) = frame_every_way(b"* LIST () NIL {101}\r\n", limits);
     assert_eq!(err, "LiteralTooLarge { len: 101, limit: 100 }");
-    let (_, err) = frame_every_way(b"* 1 FETCH (RFC822 {1001}\r\n", limits);
-    assert_eq!(err, "StreamedTooLarge { len: 1001, limit: 1000 }");
+    let (_, err) = frame_every_way(b"* 1 FETCH (RFC822 {4001}\r\n", limits);
+    assert_eq!(err, "StreamedTooLarge { len: 4001, limit: 1000 }");
     let (_, err) = frame_every_way(b"* 1 FETCH (RFC822 {99999999999999999999999}\r\n", limits);
     assert!(err.starts_with("StreamedTooLarge"));
     let many = b"* LIST () NIL {90}\r\n".to_vec();
@@ -282,4 +282,24 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(frame_all(PiecewiseReader::every(&data, k), small_limits()));
     }
+}
+
+/// A body over the streaming limit (up to [`OVERSIZED_DRAIN`] times it) is read and dropped:
+/// its response comes without a body, its length in `oversized`, and the next one is framed.
+#[test]
+fn a_body_over_the_limit_is_read_and_dropped() {
+    let mut stream = b"* 1 FETCH (UID 5 BODY[] {1500}\r\n".to_vec();
+    stream.extend_from_slice(&[b'x'; 1500]);
+    stream
+        .extend_from_slice(b" FLAGS ())\r\n* 2 FETCH (UID 6 BODY[] {12}\r\nHi!\r\nthere\r\n)\r\n");
+    let (frames, err) = frame_every_way(&stream, small_limits());
+    assert_eq!(err, "Closed");
+    assert_eq!(
+        frames[0].bytes,
+        b"* 1 FETCH (UID 5 BODY[] {0}\r\n FLAGS ())\r\n".to_vec()
+    );
+    assert!(frames[0].bodies.is_empty());
+    assert_eq!(frames[0].oversized, Some(1500));
+    assert_eq!(frames[1].bodies[0].output, BODY);
+    assert_eq!(frames[1].oversized, None);
 }

@@ -40,36 +40,9 @@ impl Mail {
     }
 }
 
-/// How the server misbehaves.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Hostility {
-    /// Not at all (the baseline every scenario spoils).
-    None,
-    /// A BODYSTRUCTURE nested this deep: in an unsolicited FETCH before the bodies, and
-    /// beside the UID and body of each body FETCH response.
-    DeepFetch(usize),
-    /// After LIST's entry, this many random bytes, then silence (the link stays open).
-    GarbageAfterList(usize),
-    /// LIST answered with a line that never ends.
-    EndlessLine,
-    /// Each body comes with this many more `BODY[]` literals in the same FETCH response.
-    ManyLiterals(usize),
-    /// EXAMINE answered with untagged EXISTS without end.
-    ExistsFlood,
-    /// The metadata `UID FETCH` answered with FETCH responses for ever new UIDs, without end.
-    FetchFlood,
-    /// This banner instead of a greeting, then nothing.
-    Banner(Vec<u8>),
-    /// Accepts connections and says nothing (as a TLS port does to a client without TLS).
-    Silent,
-    /// INBOX deleted and recreated right after the first EXAMINE the server answers (on any
-    /// connection): every later EXAMINE shows UIDVALIDITY 8 instead of 7, the same mail.
-    RecreatedAfterFirstExamine,
-    /// A body `UID FETCH` whose set holds this UID is answered `NO [SERVERBUG]` with no
-    /// data at all, as servers do with a damaged message (Exchange, Zimbra): the other
-    /// messages are sent only when asked for without it.
-    UnreadableBody(u32),
-}
+#[path = "hostile_server/hostility.rs"]
+mod hostility;
+pub use hostility::{Hostility, OVERSIZED};
 
 /// What the server has seen.
 #[derive(Debug, Default)]
@@ -81,6 +54,7 @@ struct Counters {
 /// A running server; dropping it stops accepting.
 pub struct HostileServer {
     port: u16,
+    script: Arc<Script>,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
@@ -97,7 +71,10 @@ impl HostileServer {
             mails,
             hostility,
             examines: AtomicU64::new(0),
+            doomed: AtomicU64::new(0),
+            hide_last: AtomicBool::new(false),
         });
+        let script_handle = script.clone();
         let accept = {
             let (counters, stop) = (counters.clone(), stop.clone());
             std::thread::spawn(move || {
@@ -115,6 +92,7 @@ impl HostileServer {
                                 counters: &counters,
                             },
                             script: &script,
+                            selected: String::new(),
                         };
                         // The client hanging up mid-script is the usual end here.
                         let _ = conn.serve(&client);
@@ -124,6 +102,7 @@ impl HostileServer {
         };
         Ok(Self {
             port,
+            script: script_handle,
             counters,
             stop,
             accept: Some(accept),
@@ -133,6 +112,11 @@ impl HostileServer {
     /// The port to point the extractor at (plain IMAP on 127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the last mail is hidden (not yet delivered) from now on.
+    pub fn hide_last(&self, hidden: bool) {
+        self.script.hide_last.store(hidden, Ordering::SeqCst);
     }
 
     /// Connections accepted so far.
@@ -161,6 +145,18 @@ struct Script {
     hostility: Hostility,
     /// EXAMINE/SELECT commands answered, over all connections.
     examines: AtomicU64,
+    /// EXAMINEs of `Doomed` answered ([`Hostility::DeletedMidPass`]).
+    doomed: AtomicU64,
+    /// The last mail is not there yet ([`HostileServer::hide_last`]).
+    hide_last: AtomicBool,
+}
+
+impl Script {
+    /// The mails served now.
+    fn mails(&self) -> &[Mail] {
+        let hidden = usize::from(self.hide_last.load(Ordering::SeqCst));
+        &self.mails[..self.mails.len().saturating_sub(hidden)]
+    }
 }
 
 /// A writer that counts what it sends.
@@ -186,6 +182,8 @@ impl Write for Counted<'_> {
 struct Conn<'a> {
     out: Counted<'a>,
     script: &'a Script,
+    /// The EXAMINE argument last answered.
+    selected: String,
 }
 
 /// Longest command line read (the extractor's are short).
@@ -223,7 +221,7 @@ impl Conn<'_> {
                     self.send_lines(&[&format!("{tag} OK [CAPABILITY IMAP4rev1] logged in")])?
                 }
                 "LIST" => self.list(client, &tag)?,
-                "EXAMINE" | "SELECT" => self.examine(&tag)?,
+                "EXAMINE" | "SELECT" => self.examine(&tag, &rest)?,
                 "UID" => self.uid_command(&tag, &rest)?,
                 "LOGOUT" => {
                     self.send_lines(&["* BYE bye", &ok(&tag)])?;
@@ -261,12 +259,44 @@ impl Conn<'_> {
                 self.send(&random_bytes(n, 0x9e37_79b9_7f4a_7c15))?;
                 hold_open(client)
             }
+            Hostility::ListedTwice => self.send_lines(&[
+                "* LIST (\\HasNoChildren) \"/\" INBOX",
+                "* LIST (\\HasNoChildren) \"/\" INBOX",
+                &ok(tag),
+            ]),
+            Hostility::FolderRefused | Hostility::ListingRefused => {
+                let other = match self.script.hostility {
+                    Hostility::FolderRefused => "Locked",
+                    _ => "Damaged",
+                };
+                self.send_lines(&[
+                    "* LIST (\\HasNoChildren) \"/\" INBOX",
+                    &format!("* LIST (\\HasNoChildren) \"/\" {other}"),
+                    &ok(tag),
+                ])
+            }
+            Hostility::DeletedMidPass => self.send_lines(&[
+                "* LIST (\\HasNoChildren) \"/\" INBOX",
+                "* LIST (\\HasNoChildren) \"/\" Doomed",
+                "* LIST (\\HasNoChildren) \"/\" Later",
+                &ok(tag),
+            ]),
             _ => self.send_lines(&["* LIST (\\HasNoChildren) \"/\" INBOX", &ok(tag)]),
         }
     }
 
-    fn examine(&mut self, tag: &str) -> io::Result<()> {
-        let mails = &self.script.mails;
+    fn examine(&mut self, tag: &str, name: &str) -> io::Result<()> {
+        if self.script.hostility == Hostility::FolderRefused && name.contains("Locked") {
+            return self.send_lines(&[&format!("{tag} NO [NOPERM] Permission denied")]);
+        }
+        if self.script.hostility == Hostility::DeletedMidPass
+            && name.contains("Doomed")
+            && self.script.doomed.fetch_add(1, Ordering::SeqCst) > 0
+        {
+            return self.send_lines(&[&format!("{tag} NO [NONEXISTENT] Mailbox doesn't exist")]);
+        }
+        self.selected = name.to_owned();
+        let mails = self.script.mails();
         let earlier = self.script.examines.fetch_add(1, Ordering::SeqCst);
         let recreated =
             self.script.hostility == Hostility::RecreatedAfterFirstExamine && earlier > 0;
@@ -274,10 +304,15 @@ impl Conn<'_> {
         let mut lines = vec![
             "* FLAGS (\\Seen \\Flagged)".to_string(),
             format!("* {} EXISTS", mails.len()),
-            format!("* OK [UIDVALIDITY {validity}] UIDs valid"),
         ];
+        let told = self.script.hostility != Hostility::NoUidValidity;
+        if told {
+            lines.push(format!("* OK [UIDVALIDITY {validity}] UIDs valid"));
+        }
         let highest = mails.iter().map(|m| m.uid).max().unwrap_or(0);
-        if let Some(next) = highest.checked_add(1) {
+        if self.script.hostility == Hostility::StaleUidNext {
+            lines.push("* OK [UIDNEXT 1] predicted".into());
+        } else if let Some(next) = highest.checked_add(1).filter(|_| told) {
             lines.push(format!("* OK [UIDNEXT {next}] predicted"));
         }
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
@@ -304,7 +339,7 @@ impl Conn<'_> {
         if !cmd.eq_ignore_ascii_case("FETCH") {
             return self.send_lines(&[&format!("{tag} BAD only UID FETCH here")]);
         }
-        let mails = &self.script.mails;
+        let mails = self.script.mails();
         let highest = mails.iter().map(|m| m.uid).max().unwrap_or(0);
         let bodies = items.to_ascii_uppercase().contains("BODY.PEEK[]");
         let deep = match self.script.hostility {
@@ -329,6 +364,12 @@ impl Conn<'_> {
                 self.send(line.as_bytes())?; // until the client hangs up
             }
         }
+        if !bodies
+            && self.script.hostility == Hostility::ListingRefused
+            && self.selected.contains("Damaged")
+        {
+            return self.send_lines(&[&format!("{tag} NO [SERVERBUG] Internal error")]);
+        }
         if let Hostility::UnreadableBody(bad) = self.script.hostility
             && bodies
             && in_set(set, bad, highest)
@@ -338,12 +379,47 @@ impl Conn<'_> {
             )]);
         }
         let mut out = Vec::new();
+        let expunging = bodies && self.script.hostility == Hostility::ExpungeBetweenBodies;
         for (seq, m) in mails.iter().enumerate() {
             if !in_set(set, m.uid, highest) {
                 continue;
             }
-            let seq = seq + 1;
-            if bodies {
+            // Renumbered by the EXPUNGE of message 1 sent after its body.
+            let (expunge, seq) = match (expunging, seq) {
+                (true, 0) => (true, 1),
+                (true, n) => (false, n),
+                (false, n) => (false, n + 1),
+            };
+            if bodies && self.script.hostility == Hostility::ExpungeIssued(m.uid) {
+                continue;
+            }
+            let nil = Hostility::NilBody(m.uid);
+            if bodies
+                && [nil, Hostility::NilBodyAmidUpdates(m.uid)].contains(&self.script.hostility)
+            {
+                out.extend_from_slice(
+                    format!("* {seq} FETCH (UID {} BODY[] NIL)\r\n", m.uid).as_bytes(),
+                );
+            } else if bodies && self.script.hostility == Hostility::OddBodyAnswers {
+                let head = format!(
+                    "* {seq} FETCH (FLAGS (\\Seen) BODY[]<0> {{{}}}\r\n",
+                    m.body.len()
+                );
+                out.extend_from_slice(head.as_bytes());
+                out.extend_from_slice(&m.body);
+                out.extend_from_slice(format!(" UID {})\r\n", m.uid).as_bytes());
+            } else if bodies && self.script.hostility == Hostility::OversizedBody(m.uid) {
+                let head = format!("* {seq} FETCH (UID {} BODY[] {{{OVERSIZED}}}\r\n", m.uid);
+                out.extend_from_slice(head.as_bytes());
+                out.extend_from_slice(&m.body);
+                out.resize(out.len() + OVERSIZED - m.body.len(), b'x');
+                out.extend_from_slice(b")\r\n");
+            } else if bodies && self.script.hostility == Hostility::EmptyBody(m.uid) {
+                out.extend_from_slice(
+                    format!("* {seq} FETCH (UID {} BODY[] {{0}}\r\n)\r\n", m.uid).as_bytes(),
+                );
+            } else if bodies {
+                let at = out.len();
                 out.extend_from_slice(format!("* {seq} FETCH (UID {} ", m.uid).as_bytes());
                 out.extend_from_slice(&deep);
                 out.extend_from_slice(format!("BODY[] {{{}}}\r\n", m.body.len()).as_bytes());
@@ -357,6 +433,17 @@ impl Conn<'_> {
                     }
                 }
                 out.extend_from_slice(b")\r\n");
+                if self.script.hostility == Hostility::DuplicateBodies {
+                    out.extend_from_within(at..);
+                }
+                if expunge {
+                    out.extend_from_slice(b"* 1 EXPUNGE\r\n");
+                }
+                if self.script.hostility == Hostility::ByeAfterFirstBody {
+                    out.extend_from_slice(b"* BYE shutting down\r\n");
+                    self.send(&out)?;
+                    return Err(io::Error::other("closed after BYE"));
+                }
             } else {
                 let mut line = format!(
                     "* {seq} FETCH (UID {} RFC822.SIZE {} INTERNALDATE \"",
@@ -367,9 +454,26 @@ impl Conn<'_> {
                 line.extend_from_slice(m.date.as_bytes());
                 line.extend_from_slice(b"\" FLAGS (\\Seen))\r\n");
                 out.extend_from_slice(&line);
+                if let Hostility::NilBodyAmidUpdates(_) = self.script.hostility {
+                    for (other, o) in mails.iter().enumerate().filter(|(_, o)| o.uid != m.uid) {
+                        let update =
+                            format!("* {} FETCH (UID {} FLAGS (\\Seen))\r\n", other + 1, o.uid);
+                        out.extend_from_slice(update.as_bytes());
+                    }
+                }
+            }
+            if self.script.hostility == Hostility::FlagUpdates {
+                let update = format!("* {seq} FETCH (UID {} FLAGS (\\Seen \\Flagged))\r\n", m.uid);
+                out.extend_from_slice(update.as_bytes());
             }
         }
-        out.extend_from_slice(format!("{tag} OK UID FETCH done\r\n").as_bytes());
+        let done = match self.script.hostility {
+            Hostility::ExpungeIssued(gone) if bodies && in_set(set, gone, highest) => {
+                format!("{tag} NO [EXPUNGEISSUED] Some of the requested messages no longer exist")
+            }
+            _ => format!("{tag} OK UID FETCH done"),
+        };
+        out.extend_from_slice(format!("{done}\r\n").as_bytes());
         self.send(&out)
     }
 }

@@ -343,3 +343,6 @@ fn a_message_the_server_refuses_to_send_fails_alone_and_the_rest_is_staged() -> 
     assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
+
+#[path = "extract_hostile/answers.rs"]
+mod answers;

@@ -13,7 +13,7 @@
 //! committed before the error is returned: a link that drops every few megabytes then still
 //! makes progress with each connection, even when a group is larger than that.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::commits::Committer;
 use super::context::Ctx;
-use super::refused::{fetch_in_parts, is_refused_fetch};
+use super::refused::{fetch_in_parts, is_refusal};
 use super::resume::{Body, Keys};
 use super::{ExtractError, MailboxCounts};
 use crate::imap::pipeline::OpenNext;
@@ -105,7 +105,7 @@ pub(crate) async fn fetch_folder<S: AsyncRead + AsyncWrite + Unpin>(
         let then = if rest.is_empty() { next.take() } else { None };
         let (mut fetched, result) = fetch_group(ctx, session, group, target, counts, then).await;
         let result = match result {
-            Err(refusal) if is_refused_fetch(&refusal) => {
+            Err(refusal) if is_refusal(&refusal) => {
                 fetch_in_parts(ctx, session, group, target, counts, &mut fetched, &refusal)
                     .await
                     .map(|()| None)
@@ -234,7 +234,17 @@ async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
     counts: &mut MailboxCounts,
 ) -> Result<OpenedNext, ImapError> {
     let keys = at.keys;
-    let mut sink = WriterSink::new(|start: &LiteralStart| Ok(Body::open(ctx, keys, start, gained)));
+    // A server repeating a body answer: the repeat must not write over the partial of the
+    // first, finished and waiting for its commit; it goes to a blob of its own, dropped.
+    let mut begun = HashSet::new();
+    let mut sink = WriterSink::new(|start: &LiteralStart| {
+        let repeat = start.uid_hint.is_some_and(|uid| !begun.insert(uid));
+        let start = &LiteralStart {
+            uid_hint: start.uid_hint.filter(|_| !repeat),
+            ..start.clone()
+        };
+        Ok(Body::open(ctx, keys, start, gained))
+    });
     let mut syncer = Syncer::default();
     let result = {
         let mut on_message = |m: FetchedMessage<Body>| {
@@ -242,7 +252,17 @@ async fn fetch_bodies<S: AsyncRead + AsyncWrite + Unpin>(
                 return Ok(()); // an unsolicited FETCH (a flag change): nothing to store
             };
             let outcome = match m.body {
-                None => Err("the server sent no body for it".to_owned()),
+                // Another session's flag change (RFC 3501 7.4.2) after the body came: not
+                // an answer, and no reason to drop the body.
+                None if syncer.holds(uid, fetched, false) => return Ok(()),
+                None => Err(match m.oversized {
+                    Some(len) => format!(
+                        "the server sent a body of {len} bytes, far over its RFC822.SIZE and the size cap: read and dropped"
+                    ),
+                    None => "the server sent no body for it".to_owned(),
+                }),
+                // The same body again: the first is kept.
+                Some(_) if syncer.holds(uid, fetched, true) => return Ok(()),
                 Some(body) => body.output.finish(),
             };
             syncer.take(uid, outcome, fetched);
@@ -364,6 +384,13 @@ impl Syncer {
         fetched.insert(uid, outcome);
     }
 
+    /// Whether an answer for `uid` arrived already (its outcome recorded, or its fsync
+    /// running); with `body`, only an answer that brought its body counts.
+    fn holds(&self, uid: u32, fetched: &Fetched, body: bool) -> bool {
+        let recorded = fetched.get(&uid).is_some_and(|o| !body || o.is_ok());
+        recorded || self.syncing.iter().any(|s| s.0 == uid)
+    }
+
     /// Waits for every fsync started and records its blob.
     async fn drain(self, fetched: &mut Fetched) {
         for (uid, sync, id) in self.syncing {
@@ -437,7 +464,15 @@ fn rows_for(
                     );
                 }
                 row.size = sent;
-                if sent > max_size {
+                if sent == 0 && m.size > 0 {
+                    Some((
+                        MessageState::Failed,
+                        format!(
+                            "the server sent an empty body for a message of {} bytes (RFC822.SIZE)",
+                            m.size
+                        ),
+                    ))
+                } else if sent > max_size {
                     Some((
                         MessageState::SkippedSize,
                         format!(

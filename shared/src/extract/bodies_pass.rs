@@ -4,7 +4,9 @@
 //! Each folder with a body to fetch is opened again (phase 1 may have left another one
 //! selected) and must show the UIDVALIDITY its messages were listed under; otherwise the
 //! listed UIDs may name other messages now, and the attempt stops
-//! ([`ExtractError::UidValidityChanged`]) so the next one reads the folder again.
+//! ([`ExtractError::UidValidityChanged`]) so the next one reads the folder again. A folder
+//! the server now refuses to open (deleted or made unreadable since its listing) is left for
+//! the next pass, and the folders after it are read ([`super::refused::is_refused_open`]).
 //!
 //! Round trips: the EXAMINE of the next folder with a body to fetch goes out right behind
 //! the current folder's last `UID FETCH` ([`crate::imap::pipeline::OpenNext`]), so its
@@ -24,6 +26,7 @@ use super::commits::Committer;
 use super::context::Ctx;
 use super::folders::FolderPlan;
 use super::plan::{FETCH_CHUNK, next_chunk};
+use super::refused::is_refused_open;
 use super::{ExtractError, MailboxCounts, MailboxJob};
 use crate::imap::pipeline::OpenNext;
 use crate::imap::{During as _, ImapError, SelectedMailbox, Session};
@@ -45,6 +48,7 @@ pub(super) struct FolderBodies {
 
 /// Fetches and commits the bodies of `folders`, in order; every folder's rows and
 /// HIGHESTMODSEQ are committed when it returns, also when it fails (what arrived whole).
+/// The folders the server refused to open are added to `refused`, with its answer.
 pub(super) async fn fetch_folders<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     s: &mut Session<S>,
@@ -52,6 +56,7 @@ pub(super) async fn fetch_folders<S: AsyncRead + AsyncWrite + Unpin>(
     folders: Vec<FolderBodies>,
     counts: &mut MailboxCounts,
     finished: &mut HashSet<i64>,
+    refused: &mut Vec<String>,
 ) -> Result<(), ExtractError> {
     // Rows of many folders commit together; a folder is finished once its rows are.
     let mut committer = Committer::new(ctx, &mb.email, finished);
@@ -65,7 +70,16 @@ pub(super) async fn fetch_folders<S: AsyncRead + AsyncWrite + Unpin>(
                     Some((k, answer)) if k == at => answer,
                     _ => s.examine(&f.plan.wire, false).await,
                 }
-                .during(|| format!("EXAMINE {:?}", f.plan.name))?;
+                .during(|| format!("EXAMINE {:?}", f.plan.name))
+                .map_err(ExtractError::from);
+                let info = match info {
+                    Err(e) if is_refused_open(&e) => {
+                        tracing::warn!(mailbox = %mb.email, folder = %f.plan.name, "{e}; reading the other folders");
+                        refused.push(e.to_string());
+                        continue;
+                    }
+                    other => other?,
+                };
                 if info.uid_validity != f.uidvalidity {
                     return Err(ExtractError::UidValidityChanged {
                         mailbox: mb.email.clone(),

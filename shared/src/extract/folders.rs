@@ -67,7 +67,18 @@ pub fn select_folders(
 ) -> (Vec<FolderPlan>, Vec<LeftOut>) {
     let mut chosen = Vec::new();
     let mut left_out = Vec::new();
+    // A server may name a folder twice in one listing (LIST and the UserRoot's subtree, or a
+    // server's own duplicate; INBOX in any case): it is read once.
+    let mut seen = std::collections::HashSet::new();
     for entry in listed {
+        let key = match entry.name.eq_ignore_ascii_case(b"INBOX") {
+            true => b"INBOX".to_vec(),
+            false => entry.name.clone(),
+        };
+        if !seen.insert(key) {
+            tracing::debug!(folder = %String::from_utf8_lossy(&entry.name), "listed twice: read once");
+            continue;
+        }
         let delimiter = entry.delimiter.as_deref().and_then(|d| d.chars().next());
         let own = match user_root {
             Some(_) => Place::Own(&entry.name),

@@ -5,23 +5,22 @@ use std::collections::{HashMap, HashSet};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::bodies::Meta;
 use super::bodies_pass::{FolderBodies, fetch_folders};
 use super::context::Ctx;
 use super::deletions::{Seen, notice_deletions};
-use super::flags::{FlagsOf, flags_text, read_flags};
+use super::flags::{FlagsOf, read_flags};
 use super::folders::{FolderPlan, LeftOut};
 use super::listing::{Listing, list_folders};
-use super::plan::Lister;
+use super::plan::{Lister, meta_of};
 use super::prefetch::open_new_folders;
+use super::refused::is_refusal;
 use super::unchanged::unchanged_folders;
 use super::{ExtractError, MailboxCounts, MailboxJob, MailboxOutcome};
 use crate::imap::pipeline::OpenedAndListed;
 use crate::imap::transport::connect;
 use crate::imap::types::StatusResponse;
 use crate::imap::{
-    DiscardSink, During as _, FetchData, ImapError, ImapStepError, SequenceSet, Session,
-    SessionConfig,
+    DiscardSink, During as _, ImapError, ImapStepError, SequenceSet, Session, SessionConfig,
 };
 use crate::retry::{Attempts, Next};
 use crate::stage::index::{FolderInfo, MailboxState, OpenedFolder};
@@ -202,9 +201,20 @@ async fn sync_once(
         finished,
         listed: Lister::new(mb.mailbox_id),
     };
+    // A folder the server refuses to open does not stop the others (the mailbox fails after).
+    let mut refused = Vec::new();
     for plan in to_open {
         let pre = prefetched.remove(&plan.wire);
-        examined.push(examine_folder(ctx, &mut s, mb, plan, &mut open, counts, pre).await?);
+        let name = plan.name.clone();
+        match examine_folder(ctx, &mut s, mb, plan, &mut open, counts, pre).await {
+            Ok(e) => examined.push(e),
+            // Its EXAMINE or its listing refused for good.
+            Err(e) if is_refusal(&e) => {
+                tracing::warn!(mailbox = %mb.email, folder = %name, "{e}; reading the other folders");
+                refused.push(e.to_string());
+            }
+            Err(e) => return Err(e),
+        }
     }
     open.listed.finish(ctx)?;
 
@@ -227,11 +237,17 @@ async fn sync_once(
             modseq: e.modseq,
         });
     }
-    fetch_folders(ctx, &mut s, mb, folders, counts, finished).await?;
+    fetch_folders(ctx, &mut s, mb, folders, counts, finished, &mut refused).await?;
     ctx.stage.index(|i| i.clear_listed(mb.mailbox_id))?;
     // Everything is committed: say goodbye without waiting for the answer.
     let _ = s.send_logout().await;
-    Ok(())
+    match refused.is_empty() {
+        true => Ok(()),
+        false => Err(ExtractError::FoldersNotOpened {
+            mailbox: mb.email.clone(),
+            refused,
+        }),
+    }
 }
 
 /// A folder opened in the pipeline, and where its pass starts.
@@ -432,18 +448,30 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     }
 
     let mut new_above_highest = 0;
-    // No UID comes after 4294967295 (`highest + 1` would overflow): nothing new to list.
+    // No UID comes after 4294967295 (`highest + 1` would overflow): nothing new to list. A
+    // UIDNEXT at the first new UID says nothing is new, unless the server holds more
+    // messages than the stage has rows for up to `highest` (all of them, in a folder it holds
+    // nothing of): a server's stale UIDNEXT must not hide new mail.
+    let stale_next = || {
+        highest == 0
+            || ctx
+                .stage
+                .index(|i| i.present_count(folder_id, uidvalidity, highest))
+                .is_ok_and(|present| u64::from(info.exists) > present)
+    };
     if let Some(first_new) = highest.checked_add(1)
         && info.exists > 0
-        && info.uid_next.is_none_or(|next| next > first_new)
+        && info
+            .uid_next
+            .is_none_or(|next| next > first_new || stale_next())
     {
         match listed_new.take() {
             // Listed in the pipeline: converted from the responses it kept.
             Some(metas) => {
                 let new = metas.iter().filter(|m| m.uid.is_some_and(|u| u > highest));
-                for m in new.filter_map(meta_of) {
-                    new_above_highest += 1;
-                    lister.push(ctx, m);
+                for (m, answer) in new.filter_map(meta_of) {
+                    new_above_highest += u64::from(answer);
+                    lister.take(ctx, m, answer);
                 }
             }
             None => {
@@ -456,7 +484,8 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     }
     if !failed.is_empty() {
         let set = SequenceSet::from_uids(failed.iter().copied());
-        list_meta(ctx, s, &set, |u| u <= highest, lister)
+        // Only those: a flag change of a staged message may come meanwhile.
+        list_meta(ctx, s, &set, |u| u <= highest && set.contains(u), lister)
             .await
             .during(|| format!("re-reading failed messages of {:?}", plan.name))?;
     }
@@ -537,11 +566,11 @@ async fn list_meta<S: AsyncRead + AsyncWrite + Unpin>(
             1,
             &mut DiscardSink,
             |m| {
-                let Some(meta) = meta_of(&m.fetch).filter(|m| keep(m.uid)) else {
+                let Some((meta, answer)) = meta_of(&m.fetch).filter(|(m, _)| keep(m.uid)) else {
                     return Ok(());
                 };
-                listed += 1;
-                match lister.push(ctx, meta) {
+                listed += u64::from(answer);
+                match lister.take(ctx, meta, answer) {
                     true => Ok(()),
                     false => Err(ImapError::Sink(std::io::Error::other(
                         "the stage's index refused the listed messages",
@@ -555,14 +584,4 @@ async fn list_meta<S: AsyncRead + AsyncWrite + Unpin>(
         (Err(_), true) => Ok(listed),
         (result, _) => result.map(|()| listed),
     }
-}
-
-fn meta_of(f: &FetchData) -> Option<Meta> {
-    Some(Meta {
-        uid: f.uid?,
-        size: u64::from(f.rfc822_size.unwrap_or(0)),
-        internaldate: f.internal_date.as_ref().map(|d| d.raw.clone()),
-        unix: f.internal_date.as_ref().and_then(|d| d.unix),
-        flags: f.flags.as_deref().map(flags_text).unwrap_or_default(),
-    })
 }

@@ -203,6 +203,19 @@ pub enum ExtractError {
         /// UIDVALIDITY when it was opened for the bodies.
         now: u32,
     },
+    /// Folders the server refused to open or list (EXAMINE or their metadata FETCH answered
+    /// NO): the pass read the others, and the mailbox is not done until these are read or
+    /// excluded.
+    #[error(
+        "{mailbox}: {} folder(s) could not be read (the other folders were staged): {}; the next pass tries again, or leave such a folder out with --exclude-folder",
+        refused.len(), refused.join("; ")
+    )]
+    FoldersNotOpened {
+        /// The mailbox's address.
+        mailbox: String,
+        /// Each folder's name and the server's answer.
+        refused: Vec<String>,
+    },
     /// Transient failures went on without any progress until the retries ran out.
     #[error(
         "{mailbox}: gave up after {attempts} attempts in a row without progress; the last one failed at {last}"

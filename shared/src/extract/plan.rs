@@ -12,6 +12,8 @@
 use super::ExtractError;
 use super::bodies::{Decided, Meta};
 use super::context::Ctx;
+use super::flags::flags_text;
+use crate::imap::FetchData;
 use crate::stage::StageError;
 use crate::stage::index::{ListedMessage, ListedVerdict, MessageState};
 
@@ -28,6 +30,8 @@ pub(super) struct Lister {
     /// Folders listed so far.
     folders: u32,
     buffer: Vec<ListedMessage>,
+    /// The highest UID of the current folder listed with its RFC822.SIZE or INTERNALDATE.
+    answered_up_to: u32,
     /// A write that failed inside a FETCH callback, reported once the FETCH returns.
     failed: Option<StageError>,
 }
@@ -41,6 +45,7 @@ impl Lister {
             folder_pos: 0,
             folders: 0,
             buffer: Vec::new(),
+            answered_up_to: 0,
             failed: None,
         }
     }
@@ -51,6 +56,7 @@ impl Lister {
         self.folder_id = folder_id;
         self.folder_pos = self.folders;
         self.folders += 1;
+        self.answered_up_to = 0;
     }
 
     /// Whether a write failed.
@@ -58,9 +64,23 @@ impl Lister {
         self.failed.is_some()
     }
 
+    /// Takes one FETCH response of a metadata listing, `answer` when it carries RFC822.SIZE
+    /// or INTERNALDATE. One with neither, for a UID already listed, is a flag change another
+    /// session made meanwhile (RFC 3501 7.4.2: unsolicited FETCH may come at any time), not
+    /// the answer: it would replace the listed size and date, so it is left out. `false` when
+    /// a write failed (the error comes from [`Lister::finish`]).
+    pub(super) fn take(&mut self, ctx: &Ctx, m: Meta, answer: bool) -> bool {
+        if answer {
+            self.answered_up_to = self.answered_up_to.max(m.uid);
+        } else if m.uid <= self.answered_up_to {
+            return self.failed.is_none();
+        }
+        self.push(ctx, m)
+    }
+
     /// Takes one message's metadata; a full group is written at once. `false` when a write
     /// failed (the error comes from [`Lister::finish`]).
-    pub(super) fn push(&mut self, ctx: &Ctx, m: Meta) -> bool {
+    fn push(&mut self, ctx: &Ctx, m: Meta) -> bool {
         self.buffer.push(ListedMessage {
             folder_id: self.folder_id,
             folder_pos: self.folder_pos,
@@ -101,6 +121,19 @@ impl Lister {
             None => Ok(()),
         }
     }
+}
+
+/// A metadata listing's FETCH response as [`Meta`], and whether it answers the listing (it
+/// carries RFC822.SIZE or INTERNALDATE) rather than reporting a flag change.
+pub(super) fn meta_of(f: &FetchData) -> Option<(Meta, bool)> {
+    let meta = Meta {
+        uid: f.uid?,
+        size: u64::from(f.rfc822_size.unwrap_or(0)),
+        internaldate: f.internal_date.as_ref().map(|d| d.raw.clone()),
+        unix: f.internal_date.as_ref().and_then(|d| d.unix),
+        flags: f.flags.as_deref().map(flags_text).unwrap_or_default(),
+    };
+    Some((meta, f.rfc822_size.is_some() || f.internal_date.is_some()))
 }
 
 /// The next chunk of a folder's listed messages after UID `after`, decided, in UID order.

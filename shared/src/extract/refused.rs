@@ -14,11 +14,23 @@ use super::context::Ctx;
 use super::{ExtractError, MailboxCounts};
 use crate::imap::{During as _, ImapError, Session};
 
-/// True for a fetch the server refused for good (a tagged NO or BAD that is not a
-/// throttle or another "not now").
-pub(super) fn is_refused_fetch(e: &ExtractError) -> bool {
+/// True for a command (a fetch, a folder's EXAMINE) the server refused for good (a tagged
+/// NO or BAD that is not a throttle or another "not now").
+pub(super) fn is_refusal(e: &ExtractError) -> bool {
     matches!(e, ExtractError::Imap(step)
         if matches!(step.source, ImapError::Rejected { .. }) && !step.is_transient())
+}
+
+/// True for a folder the server refused to open for good (EXAMINE answered NO or BAD that
+/// is not a throttle or another "not now"): an ACL that lets the login list the folder but
+/// not read it, a damaged folder, one deleted meanwhile. The pass reads the other folders
+/// and fails the mailbox afterwards, naming it ([`ExtractError::FoldersNotOpened`]). While
+/// folders are opened and listed, any such refusal of a folder's commands (its EXAMINE, its
+/// metadata `UID FETCH`) counts: [`is_refusal`].
+pub(super) fn is_refused_open(e: &ExtractError) -> bool {
+    matches!(e, ExtractError::Imap(step)
+        if matches!(&step.source, ImapError::Rejected { command, .. } if command == "EXAMINE")
+            && !step.is_transient())
 }
 
 /// Fetches what `group` still lacks in `fetched` in ever smaller parts after `refusal`;
@@ -69,12 +81,12 @@ pub(super) async fn fetch_in_parts<S: AsyncRead + AsyncWrite + Unpin>(
         fetched.extend(got);
         match result {
             Ok(_) => {}
-            Err(e) if is_refused_fetch(&e) && part.len() > 1 => {
+            Err(e) if is_refusal(&e) && part.len() > 1 => {
                 let middle = from + (to - from) / 2;
                 parts.push((middle, to));
                 parts.push((from, middle));
             }
-            Err(e) if is_refused_fetch(&e) => {
+            Err(e) if is_refusal(&e) => {
                 let uid = part[0].meta.uid;
                 tracing::warn!(
                     mailbox = target.email,
