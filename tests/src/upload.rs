@@ -249,6 +249,24 @@ pub fn as_m365(job: &mut UploadJob) {
     };
 }
 
+/// A source Dovecot whose user `alice` holds `count` small messages in INBOX
+/// ([`crate::fixtures::simple`]`(i)`, INTERNALDATE `t0 + i`, the flags `flags_of(i)`), staged
+/// as `email` into `dir` as [`staged_behind_exchange`] does, with its target and emulator.
+pub fn alice_behind_exchange(
+    dir: &Path,
+    email: &str,
+    (count, t0): (u64, u64),
+    flags_of: impl Fn(u64) -> &'static [&'static str],
+    rules: crate::exchange_proxy::ExchangeRules,
+) -> Result<(Dovecot, crate::exchange_proxy::ExchangeProxy)> {
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..count {
+        let message = crate::fixtures::simple(i);
+        source.write_message_at("alice", "INBOX", flags_of(i), t0 + i, &message)?;
+    }
+    staged_behind_exchange(dir, &source, email, "alice", rules)
+}
+
 /// Stages `user`'s mailbox of `source` as `email` into `dir` (batch `b1`), starts a target
 /// Dovecot holding that mailbox and an Exchange emulator with `rules` in front of it.
 pub fn staged_behind_exchange(

@@ -18,7 +18,8 @@ use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules};
 use mailstage_tests::extraction::stage_user;
 use mailstage_tests::fixtures::{long_line, message_of_size, simple};
 use mailstage_tests::upload::{
-    ADMIN, m365_job_via, run, staged_behind_exchange, target_contents, target_dovecot,
+    ADMIN, alice_behind_exchange, m365_job_via, run, staged_behind_exchange, target_contents,
+    target_dovecot,
 };
 use mailstage_tests::{Dovecot, Probe};
 
@@ -304,16 +305,12 @@ fn folders_differing_only_in_case_merge_as_microsoft_365_compares_them() -> Resu
 
 #[test]
 fn a_refusal_for_now_without_a_code_is_sent_again_not_recorded_as_refused() -> Result<()> {
-    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
-    for i in 0..24 {
-        source.write_message_at("alice", "INBOX", &["\\Seen"], T0 + i, &simple(i))?;
-    }
     let dir = tempfile::tempdir()?;
-    let (target, proxy) = staged_behind_exchange(
+    let (target, proxy) = alice_behind_exchange(
         dir.path(),
-        &source,
         ALICE,
-        "alice",
+        (24, T0),
+        |_| &["\\Seen"],
         ExchangeRules {
             unavailable_every: Some(5),
             ..ExchangeRules::default()
@@ -347,17 +344,12 @@ fn a_refusal_for_now_without_a_code_is_sent_again_not_recorded_as_refused() -> R
 #[test]
 fn a_flag_owed_to_a_message_stored_without_appenduid_is_reported_pending_not_dropped() -> Result<()>
 {
-    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
-    for i in 0..4 {
-        let flags: &[&str] = if i == 1 { &["\\Flagged"] } else { &[] };
-        source.write_message_at("alice", "INBOX", flags, T0 + i, &simple(i))?;
-    }
     let dir = tempfile::tempdir()?;
-    let (target, proxy) = staged_behind_exchange(
+    let (target, proxy) = alice_behind_exchange(
         dir.path(),
-        &source,
         ALICE,
-        "alice",
+        (4, T0),
+        |i| if i == 1 { &["\\Flagged"] } else { &[] },
         ExchangeRules {
             drop_flagged: true,
             strip_appenduid: true,

@@ -15,8 +15,8 @@ use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules, MAX_ERRORS};
 use mailstage_tests::extraction::stage_user;
 use mailstage_tests::fixtures::{message_of_size, simple};
 use mailstage_tests::upload::{
-    ADMIN, m365_job_via, mark_in_flight, run, staged_behind_exchange, staged_contents,
-    target_contents, target_dovecot,
+    ADMIN, alice_behind_exchange, m365_job_via, mark_in_flight, run, staged_behind_exchange,
+    staged_contents, target_contents, target_dovecot,
 };
 
 const ALICE: &str = "alice@contoso.edu";
@@ -189,16 +189,12 @@ fn ten_errors_drop_the_connection_and_the_run_goes_on() -> Result<()> {
 
 #[test]
 fn a_throttle_without_a_readable_backoff_is_waited_out_not_taken_for_a_refusal() -> Result<()> {
-    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
-    for i in 0..6 {
-        source.write_message_at("alice", "INBOX", &["\\Seen"], T0 + i, &simple(i))?;
-    }
     let dir = tempfile::tempdir()?;
-    let (target, proxy) = staged_behind_exchange(
+    let (target, proxy) = alice_behind_exchange(
         dir.path(),
-        &source,
         ALICE,
-        "alice",
+        (6, T0),
+        |_| &["\\Seen"],
         ExchangeRules {
             throttle_every: Some(4),
             throttle_reply: Some(
@@ -232,16 +228,12 @@ fn a_throttle_without_a_readable_backoff_is_waited_out_not_taken_for_a_refusal()
 #[test]
 fn a_bye_in_a_throttles_words_is_honoured_as_a_throttle() -> Result<()> {
     const LONG: Duration = Duration::from_millis(1500);
-    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
-    for i in 0..6 {
-        source.write_message_at("alice", "INBOX", &["\\Seen"], T0 + i, &simple(i))?;
-    }
     let dir = tempfile::tempdir()?;
-    let (target, proxy) = staged_behind_exchange(
+    let (target, proxy) = alice_behind_exchange(
         dir.path(),
-        &source,
         ALICE,
-        "alice",
+        (6, T0),
+        |_| &["\\Seen"],
         ExchangeRules {
             throttle_every: Some(4),
             throttle_by_bye: true,

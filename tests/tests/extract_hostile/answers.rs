@@ -18,6 +18,60 @@ fn inbox_rows(cli: &Cli, column: &str) -> Result<Vec<String>> {
     Ok(rows)
 }
 
+/// A first pass against a server with `hostility` that stages both messages of INBOX under
+/// their UIDs, with their sizes (42 and 43 bytes); returns the CLI and the server.
+fn stages_both(hostility: Hostility) -> Result<(Cli, HostileServer)> {
+    let server = HostileServer::start(two_mails(), hostility)?;
+    let cli = staged(&server, 2);
+    assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
+    Ok((cli, server))
+}
+
+/// A first pass against a server with `hostility` that records UID 1 of INBOX failed and
+/// stages UID 2, on one connection besides the reachability check, the stage clean; returns
+/// UID 1's row (`1 failed <reason>`).
+fn first_fails_alone(hostility: Hostility) -> Result<String> {
+    let server = HostileServer::start(two_mails(), hostility)?;
+    let cli = batch_on(server.port());
+    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert!(run.text.contains(&format!("{ALICE}: 1 staged")), "{run}");
+    assert!(run.text.contains("1 failed"), "{run}");
+    assert_eq!(server.connections(), 2, "{run}");
+    let mut rows = inbox_rows(&cli, "m.reason")?;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1], "2 staged -");
+    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    Ok(rows.swap_remove(0))
+}
+
+/// A first pass against a server with `hostility` that must end with the mailbox Failed
+/// (exit status 1) after `staged` messages of the other folders were staged, naming
+/// `folder` and the server's `words`, on one connection besides the reachability check;
+/// the stage verifies clean. Returns the CLI for more checks.
+fn folder_fails_after_the_rest(
+    hostility: Hostility,
+    staged: u32,
+    folder: &str,
+    words: &str,
+) -> Result<Cli> {
+    let server = HostileServer::start(two_mails(), hostility)?;
+    let cli = batch_on(server.port());
+    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.text.contains(&format!("{ALICE}: {staged} staged")),
+        "{run}"
+    );
+    assert!(
+        run.text.contains(&format!("\"{folder}\"")) && run.text.contains(words),
+        "{run}"
+    );
+    // A refusal is not retried by reconnecting: the reachability check and one attempt.
+    assert_eq!(server.connections(), 2, "{run}");
+    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    Ok(cli)
+}
+
 /// Another session changing flags meanwhile: each FETCH answer (metadata and body) followed
 /// by an unsolicited `FETCH (UID u FLAGS …)` for the same message. Such an update neither
 /// replaces the listed metadata (size, INTERNALDATE) nor counts as a message sent without
@@ -41,19 +95,11 @@ fn flag_updates_interleaved_with_fetch_answers_change_nothing_staged() -> Result
 /// `BODY[] NIL`: that message is recorded failed with the cause, the other staged.
 #[test]
 fn a_body_answered_nil_fails_that_message_alone() -> Result<()> {
-    let server = HostileServer::start(two_mails(), Hostility::NilBody(1))?;
-    let cli = batch_on(server.port());
-    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
-    assert!(run.text.contains(&format!("{ALICE}: 1 staged")), "{run}");
-    assert!(run.text.contains("1 failed"), "{run}");
-    let rows = inbox_rows(&cli, "m.reason")?;
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    let first = first_fails_alone(Hostility::NilBody(1))?;
     assert!(
-        rows[0].starts_with("1 failed ") && rows[0].contains("no body"),
-        "{rows:?}"
+        first.starts_with("1 failed ") && first.contains("no body"),
+        "{first}"
     );
-    assert_eq!(rows[1], "2 staged -");
-    assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
 
@@ -61,10 +107,7 @@ fn a_body_answered_nil_fails_that_message_alone() -> Result<()> {
 /// bodies are staged under their UIDs.
 #[test]
 fn an_expunge_between_body_answers_stages_both_by_uid() -> Result<()> {
-    let server = HostileServer::start(two_mails(), Hostility::ExpungeBetweenBodies)?;
-    let cli = staged(&server, 2);
-    let rows = inbox_rows(&cli, "m.size")?;
-    assert_eq!(rows, ["1 staged 42", "2 staged 43"]);
+    stages_both(Hostility::ExpungeBetweenBodies)?;
     Ok(())
 }
 
@@ -81,21 +124,11 @@ fn a_folder_listed_twice_is_read_once() -> Result<()> {
 /// and the mailbox ends Failed naming the folder and the server's words, not Synced.
 #[test]
 fn a_folder_that_cannot_be_opened_fails_the_mailbox_after_the_others_are_staged() -> Result<()> {
-    let server = HostileServer::start(two_mails(), Hostility::FolderRefused)?;
-    let cli = batch_on(server.port());
-    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
-    assert_eq!(run.code, Some(1), "{run}");
-    assert!(run.text.contains(&format!("{ALICE}: 2 staged")), "{run}");
-    assert!(
-        run.text.contains("\"Locked\"") && run.text.contains("Permission denied"),
-        "{run}"
-    );
-    // A refusal is not retried by reconnecting: the reachability check and one attempt.
-    assert_eq!(server.connections(), 2, "{run}");
+    let cli =
+        folder_fails_after_the_rest(Hostility::FolderRefused, 2, "Locked", "Permission denied")?;
     let status = cli.ok(&["batch", "status", "b", "--users"]);
     assert!(status.contains("Failed"), "{status}");
     assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
-    assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
 
@@ -115,18 +148,14 @@ fn a_folder_opened_without_uidvalidity_is_staged_once() -> Result<()> {
 /// after the literal. Each body is staged under its UID.
 #[test]
 fn body_answers_with_the_uid_last_and_an_origin_stage_by_uid() -> Result<()> {
-    let server = HostileServer::start(two_mails(), Hostility::OddBodyAnswers)?;
-    let cli = staged(&server, 2);
-    assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
+    stages_both(Hostility::OddBodyAnswers)?;
     Ok(())
 }
 
 /// Each body answer sent twice: each message staged once.
 #[test]
 fn a_body_answer_sent_twice_stages_the_message_once() -> Result<()> {
-    let server = HostileServer::start(two_mails(), Hostility::DuplicateBodies)?;
-    let cli = staged(&server, 2);
-    assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
+    stages_both(Hostility::DuplicateBodies)?;
     Ok(())
 }
 
@@ -135,20 +164,11 @@ fn a_body_answer_sent_twice_stages_the_message_once() -> Result<()> {
 /// it again), the other staged.
 #[test]
 fn an_empty_body_literal_is_not_staged_as_the_message() -> Result<()> {
-    let server = HostileServer::start(two_mails(), Hostility::EmptyBody(1))?;
-    let cli = batch_on(server.port());
-    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
-    assert!(run.text.contains(&format!("{ALICE}: 1 staged")), "{run}");
-    assert!(run.text.contains("1 failed"), "{run}");
-    let rows = inbox_rows(&cli, "m.reason")?;
+    let first = first_fails_alone(Hostility::EmptyBody(1))?;
     assert_eq!(
-        rows,
-        [
-            "1 failed the server sent an empty body for a message of 42 bytes (RFC822.SIZE)",
-            "2 staged -"
-        ]
+        first,
+        "1 failed the server sent an empty body for a message of 42 bytes (RFC822.SIZE)"
     );
-    assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
 
@@ -157,17 +177,7 @@ fn an_empty_body_literal_is_not_staged_as_the_message() -> Result<()> {
 /// mailbox fails naming it and the server's words, on one connection.
 #[test]
 fn a_folder_deleted_between_listing_and_bodies_does_not_stop_the_folders_after_it() -> Result<()> {
-    let server = HostileServer::start(two_mails(), Hostility::DeletedMidPass)?;
-    let cli = batch_on(server.port());
-    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
-    assert_eq!(run.code, Some(1), "{run}");
-    assert!(run.text.contains(&format!("{ALICE}: 4 staged")), "{run}");
-    assert!(
-        run.text.contains("\"Doomed\"") && run.text.contains("NONEXISTENT"),
-        "{run}"
-    );
-    assert_eq!(server.connections(), 2, "{run}");
-    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    folder_fails_after_the_rest(Hostility::DeletedMidPass, 4, "Doomed", "NONEXISTENT")?;
     Ok(())
 }
 
@@ -185,19 +195,11 @@ fn a_stale_uidnext_does_not_hide_a_new_folder() -> Result<()> {
 /// connection (it failed the whole mailbox before).
 #[test]
 fn a_body_far_over_its_announced_size_fails_that_message_alone() -> Result<()> {
-    let server = HostileServer::start(two_mails(), Hostility::OversizedBody(1))?;
-    let cli = batch_on(server.port());
-    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
-    assert!(run.text.contains(&format!("{ALICE}: 1 staged")), "{run}");
-    assert!(run.text.contains("1 failed"), "{run}");
-    assert_eq!(server.connections(), 2, "{run}");
-    let rows = inbox_rows(&cli, "m.reason")?;
+    let first = first_fails_alone(Hostility::OversizedBody(1))?;
     assert!(
-        rows[0].starts_with("1 failed the server sent a body of 68157440 bytes"),
-        "{rows:?}"
+        first.starts_with("1 failed the server sent a body of 68157440 bytes"),
+        "{first}"
     );
-    assert_eq!(rows[1], "2 staged -");
-    assert!(cli.ok(&["verify"]).contains("result: clean"));
     Ok(())
 }
 
@@ -205,11 +207,9 @@ fn a_body_far_over_its_announced_size_fails_that_message_alone() -> Result<()> {
 /// pass reconnects and goes on from there until every message is staged.
 #[test]
 fn a_bye_in_the_middle_of_the_bodies_reconnects_and_finishes() -> Result<()> {
-    let server = HostileServer::start(two_mails(), Hostility::ByeAfterFirstBody)?;
-    let cli = staged(&server, 2);
+    let (_, server) = stages_both(Hostility::ByeAfterFirstBody)?;
     // The reachability check, then one attempt per body and the one that finds the end.
     assert!(server.connections() >= 3, "{}", server.connections());
-    assert_eq!(inbox_rows(&cli, "m.size")?, ["1 staged 42", "2 staged 43"]);
     Ok(())
 }
 
@@ -217,18 +217,11 @@ fn a_bye_in_the_middle_of_the_bodies_reconnects_and_finishes() -> Result<()> {
 /// there: those are staged, the expunged one recorded failed with the server's words.
 #[test]
 fn a_fetch_completed_expungeissued_stages_the_messages_still_there() -> Result<()> {
-    let server = HostileServer::start(two_mails(), Hostility::ExpungeIssued(1))?;
-    let cli = batch_on(server.port());
-    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
-    assert!(run.text.contains(&format!("{ALICE}: 1 staged")), "{run}");
-    assert!(run.text.contains("1 failed"), "{run}");
-    assert_eq!(server.connections(), 2, "{run}");
-    let rows = inbox_rows(&cli, "m.reason")?;
+    let first = first_fails_alone(Hostility::ExpungeIssued(1))?;
     assert!(
-        rows[0].starts_with("1 failed") && rows[0].contains("EXPUNGEISSUED"),
-        "{rows:?}"
+        first.starts_with("1 failed") && first.contains("EXPUNGEISSUED"),
+        "{first}"
     );
-    assert_eq!(rows[1], "2 staged -");
     Ok(())
 }
 
@@ -268,16 +261,6 @@ fn rereading_a_failed_message_amid_flag_changes_fetches_only_it() -> Result<()> 
 /// folders are staged, then the mailbox fails naming it and the server's words.
 #[test]
 fn a_folder_whose_listing_is_refused_fails_the_mailbox_after_the_others_are_staged() -> Result<()> {
-    let server = HostileServer::start(two_mails(), Hostility::ListingRefused)?;
-    let cli = batch_on(server.port());
-    let run = extract(&cli, &["batch", "start", "b", "--quiet"]).sane(Duration::from_secs(30));
-    assert_eq!(run.code, Some(1), "{run}");
-    assert!(run.text.contains(&format!("{ALICE}: 2 staged")), "{run}");
-    assert!(
-        run.text.contains("\"Damaged\"") && run.text.contains("SERVERBUG"),
-        "{run}"
-    );
-    assert_eq!(server.connections(), 2, "{run}");
-    assert!(cli.ok(&["verify"]).contains("result: clean"));
+    folder_fails_after_the_rest(Hostility::ListingRefused, 2, "Damaged", "SERVERBUG")?;
     Ok(())
 }
