@@ -14,17 +14,12 @@ rounds=$1 messages=$2; shift 2
 cargo build --release -q -p mailstage-tests --bin bench-corpus
 work=$(mktemp -d "${TMPDIR:-/tmp}/mailstage-ab.XXXXXX")
 [ "${SHAPE:-small}" = small ] && export BENCH_SHAPE=small
-exec 3> >(target/release/bench-corpus "$work" "${MAILBOXES:-1}" "$messages" > "$work/corpus.env")
-corpus=$!
-# shellcheck disable=SC2064
-trap "exec 3>&-; sleep 1; rm -rf '$work'" EXIT
-while ! grep -q '^WARM_S=' "$work/corpus.env" 2>/dev/null; do
-    kill -0 "$corpus" 2> /dev/null || { echo "bench-corpus ended before its corpus was ready" >&2; exit 1; }
-    sleep 0.5
-done
+secs() { date +%s.%N; }
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
+start_corpus "$work" "${MAILBOXES:-1}" "$messages" > /dev/null
 # shellcheck disable=SC1091
 . "$work/corpus.env"
-secs() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{$(secs) - float(sys.argv[1]):.2f}')" "$1"; }
 load() { cut -d' ' -f1 /proc/loadavg; }
 floor() {

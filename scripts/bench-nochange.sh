@@ -12,47 +12,14 @@ rounds=${1:-5} mailboxes=${2:-4} messages=${3:-5000}
 command -v mbsync > /dev/null || { echo "mbsync not found: apt-get install isync" >&2; exit 1; }
 cargo build --release -q -p mailstage-extract -p mailstage-tests --bin mailstage-extract --bin bench-corpus
 work=$(mktemp -d "${TMPDIR:-/tmp}/mailstage-nochange.XXXXXX")
-exec 3> >(target/release/bench-corpus "$work" "$mailboxes" "$messages" > "$work/corpus.env")
-corpus=$!
-# shellcheck disable=SC2064
-trap "exec 3>&-; sleep 1; rm -rf '$work'" EXIT
-while ! grep -q '^WARM_S=' "$work/corpus.env" 2>/dev/null; do
-    kill -0 "$corpus" 2> /dev/null || { echo "bench-corpus ended before its corpus was ready" >&2; exit 1; }
-    sleep 0.5
-done
+secs() { date +%s.%N; }
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
+start_corpus "$work" "$mailboxes" "$messages"
 # shellcheck disable=SC1091
 . "$work/corpus.env"
-rcs=()
-for u in $USERS; do
-    mkdir -p "$work/mbsync/$u"
-    cat > "$work/mbsync/$u.rc" <<RC
-IMAPAccount $u
-Host 127.0.0.1
-Port $PORT
-User $u
-Pass pw-$u
-SSLType None
-AuthMechs LOGIN
-PipelineDepth 50
-
-IMAPStore $u-far
-Account $u
-
-MaildirStore $u-near
-Path $work/mbsync/$u/
-Inbox $work/mbsync/$u/INBOX
-SubFolders Verbatim
-
-Channel $u
-Far :$u-far:
-Near :$u-near:
-Patterns *
-Sync Pull
-Create Near
-SyncState *
-RC
-    rcs+=("$work/mbsync/$u.rc")
-done
+write_mbsync_rcs "$work" 50
+rcs=("${MBSYNC_RCS[@]}")
 run_mbsync() {
     local rc pids=()
     for rc in "${rcs[@]}"; do mbsync -q -c "$rc" -a 2> /dev/null & pids+=($!); done
@@ -67,7 +34,6 @@ run_mbsync
 "$ms" batch start bench --quiet > /dev/null
 sync
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
-secs() { date +%s.%N; }
 : > "$work/rounds"
 for _ in $(seq "$rounds"); do
     a=$(secs); run_mbsync; b=$(secs)
