@@ -5,11 +5,13 @@
 //! exactly once with its flags; and after ten errors a connection is dropped as Exchange
 //! drops it, without stopping the run.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Result;
 use mailstage::extract::Pass;
+use mailstage::upload::UploadOutcome;
 use mailstage_tests::Dovecot;
 use mailstage_tests::exchange_proxy::{ExchangeProxy, ExchangeRules, MAX_ERRORS};
 use mailstage_tests::extraction::stage_user;
@@ -93,7 +95,7 @@ fn every_message_once_with_its_flags_when_every_command_kind_is_throttled() -> R
             ..ExchangeRules::default()
         },
     )?;
-    let upload = || -> Result<mailstage::upload::UploadOutcome> {
+    let upload = || -> Result<UploadOutcome> {
         let job = m365_job_via(dir.path(), &target, proxy.port())?;
         Ok(run(dir.path(), job)?.remove(0))
     };
@@ -187,6 +189,19 @@ fn ten_errors_drop_the_connection_and_the_run_goes_on() -> Result<()> {
     Ok(())
 }
 
+/// Uploads `dir`'s stage into `target` through `proxy` on one connection; the mailbox must
+/// succeed after being throttled at least once, every throttle counted.
+fn run_throttled(dir: &Path, target: &Dovecot, proxy: &ExchangeProxy) -> Result<UploadOutcome> {
+    let mut job = m365_job_via(dir, target, proxy.port())?;
+    job.connections = 1;
+    let o = run(dir, job)?.remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    let throttled = proxy.stats().throttled.load(Ordering::Relaxed);
+    assert!(throttled >= 1, "never throttled");
+    assert_eq!(o.counts.throttled, throttled, "{:?}", o.counts);
+    Ok(o)
+}
+
 #[test]
 fn a_throttle_without_a_readable_backoff_is_waited_out_not_taken_for_a_refusal() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -203,13 +218,7 @@ fn a_throttle_without_a_readable_backoff_is_waited_out_not_taken_for_a_refusal()
             ..ExchangeRules::default()
         },
     )?;
-    let mut job = m365_job_via(dir.path(), &target, proxy.port())?;
-    job.connections = 1;
-    let o = run(dir.path(), job)?.remove(0);
-    assert!(o.error.is_none(), "{o:?}");
-    let throttled = proxy.stats().throttled.load(Ordering::Relaxed);
-    assert!(throttled >= 1, "never throttled");
-    assert_eq!(o.counts.throttled, throttled, "{:?}", o.counts);
+    let o = run_throttled(dir.path(), &target, &proxy)?;
     assert_eq!(o.counts.refused, 0, "a throttle taken for a refusal: {o:?}");
     assert_eq!(o.counts.uploaded + o.counts.found_present, 6, "{o:?}");
     // The unstated wait was honoured before each reconnect.
@@ -242,13 +251,7 @@ fn a_bye_in_a_throttles_words_is_honoured_as_a_throttle() -> Result<()> {
             ..ExchangeRules::default()
         },
     )?;
-    let mut job = m365_job_via(dir.path(), &target, proxy.port())?;
-    job.connections = 1;
-    let o = run(dir.path(), job)?.remove(0);
-    assert!(o.error.is_none(), "{o:?}");
-    let throttled = proxy.stats().throttled.load(Ordering::Relaxed);
-    assert!(throttled >= 1, "never throttled");
-    assert_eq!(o.counts.throttled, throttled, "{:?}", o.counts);
+    run_throttled(dir.path(), &target, &proxy)?;
     let pauses = proxy.stats().pauses.lock().unwrap().clone();
     assert!(pauses.iter().all(|p| *p >= LONG), "{pauses:?}");
     let on_target: Vec<_> = target_contents(&target, ALICE)?.into_values().collect();
