@@ -5,22 +5,20 @@
 
 use std::collections::HashSet;
 
+use rusqlite::Row;
+
 use super::uploads::{QUEUE_COLUMNS, QUEUE_FROM, QUEUE_ORDER, item_from_row};
 use super::{Index, to_sql_int};
 use crate::stage::error::Result;
 use crate::stage::index::UploadItem;
 
-/// The parameters of [`queue_after_sql`]: target, mailbox, with the refused ones, folder,
-/// cursor and limit.
+/// What a queue read after a cursor takes: target, mailbox, with the refused ones, folder,
+/// cursor (UIDVALIDITY, UID) and limit.
+type AfterParams<'a> = (&'a str, i64, bool, i64, (u32, u32), usize);
+
+/// The parameters of [`queue_after_sql`] in SQL's types.
 fn after_params(
-    (target, mailbox_id, with_refused, folder_id, after, limit): (
-        &str,
-        i64,
-        bool,
-        i64,
-        (u32, u32),
-        usize,
-    ),
+    (target, mailbox_id, with_refused, folder_id, after, limit): AfterParams<'_>,
 ) -> (&str, i64, bool, i64, u32, u32, i64) {
     let limit = to_sql_int(limit as u64);
     (
@@ -108,10 +106,8 @@ impl Index {
         after: (u32, u32),
         limit: usize,
     ) -> Result<Vec<UploadItem>> {
-        let mut stmt = self.sql(self.conn.prepare_cached(&queue_after_sql("")))?;
         let params = (target, mailbox_id, false, folder_id, after, limit);
-        let rows = stmt.query_map(after_params(params), item_from_row);
-        self.sql(rows.and_then(Iterator::collect))
+        self.queue_after("", params, item_from_row)
     }
 
     /// As [`Index::upload_queue_after`] for a plan, which changes nothing: the messages the
@@ -125,14 +121,25 @@ impl Index {
         limit: usize,
     ) -> Result<Vec<PlanItem>> {
         let refused = ", CASE WHEN u.state = 'failed' THEN coalesce(u.last_error, '') END";
-        let mut stmt = self.sql(self.conn.prepare_cached(&queue_after_sql(refused)))?;
         let params = (target, mailbox_id, true, folder_id, after, limit);
-        let rows = stmt.query_map(after_params(params), |r| {
+        self.queue_after(refused, params, |r| {
             Ok(PlanItem {
                 item: item_from_row(r)?,
                 refused_with: r.get(13)?,
             })
-        });
+        })
+    }
+
+    /// One folder's queue after a cursor ([`queue_after_sql`] with `extra` columns), each
+    /// row read by `row`.
+    fn queue_after<T>(
+        &self,
+        extra: &str,
+        params: AfterParams<'_>,
+        row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.sql(self.conn.prepare_cached(&queue_after_sql(extra)))?;
+        let rows = stmt.query_map(after_params(params), row);
         self.sql(rows.and_then(Iterator::collect))
     }
 
