@@ -323,8 +323,11 @@ bench_extract() {
         echo "mbsync $pass pass: ${wall[mbsync_$pass]} s, peak RSS ${rss[mbsync_$pass]} MiB summed over $mailboxes processes (largest ${rss[mbsync_max_$pass]} MiB)"
         stop_proxy "mbsync $pass"
     done
-    # Free the disk and the page cache mbsync's copy holds before mailstage runs.
-    rm -rf "$work/mbsync"; sync
+    # mbsync's copy stays until the end (removed with $work): deleting 100,000 files makes
+    # ext4's inode allocator step over the freed inodes for minutes (`recently_deleted`), which
+    # doubled the next tool's time (session 8: mailstage --small 20.5 s right after the
+    # deletions, 8-10 s on a rested filesystem). No tool runs right after mass deletions.
+    sync
 
     # The write floor: the same message files copied (cp, from the page cache), one sync.
     mkdir -p "$work/floor"; sync
@@ -335,7 +338,7 @@ bench_extract() {
     t1=$(secs)
     wall[floor]=$(python3 -c "print(f'{$t1-$t0:.2f}')")
     echo "write floor (cp of the message files, one sync -f): ${wall[floor]} s"
-    rm -rf "$work/floor"; sync
+    sync
 
     # mailstage: one process for the whole batch.
     export MAILSTAGE_DIR="$work/stage"
