@@ -98,11 +98,15 @@ pub(crate) fn finish_mailbox(
 }
 
 /// What counts as progress: message rows committed, folders finished, bytes of a body cut
-/// part-way kept to resume from.
+/// part-way kept to resume from, counted in steps of [`PARTIAL_PROGRESS`] (a body trickling
+/// in a few bytes per attempt is no progress: the mailbox fails instead of retrying for ever).
 fn progress_mark(c: &MailboxCounts, finished: &HashSet<i64>) -> (u64, usize, u64) {
     let rows = c.staged + c.skipped_size + c.skipped_item_cap + c.failed;
-    (rows, finished.len(), c.partial_bytes)
+    (rows, finished.len(), c.partial_bytes / PARTIAL_PROGRESS)
 }
+
+/// Bytes of partial bodies an attempt must keep to count as progress.
+const PARTIAL_PROGRESS: u64 = 64 << 10;
 
 /// A folder after phase 1.
 struct Examined {
