@@ -340,10 +340,14 @@ impl Conn<'_> {
             words.next().unwrap_or_default(),
             words.next().unwrap_or_default(),
         );
+        let mails = self.script.mails();
+        if cmd.eq_ignore_ascii_case("SEARCH") && set.eq_ignore_ascii_case("ALL") {
+            let uids: String = mails.iter().map(|m| format!(" {}", m.uid)).collect();
+            return self.send_lines(&[&format!("* SEARCH{uids}"), &ok(tag)]);
+        }
         if !cmd.eq_ignore_ascii_case("FETCH") {
             return self.send_lines(&[&format!("{tag} BAD only UID FETCH here")]);
         }
-        let mails = self.script.mails();
         let highest = mails.iter().map(|m| m.uid).max().unwrap_or(0);
         let bodies = items.to_ascii_uppercase().contains("BODY.PEEK[]");
         let hostility = &self.script.hostility;

@@ -406,6 +406,8 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     pre: Option<OpenedAhead>,
 ) -> Result<Examined, ExtractError> {
     let condstore = open.condstore;
+    // Opened ahead without EXISTS: opened again, where the count is found another way.
+    let pre = pre.filter(|(p, _)| !p.mailbox.exists_missing);
     let opened_ahead = pre.is_some();
     // `known`: the UIDVALIDITY and HIGHESTMODSEQ the folder was opened with under QRESYNC.
     let (info, mut listed_new, opened, known) = match pre {

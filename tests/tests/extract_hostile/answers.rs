@@ -144,6 +144,14 @@ fn a_folder_opened_without_uidvalidity_is_staged_once() -> Result<()> {
     Ok(())
 }
 
+/// EXAMINE without `* n EXISTS`: the messages are counted another way (UID SEARCH ALL)
+/// and staged, not the folder read as empty and Synced with nothing staged.
+#[test]
+fn a_folder_opened_without_exists_is_not_read_as_empty() -> Result<()> {
+    stages_both(Hostility::NoExists)?;
+    Ok(())
+}
+
 /// Body answers in another shape: FLAGS first, `BODY[]<0>` for a plain `BODY[]`, the UID
 /// after the literal. Each body is staged under its UID.
 #[test]
