@@ -429,6 +429,11 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let uidvalidity = info.uid_validity;
+    if uidvalidity == 0 {
+        tracing::warn!(mailbox = %mb.email, folder = %plan.name,
+            "the server gave no UIDVALIDITY, or 0 (RFC 3501 forbids it): taken as missing, \
+             the folder's UIDs as they are");
+    }
     let (folder_id, restarted, highest) = (opened.id, opened.restarted, opened.highest_uid);
     let failed = ctx.stage.index(|i| i.failed_uids(folder_id, uidvalidity))?;
     let lister = &mut open.listed;
