@@ -91,3 +91,35 @@ async fn a_throttle_answer_is_the_messages_and_the_bye_after_it_the_sessions() {
     assert!(matches!(err, ImapError::Bye(_)), "{err}");
     server.await.unwrap();
 }
+
+/// A target that keeps the link alive with `* OK` lines while the APPEND waits for its
+/// tagged answer is cut after the read timeout, as a transient failure.
+#[tokio::test(start_paused = true)]
+async fn an_append_answered_only_with_keepalives_is_cut_after_the_read_timeout() {
+    use std::time::Duration;
+    let config = crate::session::SessionConfig {
+        read_timeout: Some(Duration::from_secs(10)),
+        ..crate::session::SessionConfig::default()
+    };
+    let (mut s, mut peer) = crate::testio::connect_with("IMAP4rev1 LITERAL+", config).await;
+    let server = tokio::spawn(async move {
+        peer.expect("A0001 APPEND INBOX {18+}").await;
+        peer.expect_bytes(b"Subject: x\r\n\r\nhi\r\n\r\n").await;
+        // Every 2 s, for 40 s: never 10 s without a byte, never the answer.
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            peer.send("* OK still here\r\n").await;
+        }
+        peer
+    });
+    let started = tokio::time::Instant::now();
+    let err = s.append(b"INBOX", &[], None, 18, MSG).await.unwrap_err();
+    assert!(matches!(err, ImapError::Stalled(_)), "{err}");
+    assert!(err.is_transient());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10) && waited <= Duration::from_secs(12),
+        "{waited:?}"
+    );
+    drop(server.await.unwrap());
+}

@@ -44,6 +44,11 @@ pub enum ImapError {
     /// No response within the read timeout; the connection must be dropped.
     #[error("no response from the server within {0:?}")]
     Timeout(Duration),
+    /// The server kept sending, but nothing that brought the command nearer its end (only
+    /// keepalive lines such as `* OK still here`, or a literal trickling in a few bytes at
+    /// a time) for the read timeout; the connection must be dropped.
+    #[error("the server kept the link open without progress for {} s", .0.as_secs())]
+    Stalled(Duration),
     /// The server does not offer what the operation needs (e.g. LOGINDISABLED).
     #[error("server does not support {0}")]
     Unsupported(String),
@@ -118,6 +123,7 @@ impl ImapError {
             Self::Io(_)
             | Self::Bye(_)
             | Self::Timeout(_)
+            | Self::Stalled(_)
             | Self::NoGreeting(_)
             | Self::Unusable => true,
             Self::Rejected { .. } | Self::AuthFailed { .. } => self.is_passing_refusal(),

@@ -19,6 +19,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::error::ImapError;
 use super::framing::FramingError;
+use super::progress::{ReadStall, StallError};
 
 /// How many bytes the kernel still holds to send on a connection (`None`: unknown).
 pub type SendQueueProbe = Box<dyn Fn() -> Option<u64> + Send + Sync>;
@@ -32,6 +33,7 @@ pub struct IdleTimeout<S> {
     read: Timer,
     write: Timer,
     send_queue: Option<SendQueueProbe>,
+    stall: ReadStall,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for IdleTimeout<S> {
@@ -131,12 +133,19 @@ impl<S> IdleTimeout<S> {
             read: Timer::default(),
             write: Timer::default(),
             send_queue: None,
+            stall: ReadStall::default(),
         }
     }
 
     /// Counts the kernel's send queue shrinking as progress (see [`tcp_send_queue`]).
     pub fn watch_send_queue(&mut self, probe: Option<SendQueueProbe>) {
         self.send_queue = probe;
+    }
+
+    /// The command moved on (a response that was progress, a command sent): reads that
+    /// trickled in a few bytes since no longer count toward a stall.
+    pub fn progressed(&mut self) {
+        self.stall.progressed();
     }
 
     /// The wrapped stream.
@@ -157,10 +166,26 @@ impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        match &polled {
+            Poll::Ready(Ok(())) => this.stall.moved(buf.filled().len() - before),
+            Poll::Ready(Err(_)) => {}
+            Poll::Pending => this.stall.waiting(),
+        }
+        // A wait may last what the stall since the last progress leaves of the limit.
+        let stalled = this.stall.stalled();
+        let left = this.limit.map(|l| l.saturating_sub(stalled));
         let queue = this.send_queue.as_ref();
-        this.read
-            .watch(polled, this.limit, cx, queue, "data from the server")
+        let watched = this
+            .read
+            .watch(polled, left, cx, queue, "data from the server");
+        match watched {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::TimedOut && !stalled.is_zero() => {
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, StallError)))
+            }
+            other => other,
+        }
     }
 }
 
@@ -219,7 +244,9 @@ pub(crate) fn name_timeout(e: ImapError, limit: Option<Duration>) -> ImapError {
         ImapError::Io(io) | ImapError::Framing(FramingError::Io(io)) => io,
         _ => return e,
     };
+    let stalled = io.get_ref().is_some_and(|e| e.is::<StallError>());
     match limit {
+        Some(limit) if stalled => ImapError::Stalled(limit),
         Some(limit) if io.kind() == io::ErrorKind::TimedOut => ImapError::Timeout(limit),
         _ => e,
     }
@@ -232,22 +259,23 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_stream_that_keeps_moving_is_never_cut_a_stalled_one_is() {
-        let (client, mut server) = tokio::io::duplex(64);
+        use crate::progress::PROGRESS_BYTES;
+        let (client, mut server) = tokio::io::duplex(1 << 16);
         let mut s = IdleTimeout::new(client, Some(Duration::from_secs(1)));
         let feeder = tokio::spawn(async move {
-            // 20 bytes, one every 0.6 s: 12 s in all, never 1 s without a byte.
+            // 20 chunks, one every 0.6 s: 12 s in all, never 1 s without progress.
             for b in 0..20u8 {
                 tokio::time::sleep(Duration::from_millis(600)).await;
-                server.write_all(&[b]).await.unwrap();
+                server.write_all(&[b; PROGRESS_BYTES]).await.unwrap();
             }
             server
         });
         let started = Instant::now();
         let mut got = Vec::new();
         while got.len() < 20 {
-            let mut byte = [0u8; 1];
-            s.read_exact(&mut byte).await.unwrap();
-            got.push(byte[0]);
+            let mut chunk = [0u8; PROGRESS_BYTES];
+            s.read_exact(&mut chunk).await.unwrap();
+            got.push(chunk[0]);
         }
         assert!(started.elapsed() >= Duration::from_secs(12));
         assert_eq!(got, (0..20).collect::<Vec<u8>>());
@@ -257,6 +285,49 @@ mod tests {
         let e = s.read_u8().await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_is_cut_after_the_limit_of_waits_a_late_answer_is_not() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let mut s = IdleTimeout::new(client, Some(Duration::from_secs(10)));
+        let feeder = tokio::spawn(async move {
+            // One byte every 3 s, for ever.
+            for b in 0..u8::MAX {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                if server.write_all(&[b]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        let mut byte = [0u8; 1];
+        let e = loop {
+            if let Err(e) = s.read_exact(&mut byte).await {
+                break e;
+            }
+        };
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        let named = name_timeout(ImapError::Io(e), Some(Duration::from_secs(10)));
+        assert!(matches!(named, ImapError::Stalled(_)), "{named}");
+        drop(s);
+        feeder.await.unwrap();
+
+        // A first byte after 9 s, then a burst: not cut, and the wait is forgotten.
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let mut s = IdleTimeout::new(client, Some(Duration::from_secs(10)));
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(9)).await;
+            server.write_all(&[7u8; 8192]).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(9)).await;
+            server.write_all(b"x").await.unwrap();
+            server
+        });
+        let mut got = vec![0u8; 8193];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(got[8192], b'x');
+        drop(writer.await.unwrap());
     }
 
     #[tokio::test(start_paused = true)]

@@ -33,6 +33,7 @@ mod lexer;
 pub mod mailboxes;
 pub mod mutf7;
 pub mod pipeline;
+mod progress;
 pub mod response;
 mod scan;
 pub mod security;

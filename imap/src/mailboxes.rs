@@ -14,6 +14,10 @@ use super::types::{Code, ListEntry, Namespaces, Response, Status, StatusResponse
 pub struct SelectedMailbox {
     /// EXISTS
     pub exists: u32,
+    /// True when the server sent no `* n EXISTS` (RFC 3501 requires one): `exists` is then
+    /// 0 from a pipelined open, or the count of `UID SEARCH ALL` from
+    /// [`Session::examine`] and [`Session::select`].
+    pub exists_missing: bool,
     /// UIDVALIDITY (0 when the server omitted it)
     pub uid_validity: u32,
     /// UIDNEXT, when sent
@@ -236,7 +240,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             builder = builder.raw(params);
         }
         let done = self.execute(builder.build()).await?;
-        Ok(selected_from(verb, &done))
+        let mut info = selected_from(verb, &done);
+        if info.exists_missing {
+            // Without EXISTS the folder would read as empty: count its messages instead.
+            let all = self.uid_search("ALL").await.map_err(|e| {
+                ImapError::Protocol(format!(
+                    "{verb} sent no message count (EXISTS), and UID SEARCH ALL failed: {e}"
+                ))
+            })?;
+            info.exists = u32::try_from(all.len()).unwrap_or(u32::MAX);
+        }
+        Ok(info)
     }
 
     /// UID SEARCH with raw criteria (e.g. `UID 100:*` or `ALL`); uses ESEARCH's
@@ -354,6 +368,10 @@ fn namespaces_of(done: super::session::Completed) -> Result<Namespaces, ImapErro
 pub(crate) fn selected_from(verb: &str, done: &super::session::Completed) -> SelectedMailbox {
     let mut info = SelectedMailbox {
         read_only: verb == "EXAMINE",
+        exists_missing: !done
+            .untagged
+            .iter()
+            .any(|u| matches!(u, Untagged::Exists(_))),
         ..SelectedMailbox::default()
     };
     let mut codes = Vec::new();

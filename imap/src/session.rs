@@ -13,6 +13,7 @@ use super::error::ImapError;
 use super::framing::{Frame, FrameReader, FramingError, FramingLimits};
 use super::guard::{self, InputGuard};
 use super::idle::{IdleTimeout, name_timeout};
+use super::progress::ProgressClock;
 use super::response;
 use super::sink::{DiscardSink, LiteralSink};
 use super::types::{Code, Response, Status, StatusText, Untagged};
@@ -123,6 +124,7 @@ pub struct Session<S> {
     unwritable: bool,
     sink_error: Option<std::io::Error>,
     guard: InputGuard,
+    progress: ProgressClock,
     exists: Option<u32>,
 }
 
@@ -143,6 +145,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             unwritable: false,
             sink_error: None,
             guard: InputGuard::default(),
+            progress: ProgressClock::default(),
             exists: None,
         }
     }
@@ -268,6 +271,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let tag = format!("{}{:04}", self.config.tag_prefix, self.next_tag);
         self.next_tag = self.next_tag.wrapping_add(1);
         self.guard.command_sent();
+        self.progressed();
         tracing::trace!(target: "mailstage::imap::wire", "C: {tag} {}", cmd.log_line());
         let mut unsent = Unsent::for_command(&tag, cmd);
         for part in &cmd.parts {
@@ -315,7 +319,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Writes all of `data`; see [`Session::write_failed`] for a failure.
     pub(crate) async fn write(&mut self, data: &[u8]) -> Result<(), ImapError> {
         let res = self.conn.get_mut().write_all(data).await;
-        res.map_err(|e| self.write_failed(e))
+        res.map_err(|e| self.write_failed(e))?;
+        self.progressed();
+        Ok(())
+    }
+
+    /// The command moved on: both progress bounds start afresh.
+    fn progressed(&mut self) {
+        self.progress.progressed();
+        self.conn.get_mut().progressed();
     }
 
     /// Flushes the stream; see [`Session::write_failed`] for a failure.
@@ -430,6 +442,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 continue;
             };
             self.guard.parsed();
+            let limit = self.config.read_timeout;
+            match self.progress.observe(&response, frame.bytes.len(), limit) {
+                Ok(true) => self.conn.get_mut().progressed(),
+                Ok(false) => {}
+                Err(e) => return Err(self.poison(e)),
+            }
             tracing::trace!(target: "mailstage::imap::wire", "S: {}", String::from_utf8_lossy(&frame.bytes).trim_end());
             self.observe(&response);
             return Ok(Incoming { response, frame });

@@ -301,10 +301,14 @@ impl Conn<'_> {
         let recreated =
             self.script.hostility == Hostility::RecreatedAfterFirstExamine && earlier > 0;
         let validity = if recreated { 8 } else { 7 };
-        let mut lines = vec![
-            "* FLAGS (\\Seen \\Flagged)".to_string(),
-            format!("* {} EXISTS", mails.len()),
-        ];
+        let validity = match self.script.hostility {
+            Hostility::ZeroUidValidity => 0,
+            _ => validity,
+        };
+        let mut lines = vec!["* FLAGS (\\Seen \\Flagged)".to_string()];
+        if self.script.hostility != Hostility::NoExists {
+            lines.push(format!("* {} EXISTS", mails.len()));
+        }
         let told = self.script.hostility != Hostility::NoUidValidity;
         if told {
             lines.push(format!("* OK [UIDVALIDITY {validity}] UIDs valid"));
@@ -336,12 +340,17 @@ impl Conn<'_> {
             words.next().unwrap_or_default(),
             words.next().unwrap_or_default(),
         );
+        let mails = self.script.mails();
+        if cmd.eq_ignore_ascii_case("SEARCH") && set.eq_ignore_ascii_case("ALL") {
+            let uids: String = mails.iter().map(|m| format!(" {}", m.uid)).collect();
+            return self.send_lines(&[&format!("* SEARCH{uids}"), &ok(tag)]);
+        }
         if !cmd.eq_ignore_ascii_case("FETCH") {
             return self.send_lines(&[&format!("{tag} BAD only UID FETCH here")]);
         }
-        let mails = self.script.mails();
         let highest = mails.iter().map(|m| m.uid).max().unwrap_or(0);
         let bodies = items.to_ascii_uppercase().contains("BODY.PEEK[]");
+        let hostility = &self.script.hostility;
         let deep = match self.script.hostility {
             Hostility::DeepFetch(depth) => {
                 let mut deep = b"BODYSTRUCTURE ".to_vec();
@@ -363,6 +372,9 @@ impl Conn<'_> {
                 );
                 self.send(line.as_bytes())?; // until the client hangs up
             }
+        }
+        if bodies && [Hostility::KeepaliveFlood, Hostility::ByteTrickle].contains(hostility) {
+            return self.stall(mails);
         }
         if !bodies
             && self.script.hostility == Hostility::ListingRefused
@@ -475,6 +487,32 @@ impl Conn<'_> {
         };
         out.extend_from_slice(format!("{done}\r\n").as_bytes());
         self.send(&out)
+    }
+
+    /// Answers a body FETCH without end and without progress, until the client hangs up:
+    /// keepalives ([`Hostility::KeepaliveFlood`]) or the first body a byte at a time
+    /// ([`Hostility::ByteTrickle`]).
+    fn stall(&mut self, mails: &[Mail]) -> io::Result<()> {
+        if self.script.hostility == Hostility::ByteTrickle {
+            let body = mails.first().map(|m| m.body.clone()).unwrap_or_default();
+            self.send(format!("* 1 FETCH (UID 1 BODY[] {{{}}}\r\n", body.len()).as_bytes())?;
+            for byte in body {
+                std::thread::sleep(Duration::from_millis(250));
+                self.send(&[byte])?;
+            }
+            return hold_open(self.out.inner);
+        }
+        let lines = [
+            "* OK still here",
+            "* 2 EXISTS",
+            "* OK [ALERT] the system is busy",
+            "* 1 FETCH (FLAGS (\\Seen))",
+        ];
+        for line in lines.iter().cycle() {
+            std::thread::sleep(Duration::from_millis(100));
+            self.send_lines(&[line])?; // until the client hangs up
+        }
+        Ok(())
     }
 }
 

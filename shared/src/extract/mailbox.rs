@@ -98,11 +98,15 @@ pub(crate) fn finish_mailbox(
 }
 
 /// What counts as progress: message rows committed, folders finished, bytes of a body cut
-/// part-way kept to resume from.
+/// part-way kept to resume from, counted in steps of [`PARTIAL_PROGRESS`] (a body trickling
+/// in a few bytes per attempt is no progress: the mailbox fails instead of retrying for ever).
 fn progress_mark(c: &MailboxCounts, finished: &HashSet<i64>) -> (u64, usize, u64) {
     let rows = c.staged + c.skipped_size + c.skipped_item_cap + c.failed;
-    (rows, finished.len(), c.partial_bytes)
+    (rows, finished.len(), c.partial_bytes / PARTIAL_PROGRESS)
 }
+
+/// Bytes of partial bodies an attempt must keep to count as progress.
+const PARTIAL_PROGRESS: u64 = 64 << 10;
 
 /// A folder after phase 1.
 struct Examined {
@@ -402,6 +406,8 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
     pre: Option<OpenedAhead>,
 ) -> Result<Examined, ExtractError> {
     let condstore = open.condstore;
+    // Opened ahead without EXISTS: opened again, where the count is found another way.
+    let pre = pre.filter(|(p, _)| !p.mailbox.exists_missing);
     let opened_ahead = pre.is_some();
     // `known`: the UIDVALIDITY and HIGHESTMODSEQ the folder was opened with under QRESYNC.
     let (info, mut listed_new, opened, known) = match pre {
@@ -423,6 +429,11 @@ async fn examine_folder<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let uidvalidity = info.uid_validity;
+    if uidvalidity == 0 {
+        tracing::warn!(mailbox = %mb.email, folder = %plan.name,
+            "the server gave no UIDVALIDITY, or 0 (RFC 3501 forbids it): taken as missing, \
+             the folder's UIDs as they are");
+    }
     let (folder_id, restarted, highest) = (opened.id, opened.restarted, opened.highest_uid);
     let failed = ctx.stage.index(|i| i.failed_uids(folder_id, uidvalidity))?;
     let lister = &mut open.listed;

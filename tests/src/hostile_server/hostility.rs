@@ -73,6 +73,17 @@ pub enum Hostility {
     /// LIST also names a folder `Damaged` that opens, but whose metadata `UID FETCH` is
     /// answered `NO [SERVERBUG]`.
     ListingRefused,
+    /// A body `UID FETCH` answered with keepalives without end, every 100 ms and never the
+    /// tagged answer: `* OK still here`, `* n EXISTS`, `* OK [ALERT]`, flag-only FETCH
+    /// responses (a server that keeps the link alive and never finishes).
+    KeepaliveFlood,
+    /// A body `UID FETCH` answered with the first body's literal trickling in a byte every
+    /// 250 ms.
+    ByteTrickle,
+    /// EXAMINE without `* n EXISTS`.
+    NoExists,
+    /// EXAMINE with `UIDVALIDITY 0` (RFC 3501 2.3.1.1: it must be nonzero).
+    ZeroUidValidity,
 }
 
 /// The literal length of [`Hostility::OversizedBody`].

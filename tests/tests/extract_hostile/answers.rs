@@ -144,6 +144,30 @@ fn a_folder_opened_without_uidvalidity_is_staged_once() -> Result<()> {
     Ok(())
 }
 
+/// EXAMINE without `* n EXISTS`: the messages are counted another way (UID SEARCH ALL)
+/// and staged, not the folder read as empty and Synced with nothing staged.
+#[test]
+fn a_folder_opened_without_exists_is_not_read_as_empty() -> Result<()> {
+    stages_both(Hostility::NoExists)?;
+    Ok(())
+}
+
+/// `UIDVALIDITY 0` (RFC 3501 forbids it) is taken as a missing UIDVALIDITY, with a warning:
+/// staged once, a second pass finds nothing new.
+#[test]
+fn uidvalidity_0_is_taken_as_missing_with_a_warning() -> Result<()> {
+    let (cli, _server) = stages_both(Hostility::ZeroUidValidity)?;
+    let run = extract(&cli, &["batch", "sync", "b", "--quiet"]).sane(Duration::from_secs(30));
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.text.contains(&format!("{ALICE}: 0 staged")), "{run}");
+    assert!(
+        run.text
+            .contains("no UIDVALIDITY, or 0 (RFC 3501 forbids it)"),
+        "{run}"
+    );
+    Ok(())
+}
+
 /// Body answers in another shape: FLAGS first, `BODY[]<0>` for a plain `BODY[]`, the UID
 /// after the literal. Each body is staged under its UID.
 #[test]
