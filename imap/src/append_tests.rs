@@ -91,3 +91,19 @@ async fn a_throttle_answer_is_the_messages_and_the_bye_after_it_the_sessions() {
     assert!(matches!(err, ImapError::Bye(_)), "{err}");
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn after_giving_up_non_synchronising_literals_an_append_waits_for_plus() {
+    let (mut s, mut peer) = connect("IMAP4rev1 LITERAL+").await;
+    s.use_synchronizing_literals();
+    assert!(!s.append_pipelines(1));
+    let server = tokio::spawn(async move {
+        peer.expect("A0001 APPEND INBOX {18}").await;
+        peer.send("+ go ahead\r\n").await;
+        peer.expect_bytes(b"Subject: x\r\n\r\nhi\r\n\r\n").await;
+        peer.send("A0001 OK [APPENDUID 7 1] done\r\n").await;
+    });
+    let done = s.append(b"INBOX", &[], None, 18, MSG).await.unwrap();
+    assert_eq!(done.uid, Some(1));
+    server.await.unwrap();
+}

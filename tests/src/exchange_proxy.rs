@@ -19,6 +19,9 @@
 //!   ([`KnownFolders`]): a CREATE of a case variant of a folder gets `NO Mailbox already
 //!   exists.`, other commands naming one reach the server with the known spelling;
 //! - `\Flagged` in an APPEND's flags is silently dropped (only a later STORE sets it);
+//! - with `refuse_nonsync_literals`, an APPEND whose literal is non-synchronising (`{N+}`,
+//!   though the server announces LITERAL+) is read and answered `BAD Command Error. 10`,
+//!   as a target that announces LITERAL+ or LITERAL- and does not take them;
 //! - `[APPENDUID …]` may be taken out of the answers (a target without UIDPLUS);
 //! - `CREATE` of a reserved name (`Files`) is refused;
 //! - a folder may be deleted on the server just before the first APPEND into it, as a
@@ -85,6 +88,8 @@ pub struct ExchangeRules {
     /// Delete this folder on the server just before the first APPEND into it is passed on
     /// (as a user deleting it in Outlook mid-run): that APPEND meets a real `NO [TRYCREATE]`.
     pub vanish_folder: Option<String>,
+    /// Answer every APPEND whose literal does not wait for `+` `BAD Command Error. 10`.
+    pub refuse_nonsync_literals: bool,
 }
 
 /// What the proxy saw.
@@ -123,6 +128,8 @@ pub struct ExchangeStats {
     pub vanished: AtomicU64,
     /// The most APPENDs one connection had passed on to the server unanswered at once.
     pub most_appends_in_flight: AtomicU64,
+    /// APPENDs refused for their non-synchronising literal.
+    pub nonsync_refused: AtomicU64,
 }
 
 /// A running proxy; stops when dropped.
@@ -252,6 +259,10 @@ fn own_answer(
             stats.reserved_refused.fetch_add(1, Ordering::Relaxed);
             return Some(format!("NO Folder name {name} is reserved."));
         }
+    }
+    if kind == "APPEND" && rules.refuse_nonsync_literals && literal.is_some_and(|(_, plus)| plus) {
+        stats.nonsync_refused.fetch_add(1, Ordering::Relaxed);
+        return Some("BAD Command Error. 10".into());
     }
     if kind == "APPEND"
         && let Some((len, _)) = literal

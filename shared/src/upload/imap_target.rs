@@ -33,7 +33,13 @@ pub struct ImapTarget {
     pub(super) unanswered: Vec<super::imap_append::Unanswered>,
     /// Answers already known (an APPEND sent one at a time), oldest first.
     pub(super) answered: std::collections::VecDeque<super::imap_append::Answer>,
+    /// Set (for every connection to this target in the run) once the target refused a
+    /// literal sent without waiting for `+`, though it announced LITERAL+ or LITERAL-.
+    pub(super) synchronizing_only: SynchronizingOnly,
 }
+
+/// Shared by the connections of one run to one target: literals must wait for `+`.
+pub type SynchronizingOnly = std::sync::Arc<std::sync::atomic::AtomicBool>;
 
 impl ImapTarget {
     /// Connects and logs in as `mailbox`.
@@ -43,6 +49,7 @@ impl ImapTarget {
         mailbox: &str,
         m365: bool,
         read_timeout: std::time::Duration,
+        synchronizing_only: SynchronizingOnly,
     ) -> Result<Self, UploadError> {
         let at = format!("{}:{}", connect_to.host, connect_to.port);
         let config = SessionConfig {
@@ -52,6 +59,9 @@ impl ImapTarget {
         let mut session = connect(connect_to, config)
             .await
             .during(|| format!("connecting to the target {at}"))?;
+        if synchronizing_only.load(std::sync::atomic::Ordering::Relaxed) {
+            session.use_synchronizing_literals();
+        }
         log_in(&mut session, credentials, mailbox).await?;
         // Every connection needs the hierarchy delimiter, not only the one that lists the
         // folders: `LIST "" ""` names it without listing anything.
@@ -87,6 +97,7 @@ impl ImapTarget {
             selected: None,
             unanswered: Vec::new(),
             answered: std::collections::VecDeque::new(),
+            synchronizing_only,
         })
     }
 
