@@ -22,6 +22,8 @@
 //! - with `refuse_nonsync_literals`, an APPEND whose literal is non-synchronising (`{N+}`,
 //!   though the server announces LITERAL+) is read and answered `BAD Command Error. 10`,
 //!   as a target that announces LITERAL+ or LITERAL- and does not take them;
+//! - with `folder_cap`, a folder takes N APPENDs and the ones after get `NO [LIMIT]`, as a
+//!   folder at its item limit (Exchange Online: 1,000,000 items);
 //! - `[APPENDUID …]` may be taken out of the answers (a target without UIDPLUS);
 //! - `CREATE` of a reserved name (`Files`) is refused;
 //! - a folder may be deleted on the server just before the first APPEND into it, as a
@@ -90,6 +92,9 @@ pub struct ExchangeRules {
     pub vanish_folder: Option<String>,
     /// Answer every APPEND whose literal does not wait for `+` `BAD Command Error. 10`.
     pub refuse_nonsync_literals: bool,
+    /// This folder takes this many APPENDs; the ones after are answered
+    /// `NO [LIMIT] Too many items in this folder.`
+    pub folder_cap: Option<(String, u64)>,
 }
 
 /// What the proxy saw.
@@ -130,6 +135,10 @@ pub struct ExchangeStats {
     pub most_appends_in_flight: AtomicU64,
     /// APPENDs refused for their non-synchronising literal.
     pub nonsync_refused: AtomicU64,
+    /// APPENDs into [`ExchangeRules::folder_cap`]'s folder, and those answered `[LIMIT]`.
+    pub capped: AtomicU64,
+    /// APPENDs answered `NO [LIMIT]`.
+    pub limited: AtomicU64,
 }
 
 /// A running proxy; stops when dropped.
@@ -259,6 +268,14 @@ fn own_answer(
             stats.reserved_refused.fetch_add(1, Ordering::Relaxed);
             return Some(format!("NO Folder name {name} is reserved."));
         }
+    }
+    if kind == "APPEND"
+        && let Some((folder, cap)) = &rules.folder_cap
+        && created_name(text).eq_ignore_ascii_case(folder)
+        && stats.capped.fetch_add(1, Ordering::Relaxed) >= *cap
+    {
+        stats.limited.fetch_add(1, Ordering::Relaxed);
+        return Some("NO [LIMIT] Too many items in this folder.".into());
     }
     if kind == "APPEND" && rules.refuse_nonsync_literals && literal.is_some_and(|(_, plus)| plus) {
         stats.nonsync_refused.fetch_add(1, Ordering::Relaxed);
