@@ -309,7 +309,8 @@ impl Sending {
                      (last: {words}); set aside until the next run"
                 );
                 tracing::warn!(mailbox = %mb.label(), %folder, uid = item.uid, "{words}");
-                counts.refused += 1;
+                // Not refused: a transient answer, tried again by the next run.
+                counts.set_aside += 1;
                 UploadResult::Failed(words)
             }
             Err(e) => {

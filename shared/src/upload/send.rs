@@ -155,6 +155,7 @@ where
         counts.uploaded += sent.uploaded;
         counts.uploaded_bytes += sent.uploaded_bytes;
         counts.refused += sent.refused;
+        counts.set_aside += sent.set_aside;
         errors.extend(outcome.err());
     }
     let worst = most_telling(&errors);
