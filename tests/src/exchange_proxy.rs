@@ -24,6 +24,9 @@
 //!   as a target that announces LITERAL+ or LITERAL- and does not take them;
 //! - with `folder_cap`, a folder takes N APPENDs and the ones after get `NO [LIMIT]`, as a
 //!   folder at its item limit (Exchange Online: 1,000,000 items);
+//! - with `bye_after_appends`, each connection passes on N APPENDs, then (their answers
+//!   out) says `* BYE Connection closed. 14` and drops the link, as Exchange does after its
+//!   own per-session limits;
 //! - `[APPENDUID …]` may be taken out of the answers (a target without UIDPLUS);
 //! - `CREATE` of a reserved name (`Files`) is refused;
 //! - a folder may be deleted on the server just before the first APPEND into it, as a
@@ -95,6 +98,8 @@ pub struct ExchangeRules {
     /// This folder takes this many APPENDs; the ones after are answered
     /// `NO [LIMIT] Too many items in this folder.`
     pub folder_cap: Option<(String, u64)>,
+    /// Each connection passes on this many APPENDs, then says `* BYE` and drops the link.
+    pub bye_after_appends: Option<u64>,
 }
 
 /// What the proxy saw.
@@ -139,6 +144,8 @@ pub struct ExchangeStats {
     pub capped: AtomicU64,
     /// APPENDs answered `NO [LIMIT]`.
     pub limited: AtomicU64,
+    /// Connections dropped by [`ExchangeRules::bye_after_appends`].
+    pub byes_after_appends: AtomicU64,
 }
 
 /// A running proxy; stops when dropped.
@@ -348,6 +355,7 @@ async fn relay(
     let mut reader = BufReader::new(client_read);
     let mut line = Vec::new();
     let mut errors = 0;
+    let mut passed_on = 0;
     let mut login = LoginWatch::default();
     loop {
         line.clear();
@@ -398,6 +406,18 @@ async fn relay(
             *stats.throttled_at.lock().unwrap() = Some(Instant::now());
             return drop_link(&mut w, up_write, down).await;
         }
+        if kind == "APPEND" && rules.bye_after_appends.is_some_and(|n| passed_on >= n) {
+            for _ in 0..500 {
+                if in_flight.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            stats.byes_after_appends.fetch_add(1, Ordering::Relaxed);
+            let mut w = client_write.lock().await;
+            w.write_all(BYE).await?;
+            return drop_link(&mut w, up_write, down).await;
+        }
         if let Some(answer) = own_answer(rules, stats, &kind, &text, literal) {
             consume_command(&mut reader, &line, &client_write).await?;
             let mut w = client_write.lock().await;
@@ -432,6 +452,7 @@ async fn relay(
             line = cleaned.into_bytes();
         }
         if kind == "APPEND" {
+            passed_on += 1;
             let n = in_flight.sent(tag) as u64;
             stats.most_appends_in_flight.fetch_max(n, Ordering::Relaxed);
         }

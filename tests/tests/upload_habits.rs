@@ -2,7 +2,8 @@
 //! announces LITERAL+ and then answers BAD to every literal sent without waiting for `+`
 //! (the run falls back to synchronising literals, sends every message exactly once and
 //! refuses none); a folder at its item limit answering `NO [LIMIT]` (the folder stops with
-//! one error naming it, the rest of the mailbox goes on).
+//! one error naming it, the rest of the mailbox goes on); a target that ends every
+//! connection with `* BYE` after a few APPENDs, more in flight (each message once).
 
 use std::sync::atomic::Ordering;
 
@@ -99,5 +100,39 @@ fn a_folder_answering_limit_again_and_again_stops_with_one_error_naming_it() -> 
     assert_eq!(folder.folder, "Big");
     assert!(folder.words.contains("[LIMIT]"), "{}", folder.words);
     assert!(folder.words.contains("\"Big\""), "{}", folder.words);
+    Ok(())
+}
+
+#[test]
+fn a_target_ending_each_connection_after_a_few_appends_gets_each_message_once() -> Result<()> {
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..20 {
+        source.write_message_at("alice", "INBOX", &[], T0 + i, &simple(i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    let (target, proxy) = staged_behind_exchange(
+        dir.path(),
+        &source,
+        ALICE,
+        "alice",
+        ExchangeRules {
+            bye_after_appends: Some(6),
+            ..ExchangeRules::default()
+        },
+    )?;
+    let mut job = m365_job_via(dir.path(), &target, proxy.port())?;
+    job.connections = 1;
+    let o = run(dir.path(), job)?.remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    let c = &o.counts;
+    assert_eq!(
+        (c.uploaded + c.found_present, c.refused, c.set_aside),
+        (20, 0, 0),
+        "{c:?}"
+    );
+    assert!(proxy.stats().byes_after_appends.load(Ordering::Relaxed) >= 3);
+    let contents = target_contents(&target, ALICE)?;
+    let total: usize = contents.values().map(|m| m.len()).sum();
+    assert_eq!(total, 20, "{contents:?}");
     Ok(())
 }
