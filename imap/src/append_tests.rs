@@ -107,3 +107,20 @@ async fn after_giving_up_non_synchronising_literals_an_append_waits_for_plus() {
     assert_eq!(done.uid, Some(1));
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_bad_to_the_delimiter_question_sent_with_literal_plus_turns_it_off() {
+    let (mut s, mut peer) = connect("IMAP4rev1 LITERAL+").await;
+    let server = tokio::spawn(async move {
+        peer.expect("A0001 LIST \"\" {0+}").await;
+        peer.expect("").await;
+        peer.send("A0001 BAD Command Error. 10\r\n").await;
+        peer.expect("A0002 LIST \"\" \"\"").await;
+        peer.send("* LIST (\\Noselect) \".\" \"\"\r\nA0002 OK done\r\n")
+            .await;
+    });
+    let (delimiter, works) = s.hierarchy_delimiter_checking_literals().await.unwrap();
+    assert_eq!((delimiter, works), (Some('.'), false));
+    assert!(!s.append_pipelines(1));
+    server.await.unwrap();
+}

@@ -21,7 +21,8 @@
 //! - `\Flagged` in an APPEND's flags is silently dropped (only a later STORE sets it);
 //! - with `refuse_nonsync_literals`, an APPEND whose literal is non-synchronising (`{N+}`,
 //!   though the server announces LITERAL+) is read and answered `BAD Command Error. 10`,
-//!   as a target that announces LITERAL+ or LITERAL- and does not take them;
+//!   as a target that announces LITERAL+ or LITERAL- and does not take them (with
+//!   `refuse_nonsync_everywhere`, in any command);
 //! - with `folder_cap`, a folder takes N APPENDs and the ones after get `NO [LIMIT]`, as a
 //!   folder at its item limit (Exchange Online: 1,000,000 items);
 //! - with `bye_after_appends`, each connection passes on N APPENDs, then (their answers
@@ -95,6 +96,8 @@ pub struct ExchangeRules {
     pub vanish_folder: Option<String>,
     /// Answer every APPEND whose literal does not wait for `+` `BAD Command Error. 10`.
     pub refuse_nonsync_literals: bool,
+    /// The same for every command (a target that does not take them at all).
+    pub refuse_nonsync_everywhere: bool,
     /// This folder takes this many APPENDs; the ones after are answered
     /// `NO [LIMIT] Too many items in this folder.`
     pub folder_cap: Option<(String, u64)>,
@@ -284,7 +287,9 @@ fn own_answer(
         stats.limited.fetch_add(1, Ordering::Relaxed);
         return Some("NO [LIMIT] Too many items in this folder.".into());
     }
-    if kind == "APPEND" && rules.refuse_nonsync_literals && literal.is_some_and(|(_, plus)| plus) {
+    if (kind == "APPEND" && rules.refuse_nonsync_literals || rules.refuse_nonsync_everywhere)
+        && literal.is_some_and(|(_, plus)| plus)
+    {
         stats.nonsync_refused.fetch_add(1, Ordering::Relaxed);
         return Some("BAD Command Error. 10".into());
     }

@@ -1,7 +1,8 @@
 //! Target habits behind the Exchange-like proxy (a Dovecot behind it): a target that
 //! announces LITERAL+ and then answers BAD to every literal sent without waiting for `+`
 //! (the run falls back to synchronising literals, sends every message exactly once and
-//! refuses none); a folder at its item limit answering `NO [LIMIT]` (the folder stops with
+//! refuses none; one refusing them in any command is found out by the delimiter question
+//! each connection asks, before any APPEND); a folder at its item limit answering `NO [LIMIT]` (the folder stops with
 //! one error naming it, the rest of the mailbox goes on); a target that ends every
 //! connection with `* BYE` after a few APPENDs, more in flight (each message once).
 
@@ -55,6 +56,35 @@ fn a_target_refusing_non_synchronising_literals_gets_synchronising_ones() -> Res
     let contents = target_contents(&target, ALICE)?;
     let total: usize = contents.values().map(|m| m.len()).sum();
     assert_eq!(total, 15, "{contents:?}");
+    Ok(())
+}
+
+#[test]
+fn a_target_refusing_them_everywhere_is_found_out_before_any_append() -> Result<()> {
+    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
+    for i in 0..6 {
+        source.write_message_at("alice", "INBOX", &[], T0 + i, &simple(i))?;
+    }
+    let dir = tempfile::tempdir()?;
+    let (target, proxy) = staged_behind_exchange(
+        dir.path(),
+        &source,
+        ALICE,
+        "alice",
+        ExchangeRules {
+            refuse_nonsync_everywhere: true,
+            ..ExchangeRules::default()
+        },
+    )?;
+    let mut job = m365_job_via(dir.path(), &target, proxy.port())?;
+    job.connections = 2;
+    let o = run(dir.path(), job)?.remove(0);
+    assert!(o.error.is_none(), "{o:?}");
+    let c = &o.counts;
+    assert_eq!((c.uploaded, c.refused, c.reconnects), (6, 0, 0), "{c:?}");
+    // Only the delimiter question of a connection opened before the run knew.
+    let refused = proxy.stats().nonsync_refused.load(Ordering::Relaxed);
+    assert!((1..=2).contains(&refused), "refused {refused} literals");
     Ok(())
 }
 

@@ -65,11 +65,16 @@ impl ImapTarget {
         log_in(&mut session, credentials, mailbox).await?;
         // Every connection needs the hierarchy delimiter, not only the one that lists the
         // folders: `LIST "" ""` names it without listing anything.
-        let delimiter = session
-            .hierarchy_delimiter()
+        // (Asked with a literal that does not wait for `+`, where announced: a target that
+        // refuses it gets synchronising literals on every connection of the run.)
+        let (delimiter, literals_work) = session
+            .hierarchy_delimiter_checking_literals()
             .await
-            .during(|| "asking the target for its hierarchy delimiter".into())?
-            .unwrap_or('/');
+            .during(|| "asking the target for its hierarchy delimiter".into())?;
+        if !literals_work {
+            synchronizing_only.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let delimiter = delimiter.unwrap_or('/');
         let home = match credentials {
             Credentials::Password {
                 user_root: Some(root),
