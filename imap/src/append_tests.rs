@@ -123,3 +123,36 @@ async fn an_append_answered_only_with_keepalives_is_cut_after_the_read_timeout()
     );
     drop(server.await.unwrap());
 }
+
+#[tokio::test]
+async fn after_giving_up_non_synchronising_literals_an_append_waits_for_plus() {
+    let (mut s, mut peer) = connect("IMAP4rev1 LITERAL+").await;
+    s.use_synchronizing_literals();
+    assert!(!s.append_pipelines(1));
+    let server = tokio::spawn(async move {
+        peer.expect("A0001 APPEND INBOX {18}").await;
+        peer.send("+ go ahead\r\n").await;
+        peer.expect_bytes(b"Subject: x\r\n\r\nhi\r\n\r\n").await;
+        peer.send("A0001 OK [APPENDUID 7 1] done\r\n").await;
+    });
+    let done = s.append(b"INBOX", &[], None, 18, MSG).await.unwrap();
+    assert_eq!(done.uid, Some(1));
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_to_the_delimiter_question_sent_with_literal_plus_turns_it_off() {
+    let (mut s, mut peer) = connect("IMAP4rev1 LITERAL+").await;
+    let server = tokio::spawn(async move {
+        peer.expect("A0001 LIST \"\" {0+}").await;
+        peer.expect("").await;
+        peer.send("A0001 BAD Command Error. 10\r\n").await;
+        peer.expect("A0002 LIST \"\" \"\"").await;
+        peer.send("* LIST (\\Noselect) \".\" \"\"\r\nA0002 OK done\r\n")
+            .await;
+    });
+    let (delimiter, works) = s.hierarchy_delimiter_checking_literals().await.unwrap();
+    assert_eq!((delimiter, works), (Some('.'), false));
+    assert!(!s.append_pipelines(1));
+    server.await.unwrap();
+}

@@ -165,10 +165,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub async fn hierarchy_delimiter(&mut self) -> Result<Option<char>, ImapError> {
         let cmd = self.command("LIST").string(b"").string(b"").build();
         let done = self.execute(cmd).await?;
-        Ok(done.untagged.into_iter().find_map(|u| match u {
-            Untagged::List(l) => l.delimiter.as_deref()?.chars().next(),
-            _ => None,
-        }))
+        Ok(delimiter_of(done.untagged))
+    }
+
+    /// [`Session::hierarchy_delimiter`], its empty pattern sent as a literal that does not
+    /// wait for `+` when the server announces LITERAL+ or LITERAL-: one that then answers
+    /// BAD does not take them, so from then on literals wait for `+`
+    /// ([`Session::use_synchronizing_literals`]) and the plain `LIST "" ""` is asked. The
+    /// check costs no round trip where they work. Returns the delimiter, and false when
+    /// non-synchronising literals were found refused.
+    pub async fn hierarchy_delimiter_checking_literals(
+        &mut self,
+    ) -> Result<(Option<char>, bool), ImapError> {
+        if self.literal_mode() == super::encode::LiteralMode::Synchronizing {
+            return Ok((self.hierarchy_delimiter().await?, true));
+        }
+        let cmd = self.command("LIST").string(b"").literal(b"").build();
+        match self.execute(cmd).await {
+            Ok(done) => Ok((delimiter_of(done.untagged), true)),
+            Err(e)
+                if e.status().is_some_and(|s| s.status == Status::Bad)
+                    && e.throttle_backoff().is_none() =>
+            {
+                tracing::warn!(
+                    "the server refused a non-synchronising literal ({e}); literals wait for `+` from now on"
+                );
+                self.use_synchronizing_literals();
+                Ok((self.hierarchy_delimiter().await?, false))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// STATUS for a mailbox (wire name), e.g. items `["MESSAGES", "UIDNEXT", "UIDVALIDITY"]`.
@@ -405,4 +431,12 @@ pub(crate) fn selected_from(verb: &str, done: &super::session::Completed) -> Sel
         }
     }
     info
+}
+
+/// The delimiter an answer to `LIST "" ""` names (`None` for a flat server).
+fn delimiter_of(untagged: Vec<Untagged>) -> Option<char> {
+    untagged.into_iter().find_map(|u| match u {
+        Untagged::List(l) => l.delimiter.as_deref()?.chars().next(),
+        _ => None,
+    })
 }

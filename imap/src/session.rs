@@ -126,6 +126,9 @@ pub struct Session<S> {
     guard: InputGuard,
     progress: ProgressClock,
     exists: Option<u32>,
+    /// Literals always wait for `+`, whatever the server announces (it refused one sent
+    /// without waiting).
+    synchronizing_only: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -147,6 +150,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             guard: InputGuard::default(),
             progress: ProgressClock::default(),
             exists: None,
+            synchronizing_only: false,
         }
     }
 
@@ -186,7 +190,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// The literal form commands may use, from LITERAL+ / LITERAL-.
     pub fn literal_mode(&self) -> LiteralMode {
+        if self.synchronizing_only {
+            return LiteralMode::Synchronizing;
+        }
         LiteralMode::from_capabilities(self.capabilities.iter().map(String::as_str))
+    }
+
+    /// From now on every literal waits for the server's `+`, even if it announces LITERAL+
+    /// or LITERAL- (for a server that announces them and then refuses such a literal).
+    pub fn use_synchronizing_literals(&mut self) {
+        self.synchronizing_only = true;
     }
 
     /// Starts building a command that uses the server's literal mode.

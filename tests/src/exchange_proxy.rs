@@ -19,6 +19,15 @@
 //!   ([`KnownFolders`]): a CREATE of a case variant of a folder gets `NO Mailbox already
 //!   exists.`, other commands naming one reach the server with the known spelling;
 //! - `\Flagged` in an APPEND's flags is silently dropped (only a later STORE sets it);
+//! - with `refuse_nonsync_literals`, an APPEND whose literal is non-synchronising (`{N+}`,
+//!   though the server announces LITERAL+) is read and answered `BAD Command Error. 10`,
+//!   as a target that announces LITERAL+ or LITERAL- and does not take them (with
+//!   `refuse_nonsync_everywhere`, in any command);
+//! - with `folder_cap`, a folder takes N APPENDs and the ones after get `NO [LIMIT]`, as a
+//!   folder at its item limit (Exchange Online: 1,000,000 items);
+//! - with `bye_after_appends`, each connection passes on N APPENDs, then (their answers
+//!   out) says `* BYE Connection closed. 14` and drops the link, as Exchange does after its
+//!   own per-session limits;
 //! - `[APPENDUID …]` may be taken out of the answers (a target without UIDPLUS);
 //! - `CREATE` of a reserved name (`Files`) is refused;
 //! - a folder may be deleted on the server just before the first APPEND into it, as a
@@ -85,6 +94,15 @@ pub struct ExchangeRules {
     /// Delete this folder on the server just before the first APPEND into it is passed on
     /// (as a user deleting it in Outlook mid-run): that APPEND meets a real `NO [TRYCREATE]`.
     pub vanish_folder: Option<String>,
+    /// Answer every APPEND whose literal does not wait for `+` `BAD Command Error. 10`.
+    pub refuse_nonsync_literals: bool,
+    /// The same for every command (a target that does not take them at all).
+    pub refuse_nonsync_everywhere: bool,
+    /// This folder takes this many APPENDs; the ones after are answered
+    /// `NO [LIMIT] Too many items in this folder.`
+    pub folder_cap: Option<(String, u64)>,
+    /// Each connection passes on this many APPENDs, then says `* BYE` and drops the link.
+    pub bye_after_appends: Option<u64>,
 }
 
 /// What the proxy saw.
@@ -123,6 +141,14 @@ pub struct ExchangeStats {
     pub vanished: AtomicU64,
     /// The most APPENDs one connection had passed on to the server unanswered at once.
     pub most_appends_in_flight: AtomicU64,
+    /// APPENDs refused for their non-synchronising literal.
+    pub nonsync_refused: AtomicU64,
+    /// APPENDs into [`ExchangeRules::folder_cap`]'s folder, and those answered `[LIMIT]`.
+    pub capped: AtomicU64,
+    /// APPENDs answered `NO [LIMIT]`.
+    pub limited: AtomicU64,
+    /// Connections dropped by [`ExchangeRules::bye_after_appends`].
+    pub byes_after_appends: AtomicU64,
 }
 
 /// A running proxy; stops when dropped.
@@ -254,6 +280,20 @@ fn own_answer(
         }
     }
     if kind == "APPEND"
+        && let Some((folder, cap)) = &rules.folder_cap
+        && created_name(text).eq_ignore_ascii_case(folder)
+        && stats.capped.fetch_add(1, Ordering::Relaxed) >= *cap
+    {
+        stats.limited.fetch_add(1, Ordering::Relaxed);
+        return Some("NO [LIMIT] Too many items in this folder.".into());
+    }
+    if (kind == "APPEND" && rules.refuse_nonsync_literals || rules.refuse_nonsync_everywhere)
+        && literal.is_some_and(|(_, plus)| plus)
+    {
+        stats.nonsync_refused.fetch_add(1, Ordering::Relaxed);
+        return Some("BAD Command Error. 10".into());
+    }
+    if kind == "APPEND"
         && let Some((len, _)) = literal
         && (rules
             .unavailable_every
@@ -320,6 +360,7 @@ async fn relay(
     let mut reader = BufReader::new(client_read);
     let mut line = Vec::new();
     let mut errors = 0;
+    let mut passed_on = 0;
     let mut login = LoginWatch::default();
     loop {
         line.clear();
@@ -370,6 +411,18 @@ async fn relay(
             *stats.throttled_at.lock().unwrap() = Some(Instant::now());
             return drop_link(&mut w, up_write, down).await;
         }
+        if kind == "APPEND" && rules.bye_after_appends.is_some_and(|n| passed_on >= n) {
+            for _ in 0..500 {
+                if in_flight.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            stats.byes_after_appends.fetch_add(1, Ordering::Relaxed);
+            let mut w = client_write.lock().await;
+            w.write_all(BYE).await?;
+            return drop_link(&mut w, up_write, down).await;
+        }
         if let Some(answer) = own_answer(rules, stats, &kind, &text, literal) {
             consume_command(&mut reader, &line, &client_write).await?;
             let mut w = client_write.lock().await;
@@ -404,6 +457,7 @@ async fn relay(
             line = cleaned.into_bytes();
         }
         if kind == "APPEND" {
+            passed_on += 1;
             let n = in_flight.sent(tag) as u64;
             stats.most_appends_in_flight.fetch_max(n, Ordering::Relaxed);
         }

@@ -395,16 +395,31 @@ fn a_message_answered_not_now_again_and_again_is_set_aside_and_the_rest_goes_on(
     job.connections = 1;
     let o = run(dir.path(), job)?.remove(0);
     assert!(o.error.is_none(), "one message failed the mailbox: {o:?}");
+    // Set aside, not refused: the target said "not now", not "never".
     assert_eq!(
-        (o.counts.uploaded, o.counts.refused),
-        (5, 1),
+        (o.counts.uploaded, o.counts.refused, o.counts.set_aside),
+        (5, 0, 1),
         "{:?}",
         o.counts
     );
     let unavailable = proxy.stats().unavailable.load(Ordering::Relaxed);
     assert_eq!(unavailable, 3, "asked {unavailable} times");
-    let stage = Stage::open(dir.path(), Access::Read)?;
-    let status = &stage.index().upload_status("b1", "dst")?[0];
-    assert_eq!((status.done, status.failed), (5, 1), "{status:?}");
+    {
+        let stage = Stage::open(dir.path(), Access::Read)?;
+        let status = &stage.index().upload_status("b1", "dst")?[0];
+        assert_eq!((status.done, status.failed), (5, 1), "{status:?}");
+        let words = status.last_refusal.as_deref().unwrap_or_default();
+        assert!(words.contains("set aside until the next run"), "{words}");
+    }
+    // The next run tries it again (three times), and again sets it aside.
+    let job = m365_job_via(dir.path(), &target, proxy.port())?;
+    let o = run(dir.path(), job)?.remove(0);
+    assert_eq!(
+        (o.counts.uploaded, o.counts.set_aside),
+        (0, 1),
+        "{:?}",
+        o.counts
+    );
+    assert_eq!(proxy.stats().unavailable.load(Ordering::Relaxed), 6);
     Ok(())
 }

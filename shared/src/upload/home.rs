@@ -113,7 +113,13 @@ impl Home {
             },
         };
         let name = mutf7::decode(std::str::from_utf8(own).ok()?).ok()?;
-        Some(name.split(self.delimiter).map(str::to_owned).collect())
+        let mut path: Vec<String> = name.split(self.delimiter).map(str::to_owned).collect();
+        // A top-level INBOX is named without regard to case (RFC 3501 5.1): a target that
+        // lists `Inbox` means INBOX. (Under a prefix, `INBOX.inbox`, it is a folder's name.)
+        if own.len() == wire.len() && path[0].eq_ignore_ascii_case("INBOX") {
+            path[0] = "INBOX".into();
+        }
+        Some(path)
     }
 }
 
@@ -185,5 +191,9 @@ mod tests {
         assert_eq!(h.wire(&path("inbox")), b"INBOX");
         assert_eq!(h.wire(&path("R&D")), b"R&-D");
         assert_eq!(h.path(b"R&-D/x"), Some(path("R&D/x")));
+        assert_eq!(h.path(b"Inbox"), Some(path("INBOX")));
+        assert_eq!(h.path(b"inbox/Sub"), Some(path("INBOX/Sub")));
+        let courier = Home::from_namespaces('.', &ns("INBOX.", "", "", "."));
+        assert_eq!(courier.path(b"INBOX.inbox"), Some(path("inbox")));
     }
 }

@@ -6,7 +6,7 @@ use super::destination::{Delivery, Outgoing};
 use super::imap_target::{ImapTarget, words_of};
 use super::refusal::{self, Scope};
 use super::{UploadError, is_flagged};
-use crate::imap::{AppendOutcome, During as _, ImapError};
+use crate::imap::{AppendOutcome, During as _, ImapError, Status};
 
 /// An APPEND sent and not answered yet.
 pub(crate) struct Unanswered {
@@ -64,7 +64,10 @@ impl ImapTarget {
         }
         let answer = match self.session.append(&wire, &flags, date, size, data).await {
             Ok(outcome) => Ok(stored(&outcome, flag)),
-            Err(e @ ImapError::Rejected { .. }) => refused(e, &name),
+            Err(e @ ImapError::Rejected { .. }) => {
+                self.literal_was_not_the_cause(&e);
+                refused(e, &name)
+            }
             Err(e) => return Err(e).during(step).map_err(UploadError::from),
         };
         self.answered.push_back((ticket, answer));
@@ -96,9 +99,60 @@ impl ImapTarget {
         let sent = self.unanswered.remove(at);
         let answer = match result {
             Ok(outcome) => Ok(stored(&outcome, sent.flag)),
+            Err(e) if refuses_literal(&e) => Err(self.literals_must_wait(&e, &sent.folder)),
             Err(e) => refused(e, &sent.folder),
         };
         Ok((sent.ticket, answer))
+    }
+}
+
+impl ImapTarget {
+    /// The target refused a literal sent without waiting for `+`: from now on (this
+    /// connection and every later one to this target in the run) literals wait for it. The
+    /// message was not stored; the link may be out of step (the server may read the
+    /// literal as commands), so it is sent again after a reconnect.
+    fn literals_must_wait(&mut self, e: &ImapError, folder: &str) -> UploadError {
+        tracing::warn!(%folder, "the target refused a non-synchronising literal ({e}); literals wait for `+` from now on");
+        self.synchronizing_only
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.session.use_synchronizing_literals();
+        UploadError::TryAgain(format!(
+            "the target refused a literal sent without waiting for `+` ({}); sending it again \
+             with synchronising literals",
+            words_of(e)
+        ))
+    }
+}
+
+impl ImapTarget {
+    /// A BAD to an APPEND whose literal waited for `+` is about the message (Exchange's
+    /// `Command Argument Error. 11` for one over its size), so the BAD that made this run
+    /// give up non-synchronising literals may have been too: later connections try them
+    /// again (this one keeps waiting; a target that does refuse them costs one reconnect).
+    fn literal_was_not_the_cause(&self, e: &ImapError) {
+        if e.status().is_some_and(|s| s.status == Status::Bad) && refuses_literal(e) {
+            self.synchronizing_only
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// True when an answer to an APPEND sent with a non-synchronising literal refuses that
+/// literal: any BAD that is not a throttle (a server that announced LITERAL+ or LITERAL-
+/// but does not take them reads the command as malformed), or a NO naming literals. A BAD
+/// about the message itself comes again once the literal waits for `+`, and is then taken
+/// as a refusal of the message.
+fn refuses_literal(e: &ImapError) -> bool {
+    let Some(status) = e.status() else {
+        return false;
+    };
+    if e.throttle_backoff().is_some() || e.is_passing_refusal() {
+        return false;
+    }
+    match status.status {
+        Status::Bad => true,
+        Status::No => status.text.to_ascii_lowercase().contains("literal"),
+        _ => false,
     }
 }
 

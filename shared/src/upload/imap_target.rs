@@ -33,7 +33,13 @@ pub struct ImapTarget {
     pub(super) unanswered: Vec<super::imap_append::Unanswered>,
     /// Answers already known (an APPEND sent one at a time), oldest first.
     pub(super) answered: std::collections::VecDeque<super::imap_append::Answer>,
+    /// Set (for every connection to this target in the run) once the target refused a
+    /// literal sent without waiting for `+`, though it announced LITERAL+ or LITERAL-.
+    pub(super) synchronizing_only: SynchronizingOnly,
 }
+
+/// Shared by the connections of one run to one target: literals must wait for `+`.
+pub type SynchronizingOnly = std::sync::Arc<std::sync::atomic::AtomicBool>;
 
 impl ImapTarget {
     /// Connects and logs in as `mailbox`.
@@ -43,6 +49,7 @@ impl ImapTarget {
         mailbox: &str,
         m365: bool,
         read_timeout: std::time::Duration,
+        synchronizing_only: SynchronizingOnly,
     ) -> Result<Self, UploadError> {
         let at = format!("{}:{}", connect_to.host, connect_to.port);
         let config = SessionConfig {
@@ -52,14 +59,22 @@ impl ImapTarget {
         let mut session = connect(connect_to, config)
             .await
             .during(|| format!("connecting to the target {at}"))?;
+        if synchronizing_only.load(std::sync::atomic::Ordering::Relaxed) {
+            session.use_synchronizing_literals();
+        }
         log_in(&mut session, credentials, mailbox).await?;
         // Every connection needs the hierarchy delimiter, not only the one that lists the
         // folders: `LIST "" ""` names it without listing anything.
-        let delimiter = session
-            .hierarchy_delimiter()
+        // (Asked with a literal that does not wait for `+`, where announced: a target that
+        // refuses it gets synchronising literals on every connection of the run.)
+        let (delimiter, literals_work) = session
+            .hierarchy_delimiter_checking_literals()
             .await
-            .during(|| "asking the target for its hierarchy delimiter".into())?
-            .unwrap_or('/');
+            .during(|| "asking the target for its hierarchy delimiter".into())?;
+        if !literals_work {
+            synchronizing_only.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let delimiter = delimiter.unwrap_or('/');
         let home = match credentials {
             Credentials::Password {
                 user_root: Some(root),
@@ -87,6 +102,7 @@ impl ImapTarget {
             selected: None,
             unanswered: Vec::new(),
             answered: std::collections::VecDeque::new(),
+            synchronizing_only,
         })
     }
 

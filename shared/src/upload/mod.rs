@@ -145,8 +145,9 @@ pub struct UploadCounts {
     pub adopted: u64,
     /// Messages the target refused (recorded with its words).
     pub refused: u64,
-    /// Messages set aside because the link broke while each was being sent, again and
-    /// again (recorded as failed with that reason; the next run tries them again).
+    /// Messages set aside because the link broke while each was being sent, or the target
+    /// answered "not now" to each, again and again (recorded as failed with that reason;
+    /// the next run tries them again).
     pub set_aside: u64,
     /// Messages stored earlier whose `\Flagged` (a STORE after the APPEND on Microsoft 365)
     /// was throttled, cut or refused then, and was set in this run without sending them

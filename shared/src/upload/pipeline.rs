@@ -8,8 +8,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use super::destination::{Delivery, Destination, Outgoing};
+use super::refusal;
 use super::send::{Group, Shared};
-use super::setbacks::MAX_DEFERRALS;
+use super::setbacks::{MAX_DEFERRALS, MAX_LIMITS_IN_A_ROW};
 use super::{UploadCounts, UploadError};
 use crate::stage::index::{UploadItem, UploadResult};
 
@@ -237,13 +238,33 @@ impl Sending {
         let (mb, folder) = (s.mb, path.join("/"));
         let result = match answer {
             Ok(Delivery::Stored(id)) => {
+                s.setbacks.stored_in(path);
                 self.stored(s, item);
                 UploadResult::Done(id)
             }
             Ok(Delivery::StoredToFlag(id)) => {
+                s.setbacks.stored_in(path);
                 self.stored(s, item);
                 self.to_flag.push((n, id.clone()));
                 UploadResult::DoneFlagPending(id)
+            }
+            Ok(Delivery::Refused(words))
+                if refusal::names_limit(&words)
+                    && s.setbacks.limited(path) >= MAX_LIMITS_IN_A_ROW =>
+            {
+                // RFC 5530: "an implementation limit of some kind", which may be the
+                // folder's (Exchange Online holds at most 1,000,000 items per folder):
+                // after so many in a row the folder stops, one error naming it, rather
+                // than every other message of it refused one by one.
+                self.refuse_folder(
+                    s,
+                    format!(
+                        "the target refused {MAX_LIMITS_IN_A_ROW} messages in a row in folder \
+                         {folder:?} with [LIMIT] (last: {words}); taken as a limit of the folder \
+                         (such as its item count): its other messages are not sent"
+                    ),
+                    counts,
+                )
             }
             Ok(Delivery::Refused(words)) => {
                 tracing::warn!(mailbox = %mb.label(), %folder, uid = item.uid,
@@ -265,11 +286,7 @@ impl Sending {
             }
             Ok(Delivery::FolderRefused(words) | Delivery::FolderMissing(words)) => {
                 let words = format!("the target refused folder {folder:?}: {words}");
-                tracing::warn!(mailbox = %mb.label(), "{words}");
-                counts.refused += 1;
-                self.no_more = true;
-                self.folder_refused.get_or_insert((words.clone(), 0)).1 += 1;
-                UploadResult::Failed(words)
+                self.refuse_folder(s, words, counts)
             }
             Ok(Delivery::MailboxFull(words)) => {
                 tracing::warn!(mailbox = %mb.label(), "the target mailbox is full: {words}");
@@ -292,7 +309,8 @@ impl Sending {
                      (last: {words}); set aside until the next run"
                 );
                 tracing::warn!(mailbox = %mb.label(), %folder, uid = item.uid, "{words}");
-                counts.refused += 1;
+                // Not refused: a transient answer, tried again by the next run.
+                counts.set_aside += 1;
                 UploadResult::Failed(words)
             }
             Err(e) => {
@@ -309,6 +327,21 @@ impl Sending {
             }
         };
         self.results[n] = Some(result);
+    }
+
+    /// The folder refused a message: it fails with `words`, and no more are started (the
+    /// unstarted ones fail alike, unsent).
+    fn refuse_folder(
+        &mut self,
+        s: &Shared<'_>,
+        words: String,
+        counts: &mut UploadCounts,
+    ) -> UploadResult {
+        tracing::warn!(mailbox = %s.mb.label(), "{words}");
+        counts.refused += 1;
+        self.no_more = true;
+        self.folder_refused.get_or_insert((words.clone(), 0)).1 += 1;
+        UploadResult::Failed(words)
     }
 
     /// Counts a stored message.

@@ -82,6 +82,12 @@ pub(crate) fn folder_missing(e: &ImapError) -> bool {
             || MISSING_WORDS.iter().any(|w| text.contains(w)))
 }
 
+/// True when a refusal's words (as [`crate::imap::StatusText`] renders them) carry RFC
+/// 5530's `[LIMIT]`: an implementation limit "of some kind", of the message or its folder.
+pub(crate) fn names_limit(words: &str) -> bool {
+    words.to_ascii_uppercase().contains("[LIMIT]")
+}
+
 /// What `e` (a tagged NO or BAD that is not a throttle) concerns; `None` for anything else.
 pub(crate) fn scope(e: &ImapError) -> Option<Scope> {
     let status = e.status()?;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::context::Ctx;
-use super::imap_target::ImapTarget;
+use super::imap_target::{ImapTarget, SynchronizingOnly};
 use super::mailbox::{lost_upload, upload_mailbox};
 use super::{Pace, SharedProgress, UploadJob, UploadOutcome};
 use crate::parallel::run_bounded;
@@ -32,8 +32,10 @@ pub async fn run_upload(
     let (connect, credentials) = (Arc::new(job.connect), Arc::new(job.credentials));
     let mailboxes = job.mailboxes.clone();
     let worker = ctx.clone();
+    let synchronizing_only = SynchronizingOnly::default();
     let results = run_bounded(job.mailboxes, job.concurrency, move |mailbox| {
         let (ctx, connect, credentials) = (worker.clone(), connect.clone(), credentials.clone());
+        let synchronizing_only = synchronizing_only.clone();
         async move {
             let (m365, timeout) = (ctx.m365, ctx.retry.read_timeout);
             let open = || {
@@ -43,6 +45,7 @@ pub async fn run_upload(
                     &mailbox.target_mailbox,
                     m365,
                     timeout,
+                    synchronizing_only.clone(),
                 )
             };
             upload_mailbox(&ctx, &mailbox, open).await

@@ -147,12 +147,15 @@ where
     let first = worker(&shared, async { Ok(first) });
     let others = futures_util::future::join_all((0..extra).map(|_| worker(&shared, open())));
     let (first, others) = futures_util::future::join(first, others).await;
-    refused.extend(folders.into_inner().unwrap_or_default());
+    for folder in folders.into_inner().unwrap_or_default() {
+        add_refused(refused, folder);
+    }
     let mut errors = Vec::new();
     for (sent, outcome) in std::iter::once(first).chain(others) {
         counts.uploaded += sent.uploaded;
         counts.uploaded_bytes += sent.uploaded_bytes;
         counts.refused += sent.refused;
+        counts.set_aside += sent.set_aside;
         errors.extend(outcome.err());
     }
     let worst = most_telling(&errors);
@@ -296,12 +299,15 @@ async fn worker<D: Destination>(
                 };
                 counts.refused += unsent_count;
                 if let Ok(mut r) = s.refused.lock() {
-                    r.push(RefusedFolder {
-                        folder: group.path.join("/"),
-                        path: group.path.clone(),
-                        words,
-                        messages: in_group + unsent_count,
-                    });
+                    add_refused(
+                        &mut r,
+                        RefusedFolder {
+                            folder: group.path.join("/"),
+                            path: group.path.clone(),
+                            words,
+                            messages: in_group + unsent_count,
+                        },
+                    );
                 }
             }
             Err(e) => {
@@ -313,6 +319,15 @@ async fn worker<D: Destination>(
     }
     dest.close().await;
     (counts, result)
+}
+
+/// Adds a refused folder to `refused`, counted into its entry when several connections or
+/// attempts met the refusal: one entry (the first words) per folder.
+fn add_refused(refused: &mut Vec<RefusedFolder>, folder: RefusedFolder) {
+    match refused.iter_mut().find(|f| f.path == folder.path) {
+        Some(known) => known.messages += folder.messages,
+        None => refused.push(folder),
+    }
 }
 
 /// Records the messages left in `lanes` as refused with the folder's `words`, unsent (the

@@ -1,6 +1,7 @@
 //! What went wrong earlier in a mailbox's run and must not repeat without end: a target
 //! folder that vanished (created again once), a message the target keeps answering "not
-//! now" (set aside after a few times so the rest of the mailbox goes on).
+//! now" (set aside after a few times so the rest of the mailbox goes on), a folder whose
+//! messages meet `[LIMIT]` again and again (stopped).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,6 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// "Not now" answers (without a throttle) to one message in one run before it is set
 /// aside as failed; the next run tries it again.
 pub(crate) const MAX_DEFERRALS: u32 = 3;
+
+/// `[LIMIT]` refusals in a row in one folder (none stored between) after which the folder
+/// is taken as full and stops.
+pub(crate) const MAX_LIMITS_IN_A_ROW: u32 = 20;
 
 /// A mailbox's setbacks in this run, shared by its connections.
 #[derive(Default)]
@@ -20,6 +25,8 @@ pub(crate) struct Setbacks {
     vanished: Mutex<HashMap<Vec<String>, u32>>,
     /// "Not now" answers to each message (by its row).
     deferred: Mutex<HashMap<i64, u32>>,
+    /// `[LIMIT]` refusals in a row in each target folder (by its path).
+    limited: Mutex<HashMap<Vec<String>, u32>>,
 }
 
 impl Setbacks {
@@ -50,6 +57,25 @@ impl Setbacks {
         *n += 1;
         *n
     }
+
+    /// Counts a `[LIMIT]` refusal in folder `path`; returns how many it has had in a row.
+    pub(crate) fn limited(&self, path: &[String]) -> u32 {
+        let Ok(mut seen) = self.limited.lock() else {
+            return 0;
+        };
+        let n = seen.entry(path.to_vec()).or_default();
+        *n += 1;
+        *n
+    }
+
+    /// A message was stored in folder `path`: its `[LIMIT]` refusals are no longer in a row.
+    pub(crate) fn stored_in(&self, path: &[String]) {
+        if let Ok(mut seen) = self.limited.lock()
+            && !seen.is_empty()
+        {
+            seen.remove(path);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -69,5 +95,12 @@ mod tests {
             "vanished again after it was created again"
         );
         assert_eq!((s.deferred(7), s.deferred(7), s.deferred(8)), (1, 2, 1));
+        let other = vec!["Other".to_string()];
+        assert_eq!(
+            (s.limited(&path), s.limited(&path), s.limited(&other)),
+            (1, 2, 1)
+        );
+        s.stored_in(&path);
+        assert_eq!((s.limited(&path), s.limited(&other)), (1, 2));
     }
 }

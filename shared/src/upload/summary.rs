@@ -41,7 +41,7 @@ impl MailboxSummary for UploadOutcome {
         .part(
             c.set_aside > 0,
             format_args!(
-                "{} set aside (the link broke each time they were sent; the next run tries them again)",
+                "{} set aside (the link broke or the target answered \"not now\" each time they were sent; the next run tries them again)",
                 c.set_aside
             ),
         )
