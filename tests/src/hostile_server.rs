@@ -373,7 +373,14 @@ impl Conn<'_> {
                 self.send(line.as_bytes())?; // until the client hangs up
             }
         }
-        if bodies && [Hostility::KeepaliveFlood, Hostility::ByteTrickle].contains(hostility) {
+        if bodies
+            && [
+                Hostility::KeepaliveFlood,
+                Hostility::FlagsOnlyFlood,
+                Hostility::ByteTrickle,
+            ]
+            .contains(hostility)
+        {
             return self.stall(mails);
         }
         if !bodies
@@ -502,11 +509,16 @@ impl Conn<'_> {
             }
             return hold_open(self.out.inner);
         }
+        let flags = if self.script.hostility == Hostility::FlagsOnlyFlood {
+            "* 1 FETCH (UID 1 FLAGS (\\Seen))"
+        } else {
+            "* 1 FETCH (FLAGS (\\Seen))"
+        };
         let lines = [
             "* OK still here",
             "* 2 EXISTS",
             "* OK [ALERT] the system is busy",
-            "* 1 FETCH (FLAGS (\\Seen))",
+            flags,
         ];
         for line in lines.iter().cycle() {
             std::thread::sleep(Duration::from_millis(100));

@@ -107,6 +107,13 @@ fn a_server_that_only_sends_keepalives_is_cut() -> Result<()> {
     cut_without_progress(Hostility::KeepaliveFlood)
 }
 
+/// The same flood naming the UID asked for in its flag-only FETCH: that message is
+/// recorded failed by every attempt, which is progress once, not on every retry.
+#[test]
+fn a_flood_answering_the_uid_asked_for_with_flags_only_is_cut_too() -> Result<()> {
+    cut_without_progress(Hostility::FlagsOnlyFlood)
+}
+
 /// A body literal trickling in a byte every 250 ms: cut once its waits add up to the
 /// read timeout, retried, then the mailbox Failed.
 #[test]

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::attempt_progress::{failed_more, progress_mark};
 use super::bodies_pass::{FolderBodies, fetch_folders};
 use super::context::Ctx;
 use super::deletions::{Seen, notice_deletions};
@@ -37,12 +38,16 @@ pub(super) async fn sync_mailbox(ctx: &Ctx, mb: &MailboxJob) -> MailboxOutcome {
     // Folders finished during this pass, and failed attempts in a row without progress.
     let mut finished = HashSet::new();
     let mut attempts = Attempts::new(&ctx.retry);
+    // The mailbox's failed messages after the last failed attempt (see `failed_more`).
+    let mut failed_rows = None;
     let result = loop {
         let before = progress_mark(&counts, &finished);
+        let failed_before = counts.failed;
         match sync_once(ctx, mb, &mut counts, &mut finished).await {
             Ok(()) => break Ok(()),
             Err(e) if e.is_transient() => {
-                let progressed = progress_mark(&counts, &finished) != before;
+                let failed = failed_more(ctx, mb, &mut failed_rows, counts.failed > failed_before);
+                let progressed = failed || progress_mark(&counts, &finished) != before;
                 match attempts.failed(progressed, e.throttle_backoff()) {
                     Next::GiveUp { fruitless } => {
                         break Err(ExtractError::GaveUp {
@@ -96,17 +101,6 @@ pub(crate) fn finish_mailbox(
     ctx.progress.mailbox_finished(&outcome);
     outcome
 }
-
-/// What counts as progress: message rows committed, folders finished, bytes of a body cut
-/// part-way kept to resume from, counted in steps of [`PARTIAL_PROGRESS`] (a body trickling
-/// in a few bytes per attempt is no progress: the mailbox fails instead of retrying for ever).
-fn progress_mark(c: &MailboxCounts, finished: &HashSet<i64>) -> (u64, usize, u64) {
-    let rows = c.staged + c.skipped_size + c.skipped_item_cap + c.failed;
-    (rows, finished.len(), c.partial_bytes / PARTIAL_PROGRESS)
-}
-
-/// Bytes of partial bodies an attempt must keep to count as progress.
-const PARTIAL_PROGRESS: u64 = 64 << 10;
 
 /// A folder after phase 1.
 struct Examined {

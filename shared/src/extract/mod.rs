@@ -16,6 +16,7 @@
 //! Mailboxes run in parallel up to the endpoint's limit; transient failures reconnect with
 //! backoff and resume.
 
+mod attempt_progress;
 mod bodies;
 mod bodies_pass;
 mod commits;

@@ -77,6 +77,10 @@ pub enum Hostility {
     /// tagged answer: `* OK still here`, `* n EXISTS`, `* OK [ALERT]`, flag-only FETCH
     /// responses (a server that keeps the link alive and never finishes).
     KeepaliveFlood,
+    /// [`Hostility::KeepaliveFlood`] whose flag-only FETCH names the UID asked for
+    /// (`* 1 FETCH (UID 1 FLAGS (\Seen))`): that message is recorded failed on every
+    /// attempt, which must not count as progress each time.
+    FlagsOnlyFlood,
     /// A body `UID FETCH` answered with the first body's literal trickling in a byte every
     /// 250 ms.
     ByteTrickle,

@@ -208,6 +208,18 @@ impl Index {
         self.sql(stmt.query_map([], |r| r.get(0)).and_then(Iterator::collect))
     }
 
+    /// How many messages of the mailbox `mailbox_id` are recorded failed: distinct messages,
+    /// so a retry that fails the same message again does not raise it.
+    pub fn failed_messages(&self, mailbox_id: i64) -> Result<u64> {
+        let count: i64 = self.sql(self.conn.query_row(
+            "SELECT count(*) FROM messages m JOIN folders f ON f.id = m.folder_id
+             WHERE f.mailbox_id = ?1 AND m.state = 'failed'",
+            [mailbox_id],
+            |r| r.get(0),
+        ))?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
     /// The UIDs recorded for a folder under one UIDVALIDITY, in any state.
     pub fn known_uids(&self, folder_id: i64, uidvalidity: u32) -> Result<Vec<u32>> {
         let mut stmt = self.sql(self.conn.prepare(
