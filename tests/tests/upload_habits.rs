@@ -12,7 +12,9 @@ use anyhow::Result;
 use mailstage_tests::Dovecot;
 use mailstage_tests::exchange_proxy::ExchangeRules;
 use mailstage_tests::fixtures::simple;
-use mailstage_tests::upload::{m365_job_via, run, staged_behind_exchange, target_contents};
+use mailstage_tests::upload::{
+    alice_behind_exchange, m365_job_via, run, staged_behind_exchange, target_contents,
+};
 
 const ALICE: &str = "alice@contoso.edu";
 const T0: u64 = 1_700_000_000;
@@ -61,16 +63,12 @@ fn a_target_refusing_non_synchronising_literals_gets_synchronising_ones() -> Res
 
 #[test]
 fn a_target_refusing_them_everywhere_is_found_out_before_any_append() -> Result<()> {
-    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
-    for i in 0..6 {
-        source.write_message_at("alice", "INBOX", &[], T0 + i, &simple(i))?;
-    }
     let dir = tempfile::tempdir()?;
-    let (target, proxy) = staged_behind_exchange(
+    let (target, proxy) = alice_behind_exchange(
         dir.path(),
-        &source,
         ALICE,
-        "alice",
+        (6, T0),
+        |_| &[],
         ExchangeRules {
             refuse_nonsync_everywhere: true,
             ..ExchangeRules::default()
@@ -135,16 +133,12 @@ fn a_folder_answering_limit_again_and_again_stops_with_one_error_naming_it() -> 
 
 #[test]
 fn a_target_ending_each_connection_after_a_few_appends_gets_each_message_once() -> Result<()> {
-    let source = Dovecot::builder().user("alice", "alice-pw").start()?;
-    for i in 0..20 {
-        source.write_message_at("alice", "INBOX", &[], T0 + i, &simple(i))?;
-    }
     let dir = tempfile::tempdir()?;
-    let (target, proxy) = staged_behind_exchange(
+    let (target, proxy) = alice_behind_exchange(
         dir.path(),
-        &source,
         ALICE,
-        "alice",
+        (20, T0),
+        |_| &[],
         ExchangeRules {
             bye_after_appends: Some(6),
             ..ExchangeRules::default()

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use super::durable::Durability;
 use super::error::{IoContext, Result};
 use super::hash::BlobHash;
+use super::rename::rename_no_replace;
 
 /// Buffer between the socket-sized chunks a caller hands in and the write(2) calls.
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -211,11 +212,9 @@ impl BlobStore {
                 .parent()
                 .expect("blob paths have a parent")
                 .to_path_buf();
-            let deduplicated = target.exists();
+            let deduplicated = !self.rename_creating_parent(&blob.path, &target, &parent, dirs)?;
             if deduplicated {
                 fs::remove_file(&blob.path).at("remove duplicate", &blob.path)?;
-            } else {
-                self.rename_creating_parent(&blob.path, &target, &parent, dirs)?;
             }
             blob.persisted = true;
             dirs.insert(parent);
@@ -228,21 +227,22 @@ impl BlobStore {
         Ok(stored)
     }
 
-    /// Renames `from` to `target`; when the fan-out directory `parent` is missing (a store
-    /// opened without [`BlobStore::create_fan_out`]) it is created first and `blobs/` goes
-    /// into `dirs` for fsync.
+    /// Renames `from` to `target` unless identical bytes are stored there already
+    /// (`Ok(false)`, `from` left in place); when the fan-out directory `parent` is missing (a
+    /// store opened without [`BlobStore::create_fan_out`]) it is created first and `blobs/`
+    /// goes into `dirs` for fsync.
     fn rename_creating_parent(
         &self,
         from: &Path,
         target: &Path,
         parent: &Path,
         dirs: &mut BTreeSet<PathBuf>,
-    ) -> Result<()> {
-        match fs::rename(from, target) {
+    ) -> Result<bool> {
+        match rename_no_replace(from, target) {
             Err(e) if e.kind() == io::ErrorKind::NotFound && !parent.is_dir() => {
                 create_dir_if_missing(parent)?;
                 dirs.insert(self.blobs.clone());
-                fs::rename(from, target).at("rename into place", target)
+                rename_no_replace(from, target).at("rename into place", target)
             }
             other => other.at("rename into place", target),
         }

@@ -25,6 +25,7 @@ mod merge;
 #[cfg(test)]
 mod merge_tests;
 mod partial;
+mod rename;
 mod safe_name;
 mod schema;
 pub mod verify;
