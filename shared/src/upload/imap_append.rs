@@ -104,9 +104,7 @@ impl ImapTarget {
         };
         Ok((sent.ticket, answer))
     }
-}
 
-impl ImapTarget {
     /// The target refused a literal sent without waiting for `+`: from now on (this
     /// connection and every later one to this target in the run) literals wait for it. The
     /// message was not stored; the link may be out of step (the server may read the
@@ -122,9 +120,7 @@ impl ImapTarget {
             words_of(e)
         ))
     }
-}
 
-impl ImapTarget {
     /// A BAD to an APPEND whose literal waited for `+` is about the message (Exchange's
     /// `Command Argument Error. 11` for one over its size), so the BAD that made this run
     /// give up non-synchronising literals may have been too: later connections try them
